@@ -1,0 +1,175 @@
+//! Request extractors: who is calling, and JSON bodies whose rejections speak
+//! the service's error format.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use crate::auth::{Role, STORE_KEY_PREFIX, USER_TOKEN_PREFIX};
+use crate::db::stores::{self, Store};
+use crate::db::users::{self, User};
+use crate::error::Error;
+use crate::AppState;
+
+/// Who is calling: a store system or a person.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// A store system with its API key.
+    Store(Store),
+    /// A labeler, supervisor or admin with an API token.
+    User(User),
+}
+
+fn unauthorized(message: &str) -> Error {
+    Error::client(StatusCode::UNAUTHORIZED, "unauthorized", message)
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| unauthorized("an Authorization: Bearer header is required"))?
+            .to_str()
+            .map_err(|_| unauthorized("the Authorization header is not readable text"))?;
+        let secret = header
+            .strip_prefix("Bearer ")
+            .ok_or_else(|| {
+                unauthorized("the Authorization header must be \"Bearer <key or token>\"")
+            })?
+            .trim();
+        if secret.starts_with(STORE_KEY_PREFIX) {
+            if let Some(store) = stores::by_api_key(&state.db, secret).await? {
+                return Ok(Caller::Store(store));
+            }
+        } else if secret.starts_with(USER_TOKEN_PREFIX) {
+            if let Some(user) = users::by_token(&state.db, secret, state.now()).await? {
+                return Ok(Caller::User(user));
+            }
+        }
+        Err(unauthorized("the key or token is unknown or expired"))
+    }
+}
+
+/// A store system (API key).
+#[derive(Debug, Clone)]
+pub struct StoreCaller(pub Store);
+
+impl FromRequestParts<AppState> for StoreCaller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        match Caller::from_request_parts(parts, state).await? {
+            Caller::Store(s) => Ok(StoreCaller(s)),
+            Caller::User(_) => Err(Error::forbidden(
+                "store-key-required",
+                "this endpoint is for store systems; use the store's API key",
+            )),
+        }
+    }
+}
+
+/// Any signed-in person.
+#[derive(Debug, Clone)]
+pub struct UserCaller(pub User);
+
+impl FromRequestParts<AppState> for UserCaller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        match Caller::from_request_parts(parts, state).await? {
+            Caller::User(u) => Ok(UserCaller(u)),
+            Caller::Store(_) => Err(Error::forbidden(
+                "user-token-required",
+                "this endpoint is for labelers and supervisors; a store key cannot use it",
+            )),
+        }
+    }
+}
+
+/// A supervisor or admin.
+#[derive(Debug, Clone)]
+pub struct SupervisorCaller(pub User);
+
+impl FromRequestParts<AppState> for SupervisorCaller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let UserCaller(user) = UserCaller::from_request_parts(parts, state).await?;
+        if !user.role.is_supervisor() {
+            return Err(role_forbidden("supervisor"));
+        }
+        Ok(SupervisorCaller(user))
+    }
+}
+
+/// An admin.
+#[derive(Debug, Clone)]
+pub struct AdminCaller(pub User);
+
+impl FromRequestParts<AppState> for AdminCaller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let UserCaller(user) = UserCaller::from_request_parts(parts, state).await?;
+        if user.role != Role::Admin {
+            return Err(role_forbidden("admin"));
+        }
+        Ok(AdminCaller(user))
+    }
+}
+
+fn role_forbidden(needed: &str) -> Error {
+    Error::forbidden(
+        "role-forbidden",
+        format!("this endpoint needs the {needed} role"),
+    )
+}
+
+/// A JSON body; malformed or mistyped bodies become precise error answers.
+#[derive(Debug, Clone)]
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Json(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+/// Maps axum's JSON rejections to stable codes.
+pub fn json_rejection(rejection: JsonRejection) -> Error {
+    match rejection {
+        JsonRejection::JsonSyntaxError(e) => Error::bad_request(
+            "malformed-json",
+            format!("the body is not valid JSON: {}", source_text(&e)),
+        ),
+        JsonRejection::JsonDataError(e) => Error::unprocessable("invalid-body", source_text(&e)),
+        JsonRejection::MissingJsonContentType(_) => Error::client(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "send the body as Content-Type: application/json",
+        ),
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Error::client(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "the request body is larger than the server accepts",
+            )
+        }
+        other => Error::bad_request("unreadable-body", other.body_text()),
+    }
+}
+
+/// The serde message (with the field path) without axum's generic prefix.
+fn source_text(e: &dyn std::error::Error) -> String {
+    e.source().map_or_else(|| e.to_string(), |s| s.to_string())
+}

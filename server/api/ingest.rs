@@ -1,0 +1,269 @@
+//! Store-facing endpoints: catalog, events, session exit, receipts.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use super::extract::{Caller, Json, StoreCaller};
+use crate::auth::digest;
+use crate::db::events::{self, IngestOutcome};
+use crate::db::products::{self, Product};
+use crate::db::receipts::{self, Receipt};
+use crate::domain::event::{check_id, EventInput};
+use crate::domain::time::parse_rfc3339_ms;
+use crate::error::{Error, ErrorBody, Result};
+use crate::AppState;
+
+/// Most products in one catalog upload.
+pub const MAX_PRODUCTS: usize = 10_000;
+
+/// Answer to a catalog upload.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UpsertedProducts {
+    /// Products inserted or updated.
+    pub upserted: usize,
+}
+
+/// Inserts or updates products of the caller's catalog.
+#[utoipa::path(put, path = "/api/v1/products", tag = "store", security(("bearer" = [])),
+    request_body = Vec<Product>,
+    responses(
+        (status = 200, body = UpsertedProducts),
+        (status = 422, description = "invalid product (`invalid-id`, `invalid-name`, `invalid-price`, `duplicate-sku`)", body = ErrorBody),
+    ))]
+pub async fn put_products(
+    State(state): State<AppState>,
+    StoreCaller(store): StoreCaller,
+    Json(list): Json<Vec<Product>>,
+) -> Result<axum::Json<UpsertedProducts>> {
+    if list.len() > MAX_PRODUCTS {
+        return Err(Error::unprocessable(
+            "too-many-products",
+            format!("at most {MAX_PRODUCTS} products per request"),
+        ));
+    }
+    for (i, p) in list.iter().enumerate() {
+        check_id(&format!("[{i}].sku"), &p.sku)?;
+        if p.name.trim().is_empty() || p.name.chars().count() > 200 {
+            return Err(Error::unprocessable(
+                "invalid-name",
+                format!("[{i}].name must be 1 to 200 characters"),
+            ));
+        }
+        if p.price_cents < 0 {
+            return Err(Error::unprocessable(
+                "invalid-price",
+                format!("[{i}].price_cents must not be negative"),
+            ));
+        }
+        if list[..i].iter().any(|o| o.sku == p.sku) {
+            return Err(Error::unprocessable(
+                "duplicate-sku",
+                format!("[{i}].sku {:?} appears twice", p.sku),
+            ));
+        }
+    }
+    let mut tx = state.db.begin().await?;
+    products::upsert(&mut tx, &store.id, &list, state.now()).await?;
+    tx.commit().await?;
+    Ok(axum::Json(UpsertedProducts {
+        upserted: list.len(),
+    }))
+}
+
+/// The caller's catalog.
+#[utoipa::path(get, path = "/api/v1/products", tag = "store", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Product>)))]
+pub async fn list_products(
+    State(state): State<AppState>,
+    StoreCaller(store): StoreCaller,
+) -> Result<axum::Json<Vec<Product>>> {
+    Ok(axum::Json(products::list(&state.db, &store.id).await?))
+}
+
+/// One event or an array of events.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum EventsBody {
+    One(EventInput),
+    Many(Vec<EventInput>),
+}
+
+/// Routes events; replays of a stored event id return the stored answer.
+///
+/// An array is stored all or nothing: the first invalid event refuses the
+/// whole batch, its index named in the message.
+#[utoipa::path(post, path = "/api/v1/events", tag = "store", security(("bearer" = [])),
+    request_body(content = EventsBody, description = "one event, or an array of events"),
+    responses(
+        (status = 200, description = "the outcome, or an array of outcomes in request order", body = IngestOutcome),
+        (status = 409, description = "`event-conflict`, `session-finalized`", body = ErrorBody),
+        (status = 422, description = "`invalid-body`, `invalid-kind`, `invalid-quantity`, `invalid-confidence`, `invalid-timestamp`, `unknown-sku`, …", body = ErrorBody),
+    ))]
+pub async fn post_events(
+    State(state): State<AppState>,
+    StoreCaller(store): StoreCaller,
+    Json(body): Json<Value>,
+) -> Result<Response> {
+    let (inputs, batch) = match body {
+        Value::Array(items) => {
+            if items.is_empty() {
+                return Err(Error::unprocessable(
+                    "empty-batch",
+                    "the array holds no event",
+                ));
+            }
+            if items.len() > state.config.max_batch_events {
+                return Err(Error::unprocessable(
+                    "batch-too-large",
+                    format!("at most {} events per batch", state.config.max_batch_events),
+                ));
+            }
+            let mut inputs = Vec::with_capacity(items.len());
+            for (i, item) in items.into_iter().enumerate() {
+                inputs.push(parse_event(item).map_err(|e| at_index(e, i))?);
+            }
+            (inputs, true)
+        }
+        other => (vec![parse_event(other)?], false),
+    };
+    let mut valid = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.iter().enumerate() {
+        let v = input.validate().map_err(Error::from);
+        valid.push(if batch {
+            v.map_err(|e| at_index(e, i))?
+        } else {
+            v?
+        });
+    }
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    let mut outcomes = Vec::with_capacity(valid.len());
+    for (i, (input, ev)) in inputs.iter().zip(&valid).enumerate() {
+        let hash = digest(&serde_json::to_string(input).map_err(anyhow::Error::from)?);
+        let draw: f64 = rand::random();
+        let outcome = events::ingest(&mut tx, &store, ev, &hash, now, draw).await;
+        outcomes.push(if batch {
+            outcome.map_err(|e| at_index(e, i))?
+        } else {
+            outcome?
+        });
+    }
+    tx.commit().await?;
+    for o in &outcomes {
+        crate::metrics::event_ingested(&o.route);
+    }
+    Ok(if batch {
+        axum::Json(outcomes).into_response()
+    } else {
+        axum::Json(outcomes.remove(0)).into_response()
+    })
+}
+
+fn parse_event(v: Value) -> Result<EventInput> {
+    serde_json::from_value(v).map_err(|e| Error::unprocessable("invalid-body", e.to_string()))
+}
+
+/// Prefixes a batch error with the index of the event that caused it.
+fn at_index(e: Error, i: usize) -> Error {
+    match e {
+        Error::Client {
+            status,
+            code,
+            message,
+        } => Error::Client {
+            status,
+            code,
+            message: format!("events[{i}]: {message}"),
+        },
+        other => other,
+    }
+}
+
+/// Body of a session exit.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExitInput {
+    /// When the shopper left, RFC 3339.
+    pub exited_at: String,
+}
+
+/// Records that the shopper left; the receipt is final at once when nothing
+/// of the session is in review.
+#[utoipa::path(post, path = "/api/v1/sessions/{session_id}/exit", tag = "store", security(("bearer" = [])),
+    params(("session_id" = String, Path, description = "the store's session id")),
+    request_body = ExitInput,
+    responses(
+        (status = 200, body = Receipt),
+        (status = 409, description = "`session-already-exited` with another time", body = ErrorBody),
+    ))]
+pub async fn exit_session(
+    State(state): State<AppState>,
+    StoreCaller(store): StoreCaller,
+    Path(session_id): Path<String>,
+    Json(input): Json<ExitInput>,
+) -> Result<axum::Json<Receipt>> {
+    check_id("session_id", &session_id)?;
+    let exited_at = parse_rfc3339_ms(&input.exited_at).ok_or_else(|| {
+        Error::unprocessable(
+            "invalid-timestamp",
+            format!(
+                "exited_at must be an RFC 3339 timestamp, not {:?}",
+                input.exited_at
+            ),
+        )
+    })?;
+    let receipt = receipts::exit(&state.db, &store, &session_id, exited_at, state.now()).await?;
+    Ok(axum::Json(receipt))
+}
+
+/// Which store's session a supervisor asks about.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ReceiptQuery {
+    /// Required for supervisors; a store key always reads its own store.
+    pub store_id: Option<String>,
+}
+
+/// A session's receipt: final, or pending with what is settled so far.
+#[utoipa::path(get, path = "/api/v1/sessions/{session_id}/receipt", tag = "store", security(("bearer" = [])),
+    params(("session_id" = String, Path, description = "the store's session id"), ReceiptQuery),
+    responses(
+        (status = 200, body = Receipt),
+        (status = 404, description = "`unknown-session`", body = ErrorBody),
+    ))]
+pub async fn get_receipt(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(session_id): Path<String>,
+    Query(q): Query<ReceiptQuery>,
+) -> Result<axum::Json<Receipt>> {
+    let store_id = match caller {
+        Caller::Store(store) => store.id,
+        Caller::User(user) if user.role.is_supervisor() => q.store_id.ok_or_else(|| {
+            Error::unprocessable(
+                "missing-store-id",
+                "supervisors must name the store: ?store_id=",
+            )
+        })?,
+        Caller::User(_) => {
+            return Err(Error::forbidden(
+                "role-forbidden",
+                "receipts are for the store and supervisors",
+            ))
+        }
+    };
+    let mut conn = state.db.reader().acquire().await?;
+    receipts::read(&mut conn, &store_id, &session_id)
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| Error::not_found("unknown-session", format!("no session {session_id:?}")))
+}
+
+/// 204 with no body.
+pub fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}

@@ -1,0 +1,61 @@
+//! The review-queue API: JSON handlers and the OpenAPI document generated
+//! from their own types.
+
+pub mod extract;
+pub mod ingest;
+pub mod queue;
+pub mod system;
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Recount review-queue API",
+        description = "Store systems send events and read receipts; labelers and supervisors claim and answer review tasks."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "store", description = "For store systems, with the store's API key"),
+        (name = "queue", description = "For labelers and supervisors, with a user token"),
+        (name = "system", description = "Health, metrics and this document")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Every API route, with its OpenAPI description collected alongside.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(ingest::put_products, ingest::list_products))
+        .routes(routes!(ingest::post_events))
+        .routes(routes!(ingest::exit_session))
+        .routes(routes!(ingest::get_receipt))
+        .routes(routes!(queue::issue_token))
+        .routes(routes!(queue::claim))
+        .routes(routes!(queue::heartbeat))
+        .routes(routes!(queue::release))
+        .routes(routes!(queue::verdict))
+        .routes(routes!(queue::task_detail))
+        .routes(routes!(queue::escalations))
+        .routes(routes!(queue::resolve))
+        .routes(routes!(queue::get_policy, queue::put_policy))
+        .routes(routes!(system::healthz))
+        .routes(routes!(system::metrics))
+}

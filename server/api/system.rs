@@ -1,0 +1,42 @@
+//! Health, metrics.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::db::tasks;
+use crate::error::Result;
+use crate::AppState;
+
+/// Liveness and database reachability.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+    /// `sqlite` or `postgres`.
+    pub database: String,
+}
+
+/// Answers when the service and its database are up.
+#[utoipa::path(get, path = "/healthz", tag = "system",
+    responses((status = 200, body = Health), (status = 503, description = "database unreachable")))]
+pub async fn healthz(State(state): State<AppState>) -> Result<axum::Json<Health>> {
+    sqlx::query("SELECT 1").execute(state.db.reader()).await?;
+    Ok(axum::Json(Health {
+        status: "ok".into(),
+        database: format!("{:?}", state.db.backend).to_lowercase(),
+    }))
+}
+
+/// Prometheus metrics in text format.
+#[utoipa::path(get, path = "/metrics", tag = "system",
+    responses((status = 200, content_type = "text/plain", body = String)))]
+pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse> {
+    let counts = tasks::counts_by_status(&state.db).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::render(&counts),
+    ))
+}

@@ -1,0 +1,199 @@
+//! Configuration: defaults, then an optional TOML file, then `RECOUNT_*`
+//! environment variables, then command-line flags — each layer overriding the
+//! one before.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+/// Everything a `recount` process can be told.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Listen address of `serve`.
+    pub addr: String,
+    /// `sqlite://…` or `postgres://…`; empty means SQLite under `data_dir`.
+    pub database_url: String,
+    /// Directory for the SQLite file and media blobs.
+    pub data_dir: PathBuf,
+    /// Most connections per pool.
+    pub max_connections: u32,
+    /// How long a claimed task stays leased without a heartbeat.
+    pub lease_ttl_ms: i64,
+    /// Tasks one labeler may hold at once (the console prefetches one).
+    pub max_leases_per_labeler: i64,
+    /// How often expired leases are returned to the queue.
+    pub lease_sweep_interval_ms: u64,
+    /// How often the job worker looks for due jobs when idle.
+    pub job_poll_interval_ms: u64,
+    /// How long a job may run before another worker may take it over.
+    pub job_lease_ms: i64,
+    /// Webhook deliveries tried before the job is dead.
+    pub webhook_max_attempts: i64,
+    /// First retry delay of a webhook; doubled on each attempt.
+    pub webhook_backoff_base_ms: i64,
+    /// Longest retry delay of a webhook.
+    pub webhook_backoff_max_ms: i64,
+    /// Time limit of one webhook request.
+    pub webhook_timeout_ms: u64,
+    /// Largest JSON request body.
+    pub json_body_limit: usize,
+    /// Most events in one batch.
+    pub max_batch_events: usize,
+    /// Lifetime of an API token.
+    pub token_ttl_ms: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: "127.0.0.1:8080".into(),
+            database_url: String::new(),
+            data_dir: PathBuf::from("data"),
+            max_connections: 16,
+            lease_ttl_ms: 60_000,
+            max_leases_per_labeler: 2,
+            lease_sweep_interval_ms: 1_000,
+            job_poll_interval_ms: 500,
+            job_lease_ms: 60_000,
+            webhook_max_attempts: 12,
+            webhook_backoff_base_ms: 2_000,
+            webhook_backoff_max_ms: 3_600_000,
+            webhook_timeout_ms: 10_000,
+            json_body_limit: 2 * 1024 * 1024,
+            max_batch_events: 1_000,
+            token_ttl_ms: 12 * 3_600_000,
+        }
+    }
+}
+
+/// Secrets may sit in the database URL; never print them.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("data_dir", &self.data_dir)
+            .field("max_connections", &self.max_connections)
+            .field("lease_ttl_ms", &self.lease_ttl_ms)
+            .field("max_leases_per_labeler", &self.max_leases_per_labeler)
+            .field("webhook_max_attempts", &self.webhook_max_attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Replaces the password of a URL with `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+impl Config {
+    /// Reads the optional file layer.
+    pub fn from_file(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+
+    /// Applies `RECOUNT_<SETTING>` variables (e.g. `RECOUNT_LEASE_TTL_MS`)
+    /// for every setting; values are read as TOML scalars.
+    pub fn with_env(
+        self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Config> {
+        let mut table = toml::Table::try_from(&self).context("serializing config")?;
+        for (name, value) in vars {
+            let Some(key) = name.strip_prefix("RECOUNT_") else {
+                continue;
+            };
+            let key = key.to_ascii_lowercase();
+            let Some(current) = table.get(&key) else {
+                continue;
+            };
+            let parsed = match current {
+                toml::Value::String(_) => toml::Value::String(value),
+                _ => toml::from_str::<toml::Table>(&format!("v = {value}"))
+                    .ok()
+                    .and_then(|mut t| t.remove("v"))
+                    .with_context(|| format!("{name}: {value:?} is not a valid value"))?,
+            };
+            table.insert(key, parsed);
+        }
+        Config::deserialize(table).context("applying RECOUNT_* environment variables")
+    }
+
+    /// The database URL to use: the configured one, or SQLite under `data_dir`.
+    pub fn effective_database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("recount.db").display()
+            )
+        } else {
+            self.database_url.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_debug_output() {
+        let c = Config {
+            database_url: "postgres://app:hunter2@db:5432/recount".into(),
+            ..Config::default()
+        };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("postgres://app:***@db:5432/recount"));
+    }
+
+    #[test]
+    fn file_layer_overrides_defaults_and_rejects_unknown_keys() {
+        let c: Config = toml::from_str("lease_ttl_ms = 5000").unwrap();
+        assert_eq!(c.lease_ttl_ms, 5000);
+        assert_eq!(c.addr, "127.0.0.1:8080");
+        assert!(toml::from_str::<Config>("lease_ttl = 5").is_err());
+    }
+
+    #[test]
+    fn environment_overrides_any_setting_by_name() {
+        let c = Config::default()
+            .with_env([
+                ("RECOUNT_LEASE_TTL_MS".to_string(), "1500".to_string()),
+                ("RECOUNT_ADDR".to_string(), "0.0.0.0:9000".to_string()),
+                ("OTHER".to_string(), "x".to_string()),
+            ])
+            .unwrap();
+        assert_eq!(c.lease_ttl_ms, 1500);
+        assert_eq!(c.addr, "0.0.0.0:9000");
+        assert!(Config::default()
+            .with_env([("RECOUNT_LEASE_TTL_MS".to_string(), "soon".to_string())])
+            .is_err());
+    }
+
+    #[test]
+    fn default_database_is_sqlite_under_the_data_dir() {
+        let c = Config {
+            data_dir: "/srv/recount".into(),
+            ..Config::default()
+        };
+        assert_eq!(
+            c.effective_database_url(),
+            "sqlite:///srv/recount/recount.db?mode=rwc"
+        );
+    }
+}

@@ -1,0 +1,219 @@
+//! Ingest: store an event once, route it, open a review task when needed.
+
+use sqlx::Row;
+
+use super::{new_id, products, Tx};
+use crate::db::stores::Store;
+use crate::domain::event::ValidEvent;
+use crate::domain::routing::{self, Route};
+use crate::error::{Error, Result};
+
+/// The answer to one ingested event (also the answer replayed on a retry).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct IngestOutcome {
+    /// The store's event id.
+    pub event_id: String,
+    /// `auto_accepted` or `review`.
+    pub route: String,
+    /// Why the event went to review.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The review task, when one was opened.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+}
+
+/// Ingests one validated event inside `tx`.
+///
+/// `request_hash` identifies the request's content: a replay with the same
+/// hash gets the stored answer, one with another hash is refused.
+/// `audit_draw` is the uniform draw for the audit sample.
+pub async fn ingest(
+    tx: &mut Tx,
+    store: &Store,
+    ev: &ValidEvent,
+    request_hash: &str,
+    now: i64,
+    audit_draw: f64,
+) -> Result<IngestOutcome> {
+    if let Some(previous) = replay(tx, store, &ev.event_id, request_hash).await? {
+        return Ok(previous);
+    }
+
+    let skus: Vec<&str> = ev.candidates.iter().map(|c| c.sku.as_str()).collect();
+    let catalog = products::find(&mut **tx, &store.id, &skus).await?;
+    if let Some(unknown) = skus.iter().find(|s| !catalog.contains_key(**s)) {
+        return Err(Error::unprocessable(
+            "unknown-sku",
+            format!("sku {unknown:?} is not in the store's catalog"),
+        ));
+    }
+
+    let exited_at = lock_open_session(tx, &store.id, &ev.session_id, now).await?;
+
+    let confidences: Vec<f64> = ev.candidates.iter().map(|c| c.confidence).collect();
+    let top = routing::top_index(&confidences).map(|i| &ev.candidates[i]);
+    let top_value = top.map(|c| catalog[&c.sku].price_cents * ev.quantity);
+    let route = routing::route(&store.policy, &confidences, top_value, audit_draw);
+
+    let event_pk = new_id();
+    let (route_name, reason, status) = match route {
+        Route::AutoAccepted => ("auto_accepted", None, "resolved"),
+        Route::Review { reason, .. } => ("review", Some(reason.as_str()), "review"),
+    };
+    let auto = route == Route::AutoAccepted;
+    let inserted = sqlx::query(
+        "INSERT INTO events (id, store_id, event_id, session_id, kind, quantity, occurred_at, \
+         candidates, clips, model_version, top_sku, top_confidence, route, route_reason, status, \
+         final_action, final_sku, final_quantity, resolution, request_hash, created_at, resolved_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+         $19, $20, $21, $22) ON CONFLICT (store_id, event_id) DO NOTHING",
+    )
+    .bind(&event_pk)
+    .bind(&store.id)
+    .bind(&ev.event_id)
+    .bind(&ev.session_id)
+    .bind(ev.kind.as_str())
+    .bind(ev.quantity)
+    .bind(ev.occurred_at)
+    .bind(serde_json::to_string(&ev.candidates).map_err(anyhow::Error::from)?)
+    .bind(serde_json::to_string(&ev.clips).map_err(anyhow::Error::from)?)
+    .bind(&ev.model_version)
+    .bind(top.map(|c| c.sku.clone()))
+    .bind(top.map(|c| c.confidence))
+    .bind(route_name)
+    .bind(reason)
+    .bind(status)
+    .bind(auto.then(|| ev.kind.as_str()))
+    .bind(if auto { top.map(|c| c.sku.clone()) } else { None })
+    .bind(auto.then_some(ev.quantity))
+    .bind(auto.then_some("auto"))
+    .bind(request_hash)
+    .bind(now)
+    .bind(auto.then_some(now))
+    .execute(&mut **tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        // Another request stored the same event id between our check and insert.
+        return replay(tx, store, &ev.event_id, request_hash)
+            .await?
+            .ok_or_else(|| {
+                anyhow::anyhow!("event {} vanished after a conflict", ev.event_id).into()
+            });
+    }
+
+    let Route::Review {
+        reason,
+        required_verdicts,
+    } = route
+    else {
+        return Ok(IngestOutcome {
+            event_id: ev.event_id.clone(),
+            route: route_name.into(),
+            reason: None,
+            task_id: None,
+        });
+    };
+
+    let deadline = match exited_at {
+        Some(exit) => exit + store.policy.receipt_sla_ms,
+        None => ev.occurred_at + store.policy.expected_exit_ms + store.policy.receipt_sla_ms,
+    };
+    let task_id = new_id();
+    sqlx::query(
+        "INSERT INTO review_tasks (id, event_pk, store_id, session_id, reason, required_verdicts, \
+         status, deadline_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'ready', $7, $8, $8)",
+    )
+    .bind(&task_id)
+    .bind(&event_pk)
+    .bind(&store.id)
+    .bind(&ev.session_id)
+    .bind(reason.as_str())
+    .bind(required_verdicts)
+    .bind(deadline)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE sessions SET open_reviews = open_reviews + 1 WHERE store_id = $1 AND session_id = $2",
+    )
+    .bind(&store.id)
+    .bind(&ev.session_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(IngestOutcome {
+        event_id: ev.event_id.clone(),
+        route: route_name.into(),
+        reason: Some(reason.as_str().into()),
+        task_id: Some(task_id),
+    })
+}
+
+/// The stored answer for an event id already ingested, or a conflict when the
+/// content differs.
+async fn replay(
+    tx: &mut Tx,
+    store: &Store,
+    event_id: &str,
+    request_hash: &str,
+) -> Result<Option<IngestOutcome>> {
+    let row = sqlx::query(
+        "SELECT e.request_hash, e.route, e.route_reason, t.id AS task_id FROM events e \
+         LEFT JOIN review_tasks t ON t.event_pk = e.id WHERE e.store_id = $1 AND e.event_id = $2",
+    )
+    .bind(&store.id)
+    .bind(event_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let stored_hash: String = row.try_get("request_hash")?;
+    if stored_hash != request_hash {
+        return Err(Error::conflict(
+            "event-conflict",
+            format!("event {event_id:?} was already received with different content"),
+        ));
+    }
+    Ok(Some(IngestOutcome {
+        event_id: event_id.to_string(),
+        route: row.try_get("route")?,
+        reason: row.try_get("route_reason")?,
+        task_id: row.try_get("task_id")?,
+    }))
+}
+
+/// Creates the session on its first event and locks its row for the rest of
+/// the transaction, so an exit and an event of the same session never
+/// interleave. Returns the exit time, if the shopper already left.
+pub(crate) async fn lock_open_session(
+    tx: &mut Tx,
+    store_id: &str,
+    session_id: &str,
+    now: i64,
+) -> Result<Option<i64>> {
+    sqlx::query(
+        "INSERT INTO sessions (store_id, session_id, status, open_reviews, created_at) \
+         VALUES ($1, $2, 'open', 0, $3) ON CONFLICT (store_id, session_id) DO NOTHING",
+    )
+    .bind(store_id)
+    .bind(session_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    // A no-op update takes the row lock on PostgreSQL and is portable.
+    let row = sqlx::query(
+        "UPDATE sessions SET open_reviews = open_reviews WHERE store_id = $1 AND session_id = $2 \
+         RETURNING status, exited_at",
+    )
+    .bind(store_id)
+    .bind(session_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let status: String = row.try_get("status")?;
+    if status == "finalized" {
+        return Err(Error::conflict(
+            "session-finalized",
+            format!("the receipt of session {session_id:?} is already final"),
+        ));
+    }
+    Ok(row.try_get("exited_at")?)
+}

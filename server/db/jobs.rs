@@ -1,0 +1,141 @@
+//! The database job queue: durable, leased, retried with backoff.
+//!
+//! A job is taken by setting a lease; a worker that dies leaves the lease to
+//! expire and another worker takes the job over. Nothing is lost on a crash
+//! because nothing is held only in memory.
+
+use sqlx::Row;
+
+use super::{new_id, Db, Tx};
+
+/// A job taken by a worker.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Job id.
+    pub id: String,
+    /// What to do, e.g. `receipt-webhook`.
+    pub kind: String,
+    /// JSON arguments.
+    pub payload: String,
+    /// Attempts before this one.
+    pub attempts: i64,
+}
+
+/// Adds a job to run at `run_at`, inside the caller's transaction, so the job
+/// exists exactly when the change that needs it does.
+pub async fn enqueue(
+    tx: &mut Tx,
+    kind: &str,
+    payload: &str,
+    run_at: i64,
+    now: i64,
+) -> Result<String, sqlx::Error> {
+    let id = new_id();
+    sqlx::query(
+        "INSERT INTO jobs (id, kind, payload, status, attempts, run_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, 'queued', 0, $4, $5, $5)",
+    )
+    .bind(&id)
+    .bind(kind)
+    .bind(payload)
+    .bind(run_at)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+/// Takes the next due job (or one whose worker's lease ran out).
+pub async fn take_due(db: &Db, now: i64, lease_ms: i64) -> Result<Option<Job>, sqlx::Error> {
+    let sql = format!(
+        "UPDATE jobs SET status = 'running', lease_expires_at = $1, updated_at = $2 \
+         WHERE id = (SELECT id FROM jobs WHERE (status = 'queued' AND run_at <= $2) \
+         OR (status = 'running' AND lease_expires_at <= $2) ORDER BY run_at LIMIT 1{}) \
+         RETURNING id, kind, payload, attempts",
+        db.skip_locked()
+    );
+    let row = sqlx::query(&sql)
+        .bind(now + lease_ms)
+        .bind(now)
+        .fetch_optional(db.writer())
+        .await?;
+    row.map(|r| {
+        Ok(Job {
+            id: r.try_get("id")?,
+            kind: r.try_get("kind")?,
+            payload: r.try_get("payload")?,
+            attempts: r.try_get("attempts")?,
+        })
+    })
+    .transpose()
+}
+
+/// Marks a job done.
+pub async fn complete(db: &Db, id: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE jobs SET status = 'done', attempts = attempts + 1, lease_expires_at = NULL, \
+                 last_error = NULL, updated_at = $1 WHERE id = $2",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(db.writer())
+    .await?;
+    Ok(())
+}
+
+/// Records a failed attempt: the job runs again at `retry_at`, or is dead
+/// (kept with its error) when `retry_at` is `None`.
+pub async fn fail(
+    db: &Db,
+    id: &str,
+    error: &str,
+    retry_at: Option<i64>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let status = if retry_at.is_some() { "queued" } else { "dead" };
+    sqlx::query(
+        "UPDATE jobs SET status = $1, attempts = attempts + 1, run_at = COALESCE($2, run_at), \
+         lease_expires_at = NULL, last_error = $3, updated_at = $4 WHERE id = $5",
+    )
+    .bind(status)
+    .bind(retry_at)
+    .bind(error)
+    .bind(now)
+    .bind(id)
+    .execute(db.writer())
+    .await?;
+    Ok(())
+}
+
+/// State of a job, for operators and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobState {
+    /// `queued`, `running`, `done` or `dead`.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: i64,
+    /// Last error, if any.
+    pub last_error: Option<String>,
+    /// Next run.
+    pub run_at: i64,
+}
+
+/// Jobs of a kind, oldest first.
+pub async fn list(db: &Db, kind: &str) -> Result<Vec<JobState>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT status, attempts, last_error, run_at FROM jobs WHERE kind = $1 ORDER BY created_at",
+    )
+    .bind(kind)
+    .fetch_all(db.reader())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(JobState {
+                status: r.try_get("status")?,
+                attempts: r.try_get("attempts")?,
+                last_error: r.try_get("last_error")?,
+                run_at: r.try_get("run_at")?,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,136 @@
+//! The store's catalog and its price history.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use sqlx::{AnyConnection, Row};
+use utoipa::ToSchema;
+
+use super::{placeholders, Db, Tx};
+
+/// A product of a store's catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Product {
+    /// Stock-keeping unit, unique per store.
+    pub sku: String,
+    /// Display name.
+    pub name: String,
+    /// Unit price in cents.
+    pub price_cents: i64,
+    /// Optional product image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_url: Option<String>,
+}
+
+/// Inserts or updates products. A changed price opens a new price period at
+/// `now`, so receipts keep charging the price that was valid when each event
+/// happened.
+pub async fn upsert(
+    tx: &mut Tx,
+    store_id: &str,
+    products: &[Product],
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    for p in products {
+        let old: Option<i64> =
+            sqlx::query_scalar("SELECT price_cents FROM products WHERE store_id = $1 AND sku = $2")
+                .bind(store_id)
+                .bind(&p.sku)
+                .fetch_optional(&mut **tx)
+                .await?;
+        sqlx::query(
+            "INSERT INTO products (store_id, sku, name, price_cents, image_url, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (store_id, sku) DO UPDATE SET name = excluded.name, \
+             price_cents = excluded.price_cents, image_url = excluded.image_url, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(store_id)
+        .bind(&p.sku)
+        .bind(&p.name)
+        .bind(p.price_cents)
+        .bind(&p.image_url)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        if old != Some(p.price_cents) {
+            // The first price of a product is valid from the beginning of time:
+            // events may be sent before their catalog entry was.
+            let valid_from = if old.is_none() { i64::MIN } else { now };
+            sqlx::query(
+                "INSERT INTO product_prices (store_id, sku, valid_from, price_cents) \
+                 VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (store_id, sku, valid_from) DO UPDATE SET price_cents = excluded.price_cents",
+            )
+            .bind(store_id)
+            .bind(&p.sku)
+            .bind(valid_from)
+            .bind(p.price_cents)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The catalog of a store, by sku.
+pub async fn list(db: &Db, store_id: &str) -> Result<Vec<Product>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT sku, name, price_cents, image_url FROM products WHERE store_id = $1 ORDER BY sku",
+    )
+    .bind(store_id)
+    .fetch_all(db.reader())
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+fn from_row(r: &sqlx::any::AnyRow) -> Result<Product, sqlx::Error> {
+    Ok(Product {
+        sku: r.try_get("sku")?,
+        name: r.try_get("name")?,
+        price_cents: r.try_get("price_cents")?,
+        image_url: r.try_get("image_url")?,
+    })
+}
+
+/// The products among `skus` that exist in the store's catalog.
+pub async fn find(
+    conn: &mut AnyConnection,
+    store_id: &str,
+    skus: &[&str],
+) -> Result<HashMap<String, Product>, sqlx::Error> {
+    if skus.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sql = format!(
+        "SELECT sku, name, price_cents, image_url FROM products WHERE store_id = $1 AND sku IN ({})",
+        placeholders(2, skus.len())
+    );
+    let mut q = sqlx::query(&sql).bind(store_id);
+    for sku in skus {
+        q = q.bind(*sku);
+    }
+    let rows = q.fetch_all(conn).await?;
+    rows.iter()
+        .map(|r| from_row(r).map(|p| (p.sku.clone(), p)))
+        .collect()
+}
+
+/// The unit price of a sku at a moment.
+pub async fn price_at(
+    conn: &mut AnyConnection,
+    store_id: &str,
+    sku: &str,
+    at: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT price_cents FROM product_prices WHERE store_id = $1 AND sku = $2 \
+         AND valid_from <= $3 ORDER BY valid_from DESC LIMIT 1",
+    )
+    .bind(store_id)
+    .bind(sku)
+    .bind(at)
+    .fetch_optional(conn)
+    .await
+}

@@ -1,0 +1,158 @@
+//! Stores: API keys, webhooks and routing policies.
+
+use sqlx::{AnyConnection, Row};
+
+use super::{flag, new_id, Db};
+use crate::auth::{digest, generate_secret, STORE_KEY_PREFIX};
+use crate::domain::routing::RoutingPolicy;
+
+/// A store as the service needs it.
+#[derive(Debug, Clone)]
+pub struct Store {
+    /// Store id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Where finalized receipts are posted.
+    pub webhook_url: Option<String>,
+    /// Key of the webhook signature.
+    pub webhook_secret: String,
+    /// Routing policy.
+    pub policy: RoutingPolicy,
+    /// Whether the store's events may become training data.
+    pub training_allowed: bool,
+}
+
+/// A newly created store with its one-time secrets.
+#[derive(Debug, Clone)]
+pub struct NewStore {
+    /// The store.
+    pub store: Store,
+    /// The API key, shown once; only its digest is kept.
+    pub api_key: String,
+}
+
+const COLUMNS: &str = "id, name, webhook_url, webhook_secret, threshold, margin, audit_rate, \
+     audit_verdicts, high_value_cents, receipt_sla_ms, expected_exit_ms, training_allowed";
+
+fn from_row(r: &sqlx::any::AnyRow) -> Result<Store, sqlx::Error> {
+    Ok(Store {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        webhook_url: r.try_get("webhook_url")?,
+        webhook_secret: r.try_get("webhook_secret")?,
+        policy: RoutingPolicy {
+            threshold: r.try_get("threshold")?,
+            margin: r.try_get("margin")?,
+            audit_rate: r.try_get("audit_rate")?,
+            audit_verdicts: r.try_get("audit_verdicts")?,
+            high_value_cents: r.try_get("high_value_cents")?,
+            receipt_sla_ms: r.try_get("receipt_sla_ms")?,
+            expected_exit_ms: r.try_get("expected_exit_ms")?,
+        },
+        training_allowed: r.try_get::<i64, _>("training_allowed")? != 0,
+    })
+}
+
+/// Creates a store with the default policy and fresh secrets.
+pub async fn create(
+    db: &Db,
+    name: &str,
+    webhook_url: Option<&str>,
+    now: i64,
+) -> Result<NewStore, sqlx::Error> {
+    let api_key = generate_secret(STORE_KEY_PREFIX);
+    let store = Store {
+        id: new_id(),
+        name: name.to_string(),
+        webhook_url: webhook_url.map(str::to_string),
+        webhook_secret: generate_secret("whsec_"),
+        policy: RoutingPolicy::default(),
+        training_allowed: false,
+    };
+    let p = &store.policy;
+    sqlx::query(
+        "INSERT INTO stores (id, name, api_key_hash, webhook_url, webhook_secret, threshold, \
+         margin, audit_rate, audit_verdicts, high_value_cents, receipt_sla_ms, expected_exit_ms, \
+         training_allowed, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(&store.id)
+    .bind(&store.name)
+    .bind(digest(&api_key))
+    .bind(&store.webhook_url)
+    .bind(&store.webhook_secret)
+    .bind(p.threshold)
+    .bind(p.margin)
+    .bind(p.audit_rate)
+    .bind(p.audit_verdicts)
+    .bind(p.high_value_cents)
+    .bind(p.receipt_sla_ms)
+    .bind(p.expected_exit_ms)
+    .bind(flag(store.training_allowed))
+    .bind(now)
+    .execute(db.writer())
+    .await?;
+    Ok(NewStore { store, api_key })
+}
+
+/// The store an API key belongs to.
+pub async fn by_api_key(db: &Db, api_key: &str) -> Result<Option<Store>, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM stores WHERE api_key_hash = $1"
+    ))
+    .bind(digest(api_key))
+    .fetch_optional(db.reader())
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// A store by id, read on the given connection (inside a transaction when needed).
+pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<Store>, sqlx::Error> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM stores WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// A store by name (the demo reuses its store across restarts).
+pub async fn by_name(db: &Db, name: &str) -> Result<Option<Store>, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM stores WHERE name = $1 ORDER BY created_at LIMIT 1"
+    ))
+    .bind(name)
+    .fetch_optional(db.reader())
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Replaces a store's routing policy; false when the store does not exist.
+pub async fn set_policy(db: &Db, id: &str, p: &RoutingPolicy) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE stores SET threshold = $1, margin = $2, audit_rate = $3, audit_verdicts = $4, \
+         high_value_cents = $5, receipt_sla_ms = $6, expected_exit_ms = $7 WHERE id = $8",
+    )
+    .bind(p.threshold)
+    .bind(p.margin)
+    .bind(p.audit_rate)
+    .bind(p.audit_verdicts)
+    .bind(p.high_value_cents)
+    .bind(p.receipt_sla_ms)
+    .bind(p.expected_exit_ms)
+    .bind(id)
+    .execute(db.writer())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Issues a new API key for a store, invalidating the old one.
+pub async fn rotate_api_key(db: &Db, id: &str) -> Result<Option<String>, sqlx::Error> {
+    let key = generate_secret(STORE_KEY_PREFIX);
+    let done = sqlx::query("UPDATE stores SET api_key_hash = $1 WHERE id = $2")
+        .bind(digest(&key))
+        .bind(id)
+        .execute(db.writer())
+        .await?;
+    Ok((done.rows_affected() == 1).then_some(key))
+}

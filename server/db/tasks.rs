@@ -1,0 +1,786 @@
+//! The review queue: claim with a lease, heartbeat, release, verdicts,
+//! consensus, escalation and supervisor resolution.
+
+use serde::{Deserialize, Serialize};
+use sqlx::{AnyConnection, Row};
+use utoipa::ToSchema;
+
+use super::{flag, new_id, products, receipts, stores, Db, Tx};
+use crate::db::users::User;
+use crate::domain::consensus::{self, Answer, Outcome};
+use crate::domain::event::{CandidateInput, MAX_QUANTITY};
+use crate::domain::time::format_rfc3339_ms;
+use crate::domain::{Action, Label};
+use crate::error::{Error, Result};
+
+/// Longest note a labeler may attach.
+pub const MAX_NOTE_LEN: usize = 2000;
+
+/// A task row.
+#[derive(Debug, Clone)]
+struct TaskRow {
+    id: String,
+    event_pk: String,
+    store_id: String,
+    session_id: String,
+    required_verdicts: i64,
+    status: String,
+    leased_by: Option<String>,
+    lease_id: Option<String>,
+    lease_expires_at: Option<i64>,
+}
+
+const TASK_COLUMNS: &str = "id, event_pk, store_id, session_id, required_verdicts, status, \
+     leased_by, lease_id, lease_expires_at";
+
+fn task_from_row(r: &sqlx::any::AnyRow) -> Result<TaskRow, sqlx::Error> {
+    Ok(TaskRow {
+        id: r.try_get("id")?,
+        event_pk: r.try_get("event_pk")?,
+        store_id: r.try_get("store_id")?,
+        session_id: r.try_get("session_id")?,
+        required_verdicts: r.try_get("required_verdicts")?,
+        status: r.try_get("status")?,
+        leased_by: r.try_get("leased_by")?,
+        lease_id: r.try_get("lease_id")?,
+        lease_expires_at: r.try_get("lease_expires_at")?,
+    })
+}
+
+/// A candidate as a labeler sees it: the model's guess with catalog details.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct CandidateView {
+    /// Product sku.
+    pub sku: String,
+    /// Product name.
+    pub name: String,
+    /// Unit price in cents.
+    pub price_cents: i64,
+    /// Product image.
+    pub image_url: Option<String>,
+    /// The model's confidence.
+    pub confidence: f64,
+}
+
+/// A clip of the task's event.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ClipView {
+    /// Clip id.
+    pub clip_id: String,
+}
+
+/// A review task as a labeler sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TaskView {
+    /// Task id.
+    pub task_id: String,
+    /// Store id.
+    pub store_id: String,
+    /// The store's session id.
+    pub session_id: String,
+    /// The store's event id.
+    pub event_id: String,
+    /// What the model believes happened: `pick` or `return`.
+    pub kind: String,
+    /// Units the model believes moved.
+    pub quantity: i64,
+    /// When it happened (RFC 3339).
+    pub occurred_at: String,
+    /// Why the event needs a human.
+    pub reason: String,
+    /// Agreeing verdicts needed.
+    pub required_verdicts: i64,
+    /// Receipt deadline (RFC 3339).
+    pub deadline_at: String,
+    /// The model that made the guess.
+    pub model_version: Option<String>,
+    /// The model's guesses, best first.
+    pub candidates: Vec<CandidateView>,
+    /// Video of the event.
+    pub clips: Vec<ClipView>,
+}
+
+/// The answer to a claim.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Claim {
+    /// The task.
+    pub task: TaskView,
+    /// When the lease ends unless renewed by a heartbeat (RFC 3339).
+    pub lease_expires_at: String,
+}
+
+/// A labeler's answer to `POST /api/v1/tasks/{id}/verdict`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerdictInput {
+    /// What the shopper did; not needed with `cant_tell`.
+    #[serde(default)]
+    pub action: Option<Action>,
+    /// The product; needed for pick and return.
+    #[serde(default)]
+    pub sku: Option<String>,
+    /// Units; defaults to the event's quantity.
+    #[serde(default)]
+    pub quantity: Option<i64>,
+    /// The video does not show what happened.
+    #[serde(default)]
+    pub cant_tell: bool,
+    /// Free text for supervisors.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// The state of a task after a verdict or resolution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct VerdictOutcome {
+    /// Task id.
+    pub task_id: String,
+    /// `ready` (needs another labeler), `resolved` or `escalated`.
+    pub status: String,
+}
+
+/// Takes the next ready task for `user`: earliest receipt deadline first, then
+/// oldest; never a task the user already answered.
+pub async fn claim(
+    db: &Db,
+    user: &User,
+    now: i64,
+    ttl_ms: i64,
+    max_leases: i64,
+) -> Result<Option<Claim>> {
+    let mut tx = db.begin().await?;
+    let held: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM review_tasks WHERE status = 'leased' AND leased_by = $1 AND lease_expires_at > $2",
+    )
+    .bind(&user.id)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    if held >= max_leases {
+        return Err(Error::conflict(
+            "too-many-leases",
+            format!("you already hold {held} tasks; answer or release one first"),
+        ));
+    }
+    let lease_id = new_id();
+    let expires = now + ttl_ms;
+    let sql = format!(
+        "UPDATE review_tasks SET status = 'leased', leased_by = $1, lease_id = $2, \
+         lease_expires_at = $3, updated_at = $4 \
+         WHERE status = 'ready' AND id = (SELECT t.id FROM review_tasks t WHERE t.status = 'ready' \
+         AND NOT EXISTS (SELECT 1 FROM verdicts v WHERE v.task_id = t.id AND v.labeler_id = $1) \
+         ORDER BY t.deadline_at, t.created_at LIMIT 1{}) RETURNING {TASK_COLUMNS}",
+        db.skip_locked()
+    );
+    let row = sqlx::query(&sql)
+        .bind(&user.id)
+        .bind(&lease_id)
+        .bind(expires)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(row) = row else {
+        tx.commit().await?;
+        return Ok(None);
+    };
+    let task = task_from_row(&row)?;
+    sqlx::query("INSERT INTO task_leases (id, task_id, labeler_id, claimed_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(&lease_id)
+        .bind(&task.id)
+        .bind(&user.id)
+        .bind(now)
+        .bind(expires)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let mut conn = db.reader().acquire().await?;
+    let view = view(&mut conn, &task.id).await?;
+    Ok(Some(Claim {
+        task: view,
+        lease_expires_at: format_rfc3339_ms(expires),
+    }))
+}
+
+/// The labeler-facing view of a task.
+pub async fn view(conn: &mut AnyConnection, task_id: &str) -> Result<TaskView> {
+    let r = sqlx::query(
+        "SELECT t.id, t.store_id, t.session_id, t.reason, t.required_verdicts, t.deadline_at, \
+         e.event_id, e.kind, e.quantity, e.occurred_at, e.candidates, e.clips, e.model_version \
+         FROM review_tasks t JOIN events e ON e.id = t.event_pk WHERE t.id = $1",
+    )
+    .bind(task_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| unknown_task(task_id))?;
+    let store_id: String = r.try_get("store_id")?;
+    let mut candidates: Vec<CandidateInput> =
+        serde_json::from_str(&r.try_get::<String, _>("candidates")?)
+            .map_err(anyhow::Error::from)?;
+    candidates.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    let skus: Vec<&str> = candidates.iter().map(|c| c.sku.as_str()).collect();
+    let catalog = products::find(conn, &store_id, &skus).await?;
+    let clips: Vec<String> =
+        serde_json::from_str(&r.try_get::<String, _>("clips")?).map_err(anyhow::Error::from)?;
+    Ok(TaskView {
+        task_id: r.try_get("id")?,
+        session_id: r.try_get("session_id")?,
+        event_id: r.try_get("event_id")?,
+        kind: r.try_get("kind")?,
+        quantity: r.try_get("quantity")?,
+        occurred_at: format_rfc3339_ms(r.try_get("occurred_at")?),
+        reason: r.try_get("reason")?,
+        required_verdicts: r.try_get("required_verdicts")?,
+        deadline_at: format_rfc3339_ms(r.try_get("deadline_at")?),
+        model_version: r.try_get("model_version")?,
+        candidates: candidates
+            .into_iter()
+            .map(|c| {
+                let p = catalog.get(&c.sku);
+                CandidateView {
+                    name: p.map(|p| p.name.clone()).unwrap_or_default(),
+                    price_cents: p.map_or(0, |p| p.price_cents),
+                    image_url: p.and_then(|p| p.image_url.clone()),
+                    sku: c.sku,
+                    confidence: c.confidence,
+                }
+            })
+            .collect(),
+        clips: clips
+            .into_iter()
+            .map(|clip_id| ClipView { clip_id })
+            .collect(),
+        store_id,
+    })
+}
+
+fn unknown_task(task_id: &str) -> Error {
+    Error::not_found("unknown-task", format!("no task {task_id:?}"))
+}
+
+async fn lock_task(db: &Db, tx: &mut Tx, task_id: &str) -> Result<TaskRow> {
+    let row = sqlx::query(&format!(
+        "SELECT {TASK_COLUMNS} FROM review_tasks WHERE id = $1{}",
+        db.for_update()
+    ))
+    .bind(task_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| unknown_task(task_id))?;
+    Ok(task_from_row(&row)?)
+}
+
+/// Whether `user` holds a live lease on the task.
+fn holds_lease(task: &TaskRow, user: &User, now: i64) -> bool {
+    task.status == "leased"
+        && task.leased_by.as_deref() == Some(user.id.as_str())
+        && task.lease_expires_at.is_some_and(|t| t > now)
+}
+
+/// The precise error for a user acting on a task without a live lease.
+async fn lease_error(tx: &mut Tx, task: &TaskRow, user: &User, now: i64) -> Result<Error> {
+    let latest = sqlx::query(
+        "SELECT expires_at, ended_at, end_reason FROM task_leases WHERE task_id = $1 AND labeler_id = $2 \
+         ORDER BY claimed_at DESC LIMIT 1",
+    )
+    .bind(&task.id)
+    .bind(&user.id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let expired = match latest {
+        None => false,
+        Some(r) => {
+            let ended: Option<i64> = r.try_get("ended_at")?;
+            let reason: Option<String> = r.try_get("end_reason")?;
+            let expires: i64 = r.try_get("expires_at")?;
+            reason.as_deref() == Some("expired") || (ended.is_none() && expires <= now)
+        }
+    };
+    Ok(if expired {
+        Error::conflict(
+            "lease-expired",
+            format!(
+                "your lease on task {:?} expired; claim the next task",
+                task.id
+            ),
+        )
+    } else {
+        Error::forbidden(
+            "lease-not-held",
+            format!("you do not hold the lease on task {:?}", task.id),
+        )
+    })
+}
+
+/// Extends the user's lease by the lease TTL.
+pub async fn heartbeat(
+    db: &Db,
+    user: &User,
+    task_id: &str,
+    now: i64,
+    ttl_ms: i64,
+) -> Result<String> {
+    let mut tx = db.begin().await?;
+    let task = lock_task(db, &mut tx, task_id).await?;
+    if !holds_lease(&task, user, now) {
+        return Err(lease_error(&mut tx, &task, user, now).await?);
+    }
+    let expires = now + ttl_ms;
+    sqlx::query("UPDATE review_tasks SET lease_expires_at = $1, updated_at = $2 WHERE id = $3")
+        .bind(expires)
+        .bind(now)
+        .bind(task_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE task_leases SET expires_at = $1 WHERE id = $2")
+        .bind(expires)
+        .bind(&task.lease_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(format_rfc3339_ms(expires))
+}
+
+/// Gives the task back to the queue.
+pub async fn release(db: &Db, user: &User, task_id: &str, now: i64) -> Result<()> {
+    let mut tx = db.begin().await?;
+    let task = lock_task(db, &mut tx, task_id).await?;
+    if !holds_lease(&task, user, now) {
+        return Err(lease_error(&mut tx, &task, user, now).await?);
+    }
+    end_lease(&mut tx, &task, now, "released").await?;
+    set_ready(&mut tx, &task.id, now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn end_lease(tx: &mut Tx, task: &TaskRow, now: i64, reason: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE task_leases SET ended_at = $1, end_reason = $2 WHERE id = $3")
+        .bind(now)
+        .bind(reason)
+        .bind(&task.lease_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn set_ready(tx: &mut Tx, task_id: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE review_tasks SET status = 'ready', leased_by = NULL, lease_id = NULL, \
+         lease_expires_at = NULL, updated_at = $1 WHERE id = $2",
+    )
+    .bind(now)
+    .bind(task_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Returns every task whose lease ran out to the queue; the number returned.
+pub async fn expire_leases(db: &Db, now: i64) -> Result<u64> {
+    let mut tx = db.begin().await?;
+    let lease_ids: Vec<Option<String>> = sqlx::query_scalar(
+        "UPDATE review_tasks SET status = 'ready', leased_by = NULL, lease_id = NULL, \
+         lease_expires_at = NULL, updated_at = $1 WHERE status = 'leased' AND lease_expires_at <= $1 \
+         RETURNING lease_id",
+    )
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    for id in lease_ids.iter().flatten() {
+        sqlx::query("UPDATE task_leases SET ended_at = $1, end_reason = 'expired' WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(lease_ids.len() as u64)
+}
+
+/// Checks a verdict against the event and the catalog and turns it into an answer.
+async fn answer_from_input(tx: &mut Tx, task: &TaskRow, input: &VerdictInput) -> Result<Answer> {
+    if let Some(note) = &input.note {
+        if note.chars().count() > MAX_NOTE_LEN {
+            return Err(Error::unprocessable(
+                "note-too-long",
+                format!("note must be at most {MAX_NOTE_LEN} characters"),
+            ));
+        }
+    }
+    if input.cant_tell {
+        return Ok(Answer::CantTell);
+    }
+    let Some(action) = input.action else {
+        return Err(Error::unprocessable(
+            "missing-action",
+            "action (pick, return or none) is required unless cant_tell is true",
+        ));
+    };
+    if action == Action::None {
+        return Ok(Answer::Label(Label::new(Action::None, None, 0)));
+    }
+    let Some(sku) = &input.sku else {
+        return Err(Error::unprocessable(
+            "missing-sku",
+            "sku is required for pick and return",
+        ));
+    };
+    let found = products::find(&mut **tx, &task.store_id, &[sku.as_str()]).await?;
+    if found.is_empty() {
+        return Err(Error::unprocessable(
+            "unknown-sku",
+            format!("sku {sku:?} is not in the store's catalog"),
+        ));
+    }
+    let quantity = match input.quantity {
+        Some(q) => q,
+        None => {
+            sqlx::query_scalar("SELECT quantity FROM events WHERE id = $1")
+                .bind(&task.event_pk)
+                .fetch_one(&mut **tx)
+                .await?
+        }
+    };
+    if !(1..=MAX_QUANTITY).contains(&quantity) {
+        return Err(Error::unprocessable(
+            "invalid-quantity",
+            format!("quantity must be between 1 and {MAX_QUANTITY}, not {quantity}"),
+        ));
+    }
+    Ok(Answer::Label(Label::new(
+        action,
+        Some(sku.clone()),
+        quantity,
+    )))
+}
+
+fn answer_columns(answer: &Answer) -> (Option<&'static str>, Option<String>, Option<i64>, bool) {
+    match answer {
+        Answer::CantTell => (None, None, None, true),
+        Answer::Label(l) => (
+            Some(l.action.as_str()),
+            l.sku.clone(),
+            Some(l.quantity),
+            false,
+        ),
+    }
+}
+
+fn answer_from_row(r: &sqlx::any::AnyRow) -> Result<Answer, sqlx::Error> {
+    if r.try_get::<i64, _>("cant_tell")? != 0 {
+        return Ok(Answer::CantTell);
+    }
+    let action: Option<String> = r.try_get("action")?;
+    let action = action
+        .as_deref()
+        .and_then(Action::parse)
+        .ok_or_else(|| sqlx::Error::Decode("verdict without action".into()))?;
+    Ok(Answer::Label(Label::new(
+        action,
+        r.try_get("sku")?,
+        r.try_get::<Option<i64>, _>("quantity")?.unwrap_or(0),
+    )))
+}
+
+/// Records a labeler's verdict and applies consensus. Sending the same verdict
+/// again answers as the first time did; a different one is refused.
+pub async fn submit_verdict(
+    db: &Db,
+    user: &User,
+    task_id: &str,
+    input: &VerdictInput,
+    now: i64,
+) -> Result<VerdictOutcome> {
+    let mut tx = db.begin().await?;
+    let task = lock_task(db, &mut tx, task_id).await?;
+    let answer = answer_from_input(&mut tx, &task, input).await?;
+
+    let previous = sqlx::query(
+        "SELECT action, sku, quantity, cant_tell FROM verdicts WHERE task_id = $1 AND labeler_id = $2",
+    )
+    .bind(&task.id)
+    .bind(&user.id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(previous) = previous {
+        if answer_from_row(&previous)? != answer {
+            return Err(Error::conflict(
+                "verdict-conflict",
+                format!("you already answered task {task_id:?} differently"),
+            ));
+        }
+        return Ok(VerdictOutcome {
+            task_id: task.id,
+            status: task.status,
+        });
+    }
+    if !holds_lease(&task, user, now) {
+        return Err(lease_error(&mut tx, &task, user, now).await?);
+    }
+
+    let claimed_at: i64 = sqlx::query_scalar("SELECT claimed_at FROM task_leases WHERE id = $1")
+        .bind(&task.lease_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let (action, sku, quantity, cant_tell) = answer_columns(&answer);
+    sqlx::query(
+        "INSERT INTO verdicts (id, task_id, labeler_id, lease_id, action, sku, quantity, cant_tell, \
+         note, created_at, handling_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(new_id())
+    .bind(&task.id)
+    .bind(&user.id)
+    .bind(&task.lease_id)
+    .bind(action)
+    .bind(sku)
+    .bind(quantity)
+    .bind(flag(cant_tell))
+    .bind(&input.note)
+    .bind(now)
+    .bind(now - claimed_at)
+    .execute(&mut *tx)
+    .await?;
+    end_lease(&mut tx, &task, now, "verdict").await?;
+
+    let answers: Vec<Answer> = sqlx::query(
+        "SELECT action, sku, quantity, cant_tell FROM verdicts WHERE task_id = $1 ORDER BY created_at, id",
+    )
+    .bind(&task.id)
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(answer_from_row)
+    .collect::<Result<_, _>>()?;
+
+    let status = match consensus::decide(task.required_verdicts, &answers) {
+        Outcome::NeedMore => {
+            set_ready(&mut tx, &task.id, now).await?;
+            sqlx::query("UPDATE review_tasks SET verdict_count = $1 WHERE id = $2")
+                .bind(answers.len() as i64)
+                .bind(&task.id)
+                .execute(&mut *tx)
+                .await?;
+            "ready"
+        }
+        Outcome::Escalate(reason) => {
+            sqlx::query(
+                "UPDATE review_tasks SET status = 'escalated', escalation_reason = $1, verdict_count = $2, \
+                 leased_by = NULL, lease_id = NULL, lease_expires_at = NULL, updated_at = $3 WHERE id = $4",
+            )
+            .bind(reason.as_str())
+            .bind(answers.len() as i64)
+            .bind(now)
+            .bind(&task.id)
+            .execute(&mut *tx)
+            .await?;
+            "escalated"
+        }
+        Outcome::Agreed(label) => {
+            resolve(
+                &mut tx,
+                &task,
+                &label,
+                "human",
+                None,
+                answers.len() as i64,
+                now,
+            )
+            .await?;
+            "resolved"
+        }
+    };
+    tx.commit().await?;
+    crate::metrics::verdict_recorded(status);
+    Ok(VerdictOutcome {
+        task_id: task.id,
+        status: status.into(),
+    })
+}
+
+/// A supervisor's decision on an escalated task.
+pub async fn resolve_escalation(
+    db: &Db,
+    supervisor: &User,
+    task_id: &str,
+    input: &VerdictInput,
+    now: i64,
+) -> Result<VerdictOutcome> {
+    let mut tx = db.begin().await?;
+    let task = lock_task(db, &mut tx, task_id).await?;
+    if task.status != "escalated" {
+        return Err(Error::conflict(
+            "task-not-escalated",
+            format!("task {task_id:?} is {}, not escalated", task.status),
+        ));
+    }
+    let Answer::Label(label) = answer_from_input(&mut tx, &task, input).await? else {
+        return Err(Error::unprocessable(
+            "cant-tell-not-allowed",
+            "a supervisor's resolution must give an action",
+        ));
+    };
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM verdicts WHERE task_id = $1")
+        .bind(&task.id)
+        .fetch_one(&mut *tx)
+        .await?;
+    resolve(
+        &mut tx,
+        &task,
+        &label,
+        "supervisor",
+        Some(&supervisor.id),
+        count,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(VerdictOutcome {
+        task_id: task.id,
+        status: "resolved".into(),
+    })
+}
+
+/// Settles the task's event with `label` and finalizes the receipt if it was
+/// the session's last open review.
+async fn resolve(
+    tx: &mut Tx,
+    task: &TaskRow,
+    label: &Label,
+    resolution: &str,
+    resolved_by: Option<&str>,
+    verdict_count: i64,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE review_tasks SET status = 'resolved', verdict_count = $1, resolved_by = $2, \
+         resolved_at = $3, leased_by = NULL, lease_id = NULL, lease_expires_at = NULL, updated_at = $3 \
+         WHERE id = $4",
+    )
+    .bind(verdict_count)
+    .bind(resolved_by)
+    .bind(now)
+    .bind(&task.id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE events SET status = 'resolved', final_action = $1, final_sku = $2, final_quantity = $3, \
+         resolution = $4, resolved_at = $5 WHERE id = $6",
+    )
+    .bind(label.action.as_str())
+    .bind(&label.sku)
+    .bind(label.quantity)
+    .bind(resolution)
+    .bind(now)
+    .bind(&task.event_pk)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE sessions SET open_reviews = open_reviews - 1 WHERE store_id = $1 AND session_id = $2",
+    )
+    .bind(&task.store_id)
+    .bind(&task.session_id)
+    .execute(&mut **tx)
+    .await?;
+    let store = stores::get(&mut **tx, &task.store_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("store {} of task {} is gone", task.store_id, task.id))?;
+    receipts::try_finalize(tx, &store, &task.session_id, now).await?;
+    Ok(())
+}
+
+/// One verdict as a supervisor sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct VerdictView {
+    /// Who answered.
+    pub labeler: String,
+    /// Action, absent for "can't tell".
+    pub action: Option<String>,
+    /// Product.
+    pub sku: Option<String>,
+    /// Units.
+    pub quantity: Option<i64>,
+    /// The labeler could not tell.
+    pub cant_tell: bool,
+    /// The labeler's note.
+    pub note: Option<String>,
+    /// When (RFC 3339).
+    pub created_at: String,
+    /// Milliseconds from claim to verdict.
+    pub handling_ms: i64,
+}
+
+/// A task with its verdicts, for supervisors.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TaskDetail {
+    /// The task as labelers see it.
+    pub task: TaskView,
+    /// `ready`, `leased`, `escalated` or `resolved`.
+    pub status: String,
+    /// Why it was escalated.
+    pub escalation_reason: Option<String>,
+    /// Every verdict so far.
+    pub verdicts: Vec<VerdictView>,
+}
+
+/// A task with its verdicts.
+pub async fn detail(db: &Db, task_id: &str) -> Result<TaskDetail> {
+    let mut conn = db.reader().acquire().await?;
+    let task = view(&mut conn, task_id).await?;
+    let row = sqlx::query("SELECT status, escalation_reason FROM review_tasks WHERE id = $1")
+        .bind(task_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let verdicts = sqlx::query(
+        "SELECT u.username, v.action, v.sku, v.quantity, v.cant_tell, v.note, v.created_at, v.handling_ms \
+         FROM verdicts v JOIN users u ON u.id = v.labeler_id WHERE v.task_id = $1 ORDER BY v.created_at, v.id",
+    )
+    .bind(task_id)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(VerdictView {
+            labeler: r.try_get("username")?,
+            action: r.try_get("action")?,
+            sku: r.try_get("sku")?,
+            quantity: r.try_get("quantity")?,
+            cant_tell: r.try_get::<i64, _>("cant_tell")? != 0,
+            note: r.try_get("note")?,
+            created_at: format_rfc3339_ms(r.try_get("created_at")?),
+            handling_ms: r.try_get("handling_ms")?,
+        })
+    })
+    .collect::<Result<_, sqlx::Error>>()?;
+    Ok(TaskDetail {
+        task,
+        status: row.try_get("status")?,
+        escalation_reason: row.try_get("escalation_reason")?,
+        verdicts,
+    })
+}
+
+/// Escalated tasks, most urgent first.
+pub async fn escalated(db: &Db, limit: i64) -> Result<Vec<TaskDetail>> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM review_tasks WHERE status = 'escalated' ORDER BY deadline_at, created_at LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(db.reader())
+    .await?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.push(detail(db, &id).await?);
+    }
+    Ok(out)
+}
+
+/// Tasks per status, for `/metrics` and operators.
+pub async fn counts_by_status(db: &Db) -> Result<Vec<(String, i64)>> {
+    let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM review_tasks GROUP BY status")
+        .fetch_all(db.reader())
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Error::from)
+}

@@ -1,0 +1,264 @@
+//! Events as the store sends them, and the checks they must pass.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{time::parse_rfc3339_ms, Action};
+
+/// Largest quantity one event may carry; more is a model fault, not a shopper.
+pub const MAX_QUANTITY: i64 = 1000;
+/// Most candidates one event may rank.
+pub const MAX_CANDIDATES: usize = 50;
+/// Most clips one event may reference.
+pub const MAX_CLIPS: usize = 16;
+/// Longest identifier (event, session, sku, camera) accepted.
+pub const MAX_ID_LEN: usize = 128;
+
+/// One event as a store sends it to `POST /api/v1/events`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventInput {
+    /// The store's id for the event; replays with the same id are idempotent.
+    pub event_id: String,
+    /// The store's id for the shopper's session.
+    pub session_id: String,
+    /// `pick` or `return`.
+    pub kind: String,
+    /// Units the model believes moved (at least 1).
+    pub quantity: i64,
+    /// When it happened, RFC 3339.
+    pub occurred_at: String,
+    /// Ranked guesses of the model.
+    #[serde(default)]
+    pub candidates: Vec<CandidateInput>,
+    /// Clip ids (from `POST /api/v1/clips`) that show the event.
+    #[serde(default)]
+    pub clips: Vec<String>,
+    /// The model that produced the candidates.
+    #[serde(default)]
+    pub model_version: Option<String>,
+}
+
+/// One guess of the store's model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CandidateInput {
+    /// Product sku from the store's catalog.
+    pub sku: String,
+    /// Confidence in `[0, 1]`.
+    pub confidence: f64,
+}
+
+/// An event that passed every check that needs no database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidEvent {
+    /// The store's id for the event.
+    pub event_id: String,
+    /// The store's id for the session.
+    pub session_id: String,
+    /// Pick or return.
+    pub kind: Action,
+    /// Units moved.
+    pub quantity: i64,
+    /// When, epoch ms.
+    pub occurred_at: i64,
+    /// Candidates in the order sent.
+    pub candidates: Vec<CandidateInput>,
+    /// Referenced clip ids.
+    pub clips: Vec<String>,
+    /// Model version, if sent.
+    pub model_version: Option<String>,
+}
+
+/// A refused event field: stable code and message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct EventError {
+    /// Stable kebab-case code.
+    pub code: &'static str,
+    /// Human explanation naming the field.
+    pub message: String,
+}
+
+fn fail<T>(code: &'static str, message: impl Into<String>) -> Result<T, EventError> {
+    Err(EventError {
+        code,
+        message: message.into(),
+    })
+}
+
+/// Checks an identifier sent by a store: non-empty, bounded, printable.
+pub fn check_id(field: &str, value: &str) -> Result<(), EventError> {
+    if value.is_empty() || value.len() > MAX_ID_LEN || value.chars().any(|c| c.is_control()) {
+        return fail(
+            "invalid-id",
+            format!("{field} must be 1 to {MAX_ID_LEN} printable characters"),
+        );
+    }
+    Ok(())
+}
+
+impl EventInput {
+    /// Checks everything that needs no database.
+    pub fn validate(&self) -> Result<ValidEvent, EventError> {
+        check_id("event_id", &self.event_id)?;
+        check_id("session_id", &self.session_id)?;
+        let kind = match self.kind.as_str() {
+            "pick" => Action::Pick,
+            "return" => Action::Return,
+            other => {
+                return fail(
+                    "invalid-kind",
+                    format!("kind must be \"pick\" or \"return\", not {other:?}"),
+                )
+            }
+        };
+        if !(1..=MAX_QUANTITY).contains(&self.quantity) {
+            return fail(
+                "invalid-quantity",
+                format!(
+                    "quantity must be between 1 and {MAX_QUANTITY}, not {}",
+                    self.quantity
+                ),
+            );
+        }
+        let Some(occurred_at) = parse_rfc3339_ms(&self.occurred_at) else {
+            return fail(
+                "invalid-timestamp",
+                format!(
+                    "occurred_at must be an RFC 3339 timestamp, not {:?}",
+                    self.occurred_at
+                ),
+            );
+        };
+        if self.candidates.len() > MAX_CANDIDATES {
+            return fail(
+                "too-many-candidates",
+                format!("at most {MAX_CANDIDATES} candidates per event"),
+            );
+        }
+        for (i, c) in self.candidates.iter().enumerate() {
+            check_id(&format!("candidates[{i}].sku"), &c.sku)?;
+            if !(c.confidence.is_finite() && (0.0..=1.0).contains(&c.confidence)) {
+                return fail(
+                    "invalid-confidence",
+                    format!(
+                        "candidates[{i}].confidence must be between 0 and 1, not {}",
+                        c.confidence
+                    ),
+                );
+            }
+            if self.candidates[..i].iter().any(|o| o.sku == c.sku) {
+                return fail(
+                    "duplicate-candidate",
+                    format!("candidates[{i}].sku {:?} is listed twice", c.sku),
+                );
+            }
+        }
+        if self.clips.len() > MAX_CLIPS {
+            return fail(
+                "too-many-clips",
+                format!("at most {MAX_CLIPS} clips per event"),
+            );
+        }
+        if let Some(v) = &self.model_version {
+            check_id("model_version", v)?;
+        }
+        Ok(ValidEvent {
+            event_id: self.event_id.clone(),
+            session_id: self.session_id.clone(),
+            kind,
+            quantity: self.quantity,
+            occurred_at,
+            candidates: self.candidates.clone(),
+            clips: self.clips.clone(),
+            model_version: self.model_version.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input() -> EventInput {
+        EventInput {
+            event_id: "e1".into(),
+            session_id: "s1".into(),
+            kind: "pick".into(),
+            quantity: 1,
+            occurred_at: "2026-11-25T10:00:00Z".into(),
+            candidates: vec![
+                CandidateInput {
+                    sku: "a".into(),
+                    confidence: 0.7,
+                },
+                CandidateInput {
+                    sku: "b".into(),
+                    confidence: 0.2,
+                },
+            ],
+            clips: vec![],
+            model_version: Some("m1".into()),
+        }
+    }
+
+    fn code(e: EventInput) -> &'static str {
+        e.validate().unwrap_err().code
+    }
+
+    #[test]
+    fn a_well_formed_event_passes() {
+        let v = input().validate().unwrap();
+        assert_eq!(v.kind, Action::Pick);
+        assert_eq!(v.occurred_at, 1_795_600_800_000);
+    }
+
+    #[test]
+    fn each_bad_field_has_its_code() {
+        assert_eq!(
+            code(EventInput {
+                quantity: -1,
+                ..input()
+            }),
+            "invalid-quantity"
+        );
+        assert_eq!(
+            code(EventInput {
+                quantity: 0,
+                ..input()
+            }),
+            "invalid-quantity"
+        );
+        assert_eq!(
+            code(EventInput {
+                kind: "grab".into(),
+                ..input()
+            }),
+            "invalid-kind"
+        );
+        assert_eq!(
+            code(EventInput {
+                occurred_at: "noon".into(),
+                ..input()
+            }),
+            "invalid-timestamp"
+        );
+        assert_eq!(
+            code(EventInput {
+                event_id: String::new(),
+                ..input()
+            }),
+            "invalid-id"
+        );
+        let mut e = input();
+        e.candidates[1].confidence = 1.01;
+        assert_eq!(code(e), "invalid-confidence");
+        let mut e = input();
+        e.candidates[1].confidence = -0.1;
+        assert_eq!(code(e), "invalid-confidence");
+        let mut e = input();
+        e.candidates[1].sku = "a".into();
+        assert_eq!(code(e), "duplicate-candidate");
+    }
+}

@@ -1,0 +1,14 @@
+//! Pure rules of the review loop: no I/O, no clock, no randomness of their own.
+//!
+//! Everything here is decided from values passed in, so the rules are tested
+//! exhaustively with plain unit tests and the database layer only stores what
+//! these functions decide.
+
+pub mod consensus;
+pub mod event;
+pub mod label;
+pub mod receipt;
+pub mod routing;
+pub mod time;
+
+pub use label::{Action, Label};

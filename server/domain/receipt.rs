@@ -1,0 +1,151 @@
+//! Receipts: what the shopper owes once every event of the session is settled.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{Action, Label};
+
+/// One settled event as the receipt needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SettledEvent {
+    /// The final label.
+    pub label: Label,
+    /// When it happened (epoch ms); the latest pick sets the unit price.
+    pub occurred_at: i64,
+    /// Catalog unit price of the label's sku at `occurred_at`.
+    pub unit_price_cents: i64,
+    /// Product name at finalization.
+    pub name: String,
+}
+
+/// One line of a receipt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReceiptLine {
+    /// Product sku.
+    pub sku: String,
+    /// Product name.
+    pub name: String,
+    /// Net units taken (picks minus returns).
+    pub quantity: i64,
+    /// Price of one unit, in cents, at the time of the latest pick.
+    pub unit_price_cents: i64,
+    /// `quantity × unit_price_cents`.
+    pub total_cents: i64,
+}
+
+/// Computes receipt lines and total from the session's settled events.
+///
+/// Net quantity per sku is picks minus returns. A sku whose net is zero or
+/// below gets no line: a shopper is never credited for putting back something
+/// the session did not charge. Lines are sorted by sku so the same events
+/// always give the same receipt.
+pub fn compute(events: &[SettledEvent]) -> (Vec<ReceiptLine>, i64) {
+    struct Acc<'a> {
+        net: i64,
+        price: i64,
+        priced_at: i64,
+        name: &'a str,
+    }
+    let mut by_sku: BTreeMap<&str, Acc> = BTreeMap::new();
+    for e in events {
+        let Some(sku) = e.label.sku.as_deref() else {
+            continue;
+        };
+        let delta = match e.label.action {
+            Action::Pick => e.label.quantity,
+            Action::Return => -e.label.quantity,
+            Action::None => continue,
+        };
+        let acc = by_sku.entry(sku).or_insert(Acc {
+            net: 0,
+            price: e.unit_price_cents,
+            priced_at: i64::MIN,
+            name: &e.name,
+        });
+        acc.net += delta;
+        if e.label.action == Action::Pick && e.occurred_at >= acc.priced_at {
+            acc.price = e.unit_price_cents;
+            acc.priced_at = e.occurred_at;
+        }
+    }
+    let lines: Vec<ReceiptLine> = by_sku
+        .into_iter()
+        .filter(|(_, a)| a.net > 0)
+        .map(|(sku, a)| ReceiptLine {
+            sku: sku.to_string(),
+            name: a.name.to_string(),
+            quantity: a.net,
+            unit_price_cents: a.price,
+            total_cents: a.net * a.price,
+        })
+        .collect();
+    let total = lines.iter().map(|l| l.total_cents).sum();
+    (lines, total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(action: Action, sku: &str, q: i64, at: i64, price: i64) -> SettledEvent {
+        SettledEvent {
+            label: Label::new(action, Some(sku.into()), q),
+            occurred_at: at,
+            unit_price_cents: price,
+            name: format!("{sku} name"),
+        }
+    }
+
+    #[test]
+    fn picks_minus_returns_per_sku() {
+        let (lines, total) = compute(&[
+            ev(Action::Pick, "milk", 2, 1, 150),
+            ev(Action::Return, "milk", 1, 2, 150),
+            ev(Action::Pick, "bread", 1, 3, 300),
+        ]);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].sku, "bread");
+        assert_eq!(lines[0].total_cents, 300);
+        assert_eq!(lines[1].sku, "milk");
+        assert_eq!(lines[1].quantity, 1);
+        assert_eq!(total, 450);
+    }
+
+    #[test]
+    fn fully_returned_and_none_events_leave_no_line() {
+        let (lines, total) = compute(&[
+            ev(Action::Pick, "milk", 1, 1, 150),
+            ev(Action::Return, "milk", 1, 2, 150),
+            SettledEvent {
+                label: Label::new(Action::None, None, 0),
+                occurred_at: 3,
+                unit_price_cents: 0,
+                name: String::new(),
+            },
+        ]);
+        assert!(lines.is_empty());
+        assert_eq!(total, 0);
+    }
+
+    #[test]
+    fn returning_more_than_taken_is_never_a_credit() {
+        let (lines, total) = compute(&[
+            ev(Action::Pick, "a", 1, 1, 100),
+            ev(Action::Return, "b", 2, 2, 500),
+        ]);
+        assert_eq!(lines.len(), 1);
+        assert_eq!(total, 100);
+    }
+
+    #[test]
+    fn unit_price_is_that_of_the_latest_pick() {
+        let (lines, total) = compute(&[
+            ev(Action::Pick, "a", 1, 10, 100),
+            ev(Action::Pick, "a", 1, 5, 90),
+        ]);
+        assert_eq!(lines[0].unit_price_cents, 100);
+        assert_eq!(total, 200);
+    }
+}

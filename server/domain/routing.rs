@@ -1,0 +1,338 @@
+//! Routing: does an event need a human, and why.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A store's routing policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RoutingPolicy {
+    /// Review when the top candidate's confidence is below this.
+    pub threshold: f64,
+    /// Review when the top two candidates are closer than this.
+    pub margin: f64,
+    /// Share of confident events sent to review anyway, to measure the
+    /// error rate of auto-accepted events without bias.
+    pub audit_rate: f64,
+    /// Agreeing verdicts an audit sample needs.
+    pub audit_verdicts: i64,
+    /// Events whose top candidate is worth at least this much (unit price ×
+    /// quantity, in cents) need `audit_verdicts` agreeing verdicts too; `None`
+    /// turns the rule off.
+    pub high_value_cents: Option<i64>,
+    /// Receipt deadline: milliseconds after exit.
+    pub receipt_sla_ms: i64,
+    /// How long after an event its shopper is expected to exit, used for the
+    /// deadline of tasks whose session is still open.
+    pub expected_exit_ms: i64,
+}
+
+impl Default for RoutingPolicy {
+    fn default() -> Self {
+        RoutingPolicy {
+            threshold: 0.90,
+            margin: 0.10,
+            audit_rate: 0.02,
+            audit_verdicts: 2,
+            high_value_cents: None,
+            receipt_sla_ms: 10 * 60 * 1000,
+            expected_exit_ms: 5 * 60 * 1000,
+        }
+    }
+}
+
+/// Why a policy value was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct PolicyError {
+    /// The offending field.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub message: &'static str,
+}
+
+impl RoutingPolicy {
+    /// Checks that every value is in range.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        let unit = |v: f64| v.is_finite() && (0.0..=1.0).contains(&v);
+        let err = |field, message| Err(PolicyError { field, message });
+        if !unit(self.threshold) {
+            return err("threshold", "must be between 0 and 1");
+        }
+        if !unit(self.margin) {
+            return err("margin", "must be between 0 and 1");
+        }
+        if !unit(self.audit_rate) {
+            return err("audit_rate", "must be between 0 and 1");
+        }
+        if !(1..=10).contains(&self.audit_verdicts) {
+            return err("audit_verdicts", "must be between 1 and 10");
+        }
+        if matches!(self.high_value_cents, Some(v) if v < 0) {
+            return err("high_value_cents", "must not be negative");
+        }
+        if self.receipt_sla_ms <= 0 {
+            return err("receipt_sla_ms", "must be positive");
+        }
+        if self.expected_exit_ms < 0 {
+            return err("expected_exit_ms", "must not be negative");
+        }
+        Ok(())
+    }
+}
+
+/// Why an event went to review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReviewReason {
+    /// Top confidence below the threshold (or no candidate at all).
+    LowConfidence,
+    /// The top two candidates are too close.
+    SmallMargin,
+    /// A confident event drawn for the audit sample.
+    AuditSample,
+    /// A confident event whose value needs a second pair of eyes.
+    HighValue,
+}
+
+impl ReviewReason {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewReason::LowConfidence => "low-confidence",
+            ReviewReason::SmallMargin => "small-margin",
+            ReviewReason::AuditSample => "audit-sample",
+            ReviewReason::HighValue => "high-value",
+        }
+    }
+
+    /// Parses the stored spelling.
+    pub fn parse(s: &str) -> Option<ReviewReason> {
+        [
+            ReviewReason::LowConfidence,
+            ReviewReason::SmallMargin,
+            ReviewReason::AuditSample,
+            ReviewReason::HighValue,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+}
+
+/// The routing decision for one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// The model's top candidate is taken as the label.
+    AutoAccepted,
+    /// A review task is created.
+    Review {
+        /// Why.
+        reason: ReviewReason,
+        /// Agreeing verdicts needed to resolve it.
+        required_verdicts: i64,
+    },
+}
+
+/// Decides the route of an event.
+///
+/// `confidences` are the candidates' confidences in the order given by the
+/// store (not necessarily sorted); `top_value_cents` is the top candidate's
+/// unit price times quantity; `audit_draw` is a uniform draw in `[0, 1)` made
+/// by the caller, so the decision itself stays deterministic.
+pub fn route(
+    policy: &RoutingPolicy,
+    confidences: &[f64],
+    top_value_cents: Option<i64>,
+    audit_draw: f64,
+) -> Route {
+    let (top, second) = top_two(confidences);
+    let Some(top) = top else {
+        return review(ReviewReason::LowConfidence, 1);
+    };
+    if top < policy.threshold {
+        return review(ReviewReason::LowConfidence, 1);
+    }
+    if top - second.unwrap_or(0.0) < policy.margin {
+        return review(ReviewReason::SmallMargin, 1);
+    }
+    if let (Some(limit), Some(value)) = (policy.high_value_cents, top_value_cents) {
+        if value >= limit {
+            return review(ReviewReason::HighValue, policy.audit_verdicts);
+        }
+    }
+    if audit_draw < policy.audit_rate {
+        return review(ReviewReason::AuditSample, policy.audit_verdicts);
+    }
+    Route::AutoAccepted
+}
+
+fn review(reason: ReviewReason, required_verdicts: i64) -> Route {
+    Route::Review {
+        reason,
+        required_verdicts,
+    }
+}
+
+/// The highest and second-highest confidence.
+fn top_two(confidences: &[f64]) -> (Option<f64>, Option<f64>) {
+    let mut top: Option<f64> = None;
+    let mut second: Option<f64> = None;
+    for &c in confidences {
+        if top.is_none_or(|t| c > t) {
+            second = top;
+            top = Some(c);
+        } else if second.is_none_or(|s| c > s) {
+            second = Some(c);
+        }
+    }
+    (top, second)
+}
+
+/// Index of the top candidate (the first one on ties).
+pub fn top_index(confidences: &[f64]) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for (i, &c) in confidences.iter().enumerate() {
+        if best.is_none_or(|b| c > confidences[b]) {
+            best = Some(i);
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RoutingPolicy {
+        RoutingPolicy::default()
+    }
+
+    #[test]
+    fn confident_clear_event_is_auto_accepted_when_not_drawn() {
+        assert_eq!(
+            route(&policy(), &[0.97, 0.02], None, 0.5),
+            Route::AutoAccepted
+        );
+    }
+
+    #[test]
+    fn low_top_confidence_goes_to_review() {
+        assert_eq!(
+            route(&policy(), &[0.89, 0.01], None, 0.5),
+            review(ReviewReason::LowConfidence, 1)
+        );
+    }
+
+    #[test]
+    fn threshold_is_inclusive() {
+        assert_eq!(
+            route(&policy(), &[0.90, 0.0], None, 0.5),
+            Route::AutoAccepted
+        );
+    }
+
+    #[test]
+    fn close_second_candidate_goes_to_review() {
+        let p = RoutingPolicy {
+            threshold: 0.5,
+            ..policy()
+        };
+        assert_eq!(
+            route(&p, &[0.55, 0.50], None, 0.5),
+            review(ReviewReason::SmallMargin, 1)
+        );
+    }
+
+    #[test]
+    fn unsorted_candidates_are_ranked_by_confidence() {
+        let p = RoutingPolicy {
+            threshold: 0.5,
+            ..policy()
+        };
+        assert_eq!(
+            route(&p, &[0.50, 0.55], None, 0.5),
+            review(ReviewReason::SmallMargin, 1)
+        );
+        assert_eq!(top_index(&[0.2, 0.7, 0.1]), Some(1));
+        assert_eq!(top_index(&[0.5, 0.5]), Some(0));
+        assert_eq!(top_index(&[]), None);
+    }
+
+    #[test]
+    fn no_candidates_means_low_confidence() {
+        assert_eq!(
+            route(&policy(), &[], None, 0.5),
+            review(ReviewReason::LowConfidence, 1)
+        );
+    }
+
+    #[test]
+    fn single_candidate_margin_is_its_confidence() {
+        assert_eq!(route(&policy(), &[0.95], None, 0.5), Route::AutoAccepted);
+    }
+
+    #[test]
+    fn audit_draw_below_rate_samples_a_confident_event_with_two_verdicts() {
+        assert_eq!(
+            route(&policy(), &[0.99], None, 0.019),
+            review(ReviewReason::AuditSample, 2)
+        );
+        assert_eq!(route(&policy(), &[0.99], None, 0.02), Route::AutoAccepted);
+    }
+
+    #[test]
+    fn unsure_events_are_never_counted_as_audit_samples() {
+        assert_eq!(
+            route(&policy(), &[0.5], None, 0.0),
+            review(ReviewReason::LowConfidence, 1)
+        );
+    }
+
+    #[test]
+    fn high_value_rule_applies_only_when_set() {
+        let p = RoutingPolicy {
+            high_value_cents: Some(10_000),
+            ..policy()
+        };
+        assert_eq!(
+            route(&p, &[0.99], Some(10_000), 0.5),
+            review(ReviewReason::HighValue, 2)
+        );
+        assert_eq!(route(&p, &[0.99], Some(9_999), 0.5), Route::AutoAccepted);
+        assert_eq!(
+            route(&policy(), &[0.99], Some(1_000_000), 0.5),
+            Route::AutoAccepted
+        );
+    }
+
+    #[test]
+    fn policy_values_out_of_range_are_refused() {
+        let bad = RoutingPolicy {
+            threshold: 1.5,
+            ..policy()
+        };
+        assert_eq!(bad.validate().unwrap_err().field, "threshold");
+        let bad = RoutingPolicy {
+            audit_rate: f64::NAN,
+            ..policy()
+        };
+        assert_eq!(bad.validate().unwrap_err().field, "audit_rate");
+        let bad = RoutingPolicy {
+            audit_verdicts: 0,
+            ..policy()
+        };
+        assert_eq!(bad.validate().unwrap_err().field, "audit_verdicts");
+        assert!(policy().validate().is_ok());
+    }
+
+    #[test]
+    fn reasons_round_trip_through_their_stored_spelling() {
+        for r in [
+            ReviewReason::LowConfidence,
+            ReviewReason::SmallMargin,
+            ReviewReason::AuditSample,
+            ReviewReason::HighValue,
+        ] {
+            assert_eq!(ReviewReason::parse(r.as_str()), Some(r));
+        }
+    }
+}

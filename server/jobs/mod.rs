@@ -1,0 +1,120 @@
+//! Background work: lease expiry and the database job queue (receipt
+//! webhooks). Every loop survives errors and panics of a single run; the
+//! state it works on lives in the database, so any instance can run it and a
+//! crash loses nothing.
+
+pub mod webhook;
+
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use futures::FutureExt;
+use tokio::task::JoinHandle;
+
+use crate::db::{jobs, tasks};
+use crate::AppState;
+
+/// Starts the background loops of one instance.
+pub fn spawn(state: AppState) -> Vec<JoinHandle<()>> {
+    let client = webhook::client(&state.config);
+    vec![
+        tokio::spawn(lease_loop(state.clone())),
+        tokio::spawn(job_loop(state, client)),
+    ]
+}
+
+/// Returns tasks whose lease ran out to the queue, once.
+pub async fn sweep_leases(state: &AppState) -> crate::error::Result<u64> {
+    let n = tasks::expire_leases(&state.db, state.now()).await?;
+    if n > 0 {
+        crate::metrics::leases_expired(n);
+        tracing::info!(
+            expired = n,
+            "returned tasks with expired leases to the queue"
+        );
+    }
+    Ok(n)
+}
+
+async fn lease_loop(state: AppState) {
+    let mut tick =
+        tokio::time::interval(Duration::from_millis(state.config.lease_sweep_interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = sweep_leases(&state).await {
+            tracing::warn!(error = %e, "lease sweep failed; retrying next tick");
+        }
+    }
+}
+
+async fn job_loop(state: AppState, client: reqwest::Client) {
+    let idle = Duration::from_millis(state.config.job_poll_interval_ms);
+    loop {
+        match run_next_job(&state, &client).await {
+            Ok(true) => {}
+            Ok(false) => tokio::time::sleep(idle).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "job queue unavailable; retrying");
+                tokio::time::sleep(idle).await;
+            }
+        }
+    }
+}
+
+/// Takes and runs one due job; false when none was due.
+pub async fn run_next_job(state: &AppState, client: &reqwest::Client) -> Result<bool, sqlx::Error> {
+    let Some(job) = jobs::take_due(&state.db, state.now(), state.config.job_lease_ms).await? else {
+        return Ok(false);
+    };
+    let run = AssertUnwindSafe(run_job(state, client, &job))
+        .catch_unwind()
+        .await;
+    let result = match run {
+        Ok(r) => r,
+        Err(_) => Err(JobError::Retry("the job panicked".into())),
+    };
+    let now = state.now();
+    match result {
+        Ok(()) => jobs::complete(&state.db, &job.id, now).await?,
+        Err(JobError::Retry(msg)) => {
+            let attempts = job.attempts + 1;
+            let retry_at = (attempts < state.config.webhook_max_attempts).then(|| {
+                now + webhook::backoff_ms(
+                    attempts,
+                    state.config.webhook_backoff_base_ms,
+                    state.config.webhook_backoff_max_ms,
+                )
+            });
+            crate::metrics::webhook_attempt(if retry_at.is_some() { "failed" } else { "dead" });
+            tracing::warn!(job = %job.id, kind = %job.kind, attempts, error = %msg, "job failed");
+            jobs::fail(&state.db, &job.id, &msg, retry_at, now).await?;
+        }
+        Err(JobError::Dead(msg)) => {
+            crate::metrics::webhook_attempt("dead");
+            tracing::error!(job = %job.id, kind = %job.kind, error = %msg, "job cannot succeed");
+            jobs::fail(&state.db, &job.id, &msg, None, now).await?;
+        }
+    }
+    Ok(true)
+}
+
+/// How a job run failed.
+#[derive(Debug)]
+pub enum JobError {
+    /// Worth trying again later.
+    Retry(String),
+    /// Can never succeed (e.g. its store is gone); kept as dead with the error.
+    Dead(String),
+}
+
+async fn run_job(
+    state: &AppState,
+    client: &reqwest::Client,
+    job: &jobs::Job,
+) -> Result<(), JobError> {
+    match job.kind.as_str() {
+        crate::db::receipts::WEBHOOK_JOB => webhook::deliver(state, client, job).await,
+        other => Err(JobError::Dead(format!("unknown job kind {other:?}"))),
+    }
+}

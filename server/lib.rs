@@ -1,0 +1,85 @@
+//! Recount: human-in-the-loop video review for checkout-free stores.
+//!
+//! Data flows through the modules in this order:
+//!
+//! - [`api`] receives a store's catalog and events over HTTP;
+//! - [`domain`] decides, without I/O, whether an event needs a human
+//!   ([`domain::routing`]), when verdicts settle a task
+//!   ([`domain::consensus`]) and what a receipt says ([`domain::receipt`]);
+//! - [`db`] stores each decision in SQLite or PostgreSQL through one query
+//!   layer, runs the review queue (claims, leases, verdicts) and finalizes
+//!   receipts exactly once;
+//! - [`jobs`] runs background work from the database: lease expiry and
+//!   receipt webhooks with retries;
+//! - [`demo`] fills a fresh install with a store, users and a stream of
+//!   simulated shoppers.
+//!
+//! [`app`] builds the HTTP router that `recount serve` and the tests run.
+
+pub mod api;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod domain;
+pub mod error;
+pub mod jobs;
+pub mod metrics;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::Router;
+use tower_http::trace::TraceLayer;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::error_response;
+
+/// What every request handler and background job shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub db: Db,
+    /// Settings.
+    pub config: Arc<Config>,
+    /// The time source.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl AppState {
+    /// Now, in epoch milliseconds.
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+}
+
+/// The HTTP application.
+pub fn app(state: AppState) -> Router {
+    let (router, openapi) = api::router().split_for_parts();
+    let openapi = Arc::new(openapi);
+    router
+        .route(
+            "/api/openapi.json",
+            axum::routing::get(move || {
+                let doc = openapi.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async {
+            error_response(StatusCode::NOT_FOUND, "not-found", "no such endpoint")
+        })
+        .method_not_allowed_fallback(|| async {
+            error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "this endpoint does not take that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(state.config.json_body_limit))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

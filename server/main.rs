@@ -1,0 +1,273 @@
+//! The `recount` command line.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use tracing_subscriber::EnvFilter;
+
+use recount::api::queue::PolicyPatch;
+use recount::auth::{generate_password, hash_password, Role};
+use recount::clock::{Clock, SystemClock};
+use recount::config::Config;
+use recount::db::{stores, users, Db};
+use recount::{demo, jobs, AppState};
+
+/// Recount: human-in-the-loop video review for checkout-free stores.
+#[derive(Parser, Debug)]
+#[command(name = "recount", version, about)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Args, Debug)]
+struct GlobalArgs {
+    /// Optional TOML file with any setting (see docs/operations.md).
+    #[arg(long, global = true, env = "RECOUNT_CONFIG")]
+    config: Option<PathBuf>,
+    /// sqlite://PATH or postgres://USER@HOST/DB (default: SQLite under the data dir).
+    #[arg(long, global = true, env = "RECOUNT_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Directory for the SQLite file and media.
+    #[arg(long, global = true, env = "RECOUNT_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Runs the HTTP service and its background jobs.
+    Serve {
+        /// Listen address (default 127.0.0.1:8080).
+        #[arg(long, env = "RECOUNT_ADDR")]
+        addr: Option<String>,
+        /// Creates demo data and simulates shoppers.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Applies database migrations.
+    Migrate,
+    /// Creates the demo store, catalog and users, and prints the credentials.
+    Demo,
+    /// Manages stores.
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// Manages users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum StoreCommand {
+    /// Creates a store and prints its id, API key and webhook secret.
+    Add {
+        /// Display name.
+        name: String,
+        /// Where final receipts are posted.
+        #[arg(long)]
+        webhook_url: Option<String>,
+    },
+    /// Shows or changes a store's routing policy.
+    Policy {
+        /// Store id.
+        store_id: String,
+        /// Review below this top confidence.
+        #[arg(long)]
+        threshold: Option<f64>,
+        /// Review when the top two candidates are closer than this.
+        #[arg(long)]
+        margin: Option<f64>,
+        /// Share of confident events sent to review as audit samples.
+        #[arg(long)]
+        audit_rate: Option<f64>,
+        /// Agreeing verdicts an audit sample needs.
+        #[arg(long)]
+        audit_verdicts: Option<i64>,
+        /// Events worth at least this many cents need several verdicts.
+        #[arg(long)]
+        high_value_cents: Option<i64>,
+        /// Receipt deadline after exit, in milliseconds.
+        #[arg(long)]
+        receipt_sla_ms: Option<i64>,
+    },
+    /// Issues a new API key; the old one stops working.
+    RotateKey {
+        /// Store id.
+        store_id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCommand {
+    /// Creates a user (or resets its password) and prints a generated password.
+    Add {
+        /// Login name.
+        name: String,
+        /// What the user may do.
+        #[arg(long, value_enum)]
+        role: Role,
+    },
+}
+
+fn load_config(global: &GlobalArgs) -> anyhow::Result<Config> {
+    let base = match &global.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    let mut config = base.with_env(std::env::vars())?;
+    if let Some(url) = &global.database_url {
+        config.database_url = url.clone();
+    }
+    if let Some(dir) = &global.data_dir {
+        config.data_dir = dir.clone();
+    }
+    Ok(config)
+}
+
+async fn open_db(config: &Config) -> anyhow::Result<Db> {
+    let db = Db::connect(&config.effective_database_url(), config.max_connections).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+fn print(value: serde_json::Value) {
+    println!("{value}");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("RECOUNT_LOG")
+                .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let mut config = load_config(&cli.global)?;
+    let clock = SystemClock;
+    match cli.command {
+        Command::Serve {
+            addr,
+            demo: with_demo,
+        } => {
+            if let Some(addr) = addr {
+                config.addr = addr;
+            }
+            let db = open_db(&config).await?;
+            let state = AppState {
+                db,
+                config: config.clone().into(),
+                clock: std::sync::Arc::new(SystemClock),
+            };
+            let listener = tokio::net::TcpListener::bind(&config.addr)
+                .await
+                .with_context(|| format!("binding {}", config.addr))?;
+            let addr = listener.local_addr()?;
+            if with_demo {
+                let creds = demo::setup(&state).await?;
+                print(creds.to_json(&format!("http://{addr}")));
+                tokio::spawn(demo::simulate(state.clone(), creds.store_id.clone()));
+            }
+            let _jobs = jobs::spawn(state.clone());
+            tracing::info!(%addr, database = ?state.db.backend, "recount is listening");
+            axum::serve(listener, recount::app(state))
+                .with_graceful_shutdown(shutdown_signal())
+                .await?;
+        }
+        Command::Migrate => {
+            let db = open_db(&config).await?;
+            print(
+                json!({"migrated": true, "database": format!("{:?}", db.backend).to_lowercase()}),
+            );
+        }
+        Command::Demo => {
+            let db = open_db(&config).await?;
+            let state = AppState {
+                db,
+                config: config.clone().into(),
+                clock: std::sync::Arc::new(SystemClock),
+            };
+            let creds = demo::setup(&state).await?;
+            print(creds.to_json(&format!("http://{}", config.addr)));
+        }
+        Command::Store(StoreCommand::Add { name, webhook_url }) => {
+            let db = open_db(&config).await?;
+            let created =
+                stores::create(&db, &name, webhook_url.as_deref(), clock.now_ms()).await?;
+            print(json!({
+                "store_id": created.store.id,
+                "api_key": created.api_key,
+                "webhook_secret": created.store.webhook_secret,
+            }));
+        }
+        Command::Store(StoreCommand::Policy {
+            store_id,
+            threshold,
+            margin,
+            audit_rate,
+            audit_verdicts,
+            high_value_cents,
+            receipt_sla_ms,
+        }) => {
+            let db = open_db(&config).await?;
+            let mut conn = db.reader().acquire().await?;
+            let store = stores::get(&mut conn, &store_id)
+                .await?
+                .with_context(|| format!("no store {store_id:?}"))?;
+            drop(conn);
+            let patch = PolicyPatch {
+                threshold,
+                margin,
+                audit_rate,
+                audit_verdicts,
+                high_value_cents,
+                receipt_sla_ms,
+                expected_exit_ms: None,
+            };
+            let policy = patch.apply(&store.policy);
+            policy.validate()?;
+            stores::set_policy(&db, &store_id, &policy).await?;
+            print(json!({"store_id": store_id, "policy": policy}));
+        }
+        Command::Store(StoreCommand::RotateKey { store_id }) => {
+            let db = open_db(&config).await?;
+            let key = stores::rotate_api_key(&db, &store_id)
+                .await?
+                .with_context(|| format!("no store {store_id:?}"))?;
+            print(json!({"store_id": store_id, "api_key": key}));
+        }
+        Command::User(UserCommand::Add { name, role }) => {
+            let db = open_db(&config).await?;
+            let password = generate_password();
+            let hash = hash_password(&password)?;
+            users::upsert(&db, &name, &hash, role, clock.now_ms()).await?;
+            print(json!({"username": name, "password": password, "role": role}));
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,127 @@
+//! Prometheus metrics: counters and histograms updated where things happen,
+//! queue gauges read from the database when scraped.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    register_histogram_with_registry, register_int_counter_vec_with_registry,
+    register_int_counter_with_registry, register_int_gauge_vec_with_registry, Encoder, Histogram,
+    IntCounter, IntCounterVec, IntGaugeVec, Registry, TextEncoder,
+};
+
+/// All of Recount's metrics.
+pub struct Metrics {
+    registry: Registry,
+    events: IntCounterVec,
+    verdicts: IntCounterVec,
+    claim_seconds: Histogram,
+    receipt_latency_seconds: Histogram,
+    webhooks: IntCounterVec,
+    leases_expired: IntCounter,
+    queue: IntGaugeVec,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let registry = Registry::new_custom(Some("recount".into()), None).expect("valid prefix");
+    let r = &registry;
+    Metrics {
+        events: register_int_counter_vec_with_registry!(
+            "events_ingested_total",
+            "Events stored, by route",
+            &["route"],
+            r
+        )
+        .expect("metric"),
+        verdicts: register_int_counter_vec_with_registry!(
+            "verdicts_total",
+            "Verdicts recorded, by the task state they led to",
+            &["outcome"],
+            r
+        )
+        .expect("metric"),
+        claim_seconds: register_histogram_with_registry!(
+            "claim_duration_seconds",
+            "Time to claim a task, request to answer",
+            vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0],
+            r
+        )
+        .expect("metric"),
+        receipt_latency_seconds: register_histogram_with_registry!(
+            "receipt_latency_seconds",
+            "Time from the shopper's exit to the final receipt",
+            vec![0.1, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 3600.0],
+            r
+        )
+        .expect("metric"),
+        webhooks: register_int_counter_vec_with_registry!(
+            "webhook_deliveries_total",
+            "Receipt webhook attempts, by result",
+            &["result"],
+            r
+        )
+        .expect("metric"),
+        leases_expired: register_int_counter_with_registry!(
+            "leases_expired_total",
+            "Leases that ran out and returned their task to the queue",
+            r
+        )
+        .expect("metric"),
+        queue: register_int_gauge_vec_with_registry!(
+            "review_tasks",
+            "Review tasks by status",
+            &["status"],
+            r
+        )
+        .expect("metric"),
+        registry,
+    }
+});
+
+/// An event was stored on `route`.
+pub fn event_ingested(route: &str) {
+    METRICS.events.with_label_values(&[route]).inc();
+}
+
+/// A verdict led the task to `outcome`.
+pub fn verdict_recorded(outcome: &str) {
+    METRICS.verdicts.with_label_values(&[outcome]).inc();
+}
+
+/// A claim took `seconds`.
+pub fn claim_observed(seconds: f64) {
+    METRICS.claim_seconds.observe(seconds);
+}
+
+/// A receipt became final `latency_ms` after exit.
+pub fn receipt_finalized(latency_ms: i64) {
+    METRICS
+        .receipt_latency_seconds
+        .observe(latency_ms.max(0) as f64 / 1000.0);
+}
+
+/// A webhook attempt ended with `result` (`delivered`, `failed`, `dead`).
+pub fn webhook_attempt(result: &str) {
+    METRICS.webhooks.with_label_values(&[result]).inc();
+}
+
+/// `n` leases expired.
+pub fn leases_expired(n: u64) {
+    METRICS.leases_expired.inc_by(n);
+}
+
+/// Renders every metric in Prometheus text format, with the queue gauges set
+/// from `queue_counts`.
+pub fn render(queue_counts: &[(String, i64)]) -> String {
+    for status in ["ready", "leased", "escalated", "resolved"] {
+        let n = queue_counts
+            .iter()
+            .find(|(s, _)| s == status)
+            .map_or(0, |(_, n)| *n);
+        METRICS.queue.with_label_values(&[status]).set(n);
+    }
+    let mut out = Vec::new();
+    TextEncoder::new()
+        .encode(&METRICS.registry.gather(), &mut out)
+        .expect("text encoding never fails");
+    String::from_utf8(out).expect("prometheus text is UTF-8")
+}
