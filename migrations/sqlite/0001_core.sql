@@ -90,6 +90,7 @@ CREATE TABLE review_tasks (
     verdict_count INTEGER NOT NULL DEFAULT 0,
     escalation_reason TEXT,
     resolved_by TEXT,
+    resolution_note TEXT,
     resolved_at INTEGER,
     updated_at INTEGER NOT NULL
 );

@@ -173,3 +173,33 @@ pub fn json_rejection(rejection: JsonRejection) -> Error {
 fn source_text(e: &dyn std::error::Error) -> String {
     e.source().map_or_else(|| e.to_string(), |s| s.to_string())
 }
+
+/// A path parameter; unreadable segments get a JSON error like every other.
+#[derive(Debug, Clone)]
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Path(p.0))
+            .map_err(|r| Error::bad_request("invalid-path", r.body_text()))
+    }
+}
+
+/// Query parameters; malformed ones get a JSON error like every other.
+#[derive(Debug, Clone)]
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|r| Error::bad_request("invalid-query", r.body_text()))
+    }
+}

@@ -1,13 +1,13 @@
 //! Store-facing endpoints: catalog, events, session exit, receipts.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{Caller, Json, StoreCaller};
+use super::extract::{Caller, Json, Path, Query, StoreCaller};
 use crate::auth::digest;
 use crate::db::events::{self, IngestOutcome};
 use crate::db::products::{self, Product};
@@ -154,7 +154,7 @@ pub async fn post_events(
         });
     }
     tx.commit().await?;
-    for o in &outcomes {
+    for o in outcomes.iter().filter(|o| !o.replayed) {
         crate::metrics::event_ingested(&o.route);
     }
     Ok(if batch {

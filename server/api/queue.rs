@@ -3,13 +3,13 @@
 
 use std::time::Instant;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{AdminCaller, Json, SupervisorCaller, UserCaller};
+use super::extract::{AdminCaller, Json, Path, Query, SupervisorCaller, UserCaller};
 use super::ingest::no_content;
 use crate::auth::{verify_password, Role};
 use crate::db::tasks::{self, Claim, TaskDetail, VerdictInput, VerdictOutcome};
@@ -250,12 +250,20 @@ pub struct PolicyPatch {
     pub audit_rate: Option<f64>,
     /// Agreeing verdicts an audit sample needs.
     pub audit_verdicts: Option<i64>,
-    /// High-value rule in cents; `null` keeps it, use `0` only to review everything.
-    pub high_value_cents: Option<i64>,
+    /// High-value rule in cents: a number sets it, `null` turns it off,
+    /// absent keeps it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub high_value_cents: Option<Option<i64>>,
     /// Receipt deadline after exit.
     pub receipt_sla_ms: Option<i64>,
     /// Expected exit after an event of an open session.
     pub expected_exit_ms: Option<i64>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one not sent (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(d).map(Some)
 }
 
 impl PolicyPatch {
@@ -266,7 +274,7 @@ impl PolicyPatch {
             margin: self.margin.unwrap_or(p.margin),
             audit_rate: self.audit_rate.unwrap_or(p.audit_rate),
             audit_verdicts: self.audit_verdicts.unwrap_or(p.audit_verdicts),
-            high_value_cents: self.high_value_cents.or(p.high_value_cents),
+            high_value_cents: self.high_value_cents.unwrap_or(p.high_value_cents),
             receipt_sla_ms: self.receipt_sla_ms.unwrap_or(p.receipt_sla_ms),
             expected_exit_ms: self.expected_exit_ms.unwrap_or(p.expected_exit_ms),
         }

@@ -21,6 +21,9 @@ pub struct IngestOutcome {
     /// The review task, when one was opened.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub task_id: Option<String>,
+    /// Whether this answers a replay of an event stored earlier.
+    #[serde(skip)]
+    pub replayed: bool,
 }
 
 /// Ingests one validated event inside `tx`.
@@ -112,6 +115,7 @@ pub async fn ingest(
             route: route_name.into(),
             reason: None,
             task_id: None,
+            replayed: false,
         });
     };
 
@@ -146,6 +150,7 @@ pub async fn ingest(
         route: route_name.into(),
         reason: Some(reason.as_str().into()),
         task_id: Some(task_id),
+        replayed: false,
     })
 }
 
@@ -178,6 +183,7 @@ async fn replay(
         route: row.try_get("route")?,
         reason: row.try_get("route_reason")?,
         task_id: row.try_get("task_id")?,
+        replayed: true,
     }))
 }
 
@@ -190,6 +196,24 @@ pub(crate) async fn lock_open_session(
     session_id: &str,
     now: i64,
 ) -> Result<Option<i64>> {
+    let (status, exited_at) = lock_session(tx, store_id, session_id, now).await?;
+    if status == "finalized" {
+        return Err(Error::conflict(
+            "session-finalized",
+            format!("the receipt of session {session_id:?} is already final"),
+        ));
+    }
+    Ok(exited_at)
+}
+
+/// Creates the session if needed and locks its row for the rest of the
+/// transaction; returns its status and exit time.
+pub(crate) async fn lock_session(
+    tx: &mut Tx,
+    store_id: &str,
+    session_id: &str,
+    now: i64,
+) -> Result<(String, Option<i64>)> {
     sqlx::query(
         "INSERT INTO sessions (store_id, session_id, status, open_reviews, created_at) \
          VALUES ($1, $2, 'open', 0, $3) ON CONFLICT (store_id, session_id) DO NOTHING",
@@ -208,12 +232,5 @@ pub(crate) async fn lock_open_session(
     .bind(session_id)
     .fetch_one(&mut **tx)
     .await?;
-    let status: String = row.try_get("status")?;
-    if status == "finalized" {
-        return Err(Error::conflict(
-            "session-finalized",
-            format!("the receipt of session {session_id:?} is already final"),
-        ));
-    }
-    Ok(row.try_get("exited_at")?)
+    Ok((row.try_get("status")?, row.try_get("exited_at")?))
 }

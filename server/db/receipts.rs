@@ -5,7 +5,7 @@ use sqlx::{AnyConnection, Row};
 use utoipa::ToSchema;
 
 use super::{jobs, products, Db, Tx};
-use crate::db::events::lock_open_session;
+use crate::db::events::lock_session;
 use crate::db::stores::Store;
 use crate::domain::receipt::{self, ReceiptLine, SettledEvent};
 use crate::domain::time::format_rfc3339_ms;
@@ -52,18 +52,8 @@ pub async fn exit(
     now: i64,
 ) -> Result<Receipt> {
     let mut tx = db.begin().await?;
-    let row = sqlx::query(
-        "SELECT status, exited_at FROM sessions WHERE store_id = $1 AND session_id = $2",
-    )
-    .bind(&store.id)
-    .bind(session_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let already: Option<i64> = match row {
-        Some(r) => r.try_get("exited_at")?,
-        None => None,
-    };
-    match already {
+    let mut finalized = Finalized::default();
+    match lock_session(&mut tx, &store.id, session_id, now).await?.1 {
         Some(t) if t == exited_at => {}
         Some(_) => {
             return Err(Error::conflict(
@@ -72,7 +62,6 @@ pub async fn exit(
             ))
         }
         None => {
-            lock_open_session(&mut tx, &store.id, session_id, now).await?;
             sqlx::query(
                 "UPDATE sessions SET status = 'exited', exited_at = $1 \
                  WHERE store_id = $2 AND session_id = $3",
@@ -92,17 +81,37 @@ pub async fn exit(
             .bind(session_id)
             .execute(&mut *tx)
             .await?;
-            try_finalize(&mut tx, store, session_id, now).await?;
+            finalized = try_finalize(&mut tx, store, session_id, now).await?;
         }
     }
     let receipt = read(&mut tx, &store.id, session_id).await?;
     tx.commit().await?;
+    finalized.record();
     receipt.ok_or_else(|| anyhow::anyhow!("session vanished during exit").into())
+}
+
+/// Whether a transaction finalized a receipt, to be recorded once it commits.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[must_use = "record() it after the transaction commits"]
+pub struct Finalized(Option<i64>);
+
+impl Finalized {
+    /// Records the receipt latency metric; call after commit.
+    pub fn record(self) {
+        if let Some(latency_ms) = self.0 {
+            crate::metrics::receipt_finalized(latency_ms);
+        }
+    }
 }
 
 /// Finalizes the receipt if the session has exited and nothing is in review.
 /// The conditional update makes this happen exactly once, whoever calls it.
-pub async fn try_finalize(tx: &mut Tx, store: &Store, session_id: &str, now: i64) -> Result<bool> {
+pub async fn try_finalize(
+    tx: &mut Tx,
+    store: &Store,
+    session_id: &str,
+    now: i64,
+) -> Result<Finalized> {
     let exited_at: Option<i64> = sqlx::query_scalar(
         "UPDATE sessions SET status = 'finalized' WHERE store_id = $1 AND session_id = $2 \
          AND status = 'exited' AND open_reviews = 0 RETURNING exited_at",
@@ -112,7 +121,7 @@ pub async fn try_finalize(tx: &mut Tx, store: &Store, session_id: &str, now: i64
     .fetch_optional(&mut **tx)
     .await?;
     let Some(exited_at) = exited_at else {
-        return Ok(false);
+        return Ok(Finalized(None));
     };
     let settled = settled_events(tx, &store.id, session_id).await?;
     let (lines, total) = receipt::compute(&settled);
@@ -143,8 +152,7 @@ pub async fn try_finalize(tx: &mut Tx, store: &Store, session_id: &str, now: i64
         )
         .await?;
     }
-    crate::metrics::receipt_finalized(now - exited_at);
-    Ok(true)
+    Ok(Finalized(Some(now - exited_at)))
 }
 
 /// The resolved events of a session with the prices valid when each happened.

@@ -140,7 +140,8 @@ pub struct VerdictOutcome {
 }
 
 /// Takes the next ready task for `user`: earliest receipt deadline first, then
-/// oldest; never a task the user already answered.
+/// oldest; never a task the user held before (answered, released or let
+/// expire), so a second opinion is always someone else's.
 pub async fn claim(
     db: &Db,
     user: &User,
@@ -149,6 +150,14 @@ pub async fn claim(
     max_leases: i64,
 ) -> Result<Option<Claim>> {
     let mut tx = db.begin().await?;
+    // Serializes one user's concurrent claims so the lease limit holds.
+    sqlx::query(&format!(
+        "SELECT id FROM users WHERE id = $1{}",
+        db.for_update()
+    ))
+    .bind(&user.id)
+    .fetch_optional(&mut *tx)
+    .await?;
     let held: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM review_tasks WHERE status = 'leased' AND leased_by = $1 AND lease_expires_at > $2",
     )
@@ -168,7 +177,7 @@ pub async fn claim(
         "UPDATE review_tasks SET status = 'leased', leased_by = $1, lease_id = $2, \
          lease_expires_at = $3, updated_at = $4 \
          WHERE status = 'ready' AND id = (SELECT t.id FROM review_tasks t WHERE t.status = 'ready' \
-         AND NOT EXISTS (SELECT 1 FROM verdicts v WHERE v.task_id = t.id AND v.labeler_id = $1) \
+         AND NOT EXISTS (SELECT 1 FROM task_leases l WHERE l.task_id = t.id AND l.labeler_id = $1) \
          ORDER BY t.deadline_at, t.created_at LIMIT 1{}) RETURNING {TASK_COLUMNS}",
         db.skip_locked()
     );
@@ -377,24 +386,25 @@ async fn set_ready(tx: &mut Tx, task_id: &str, now: i64) -> Result<(), sqlx::Err
 
 /// Returns every task whose lease ran out to the queue; the number returned.
 pub async fn expire_leases(db: &Db, now: i64) -> Result<u64> {
+    // Heartbeats move both expiry times together, so the same cut-off ends
+    // the same leases in both tables.
     let mut tx = db.begin().await?;
-    let lease_ids: Vec<Option<String>> = sqlx::query_scalar(
-        "UPDATE review_tasks SET status = 'ready', leased_by = NULL, lease_id = NULL, \
-         lease_expires_at = NULL, updated_at = $1 WHERE status = 'leased' AND lease_expires_at <= $1 \
-         RETURNING lease_id",
+    sqlx::query(
+        "UPDATE task_leases SET ended_at = $1, end_reason = 'expired' \
+         WHERE ended_at IS NULL AND expires_at <= $1",
     )
     .bind(now)
-    .fetch_all(&mut *tx)
+    .execute(&mut *tx)
     .await?;
-    for id in lease_ids.iter().flatten() {
-        sqlx::query("UPDATE task_leases SET ended_at = $1, end_reason = 'expired' WHERE id = $2")
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-    }
+    let returned = sqlx::query(
+        "UPDATE review_tasks SET status = 'ready', leased_by = NULL, lease_id = NULL, \
+         lease_expires_at = NULL, updated_at = $1 WHERE status = 'leased' AND lease_expires_at <= $1",
+    )
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
-    Ok(lease_ids.len() as u64)
+    Ok(returned.rows_affected())
 }
 
 /// Checks a verdict against the event and the catalog and turns it into an answer.
@@ -483,7 +493,8 @@ fn answer_from_row(r: &sqlx::any::AnyRow) -> Result<Answer, sqlx::Error> {
 }
 
 /// Records a labeler's verdict and applies consensus. Sending the same verdict
-/// again answers as the first time did; a different one is refused.
+/// again is accepted and answers with the task's current state; a different
+/// one is refused.
 pub async fn submit_verdict(
     db: &Db,
     user: &User,
@@ -552,6 +563,7 @@ pub async fn submit_verdict(
     .map(answer_from_row)
     .collect::<Result<_, _>>()?;
 
+    let mut finalized = receipts::Finalized::default();
     let status = match consensus::decide(task.required_verdicts, &answers) {
         Outcome::NeedMore => {
             set_ready(&mut tx, &task.id, now).await?;
@@ -576,7 +588,7 @@ pub async fn submit_verdict(
             "escalated"
         }
         Outcome::Agreed(label) => {
-            resolve(
+            finalized = resolve(
                 &mut tx,
                 &task,
                 &label,
@@ -590,6 +602,7 @@ pub async fn submit_verdict(
         }
     };
     tx.commit().await?;
+    finalized.record();
     crate::metrics::verdict_recorded(status);
     Ok(VerdictOutcome {
         task_id: task.id,
@@ -623,7 +636,7 @@ pub async fn resolve_escalation(
         .bind(&task.id)
         .fetch_one(&mut *tx)
         .await?;
-    resolve(
+    let finalized = resolve(
         &mut tx,
         &task,
         &label,
@@ -633,7 +646,15 @@ pub async fn resolve_escalation(
         now,
     )
     .await?;
+    if input.note.is_some() {
+        sqlx::query("UPDATE review_tasks SET resolution_note = $1 WHERE id = $2")
+            .bind(&input.note)
+            .bind(&task.id)
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
+    finalized.record();
     Ok(VerdictOutcome {
         task_id: task.id,
         status: "resolved".into(),
@@ -650,7 +671,7 @@ async fn resolve(
     resolved_by: Option<&str>,
     verdict_count: i64,
     now: i64,
-) -> Result<()> {
+) -> Result<receipts::Finalized> {
     sqlx::query(
         "UPDATE review_tasks SET status = 'resolved', verdict_count = $1, resolved_by = $2, \
          resolved_at = $3, leased_by = NULL, lease_id = NULL, lease_expires_at = NULL, updated_at = $3 \
@@ -684,8 +705,7 @@ async fn resolve(
     let store = stores::get(&mut **tx, &task.store_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("store {} of task {} is gone", task.store_id, task.id))?;
-    receipts::try_finalize(tx, &store, &task.session_id, now).await?;
-    Ok(())
+    receipts::try_finalize(tx, &store, &task.session_id, now).await
 }
 
 /// One verdict as a supervisor sees it.

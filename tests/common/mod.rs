@@ -1,0 +1,317 @@
+//! Test harness: a real Recount server on a loopback port, on a fresh SQLite
+//! file or a fresh PostgreSQL database, driven over real HTTP.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use recount::auth::{hash_password, Role};
+use recount::clock::ManualClock;
+use recount::config::Config;
+use recount::db::{stores, users, Db};
+use recount::AppState;
+
+/// The two engines every database test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where tests find PostgreSQL (a database they may create others from).
+pub fn pg_admin_url() -> String {
+    std::env::var("RECOUNT_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A fresh, empty database of one engine.
+pub struct TestDb {
+    pub url: String,
+    pub backend: Backend,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("recount.db").display()
+                );
+                TestDb {
+                    url,
+                    backend,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres => {
+                let admin = pg_admin_url();
+                let name = format!("rt_{}", uuid::Uuid::now_v7().simple());
+                sqlx::any::install_default_drivers();
+                let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
+                    .await
+                    .expect("PostgreSQL must be running for the tests (see README)");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                let base = admin.rsplit_once('/').expect("database URL has a path").0;
+                TestDb {
+                    url: format!("{base}/{name}"),
+                    backend,
+                    _dir: None,
+                }
+            }
+        }
+    }
+
+    /// Connects and migrates.
+    pub async fn connect(&self) -> Db {
+        let db = Db::connect(&self.url, 16).await.expect("connect");
+        db.migrate().await.expect("migrate");
+        db
+    }
+}
+
+/// A running server with a hand-driven clock.
+pub struct TestApp {
+    pub base: String,
+    pub state: AppState,
+    pub clock: Arc<ManualClock>,
+    pub http: reqwest::Client,
+    pub db_handle: TestDb,
+}
+
+/// The clock starts here in every test: 2026-11-25T10:00:00Z.
+pub const T0: i64 = 1_795_600_800_000;
+
+impl TestApp {
+    pub async fn start(backend: Backend) -> TestApp {
+        TestApp::start_with(backend, |_| {}).await
+    }
+
+    pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let db_handle = TestDb::new(backend).await;
+        let db = db_handle.connect().await;
+        let mut config = Config::default();
+        tweak(&mut config);
+        let clock = Arc::new(ManualClock::new(T0));
+        let state = AppState {
+            db,
+            config: Arc::new(config),
+            clock: clock.clone(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = recount::app(state.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        TestApp {
+            base,
+            state,
+            clock,
+            http: reqwest::Client::new(),
+            db_handle,
+        }
+    }
+
+    /// Creates a store; returns (store id, API key).
+    pub async fn store(&self, name: &str, webhook: Option<&str>) -> (String, String) {
+        let s = stores::create(&self.state.db, name, webhook, self.state.now())
+            .await
+            .unwrap();
+        (s.store.id, s.api_key)
+    }
+
+    /// Creates a store with a small catalog; returns (store id, API key).
+    pub async fn store_with_catalog(&self) -> (String, String) {
+        let (id, key) = self.store("Test store", None).await;
+        self.catalog(&key).await;
+        (id, key)
+    }
+
+    /// Uploads the test catalog: milk 129, bread 399, cola 149, tv 49900.
+    pub async fn catalog(&self, key: &str) {
+        let (status, body) = self
+            .call(
+                Method::PUT,
+                "/api/v1/products",
+                key,
+                Some(json!([
+                    {"sku": "milk", "name": "Milk 1 l", "price_cents": 129},
+                    {"sku": "bread", "name": "Bread", "price_cents": 399},
+                    {"sku": "cola", "name": "Cola 330 ml", "price_cents": 149},
+                    {"sku": "tv", "name": "Television", "price_cents": 49900},
+                ])),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    /// Creates a user and signs in; returns the API token.
+    pub async fn user(&self, name: &str, role: Role) -> String {
+        let hash = hash_password("pw-for-tests").unwrap();
+        users::upsert(&self.state.db, name, &hash, role, self.state.now())
+            .await
+            .unwrap();
+        let (status, body) = self
+            .call_anon(
+                Method::POST,
+                "/api/v1/auth/token",
+                Some(json!({"username": name, "password": "pw-for-tests"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["token"].as_str().unwrap().to_string()
+    }
+
+    /// Sends a request with a bearer secret; returns status and JSON body
+    /// (`Value::Null` for an empty body).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(bearer);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        read(req.send().await.unwrap()).await
+    }
+
+    pub async fn call_anon(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        read(req.send().await.unwrap()).await
+    }
+
+    /// Sends raw bytes as the body.
+    pub async fn call_raw(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(bearer)
+            .header("content-type", content_type)
+            .body(body);
+        read(req.send().await.unwrap()).await
+    }
+
+    pub async fn claim(&self, token: &str) -> (StatusCode, Value) {
+        self.call(Method::POST, "/api/v1/tasks/claim", token, None)
+            .await
+    }
+
+    pub async fn verdict(&self, token: &str, task_id: &str, body: Value) -> (StatusCode, Value) {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/tasks/{task_id}/verdict"),
+            token,
+            Some(body),
+        )
+        .await
+    }
+
+    /// Posts one event (or an array).
+    pub async fn events(&self, key: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, "/api/v1/events", key, Some(body))
+            .await
+    }
+
+    pub async fn exit(&self, key: &str, session: &str, at: &str) -> (StatusCode, Value) {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/sessions/{session}/exit"),
+            key,
+            Some(json!({"exited_at": at})),
+        )
+        .await
+    }
+
+    pub async fn receipt(&self, key: &str, session: &str) -> (StatusCode, Value) {
+        self.call(
+            Method::GET,
+            &format!("/api/v1/sessions/{session}/receipt"),
+            key,
+            None,
+        )
+        .await
+    }
+
+    /// A scalar from the database, for assertions on stored state.
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(self.state.db.reader())
+            .await
+            .unwrap()
+    }
+}
+
+pub async fn read(resp: reqwest::Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let bytes = resp.bytes().await.unwrap();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    (status, body)
+}
+
+/// An event body: `candidates` as (sku, confidence) pairs.
+pub fn event(id: &str, session: &str, kind: &str, qty: i64, candidates: &[(&str, f64)]) -> Value {
+    json!({
+        "event_id": id,
+        "session_id": session,
+        "kind": kind,
+        "quantity": qty,
+        "occurred_at": "2026-11-25T10:00:00Z",
+        "candidates": candidates.iter().map(|(s, c)| json!({"sku": s, "confidence": c})).collect::<Vec<_>>(),
+        "model_version": "m1",
+    })
+}
+
+/// The error code of an error answer.
+pub fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("<no error code>")
+}
+
+/// Runs a test body once on SQLite and once on PostgreSQL:
+/// `dual!(name);` for `async fn name(backend: Backend)`.
+#[macro_export]
+macro_rules! dual {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::common::Backend::Postgres).await
+            }
+        }
+    )+};
+}

@@ -1,0 +1,923 @@
+//! The core loop over real HTTP, each test on SQLite and on PostgreSQL:
+//! ingest → routing → review queue → verdicts → receipts → webhooks.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use common::{code, event, Backend, TestApp};
+use recount::auth::Role;
+
+/// Confident enough for the default policy, and not drawn for audit
+/// (audit rate set to zero where it matters).
+const SURE: &[(&str, f64)] = &[("milk", 0.98), ("cola", 0.01)];
+const UNSURE: &[(&str, f64)] = &[("milk", 0.55), ("cola", 0.30)];
+
+async fn no_audit(app: &TestApp, store_id: &str, admin: &str) {
+    let (s, b) = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/stores/{store_id}/policy"),
+            admin,
+            Some(json!({"audit_rate": 0.0})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+}
+
+async fn confident_events_are_auto_accepted_and_exit_finalizes_the_receipt(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (store_id, key) = app.store_with_catalog().await;
+    let admin = app.user("boss", Role::Admin).await;
+    no_audit(&app, &store_id, &admin).await;
+
+    let (s, out) = app.events(&key, event("e1", "s1", "pick", 2, SURE)).await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    assert_eq!(out, json!({"event_id": "e1", "route": "auto_accepted"}));
+    let (_, out) = app
+        .events(&key, event("e2", "s1", "pick", 1, &[("bread", 0.95)]))
+        .await;
+    assert_eq!(out["route"], "auto_accepted");
+    let (_, out) = app.events(&key, event("e3", "s1", "return", 1, SURE)).await;
+    assert_eq!(out["route"], "auto_accepted");
+
+    let (_, pending) = app.receipt(&key, "s1").await;
+    assert_eq!(pending["status"], "pending");
+
+    app.clock.advance(1_500);
+    let (s, receipt) = app.exit(&key, "s1", "2026-11-25T10:00:01Z").await;
+    assert_eq!(s, StatusCode::OK, "{receipt}");
+    assert_eq!(receipt["status"], "final");
+    assert_eq!(
+        receipt["lines"],
+        json!([
+            {"sku": "bread", "name": "Bread", "quantity": 1, "unit_price_cents": 399, "total_cents": 399},
+            {"sku": "milk", "name": "Milk 1 l", "quantity": 1, "unit_price_cents": 129, "total_cents": 129},
+        ])
+    );
+    assert_eq!(receipt["total_cents"], 528);
+    assert_eq!(receipt["exited_at"], "2026-11-25T10:00:01.000Z");
+    assert_eq!(receipt["finalized_at"], "2026-11-25T10:00:01.500Z");
+    assert_eq!(app.count("SELECT latency_ms FROM receipts").await, 500);
+
+    // Read back: the same final receipt.
+    let (_, again) = app.receipt(&key, "s1").await;
+    assert_eq!(again, receipt);
+}
+dual!(confident_events_are_auto_accepted_and_exit_finalizes_the_receipt);
+
+async fn routing_reasons_are_stored_with_each_decision(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (store_id, key) = app.store_with_catalog().await;
+    let admin = app.user("boss", Role::Admin).await;
+    let (s, p) = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/stores/{store_id}/policy"),
+            &admin,
+            Some(json!({"audit_rate": 0.0, "high_value_cents": 10000})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    assert_eq!(p["threshold"], 0.9);
+    assert_eq!(p["high_value_cents"], 10000);
+
+    let (_, low) = app
+        .events(&key, event("low", "s", "pick", 1, &[("milk", 0.5)]))
+        .await;
+    let (_, close) = app
+        .events(
+            &key,
+            event("close", "s", "pick", 1, &[("milk", 0.93), ("cola", 0.90)]),
+        )
+        .await;
+    let (_, value) = app
+        .events(&key, event("value", "s", "pick", 1, &[("tv", 0.99)]))
+        .await;
+    let (_, none) = app.events(&key, event("none", "s", "pick", 1, &[])).await;
+    assert_eq!(
+        (low["route"].as_str(), low["reason"].as_str()),
+        (Some("review"), Some("low-confidence"))
+    );
+    assert_eq!(close["reason"], "small-margin");
+    assert_eq!(value["reason"], "high-value");
+    assert_eq!(none["reason"], "low-confidence");
+    assert!(low["task_id"].is_string());
+
+    // Everything audited: a confident event becomes an audit sample needing two verdicts.
+    app.call(
+        Method::PUT,
+        &format!("/api/v1/stores/{store_id}/policy"),
+        &admin,
+        Some(json!({"audit_rate": 1.0})),
+    )
+    .await;
+    let (_, audit) = app.events(&key, event("audit", "s", "pick", 1, SURE)).await;
+    assert_eq!(audit["reason"], "audit-sample");
+    assert_eq!(
+        app.count("SELECT required_verdicts FROM review_tasks t JOIN events e ON e.id = t.event_pk WHERE e.event_id = 'audit'").await,
+        2
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM review_tasks").await, 5);
+}
+dual!(routing_reasons_are_stored_with_each_decision);
+
+async fn a_verdict_resolves_the_review_and_finalizes_the_exited_session(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (store_id, key) = app.store_with_catalog().await;
+    let admin = app.user("boss", Role::Admin).await;
+    no_audit(&app, &store_id, &admin).await;
+    let labeler = app.user("ann", Role::Labeler).await;
+
+    app.events(&key, event("e1", "s1", "pick", 1, SURE)).await;
+    let (_, review) = app.events(&key, event("e2", "s1", "pick", 1, UNSURE)).await;
+    let task_id = review["task_id"].as_str().unwrap().to_string();
+
+    let (_, receipt) = app.exit(&key, "s1", "2026-11-25T10:00:00Z").await;
+    assert_eq!(receipt["status"], "pending");
+    assert_eq!(receipt["events_in_review"], 1);
+    assert_eq!(
+        receipt["total_cents"], 129,
+        "settled events show while pending"
+    );
+
+    let (s, claim) = app.claim(&labeler).await;
+    assert_eq!(s, StatusCode::OK, "{claim}");
+    assert_eq!(claim["task"]["task_id"], task_id.as_str());
+    assert_eq!(claim["task"]["candidates"][0]["sku"], "milk");
+    assert_eq!(claim["task"]["candidates"][0]["name"], "Milk 1 l");
+    assert_eq!(claim["task"]["candidates"][0]["price_cents"], 129);
+    assert_eq!(claim["task"]["reason"], "low-confidence");
+    assert_eq!(claim["lease_expires_at"], "2026-11-25T10:01:00.000Z");
+    // The receipt deadline follows the exit: exit + 10 min SLA.
+    assert_eq!(claim["task"]["deadline_at"], "2026-11-25T10:10:00.000Z");
+
+    app.clock.advance(4_000);
+    // The labeler saw cola, not milk, and two of them.
+    let (s, out) = app
+        .verdict(
+            &labeler,
+            &task_id,
+            json!({"action": "pick", "sku": "cola", "quantity": 2}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    assert_eq!(out, json!({"task_id": task_id, "status": "resolved"}));
+    assert_eq!(app.count("SELECT handling_ms FROM verdicts").await, 4_000);
+
+    let (_, receipt) = app.receipt(&key, "s1").await;
+    assert_eq!(receipt["status"], "final");
+    assert_eq!(receipt["total_cents"], 129 + 2 * 149);
+    assert_eq!(receipt["events_in_review"], 0);
+    assert_eq!(app.count("SELECT COUNT(*) FROM receipts").await, 1);
+
+    // Replaying the same verdict answers the same; a different one is refused.
+    let (s, again) = app
+        .verdict(
+            &labeler,
+            &task_id,
+            json!({"action": "pick", "sku": "cola", "quantity": 2}),
+        )
+        .await;
+    assert_eq!(
+        (s, again["status"].as_str()),
+        (StatusCode::OK, Some("resolved"))
+    );
+    let (s, other) = app
+        .verdict(&labeler, &task_id, json!({"action": "none"}))
+        .await;
+    assert_eq!(
+        (s, code(&other)),
+        (StatusCode::CONFLICT, "verdict-conflict")
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM verdicts").await, 1);
+
+    // Nothing left to do.
+    let (s, body) = app.claim(&labeler).await;
+    assert_eq!((s, body), (StatusCode::NO_CONTENT, Value::Null));
+
+    // The session is closed for good.
+    let (s, late) = app.events(&key, event("e3", "s1", "pick", 1, SURE)).await;
+    assert_eq!(
+        (s, code(&late)),
+        (StatusCode::CONFLICT, "session-finalized")
+    );
+    // But a replay of an accepted event still answers as before.
+    let (s, replay) = app.events(&key, event("e2", "s1", "pick", 1, UNSURE)).await;
+    assert_eq!(
+        (s, replay["task_id"].as_str()),
+        (StatusCode::OK, Some(task_id.as_str()))
+    );
+}
+dual!(a_verdict_resolves_the_review_and_finalizes_the_exited_session);
+
+async fn claims_come_earliest_deadline_first(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (store_id, key) = app.store_with_catalog().await;
+    let admin = app.user("boss", Role::Admin).await;
+    no_audit(&app, &store_id, &admin).await;
+    let labeler = app.user("ann", Role::Labeler).await;
+
+    // Three open sessions; the second one's shopper leaves now, so its
+    // deadline (exit + SLA) comes before the others' expected deadlines.
+    app.events(&key, event("a", "open-1", "pick", 1, UNSURE))
+        .await;
+    app.clock.advance(1);
+    app.events(&key, event("b", "leaving", "pick", 1, UNSURE))
+        .await;
+    app.clock.advance(1);
+    app.events(&key, event("c", "open-2", "pick", 1, UNSURE))
+        .await;
+    app.exit(&key, "leaving", "2026-11-25T09:58:00Z").await;
+
+    let mut order = Vec::new();
+    for _ in 0..2 {
+        let (_, c) = app.claim(&labeler).await;
+        let task = c["task"]["task_id"].as_str().unwrap().to_string();
+        order.push(c["task"]["event_id"].as_str().unwrap().to_string());
+        app.verdict(&labeler, &task, json!({"action": "none"}))
+            .await;
+    }
+    let (_, c) = app.claim(&labeler).await;
+    order.push(c["task"]["event_id"].as_str().unwrap().to_string());
+    // Same expected deadline for a and c (same occurred_at): older task first.
+    assert_eq!(order, ["b", "a", "c"]);
+}
+dual!(claims_come_earliest_deadline_first);
+
+async fn audit_samples_need_two_labelers_and_never_return_to_the_first(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (store_id, key) = app.store_with_catalog().await;
+    let admin = app.user("boss", Role::Admin).await;
+    app.call(
+        Method::PUT,
+        &format!("/api/v1/stores/{store_id}/policy"),
+        &admin,
+        Some(json!({"audit_rate": 1.0})),
+    )
+    .await;
+    let ann = app.user("ann", Role::Labeler).await;
+    let bob = app.user("bob", Role::Labeler).await;
+
+    let (_, out) = app.events(&key, event("e1", "s1", "pick", 1, SURE)).await;
+    let task = out["task_id"].as_str().unwrap().to_string();
+    app.exit(&key, "s1", "2026-11-25T10:00:00Z").await;
+
+    let (_, c) = app.claim(&ann).await;
+    assert_eq!(c["task"]["task_id"], task.as_str());
+    let (_, v) = app
+        .verdict(&ann, &task, json!({"action": "pick", "sku": "milk"}))
+        .await;
+    assert_eq!(v["status"], "ready");
+
+    // Ann answered it already: she never gets it again.
+    let (s, _) = app.claim(&ann).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, receipt) = app.receipt(&key, "s1").await;
+    assert_eq!(receipt["status"], "pending");
+
+    let (_, c) = app.claim(&bob).await;
+    assert_eq!(c["task"]["task_id"], task.as_str());
+    let (_, v) = app
+        .verdict(
+            &bob,
+            &task,
+            json!({"action": "pick", "sku": "milk", "quantity": 1}),
+        )
+        .await;
+    assert_eq!(v["status"], "resolved");
+    let (_, receipt) = app.receipt(&key, "s1").await;
+    assert_eq!(
+        (receipt["status"].as_str(), receipt["total_cents"].as_i64()),
+        (Some("final"), Some(129))
+    );
+}
+dual!(audit_samples_need_two_labelers_and_never_return_to_the_first);
+
+async fn disagreement_escalates_and_a_supervisor_resolves_it(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (store_id, key) = app.store_with_catalog().await;
+    let admin = app.user("boss", Role::Admin).await;
+    app.call(
+        Method::PUT,
+        &format!("/api/v1/stores/{store_id}/policy"),
+        &admin,
+        Some(json!({"audit_rate": 1.0})),
+    )
+    .await;
+    let ann = app.user("ann", Role::Labeler).await;
+    let bob = app.user("bob", Role::Labeler).await;
+    let sup = app.user("sue", Role::Supervisor).await;
+
+    let (_, out) = app.events(&key, event("e1", "s1", "pick", 1, SURE)).await;
+    let task = out["task_id"].as_str().unwrap().to_string();
+    app.exit(&key, "s1", "2026-11-25T10:00:00Z").await;
+    app.claim(&ann).await;
+    app.verdict(
+        &ann,
+        &task,
+        json!({"action": "pick", "sku": "milk", "note": "clear view"}),
+    )
+    .await;
+    app.claim(&bob).await;
+    let (_, v) = app
+        .verdict(&bob, &task, json!({"action": "pick", "sku": "cola"}))
+        .await;
+    assert_eq!(v["status"], "escalated");
+
+    // Escalated tasks are not handed to labelers.
+    let carl = app.user("carl", Role::Labeler).await;
+    assert_eq!(app.claim(&carl).await.0, StatusCode::NO_CONTENT);
+
+    let (s, list) = app
+        .call(Method::GET, "/api/v1/escalations", &sup, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["escalation_reason"], "disagreement");
+    assert_eq!(list[0]["verdicts"][0]["labeler"], "ann");
+    assert_eq!(list[0]["verdicts"][0]["note"], "clear view");
+    assert_eq!(list[0]["verdicts"][1]["sku"], "cola");
+    assert_eq!(list[0]["task"]["candidates"][0]["sku"], "milk");
+
+    // A labeler may not resolve.
+    let (s, b) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/tasks/{task}/resolve"),
+            &ann,
+            Some(json!({"action": "pick", "sku": "milk"})),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::FORBIDDEN, "role-forbidden"));
+
+    let (s, r) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/tasks/{task}/resolve"),
+            &sup,
+            Some(json!({"action": "pick", "sku": "cola"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["status"], "resolved");
+    let (_, receipt) = app.receipt(&key, "s1").await;
+    assert_eq!(
+        (receipt["status"].as_str(), receipt["total_cents"].as_i64()),
+        (Some("final"), Some(149))
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM events WHERE resolution = 'supervisor'")
+            .await,
+        1
+    );
+
+    // Resolving twice is refused.
+    let (s, b) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/tasks/{task}/resolve"),
+            &sup,
+            Some(json!({"action": "none"})),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::CONFLICT, "task-not-escalated"));
+}
+dual!(disagreement_escalates_and_a_supervisor_resolves_it);
+
+async fn cant_tell_escalates_at_once(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, key) = app.store_with_catalog().await;
+    let ann = app.user("ann", Role::Labeler).await;
+    let sup = app.user("sue", Role::Supervisor).await;
+    let (_, out) = app.events(&key, event("e1", "s1", "pick", 1, UNSURE)).await;
+    let task = out["task_id"].as_str().unwrap().to_string();
+    app.claim(&ann).await;
+    let (s, v) = app
+        .verdict(
+            &ann,
+            &task,
+            json!({"cant_tell": true, "note": "hand hides the shelf"}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::OK, Some("escalated"))
+    );
+    let (_, detail) = app
+        .call(Method::GET, &format!("/api/v1/tasks/{task}"), &sup, None)
+        .await;
+    assert_eq!(detail["status"], "escalated");
+    assert_eq!(detail["escalation_reason"], "cant-tell");
+    assert_eq!(detail["verdicts"][0]["cant_tell"], true);
+    // A supervisor must decide, not shrug.
+    let (s, b) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/tasks/{task}/resolve"),
+            &sup,
+            Some(json!({"cant_tell": true})),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "cant-tell-not-allowed")
+    );
+}
+dual!(cant_tell_escalates_at_once);
+
+async fn leases_expire_back_to_the_queue_and_guard_every_action(backend: Backend) {
+    let app = TestApp::start_with(backend, |c| c.lease_ttl_ms = 30_000).await;
+    let (_, key) = app.store_with_catalog().await;
+    let ann = app.user("ann", Role::Labeler).await;
+    let bob = app.user("bob", Role::Labeler).await;
+    let (_, out) = app.events(&key, event("e1", "s1", "pick", 1, UNSURE)).await;
+    let task = out["task_id"].as_str().unwrap().to_string();
+
+    let (_, c) = app.claim(&ann).await;
+    assert_eq!(c["lease_expires_at"], "2026-11-25T10:00:30.000Z");
+
+    // Someone else's lease: no heartbeat, no release, no verdict.
+    let hb = format!("/api/v1/tasks/{task}/heartbeat");
+    let (s, b) = app.call(Method::POST, &hb, &bob, None).await;
+    assert_eq!((s, code(&b)), (StatusCode::FORBIDDEN, "lease-not-held"));
+    let (s, b) = app.verdict(&bob, &task, json!({"action": "none"})).await;
+    assert_eq!((s, code(&b)), (StatusCode::FORBIDDEN, "lease-not-held"));
+    let (s, b) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/tasks/{task}/release"),
+            &bob,
+            None,
+        )
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::FORBIDDEN, "lease-not-held"));
+
+    // A heartbeat keeps it.
+    app.clock.advance(20_000);
+    let (s, b) = app.call(Method::POST, &hb, &ann, None).await;
+    assert_eq!(
+        (s, b["lease_expires_at"].as_str()),
+        (StatusCode::OK, Some("2026-11-25T10:00:50.000Z"))
+    );
+    app.clock.advance(20_000);
+    assert_eq!(recount::jobs::sweep_leases(&app.state).await.unwrap(), 0);
+    assert_eq!(app.claim(&bob).await.0, StatusCode::NO_CONTENT);
+
+    // Without one it lapses; the sweep hands it back to the queue.
+    app.clock.advance(10_001);
+    let (s, b) = app.call(Method::POST, &hb, &ann, None).await;
+    assert_eq!((s, code(&b)), (StatusCode::CONFLICT, "lease-expired"));
+    assert_eq!(recount::jobs::sweep_leases(&app.state).await.unwrap(), 1);
+    let (_, c) = app.claim(&bob).await;
+    assert_eq!(c["task"]["task_id"], task.as_str());
+
+    // Ann's late verdict is refused and changes nothing.
+    let (s, b) = app.verdict(&ann, &task, json!({"action": "none"})).await;
+    assert_eq!((s, code(&b)), (StatusCode::CONFLICT, "lease-expired"));
+    assert_eq!(app.count("SELECT COUNT(*) FROM verdicts").await, 0);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM task_leases WHERE end_reason = 'expired'")
+            .await,
+        1
+    );
+
+    // Release gives it back at once, to someone who has not held it yet.
+    let (s, _) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/tasks/{task}/release"),
+            &bob,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(app.claim(&ann).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(app.claim(&bob).await.0, StatusCode::NO_CONTENT);
+    let carl = app.user("carl", Role::Labeler).await;
+    let (_, c) = app.claim(&carl).await;
+    assert_eq!(c["task"]["task_id"], task.as_str());
+}
+dual!(leases_expire_back_to_the_queue_and_guard_every_action);
+
+async fn a_labeler_holds_at_most_the_configured_number_of_leases(backend: Backend) {
+    let app = TestApp::start_with(backend, |c| c.max_leases_per_labeler = 2).await;
+    let (_, key) = app.store_with_catalog().await;
+    let ann = app.user("ann", Role::Labeler).await;
+    for i in 0..3 {
+        app.events(&key, event(&format!("e{i}"), "s1", "pick", 1, UNSURE))
+            .await;
+    }
+    assert_eq!(app.claim(&ann).await.0, StatusCode::OK);
+    assert_eq!(app.claim(&ann).await.0, StatusCode::OK);
+    let (s, b) = app.claim(&ann).await;
+    assert_eq!((s, code(&b)), (StatusCode::CONFLICT, "too-many-leases"));
+}
+dual!(a_labeler_holds_at_most_the_configured_number_of_leases);
+
+async fn events_are_idempotent_and_conflicting_replays_are_refused(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, key) = app.store_with_catalog().await;
+    let body = event("e1", "s1", "pick", 1, UNSURE);
+    let (_, first) = app.events(&key, body.clone()).await;
+    let (s, second) = app.events(&key, body.clone()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(first, second);
+
+    let mut changed = body.clone();
+    changed["quantity"] = json!(3);
+    let (s, b) = app.events(&key, changed).await;
+    assert_eq!((s, code(&b)), (StatusCode::CONFLICT, "event-conflict"));
+    assert_eq!(app.count("SELECT COUNT(*) FROM events").await, 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM review_tasks").await, 1);
+    assert_eq!(app.count("SELECT open_reviews FROM sessions").await, 1);
+
+    // Another store may use the same event id.
+    let (_, other_key) = app.store("Other", None).await;
+    app.catalog(&other_key).await;
+    let (s, _) = app.events(&other_key, body).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(app.count("SELECT COUNT(*) FROM events").await, 2);
+}
+dual!(events_are_idempotent_and_conflicting_replays_are_refused);
+
+async fn a_batch_is_stored_whole_or_not_at_all(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, key) = app.store_with_catalog().await;
+    let (s, out) = app
+        .events(
+            &key,
+            json!([
+                event("b1", "s1", "pick", 1, UNSURE),
+                event("b2", "s1", "pick", 1, UNSURE)
+            ]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    assert_eq!(out.as_array().unwrap().len(), 2);
+    assert_eq!(out[1]["event_id"], "b2");
+
+    let (s, b) = app
+        .events(
+            &key,
+            json!([
+                event("b3", "s2", "pick", 1, UNSURE),
+                event("b4", "s2", "pick", 1, &[("caviar", 0.5)])
+            ]),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "unknown-sku")
+    );
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("events[1]:"),
+        "{b}"
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM events").await, 2);
+    assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, 1);
+
+    // A batch may replay its own earlier events.
+    let (s, out) = app
+        .events(
+            &key,
+            json!([
+                event("b1", "s1", "pick", 1, UNSURE),
+                event("b5", "s1", "pick", 1, UNSURE)
+            ]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM events").await, 3);
+}
+dual!(a_batch_is_stored_whole_or_not_at_all);
+
+async fn receipts_charge_the_price_valid_when_the_event_happened(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (store_id, key) = app.store_with_catalog().await;
+    let admin = app.user("boss", Role::Admin).await;
+    no_audit(&app, &store_id, &admin).await;
+    // Milk's price goes up at 10:00:00 (the clock's time); an event from
+    // 09:59 keeps the old price, one from 10:01 pays the new one.
+    app.call(
+        Method::PUT,
+        "/api/v1/products",
+        &key,
+        Some(json!([{"sku": "milk", "name": "Milk 1 l", "price_cents": 150}])),
+    )
+    .await;
+    let mut early = event("e1", "s-early", "pick", 1, SURE);
+    early["occurred_at"] = json!("2026-11-25T09:59:00Z");
+    let mut late = event("e2", "s-late", "pick", 1, SURE);
+    late["occurred_at"] = json!("2026-11-25T10:01:00Z");
+    app.events(&key, early).await;
+    app.events(&key, late).await;
+    let (_, r1) = app.exit(&key, "s-early", "2026-11-25T10:02:00Z").await;
+    let (_, r2) = app.exit(&key, "s-late", "2026-11-25T10:02:00Z").await;
+    assert_eq!(r1["total_cents"], 129);
+    assert_eq!(r2["total_cents"], 150);
+    let (_, catalog) = app.call(Method::GET, "/api/v1/products", &key, None).await;
+    assert_eq!(catalog.as_array().unwrap().len(), 4);
+}
+dual!(receipts_charge_the_price_valid_when_the_event_happened);
+
+async fn exit_is_idempotent_and_a_different_exit_time_is_refused(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, key) = app.store_with_catalog().await;
+    // A shopper who took nothing still gets a (zero) receipt.
+    let (s, r) = app.exit(&key, "empty", "2026-11-25T10:00:00Z").await;
+    assert_eq!(
+        (s, r["status"].as_str(), r["total_cents"].as_i64()),
+        (StatusCode::OK, Some("final"), Some(0))
+    );
+    let (s, again) = app.exit(&key, "empty", "2026-11-25T10:00:00Z").await;
+    assert_eq!((s, &again), (StatusCode::OK, &r));
+    let (s, b) = app.exit(&key, "empty", "2026-11-25T10:05:00Z").await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::CONFLICT, "session-already-exited")
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM receipts").await, 1);
+}
+dual!(exit_is_idempotent_and_a_different_exit_time_is_refused);
+
+/// Records webhook deliveries; answers 500 to the first `fail_first`.
+#[derive(Clone, Default)]
+struct Receiver {
+    seen: Arc<Mutex<Vec<(axum::http::HeaderMap, String)>>>,
+    fail_first: usize,
+}
+
+async fn start_receiver(fail_first: usize) -> (String, Receiver) {
+    let receiver = Receiver {
+        fail_first,
+        ..Default::default()
+    };
+    let r = receiver.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let r = r.clone();
+            async move {
+                let mut seen = r.seen.lock().unwrap();
+                seen.push((headers, body));
+                if seen.len() <= r.fail_first {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::NO_CONTENT
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, receiver)
+}
+
+async fn final_receipts_reach_the_store_by_signed_webhook_with_retries(backend: Backend) {
+    let app = TestApp::start_with(backend, |c| {
+        c.webhook_backoff_base_ms = 1_000;
+        c.webhook_max_attempts = 3;
+    })
+    .await;
+    let (url, receiver) = start_receiver(1).await;
+    let (store_id, key) = app.store("Hooked", Some(&url)).await;
+    app.catalog(&key).await;
+    let admin = app.user("boss", Role::Admin).await;
+    no_audit(&app, &store_id, &admin).await;
+    app.events(&key, event("e1", "s1", "pick", 1, SURE)).await;
+    app.exit(&key, "s1", "2026-11-25T10:00:00Z").await;
+
+    let client = recount::jobs::webhook::client(&app.state.config);
+    // First attempt: the store answers 500; the job waits for its backoff.
+    assert!(recount::jobs::run_next_job(&app.state, &client)
+        .await
+        .unwrap());
+    assert!(!recount::jobs::run_next_job(&app.state, &client)
+        .await
+        .unwrap());
+    let jobs = recount::db::jobs::list(&app.state.db, "receipt-webhook")
+        .await
+        .unwrap();
+    assert_eq!((jobs[0].status.as_str(), jobs[0].attempts), ("queued", 1));
+    assert_eq!(jobs[0].run_at, common::T0 + 1_000);
+    assert!(jobs[0].last_error.as_deref().unwrap().contains("500"));
+
+    app.clock.advance(1_000);
+    assert!(recount::jobs::run_next_job(&app.state, &client)
+        .await
+        .unwrap());
+    let jobs = recount::db::jobs::list(&app.state.db, "receipt-webhook")
+        .await
+        .unwrap();
+    assert_eq!((jobs[0].status.as_str(), jobs[0].attempts), ("done", 2));
+
+    let seen = receiver.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    let (headers, body) = &seen[1];
+    let ts: i64 = headers["recount-timestamp"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(ts, (common::T0 + 1_000) / 1000);
+    let secret: String = sqlx::query_scalar("SELECT webhook_secret FROM stores WHERE id = $1")
+        .bind(&store_id)
+        .fetch_one(app.state.db.reader())
+        .await
+        .unwrap();
+    assert_eq!(
+        headers["recount-signature"].to_str().unwrap(),
+        recount::jobs::webhook::sign(&secret, ts, body.as_bytes())
+    );
+    assert_eq!(
+        headers["recount-delivery"], seen[0].0["recount-delivery"],
+        "stable across retries"
+    );
+    let payload: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(payload["type"], "receipt.finalized");
+    assert_eq!(payload["store_id"], store_id.as_str());
+    assert_eq!(payload["receipt"]["total_cents"], 129);
+    assert_eq!(payload["receipt"]["status"], "final");
+}
+dual!(final_receipts_reach_the_store_by_signed_webhook_with_retries);
+
+async fn an_unreachable_webhook_ends_dead_with_its_error_kept(backend: Backend) {
+    let app = TestApp::start_with(backend, |c| {
+        c.webhook_backoff_base_ms = 10;
+        c.webhook_max_attempts = 2;
+    })
+    .await;
+    let (url, _receiver) = start_receiver(usize::MAX).await;
+    let (store_id, key) = app.store("Hooked", Some(&url)).await;
+    app.catalog(&key).await;
+    let admin = app.user("boss", Role::Admin).await;
+    no_audit(&app, &store_id, &admin).await;
+    app.exit(&key, "s1", "2026-11-25T10:00:00Z").await;
+    let client = recount::jobs::webhook::client(&app.state.config);
+    assert!(recount::jobs::run_next_job(&app.state, &client)
+        .await
+        .unwrap());
+    app.clock.advance(10);
+    assert!(recount::jobs::run_next_job(&app.state, &client)
+        .await
+        .unwrap());
+    app.clock.advance(1_000_000);
+    assert!(!recount::jobs::run_next_job(&app.state, &client)
+        .await
+        .unwrap());
+    let jobs = recount::db::jobs::list(&app.state.db, "receipt-webhook")
+        .await
+        .unwrap();
+    assert_eq!((jobs[0].status.as_str(), jobs[0].attempts), ("dead", 2));
+    assert!(jobs[0].last_error.as_deref().unwrap().contains("500"));
+}
+dual!(an_unreachable_webhook_ends_dead_with_its_error_kept);
+
+async fn roles_are_enforced_on_every_route(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (store_id, key) = app.store_with_catalog().await;
+    let ann = app.user("ann", Role::Labeler).await;
+    let sup = app.user("sue", Role::Supervisor).await;
+    app.events(&key, event("e1", "s1", "pick", 1, UNSURE)).await;
+
+    // A store key cannot claim tasks or read escalations.
+    let (s, b) = app.claim(&key).await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::FORBIDDEN, "user-token-required")
+    );
+    let (s, b) = app
+        .call(Method::GET, "/api/v1/escalations", &key, None)
+        .await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::FORBIDDEN, "user-token-required")
+    );
+    // People cannot send events.
+    let (s, b) = app.events(&ann, event("e2", "s1", "pick", 1, UNSURE)).await;
+    assert_eq!((s, code(&b)), (StatusCode::FORBIDDEN, "store-key-required"));
+    // A labeler cannot read receipts, escalations, task details or policies.
+    let (s, b) = app.receipt(&ann, "s1").await;
+    assert_eq!((s, code(&b)), (StatusCode::FORBIDDEN, "role-forbidden"));
+    for path in [
+        "/api/v1/escalations".to_string(),
+        format!("/api/v1/stores/{store_id}/policy"),
+    ] {
+        let (s, b) = app.call(Method::GET, &path, &ann, None).await;
+        assert_eq!(
+            (s, code(&b)),
+            (StatusCode::FORBIDDEN, "role-forbidden"),
+            "{path}"
+        );
+    }
+    // A supervisor reads receipts by naming the store, but cannot change policy.
+    let (s, r) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/sessions/s1/receipt?store_id={store_id}"),
+            &sup,
+            None,
+        )
+        .await;
+    assert_eq!((s, r["status"].as_str()), (StatusCode::OK, Some("pending")));
+    let (s, b) = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/stores/{store_id}/policy"),
+            &sup,
+            Some(json!({"threshold": 0.5})),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::FORBIDDEN, "role-forbidden"));
+    // No credentials, or wrong ones.
+    let (s, b) = app
+        .call_anon(Method::POST, "/api/v1/tasks/claim", None)
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    let (s, b) = app.claim("rcu_not-a-real-token").await;
+    assert_eq!((s, code(&b)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    let (s, b) = app
+        .call_anon(
+            Method::POST,
+            "/api/v1/auth/token",
+            Some(json!({"username": "ann", "password": "nope"})),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::UNAUTHORIZED, "invalid-credentials")
+    );
+    // An expired token stops working.
+    app.clock.advance(app.state.config.token_ttl_ms);
+    let (s, b) = app.claim(&ann).await;
+    assert_eq!((s, code(&b)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+}
+dual!(roles_are_enforced_on_every_route);
+
+async fn health_metrics_and_openapi_are_served(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, key) = app.store_with_catalog().await;
+    app.events(&key, event("e1", "s1", "pick", 1, UNSURE)).await;
+    let (s, h) = app.call_anon(Method::GET, "/healthz", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        h["database"],
+        if backend == Backend::Sqlite {
+            "sqlite"
+        } else {
+            "postgres"
+        }
+    );
+
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("recount_review_tasks{status=\"ready\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("recount_events_ingested_total{route=\"review\"}"),
+        "{text}"
+    );
+
+    let (s, doc) = app.call_anon(Method::GET, "/api/openapi.json", None).await;
+    assert_eq!(s, StatusCode::OK);
+    for path in [
+        "/api/v1/products",
+        "/api/v1/events",
+        "/api/v1/sessions/{session_id}/exit",
+        "/api/v1/sessions/{session_id}/receipt",
+        "/api/v1/auth/token",
+        "/api/v1/tasks/claim",
+        "/api/v1/tasks/{task_id}/heartbeat",
+        "/api/v1/tasks/{task_id}/release",
+        "/api/v1/tasks/{task_id}/verdict",
+        "/api/v1/tasks/{task_id}/resolve",
+        "/api/v1/escalations",
+        "/api/v1/stores/{store_id}/policy",
+        "/healthz",
+        "/metrics",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from OpenAPI"
+        );
+    }
+    assert!(doc["components"]["schemas"]["EventInput"]["properties"]["candidates"].is_object());
+}
+dual!(health_metrics_and_openapi_are_served);
