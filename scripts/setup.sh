@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what Recount needs on a fresh Debian 12 machine, only where missing:
+# the C libraries FFmpeg bindings build against, the ffmpeg CLI (fixtures and
+# benchmark baselines), Chromium (browser tests), wrk (range-serving bench),
+# PostgreSQL (tests), cargo-nextest (test runner). Safe to run repeatedly.
+set -euo pipefail
+
+need_apt=()
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+for pkg in pkg-config clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev \
+           libswscale-dev libavfilter-dev libavdevice-dev libswresample-dev ffmpeg \
+           chromium chromium-driver wrk postgresql; do
+  have_pkg "$pkg" || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]}" >&2
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-nextest" >&2
+  cargo install cargo-nextest --locked
+fi
