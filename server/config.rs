@@ -44,6 +44,34 @@ pub struct Config {
     pub max_batch_events: usize,
     /// Lifetime of an API token.
     pub token_ttl_ms: i64,
+    /// Where blobs live: empty for `<data_dir>/blobs`, or `s3://BUCKET`.
+    pub blob_store: String,
+    /// S3 endpoint URL (for S3-compatible stores); empty for AWS.
+    pub s3_endpoint: String,
+    /// S3 region; empty takes `AWS_REGION`.
+    pub s3_region: String,
+    /// S3 access key id; empty takes `AWS_ACCESS_KEY_ID`.
+    pub s3_access_key_id: String,
+    /// S3 secret key; empty takes `AWS_SECRET_ACCESS_KEY`.
+    pub s3_secret_access_key: String,
+    /// Allows a plain-HTTP S3 endpoint (local test servers).
+    pub s3_allow_http: bool,
+    /// Largest clip or footage upload in bytes.
+    pub max_upload_bytes: u64,
+    /// Media jobs run at once by one instance.
+    pub media_concurrency: usize,
+    /// Time limit of one media operation.
+    pub media_timeout_ms: u64,
+    /// Largest accepted video width or height in pixels.
+    pub media_max_dimension: u32,
+    /// Longest accepted clip.
+    pub media_max_clip_ms: i64,
+    /// Longest accepted footage recording.
+    pub media_max_footage_ms: i64,
+    /// Thumbnails in a filmstrip.
+    pub filmstrip_frames: u32,
+    /// Media job attempts before the clip is marked failed.
+    pub media_max_attempts: i64,
 }
 
 impl Default for Config {
@@ -65,6 +93,20 @@ impl Default for Config {
             json_body_limit: 2 * 1024 * 1024,
             max_batch_events: 1_000,
             token_ttl_ms: 12 * 3_600_000,
+            blob_store: String::new(),
+            s3_endpoint: String::new(),
+            s3_region: String::new(),
+            s3_access_key_id: String::new(),
+            s3_secret_access_key: String::new(),
+            s3_allow_http: false,
+            max_upload_bytes: 512 * 1024 * 1024,
+            media_concurrency: 2,
+            media_timeout_ms: 120_000,
+            media_max_dimension: 4096,
+            media_max_clip_ms: 10 * 60_000,
+            media_max_footage_ms: 4 * 3_600_000,
+            filmstrip_frames: 10,
+            media_max_attempts: 3,
         }
     }
 }
@@ -80,6 +122,19 @@ impl fmt::Debug for Config {
             .field("lease_ttl_ms", &self.lease_ttl_ms)
             .field("max_leases_per_labeler", &self.max_leases_per_labeler)
             .field("webhook_max_attempts", &self.webhook_max_attempts)
+            .field("blob_store", &self.blob_store)
+            .field("s3_endpoint", &self.s3_endpoint)
+            .field("s3_access_key_id", &self.s3_access_key_id)
+            .field(
+                "s3_secret_access_key",
+                &if self.s3_secret_access_key.is_empty() {
+                    ""
+                } else {
+                    "***"
+                },
+            )
+            .field("max_upload_bytes", &self.max_upload_bytes)
+            .field("media_concurrency", &self.media_concurrency)
             .finish_non_exhaustive()
     }
 }
@@ -154,10 +209,12 @@ mod tests {
     fn passwords_never_reach_debug_output() {
         let c = Config {
             database_url: "postgres://app:hunter2@db:5432/recount".into(),
+            s3_secret_access_key: "s3cr3t".into(),
             ..Config::default()
         };
         let shown = format!("{c:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
         assert!(shown.contains("postgres://app:***@db:5432/recount"));
     }
 

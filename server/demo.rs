@@ -199,7 +199,7 @@ async fn simulate_step(
     for input in &inputs {
         let valid = input.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         let hash = digest(&serde_json::to_string(input)?);
-        events::ingest(&mut tx, &store, &valid, &hash, now, rand::random())
+        events::ingest(&state.db, &mut tx, &store, &valid, &hash, now, rand::random())
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }

@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod bench;
 pub mod clock;
 pub mod config;
 pub mod db;
@@ -25,7 +26,9 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod jobs;
+pub mod media;
 pub mod metrics;
+pub mod storage;
 
 use std::sync::Arc;
 
@@ -34,10 +37,14 @@ use axum::http::StatusCode;
 use axum::Router;
 use tower_http::trace::TraceLayer;
 
+use std::path::PathBuf;
+
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::error_response;
+use crate::media::{MediaLimits, MediaRunner};
+use crate::storage::Blobs;
 
 /// What every request handler and background job shares.
 #[derive(Clone)]
@@ -48,12 +55,48 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The time source.
     pub clock: Arc<dyn Clock>,
+    /// Clips, posters, filmstrips.
+    pub blobs: Blobs,
+    /// FFmpeg work under a concurrency limit and timeouts.
+    pub media: Arc<MediaRunner>,
+    /// This process's directory for temporary files.
+    pub scratch: PathBuf,
 }
 
 impl AppState {
+    /// The state of one instance: blob store and media limits from `config`.
+    pub fn new(db: Db, config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
+        let blobs = Blobs::from_config(&config)?;
+        let scratch = storage::scratch_dir(&config.data_dir)?;
+        let media = Arc::new(MediaRunner::new(media_limits(&config)));
+        Ok(AppState {
+            db,
+            config: Arc::new(config),
+            clock,
+            blobs,
+            media,
+            scratch,
+        })
+    }
+
     /// Now, in epoch milliseconds.
     pub fn now(&self) -> i64 {
         self.clock.now_ms()
+    }
+}
+
+/// Media limits from the settings.
+pub fn media_limits(config: &Config) -> MediaLimits {
+    let defaults = MediaLimits::default();
+    let side = u64::from(config.media_max_dimension);
+    MediaLimits {
+        max_width: config.media_max_dimension,
+        max_height: config.media_max_dimension,
+        max_pixels: defaults.max_pixels.min(side * side),
+        max_duration_ms: config.media_max_footage_ms.max(config.media_max_clip_ms),
+        timeout: std::time::Duration::from_millis(config.media_timeout_ms),
+        max_concurrent: config.media_concurrency.max(1),
+        ..defaults
     }
 }
 

@@ -12,7 +12,7 @@ use recount::auth::{generate_password, hash_password, Role};
 use recount::clock::{Clock, SystemClock};
 use recount::config::Config;
 use recount::db::{stores, users, Db};
-use recount::{demo, jobs, AppState};
+use recount::{bench, demo, jobs, AppState};
 
 /// Recount: human-in-the-loop video review for checkout-free stores.
 #[derive(Parser, Debug)]
@@ -59,6 +59,9 @@ enum Command {
     /// Manages users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Measures throughput and latency (see docs/benchmarks.md).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -88,8 +91,11 @@ enum StoreCommand {
         #[arg(long)]
         audit_verdicts: Option<i64>,
         /// Events worth at least this many cents need several verdicts.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "no_high_value")]
         high_value_cents: Option<i64>,
+        /// Turns the high-value rule off.
+        #[arg(long)]
+        no_high_value: bool,
         /// Receipt deadline after exit, in milliseconds.
         #[arg(long)]
         receipt_sla_ms: Option<i64>,
@@ -140,14 +146,20 @@ fn print(value: serde_json::Value) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // A bench overloads the pools on purpose; sqlx would warn about every
+    // slow acquire and drown the results.
+    let default_filter = match cli.command {
+        Command::Bench(_) => "warn,sqlx=error",
+        _ => "info,sqlx=warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("RECOUNT_LOG")
-                .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
+                .unwrap_or_else(|_| EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let mut config = load_config(&cli.global)?;
     let clock = SystemClock;
     match cli.command {
@@ -159,11 +171,7 @@ async fn main() -> anyhow::Result<()> {
                 config.addr = addr;
             }
             let db = open_db(&config).await?;
-            let state = AppState {
-                db,
-                config: config.clone().into(),
-                clock: std::sync::Arc::new(SystemClock),
-            };
+            let state = AppState::new(db, config.clone(), std::sync::Arc::new(SystemClock))?;
             let listener = tokio::net::TcpListener::bind(&config.addr)
                 .await
                 .with_context(|| format!("binding {}", config.addr))?;
@@ -187,11 +195,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Demo => {
             let db = open_db(&config).await?;
-            let state = AppState {
-                db,
-                config: config.clone().into(),
-                clock: std::sync::Arc::new(SystemClock),
-            };
+            let state = AppState::new(db, config.clone(), std::sync::Arc::new(SystemClock))?;
             let creds = demo::setup(&state).await?;
             print(creds.to_json(&format!("http://{}", config.addr)));
         }
@@ -212,6 +216,7 @@ async fn main() -> anyhow::Result<()> {
             audit_rate,
             audit_verdicts,
             high_value_cents,
+            no_high_value,
             receipt_sla_ms,
         }) => {
             let db = open_db(&config).await?;
@@ -225,7 +230,11 @@ async fn main() -> anyhow::Result<()> {
                 margin,
                 audit_rate,
                 audit_verdicts,
-                high_value_cents,
+                high_value_cents: if no_high_value {
+                    Some(None)
+                } else {
+                    high_value_cents.map(Some)
+                },
                 receipt_sla_ms,
                 expected_exit_ms: None,
             };
@@ -248,6 +257,7 @@ async fn main() -> anyhow::Result<()> {
             users::upsert(&db, &name, &hash, role, clock.now_ms()).await?;
             print(json!({"username": name, "password": password, "role": role}));
         }
+        Command::Bench(cmd) => bench::run(cmd, &config).await?,
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ pub struct Metrics {
     verdicts: IntCounterVec,
     claim_seconds: Histogram,
     receipt_latency_seconds: Histogram,
-    webhooks: IntCounterVec,
+    jobs: IntCounterVec,
     leases_expired: IntCounter,
     queue: IntGaugeVec,
 }
@@ -53,10 +53,10 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             r
         )
         .expect("metric"),
-        webhooks: register_int_counter_vec_with_registry!(
-            "webhook_deliveries_total",
-            "Receipt webhook attempts, by result",
-            &["result"],
+        jobs: register_int_counter_vec_with_registry!(
+            "job_attempts_total",
+            "Background job attempts (receipt webhooks, media), by kind and result",
+            &["kind", "result"],
             r
         )
         .expect("metric"),
@@ -99,9 +99,9 @@ pub fn receipt_finalized(latency_ms: i64) {
         .observe(latency_ms.max(0) as f64 / 1000.0);
 }
 
-/// A webhook attempt ended with `result` (`delivered`, `failed`, `dead`).
-pub fn webhook_attempt(result: &str) {
-    METRICS.webhooks.with_label_values(&[result]).inc();
+/// A job attempt of `kind` ended with `result` (`done`, `failed`, `dead`).
+pub fn job_attempt(kind: &str, result: &str) {
+    METRICS.jobs.with_label_values(&[kind, result]).inc();
 }
 
 /// `n` leases expired.

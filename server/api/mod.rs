@@ -3,6 +3,7 @@
 
 pub mod extract;
 pub mod ingest;
+pub mod media;
 pub mod queue;
 pub mod system;
 
@@ -47,6 +48,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(ingest::post_events))
         .routes(routes!(ingest::exit_session))
         .routes(routes!(ingest::get_receipt))
+        .routes(routes!(media::upload_clip))
+        .routes(routes!(media::clip_status))
+        .routes(routes!(media::clip_video))
+        .routes(routes!(media::clip_filmstrip))
+        .routes(routes!(media::task_clip_poster))
         .routes(routes!(queue::issue_token))
         .routes(routes!(queue::claim))
         .routes(routes!(queue::heartbeat))

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{new_id, products, Tx};
+use super::{clips, new_id, products, Db, Tx};
 use crate::db::stores::Store;
 use crate::domain::event::ValidEvent;
 use crate::domain::routing::{self, Route};
@@ -32,6 +32,7 @@ pub struct IngestOutcome {
 /// hash gets the stored answer, one with another hash is refused.
 /// `audit_draw` is the uniform draw for the audit sample.
 pub async fn ingest(
+    db: &Db,
     tx: &mut Tx,
     store: &Store,
     ev: &ValidEvent,
@@ -51,6 +52,8 @@ pub async fn ingest(
             format!("sku {unknown:?} is not in the store's catalog"),
         ));
     }
+
+    clips::check_owned(tx, &store.id, &ev.clips).await?;
 
     let exited_at = lock_open_session(tx, &store.id, &ev.session_id, now).await?;
 
@@ -138,6 +141,13 @@ pub async fn ingest(
     .bind(now)
     .execute(&mut **tx)
     .await?;
+    // A task is claimable once its clips are processed (or have failed).
+    if clips::attach_to_task(db, tx, &store.id, &task_id, &ev.clips, ev.occurred_at, now).await? {
+        sqlx::query("UPDATE review_tasks SET status = 'waiting' WHERE id = $1")
+            .bind(&task_id)
+            .execute(&mut **tx)
+            .await?;
+    }
     sqlx::query(
         "UPDATE sessions SET open_reviews = open_reviews + 1 WHERE store_id = $1 AND session_id = $2",
     )

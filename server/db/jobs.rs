@@ -45,18 +45,22 @@ pub async fn enqueue(
     Ok(id)
 }
 
-/// Takes the next due job (or one whose worker's lease ran out).
-pub async fn take_due(db: &Db, now: i64, lease_ms: i64) -> Result<Option<Job>, sqlx::Error> {
+/// Takes the next due job of one of `kinds` (or one whose worker's lease
+/// ran out).
+pub async fn take_due(db: &Db, kinds: &[&str], now: i64, lease_ms: i64) -> Result<Option<Job>, sqlx::Error> {
     let sql = format!(
         "UPDATE jobs SET status = 'running', lease_expires_at = $1, updated_at = $2 \
-         WHERE id = (SELECT id FROM jobs WHERE (status = 'queued' AND run_at <= $2) \
-         OR (status = 'running' AND lease_expires_at <= $2) ORDER BY run_at LIMIT 1{}) \
-         RETURNING id, kind, payload, attempts",
+         WHERE id = (SELECT id FROM jobs WHERE ((status = 'queued' AND run_at <= $2) \
+         OR (status = 'running' AND lease_expires_at <= $2)) AND kind IN ({}) \
+         ORDER BY run_at LIMIT 1{}) RETURNING id, kind, payload, attempts",
+        super::placeholders(3, kinds.len()),
         db.skip_locked()
     );
-    let row = sqlx::query(&sql)
-        .bind(now + lease_ms)
-        .bind(now)
+    let mut query = sqlx::query(&sql).bind(now + lease_ms).bind(now);
+    for kind in kinds {
+        query = query.bind(*kind);
+    }
+    let row = query
         .fetch_optional(db.writer())
         .await?;
     row.map(|r| {

@@ -13,6 +13,7 @@
 //! SQLite runs with `synchronous = FULL`: a commit is on disk before the
 //! client hears "accepted", even across a power loss.
 
+pub mod clips;
 pub mod events;
 pub mod jobs;
 pub mod products;

@@ -3,6 +3,7 @@
 //! state it works on lives in the database, so any instance can run it and a
 //! crash loses nothing.
 
+pub mod media;
 pub mod webhook;
 
 use std::panic::AssertUnwindSafe;
@@ -14,13 +15,24 @@ use tokio::task::JoinHandle;
 use crate::db::{jobs, tasks};
 use crate::AppState;
 
-/// Starts the background loops of one instance.
+/// Jobs that deliver to stores.
+pub const DELIVERY_JOBS: &[&str] = &[crate::db::receipts::WEBHOOK_JOB];
+/// Jobs that run FFmpeg.
+pub const MEDIA_JOBS: &[&str] = &[crate::db::clips::PROCESS_JOB, crate::db::clips::POSTERS_JOB];
+
+/// Starts the background loops of one instance: lease expiry, one webhook
+/// worker, and as many media workers as media jobs may run at once, so slow
+/// video never delays a receipt.
 pub fn spawn(state: AppState) -> Vec<JoinHandle<()>> {
     let client = webhook::client(&state.config);
-    vec![
+    let mut handles = vec![
         tokio::spawn(lease_loop(state.clone())),
-        tokio::spawn(job_loop(state, client)),
-    ]
+        tokio::spawn(job_loop(state.clone(), client.clone(), DELIVERY_JOBS)),
+    ];
+    for _ in 0..state.config.media_concurrency.max(1) {
+        handles.push(tokio::spawn(job_loop(state.clone(), client.clone(), MEDIA_JOBS)));
+    }
+    handles
 }
 
 /// Returns tasks whose lease ran out to the queue, once.
@@ -48,10 +60,10 @@ async fn lease_loop(state: AppState) {
     }
 }
 
-async fn job_loop(state: AppState, client: reqwest::Client) {
+async fn job_loop(state: AppState, client: reqwest::Client, kinds: &'static [&'static str]) {
     let idle = Duration::from_millis(state.config.job_poll_interval_ms);
     loop {
-        match run_next_job(&state, &client).await {
+        match run_next_job(&state, &client, kinds).await {
             Ok(true) => {}
             Ok(false) => tokio::time::sleep(idle).await,
             Err(e) => {
@@ -62,9 +74,13 @@ async fn job_loop(state: AppState, client: reqwest::Client) {
     }
 }
 
-/// Takes and runs one due job; false when none was due.
-pub async fn run_next_job(state: &AppState, client: &reqwest::Client) -> Result<bool, sqlx::Error> {
-    let Some(job) = jobs::take_due(&state.db, state.now(), state.config.job_lease_ms).await? else {
+/// Takes and runs one due job of the given kinds; false when none was due.
+pub async fn run_next_job(
+    state: &AppState,
+    client: &reqwest::Client,
+    kinds: &[&str],
+) -> Result<bool, sqlx::Error> {
+    let Some(job) = jobs::take_due(&state.db, kinds, state.now(), state.config.job_lease_ms).await? else {
         return Ok(false);
     };
     let run = AssertUnwindSafe(run_job(state, client, &job))
@@ -76,7 +92,10 @@ pub async fn run_next_job(state: &AppState, client: &reqwest::Client) -> Result<
     };
     let now = state.now();
     match result {
-        Ok(()) => jobs::complete(&state.db, &job.id, now).await?,
+        Ok(()) => {
+            crate::metrics::job_attempt(&job.kind, "done");
+            jobs::complete(&state.db, &job.id, now).await?
+        }
         Err(JobError::Retry(msg)) => {
             let attempts = job.attempts + 1;
             let retry_at = (attempts < state.config.webhook_max_attempts).then(|| {
@@ -86,12 +105,12 @@ pub async fn run_next_job(state: &AppState, client: &reqwest::Client) -> Result<
                     state.config.webhook_backoff_max_ms,
                 )
             });
-            crate::metrics::webhook_attempt(if retry_at.is_some() { "failed" } else { "dead" });
+            crate::metrics::job_attempt(&job.kind, if retry_at.is_some() { "failed" } else { "dead" });
             tracing::warn!(job = %job.id, kind = %job.kind, attempts, error = %msg, "job failed");
             jobs::fail(&state.db, &job.id, &msg, retry_at, now).await?;
         }
         Err(JobError::Dead(msg)) => {
-            crate::metrics::webhook_attempt("dead");
+            crate::metrics::job_attempt(&job.kind, "dead");
             tracing::error!(job = %job.id, kind = %job.kind, error = %msg, "job cannot succeed");
             jobs::fail(&state.db, &job.id, &msg, None, now).await?;
         }
@@ -115,6 +134,8 @@ async fn run_job(
 ) -> Result<(), JobError> {
     match job.kind.as_str() {
         crate::db::receipts::WEBHOOK_JOB => webhook::deliver(state, client, job).await,
+        crate::db::clips::PROCESS_JOB => media::process_clip(state, job).await,
+        crate::db::clips::POSTERS_JOB => media::make_posters(state, job).await,
         other => Err(JobError::Dead(format!("unknown job kind {other:?}"))),
     }
 }

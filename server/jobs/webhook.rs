@@ -99,7 +99,6 @@ pub async fn deliver(
         .await
         .map_err(|e| JobError::Retry(format!("request failed: {e}")))?;
     if response.status().is_success() {
-        crate::metrics::webhook_attempt("delivered");
         Ok(())
     } else {
         Err(JobError::Retry(format!(

@@ -84,6 +84,7 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub http: reqwest::Client,
     pub db_handle: TestDb,
+    pub data_dir: tempfile::TempDir,
 }
 
 /// The clock starts here in every test: 2026-11-25T10:00:00Z.
@@ -97,14 +98,14 @@ impl TestApp {
     pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
         let db_handle = TestDb::new(backend).await;
         let db = db_handle.connect().await;
-        let mut config = Config::default();
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config {
+            data_dir: data_dir.path().to_path_buf(),
+            ..Config::default()
+        };
         tweak(&mut config);
         let clock = Arc::new(ManualClock::new(T0));
-        let state = AppState {
-            db,
-            config: Arc::new(config),
-            clock: clock.clone(),
-        };
+        let state = AppState::new(db, config, clock.clone()).expect("app state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let app = recount::app(state.clone());
@@ -115,6 +116,7 @@ impl TestApp {
             clock,
             http: reqwest::Client::new(),
             db_handle,
+            data_dir,
         }
     }
 

@@ -1,0 +1,476 @@
+//! Clip upload, status and serving: byte ranges, long cache lifetimes,
+//! access only for the owning store, supervisors and the labeler holding a
+//! lease on a task that shows the clip; every view recorded.
+
+use std::ops::Range;
+use std::path::PathBuf;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+
+use super::extract::{Caller, Path, StoreCaller};
+use crate::db::clips::{self, ClipRow, ClipStatus};
+use crate::db::new_id;
+use crate::domain::event::check_id;
+use crate::domain::time::parse_rfc3339_ms;
+use crate::error::{Error, ErrorBody, Result};
+use crate::AppState;
+
+/// Deletes a temporary file when the request ends, however it ends.
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Uploads one clip of one camera; the body is the video file.
+///
+/// The body is streamed to disk, never held in memory, and probed: what is
+/// not a readable video is refused here, before anything is stored.
+#[utoipa::path(post, path = "/api/v1/clips", tag = "store", security(("bearer" = [])),
+    params(
+        ("X-Camera-Id" = String, Header, description = "the camera that recorded the clip"),
+        ("X-Clip-Start" = Option<String>, Header, description = "RFC 3339 time of the first frame; places the event in the clip"),
+    ),
+    request_body(content = Vec<u8>, content_type = "video/*"),
+    responses(
+        (status = 202, description = "stored; processing", body = ClipStatus),
+        (status = 400, description = "`upload-incomplete`", body = ErrorBody),
+        (status = 413, description = "`upload-too-large`", body = ErrorBody),
+        (status = 415, description = "`unsupported-media-type`", body = ErrorBody),
+        (status = 422, description = "`missing-camera-id`, `invalid-timestamp`, `empty-file`, `not-video`, `truncated`, `no-video-stream`, `unsupported-codec`, `dimensions-too-large`, `duration-too-long`", body = ErrorBody),
+    ))]
+pub async fn upload_clip(
+    State(state): State<AppState>,
+    StoreCaller(store): StoreCaller,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let (camera_id, started_at) = match check_upload_headers(&state, &headers) {
+        Ok(checked) => checked,
+        Err(e) => {
+            drain(body).await;
+            return Err(e);
+        }
+    };
+    let limit = state.config.max_upload_bytes;
+    let clip_id = new_id();
+    let temp = TempFile(state.scratch.join(format!("{clip_id}.upload")));
+    let size = receive(body, &temp.0, limit).await?;
+    if size == 0 {
+        return Err(Error::unprocessable("empty-file", "the upload is empty"));
+    }
+    let info = state.media.probe(temp.0.clone()).await.map_err(media_error)?;
+    if info.duration_ms > state.config.media_max_clip_ms {
+        return Err(Error::unprocessable(
+            "duration-too-long",
+            format!(
+                "the clip lasts {} ms; at most {} ms are accepted (upload long recordings as footage)",
+                info.duration_ms, state.config.media_max_clip_ms
+            ),
+        ));
+    }
+    state
+        .blobs
+        .put_file(&clips::blob_key(&store.id, &clip_id, "source"), &temp.0)
+        .await?;
+    let now = state.now();
+    clips::create(&state.db, &clip_id, &store.id, &camera_id, started_at, size as i64, now).await?;
+    let mut conn = state.db.reader().acquire().await?;
+    let row = clips::get(&mut conn, &clip_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("clip {clip_id} vanished after upload"))?;
+    Ok((StatusCode::ACCEPTED, axum::Json(row.status())).into_response())
+}
+
+/// Reads and drops what the client is still sending (up to a bound), so it
+/// hears the error instead of a reset connection.
+async fn drain(body: Body) {
+    let mut stream = body.into_data_stream();
+    let mut seen = 0usize;
+    while let Some(Ok(chunk)) = stream.next().await {
+        seen += chunk.len();
+        if seen > 8 * 1024 * 1024 {
+            break;
+        }
+    }
+}
+
+/// Checks the upload's headers: camera, start time, type, declared size.
+fn check_upload_headers(state: &AppState, headers: &HeaderMap) -> Result<(String, Option<i64>)> {
+    let content_type = header_text(headers, "content-type").unwrap_or("");
+    if !(content_type.starts_with("video/") || content_type == "application/octet-stream") {
+        return Err(Error::client(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "send the clip as Content-Type: video/*",
+        ));
+    }
+    let camera_id = header_text(headers, "x-camera-id").unwrap_or("");
+    if camera_id.is_empty() {
+        return Err(Error::unprocessable(
+            "missing-camera-id",
+            "the X-Camera-Id header is required",
+        ));
+    }
+    check_id("X-Camera-Id", camera_id)?;
+    let started_at = match header_text(headers, "x-clip-start") {
+        None => None,
+        Some(s) => Some(parse_rfc3339_ms(s).ok_or_else(|| {
+            Error::unprocessable(
+                "invalid-timestamp",
+                format!("X-Clip-Start must be RFC 3339, not {s:?}"),
+            )
+        })?),
+    };
+    let limit = state.config.max_upload_bytes;
+    let declared: Option<u64> =
+        header_text(headers, "content-length").and_then(|v| v.parse().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large(limit));
+    }
+    Ok((camera_id.to_string(), started_at))
+}
+
+fn too_large(limit: u64) -> Error {
+    Error::client(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "upload-too-large",
+        format!("uploads are limited to {limit} bytes"),
+    )
+}
+
+/// Streams the body to `path`; refuses it past `limit` bytes or when the
+/// client stops sending before the end.
+async fn receive(body: Body, path: &std::path::Path, limit: u64) -> Result<u64> {
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", path.display()))?;
+    let mut stream = body.into_data_stream();
+    let mut size = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            Error::bad_request("upload-incomplete", format!("the upload ended early: {e}"))
+        })?;
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(too_large(limit));
+        }
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| anyhow::anyhow!("writing upload: {e}"))?;
+    }
+    file.flush()
+        .await
+        .map_err(|e| anyhow::anyhow!("writing upload: {e}"))?;
+    Ok(size)
+}
+
+/// A media failure as an answer: the uploader's fault is a 422 with the
+/// media code; ours is an internal error.
+fn media_error(e: crate::media::MediaError) -> Error {
+    if e.client_fault {
+        Error::unprocessable(e.code, e.message)
+    } else {
+        Error::Internal(anyhow::anyhow!("media: {e}"))
+    }
+}
+
+/// Loads a clip and checks that the caller may see it.
+async fn authorized_clip(state: &AppState, caller: &Caller, clip_id: &str) -> Result<ClipRow> {
+    let mut conn = state.db.reader().acquire().await?;
+    let clip = clips::get(&mut conn, clip_id).await?;
+    drop(conn);
+    let unknown = || Error::not_found("unknown-clip", format!("no clip {clip_id:?}"));
+    let clip = clip.ok_or_else(unknown)?;
+    let allowed = match caller {
+        Caller::Store(store) => {
+            // Another store's clip does not exist, as far as this caller knows.
+            if store.id != clip.store_id {
+                return Err(unknown());
+            }
+            true
+        }
+        Caller::User(user) if user.role.is_supervisor() => true,
+        Caller::User(user) => clips::leased_to(&state.db, clip_id, &user.id, state.now()).await?,
+    };
+    if !allowed {
+        return Err(Error::forbidden(
+            "clip-forbidden",
+            "only the labeler holding a task that shows this clip may fetch it",
+        ));
+    }
+    Ok(clip)
+}
+
+fn caller_identity(caller: &Caller) -> (&'static str, String) {
+    match caller {
+        Caller::Store(s) => ("store", s.id.clone()),
+        Caller::User(u) => ("user", u.id.clone()),
+    }
+}
+
+/// A clip's processing state.
+#[utoipa::path(get, path = "/api/v1/clips/{clip_id}", tag = "store", security(("bearer" = [])),
+    params(("clip_id" = String, Path)),
+    responses(
+        (status = 200, body = ClipStatus),
+        (status = 403, description = "`clip-forbidden`", body = ErrorBody),
+        (status = 404, description = "`unknown-clip`", body = ErrorBody),
+    ))]
+pub async fn clip_status(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(clip_id): Path<String>,
+) -> Result<axum::Json<ClipStatus>> {
+    Ok(axum::Json(
+        authorized_clip(&state, &caller, &clip_id).await?.status(),
+    ))
+}
+
+/// The browser-playable MP4 of a clip (byte ranges supported).
+#[utoipa::path(get, path = "/api/v1/clips/{clip_id}/video", tag = "store", security(("bearer" = [])),
+    params(("clip_id" = String, Path), ("Range" = Option<String>, Header)),
+    responses(
+        (status = 200, content_type = "video/mp4", body = Vec<u8>),
+        (status = 206, content_type = "video/mp4", body = Vec<u8>),
+        (status = 404, description = "`unknown-clip`, `clip-not-ready`", body = ErrorBody),
+        (status = 416, description = "`range-not-satisfiable`", body = ErrorBody),
+    ))]
+pub async fn clip_video(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(clip_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let clip = authorized_clip(&state, &caller, &clip_id).await?;
+    let key = clip.video_key.ok_or_else(not_ready)?;
+    serve(
+        &state,
+        &caller,
+        &clip_id,
+        "video",
+        &key,
+        "video/mp4",
+        &headers,
+    )
+    .await
+}
+
+/// The filmstrip sprite of a clip (JPEG).
+#[utoipa::path(get, path = "/api/v1/clips/{clip_id}/filmstrip", tag = "store", security(("bearer" = [])),
+    params(("clip_id" = String, Path)),
+    responses(
+        (status = 200, content_type = "image/jpeg", body = Vec<u8>),
+        (status = 404, description = "`unknown-clip`, `clip-not-ready`", body = ErrorBody),
+    ))]
+pub async fn clip_filmstrip(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(clip_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let clip = authorized_clip(&state, &caller, &clip_id).await?;
+    let key = clip.filmstrip_key.ok_or_else(not_ready)?;
+    serve(
+        &state,
+        &caller,
+        &clip_id,
+        "filmstrip",
+        &key,
+        "image/jpeg",
+        &headers,
+    )
+    .await
+}
+
+/// The poster of a task's clip: the frame at the event instant (JPEG).
+#[utoipa::path(get, path = "/api/v1/tasks/{task_id}/clips/{clip_id}/poster", tag = "queue", security(("bearer" = [])),
+    params(("task_id" = String, Path), ("clip_id" = String, Path)),
+    responses(
+        (status = 200, content_type = "image/jpeg", body = Vec<u8>),
+        (status = 404, description = "`unknown-clip`, `clip-not-ready`", body = ErrorBody),
+    ))]
+pub async fn task_clip_poster(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((task_id, clip_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    authorized_clip(&state, &caller, &clip_id).await?;
+    let key = clips::poster_key(&state.db, &task_id, &clip_id)
+        .await?
+        .ok_or_else(not_ready)?;
+    serve(
+        &state,
+        &caller,
+        &clip_id,
+        "poster",
+        &key,
+        "image/jpeg",
+        &headers,
+    )
+    .await
+}
+
+fn not_ready() -> Error {
+    Error::not_found(
+        "clip-not-ready",
+        "this artifact does not exist (yet); see the clip's status",
+    )
+}
+
+/// Sends a blob, whole or the requested byte range. Artifacts never change
+/// once written, so clients may cache them for a year.
+async fn serve(
+    state: &AppState,
+    caller: &Caller,
+    clip_id: &str,
+    artifact: &str,
+    key: &str,
+    content_type: &'static str,
+    headers: &HeaderMap,
+) -> Result<Response> {
+    let size = state.blobs.size(key).await?;
+    let range = match header_text(headers, "range") {
+        None => None,
+        Some(spec) => match parse_range(spec, size) {
+            RangeRequest::Satisfiable(r) => Some(r),
+            RangeRequest::Ignored => None,
+            RangeRequest::Unsatisfiable => {
+                let mut resp = Error::client(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "range-not-satisfiable",
+                    format!("the blob has {size} bytes"),
+                )
+                .into_response();
+                resp.headers_mut().insert(
+                    header::CONTENT_RANGE,
+                    HeaderValue::from_str(&format!("bytes */{size}")).expect("ascii"),
+                );
+                return Ok(resp);
+            }
+        },
+    };
+    // A player fetches many ranges of one view; the one from byte 0 counts.
+    if range.as_ref().is_none_or(|r| r.start == 0) {
+        let (kind, id) = caller_identity(caller);
+        clips::record_view(&state.db, clip_id, artifact, kind, &id, state.now()).await?;
+    }
+    let (status, bytes_range) = match range {
+        Some(r) => (StatusCode::PARTIAL_CONTENT, r),
+        None => (StatusCode::OK, 0..size),
+    };
+    let data = if bytes_range.is_empty() {
+        bytes::Bytes::new()
+    } else {
+        state.blobs.get_range(key, bytes_range.clone()).await?
+    };
+    let mut resp = Response::new(Body::from(data));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=31536000, immutable"),
+    );
+    if status == StatusCode::PARTIAL_CONTENT {
+        let value = format!("bytes {}-{}/{size}", bytes_range.start, bytes_range.end - 1);
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&value).expect("ascii"),
+        );
+    }
+    Ok(resp)
+}
+
+/// What a `Range` header asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RangeRequest {
+    /// One satisfiable range (end exclusive).
+    Satisfiable(Range<u64>),
+    /// Not a single byte range we serve (multi-range, other unit, garbage):
+    /// answer with the whole blob, as RFC 9110 allows.
+    Ignored,
+    /// A byte range wholly outside the blob.
+    Unsatisfiable,
+}
+
+/// Parses `bytes=a-b`, `bytes=a-` and `bytes=-n` against a blob of `size` bytes.
+pub fn parse_range(spec: &str, size: u64) -> RangeRequest {
+    let Some(set) = spec.trim().strip_prefix("bytes=") else {
+        return RangeRequest::Ignored;
+    };
+    if set.contains(',') {
+        return RangeRequest::Ignored;
+    }
+    let Some((a, b)) = set.trim().split_once('-') else {
+        return RangeRequest::Ignored;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let range = match (a.is_empty(), b.is_empty()) {
+        (true, true) => return RangeRequest::Ignored,
+        (true, false) => {
+            let Ok(n) = b.parse::<u64>() else {
+                return RangeRequest::Ignored;
+            };
+            if n == 0 {
+                return RangeRequest::Unsatisfiable;
+            }
+            size.saturating_sub(n)..size
+        }
+        (false, _) => {
+            let Ok(start) = a.parse::<u64>() else {
+                return RangeRequest::Ignored;
+            };
+            let end = if b.is_empty() {
+                size
+            } else {
+                let Ok(last) = b.parse::<u64>() else {
+                    return RangeRequest::Ignored;
+                };
+                if last < start {
+                    return RangeRequest::Ignored;
+                }
+                (last + 1).min(size)
+            };
+            if start >= size {
+                return RangeRequest::Unsatisfiable;
+            }
+            start..end
+        }
+    };
+    RangeRequest::Satisfiable(range)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_ranges_follow_rfc_9110() {
+        use RangeRequest::*;
+        assert_eq!(parse_range("bytes=0-99", 1000), Satisfiable(0..100));
+        assert_eq!(parse_range("bytes=900-", 1000), Satisfiable(900..1000));
+        assert_eq!(parse_range("bytes=-100", 1000), Satisfiable(900..1000));
+        assert_eq!(parse_range("bytes=-5000", 1000), Satisfiable(0..1000));
+        assert_eq!(parse_range("bytes=990-2000", 1000), Satisfiable(990..1000));
+        assert_eq!(parse_range("bytes=1000-", 1000), Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 1000), Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-1,5-6", 1000), Ignored);
+        assert_eq!(parse_range("items=0-1", 1000), Ignored);
+        assert_eq!(parse_range("bytes=5-1", 1000), Ignored);
+        assert_eq!(parse_range("bytes=x-1", 1000), Ignored);
+    }
+}

@@ -1,0 +1,75 @@
+//! The real HTTP application, served in-process on a loopback port.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::db::Db;
+use crate::AppState;
+
+/// A running server.
+pub struct Server {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+/// The state `recount serve` would build: wall clock, the given settings,
+/// but files (blobs, temporary files) in the phase's scratch directory.
+pub fn state(db: Db, config: &Config, dir: &Path) -> anyhow::Result<AppState> {
+    let mut config = config.clone();
+    config.data_dir = dir.to_path_buf();
+    config.blob_store = String::new();
+    AppState::new(db, config, Arc::new(SystemClock))
+}
+
+impl Server {
+    /// Serves `crate::app(state)` on 127.0.0.1 with a port the OS picks.
+    /// Background jobs are not started: the bench measures requests alone.
+    pub async fn start(state: AppState) -> anyhow::Result<Server> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let app = crate::app(state);
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stop.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::warn!(error = %e, "bench server stopped with an error");
+            }
+        });
+        Ok(Server {
+            base,
+            shutdown,
+            task,
+        })
+    }
+
+    /// Stops serving; connections still open after a few seconds are cut.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(());
+        let mut task = self.task;
+        if tokio::time::timeout(Duration::from_secs(5), &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
+    }
+}
+
+/// One HTTP client for all simulated callers: a pool keeps one connection per
+/// caller alive, as browsers and store systems do.
+pub fn client(callers: usize) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .pool_max_idle_per_host(callers)
+        .timeout(Duration::from_secs(60))
+        .build()?)
+}

@@ -1,0 +1,511 @@
+//! Clips: uploaded video, its processing state and artifacts, and the clips
+//! each review task shows.
+
+use serde::Serialize;
+use sqlx::{AnyConnection, Row};
+use utoipa::ToSchema;
+
+use super::{jobs, new_id, Db, Tx};
+use crate::domain::time::format_rfc3339_ms;
+use crate::error::{Error, Result};
+
+/// Job kind: transcode an uploaded clip and make its filmstrip.
+pub const PROCESS_JOB: &str = "clip-process";
+/// Job kind: make the posters of a task's clips at the event instant.
+pub const POSTERS_JOB: &str = "task-posters";
+
+/// A clip's state as stores and labelers see it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ClipStatus {
+    /// Clip id.
+    pub clip_id: String,
+    /// The camera that recorded it.
+    pub camera_id: String,
+    /// `processing`, `ready` or `failed`.
+    pub status: String,
+    /// Why processing failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ClipError>,
+    /// Length of the processed clip.
+    pub duration_ms: Option<i64>,
+    /// Displayed width.
+    pub width: Option<i64>,
+    /// Displayed height.
+    pub height: Option<i64>,
+    /// Wall-clock time of the first frame (RFC 3339), when the store sent it.
+    pub started_at: Option<String>,
+}
+
+/// A stored processing error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ClipError {
+    /// Stable code, e.g. `corrupt-video`.
+    pub code: String,
+    /// Explanation.
+    pub message: String,
+}
+
+/// The stored row of a clip.
+#[derive(Debug, Clone)]
+pub struct ClipRow {
+    /// Clip id.
+    pub id: String,
+    /// Owning store.
+    pub store_id: String,
+    /// Camera.
+    pub camera_id: String,
+    /// `processing`, `ready`, `failed`.
+    pub status: String,
+    /// First frame's wall-clock time, epoch ms.
+    pub started_at: Option<i64>,
+    /// Key of the uploaded original.
+    pub source_key: Option<String>,
+    /// Key of the browser MP4.
+    pub video_key: Option<String>,
+    /// Key of the filmstrip sprite.
+    pub filmstrip_key: Option<String>,
+    /// Filmstrip layout and times (JSON).
+    pub filmstrip: Option<String>,
+    /// Processed duration.
+    pub duration_ms: Option<i64>,
+    /// Displayed width.
+    pub width: Option<i64>,
+    /// Displayed height.
+    pub height: Option<i64>,
+    /// Failure code.
+    pub error_code: Option<String>,
+    /// Failure message.
+    pub error_message: Option<String>,
+}
+
+const COLUMNS: &str = "id, store_id, camera_id, status, started_at, source_key, video_key, \
+     filmstrip_key, filmstrip, duration_ms, width, height, error_code, error_message";
+
+fn from_row(r: &sqlx::any::AnyRow) -> Result<ClipRow, sqlx::Error> {
+    Ok(ClipRow {
+        id: r.try_get("id")?,
+        store_id: r.try_get("store_id")?,
+        camera_id: r.try_get("camera_id")?,
+        status: r.try_get("status")?,
+        started_at: r.try_get("started_at")?,
+        source_key: r.try_get("source_key")?,
+        video_key: r.try_get("video_key")?,
+        filmstrip_key: r.try_get("filmstrip_key")?,
+        filmstrip: r.try_get("filmstrip")?,
+        duration_ms: r.try_get("duration_ms")?,
+        width: r.try_get("width")?,
+        height: r.try_get("height")?,
+        error_code: r.try_get("error_code")?,
+        error_message: r.try_get("error_message")?,
+    })
+}
+
+impl ClipRow {
+    /// The public view.
+    pub fn status(&self) -> ClipStatus {
+        ClipStatus {
+            clip_id: self.id.clone(),
+            camera_id: self.camera_id.clone(),
+            status: self.status.clone(),
+            error: self.error_code.as_ref().map(|code| ClipError {
+                code: code.clone(),
+                message: self.error_message.clone().unwrap_or_default(),
+            }),
+            duration_ms: self.duration_ms,
+            width: self.width,
+            height: self.height,
+            started_at: self.started_at.map(format_rfc3339_ms),
+        }
+    }
+}
+
+/// Blob key of a clip's artifact.
+pub fn blob_key(store_id: &str, clip_id: &str, artifact: &str) -> String {
+    format!("clips/{store_id}/{clip_id}/{artifact}")
+}
+
+/// Records an uploaded (and probed) clip and queues its processing.
+pub async fn create(
+    db: &Db,
+    clip_id: &str,
+    store_id: &str,
+    camera_id: &str,
+    started_at: Option<i64>,
+    size_bytes: i64,
+    now: i64,
+) -> Result<()> {
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "INSERT INTO clips (id, store_id, camera_id, status, started_at, source_key, size_bytes, \
+         created_at, updated_at) VALUES ($1, $2, $3, 'processing', $4, $5, $6, $7, $7)",
+    )
+    .bind(clip_id)
+    .bind(store_id)
+    .bind(camera_id)
+    .bind(started_at)
+    .bind(blob_key(store_id, clip_id, "source"))
+    .bind(size_bytes)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let payload = serde_json::json!({ "clip_id": clip_id }).to_string();
+    jobs::enqueue(&mut tx, PROCESS_JOB, &payload, now, now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A clip by id.
+pub async fn get(conn: &mut AnyConnection, clip_id: &str) -> Result<Option<ClipRow>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM clips WHERE id = $1"))
+        .bind(clip_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.as_ref().map(from_row).transpose()?)
+}
+
+/// Attaches an event's clips to its review task, inside the ingest
+/// transaction. Each clip row is locked so a clip finishing processing at
+/// the same moment either sees this task or is seen as ready here.
+pub async fn attach_to_task(
+    db: &Db,
+    tx: &mut Tx,
+    store_id: &str,
+    task_id: &str,
+    clip_ids: &[String],
+    occurred_at: i64,
+    now: i64,
+) -> Result<bool> {
+    let mut waiting = false;
+    let mut needs_posters = false;
+    for (position, clip_id) in clip_ids.iter().enumerate() {
+        let row = sqlx::query(&format!(
+            "SELECT status, started_at FROM clips WHERE id = $1 AND store_id = $2{}",
+            db.for_update()
+        ))
+        .bind(clip_id)
+        .bind(store_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| unknown_clip(clip_id))?;
+        let status: String = row.try_get("status")?;
+        let started_at: Option<i64> = row.try_get("started_at")?;
+        let poster_status = if status == "failed" {
+            "failed"
+        } else {
+            "pending"
+        };
+        waiting |= poster_status == "pending";
+        needs_posters |= status == "ready";
+        sqlx::query(
+            "INSERT INTO task_clips (task_id, clip_id, position, event_offset_ms, poster_status) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(task_id)
+        .bind(clip_id)
+        .bind(position as i64)
+        .bind(started_at.map(|s| occurred_at - s))
+        .bind(poster_status)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if needs_posters {
+        let payload = serde_json::json!({ "task_id": task_id }).to_string();
+        jobs::enqueue(tx, POSTERS_JOB, &payload, now, now).await?;
+    }
+    Ok(waiting)
+}
+
+/// Checks that every clip id belongs to the store.
+pub async fn check_owned(tx: &mut Tx, store_id: &str, clip_ids: &[String]) -> Result<()> {
+    for clip_id in clip_ids {
+        let found: Option<String> =
+            sqlx::query_scalar("SELECT id FROM clips WHERE id = $1 AND store_id = $2")
+                .bind(clip_id)
+                .bind(store_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        if found.is_none() {
+            return Err(unknown_clip(clip_id));
+        }
+    }
+    Ok(())
+}
+
+fn unknown_clip(clip_id: &str) -> Error {
+    Error::unprocessable("unknown-clip", format!("no clip {clip_id:?} of this store"))
+}
+
+/// Artifacts of a processed clip.
+#[derive(Debug, Clone)]
+pub struct Processed {
+    /// Key of the browser MP4.
+    pub video_key: String,
+    /// Key of the filmstrip sprite.
+    pub filmstrip_key: String,
+    /// Filmstrip layout (JSON).
+    pub filmstrip: String,
+    /// Duration.
+    pub duration_ms: i64,
+    /// Width.
+    pub width: i64,
+    /// Height.
+    pub height: i64,
+}
+
+/// Marks a clip processed (or failed) and queues the posters of every task
+/// waiting for it; tasks that waited only for a failed clip become ready.
+pub async fn settle(
+    db: &Db,
+    clip_id: &str,
+    outcome: Result<Processed, (String, String)>,
+    now: i64,
+) -> Result<()> {
+    let mut tx = db.begin().await?;
+    match &outcome {
+        Ok(p) => {
+            sqlx::query(
+                "UPDATE clips SET status = 'ready', video_key = $1, filmstrip_key = $2, filmstrip = $3, \
+                 duration_ms = $4, width = $5, height = $6, updated_at = $7 WHERE id = $8",
+            )
+            .bind(&p.video_key)
+            .bind(&p.filmstrip_key)
+            .bind(&p.filmstrip)
+            .bind(p.duration_ms)
+            .bind(p.width)
+            .bind(p.height)
+            .bind(now)
+            .bind(clip_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Err((code, message)) => {
+            sqlx::query(
+                "UPDATE clips SET status = 'failed', error_code = $1, error_message = $2, updated_at = $3 \
+                 WHERE id = $4",
+            )
+            .bind(code)
+            .bind(message)
+            .bind(now)
+            .bind(clip_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE task_clips SET poster_status = 'failed' WHERE clip_id = $1")
+                .bind(clip_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    let tasks: Vec<String> =
+        sqlx::query_scalar("SELECT task_id FROM task_clips WHERE clip_id = $1")
+            .bind(clip_id)
+            .fetch_all(&mut *tx)
+            .await?;
+    for task_id in &tasks {
+        if outcome.is_ok() {
+            let payload = serde_json::json!({ "task_id": task_id }).to_string();
+            jobs::enqueue(&mut tx, POSTERS_JOB, &payload, now, now).await?;
+        } else {
+            release_if_settled(&mut tx, task_id, now).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A task whose every clip has its poster (or failed) becomes claimable.
+pub async fn release_if_settled(tx: &mut Tx, task_id: &str, now: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE review_tasks SET status = 'ready', updated_at = $1 WHERE id = $2 AND status = 'waiting' \
+         AND NOT EXISTS (SELECT 1 FROM task_clips WHERE task_id = $2 AND poster_status = 'pending')",
+    )
+    .bind(now)
+    .bind(task_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A task's clip still needing a poster.
+#[derive(Debug, Clone)]
+pub struct PendingPoster {
+    /// The clip.
+    pub clip: ClipRow,
+    /// Where the event is in the clip; `None` when the clip's start is unknown.
+    pub event_offset_ms: Option<i64>,
+}
+
+/// The task's clips that are processed but have no poster yet.
+pub async fn pending_posters(db: &Db, task_id: &str) -> Result<Vec<PendingPoster>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {}, tc.event_offset_ms FROM task_clips tc JOIN clips c ON c.id = tc.clip_id \
+         WHERE tc.task_id = $1 AND tc.poster_status = 'pending' AND c.status = 'ready'",
+        COLUMNS
+            .split(", ")
+            .map(|c| format!("c.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+    .bind(task_id)
+    .fetch_all(db.reader())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(PendingPoster {
+                clip: from_row(r)?,
+                event_offset_ms: r.try_get("event_offset_ms")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Error::from)
+}
+
+/// Records a task clip's poster (`None`: it could not be made) and releases
+/// the task when nothing else is pending.
+pub async fn poster_done(
+    db: &Db,
+    task_id: &str,
+    clip_id: &str,
+    key: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "UPDATE task_clips SET poster_key = $1, poster_status = $2 WHERE task_id = $3 AND clip_id = $4",
+    )
+    .bind(key)
+    .bind(if key.is_some() { "ready" } else { "failed" })
+    .bind(task_id)
+    .bind(clip_id)
+    .execute(&mut *tx)
+    .await?;
+    release_if_settled(&mut tx, task_id, now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// One clip of a task as the console needs it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TaskClip {
+    /// Clip id.
+    pub clip_id: String,
+    /// The camera.
+    pub camera_id: String,
+    /// `ready` or `failed` (`processing` only while the task waits).
+    pub status: String,
+    /// Why the clip cannot be shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ClipError>,
+    /// The browser MP4 (byte ranges supported).
+    pub video_url: Option<String>,
+    /// The frame at the event instant.
+    pub poster_url: Option<String>,
+    /// The filmstrip sprite.
+    pub filmstrip_url: Option<String>,
+    /// Layout and times of the filmstrip tiles.
+    #[schema(value_type = Option<Object>)]
+    pub filmstrip: Option<serde_json::Value>,
+    /// Where the event happens in the clip.
+    pub event_offset_ms: Option<i64>,
+    /// Length of the clip.
+    pub duration_ms: Option<i64>,
+    /// Width.
+    pub width: Option<i64>,
+    /// Height.
+    pub height: Option<i64>,
+}
+
+/// The clips of a task in the order the event listed them.
+pub async fn for_task(conn: &mut AnyConnection, task_id: &str) -> Result<Vec<TaskClip>> {
+    let rows = sqlx::query(
+        "SELECT c.id, c.camera_id, c.status, c.error_code, c.error_message, c.duration_ms, c.width, \
+         c.height, c.filmstrip, tc.event_offset_ms, tc.poster_key FROM task_clips tc \
+         JOIN clips c ON c.id = tc.clip_id WHERE tc.task_id = $1 ORDER BY tc.position",
+    )
+    .bind(task_id)
+    .fetch_all(conn)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let id: String = r.try_get("id")?;
+        let status: String = r.try_get("status")?;
+        let ready = status == "ready";
+        let duration_ms: Option<i64> = r.try_get("duration_ms")?;
+        let offset: Option<i64> = r.try_get("event_offset_ms")?;
+        let filmstrip: Option<String> = r.try_get("filmstrip")?;
+        let error_code: Option<String> = r.try_get("error_code")?;
+        out.push(TaskClip {
+            video_url: ready.then(|| format!("/api/v1/clips/{id}/video")),
+            filmstrip_url: ready.then(|| format!("/api/v1/clips/{id}/filmstrip")),
+            poster_url: r
+                .try_get::<Option<String>, _>("poster_key")?
+                .map(|_| format!("/api/v1/tasks/{task_id}/clips/{id}/poster")),
+            filmstrip: filmstrip.and_then(|f| serde_json::from_str(&f).ok()),
+            event_offset_ms: offset.or(duration_ms.map(|d| d / 2)),
+            error: error_code.map(|code| ClipError {
+                code,
+                message: r
+                    .try_get::<Option<String>, _>("error_message")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+            }),
+            camera_id: r.try_get("camera_id")?,
+            duration_ms,
+            width: r.try_get("width")?,
+            height: r.try_get("height")?,
+            clip_id: id,
+            status,
+        });
+    }
+    Ok(out)
+}
+
+/// Whether a labeler holds a live lease on a task that shows the clip.
+pub async fn leased_to(db: &Db, clip_id: &str, user_id: &str, now: i64) -> Result<bool> {
+    let found: Option<String> = sqlx::query_scalar(
+        "SELECT t.id FROM task_clips tc JOIN review_tasks t ON t.id = tc.task_id WHERE tc.clip_id = $1 \
+         AND t.status = 'leased' AND t.leased_by = $2 AND t.lease_expires_at > $3 LIMIT 1",
+    )
+    .bind(clip_id)
+    .bind(user_id)
+    .bind(now)
+    .fetch_optional(db.reader())
+    .await?;
+    Ok(found.is_some())
+}
+
+/// The poster key of a task's clip.
+pub async fn poster_key(db: &Db, task_id: &str, clip_id: &str) -> Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT poster_key FROM task_clips WHERE task_id = $1 AND clip_id = $2")
+            .bind(task_id)
+            .bind(clip_id)
+            .fetch_optional(db.reader())
+            .await?
+            .flatten(),
+    )
+}
+
+/// Records that someone looked at a clip's artifact.
+pub async fn record_view(
+    db: &Db,
+    clip_id: &str,
+    artifact: &str,
+    viewer_kind: &str,
+    viewer_id: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO clip_views (id, clip_id, artifact, viewer_kind, viewer_id, viewed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(new_id())
+    .bind(clip_id)
+    .bind(artifact)
+    .bind(viewer_kind)
+    .bind(viewer_id)
+    .bind(now)
+    .execute(db.writer())
+    .await?;
+    Ok(())
+}

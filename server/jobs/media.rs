@@ -1,0 +1,154 @@
+//! Media jobs: turn an uploaded clip into a browser MP4 and a filmstrip, and
+//! make each task's posters at the event instant.
+//!
+//! A bad file (the uploader's fault) marks the clip failed with its code at
+//! once; our own failures (timeouts, storage) are retried, and the clip is
+//! marked failed only when the attempts run out, so a task never waits
+//! forever for video.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::JobError;
+use crate::db::clips::{self, Processed};
+use crate::db::jobs::Job;
+use crate::media::{CutAccuracy, MediaError};
+use crate::AppState;
+
+/// Width of a filmstrip tile.
+const TILE_WIDTH: u32 = 160;
+/// Widest poster.
+const POSTER_WIDTH: u32 = 960;
+
+/// A job's own scratch directory, removed when the job ends.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(state: &AppState, job: &Job) -> Result<Scratch, JobError> {
+        let dir = state.scratch.join(&job.id);
+        std::fs::create_dir_all(&dir).map_err(|e| JobError::Retry(format!("scratch dir: {e}")))?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn retry(e: impl std::fmt::Display) -> JobError {
+    JobError::Retry(e.to_string())
+}
+
+#[derive(Deserialize)]
+struct ClipJob {
+    clip_id: String,
+}
+
+/// Processes an uploaded clip.
+pub async fn process_clip(state: &AppState, job: &Job) -> Result<(), JobError> {
+    let args: ClipJob = serde_json::from_str(&job.payload).map_err(|e| JobError::Dead(format!("bad payload: {e}")))?;
+    let mut conn = state.db.reader().acquire().await.map_err(retry)?;
+    let clip = clips::get(&mut conn, &args.clip_id)
+        .await
+        .map_err(retry)?
+        .ok_or_else(|| JobError::Dead("the clip no longer exists".into()))?;
+    drop(conn);
+    if clip.status != "processing" {
+        return Ok(());
+    }
+    let source_key = clip.source_key.clone().ok_or_else(|| JobError::Dead("clip has no source".into()))?;
+    let scratch = Scratch::new(state, job)?;
+    let source = scratch.0.join("source");
+    state.blobs.download(&source_key, &source).await.map_err(retry)?;
+
+    let video = scratch.0.join("video.mp4");
+    let strip = scratch.0.join("filmstrip.jpg");
+    let made = async {
+        let out = state
+            .media
+            .make_browser_mp4(source.clone(), video.clone(), None, CutAccuracy::Keyframe)
+            .await?;
+        let film = state
+            .media
+            .filmstrip(video.clone(), state.config.filmstrip_frames, TILE_WIDTH, strip.clone())
+            .await?;
+        Ok::<_, MediaError>((out, film))
+    }
+    .await;
+    let now = state.now();
+    match made {
+        Ok((out, film)) => {
+            let video_key = clips::blob_key(&clip.store_id, &clip.id, "video.mp4");
+            let filmstrip_key = clips::blob_key(&clip.store_id, &clip.id, "filmstrip.jpg");
+            state.blobs.put_file(&video_key, &video).await.map_err(retry)?;
+            state.blobs.put_file(&filmstrip_key, &strip).await.map_err(retry)?;
+            let processed = Processed {
+                video_key,
+                filmstrip_key,
+                filmstrip: serde_json::to_string(&film).map_err(retry)?,
+                duration_ms: out.duration_ms,
+                width: i64::from(out.width),
+                height: i64::from(out.height),
+            };
+            clips::settle(&state.db, &clip.id, Ok(processed), now).await.map_err(retry)?;
+            Ok(())
+        }
+        Err(e) if e.client_fault => {
+            tracing::info!(clip = %clip.id, code = e.code, "clip cannot be processed");
+            clips::settle(&state.db, &clip.id, Err((e.code.to_string(), e.message)), now)
+                .await
+                .map_err(retry)?;
+            Ok(())
+        }
+        Err(e) if job.attempts + 1 >= state.config.media_max_attempts => {
+            let message = format!("processing failed after {} attempts: {e}", job.attempts + 1);
+            clips::settle(&state.db, &clip.id, Err(("processing-failed".into(), message.clone())), now)
+                .await
+                .map_err(retry)?;
+            Err(JobError::Dead(message))
+        }
+        Err(e) => Err(JobError::Retry(e.to_string())),
+    }
+}
+
+#[derive(Deserialize)]
+struct PostersJob {
+    task_id: String,
+}
+
+/// Makes the posters of a task's processed clips at the event instant.
+pub async fn make_posters(state: &AppState, job: &Job) -> Result<(), JobError> {
+    let args: PostersJob =
+        serde_json::from_str(&job.payload).map_err(|e| JobError::Dead(format!("bad payload: {e}")))?;
+    let pending = clips::pending_posters(&state.db, &args.task_id).await.map_err(retry)?;
+    for p in pending {
+        let scratch = Scratch::new(state, job)?;
+        let video_key = p.clip.video_key.clone().ok_or_else(|| JobError::Dead("ready clip without video".into()))?;
+        let video = scratch.0.join("video.mp4");
+        state.blobs.download(&video_key, &video).await.map_err(retry)?;
+        let duration = p.clip.duration_ms.unwrap_or(0);
+        // An event just outside its clip (clock skew between cameras) still
+        // gets the nearest frame rather than no poster.
+        let at = p.event_offset_ms.unwrap_or(duration / 2).clamp(0, (duration - 1).max(0));
+        let out = scratch.0.join("poster.jpg");
+        let key = match state.media.poster(video.clone(), at, out.clone(), POSTER_WIDTH).await {
+            Ok(_) => {
+                let key = clips::blob_key(&p.clip.store_id, &p.clip.id, &format!("poster-{}.jpg", args.task_id));
+                state.blobs.put_file(&key, &out).await.map_err(retry)?;
+                Some(key)
+            }
+            Err(e) if e.client_fault || job.attempts + 1 >= state.config.media_max_attempts => {
+                tracing::warn!(task = %args.task_id, clip = %p.clip.id, code = e.code, "no poster");
+                None
+            }
+            Err(e) => return Err(JobError::Retry(e.to_string())),
+        };
+        clips::poster_done(&state.db, &args.task_id, &p.clip.id, key.as_deref(), state.now())
+            .await
+            .map_err(retry)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! The one error type of the media layer.
+//!
+//! Every failure carries a stable kebab-case `code` that the API and the job
+//! queue can store and match on, a message for a person, and whether the
+//! uploader is at fault. A clip that is not a video is the store's problem
+//! (answer 4xx, never retry); a timeout or a full disk is ours (5xx, retry
+//! later). FFmpeg's own error text is folded into the message only where it
+//! helps; it never carries paths from outside the job.
+
+use std::fmt;
+
+/// Why a media operation failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaError {
+    /// Stable machine code, one of [`MediaError::CODES`].
+    pub code: &'static str,
+    /// Explanation for a person.
+    pub message: String,
+    /// True when the input (or the caller's request about it) is at fault and
+    /// retrying cannot help; false for failures on our side.
+    pub client_fault: bool,
+}
+
+impl fmt::Display for MediaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for MediaError {}
+
+/// Result of a media operation.
+pub type MediaResult<T> = Result<T, MediaError>;
+
+macro_rules! codes {
+    ($( $(#[$doc:meta])* $name:ident = $code:literal, client: $client:literal; )*) => {
+        impl MediaError {
+            $(
+                $(#[$doc])*
+                pub const $name: &'static str = $code;
+            )*
+
+            /// Every code, with whether it is the client's fault.
+            pub const CODES: &'static [(&'static str, bool)] = &[$(($code, $client)),*];
+
+            /// Builds the error for `code` (one of [`MediaError::CODES`]).
+            ///
+            /// # Panics
+            /// On an unknown code: codes are constants of this module.
+            pub fn new(code: &'static str, message: impl Into<String>) -> MediaError {
+                let client_fault = match code {
+                    $($code => $client,)*
+                    other => panic!("unknown media error code {other}"),
+                };
+                MediaError { code, message: message.into(), client_fault }
+            }
+        }
+    };
+}
+
+codes! {
+    /// The file has no bytes.
+    EMPTY_FILE = "empty-file", client: true;
+    /// The bytes are not a video container we read (text, an image, a playlist…).
+    NOT_VIDEO = "not-video", client: true;
+    /// The container is cut short: its index or frame data runs past the end.
+    TRUNCATED = "truncated", client: true;
+    /// A container without a video stream (audio only, subtitles only).
+    NO_VIDEO_STREAM = "no-video-stream", client: true;
+    /// A video codec outside the accepted list.
+    UNSUPPORTED_CODEC = "unsupported-codec", client: true;
+    /// Frames that fail to decode, or a stream whose frames contradict its header.
+    CORRUPT_VIDEO = "corrupt-video", client: true;
+    /// Width, height or pixel count over the configured limits.
+    DIMENSIONS_TOO_LARGE = "dimensions-too-large", client: true;
+    /// Duration over the configured limit.
+    DURATION_TOO_LONG = "duration-too-long", client: true;
+    /// A cut window or instant that does not fall inside the clip.
+    INVALID_WINDOW = "invalid-window", client: true;
+    /// The operation ran past its time limit and was stopped.
+    TIMEOUT = "timeout", client: false;
+    /// The operation was cancelled before it finished.
+    CANCELLED = "cancelled", client: false;
+    /// Options that no clip could satisfy (zero thumbnails, a zero-width tile).
+    INVALID_OPTIONS = "invalid-options", client: false;
+    /// Reading the input or writing the output failed on our side.
+    IO_ERROR = "io-error", client: false;
+    /// The encoder or muxer failed on a clip that decoded fine.
+    ENCODE_FAILED = "encode-failed", client: false;
+    /// A bug: a panic in media code or an FFmpeg state we did not expect.
+    INTERNAL = "internal", client: false;
+}
+
+impl MediaError {
+    /// Wraps an FFmpeg error met while `doing` something, as `code`.
+    pub(crate) fn ffmpeg(code: &'static str, doing: &str, err: ffmpeg_next::Error) -> MediaError {
+        MediaError::new(code, format!("{doing}: {err}"))
+    }
+
+    /// Wraps an I/O error met while `doing` something.
+    pub(crate) fn io(doing: &str, err: std::io::Error) -> MediaError {
+        MediaError::new(MediaError::IO_ERROR, format!("{doing}: {err}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_kebab_case_and_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for (code, _) in MediaError::CODES {
+            assert!(
+                code.chars().all(|c| c.is_ascii_lowercase() || c == '-'),
+                "{code}"
+            );
+            assert!(!code.starts_with('-') && !code.ends_with('-'), "{code}");
+            assert!(seen.insert(code), "{code} twice");
+        }
+    }
+
+    #[test]
+    fn new_takes_client_fault_from_the_code_table() {
+        assert!(MediaError::new(MediaError::NOT_VIDEO, "x").client_fault);
+        assert!(!MediaError::new(MediaError::TIMEOUT, "x").client_fault);
+        assert_eq!(
+            MediaError::new(MediaError::TRUNCATED, "cut short").to_string(),
+            "truncated: cut short"
+        );
+    }
+}

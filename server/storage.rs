@@ -1,0 +1,191 @@
+//! Blob storage for clips, posters, filmstrips and exports, behind one
+//! interface: a local directory by default, any S3-compatible store for
+//! deployments with several instances.
+//!
+//! Both are `object_store` implementations, so the code above this module
+//! never knows which one it talks to. FFmpeg works on local files; the media
+//! worker copies a blob to a temporary file first (see [`Blobs::download`]).
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use bytes::Bytes;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as Key;
+use object_store::{ObjectStore, PutPayload, WriteMultipart};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::config::Config;
+
+/// Parts of a multipart upload; S3 requires at least 5 MiB per part.
+const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// The blob store.
+#[derive(Clone, Debug)]
+pub struct Blobs {
+    store: Arc<dyn ObjectStore>,
+    /// What it is, for logs and health checks.
+    pub description: String,
+}
+
+impl Blobs {
+    /// The store named by the configuration: `blob_store` empty means
+    /// `<data_dir>/blobs`; `s3://bucket` uses the `s3_*` settings.
+    pub fn from_config(config: &Config) -> anyhow::Result<Blobs> {
+        if config.blob_store.is_empty() {
+            return Blobs::local(&config.data_dir.join("blobs"));
+        }
+        let Some(bucket) = config.blob_store.strip_prefix("s3://") else {
+            anyhow::bail!("blob_store must be empty (local directory) or s3://BUCKET");
+        };
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket.trim_end_matches('/'))
+            .with_allow_http(config.s3_allow_http);
+        if !config.s3_endpoint.is_empty() {
+            builder = builder.with_endpoint(&config.s3_endpoint);
+        }
+        if !config.s3_region.is_empty() {
+            builder = builder.with_region(&config.s3_region);
+        }
+        if !config.s3_access_key_id.is_empty() {
+            builder = builder
+                .with_access_key_id(&config.s3_access_key_id)
+                .with_secret_access_key(&config.s3_secret_access_key);
+        }
+        let store = builder.build().context("configuring S3 blob storage")?;
+        Ok(Blobs {
+            store: Arc::new(store),
+            description: format!("s3://{bucket}"),
+        })
+    }
+
+    /// A local directory, created if missing.
+    pub fn local(root: &Path) -> anyhow::Result<Blobs> {
+        std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+        let store = LocalFileSystem::new_with_prefix(root)
+            .with_context(|| format!("opening blob directory {}", root.display()))?;
+        Ok(Blobs {
+            store: Arc::new(store),
+            description: root.display().to_string(),
+        })
+    }
+
+    /// Uploads a local file in parts, never holding it whole in memory;
+    /// returns its size.
+    pub async fn put_file(&self, key: &str, path: &Path) -> anyhow::Result<u64> {
+        let mut file = tokio::fs::File::open(path)
+            .await
+            .with_context(|| format!("opening {}", path.display()))?;
+        let size = file.metadata().await?.len();
+        if size as usize <= PART_SIZE {
+            let mut buf = Vec::with_capacity(size as usize);
+            file.read_to_end(&mut buf).await?;
+            self.store
+                .put(&Key::from(key), PutPayload::from(buf))
+                .await
+                .with_context(|| format!("storing {key}"))?;
+            return Ok(size);
+        }
+        let upload = self
+            .store
+            .put_multipart(&Key::from(key))
+            .await
+            .with_context(|| format!("starting upload of {key}"))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let mut buf = vec![0u8; 1024 * 1024];
+        loop {
+            let n = file.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            writer.wait_for_capacity(4).await?;
+            writer.write(&buf[..n]);
+        }
+        writer
+            .finish()
+            .await
+            .with_context(|| format!("finishing upload of {key}"))?;
+        Ok(size)
+    }
+
+    /// Stores bytes held in memory (small artifacts: posters, filmstrips).
+    pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
+        self.store
+            .put(&Key::from(key), PutPayload::from(bytes))
+            .await
+            .with_context(|| format!("storing {key}"))?;
+        Ok(())
+    }
+
+    /// The size of a blob.
+    pub async fn size(&self, key: &str) -> anyhow::Result<u64> {
+        Ok(self
+            .store
+            .head(&Key::from(key))
+            .await
+            .with_context(|| format!("reading {key}"))?
+            .size)
+    }
+
+    /// A byte range of a blob.
+    pub async fn get_range(&self, key: &str, range: Range<u64>) -> anyhow::Result<Bytes> {
+        self.store
+            .get_range(&Key::from(key), range)
+            .await
+            .with_context(|| format!("reading {key}"))
+    }
+
+    /// Copies a blob to a local file, streaming.
+    pub async fn download(&self, key: &str, dest: &Path) -> anyhow::Result<u64> {
+        use futures::StreamExt;
+        let result = self
+            .store
+            .get(&Key::from(key))
+            .await
+            .with_context(|| format!("reading {key}"))?;
+        let mut stream = result.into_stream();
+        let mut file = tokio::fs::File::create(dest)
+            .await
+            .with_context(|| format!("creating {}", dest.display()))?;
+        let mut total = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            total += chunk.len() as u64;
+            file.write_all(&chunk).await?;
+        }
+        file.flush().await?;
+        Ok(total)
+    }
+
+    /// Deletes a blob; deleting a missing one is not an error.
+    pub async fn delete(&self, key: &str) -> anyhow::Result<()> {
+        match self.store.delete(&Key::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("deleting {key}")),
+        }
+    }
+}
+
+/// A directory for the temporary files of this process under
+/// `<data_dir>/tmp`. Directories there untouched for an hour belong to
+/// processes that crashed; they are removed so leftovers do not pile up.
+pub fn scratch_dir(data_dir: &Path) -> anyhow::Result<PathBuf> {
+    let parent = data_dir.join("tmp");
+    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+    let stale = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for entry in std::fs::read_dir(&parent)?.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t < stale);
+        if old {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let dir = parent.join(uuid::Uuid::now_v7().to_string());
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
