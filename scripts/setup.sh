@@ -2,7 +2,8 @@
 # Installs what Recount needs on a fresh Debian 12 machine, only where missing:
 # the C libraries FFmpeg bindings build against, the ffmpeg CLI (fixtures and
 # benchmark baselines), Chromium (browser tests), wrk (range-serving bench),
-# PostgreSQL (tests), cargo-nextest (test runner). Safe to run repeatedly.
+# PostgreSQL (tests), cargo-nextest (test runner), moto's S3 server (S3 blob
+# storage tests, tests/storage_s3.rs). Safe to run repeatedly.
 set -euo pipefail
 
 need_apt=()
@@ -22,4 +23,9 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "setup: installing cargo-nextest" >&2
   cargo install cargo-nextest --locked
+fi
+
+if ! python3 -c "import moto.server" >/dev/null 2>&1; then
+  echo "setup: installing moto[server]" >&2
+  python3 -m pip install --quiet 'moto[server]'
 fi

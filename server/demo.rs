@@ -199,9 +199,17 @@ async fn simulate_step(
     for input in &inputs {
         let valid = input.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         let hash = digest(&serde_json::to_string(input)?);
-        events::ingest(&state.db, &mut tx, &store, &valid, &hash, now, rand::random())
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        events::ingest(
+            &state.db,
+            &mut tx,
+            &store,
+            &valid,
+            &hash,
+            now,
+            rand::random(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     tx.commit().await?;
     Ok(())
@@ -234,5 +242,6 @@ fn random_event(rng: &mut impl Rng, session_id: &str, i: usize, at: i64) -> Even
             .collect(),
         clips: vec![],
         model_version: Some("shelf-v3.2".into()),
+        cameras: vec![],
     }
 }

@@ -96,13 +96,25 @@ impl Blobs {
             .with_context(|| format!("starting upload of {key}"))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
         let mut buf = vec![0u8; 1024 * 1024];
-        loop {
-            let n = file.read(&mut buf).await?;
-            if n == 0 {
-                break;
+        let sent: anyhow::Result<()> = async {
+            loop {
+                let n = file.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                writer.wait_for_capacity(4).await?;
+                writer.write(&buf[..n]);
             }
-            writer.wait_for_capacity(4).await?;
-            writer.write(&buf[..n]);
+            // Every part sent but the last, which `finish` sends.
+            writer.wait_for_capacity(0).await?;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = sent {
+            // S3 keeps (and bills) the parts of an upload that is neither
+            // completed nor aborted; dropping the writer does not abort it.
+            let _ = writer.abort().await;
+            return Err(e).with_context(|| format!("uploading {key}"));
         }
         writer
             .finish()

@@ -697,12 +697,16 @@ async fn final_receipts_reach_the_store_by_signed_webhook_with_retries(backend: 
 
     let client = recount::jobs::webhook::client(&app.state.config);
     // First attempt: the store answers 500; the job waits for its backoff.
-    assert!(recount::jobs::run_next_job(&app.state, &client, recount::jobs::DELIVERY_JOBS)
-        .await
-        .unwrap());
-    assert!(!recount::jobs::run_next_job(&app.state, &client, recount::jobs::DELIVERY_JOBS)
-        .await
-        .unwrap());
+    assert!(
+        recount::jobs::run_next_job(&app.state, &client, recount::jobs::DELIVERY_JOBS)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !recount::jobs::run_next_job(&app.state, &client, recount::jobs::DELIVERY_JOBS)
+            .await
+            .unwrap()
+    );
     let jobs = recount::db::jobs::list(&app.state.db, "receipt-webhook")
         .await
         .unwrap();
@@ -711,9 +715,11 @@ async fn final_receipts_reach_the_store_by_signed_webhook_with_retries(backend: 
     assert!(jobs[0].last_error.as_deref().unwrap().contains("500"));
 
     app.clock.advance(1_000);
-    assert!(recount::jobs::run_next_job(&app.state, &client, recount::jobs::DELIVERY_JOBS)
-        .await
-        .unwrap());
+    assert!(
+        recount::jobs::run_next_job(&app.state, &client, recount::jobs::DELIVERY_JOBS)
+            .await
+            .unwrap()
+    );
     let jobs = recount::db::jobs::list(&app.state.db, "receipt-webhook")
         .await
         .unwrap();
@@ -762,17 +768,23 @@ async fn an_unreachable_webhook_ends_dead_with_its_error_kept(backend: Backend) 
     no_audit(&app, &store_id, &admin).await;
     app.exit(&key, "s1", "2026-11-25T10:00:00Z").await;
     let client = recount::jobs::webhook::client(&app.state.config);
-    assert!(recount::jobs::run_next_job(&app.state, &client, recount::jobs::DELIVERY_JOBS)
-        .await
-        .unwrap());
+    assert!(
+        recount::jobs::run_next_job(&app.state, &client, recount::jobs::DELIVERY_JOBS)
+            .await
+            .unwrap()
+    );
     app.clock.advance(10);
-    assert!(recount::jobs::run_next_job(&app.state, &client, recount::jobs::DELIVERY_JOBS)
-        .await
-        .unwrap());
+    assert!(
+        recount::jobs::run_next_job(&app.state, &client, recount::jobs::DELIVERY_JOBS)
+            .await
+            .unwrap()
+    );
     app.clock.advance(1_000_000);
-    assert!(!recount::jobs::run_next_job(&app.state, &client, recount::jobs::DELIVERY_JOBS)
-        .await
-        .unwrap());
+    assert!(
+        !recount::jobs::run_next_job(&app.state, &client, recount::jobs::DELIVERY_JOBS)
+            .await
+            .unwrap()
+    );
     let jobs = recount::db::jobs::list(&app.state.db, "receipt-webhook")
         .await
         .unwrap();

@@ -13,7 +13,11 @@ use recount::auth::Role;
 const UNSURE: &[(&str, f64)] = &[("milk", 0.55), ("cola", 0.30)];
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/fixtures/media/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read(format!(
+        "{}/fixtures/media/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 async fn upload(app: &TestApp, key: &str, name: &str, start: Option<&str>) -> (StatusCode, Value) {
@@ -34,7 +38,10 @@ async fn upload(app: &TestApp, key: &str, name: &str, start: Option<&str>) -> (S
 async fn run_media_jobs(app: &TestApp) -> usize {
     let client = recount::jobs::webhook::client(&app.state.config);
     let mut n = 0;
-    while recount::jobs::run_next_job(&app.state, &client, recount::jobs::MEDIA_JOBS).await.unwrap() {
+    while recount::jobs::run_next_job(&app.state, &client, recount::jobs::MEDIA_JOBS)
+        .await
+        .unwrap()
+    {
         n += 1;
         assert!(n < 50, "media jobs never settle");
     }
@@ -42,7 +49,10 @@ async fn run_media_jobs(app: &TestApp) -> usize {
 }
 
 async fn get(app: &TestApp, path: &str, bearer: &str, range: Option<&str>) -> reqwest::Response {
-    let mut req = app.http.get(format!("{}{path}", app.base)).bearer_auth(bearer);
+    let mut req = app
+        .http
+        .get(format!("{}{path}", app.base))
+        .bearer_auth(bearer);
     if let Some(r) = range {
         req = req.header("range", r);
     }
@@ -67,8 +77,13 @@ async fn a_clip_is_processed_and_its_task_waits_for_it(backend: Backend) {
     // The task waits for its video.
     assert_eq!(app.claim(&ann).await.0, StatusCode::NO_CONTENT);
 
-    assert!(run_media_jobs(&app).await >= 2, "a clip job and a poster job");
-    let (_, status) = app.call(Method::GET, &format!("/api/v1/clips/{clip_id}"), &key, None).await;
+    assert!(
+        run_media_jobs(&app).await >= 2,
+        "a clip job and a poster job"
+    );
+    let (_, status) = app
+        .call(Method::GET, &format!("/api/v1/clips/{clip_id}"), &key, None)
+        .await;
     assert_eq!(status["status"], "ready", "{status}");
     assert!(status["duration_ms"].as_i64().unwrap() > 0);
     assert!(status["width"].as_i64().unwrap() > 0);
@@ -78,8 +93,14 @@ async fn a_clip_is_processed_and_its_task_waits_for_it(backend: Backend) {
     let c = &claim["task"]["clips"][0];
     assert_eq!(c["clip_id"], clip_id.as_str());
     assert_eq!(c["camera_id"], "cam-1");
-    assert_eq!(c["event_offset_ms"], 2000, "the event is 2 s after the clip starts");
-    assert_eq!(c["filmstrip"]["timestamps_ms"].as_array().unwrap().len(), 10);
+    assert_eq!(
+        c["event_offset_ms"], 2000,
+        "the event is 2 s after the clip starts"
+    );
+    assert_eq!(
+        c["filmstrip"]["timestamps_ms"].as_array().unwrap().len(),
+        10
+    );
     let video_url = c["video_url"].as_str().unwrap().to_string();
     let poster_url = c["poster_url"].as_str().unwrap().to_string();
 
@@ -88,13 +109,32 @@ async fn a_clip_is_processed_and_its_task_waits_for_it(backend: Backend) {
     assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(resp.headers()["content-type"], "video/mp4");
     assert_eq!(resp.headers()["accept-ranges"], "bytes");
-    assert!(resp.headers()["cache-control"].to_str().unwrap().contains("immutable"));
-    let total: u64 = resp.headers()["content-range"].to_str().unwrap().rsplit('/').next().unwrap().parse().unwrap();
-    assert!(resp.headers()["content-range"].to_str().unwrap().starts_with("bytes 0-99/"));
+    assert!(resp.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("immutable"));
+    let total: u64 = resp.headers()["content-range"]
+        .to_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(resp.headers()["content-range"]
+        .to_str()
+        .unwrap()
+        .starts_with("bytes 0-99/"));
     let head = resp.bytes().await.unwrap();
     assert_eq!(head.len(), 100);
     assert_eq!(&head[4..8], b"ftyp");
-    let resp = get(&app, &video_url, &ann, Some(&format!("bytes={}-", total - 10))).await;
+    let resp = get(
+        &app,
+        &video_url,
+        &ann,
+        Some(&format!("bytes={}-", total - 10)),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(resp.bytes().await.unwrap().len(), 10);
     let resp = get(&app, &video_url, &ann, Some(&format!("bytes={total}-"))).await;
@@ -112,10 +152,22 @@ async fn a_clip_is_processed_and_its_task_waits_for_it(backend: Backend) {
     let resp = get(&app, &video_url, &bob, None).await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     let (_, other) = app.store("Other", None).await;
-    let (s, b) = app.call(Method::GET, &format!("/api/v1/clips/{clip_id}"), &other, None).await;
+    let (s, b) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/clips/{clip_id}"),
+            &other,
+            None,
+        )
+        .await;
     assert_eq!((s, code(&b)), (StatusCode::NOT_FOUND, "unknown-clip"));
     // The owning store may.
-    assert_eq!(get(&app, &video_url, &key, Some("bytes=0-0")).await.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        get(&app, &video_url, &key, Some("bytes=0-0"))
+            .await
+            .status(),
+        StatusCode::PARTIAL_CONTENT
+    );
 
     // Views from byte 0 are audited: the first range, the whole file, the poster, the store's.
     assert_eq!(app.count("SELECT COUNT(*) FROM clip_views").await, 4);
@@ -136,7 +188,9 @@ async fn a_corrupt_clip_fails_with_its_code_and_the_task_is_still_reviewable(bac
     run_media_jobs(&app).await;
 
     let bad_id = bad["clip_id"].as_str().unwrap();
-    let (_, status) = app.call(Method::GET, &format!("/api/v1/clips/{bad_id}"), &key, None).await;
+    let (_, status) = app
+        .call(Method::GET, &format!("/api/v1/clips/{bad_id}"), &key, None)
+        .await;
     assert_eq!(status["status"], "failed");
     assert_eq!(status["error"]["code"], "corrupt-video");
 
@@ -149,10 +203,16 @@ async fn a_corrupt_clip_fails_with_its_code_and_the_task_is_still_reviewable(bac
     assert_eq!(clips[1]["error"]["code"], "corrupt-video");
     assert_eq!(clips[1]["video_url"], Value::Null);
     // Without a start time the poster is taken mid-clip.
-    assert_eq!(clips[0]["event_offset_ms"].as_i64(), clips[0]["duration_ms"].as_i64().map(|d| d / 2));
+    assert_eq!(
+        clips[0]["event_offset_ms"].as_i64(),
+        clips[0]["duration_ms"].as_i64().map(|d| d / 2)
+    );
     let task = claim["task"]["task_id"].as_str().unwrap();
     let (s, v) = app.verdict(&ann, task, json!({"cant_tell": true})).await;
-    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("escalated")));
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::OK, Some("escalated"))
+    );
 }
 dual!(a_corrupt_clip_fails_with_its_code_and_the_task_is_still_reviewable);
 
@@ -167,19 +227,51 @@ async fn uploads_that_are_not_usable_video_are_refused_and_nothing_is_stored(bac
         ("ffv1.mkv", "unsupported-codec"),
     ] {
         let (s, b) = upload(&app, &key, name, None).await;
-        assert_eq!((s, code(&b)), (StatusCode::UNPROCESSABLE_ENTITY, expected), "{name}: {b}");
+        assert_eq!(
+            (s, code(&b)),
+            (StatusCode::UNPROCESSABLE_ENTITY, expected),
+            "{name}: {b}"
+        );
     }
     let (s, b) = upload(&app, &key, "h264.mp4", None).await;
-    assert_eq!((s, code(&b)), (StatusCode::PAYLOAD_TOO_LARGE, "upload-too-large"));
-    let (s, b) = app.call_raw(Method::POST, "/api/v1/clips", &key, "text/plain", fixture("vp9.webm")).await;
-    assert_eq!((s, code(&b)), (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type"));
-    let (s, b) = app.call_raw(Method::POST, "/api/v1/clips", &key, "video/webm", fixture("vp9.webm")).await;
-    assert_eq!((s, code(&b)), (StatusCode::UNPROCESSABLE_ENTITY, "missing-camera-id"));
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "upload-too-large")
+    );
+    let (s, b) = app
+        .call_raw(
+            Method::POST,
+            "/api/v1/clips",
+            &key,
+            "text/plain",
+            fixture("vp9.webm"),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type")
+    );
+    let (s, b) = app
+        .call_raw(
+            Method::POST,
+            "/api/v1/clips",
+            &key,
+            "video/webm",
+            fixture("vp9.webm"),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "missing-camera-id")
+    );
     let labeler = app.user("ann", Role::Labeler).await;
     let (s, b) = upload(&app, &labeler, "vp9.webm", None).await;
     assert_eq!((s, code(&b)), (StatusCode::FORBIDDEN, "store-key-required"));
     let (s, b) = upload(&app, &key, "vp9.webm", Some("noon")).await;
-    assert_eq!((s, code(&b)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid-timestamp"));
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid-timestamp")
+    );
 
     // An upload cut off mid-body stores nothing.
     let host = app.base.trim_start_matches("http://");
@@ -197,8 +289,17 @@ async fn uploads_that_are_not_usable_video_are_refused_and_nothing_is_stored(bac
     // (The cut-off upload is checked once the server has seen the end.)
     let blobs = app.data_dir.path().join("blobs");
     let scratch = app.state.scratch.clone();
-    let settled = wait_until(|| std::fs::read_dir(&scratch).map(|d| d.count() == 0).unwrap_or(false)).await;
-    assert!(settled, "temporary upload files were left in {}", scratch.display());
+    let settled = wait_until(|| {
+        std::fs::read_dir(&scratch)
+            .map(|d| d.count() == 0)
+            .unwrap_or(false)
+    })
+    .await;
+    assert!(
+        settled,
+        "temporary upload files were left in {}",
+        scratch.display()
+    );
     assert_eq!(app.count("SELECT COUNT(*) FROM clips").await, 0);
     assert_eq!(app.count("SELECT COUNT(*) FROM jobs").await, 0);
     let stored = walk(&blobs);
@@ -243,10 +344,84 @@ async fn events_must_name_clips_of_their_own_store(backend: Backend) {
     let mut ev = event("e1", "s1", "pick", 1, UNSURE);
     ev["clips"] = json!([clip["clip_id"]]);
     let (s, b) = app.events(&key, ev.clone()).await;
-    assert_eq!((s, code(&b)), (StatusCode::UNPROCESSABLE_ENTITY, "unknown-clip"));
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "unknown-clip")
+    );
     ev["clips"] = json!(["no-such-clip"]);
     let (s, b) = app.events(&key, ev).await;
-    assert_eq!((s, code(&b)), (StatusCode::UNPROCESSABLE_ENTITY, "unknown-clip"));
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "unknown-clip")
+    );
     assert_eq!(app.count("SELECT COUNT(*) FROM events").await, 0);
 }
 dual!(events_must_name_clips_of_their_own_store);
+
+async fn events_can_name_windows_of_camera_footage(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, key) = app.store_with_catalog().await;
+    let ann = app.user("ann", Role::Labeler).await;
+    let resp = app
+        .http
+        .post(format!("{}/api/v1/footage", app.base))
+        .bearer_auth(&key)
+        .header("content-type", "video/mp4")
+        .header("x-camera-id", "cam-1")
+        .header("x-footage-start", "2026-11-25T10:00:00Z")
+        .body(fixture("h264.mp4"))
+        .send()
+        .await
+        .unwrap();
+    let (s, footage) = common::read(resp).await;
+    assert_eq!(s, StatusCode::CREATED, "{footage}");
+    assert_eq!(footage["started_at"], "2026-11-25T10:00:00.000Z");
+    assert_eq!(footage["duration_ms"], 4000);
+    assert_eq!(footage["ended_at"], "2026-11-25T10:00:04.000Z");
+
+    let mut ev = event("e1", "s1", "pick", 1, UNSURE);
+    ev["occurred_at"] = json!("2026-11-25T10:00:03Z");
+    ev["cameras"] = json!([
+        {"camera_id": "cam-1", "from": "2026-11-25T10:00:02.500Z", "to": "2026-11-25T10:00:03.500Z"},
+        {"camera_id": "cam-2", "from": "2026-11-25T10:00:02.500Z", "to": "2026-11-25T10:00:03.500Z"},
+    ]);
+    let (s, out) = app.events(&key, ev).await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    run_media_jobs(&app).await;
+
+    let (s, claim) = app.claim(&ann).await;
+    assert_eq!(s, StatusCode::OK, "{claim}");
+    let clips = claim["task"]["clips"].as_array().unwrap();
+    assert_eq!(clips.len(), 2);
+    // A stream-copy cut starts at the keyframe before the window (2 s) and
+    // covers it; the event instant is counted from the cut's real start.
+    assert_eq!(clips[0]["status"], "ready", "{}", clips[0]);
+    assert_eq!(clips[0]["event_offset_ms"], 1000);
+    assert!(
+        clips[0]["duration_ms"].as_i64().unwrap() >= 1500,
+        "{}",
+        clips[0]
+    );
+    assert!(clips[0]["poster_url"].is_string());
+    // No footage of cam-2: that clip fails with footage-gap; the task is still reviewable.
+    assert_eq!(clips[1]["status"], "failed");
+    assert_eq!(clips[1]["error"]["code"], "footage-gap");
+
+    // Footage needs its start time.
+    let resp = app
+        .http
+        .post(format!("{}/api/v1/footage", app.base))
+        .bearer_auth(&key)
+        .header("content-type", "video/mp4")
+        .header("x-camera-id", "cam-1")
+        .body(fixture("h264.mp4"))
+        .send()
+        .await
+        .unwrap();
+    let (s, b) = common::read(resp).await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "missing-footage-start")
+    );
+}
+dual!(events_can_name_windows_of_camera_footage);

@@ -11,12 +11,13 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
+use utoipa::ToSchema;
 
 use super::extract::{Caller, Path, StoreCaller};
 use crate::db::clips::{self, ClipRow, ClipStatus};
 use crate::db::new_id;
 use crate::domain::event::check_id;
-use crate::domain::time::parse_rfc3339_ms;
+use crate::domain::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use crate::error::{Error, ErrorBody, Result};
 use crate::AppState;
 
@@ -56,41 +57,151 @@ pub async fn upload_clip(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let (camera_id, started_at) = match check_upload_headers(&state, &headers) {
-        Ok(checked) => checked,
-        Err(e) => {
-            drain(body).await;
-            return Err(e);
-        }
+    let max_ms = state.config.media_max_clip_ms;
+    let upload = accept_upload(&state, &headers, body, "x-clip-start", false, max_ms).await?;
+    state
+        .blobs
+        .put_file(
+            &clips::blob_key(&store.id, &upload.id, "source"),
+            &upload.temp.0,
+        )
+        .await?;
+    let now = state.now();
+    clips::create(
+        &state.db,
+        &upload.id,
+        &store.id,
+        &upload.camera_id,
+        upload.started_at,
+        upload.size as i64,
+        now,
+    )
+    .await?;
+    let mut conn = state.db.reader().acquire().await?;
+    let row = clips::get(&mut conn, &upload.id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("clip {} vanished after upload", upload.id))?;
+    Ok((StatusCode::ACCEPTED, axum::Json(row.status())).into_response())
+}
+
+/// Uploads a continuous recording of one camera; events then name windows
+/// of it (`"cameras"`) instead of clip ids.
+#[utoipa::path(post, path = "/api/v1/footage", tag = "store", security(("bearer" = [])),
+    params(
+        ("X-Camera-Id" = String, Header, description = "the camera that recorded it"),
+        ("X-Footage-Start" = String, Header, description = "RFC 3339 time of the first frame"),
+    ),
+    request_body(content = Vec<u8>, content_type = "video/*"),
+    responses(
+        (status = 201, body = Footage),
+        (status = 413, description = "`upload-too-large`", body = ErrorBody),
+        (status = 422, description = "`missing-footage-start`, the clip upload's codes", body = ErrorBody),
+    ))]
+pub async fn upload_footage(
+    State(state): State<AppState>,
+    StoreCaller(store): StoreCaller,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let max_ms = state.config.media_max_footage_ms;
+    let upload = accept_upload(&state, &headers, body, "x-footage-start", true, max_ms).await?;
+    let key = format!("footage/{}/{}/source", store.id, upload.id);
+    state.blobs.put_file(&key, &upload.temp.0).await?;
+    let started_at = upload.started_at.unwrap_or_default();
+    let footage = Footage {
+        footage_id: upload.id.clone(),
+        camera_id: upload.camera_id.clone(),
+        started_at: format_rfc3339_ms(started_at),
+        ended_at: format_rfc3339_ms(started_at + upload.info.duration_ms),
+        duration_ms: upload.info.duration_ms,
     };
-    let limit = state.config.max_upload_bytes;
-    let clip_id = new_id();
-    let temp = TempFile(state.scratch.join(format!("{clip_id}.upload")));
-    let size = receive(body, &temp.0, limit).await?;
+    clips::create_footage(
+        &state.db,
+        &upload.id,
+        &store.id,
+        &upload.camera_id,
+        started_at,
+        started_at + upload.info.duration_ms,
+        upload.size as i64,
+        &key,
+        state.now(),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(footage)).into_response())
+}
+
+/// A stored recording.
+#[derive(Debug, Clone, serde::Serialize, ToSchema)]
+pub struct Footage {
+    /// Footage id.
+    pub footage_id: String,
+    /// The camera.
+    pub camera_id: String,
+    /// First frame (RFC 3339).
+    pub started_at: String,
+    /// End of the last frame (RFC 3339).
+    pub ended_at: String,
+    /// Length.
+    pub duration_ms: i64,
+}
+
+/// An upload received and probed, in a temporary file removed on drop.
+struct Upload {
+    id: String,
+    temp: TempFile,
+    size: u64,
+    camera_id: String,
+    started_at: Option<i64>,
+    info: crate::media::ProbeInfo,
+}
+
+/// Receives an upload: checks its headers, streams it to disk within the
+/// size limit, and probes it; what is not usable video is refused here,
+/// before anything is stored.
+async fn accept_upload(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    start_header: &str,
+    start_required: bool,
+    max_ms: i64,
+) -> Result<Upload> {
+    let (camera_id, started_at) =
+        match check_upload_headers(state, headers, start_header, start_required) {
+            Ok(checked) => checked,
+            Err(e) => {
+                drain(body).await;
+                return Err(e);
+            }
+        };
+    let id = new_id();
+    let temp = TempFile(state.scratch.join(format!("{id}.upload")));
+    let size = receive(body, &temp.0, state.config.max_upload_bytes).await?;
     if size == 0 {
         return Err(Error::unprocessable("empty-file", "the upload is empty"));
     }
-    let info = state.media.probe(temp.0.clone()).await.map_err(media_error)?;
-    if info.duration_ms > state.config.media_max_clip_ms {
+    let info = state
+        .media
+        .probe(temp.0.clone())
+        .await
+        .map_err(media_error)?;
+    if info.duration_ms > max_ms {
         return Err(Error::unprocessable(
             "duration-too-long",
             format!(
-                "the clip lasts {} ms; at most {} ms are accepted (upload long recordings as footage)",
-                info.duration_ms, state.config.media_max_clip_ms
+                "the video lasts {} ms; at most {max_ms} ms are accepted here",
+                info.duration_ms
             ),
         ));
     }
-    state
-        .blobs
-        .put_file(&clips::blob_key(&store.id, &clip_id, "source"), &temp.0)
-        .await?;
-    let now = state.now();
-    clips::create(&state.db, &clip_id, &store.id, &camera_id, started_at, size as i64, now).await?;
-    let mut conn = state.db.reader().acquire().await?;
-    let row = clips::get(&mut conn, &clip_id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("clip {clip_id} vanished after upload"))?;
-    Ok((StatusCode::ACCEPTED, axum::Json(row.status())).into_response())
+    Ok(Upload {
+        id,
+        temp,
+        size,
+        camera_id,
+        started_at,
+        info,
+    })
 }
 
 /// Reads and drops what the client is still sending (up to a bound), so it
@@ -107,7 +218,12 @@ async fn drain(body: Body) {
 }
 
 /// Checks the upload's headers: camera, start time, type, declared size.
-fn check_upload_headers(state: &AppState, headers: &HeaderMap) -> Result<(String, Option<i64>)> {
+fn check_upload_headers(
+    state: &AppState,
+    headers: &HeaderMap,
+    start_header: &str,
+    start_required: bool,
+) -> Result<(String, Option<i64>)> {
     let content_type = header_text(headers, "content-type").unwrap_or("");
     if !(content_type.starts_with("video/") || content_type == "application/octet-stream") {
         return Err(Error::client(
@@ -124,18 +240,23 @@ fn check_upload_headers(state: &AppState, headers: &HeaderMap) -> Result<(String
         ));
     }
     check_id("X-Camera-Id", camera_id)?;
-    let started_at = match header_text(headers, "x-clip-start") {
+    let started_at = match header_text(headers, start_header) {
+        None if start_required => {
+            return Err(Error::unprocessable(
+                "missing-footage-start",
+                format!("the {start_header} header (RFC 3339) is required"),
+            ))
+        }
         None => None,
         Some(s) => Some(parse_rfc3339_ms(s).ok_or_else(|| {
             Error::unprocessable(
                 "invalid-timestamp",
-                format!("X-Clip-Start must be RFC 3339, not {s:?}"),
+                format!("{start_header} must be RFC 3339, not {s:?}"),
             )
         })?),
     };
     let limit = state.config.max_upload_bytes;
-    let declared: Option<u64> =
-        header_text(headers, "content-length").and_then(|v| v.parse().ok());
+    let declared: Option<u64> = header_text(headers, "content-length").and_then(|v| v.parse().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large(limit));
     }

@@ -49,6 +49,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(ingest::exit_session))
         .routes(routes!(ingest::get_receipt))
         .routes(routes!(media::upload_clip))
+        .routes(routes!(media::upload_footage))
         .routes(routes!(media::clip_status))
         .routes(routes!(media::clip_video))
         .routes(routes!(media::clip_filmstrip))

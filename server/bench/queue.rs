@@ -110,6 +110,8 @@ struct Phase {
     ran_dry_at: Option<f64>,
     /// Pairs per second of each full window before the queue ran dry.
     windows: Vec<f64>,
+    /// The 1-minute load average at the end of each of those windows.
+    window_loads: Vec<f64>,
     /// Verdicts the database holds afterwards: must equal the pairs counted.
     stored_verdicts: i64,
     /// PostgreSQL's view of review_tasks afterwards.
@@ -117,11 +119,13 @@ struct Phase {
 }
 
 impl Phase {
-    /// Pairs per second finished within the measured time: requests still in
-    /// flight at the deadline do not stretch the denominator.
+    /// Pairs per second: every pair finished, over the time until the last
+    /// labeler stopped. Counting only pairs finished before the deadline
+    /// would be fairer to fast runs but, when one pair takes seconds (a deep
+    /// SQLite queue), it counts whole rounds of 200 labelers or none.
     fn rate(&self) -> f64 {
-        if self.measured_secs > 0.0 {
-            self.tally.in_time as f64 / self.measured_secs
+        if self.secs > 0.0 {
+            self.tally.pairs as f64 / self.secs
         } else {
             0.0
         }
@@ -208,6 +212,7 @@ async fn finish(db: Db, url: &str, run: Run) -> anyhow::Result<Phase> {
     Ok(Phase {
         engine,
         windows: run.windows.full_rates(until),
+        window_loads: run.windows.loads(run.windows.full_rates(until).len()),
         tally: run.tally,
         secs: run.secs,
         measured_secs: until,
@@ -420,6 +425,7 @@ async fn drive(drivers: Vec<Driver>, duration: Duration, args: &QueueArgs) -> Ru
     };
     let start = Instant::now();
     let windows = Arc::new(Windows::new(start, WINDOW, duration));
+    let sampler = tokio::spawn(sample_loads(windows.clone()));
     let mut set = JoinSet::new();
     for driver in drivers {
         let windows = windows.clone();
@@ -442,12 +448,22 @@ async fn drive(drivers: Vec<Driver>, duration: Duration, args: &QueueArgs) -> Ru
             ran_dry_at = Some(ran_dry_at.map_or(at, |d| d.min(at)));
         }
     }
+    sampler.abort();
     Run {
         tally,
         secs: start.elapsed().as_secs_f64(),
         duration: duration.as_secs_f64(),
         ran_dry_at,
         windows,
+    }
+}
+
+/// Notes the load average at the end of every window until aborted.
+async fn sample_loads(windows: Arc<Windows>) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + WINDOW, WINDOW);
+    loop {
+        tick.tick().await;
+        windows.sample_load();
     }
 }
 
@@ -576,6 +592,11 @@ fn print_phase_notes(name: &str, label: &str, p: &Phase) {
             WINDOW.as_secs(),
             rates.join(" ")
         );
+        let loads: Vec<String> = p.window_loads.iter().map(|l| format!("{l:.1}")).collect();
+        println!(
+            "{name} {label}: load average (1 min) at each window's end: {}",
+            loads.join(" ")
+        );
     }
     if let Some(d) = decay(&p.windows) {
         println!(
@@ -599,7 +620,7 @@ fn phase_json(p: &Phase) -> Value {
         "pairs_per_s": round2(p.rate()),
         "pairs": p.tally.pairs,
         "pairs_before_deadline": p.tally.in_time,
-        "measured_s": round2(p.measured_secs),
+        "windows_until_s": round2(p.measured_secs),
         "seconds_with_drain": round2(p.secs),
         "errors": p.tally.errors,
         "first_error": p.tally.first_error,
@@ -609,6 +630,7 @@ fn phase_json(p: &Phase) -> Value {
         "ran_dry_at_s": p.ran_dry_at.map(round2),
         "window_s": WINDOW.as_secs(),
         "window_pairs_per_s": p.windows.iter().map(|r| round2(*r)).collect::<Vec<_>>(),
+        "window_load_1min": p.window_loads,
         "decay": decay(&p.windows).map(|d| (d * 10_000.0).round() / 10_000.0),
         "review_tasks_n_dead_tup": p.table_stats.as_ref().map(|s| s.dead),
         "review_tasks_n_live_tup": p.table_stats.as_ref().map(|s| s.live),

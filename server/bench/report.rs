@@ -2,6 +2,7 @@
 //! windows, medians, and what the machine was doing meanwhile.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -48,6 +49,9 @@ pub struct Windows {
     start: Instant,
     width: Duration,
     counts: Vec<AtomicU64>,
+    /// The 1-minute load average at the end of each window: on a shared
+    /// machine, other work explains many a slow window.
+    loads: Mutex<Vec<f64>>,
 }
 
 impl Windows {
@@ -58,6 +62,7 @@ impl Windows {
             start,
             width,
             counts: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            loads: Mutex::new(Vec::new()),
         }
     }
 
@@ -66,6 +71,22 @@ impl Windows {
         let i = (self.start.elapsed().as_secs_f64() / self.width.as_secs_f64()) as usize;
         let i = i.min(self.counts.len() - 1);
         self.counts[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Notes the load average; called at the end of each window.
+    pub fn sample_load(&self) {
+        let load = load_average().map_or(f64::NAN, |l| l[0]);
+        if let Ok(mut loads) = self.loads.lock() {
+            loads.push(load);
+        }
+    }
+
+    /// The load averages noted at the end of the first `n` windows.
+    pub fn loads(&self, n: usize) -> Vec<f64> {
+        self.loads
+            .lock()
+            .map(|l| l.iter().take(n).copied().collect())
+            .unwrap_or_default()
     }
 
     /// Rates (per second) of the windows that ended before `until` seconds.

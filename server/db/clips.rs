@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 
 use super::{jobs, new_id, Db, Tx};
 use crate::domain::time::format_rfc3339_ms;
+
 use crate::error::{Error, Result};
 
 /// Job kind: transcode an uploaded clip and make its filmstrip.
@@ -76,10 +77,15 @@ pub struct ClipRow {
     pub error_code: Option<String>,
     /// Failure message.
     pub error_message: Option<String>,
+    /// For a cut of footage: the recording.
+    pub footage_id: Option<String>,
+    /// For a cut of footage: the window, ms from the recording's start.
+    pub window: Option<(i64, i64)>,
 }
 
 const COLUMNS: &str = "id, store_id, camera_id, status, started_at, source_key, video_key, \
-     filmstrip_key, filmstrip, duration_ms, width, height, error_code, error_message";
+     filmstrip_key, filmstrip, duration_ms, width, height, error_code, error_message, \
+     footage_id, window_from, window_to";
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<ClipRow, sqlx::Error> {
     Ok(ClipRow {
@@ -97,6 +103,11 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<ClipRow, sqlx::Error> {
         height: r.try_get("height")?,
         error_code: r.try_get("error_code")?,
         error_message: r.try_get("error_message")?,
+        footage_id: r.try_get("footage_id")?,
+        window: match (r.try_get("window_from")?, r.try_get("window_to")?) {
+            (Some(from), Some(to)) => Some((from, to)),
+            _ => None,
+        },
     })
 }
 
@@ -152,6 +163,101 @@ pub async fn create(
     jobs::enqueue(&mut tx, PROCESS_JOB, &payload, now, now).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Records an uploaded (and probed) recording of one camera.
+#[allow(clippy::too_many_arguments)]
+pub async fn create_footage(
+    db: &Db,
+    id: &str,
+    store_id: &str,
+    camera_id: &str,
+    started_at: i64,
+    ended_at: i64,
+    size_bytes: i64,
+    source_key: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO footage (id, store_id, camera_id, started_at, ended_at, size_bytes, source_key, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(id)
+    .bind(store_id)
+    .bind(camera_id)
+    .bind(started_at)
+    .bind(ended_at)
+    .bind(size_bytes)
+    .bind(source_key)
+    .bind(now)
+    .execute(db.writer())
+    .await?;
+    Ok(())
+}
+
+/// Creates the clip of one camera window inside the ingest transaction: a
+/// cut of the latest recording that covers the whole window, queued for
+/// processing, or a failed clip with `footage-gap` when none covers it.
+pub async fn cut_window(
+    tx: &mut Tx,
+    store_id: &str,
+    window: &crate::domain::event::CameraWindow,
+    now: i64,
+) -> Result<String> {
+    let footage = sqlx::query(
+        "SELECT id, started_at, source_key FROM footage WHERE store_id = $1 AND camera_id = $2 \
+         AND started_at <= $3 AND ended_at >= $4 ORDER BY started_at DESC LIMIT 1",
+    )
+    .bind(store_id)
+    .bind(&window.camera_id)
+    .bind(window.from)
+    .bind(window.to)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let clip_id = new_id();
+    match footage {
+        Some(f) => {
+            let footage_start: i64 = f.try_get("started_at")?;
+            sqlx::query(
+                "INSERT INTO clips (id, store_id, camera_id, status, started_at, source_key, footage_id, \
+                 window_from, window_to, created_at, updated_at) \
+                 VALUES ($1, $2, $3, 'processing', $4, $5, $6, $7, $8, $9, $9)",
+            )
+            .bind(&clip_id)
+            .bind(store_id)
+            .bind(&window.camera_id)
+            .bind(window.from)
+            .bind(f.try_get::<String, _>("source_key")?)
+            .bind(f.try_get::<String, _>("id")?)
+            .bind(window.from - footage_start)
+            .bind(window.to - footage_start)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+            let payload = serde_json::json!({ "clip_id": clip_id }).to_string();
+            jobs::enqueue(tx, PROCESS_JOB, &payload, now, now).await?;
+        }
+        None => {
+            sqlx::query(
+                "INSERT INTO clips (id, store_id, camera_id, status, started_at, error_code, error_message, \
+                 created_at, updated_at) VALUES ($1, $2, $3, 'failed', $4, 'footage-gap', $5, $6, $6)",
+            )
+            .bind(&clip_id)
+            .bind(store_id)
+            .bind(&window.camera_id)
+            .bind(window.from)
+            .bind(format!(
+                "no footage of camera {:?} covers {} to {}",
+                window.camera_id,
+                format_rfc3339_ms(window.from),
+                format_rfc3339_ms(window.to)
+            ))
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(clip_id)
 }
 
 /// A clip by id.
@@ -238,6 +344,9 @@ fn unknown_clip(clip_id: &str) -> Error {
 /// Artifacts of a processed clip.
 #[derive(Debug, Clone)]
 pub struct Processed {
+    /// Wall-clock time of the first frame, when known: a cut of footage
+    /// starts at the keyframe before its window.
+    pub started_at: Option<i64>,
     /// Key of the browser MP4.
     pub video_key: String,
     /// Key of the filmstrip sprite.
@@ -263,6 +372,23 @@ pub async fn settle(
     let mut tx = db.begin().await?;
     match &outcome {
         Ok(p) => {
+            if let Some(started_at) = p.started_at {
+                // Event offsets were counted from the window's start; the cut
+                // begins at the keyframe before it.
+                sqlx::query(
+                    "UPDATE task_clips SET event_offset_ms = event_offset_ms + \
+                     (SELECT started_at FROM clips WHERE id = $1) - $2 WHERE clip_id = $1",
+                )
+                .bind(clip_id)
+                .bind(started_at)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("UPDATE clips SET started_at = $1 WHERE id = $2")
+                    .bind(started_at)
+                    .bind(clip_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             sqlx::query(
                 "UPDATE clips SET status = 'ready', video_key = $1, filmstrip_key = $2, filmstrip = $3, \
                  duration_ms = $4, width = $5, height = $6, updated_at = $7 WHERE id = $8",

@@ -45,7 +45,7 @@ pub async fn ingest(
     }
 
     let skus: Vec<&str> = ev.candidates.iter().map(|c| c.sku.as_str()).collect();
-    let catalog = products::find(&mut **tx, &store.id, &skus).await?;
+    let catalog = products::find(tx, &store.id, &skus).await?;
     if let Some(unknown) = skus.iter().find(|s| !catalog.contains_key(**s)) {
         return Err(Error::unprocessable(
             "unknown-sku",
@@ -54,6 +54,10 @@ pub async fn ingest(
     }
 
     clips::check_owned(tx, &store.id, &ev.clips).await?;
+    let mut clip_ids = ev.clips.clone();
+    for window in &ev.cameras {
+        clip_ids.push(clips::cut_window(tx, &store.id, window, now).await?);
+    }
 
     let exited_at = lock_open_session(tx, &store.id, &ev.session_id, now).await?;
 
@@ -83,7 +87,7 @@ pub async fn ingest(
     .bind(ev.quantity)
     .bind(ev.occurred_at)
     .bind(serde_json::to_string(&ev.candidates).map_err(anyhow::Error::from)?)
-    .bind(serde_json::to_string(&ev.clips).map_err(anyhow::Error::from)?)
+    .bind(serde_json::to_string(&clip_ids).map_err(anyhow::Error::from)?)
     .bind(&ev.model_version)
     .bind(top.map(|c| c.sku.clone()))
     .bind(top.map(|c| c.confidence))
@@ -142,7 +146,7 @@ pub async fn ingest(
     .execute(&mut **tx)
     .await?;
     // A task is claimable once its clips are processed (or have failed).
-    if clips::attach_to_task(db, tx, &store.id, &task_id, &ev.clips, ev.occurred_at, now).await? {
+    if clips::attach_to_task(db, tx, &store.id, &task_id, &clip_ids, ev.occurred_at, now).await? {
         sqlx::query("UPDATE review_tasks SET status = 'waiting' WHERE id = $1")
             .bind(&task_id)
             .execute(&mut **tx)
@@ -218,7 +222,7 @@ pub(crate) async fn lock_open_session(
 
 /// Creates the session if needed and locks its row for the rest of the
 /// transaction; returns its status and exit time.
-pub(crate) async fn lock_session(
+pub async fn lock_session(
     tx: &mut Tx,
     store_id: &str,
     session_id: &str,

@@ -47,7 +47,12 @@ pub async fn enqueue(
 
 /// Takes the next due job of one of `kinds` (or one whose worker's lease
 /// ran out).
-pub async fn take_due(db: &Db, kinds: &[&str], now: i64, lease_ms: i64) -> Result<Option<Job>, sqlx::Error> {
+pub async fn take_due(
+    db: &Db,
+    kinds: &[&str],
+    now: i64,
+    lease_ms: i64,
+) -> Result<Option<Job>, sqlx::Error> {
     let sql = format!(
         "UPDATE jobs SET status = 'running', lease_expires_at = $1, updated_at = $2 \
          WHERE id = (SELECT id FROM jobs WHERE ((status = 'queued' AND run_at <= $2) \
@@ -60,9 +65,7 @@ pub async fn take_due(db: &Db, kinds: &[&str], now: i64, lease_ms: i64) -> Resul
     for kind in kinds {
         query = query.bind(*kind);
     }
-    let row = query
-        .fetch_optional(db.writer())
-        .await?;
+    let row = query.fetch_optional(db.writer()).await?;
     row.map(|r| {
         Ok(Job {
             id: r.try_get("id")?,

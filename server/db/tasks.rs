@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Row};
 use utoipa::ToSchema;
 
-use super::{flag, new_id, products, receipts, stores, Db, Tx};
+use super::{clips, flag, new_id, products, receipts, stores, Db, Tx};
 use crate::db::users::User;
 use crate::domain::consensus::{self, Answer, Outcome};
 use crate::domain::event::{CandidateInput, MAX_QUANTITY};
@@ -62,13 +62,6 @@ pub struct CandidateView {
     pub confidence: f64,
 }
 
-/// A clip of the task's event.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct ClipView {
-    /// Clip id.
-    pub clip_id: String,
-}
-
 /// A review task as a labeler sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct TaskView {
@@ -96,8 +89,8 @@ pub struct TaskView {
     pub model_version: Option<String>,
     /// The model's guesses, best first.
     pub candidates: Vec<CandidateView>,
-    /// Video of the event.
-    pub clips: Vec<ClipView>,
+    /// Video of the event, one clip per camera.
+    pub clips: Vec<clips::TaskClip>,
 }
 
 /// The answer to a claim.
@@ -214,7 +207,7 @@ pub async fn claim(
 pub async fn view(conn: &mut AnyConnection, task_id: &str) -> Result<TaskView> {
     let r = sqlx::query(
         "SELECT t.id, t.store_id, t.session_id, t.reason, t.required_verdicts, t.deadline_at, \
-         e.event_id, e.kind, e.quantity, e.occurred_at, e.candidates, e.clips, e.model_version \
+         e.event_id, e.kind, e.quantity, e.occurred_at, e.candidates, e.model_version \
          FROM review_tasks t JOIN events e ON e.id = t.event_pk WHERE t.id = $1",
     )
     .bind(task_id)
@@ -228,10 +221,10 @@ pub async fn view(conn: &mut AnyConnection, task_id: &str) -> Result<TaskView> {
     candidates.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
     let skus: Vec<&str> = candidates.iter().map(|c| c.sku.as_str()).collect();
     let catalog = products::find(conn, &store_id, &skus).await?;
-    let clips: Vec<String> =
-        serde_json::from_str(&r.try_get::<String, _>("clips")?).map_err(anyhow::Error::from)?;
+    let task_id: String = r.try_get("id")?;
+    let clips = clips::for_task(conn, &task_id).await?;
     Ok(TaskView {
-        task_id: r.try_get("id")?,
+        task_id,
         session_id: r.try_get("session_id")?,
         event_id: r.try_get("event_id")?,
         kind: r.try_get("kind")?,
@@ -254,10 +247,7 @@ pub async fn view(conn: &mut AnyConnection, task_id: &str) -> Result<TaskView> {
                 }
             })
             .collect(),
-        clips: clips
-            .into_iter()
-            .map(|clip_id| ClipView { clip_id })
-            .collect(),
+        clips,
         store_id,
     })
 }
@@ -276,6 +266,21 @@ async fn lock_task(db: &Db, tx: &mut Tx, task_id: &str) -> Result<TaskRow> {
     .await?
     .ok_or_else(|| unknown_task(task_id))?;
     Ok(task_from_row(&row)?)
+}
+
+/// Locks the task's session row, then the task row. Exit and ingest lock the
+/// session first too; a verdict that locked the task first and the session
+/// last deadlocked with a concurrent exit of the same session on PostgreSQL.
+async fn lock_session_then_task(db: &Db, tx: &mut Tx, task_id: &str, now: i64) -> Result<TaskRow> {
+    let key = sqlx::query("SELECT store_id, session_id FROM review_tasks WHERE id = $1")
+        .bind(task_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| unknown_task(task_id))?;
+    let store_id: String = key.try_get("store_id")?;
+    let session_id: String = key.try_get("session_id")?;
+    crate::db::events::lock_session(tx, &store_id, &session_id, now).await?;
+    lock_task(db, tx, task_id).await
 }
 
 /// Whether `user` holds a live lease on the task.
@@ -387,18 +392,20 @@ async fn set_ready(tx: &mut Tx, task_id: &str, now: i64) -> Result<(), sqlx::Err
 /// Returns every task whose lease ran out to the queue; the number returned.
 pub async fn expire_leases(db: &Db, now: i64) -> Result<u64> {
     // Heartbeats move both expiry times together, so the same cut-off ends
-    // the same leases in both tables.
+    // the same leases in both tables. Tasks first, then leases: the order in
+    // which verdicts, heartbeats and releases lock them, so the sweep never
+    // deadlocks with them on PostgreSQL.
     let mut tx = db.begin().await?;
-    sqlx::query(
-        "UPDATE task_leases SET ended_at = $1, end_reason = 'expired' \
-         WHERE ended_at IS NULL AND expires_at <= $1",
+    let returned = sqlx::query(
+        "UPDATE review_tasks SET status = 'ready', leased_by = NULL, lease_id = NULL, \
+         lease_expires_at = NULL, updated_at = $1 WHERE status = 'leased' AND lease_expires_at <= $1",
     )
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    let returned = sqlx::query(
-        "UPDATE review_tasks SET status = 'ready', leased_by = NULL, lease_id = NULL, \
-         lease_expires_at = NULL, updated_at = $1 WHERE status = 'leased' AND lease_expires_at <= $1",
+    sqlx::query(
+        "UPDATE task_leases SET ended_at = $1, end_reason = 'expired' \
+         WHERE ended_at IS NULL AND expires_at <= $1",
     )
     .bind(now)
     .execute(&mut *tx)
@@ -435,7 +442,7 @@ async fn answer_from_input(tx: &mut Tx, task: &TaskRow, input: &VerdictInput) ->
             "sku is required for pick and return",
         ));
     };
-    let found = products::find(&mut **tx, &task.store_id, &[sku.as_str()]).await?;
+    let found = products::find(tx, &task.store_id, &[sku.as_str()]).await?;
     if found.is_empty() {
         return Err(Error::unprocessable(
             "unknown-sku",
@@ -503,7 +510,7 @@ pub async fn submit_verdict(
     now: i64,
 ) -> Result<VerdictOutcome> {
     let mut tx = db.begin().await?;
-    let task = lock_task(db, &mut tx, task_id).await?;
+    let task = lock_session_then_task(db, &mut tx, task_id, now).await?;
     let answer = answer_from_input(&mut tx, &task, input).await?;
 
     let previous = sqlx::query(
@@ -619,7 +626,7 @@ pub async fn resolve_escalation(
     now: i64,
 ) -> Result<VerdictOutcome> {
     let mut tx = db.begin().await?;
-    let task = lock_task(db, &mut tx, task_id).await?;
+    let task = lock_session_then_task(db, &mut tx, task_id, now).await?;
     if task.status != "escalated" {
         return Err(Error::conflict(
             "task-not-escalated",
@@ -702,7 +709,7 @@ async fn resolve(
     .bind(&task.session_id)
     .execute(&mut **tx)
     .await?;
-    let store = stores::get(&mut **tx, &task.store_id)
+    let store = stores::get(tx, &task.store_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("store {} of task {} is gone", task.store_id, task.id))?;
     receipts::try_finalize(tx, &store, &task.session_id, now).await

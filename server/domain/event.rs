@@ -37,7 +37,37 @@ pub struct EventInput {
     /// The model that produced the candidates.
     #[serde(default)]
     pub model_version: Option<String>,
+    /// Windows of camera footage (from `POST /api/v1/footage`) that show
+    /// the event; Recount cuts a clip out of each.
+    #[serde(default)]
+    pub cameras: Vec<CameraWindowInput>,
 }
+
+/// A window of one camera's footage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CameraWindowInput {
+    /// The camera.
+    pub camera_id: String,
+    /// Start of the window, RFC 3339.
+    pub from: String,
+    /// End of the window, RFC 3339.
+    pub to: String,
+}
+
+/// A validated camera window, epoch ms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CameraWindow {
+    /// The camera.
+    pub camera_id: String,
+    /// Start, epoch ms.
+    pub from: i64,
+    /// End (exclusive), epoch ms.
+    pub to: i64,
+}
+
+/// Longest camera window one event may ask for.
+pub const MAX_WINDOW_MS: i64 = 5 * 60 * 1000;
 
 /// One guess of the store's model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -68,6 +98,8 @@ pub struct ValidEvent {
     pub clips: Vec<String>,
     /// Model version, if sent.
     pub model_version: Option<String>,
+    /// Camera windows to cut.
+    pub cameras: Vec<CameraWindow>,
 }
 
 /// A refused event field: stable code and message.
@@ -164,6 +196,36 @@ impl EventInput {
         if let Some(v) = &self.model_version {
             check_id("model_version", v)?;
         }
+        if self.clips.len() + self.cameras.len() > MAX_CLIPS {
+            return fail(
+                "too-many-clips",
+                format!("at most {MAX_CLIPS} clips and camera windows per event"),
+            );
+        }
+        let mut cameras = Vec::with_capacity(self.cameras.len());
+        for (i, w) in self.cameras.iter().enumerate() {
+            check_id(&format!("cameras[{i}].camera_id"), &w.camera_id)?;
+            let (Some(from), Some(to)) = (parse_rfc3339_ms(&w.from), parse_rfc3339_ms(&w.to))
+            else {
+                return fail(
+                    "invalid-timestamp",
+                    format!("cameras[{i}].from and .to must be RFC 3339 timestamps"),
+                );
+            };
+            if to <= from || to - from > MAX_WINDOW_MS {
+                return fail(
+                    "invalid-window",
+                    format!(
+                        "cameras[{i}] must end after it starts and last at most {MAX_WINDOW_MS} ms"
+                    ),
+                );
+            }
+            cameras.push(CameraWindow {
+                camera_id: w.camera_id.clone(),
+                from,
+                to,
+            });
+        }
         Ok(ValidEvent {
             event_id: self.event_id.clone(),
             session_id: self.session_id.clone(),
@@ -173,6 +235,7 @@ impl EventInput {
             candidates: self.candidates.clone(),
             clips: self.clips.clone(),
             model_version: self.model_version.clone(),
+            cameras,
         })
     }
 }
@@ -200,6 +263,7 @@ mod tests {
             ],
             clips: vec![],
             model_version: Some("m1".into()),
+            cameras: vec![],
         }
     }
 
@@ -260,5 +324,26 @@ mod tests {
         let mut e = input();
         e.candidates[1].sku = "a".into();
         assert_eq!(code(e), "duplicate-candidate");
+        let window = |from: &str, to: &str| EventInput {
+            cameras: vec![CameraWindowInput {
+                camera_id: "cam".into(),
+                from: from.into(),
+                to: to.into(),
+            }],
+            ..input()
+        };
+        assert_eq!(
+            code(window("2026-11-25T10:00:05Z", "2026-11-25T10:00:01Z")),
+            "invalid-window"
+        );
+        assert_eq!(
+            code(window("2026-11-25T10:00:00Z", "2026-11-25T11:00:00Z")),
+            "invalid-window"
+        );
+        assert_eq!(code(window("soon", "later")), "invalid-timestamp");
+        let ok = window("2026-11-25T10:00:00Z", "2026-11-25T10:00:04Z")
+            .validate()
+            .unwrap();
+        assert_eq!(ok.cameras[0].to - ok.cameras[0].from, 4000);
     }
 }

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::JobError;
 use crate::db::clips::{self, Processed};
 use crate::db::jobs::Job;
-use crate::media::{CutAccuracy, MediaError};
+use crate::media::{CutAccuracy, MediaError, Window};
 use crate::AppState;
 
 /// Width of a filmstrip tile.
@@ -49,7 +49,8 @@ struct ClipJob {
 
 /// Processes an uploaded clip.
 pub async fn process_clip(state: &AppState, job: &Job) -> Result<(), JobError> {
-    let args: ClipJob = serde_json::from_str(&job.payload).map_err(|e| JobError::Dead(format!("bad payload: {e}")))?;
+    let args: ClipJob = serde_json::from_str(&job.payload)
+        .map_err(|e| JobError::Dead(format!("bad payload: {e}")))?;
     let mut conn = state.db.reader().acquire().await.map_err(retry)?;
     let clip = clips::get(&mut conn, &args.clip_id)
         .await
@@ -59,21 +60,34 @@ pub async fn process_clip(state: &AppState, job: &Job) -> Result<(), JobError> {
     if clip.status != "processing" {
         return Ok(());
     }
-    let source_key = clip.source_key.clone().ok_or_else(|| JobError::Dead("clip has no source".into()))?;
+    let source_key = clip
+        .source_key
+        .clone()
+        .ok_or_else(|| JobError::Dead("clip has no source".into()))?;
     let scratch = Scratch::new(state, job)?;
     let source = scratch.0.join("source");
-    state.blobs.download(&source_key, &source).await.map_err(retry)?;
+    state
+        .blobs
+        .download(&source_key, &source)
+        .await
+        .map_err(retry)?;
 
     let video = scratch.0.join("video.mp4");
     let strip = scratch.0.join("filmstrip.jpg");
+    let window = clip.window.map(|(from, to)| Window::new(from, to));
     let made = async {
         let out = state
             .media
-            .make_browser_mp4(source.clone(), video.clone(), None, CutAccuracy::Keyframe)
+            .make_browser_mp4(source.clone(), video.clone(), window, CutAccuracy::Keyframe)
             .await?;
         let film = state
             .media
-            .filmstrip(video.clone(), state.config.filmstrip_frames, TILE_WIDTH, strip.clone())
+            .filmstrip(
+                video.clone(),
+                state.config.filmstrip_frames,
+                TILE_WIDTH,
+                strip.clone(),
+            )
             .await?;
         Ok::<_, MediaError>((out, film))
     }
@@ -83,9 +97,23 @@ pub async fn process_clip(state: &AppState, job: &Job) -> Result<(), JobError> {
         Ok((out, film)) => {
             let video_key = clips::blob_key(&clip.store_id, &clip.id, "video.mp4");
             let filmstrip_key = clips::blob_key(&clip.store_id, &clip.id, "filmstrip.jpg");
-            state.blobs.put_file(&video_key, &video).await.map_err(retry)?;
-            state.blobs.put_file(&filmstrip_key, &strip).await.map_err(retry)?;
+            state
+                .blobs
+                .put_file(&video_key, &video)
+                .await
+                .map_err(retry)?;
+            state
+                .blobs
+                .put_file(&filmstrip_key, &strip)
+                .await
+                .map_err(retry)?;
             let processed = Processed {
+                started_at: match (clip.footage_id.is_some(), clip.window) {
+                    (true, Some((from, _))) => {
+                        clip.started_at.map(|s| s - from + out.source_start_ms)
+                    }
+                    _ => None,
+                },
                 video_key,
                 filmstrip_key,
                 filmstrip: serde_json::to_string(&film).map_err(retry)?,
@@ -93,21 +121,33 @@ pub async fn process_clip(state: &AppState, job: &Job) -> Result<(), JobError> {
                 width: i64::from(out.width),
                 height: i64::from(out.height),
             };
-            clips::settle(&state.db, &clip.id, Ok(processed), now).await.map_err(retry)?;
+            clips::settle(&state.db, &clip.id, Ok(processed), now)
+                .await
+                .map_err(retry)?;
             Ok(())
         }
         Err(e) if e.client_fault => {
             tracing::info!(clip = %clip.id, code = e.code, "clip cannot be processed");
-            clips::settle(&state.db, &clip.id, Err((e.code.to_string(), e.message)), now)
-                .await
-                .map_err(retry)?;
+            clips::settle(
+                &state.db,
+                &clip.id,
+                Err((e.code.to_string(), e.message)),
+                now,
+            )
+            .await
+            .map_err(retry)?;
             Ok(())
         }
         Err(e) if job.attempts + 1 >= state.config.media_max_attempts => {
             let message = format!("processing failed after {} attempts: {e}", job.attempts + 1);
-            clips::settle(&state.db, &clip.id, Err(("processing-failed".into(), message.clone())), now)
-                .await
-                .map_err(retry)?;
+            clips::settle(
+                &state.db,
+                &clip.id,
+                Err(("processing-failed".into(), message.clone())),
+                now,
+            )
+            .await
+            .map_err(retry)?;
             Err(JobError::Dead(message))
         }
         Err(e) => Err(JobError::Retry(e.to_string())),
@@ -121,22 +161,43 @@ struct PostersJob {
 
 /// Makes the posters of a task's processed clips at the event instant.
 pub async fn make_posters(state: &AppState, job: &Job) -> Result<(), JobError> {
-    let args: PostersJob =
-        serde_json::from_str(&job.payload).map_err(|e| JobError::Dead(format!("bad payload: {e}")))?;
-    let pending = clips::pending_posters(&state.db, &args.task_id).await.map_err(retry)?;
+    let args: PostersJob = serde_json::from_str(&job.payload)
+        .map_err(|e| JobError::Dead(format!("bad payload: {e}")))?;
+    let pending = clips::pending_posters(&state.db, &args.task_id)
+        .await
+        .map_err(retry)?;
     for p in pending {
         let scratch = Scratch::new(state, job)?;
-        let video_key = p.clip.video_key.clone().ok_or_else(|| JobError::Dead("ready clip without video".into()))?;
+        let video_key = p
+            .clip
+            .video_key
+            .clone()
+            .ok_or_else(|| JobError::Dead("ready clip without video".into()))?;
         let video = scratch.0.join("video.mp4");
-        state.blobs.download(&video_key, &video).await.map_err(retry)?;
+        state
+            .blobs
+            .download(&video_key, &video)
+            .await
+            .map_err(retry)?;
         let duration = p.clip.duration_ms.unwrap_or(0);
         // An event just outside its clip (clock skew between cameras) still
         // gets the nearest frame rather than no poster.
-        let at = p.event_offset_ms.unwrap_or(duration / 2).clamp(0, (duration - 1).max(0));
+        let at = p
+            .event_offset_ms
+            .unwrap_or(duration / 2)
+            .clamp(0, (duration - 1).max(0));
         let out = scratch.0.join("poster.jpg");
-        let key = match state.media.poster(video.clone(), at, out.clone(), POSTER_WIDTH).await {
+        let key = match state
+            .media
+            .poster(video.clone(), at, out.clone(), POSTER_WIDTH)
+            .await
+        {
             Ok(_) => {
-                let key = clips::blob_key(&p.clip.store_id, &p.clip.id, &format!("poster-{}.jpg", args.task_id));
+                let key = clips::blob_key(
+                    &p.clip.store_id,
+                    &p.clip.id,
+                    &format!("poster-{}.jpg", args.task_id),
+                );
                 state.blobs.put_file(&key, &out).await.map_err(retry)?;
                 Some(key)
             }
@@ -146,9 +207,15 @@ pub async fn make_posters(state: &AppState, job: &Job) -> Result<(), JobError> {
             }
             Err(e) => return Err(JobError::Retry(e.to_string())),
         };
-        clips::poster_done(&state.db, &args.task_id, &p.clip.id, key.as_deref(), state.now())
-            .await
-            .map_err(retry)?;
+        clips::poster_done(
+            &state.db,
+            &args.task_id,
+            &p.clip.id,
+            key.as_deref(),
+            state.now(),
+        )
+        .await
+        .map_err(retry)?;
     }
     Ok(())
 }

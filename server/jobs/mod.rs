@@ -30,7 +30,11 @@ pub fn spawn(state: AppState) -> Vec<JoinHandle<()>> {
         tokio::spawn(job_loop(state.clone(), client.clone(), DELIVERY_JOBS)),
     ];
     for _ in 0..state.config.media_concurrency.max(1) {
-        handles.push(tokio::spawn(job_loop(state.clone(), client.clone(), MEDIA_JOBS)));
+        handles.push(tokio::spawn(job_loop(
+            state.clone(),
+            client.clone(),
+            MEDIA_JOBS,
+        )));
     }
     handles
 }
@@ -80,7 +84,9 @@ pub async fn run_next_job(
     client: &reqwest::Client,
     kinds: &[&str],
 ) -> Result<bool, sqlx::Error> {
-    let Some(job) = jobs::take_due(&state.db, kinds, state.now(), state.config.job_lease_ms).await? else {
+    let Some(job) =
+        jobs::take_due(&state.db, kinds, state.now(), state.config.job_lease_ms).await?
+    else {
         return Ok(false);
     };
     let run = AssertUnwindSafe(run_job(state, client, &job))
@@ -105,7 +111,10 @@ pub async fn run_next_job(
                     state.config.webhook_backoff_max_ms,
                 )
             });
-            crate::metrics::job_attempt(&job.kind, if retry_at.is_some() { "failed" } else { "dead" });
+            crate::metrics::job_attempt(
+                &job.kind,
+                if retry_at.is_some() { "failed" } else { "dead" },
+            );
             tracing::warn!(job = %job.id, kind = %job.kind, attempts, error = %msg, "job failed");
             jobs::fail(&state.db, &job.id, &msg, retry_at, now).await?;
         }

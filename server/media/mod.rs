@@ -12,6 +12,7 @@
 //!   ([`PosterInfo`]);
 //! - [`filmstrip`] writes evenly spread thumbnails in one sprite JPEG, with
 //!   their times ([`Filmstrip`]).
+//! - [`synth`] films synthetic shelf clips (a hand taking a product) for the demo.
 //!
 //! These functions block; each takes the [`MediaLimits`] and a [`Cancel`]
 //! flag it checks between packets and frames. Async code calls them through
@@ -34,6 +35,7 @@ mod poster;
 mod probe;
 mod runner;
 mod sniff;
+pub mod synth;
 mod transcode;
 
 use std::ffi::OsString;

@@ -1,0 +1,358 @@
+//! The S3 blob store against a real S3-compatible server: moto's, started by
+//! each test on a free loopback port (installed by `scripts/setup.sh`).
+//! `Blobs` on its own, then a clip uploaded, processed and served over real
+//! HTTP with nothing written to the local blob directory.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+
+use common::{Backend, TestApp};
+use recount::config::Config;
+use recount::storage::Blobs;
+
+/// A moto S3 server on 127.0.0.1, killed when dropped.
+struct Moto {
+    child: Child,
+    url: String,
+    /// For requests straight to moto.
+    http: reqwest::Client,
+    log: tempfile::NamedTempFile,
+}
+
+impl Moto {
+    /// Starts moto on a free port and waits until it answers.
+    async fn start() -> Moto {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .no_proxy()
+            .build()
+            .unwrap();
+        // The port is free when we look; should another process take it
+        // before moto binds it, moto exits and we try another one.
+        for _ in 0..3 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let log = tempfile::NamedTempFile::new().unwrap();
+            let child = Command::new("python3")
+                .args([
+                    "-m",
+                    "moto.server",
+                    "-H",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log.reopen().unwrap())
+                .spawn()
+                .expect("python3 must be installed (see scripts/setup.sh)");
+            let mut moto = Moto {
+                child,
+                url: format!("http://127.0.0.1:{port}"),
+                http: http.clone(),
+                log,
+            };
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            while tokio::time::Instant::now() < deadline {
+                if let Some(status) = moto.child.try_wait().unwrap() {
+                    let log = std::fs::read_to_string(moto.log.path()).unwrap_or_default();
+                    assert!(
+                        log.contains("in use"),
+                        "moto exited with {status} (is moto[server] installed? see scripts/setup.sh):\n{log}"
+                    );
+                    break;
+                }
+                if let Ok(resp) = moto.http.get(&moto.url).send().await {
+                    if resp.status().is_success() {
+                        return moto;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert!(
+                moto.child.try_wait().unwrap().is_some(),
+                "moto did not answer on {} within 60 s",
+                moto.url
+            );
+        }
+        panic!("moto could not bind a free port");
+    }
+
+    /// Creates a bucket (moto does not check signatures).
+    async fn bucket(&self, name: &str) {
+        let resp = self
+            .http
+            .put(format!("{}/{name}", self.url))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status().is_success(),
+            "creating bucket {name}: {}",
+            resp.status()
+        );
+    }
+
+    /// The keys stored in a bucket, read straight from the server.
+    async fn keys(&self, bucket: &str) -> Vec<String> {
+        let xml = self
+            .http
+            .get(format!("{}/{bucket}?list-type=2", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        xml.split("<Key>")
+            .skip(1)
+            .map(|s| s.split("</Key>").next().unwrap().to_string())
+            .collect()
+    }
+
+    /// The configuration of a Recount instance that stores its blobs here.
+    fn configure(&self, c: &mut Config, bucket: &str) {
+        c.blob_store = format!("s3://{bucket}");
+        c.s3_endpoint = self.url.clone();
+        c.s3_region = "us-east-1".into();
+        c.s3_access_key_id = "test".into();
+        c.s3_secret_access_key = "test".into();
+        c.s3_allow_http = true;
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Deterministic bytes that differ from offset to offset.
+fn pattern(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x9E37_79B9;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blobs_round_trip_through_s3() {
+    let moto = Moto::start().await;
+    moto.bucket("blobs").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Config::default()
+    };
+    moto.configure(&mut config, "blobs");
+    let blobs = Blobs::from_config(&config).unwrap();
+    assert_eq!(blobs.description, "s3://blobs");
+
+    // A small blob: one PUT.
+    let small = pattern(1000);
+    let path = write(dir.path(), "small", &small);
+    assert_eq!(blobs.put_file("s/small", &path).await.unwrap(), 1000);
+    assert_eq!(blobs.size("s/small").await.unwrap(), 1000);
+    assert_eq!(
+        &blobs.get_range("s/small", 0..1000).await.unwrap()[..],
+        &small[..]
+    );
+    assert_eq!(
+        &blobs.get_range("s/small", 10..20).await.unwrap()[..],
+        &small[10..20]
+    );
+
+    // Past one 8 MiB part: a multipart upload of two parts.
+    let part = 8 * 1024 * 1024;
+    let big = pattern(part + 1024 * 1024 + 7);
+    let len = big.len() as u64;
+    let path = write(dir.path(), "big", &big);
+    assert_eq!(blobs.put_file("s/big", &path).await.unwrap(), len);
+    assert_eq!(blobs.size("s/big").await.unwrap(), len);
+    let head = moto
+        .http
+        .head(format!("{}/blobs/s/big", moto.url))
+        .send()
+        .await
+        .unwrap();
+    let etag = head.headers()["etag"].to_str().unwrap().to_string();
+    assert!(
+        etag.trim_matches('"').ends_with("-2"),
+        "not a two-part upload: ETag {etag}"
+    );
+    let pending = moto
+        .http
+        .get(format!("{}/blobs?uploads", moto.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(pending.contains("ListMultipartUploadsResult"), "{pending}");
+    assert!(
+        !pending.contains("<Upload>"),
+        "an upload was left open: {pending}"
+    );
+    let p = part as u64;
+    for range in [
+        0..1,
+        0..4096,
+        p - 10..p + 10,
+        p..p + 1,
+        12_345..3_000_000,
+        len - 7..len,
+        0..len,
+    ] {
+        let got = blobs.get_range("s/big", range.clone()).await.unwrap();
+        let want = &big[range.start as usize..range.end as usize];
+        assert!(got[..] == *want, "range {range:?} differs");
+    }
+
+    // Download streams the whole blob back to a file.
+    let copy = dir.path().join("copy");
+    assert_eq!(blobs.download("s/big", &copy).await.unwrap(), len);
+    assert!(
+        std::fs::read(&copy).unwrap() == big,
+        "the downloaded copy differs"
+    );
+
+    // Small artifacts from memory.
+    blobs
+        .put_bytes("s/poster.jpg", vec![0xFF, 0xD8, 0xFF])
+        .await
+        .unwrap();
+    assert_eq!(blobs.size("s/poster.jpg").await.unwrap(), 3);
+
+    let mut keys = moto.keys("blobs").await;
+    keys.sort();
+    assert_eq!(keys, ["s/big", "s/poster.jpg", "s/small"]);
+
+    // Deleting, and deleting what is not there, both succeed.
+    blobs.delete("s/big").await.unwrap();
+    blobs.delete("s/big").await.unwrap();
+    blobs.delete("never/stored").await.unwrap();
+    assert!(
+        blobs.size("s/big").await.is_err(),
+        "a deleted blob has no size"
+    );
+    assert!(blobs.get_range("s/big", 0..1).await.is_err());
+    assert_eq!(moto.keys("blobs").await.len(), 2);
+
+    // Nothing went to a local directory.
+    assert!(!dir.path().join("blobs").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clip_is_stored_processed_and_served_from_s3() {
+    let moto = Moto::start().await;
+    moto.bucket("bucket").await;
+    let app = TestApp::start_with(Backend::Sqlite, |c| moto.configure(c, "bucket")).await;
+    let (store_id, key) = app.store_with_catalog().await;
+
+    let video = std::fs::read(format!(
+        "{}/fixtures/media/h264.mp4",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let resp = app
+        .http
+        .post(format!("{}/api/v1/clips", app.base))
+        .bearer_auth(&key)
+        .header("content-type", "video/mp4")
+        .header("x-camera-id", "cam-1")
+        .body(video.clone())
+        .send()
+        .await
+        .unwrap();
+    let (s, clip) = common::read(resp).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{clip}");
+    let clip_id = clip["clip_id"].as_str().unwrap().to_string();
+    // The source is in the bucket, byte for byte.
+    let source = app
+        .state
+        .blobs
+        .get_range(
+            &recount::db::clips::blob_key(&store_id, &clip_id, "source"),
+            0..video.len() as u64,
+        )
+        .await
+        .unwrap();
+    assert!(
+        source[..] == video[..],
+        "the stored source differs from the upload"
+    );
+
+    let client = recount::jobs::webhook::client(&app.state.config);
+    let mut jobs = 0;
+    while recount::jobs::run_next_job(&app.state, &client, recount::jobs::MEDIA_JOBS)
+        .await
+        .unwrap()
+    {
+        jobs += 1;
+        assert!(jobs < 20, "media jobs never settle");
+    }
+    let (_, status) = app
+        .call(Method::GET, &format!("/api/v1/clips/{clip_id}"), &key, None)
+        .await;
+    assert_eq!(status["status"], "ready", "{status}");
+
+    let resp = app
+        .http
+        .get(format!("{}/api/v1/clips/{clip_id}/video", app.base))
+        .bearer_auth(&key)
+        .header("range", "bytes=0-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    let range = resp.headers()["content-range"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(range.starts_with("bytes 0-99/"), "{range}");
+    let head = resp.bytes().await.unwrap();
+    assert_eq!(head.len(), 100);
+    assert_eq!(&head[4..8], b"ftyp");
+
+    let resp = app
+        .http
+        .get(format!("{}/api/v1/clips/{clip_id}/filmstrip", app.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(&resp.bytes().await.unwrap()[..2], &[0xFF, 0xD8]);
+
+    // Source, video and filmstrip are in the bucket; none on local disk.
+    let keys = moto.keys("bucket").await;
+    assert!(keys.len() >= 3, "{keys:?}");
+    assert!(keys.iter().all(|k| k.contains(&clip_id)), "{keys:?}");
+    let blobs = app.data_dir.path().join("blobs");
+    let local: Vec<_> = std::fs::read_dir(&blobs)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(local.is_empty(), "blobs written locally: {local:?}");
+}
