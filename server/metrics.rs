@@ -4,8 +4,9 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    register_histogram_with_registry, register_int_counter_vec_with_registry,
-    register_int_counter_with_registry, register_int_gauge_vec_with_registry, Encoder, Histogram,
+    register_histogram_vec_with_registry, register_histogram_with_registry,
+    register_int_counter_vec_with_registry,
+    register_int_counter_with_registry, register_int_gauge_vec_with_registry, Encoder, Histogram, HistogramVec,
     IntCounter, IntCounterVec, IntGaugeVec, Registry, TextEncoder,
 };
 
@@ -18,6 +19,8 @@ pub struct Metrics {
     receipt_latency_seconds: Histogram,
     jobs: IntCounterVec,
     leases_expired: IntCounter,
+    media_seconds: HistogramVec,
+    media_failures: IntCounterVec,
     queue: IntGaugeVec,
 }
 
@@ -66,6 +69,21 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             r
         )
         .expect("metric"),
+        media_seconds: register_histogram_vec_with_registry!(
+            "media_operation_seconds",
+            "FFmpeg work by operation (probe, make_browser_mp4, poster, filmstrip), queueing excluded",
+            &["operation"],
+            vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0],
+            r
+        )
+        .expect("metric"),
+        media_failures: register_int_counter_vec_with_registry!(
+            "media_failures_total",
+            "Failed media operations by operation and error code",
+            &["operation", "code"],
+            r
+        )
+        .expect("metric"),
         queue: register_int_gauge_vec_with_registry!(
             "review_tasks",
             "Review tasks by status",
@@ -107,6 +125,20 @@ pub fn job_attempt(kind: &str, result: &str) {
 /// `n` leases expired.
 pub fn leases_expired(n: u64) {
     METRICS.leases_expired.inc_by(n);
+}
+
+/// A media operation finished in `seconds`, failing with `code` if any.
+pub fn media_operation(operation: &str, code: Option<&str>, seconds: f64) {
+    METRICS
+        .media_seconds
+        .with_label_values(&[operation])
+        .observe(seconds);
+    if let Some(code) = code {
+        METRICS
+            .media_failures
+            .with_label_values(&[operation, code])
+            .inc();
+    }
 }
 
 /// Renders every metric in Prometheus text format, with the queue gauges set

@@ -384,6 +384,7 @@ async fn events_can_name_windows_of_camera_footage(backend: Backend) {
     ev["cameras"] = json!([
         {"camera_id": "cam-1", "from": "2026-11-25T10:00:02.500Z", "to": "2026-11-25T10:00:03.500Z"},
         {"camera_id": "cam-2", "from": "2026-11-25T10:00:02.500Z", "to": "2026-11-25T10:00:03.500Z"},
+        {"camera_id": "cam-1", "from": "2026-11-25T10:00:02.500Z", "to": "2026-11-25T10:00:03.500Z", "accuracy": "frame"},
     ]);
     let (s, out) = app.events(&key, ev).await;
     assert_eq!(s, StatusCode::OK, "{out}");
@@ -392,7 +393,7 @@ async fn events_can_name_windows_of_camera_footage(backend: Backend) {
     let (s, claim) = app.claim(&ann).await;
     assert_eq!(s, StatusCode::OK, "{claim}");
     let clips = claim["task"]["clips"].as_array().unwrap();
-    assert_eq!(clips.len(), 2);
+    assert_eq!(clips.len(), 3);
     // A stream-copy cut starts at the keyframe before the window (2 s) and
     // covers it; the event instant is counted from the cut's real start.
     assert_eq!(clips[0]["status"], "ready", "{}", clips[0]);
@@ -406,6 +407,16 @@ async fn events_can_name_windows_of_camera_footage(backend: Backend) {
     // No footage of cam-2: that clip fails with footage-gap; the task is still reviewable.
     assert_eq!(clips[1]["status"], "failed");
     assert_eq!(clips[1]["error"]["code"], "footage-gap");
+    // A frame-accurate cut starts and ends within a frame of the window.
+    assert_eq!(clips[2]["status"], "ready", "{}", clips[2]);
+    let offset = clips[2]["event_offset_ms"].as_i64().unwrap();
+    let duration = clips[2]["duration_ms"].as_i64().unwrap();
+    assert!((450..=550).contains(&offset), "{}", clips[2]);
+    assert!((900..=1100).contains(&duration), "{}", clips[2]);
+
+    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("recount_media_operation_seconds_count{operation=\"make_browser_mp4\"} 2"), "{metrics}");
+    assert!(metrics.contains("recount_job_attempts_total{kind=\"clip-process\",result=\"done\"} 2"), "{metrics}");
 
     // Footage needs its start time.
     let resp = app

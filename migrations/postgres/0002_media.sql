@@ -11,6 +11,7 @@ CREATE TABLE clips (
     footage_id TEXT,
     window_from BIGINT,
     window_to BIGINT,
+    frame_accurate BIGINT NOT NULL DEFAULT 0,
     size_bytes BIGINT NOT NULL DEFAULT 0,
     duration_ms BIGINT,
     width BIGINT,

@@ -11,6 +11,7 @@ CREATE TABLE clips (
     footage_id TEXT,
     window_from INTEGER,
     window_to INTEGER,
+    frame_accurate INTEGER NOT NULL DEFAULT 0,
     size_bytes INTEGER NOT NULL DEFAULT 0,
     duration_ms INTEGER,
     width INTEGER,

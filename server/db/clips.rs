@@ -81,11 +81,13 @@ pub struct ClipRow {
     pub footage_id: Option<String>,
     /// For a cut of footage: the window, ms from the recording's start.
     pub window: Option<(i64, i64)>,
+    /// Cut within one frame of the window (re-encode).
+    pub frame_accurate: bool,
 }
 
 const COLUMNS: &str = "id, store_id, camera_id, status, started_at, source_key, video_key, \
      filmstrip_key, filmstrip, duration_ms, width, height, error_code, error_message, \
-     footage_id, window_from, window_to";
+     footage_id, window_from, window_to, frame_accurate";
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<ClipRow, sqlx::Error> {
     Ok(ClipRow {
@@ -108,6 +110,7 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<ClipRow, sqlx::Error> {
             (Some(from), Some(to)) => Some((from, to)),
             _ => None,
         },
+        frame_accurate: r.try_get::<i64, _>("frame_accurate")? != 0,
     })
 }
 
@@ -220,8 +223,8 @@ pub async fn cut_window(
             let footage_start: i64 = f.try_get("started_at")?;
             sqlx::query(
                 "INSERT INTO clips (id, store_id, camera_id, status, started_at, source_key, footage_id, \
-                 window_from, window_to, created_at, updated_at) \
-                 VALUES ($1, $2, $3, 'processing', $4, $5, $6, $7, $8, $9, $9)",
+                 window_from, window_to, frame_accurate, created_at, updated_at) \
+                 VALUES ($1, $2, $3, 'processing', $4, $5, $6, $7, $8, $9, $10, $10)",
             )
             .bind(&clip_id)
             .bind(store_id)
@@ -231,6 +234,7 @@ pub async fn cut_window(
             .bind(f.try_get::<String, _>("id")?)
             .bind(window.from - footage_start)
             .bind(window.to - footage_start)
+            .bind(super::flag(window.frame_accurate))
             .bind(now)
             .execute(&mut **tx)
             .await?;

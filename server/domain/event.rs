@@ -53,6 +53,11 @@ pub struct CameraWindowInput {
     pub from: String,
     /// End of the window, RFC 3339.
     pub to: String,
+    /// `keyframe` (default): a stream copy from the keyframe before `from`,
+    /// fast and lossless; `frame`: re-encoded to start and end within one
+    /// frame of the window.
+    #[serde(default)]
+    pub accuracy: Option<String>,
 }
 
 /// A validated camera window, epoch ms.
@@ -64,6 +69,8 @@ pub struct CameraWindow {
     pub from: i64,
     /// End (exclusive), epoch ms.
     pub to: i64,
+    /// Re-encode to cut within one frame of the window.
+    pub frame_accurate: bool,
 }
 
 /// Longest camera window one event may ask for.
@@ -220,10 +227,21 @@ impl EventInput {
                     ),
                 );
             }
+            let frame_accurate = match w.accuracy.as_deref() {
+                None | Some("keyframe") => false,
+                Some("frame") => true,
+                Some(other) => {
+                    return fail(
+                        "invalid-accuracy",
+                        format!("cameras[{i}].accuracy must be \"keyframe\" or \"frame\", not {other:?}"),
+                    )
+                }
+            };
             cameras.push(CameraWindow {
                 camera_id: w.camera_id.clone(),
                 from,
                 to,
+                frame_accurate,
             });
         }
         Ok(ValidEvent {
@@ -329,6 +347,7 @@ mod tests {
                 camera_id: "cam".into(),
                 from: from.into(),
                 to: to.into(),
+                accuracy: None,
             }],
             ..input()
         };

@@ -75,10 +75,15 @@ pub async fn process_clip(state: &AppState, job: &Job) -> Result<(), JobError> {
     let video = scratch.0.join("video.mp4");
     let strip = scratch.0.join("filmstrip.jpg");
     let window = clip.window.map(|(from, to)| Window::new(from, to));
+    let accuracy = if clip.frame_accurate {
+        CutAccuracy::Frame
+    } else {
+        CutAccuracy::Keyframe
+    };
     let made = async {
         let out = state
             .media
-            .make_browser_mp4(source.clone(), video.clone(), window, CutAccuracy::Keyframe)
+            .make_browser_mp4(source.clone(), video.clone(), window, accuracy)
             .await?;
         let film = state
             .media

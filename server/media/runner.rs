@@ -90,7 +90,13 @@ impl MediaRunner {
                 ))
             }
         };
-        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let elapsed = started.elapsed();
+        let elapsed_ms = elapsed.as_millis() as u64;
+        crate::metrics::media_operation(
+            operation,
+            outcome.as_ref().err().map(|e| e.code),
+            elapsed.as_secs_f64(),
+        );
         match &outcome {
             Ok(_) => tracing::debug!(operation, elapsed_ms, "media operation done"),
             Err(e) if e.client_fault => {
