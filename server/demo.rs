@@ -1,5 +1,6 @@
 //! Demo data: a store, its catalog, users, and a stream of simulated shoppers
-//! so a newcomer's console always has work in it.
+//! so a newcomer's console always has work in it. Each simulated event comes
+//! with synthetic footage from two shelf cameras ([`crate::media::synth`]).
 
 use std::time::Duration;
 
@@ -10,9 +11,10 @@ use serde_json::json;
 use crate::auth::{digest, generate_password, hash_password, Role};
 use crate::db::products::{self, Product};
 use crate::db::stores::{self, Store};
-use crate::db::{events, receipts, users};
+use crate::db::{clips, events, new_id, receipts, users};
 use crate::domain::event::{CandidateInput, EventInput};
 use crate::domain::time::format_rfc3339_ms;
+use crate::media::synth::{self, ShelfAction, ShelfCamera, ShelfScene};
 use crate::AppState;
 
 /// Name of the demo store.
@@ -20,6 +22,9 @@ pub const DEMO_STORE: &str = "Demo Store";
 
 /// Keep at least this many tasks waiting for a labeler.
 const TARGET_READY: i64 = 20;
+
+/// Length of a demo clip; the event is in its middle.
+const CLIP_MS: u32 = 4_000;
 
 /// What `setup` created, with the secrets to print.
 #[derive(Debug, Clone)]
@@ -123,8 +128,10 @@ pub async fn setup(state: &AppState) -> anyhow::Result<DemoCredentials> {
     })
 }
 
-/// A shopper's visit in the simulation.
-struct Visit {
+/// A shopper's visit in the simulation: [`simulate_step`] adds one per new
+/// session and lets the shopper exit when the time comes.
+#[derive(Debug, Clone, Default)]
+pub struct Visit {
     session_id: String,
     exit_at: i64,
 }
@@ -135,6 +142,8 @@ struct Visit {
 pub async fn simulate(state: AppState, store_id: String) {
     let mut visits: Vec<Visit> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_secs(2));
+    // Filming a session can outlast a tick; do not catch up in a burst.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         if let Err(e) = simulate_step(&state, &store_id, &mut visits).await {
@@ -143,7 +152,10 @@ pub async fn simulate(state: AppState, store_id: String) {
     }
 }
 
-async fn simulate_step(
+/// One step of the simulation: lets shoppers whose time has come exit and,
+/// while fewer than [`TARGET_READY`] tasks wait for a labeler, starts one
+/// new session of one to four events, each filmed by two cameras.
+pub async fn simulate_step(
     state: &AppState,
     store_id: &str,
     visits: &mut Vec<Visit>,
@@ -176,34 +188,59 @@ async fn simulate_step(
     if ready >= TARGET_READY {
         return Ok(());
     }
-    let inputs = {
+    let planned = {
         let mut rng = rand::thread_rng();
         let session_id = format!("demo-{}", uuid::Uuid::now_v7().simple());
         let n_events = rng.gen_range(1..=4);
-        let mut inputs = Vec::new();
+        let mut planned = Vec::new();
         for i in 0..n_events {
-            inputs.push(random_event(
-                &mut rng,
-                &session_id,
-                i,
-                now - 5_000 + i as i64 * 1_500,
-            ));
+            let at = now - 5_000 + i as i64 * 1_500;
+            let input = random_event(&mut rng, &session_id, i, at);
+            let shot = Shot::plan(&mut rng, &input, at);
+            planned.push((input, shot));
         }
         visits.push(Visit {
             session_id,
             exit_at: now + rng.gen_range(20_000..60_000),
         });
-        inputs
+        planned
     };
+    // Film every event (the media runner bounds how many render at once);
+    // an event whose footage fails goes in without clips.
+    let filmed = futures::future::join_all(
+        planned
+            .iter()
+            .map(|(input, shot)| film(state, store_id, &input.event_id, shot)),
+    )
+    .await;
+    let mut inputs = Vec::with_capacity(planned.len());
+    for ((mut input, _), clip_ids) in planned.into_iter().zip(filmed) {
+        match clip_ids {
+            Ok(ids) => input.clips = ids,
+            Err(e) => tracing::warn!(
+                event = %input.event_id,
+                error = %format!("{e:#}"),
+                "demo footage failed; the event goes in without clips"
+            ),
+        }
+        inputs.push(input);
+    }
+    let valid = inputs
+        .iter()
+        .map(|input| input.validate().map_err(|e| anyhow::anyhow!("{e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut tx = state.db.begin().await?;
-    for input in &inputs {
-        let valid = input.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut prepared = events::Batch::prepare(&mut tx, &store, &valid, now)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for (input, valid) in inputs.iter().zip(&valid) {
         let hash = digest(&serde_json::to_string(input)?);
         events::ingest(
             &state.db,
             &mut tx,
+            &mut prepared,
             &store,
-            &valid,
+            valid,
             &hash,
             now,
             rand::random(),
@@ -213,6 +250,133 @@ async fn simulate_step(
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// What the demo's cameras film for one event.
+#[derive(Debug, Clone)]
+struct Shot {
+    /// The shelf: the top candidate, the runner-up and one other product,
+    /// in random order.
+    products: Vec<String>,
+    /// The product the hand really moves.
+    taken: usize,
+    action: ShelfAction,
+    /// Wall-clock time of the event.
+    at: i64,
+    seed: u64,
+}
+
+impl Shot {
+    /// The hand takes the top candidate most of the time and the runner-up
+    /// otherwise (more often when the model was unsure), so labelers find
+    /// real model mistakes in the footage.
+    fn plan(rng: &mut impl Rng, input: &EventInput, at: i64) -> Shot {
+        let top = &input.candidates[0];
+        let truth = match input.candidates.get(1) {
+            Some(second) if rng.gen_bool(if top.confidence >= 0.9 { 0.05 } else { 0.3 }) => second,
+            _ => top,
+        };
+        let mut products: Vec<String> = input
+            .candidates
+            .iter()
+            .take(2)
+            .map(|c| c.sku.clone())
+            .collect();
+        while products.len() < 3 {
+            let (sku, _, _) = CATALOG.choose(rng).expect("the catalog is not empty");
+            if !products.iter().any(|p| p == sku) {
+                products.push(sku.to_string());
+            }
+        }
+        products.shuffle(rng);
+        let taken = products
+            .iter()
+            .position(|p| *p == truth.sku)
+            .expect("the truth is on the shelf");
+        Shot {
+            products,
+            taken,
+            action: if input.kind == "return" {
+                ShelfAction::Return
+            } else {
+                ShelfAction::Pick
+            },
+            at,
+            seed: rng.gen(),
+        }
+    }
+
+    fn scene(&self, camera: ShelfCamera) -> ShelfScene {
+        ShelfScene {
+            duration_ms: CLIP_MS,
+            event_ms: CLIP_MS / 2,
+            seed: self.seed ^ camera as u64,
+            ..ShelfScene::new(self.products.clone(), self.taken, self.action, camera)
+        }
+    }
+}
+
+/// The camera id of a demo camera.
+fn camera_id(camera: ShelfCamera) -> String {
+    format!("cam-{}", camera.name())
+}
+
+/// Renders one event's clips (both cameras, on the media runner) and stores
+/// them as an upload would be: the blob, then the clip row, which queues
+/// its processing. Returns the clip ids, front camera first.
+async fn film(
+    state: &AppState,
+    store_id: &str,
+    event_id: &str,
+    shot: &Shot,
+) -> anyhow::Result<Vec<String>> {
+    let takes: Vec<(ShelfCamera, String, TempFile)> = ShelfCamera::ALL
+        .iter()
+        .map(|&camera| {
+            let id = new_id();
+            let path = state.scratch.join(format!("demo-{id}.mp4"));
+            (camera, id, TempFile(path))
+        })
+        .collect();
+    let renders = takes.iter().map(|(camera, _, file)| {
+        let scene = shot.scene(*camera);
+        let path = file.0.clone();
+        state.media.run("render_shelf_clip", move |_, cancel| {
+            synth::render_shelf_clip(&scene, &path, cancel)
+        })
+    });
+    for rendered in futures::future::join_all(renders).await {
+        rendered.map_err(|e| anyhow::anyhow!("rendering the footage of {event_id}: {e}"))?;
+    }
+    let started_at = shot.at - i64::from(CLIP_MS / 2);
+    let mut ids = Vec::with_capacity(takes.len());
+    for (camera, id, file) in &takes {
+        let size = state
+            .blobs
+            .put_file(&clips::blob_key(store_id, id, "source"), &file.0)
+            .await?;
+        clips::create(
+            &state.db,
+            id,
+            store_id,
+            &camera_id(*camera),
+            Some(started_at),
+            size as i64,
+            state.now(),
+        )
+        .await?;
+        ids.push(id.clone());
+    }
+    Ok(ids)
+}
+
+/// A rendered clip in the scratch directory, removed once stored (or not).
+struct TempFile(std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// An event as a store's model might send it: usually one clear favourite,

@@ -142,21 +142,22 @@ pub async fn post_events(
     }
     let now = state.now();
     let mut tx = state.db.begin().await?;
-    // Sessions are locked in one global order, so two batches naming the
-    // same sessions in different orders cannot deadlock on PostgreSQL.
-    let mut sessions: Vec<&str> = valid.iter().map(|v| v.session_id.as_str()).collect();
-    sessions.sort_unstable();
-    sessions.dedup();
-    if sessions.len() > 1 {
-        for session_id in sessions {
-            events::lock_session(&mut tx, &store.id, session_id, now).await?;
-        }
-    }
+    let mut prepared = events::Batch::prepare(&mut tx, &store, &valid, now).await?;
     let mut outcomes = Vec::with_capacity(valid.len());
     for (i, (input, ev)) in inputs.iter().zip(&valid).enumerate() {
         let hash = digest(&serde_json::to_string(input).map_err(anyhow::Error::from)?);
         let draw: f64 = rand::random();
-        let outcome = events::ingest(&state.db, &mut tx, &store, ev, &hash, now, draw).await;
+        let outcome = events::ingest(
+            &state.db,
+            &mut tx,
+            &mut prepared,
+            &store,
+            ev,
+            &hash,
+            now,
+            draw,
+        )
+        .await;
         outcomes.push(if batch {
             outcome.map_err(|e| at_index(e, i))?
         } else {

@@ -1,8 +1,11 @@
 //! Ingest: store an event once, route it, open a review task when needed.
 
+use std::collections::{BTreeSet, HashMap};
+
 use sqlx::Row;
 
 use super::{clips, new_id, products, Db, Tx};
+use crate::db::products::Product;
 use crate::db::stores::Store;
 use crate::domain::event::ValidEvent;
 use crate::domain::routing::{self, Route};
@@ -26,26 +29,112 @@ pub struct IngestOutcome {
     pub replayed: bool,
 }
 
-/// Ingests one validated event inside `tx`.
+/// What a batch of events needs from the database, read once for the whole
+/// batch instead of once per event: the catalog entries its candidates name,
+/// the events already stored under its event ids, and its sessions — locked
+/// in sorted order, so two batches naming the same sessions can never
+/// deadlock on PostgreSQL.
+#[derive(Debug, Default)]
+pub struct Batch {
+    catalog: HashMap<String, Product>,
+    stored: HashMap<String, (String, IngestOutcome)>,
+    sessions: HashMap<String, (String, Option<i64>)>,
+}
+
+/// Largest `IN (…)` list sent at once.
+const CHUNK: usize = 500;
+
+impl Batch {
+    /// Reads and locks what `events` need, inside `tx`.
+    pub async fn prepare(
+        tx: &mut Tx,
+        store: &Store,
+        events: &[ValidEvent],
+        now: i64,
+    ) -> Result<Batch> {
+        let mut batch = Batch::default();
+        let skus: BTreeSet<&str> = events
+            .iter()
+            .flat_map(|e| e.candidates.iter().map(|c| c.sku.as_str()))
+            .collect();
+        let skus: Vec<&str> = skus.into_iter().collect();
+        for chunk in skus.chunks(CHUNK) {
+            batch
+                .catalog
+                .extend(products::find(tx, &store.id, chunk).await?);
+        }
+        let ids: BTreeSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+        let ids: Vec<&str> = ids.into_iter().collect();
+        for chunk in ids.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT e.event_id, e.request_hash, e.route, e.route_reason, t.id AS task_id FROM events e \
+                 LEFT JOIN review_tasks t ON t.event_pk = e.id WHERE e.store_id = $1 AND e.event_id IN ({})",
+                super::placeholders(2, chunk.len())
+            );
+            let mut q = sqlx::query(&sql).bind(&store.id);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(&mut **tx).await? {
+                let event_id: String = row.try_get("event_id")?;
+                let outcome = IngestOutcome {
+                    event_id: event_id.clone(),
+                    route: row.try_get("route")?,
+                    reason: row.try_get("route_reason")?,
+                    task_id: row.try_get("task_id")?,
+                    replayed: true,
+                };
+                batch
+                    .stored
+                    .insert(event_id, (row.try_get("request_hash")?, outcome));
+            }
+        }
+        let sessions: BTreeSet<&str> = events.iter().map(|e| e.session_id.as_str()).collect();
+        for session_id in sessions {
+            let state = lock_session(tx, &store.id, session_id, now).await?;
+            batch.sessions.insert(session_id.to_string(), state);
+        }
+        Ok(batch)
+    }
+
+    /// The stored answer for an event id, or a conflict when the content differs.
+    fn replay(&self, event_id: &str, request_hash: &str) -> Result<Option<IngestOutcome>> {
+        match self.stored.get(event_id) {
+            None => Ok(None),
+            Some((hash, _)) if hash != request_hash => Err(Error::conflict(
+                "event-conflict",
+                format!("event {event_id:?} was already received with different content"),
+            )),
+            Some((_, outcome)) => Ok(Some(IngestOutcome {
+                replayed: true,
+                ..outcome.clone()
+            })),
+        }
+    }
+}
+
+/// Ingests one validated event inside `tx`, with `batch` prepared for it.
 ///
 /// `request_hash` identifies the request's content: a replay with the same
 /// hash gets the stored answer, one with another hash is refused.
 /// `audit_draw` is the uniform draw for the audit sample.
+#[allow(clippy::too_many_arguments)]
 pub async fn ingest(
     db: &Db,
     tx: &mut Tx,
+    batch: &mut Batch,
     store: &Store,
     ev: &ValidEvent,
     request_hash: &str,
     now: i64,
     audit_draw: f64,
 ) -> Result<IngestOutcome> {
-    if let Some(previous) = replay(tx, store, &ev.event_id, request_hash).await? {
+    if let Some(previous) = batch.replay(&ev.event_id, request_hash)? {
         return Ok(previous);
     }
 
     let skus: Vec<&str> = ev.candidates.iter().map(|c| c.sku.as_str()).collect();
-    let catalog = products::find(tx, &store.id, &skus).await?;
+    let catalog = &batch.catalog;
     if let Some(unknown) = skus.iter().find(|s| !catalog.contains_key(**s)) {
         return Err(Error::unprocessable(
             "unknown-sku",
@@ -59,7 +148,19 @@ pub async fn ingest(
         clip_ids.push(clips::cut_window(tx, &store.id, window, now).await?);
     }
 
-    let exited_at = lock_open_session(tx, &store.id, &ev.session_id, now).await?;
+    let exited_at = match batch.sessions.get(&ev.session_id) {
+        Some((status, _)) if status == "finalized" => {
+            return Err(Error::conflict(
+                "session-finalized",
+                format!(
+                    "the receipt of session {:?} is already final",
+                    ev.session_id
+                ),
+            ))
+        }
+        Some((_, exited_at)) => *exited_at,
+        None => return Err(anyhow::anyhow!("session {} was not prepared", ev.session_id).into()),
+    };
 
     let confidences: Vec<f64> = ev.candidates.iter().map(|c| c.confidence).collect();
     let top = routing::top_index(&confidences).map(|i| &ev.candidates[i]);
@@ -117,13 +218,16 @@ pub async fn ingest(
         required_verdicts,
     } = route
     else {
-        return Ok(IngestOutcome {
-            event_id: ev.event_id.clone(),
-            route: route_name.into(),
-            reason: None,
-            task_id: None,
-            replayed: false,
-        });
+        return Ok(batch.remember(
+            request_hash,
+            IngestOutcome {
+                event_id: ev.event_id.clone(),
+                route: route_name.into(),
+                reason: None,
+                task_id: None,
+                replayed: false,
+            },
+        ));
     };
 
     let deadline = match exited_at {
@@ -159,13 +263,34 @@ pub async fn ingest(
     .bind(&ev.session_id)
     .execute(&mut **tx)
     .await?;
-    Ok(IngestOutcome {
-        event_id: ev.event_id.clone(),
-        route: route_name.into(),
-        reason: Some(reason.as_str().into()),
-        task_id: Some(task_id),
-        replayed: false,
-    })
+    Ok(batch.remember(
+        request_hash,
+        IngestOutcome {
+            event_id: ev.event_id.clone(),
+            route: route_name.into(),
+            reason: Some(reason.as_str().into()),
+            task_id: Some(task_id),
+            replayed: false,
+        },
+    ))
+}
+
+impl Batch {
+    /// Records a new event's answer, so a repeat of its id later in the same
+    /// batch replays it.
+    fn remember(&mut self, request_hash: &str, outcome: IngestOutcome) -> IngestOutcome {
+        self.stored.insert(
+            outcome.event_id.clone(),
+            (
+                request_hash.to_string(),
+                IngestOutcome {
+                    replayed: true,
+                    ..outcome.clone()
+                },
+            ),
+        );
+        outcome
+    }
 }
 
 /// The stored answer for an event id already ingested, or a conflict when the
@@ -199,25 +324,6 @@ async fn replay(
         task_id: row.try_get("task_id")?,
         replayed: true,
     }))
-}
-
-/// Creates the session on its first event and locks its row for the rest of
-/// the transaction, so an exit and an event of the same session never
-/// interleave. Returns the exit time, if the shopper already left.
-pub(crate) async fn lock_open_session(
-    tx: &mut Tx,
-    store_id: &str,
-    session_id: &str,
-    now: i64,
-) -> Result<Option<i64>> {
-    let (status, exited_at) = lock_session(tx, store_id, session_id, now).await?;
-    if status == "finalized" {
-        return Err(Error::conflict(
-            "session-finalized",
-            format!("the receipt of session {session_id:?} is already final"),
-        ));
-    }
-    Ok(exited_at)
 }
 
 /// Creates the session if needed and locks its row for the rest of the
