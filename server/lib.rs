@@ -41,6 +41,7 @@ use std::path::PathBuf;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::db::users::TokenCache;
 use crate::db::Db;
 use crate::error::error_response;
 use crate::media::{MediaLimits, MediaRunner};
@@ -61,6 +62,8 @@ pub struct AppState {
     pub media: Arc<MediaRunner>,
     /// This process's directory for temporary files.
     pub scratch: PathBuf,
+    /// Recently seen API tokens.
+    pub tokens: Arc<TokenCache>,
 }
 
 impl AppState {
@@ -76,6 +79,7 @@ impl AppState {
             blobs,
             media,
             scratch,
+            tokens: Arc::new(TokenCache::default()),
         })
     }
 

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use crate::auth::{Role, STORE_KEY_PREFIX, USER_TOKEN_PREFIX};
 use crate::db::stores::{self, Store};
-use crate::db::users::{self, User};
+use crate::db::users::User;
 use crate::error::Error;
 use crate::AppState;
 
@@ -47,7 +47,7 @@ impl FromRequestParts<AppState> for Caller {
                 return Ok(Caller::Store(store));
             }
         } else if secret.starts_with(USER_TOKEN_PREFIX) {
-            if let Some(user) = users::by_token(&state.db, secret, state.now()).await? {
+            if let Some(user) = state.tokens.user(&state.db, secret, state.now()).await? {
                 return Ok(Caller::User(user));
             }
         }

@@ -1,5 +1,8 @@
 //! Labelers, supervisors and admins, and their API tokens.
 
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
 use sqlx::Row;
 
 use super::{new_id, Db};
@@ -82,15 +85,61 @@ pub async fn issue_token(
     Ok(token)
 }
 
-/// The user a live token belongs to.
-pub async fn by_token(db: &Db, token: &str, now: i64) -> Result<Option<User>, sqlx::Error> {
+/// The user a live token (by digest) belongs to, with the token's expiry.
+async fn token_owner(
+    db: &Db,
+    token_hash: &str,
+    now: i64,
+) -> Result<Option<(User, i64)>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT u.id, u.username, u.role FROM api_tokens t JOIN users u ON u.id = t.user_id \
+        "SELECT u.id, u.username, u.role, t.expires_at FROM api_tokens t JOIN users u ON u.id = t.user_id \
          WHERE t.token_hash = $1 AND t.expires_at > $2",
     )
-    .bind(digest(token))
+    .bind(token_hash)
     .bind(now)
     .fetch_optional(db.reader())
     .await?;
-    row.as_ref().map(user_from_row).transpose()
+    row.map(|r| Ok((user_from_row(&r)?, r.try_get("expires_at")?)))
+        .transpose()
+}
+
+/// Recently seen tokens, so a labeler's claim, heartbeat and verdict do not
+/// each pay a database read to learn who is calling. An entry is trusted for
+/// [`TokenCache::FRESH`]: a changed role takes effect within that time; a
+/// token's own expiry is checked on every use.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    entries: std::sync::Mutex<HashMap<String, (User, i64, Instant)>>,
+}
+
+impl TokenCache {
+    /// How long a looked-up token is trusted without asking the database.
+    pub const FRESH: Duration = Duration::from_secs(10);
+    /// Entries kept at most; the cache is emptied when full.
+    const CAPACITY: usize = 50_000;
+
+    /// The user of a live token, from the cache or the database.
+    pub async fn user(&self, db: &Db, token: &str, now: i64) -> Result<Option<User>, sqlx::Error> {
+        let hash = digest(token);
+        if let Some((user, expires_at, seen)) = self.entries.lock().expect("token cache").get(&hash)
+        {
+            if seen.elapsed() < Self::FRESH {
+                return Ok((*expires_at > now).then(|| user.clone()));
+            }
+        }
+        let found = token_owner(db, &hash, now).await?;
+        let mut entries = self.entries.lock().expect("token cache");
+        match &found {
+            Some((user, expires_at)) => {
+                if entries.len() >= Self::CAPACITY {
+                    entries.clear();
+                }
+                entries.insert(hash, (user.clone(), *expires_at, Instant::now()));
+            }
+            None => {
+                entries.remove(&hash);
+            }
+        }
+        Ok(found.map(|(user, _)| user))
+    }
 }
