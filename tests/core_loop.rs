@@ -889,15 +889,7 @@ async fn health_metrics_and_openapi_are_served(backend: Backend) {
         }
     );
 
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(
         text.contains("recount_review_tasks{status=\"ready\"} 1"),
         "{text}"

@@ -414,9 +414,15 @@ async fn events_can_name_windows_of_camera_footage(backend: Backend) {
     assert!((450..=550).contains(&offset), "{}", clips[2]);
     assert!((900..=1100).contains(&duration), "{}", clips[2]);
 
-    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("recount_media_operation_seconds_count{operation=\"make_browser_mp4\"} 2"), "{metrics}");
-    assert!(metrics.contains("recount_job_attempts_total{kind=\"clip-process\",result=\"done\"} 2"), "{metrics}");
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("recount_media_operation_seconds_count{operation=\"make_browser_mp4\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("recount_job_attempts_total{kind=\"clip-process\",result=\"done\"} 2"),
+        "{metrics}"
+    );
 
     // Footage needs its start time.
     let resp = app

@@ -261,6 +261,17 @@ impl TestApp {
         .await
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let resp = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap();
+        resp.text().await.unwrap()
+    }
+
     /// A scalar from the database, for assertions on stored state.
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql)
