@@ -28,7 +28,10 @@ pub struct Config {
     pub lease_sweep_interval_ms: u64,
     /// How often the job worker looks for due jobs when idle.
     pub job_poll_interval_ms: u64,
-    /// How long a job may run before another worker may take it over.
+    /// How long a job may run before another worker may take it over; longer
+    /// than `media_timeout_ms`, so a slow transcode is never run twice. A
+    /// take-over counts as a failed attempt, so a file that crashes the
+    /// worker cannot be retried forever.
     pub job_lease_ms: i64,
     /// Webhook deliveries tried before the job is dead.
     pub webhook_max_attempts: i64,
@@ -85,7 +88,7 @@ impl Default for Config {
             max_leases_per_labeler: 2,
             lease_sweep_interval_ms: 1_000,
             job_poll_interval_ms: 500,
-            job_lease_ms: 60_000,
+            job_lease_ms: 300_000,
             webhook_max_attempts: 12,
             webhook_backoff_base_ms: 2_000,
             webhook_backoff_max_ms: 3_600_000,

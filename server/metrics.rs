@@ -5,9 +5,9 @@ use std::sync::LazyLock;
 
 use prometheus::{
     register_histogram_vec_with_registry, register_histogram_with_registry,
-    register_int_counter_vec_with_registry,
-    register_int_counter_with_registry, register_int_gauge_vec_with_registry, Encoder, Histogram, HistogramVec,
-    IntCounter, IntCounterVec, IntGaugeVec, Registry, TextEncoder,
+    register_int_counter_vec_with_registry, register_int_counter_with_registry,
+    register_int_gauge_vec_with_registry, Encoder, Histogram, HistogramVec, IntCounter,
+    IntCounterVec, IntGaugeVec, Registry, TextEncoder,
 };
 
 /// All of Recount's metrics.
@@ -144,7 +144,7 @@ pub fn media_operation(operation: &str, code: Option<&str>, seconds: f64) {
 /// Renders every metric in Prometheus text format, with the queue gauges set
 /// from `queue_counts`.
 pub fn render(queue_counts: &[(String, i64)]) -> String {
-    for status in ["ready", "leased", "escalated", "resolved"] {
+    for status in ["waiting", "ready", "leased", "escalated", "resolved"] {
         let n = queue_counts
             .iter()
             .find(|(s, _)| s == status)

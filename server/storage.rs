@@ -27,6 +27,9 @@ const PART_SIZE: usize = 8 * 1024 * 1024;
 #[derive(Clone, Debug)]
 pub struct Blobs {
     store: Arc<dyn ObjectStore>,
+    /// The directory of a local store: its files are synced to disk before
+    /// a write counts as done, like the database's commits.
+    local_root: Option<PathBuf>,
     /// What it is, for logs and health checks.
     pub description: String,
 }
@@ -58,6 +61,7 @@ impl Blobs {
         let store = builder.build().context("configuring S3 blob storage")?;
         Ok(Blobs {
             store: Arc::new(store),
+            local_root: None,
             description: format!("s3://{bucket}"),
         })
     }
@@ -69,6 +73,7 @@ impl Blobs {
             .with_context(|| format!("opening blob directory {}", root.display()))?;
         Ok(Blobs {
             store: Arc::new(store),
+            local_root: Some(root.to_path_buf()),
             description: root.display().to_string(),
         })
     }
@@ -87,6 +92,7 @@ impl Blobs {
                 .put(&Key::from(key), PutPayload::from(buf))
                 .await
                 .with_context(|| format!("storing {key}"))?;
+            self.sync(key).await?;
             return Ok(size);
         }
         let upload = self
@@ -120,7 +126,25 @@ impl Blobs {
             .finish()
             .await
             .with_context(|| format!("finishing upload of {key}"))?;
+        self.sync(key).await?;
         Ok(size)
+    }
+
+    /// Flushes a locally stored blob and its directory entry to disk.
+    async fn sync(&self, key: &str) -> anyhow::Result<()> {
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        let path = root.join(key);
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::File::open(&path)?.sync_all()?;
+            if let Some(dir) = path.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        })
+        .await?
+        .with_context(|| format!("syncing {key} to disk"))
     }
 
     /// Stores bytes held in memory (small artifacts: posters, filmstrips).
@@ -129,7 +153,26 @@ impl Blobs {
             .put(&Key::from(key), PutPayload::from(bytes))
             .await
             .with_context(|| format!("storing {key}"))?;
-        Ok(())
+        self.sync(key).await
+    }
+
+    /// A byte range of a blob as a stream, for ranges too large to hold in
+    /// memory at once.
+    pub async fn stream_range(
+        &self,
+        key: &str,
+        range: Range<u64>,
+    ) -> anyhow::Result<futures::stream::BoxStream<'static, object_store::Result<Bytes>>> {
+        let options = object_store::GetOptions {
+            range: Some(object_store::GetRange::Bounded(range)),
+            ..Default::default()
+        };
+        Ok(self
+            .store
+            .get_opts(&Key::from(key), options)
+            .await
+            .with_context(|| format!("reading {key}"))?
+            .into_stream())
     }
 
     /// The size of a blob.
@@ -182,22 +225,29 @@ impl Blobs {
 }
 
 /// A directory for the temporary files of this process under
-/// `<data_dir>/tmp`. Directories there untouched for an hour belong to
-/// processes that crashed; they are removed so leftovers do not pile up.
+/// `<data_dir>/tmp`, named after the process id. Directories of processes
+/// that are gone (crashed) are removed, so leftovers do not pile up; where
+/// process ids cannot be checked, only directories untouched for a day are.
 pub fn scratch_dir(data_dir: &Path) -> anyhow::Result<PathBuf> {
     let parent = data_dir.join("tmp");
     std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
-    let stale = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let can_check_pids = Path::new("/proc/self").exists();
+    let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
     for entry in std::fs::read_dir(&parent)?.flatten() {
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t < stale);
-        if old {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        let gone = match pid {
+            Some(pid) if can_check_pids => !Path::new(&format!("/proc/{pid}")).exists(),
+            _ => entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < day_ago),
+        };
+        if gone {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
-    let dir = parent.join(uuid::Uuid::now_v7().to_string());
+    let dir = parent.join(format!("{}-{}", std::process::id(), uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
 }

@@ -451,6 +451,9 @@ fn not_ready() -> Error {
     )
 }
 
+/// Largest response read into memory in one piece.
+const STREAM_ABOVE: u64 = 8 * 1024 * 1024;
+
 /// Sends a blob, whole or the requested byte range. Artifacts never change
 /// once written, so clients may cache them for a year.
 async fn serve(
@@ -492,12 +495,16 @@ async fn serve(
         Some(r) => (StatusCode::PARTIAL_CONTENT, r),
         None => (StatusCode::OK, 0..size),
     };
-    let data = if bytes_range.is_empty() {
-        bytes::Bytes::new()
+    // Ranges a player asks for are small and served from one read; larger
+    // ones (a whole video) are streamed so memory stays bounded.
+    let body = if bytes_range.is_empty() {
+        Body::empty()
+    } else if bytes_range.end - bytes_range.start <= STREAM_ABOVE {
+        Body::from(state.blobs.get_range(key, bytes_range.clone()).await?)
     } else {
-        state.blobs.get_range(key, bytes_range.clone()).await?
+        Body::from_stream(state.blobs.stream_range(key, bytes_range.clone()).await?)
     };
-    let mut resp = Response::new(Body::from(data));
+    let mut resp = Response::new(body);
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

@@ -8,6 +8,7 @@
 
 mod fresh;
 mod ingest;
+mod media;
 mod queue;
 mod report;
 mod seed;
@@ -26,6 +27,9 @@ pub enum BenchCommand {
     Queue(QueueArgs),
     /// Events per second posted one per request, against posted in batches.
     Ingest(IngestArgs),
+    /// In-process media work against the ffmpeg CLI on the same files, and
+    /// clip range serving over HTTP (wrk) against raw reads.
+    Media(media::MediaArgs),
 }
 
 /// Options of `recount bench queue`.
@@ -95,6 +99,7 @@ pub async fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<()> {
             let engines = backends(args.backend, config)?;
             ingest::run(&args, &engines, config).await
         }
+        BenchCommand::Media(args) => media::run(&args, config).await,
     }
 }
 

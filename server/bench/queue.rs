@@ -57,12 +57,14 @@ pub async fn run(args: &QueueArgs, backends: &[Backend], config: &Config) -> any
             backend_name(backend)
         );
         let http = with_fresh_db(backend, config, |fresh| http_phase(fresh, args, config)).await?;
+        progress("http", &http);
         eprintln!(
             "{}: re-seeding and running the ceiling phase…",
             backend_name(backend)
         );
         let ceiling =
             with_fresh_db(backend, config, |fresh| ceiling_phase(fresh, args, config)).await?;
+        progress("ceiling", &ceiling);
         results.push(BackendResult {
             backend,
             http,
@@ -72,6 +74,21 @@ pub async fn run(args: &QueueArgs, backends: &[Backend], config: &Config) -> any
     print_table(&results, &machine);
     println!("{}", to_json(args, &results, &machine));
     Ok(())
+}
+
+/// A phase's figures as soon as it ends, so a failure in a later phase does
+/// not lose them.
+fn progress(label: &str, p: &Phase) {
+    eprintln!(
+        "  {label}: {:.1} pairs/s, claim p50 {:.2} ms p99 {:.2} ms, {} pairs, {} errors; \
+         window pairs/s {:?}",
+        p.rate(),
+        p.tally.claim.ms(0.5),
+        p.tally.claim.ms(0.99),
+        p.tally.pairs,
+        p.tally.errors,
+        p.windows.iter().map(|r| r.round()).collect::<Vec<_>>()
+    );
 }
 
 fn ceiling_secs(args: &QueueArgs) -> u64 {
@@ -137,6 +154,9 @@ struct TableStats {
     dead: i64,
     live: i64,
     autovacuums: i64,
+    /// The server's `autovacuum` setting: with it off, dead rows are never
+    /// reclaimed and a long run measures that.
+    autovacuum_on: bool,
 }
 
 async fn http_phase(fresh: Fresh, args: &QueueArgs, config: &Config) -> anyhow::Result<Phase> {
@@ -237,9 +257,16 @@ async fn table_stats(url: &str) -> anyhow::Result<TableStats> {
         dead: row.try_get("n_dead_tup")?,
         live: row.try_get("n_live_tup")?,
         autovacuums: row.try_get("autovacuum_count")?,
+        autovacuum_on: autovacuum_setting(&mut conn).await? == "on",
     };
     conn.close().await?;
     Ok(stats)
+}
+
+async fn autovacuum_setting(conn: &mut sqlx::AnyConnection) -> anyhow::Result<String> {
+    Ok(sqlx::query_scalar("SHOW autovacuum")
+        .fetch_one(conn)
+        .await?)
 }
 
 /// How a simulated labeler reaches the queue.
@@ -488,6 +515,12 @@ async fn labeler(
         think,
     } = limits;
     let mut t = Tally::new();
+    if !think.is_zero() {
+        // Start at a random point of a task, as people do, instead of all
+        // 200 claiming in the same millisecond every few seconds.
+        let offset = rand::random::<f64>() * think.as_secs_f64();
+        tokio::time::sleep(Duration::from_secs_f64(offset)).await;
+    }
     while Instant::now() < stop && t.pairs < max_pairs && t.errors < MAX_ERRORS_PER_LABELER {
         let started = Instant::now();
         let claimed = match driver.claim().await {
@@ -608,8 +641,15 @@ fn print_phase_notes(name: &str, label: &str, p: &Phase) {
     }
     if let Some(s) = &p.table_stats {
         println!(
-            "{name} {label}: review_tasks n_dead_tup {} (n_live_tup {}, autovacuum runs {})",
-            s.dead, s.live, s.autovacuums
+            "{name} {label}: review_tasks n_dead_tup {} (n_live_tup {}, autovacuum runs {}{})",
+            s.dead,
+            s.live,
+            s.autovacuums,
+            if s.autovacuum_on {
+                ""
+            } else {
+                "; WARNING autovacuum is off on this server, dead rows are never reclaimed"
+            }
         );
     }
 }
@@ -635,6 +675,7 @@ fn phase_json(p: &Phase) -> Value {
         "review_tasks_n_dead_tup": p.table_stats.as_ref().map(|s| s.dead),
         "review_tasks_n_live_tup": p.table_stats.as_ref().map(|s| s.live),
         "review_tasks_autovacuum_count": p.table_stats.as_ref().map(|s| s.autovacuums),
+        "server_autovacuum_on": p.table_stats.as_ref().map(|s| s.autovacuum_on),
     })
 }
 

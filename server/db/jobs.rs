@@ -54,7 +54,8 @@ pub async fn take_due(
     lease_ms: i64,
 ) -> Result<Option<Job>, sqlx::Error> {
     let sql = format!(
-        "UPDATE jobs SET status = 'running', lease_expires_at = $1, updated_at = $2 \
+        "UPDATE jobs SET attempts = CASE WHEN status = 'running' THEN attempts + 1 ELSE attempts END, \
+         status = 'running', lease_expires_at = $1, updated_at = $2 \
          WHERE id = (SELECT id FROM jobs WHERE ((status = 'queued' AND run_at <= $2) \
          OR (status = 'running' AND lease_expires_at <= $2)) AND kind IN ({}) \
          ORDER BY run_at LIMIT 1{}) RETURNING id, kind, payload, attempts",

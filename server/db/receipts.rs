@@ -74,7 +74,7 @@ pub async fn exit(
             // The shopper is gone: the receipt deadline is now known exactly.
             sqlx::query(
                 "UPDATE review_tasks SET deadline_at = $1 WHERE store_id = $2 AND session_id = $3 \
-                 AND status IN ('ready', 'leased', 'escalated')",
+                 AND status IN ('waiting', 'ready', 'leased', 'escalated')",
             )
             .bind(exited_at + store.policy.receipt_sla_ms)
             .bind(&store.id)

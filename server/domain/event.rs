@@ -203,6 +203,17 @@ impl EventInput {
         if let Some(v) = &self.model_version {
             check_id("model_version", v)?;
         }
+        if let Some(dup) = self
+            .clips
+            .iter()
+            .enumerate()
+            .find(|(i, c)| self.clips[..*i].contains(c))
+        {
+            return fail(
+                "duplicate-clip",
+                format!("clips[{}] {:?} is listed twice", dup.0, dup.1),
+            );
+        }
         if self.clips.len() + self.cameras.len() > MAX_CLIPS {
             return fail(
                 "too-many-clips",
@@ -233,7 +244,9 @@ impl EventInput {
                 Some(other) => {
                     return fail(
                         "invalid-accuracy",
-                        format!("cameras[{i}].accuracy must be \"keyframe\" or \"frame\", not {other:?}"),
+                        format!(
+                        "cameras[{i}].accuracy must be \"keyframe\" or \"frame\", not {other:?}"
+                    ),
                     )
                 }
             };
@@ -360,6 +373,11 @@ mod tests {
             "invalid-window"
         );
         assert_eq!(code(window("soon", "later")), "invalid-timestamp");
+        let twice = EventInput {
+            clips: vec!["c1".into(), "c1".into()],
+            ..input()
+        };
+        assert_eq!(code(twice), "duplicate-clip");
         let ok = window("2026-11-25T10:00:00Z", "2026-11-25T10:00:04Z")
             .validate()
             .unwrap();

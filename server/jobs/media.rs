@@ -47,8 +47,37 @@ struct ClipJob {
     clip_id: String,
 }
 
-/// Processes an uploaded clip.
+/// Processes a clip (an upload, or a cut of footage). When our side keeps
+/// failing (storage, database, timeouts) and the attempts run out, the clip
+/// is marked failed so its tasks do not wait forever.
 pub async fn process_clip(state: &AppState, job: &Job) -> Result<(), JobError> {
+    match process_clip_once(state, job).await {
+        Err(JobError::Retry(message)) if last_attempt(state, job) => {
+            let args: ClipJob = serde_json::from_str(&job.payload)
+                .map_err(|e| JobError::Dead(format!("bad payload: {e}")))?;
+            let message = format!(
+                "processing failed after {} attempts: {message}",
+                job.attempts + 1
+            );
+            clips::settle(
+                &state.db,
+                &args.clip_id,
+                Err(("processing-failed".into(), message.clone())),
+                state.now(),
+            )
+            .await
+            .map_err(retry)?;
+            Err(JobError::Dead(message))
+        }
+        other => other,
+    }
+}
+
+fn last_attempt(state: &AppState, job: &Job) -> bool {
+    job.attempts + 1 >= state.config.media_max_attempts
+}
+
+async fn process_clip_once(state: &AppState, job: &Job) -> Result<(), JobError> {
     let args: ClipJob = serde_json::from_str(&job.payload)
         .map_err(|e| JobError::Dead(format!("bad payload: {e}")))?;
     let mut conn = state.db.reader().acquire().await.map_err(retry)?;
@@ -143,18 +172,6 @@ pub async fn process_clip(state: &AppState, job: &Job) -> Result<(), JobError> {
             .map_err(retry)?;
             Ok(())
         }
-        Err(e) if job.attempts + 1 >= state.config.media_max_attempts => {
-            let message = format!("processing failed after {} attempts: {e}", job.attempts + 1);
-            clips::settle(
-                &state.db,
-                &clip.id,
-                Err(("processing-failed".into(), message.clone())),
-                now,
-            )
-            .await
-            .map_err(retry)?;
-            Err(JobError::Dead(message))
-        }
         Err(e) => Err(JobError::Retry(e.to_string())),
     }
 }
@@ -164,8 +181,29 @@ struct PostersJob {
     task_id: String,
 }
 
-/// Makes the posters of a task's processed clips at the event instant.
+/// Makes the posters of a task's processed clips at the event instant; when
+/// the attempts run out, the missing posters are given up so the task
+/// becomes claimable without them.
 pub async fn make_posters(state: &AppState, job: &Job) -> Result<(), JobError> {
+    match make_posters_once(state, job).await {
+        Err(JobError::Retry(message)) if last_attempt(state, job) => {
+            let args: PostersJob = serde_json::from_str(&job.payload)
+                .map_err(|e| JobError::Dead(format!("bad payload: {e}")))?;
+            let pending = clips::pending_posters(&state.db, &args.task_id)
+                .await
+                .map_err(retry)?;
+            for p in pending {
+                clips::poster_done(&state.db, &args.task_id, &p.clip.id, None, state.now())
+                    .await
+                    .map_err(retry)?;
+            }
+            Err(JobError::Dead(message))
+        }
+        other => other,
+    }
+}
+
+async fn make_posters_once(state: &AppState, job: &Job) -> Result<(), JobError> {
     let args: PostersJob = serde_json::from_str(&job.payload)
         .map_err(|e| JobError::Dead(format!("bad payload: {e}")))?;
     let pending = clips::pending_posters(&state.db, &args.task_id)
@@ -206,7 +244,7 @@ pub async fn make_posters(state: &AppState, job: &Job) -> Result<(), JobError> {
                 state.blobs.put_file(&key, &out).await.map_err(retry)?;
                 Some(key)
             }
-            Err(e) if e.client_fault || job.attempts + 1 >= state.config.media_max_attempts => {
+            Err(e) if e.client_fault || last_attempt(state, job) => {
                 tracing::warn!(task = %args.task_id, clip = %p.clip.id, code = e.code, "no poster");
                 None
             }

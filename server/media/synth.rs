@@ -284,8 +284,8 @@ fn encode(scene: &ShelfScene, partial: &Path, cancel: &Cancel) -> MediaResult<()
         .map_err(fail("writing the MP4 header"))?;
     let ost_time_base = octx.stream(0).expect("output stream").time_base();
 
-    let mut write_packets = |encoder: &mut ff::encoder::Video,
-                             octx: &mut ff::format::context::Output|
+    let write_packets = |encoder: &mut ff::encoder::Video,
+                         octx: &mut ff::format::context::Output|
      -> MediaResult<()> {
         let mut packet = Packet::empty();
         while encoder.receive_packet(&mut packet).is_ok() {
@@ -303,11 +303,22 @@ fn encode(scene: &ShelfScene, partial: &Path, cancel: &Cancel) -> MediaResult<()
 
     let mut renderer = Renderer::new(scene);
     let mut noise = Noise::new(scene);
+    let (w, h) = (scene.width, scene.height);
+    // RGB to yuv420p (BT.601, limited range) in swscale.
+    let flags = ff::software::scaling::Flags::BILINEAR;
+    let mut convert =
+        ff::software::scaling::Context::get(Pixel::RGB24, w, h, Pixel::YUV420P, w, h, flags)
+            .map_err(fail("setting up the colour conversion"))?;
+    let mut rgb = ff::frame::Video::new(Pixel::RGB24, w, h);
     for index in 0..scene.frame_count() {
         cancel.check()?;
         renderer.draw(index);
-        let mut frame = ff::frame::Video::new(Pixel::YUV420P, scene.width, scene.height);
-        to_yuv420p(&renderer.canvas, &mut frame);
+        renderer.canvas.copy_to(&mut rgb);
+        // A new frame each time: the encoder may still hold the last one.
+        let mut frame = ff::frame::Video::new(Pixel::YUV420P, w, h);
+        convert
+            .run(&rgb, &mut frame)
+            .map_err(fail("converting a frame to yuv420p"))?;
         noise.apply(&mut frame);
         frame.set_pts(Some(i64::from(index)));
         encoder
@@ -321,78 +332,41 @@ fn encode(scene: &ShelfScene, partial: &Path, cancel: &Cancel) -> MediaResult<()
     Ok(())
 }
 
-/// BT.601 limited range, chroma averaged over each 2×2 block.
-fn to_yuv420p(canvas: &Canvas, frame: &mut ff::frame::Video) {
-    let (w, h) = (canvas.w as usize, canvas.h as usize);
-    let px = &canvas.px;
-    let y_stride = frame.stride(0);
-    {
-        let y_plane = frame.data_mut(0);
-        for row in 0..h {
-            let src = &px[row * w * 3..(row + 1) * w * 3];
-            let dst = &mut y_plane[row * y_stride..row * y_stride + w];
-            for (d, s) in dst.iter_mut().zip(src.chunks_exact(3)) {
-                let (r, g, b) = (i32::from(s[0]), i32::from(s[1]), i32::from(s[2]));
-                *d = (((66 * r + 129 * g + 25 * b + 128) >> 8) + 16) as u8;
-            }
-        }
-    }
-    let (u_stride, v_stride) = (frame.stride(1), frame.stride(2));
-    let mut u_row = vec![0u8; w / 2];
-    let mut v_row = vec![0u8; w / 2];
-    for cy in 0..h / 2 {
-        let top = &px[(2 * cy) * w * 3..(2 * cy + 1) * w * 3];
-        let bottom = &px[(2 * cy + 1) * w * 3..(2 * cy + 2) * w * 3];
-        for cx in 0..w / 2 {
-            let i = cx * 6;
-            let sum = |c: usize| {
-                i32::from(top[i + c])
-                    + i32::from(top[i + 3 + c])
-                    + i32::from(bottom[i + c])
-                    + i32::from(bottom[i + 3 + c])
-            };
-            let (r, g, b) = (sum(0), sum(1), sum(2));
-            u_row[cx] = (((-38 * r - 74 * g + 112 * b + 512) >> 10) + 128).clamp(0, 255) as u8;
-            v_row[cx] = (((112 * r - 94 * g - 18 * b + 512) >> 10) + 128).clamp(0, 255) as u8;
-        }
-        frame.data_mut(1)[cy * u_stride..cy * u_stride + w / 2].copy_from_slice(&u_row);
-        frame.data_mut(2)[cy * v_stride..cy * v_stride + w / 2].copy_from_slice(&v_row);
-    }
+/// Sensor noise: every luma sample moves by up to 3 levels, by a table of
+/// random bits read from a new place in every frame. Eight samples at a
+/// time (a XOR on `u64`s), so it costs little even in debug builds.
+struct Noise {
+    table: Vec<u64>,
+    rng: XorShift,
 }
 
-/// Sensor noise: a fixed table of small luma offsets, read from a new
-/// place in every frame, plus a faint flicker of the whole picture.
-struct Noise {
-    table: Vec<i8>,
-    rng: XorShift,
-    width: usize,
-    height: usize,
-}
+/// Words of noise in the table beyond one frame's row: the room a frame's
+/// random starting point moves in.
+const NOISE_SLACK: usize = 4096;
 
 impl Noise {
     fn new(scene: &ShelfScene) -> Noise {
         let mut rng = XorShift::new(scene.seed);
-        let len = (scene.width * scene.height) as usize + 8191;
-        let table = (0..len).map(|_| (rng.next() % 7) as i8 - 3).collect();
-        Noise {
-            table,
-            rng,
-            width: scene.width as usize,
-            height: scene.height as usize,
-        }
+        let len = (scene.width as usize).div_ceil(8) * scene.height as usize + NOISE_SLACK;
+        // The low two bits of each byte.
+        let table = (0..len)
+            .map(|_| rng.next() & 0x0707_0707_0707_0707)
+            .collect();
+        Noise { table, rng }
     }
 
     fn apply(&mut self, frame: &mut ff::frame::Video) {
-        let offset = (self.rng.next() % 8192) as usize;
-        let flicker = (self.rng.next() % 3) as i16 - 1;
+        let offset = (self.rng.next() % NOISE_SLACK as u64) as usize;
+        let (width, height) = (frame.width() as usize, frame.height() as usize);
+        let words = width / 8;
         let stride = frame.stride(0);
         let plane = frame.data_mut(0);
-        for row in 0..self.height {
-            let start = offset + row * self.width;
-            let noise = &self.table[start..start + self.width];
-            let line = &mut plane[row * stride..row * stride + self.width];
-            for (p, n) in line.iter_mut().zip(noise) {
-                *p = (i16::from(*p) + i16::from(*n) + flicker).clamp(16, 235) as u8;
+        for row in 0..height {
+            let noise = &self.table[offset + row * words..offset + (row + 1) * words];
+            let line = &mut plane[row * stride..row * stride + words * 8];
+            for (chunk, n) in line.chunks_exact_mut(8).zip(noise) {
+                let v = u64::from_ne_bytes((&*chunk).try_into().expect("8 bytes")) ^ n;
+                chunk.copy_from_slice(&v.to_ne_bytes());
             }
         }
     }
@@ -465,7 +439,7 @@ fn view(camera: ShelfCamera) -> View {
         ShelfCamera::Side => View {
             wall: [186, 196, 206],
             floor: [128, 124, 120],
-            shelf: (0.04, 0.16, 0.72, 0.96),
+            shelf: (0.03, 0.16, 0.76, 0.96),
             depth: 0.22,
             arm: (0.96, 0.28),
         },
@@ -540,7 +514,7 @@ impl Layout {
             let hash = fnv(label);
             let wf = 0.80 + (hash % 13) as f32 / 100.0;
             let hf = 0.64 + ((hash >> 8) % 15) as f32 / 100.0;
-            let bw = slot_w * wf * (1.0 - view.depth * 0.9);
+            let bw = slot_w * wf * (1.0 - view.depth * 0.45);
             let bh = (row_h - plank_h) * hf;
             let floor = back.y as f32 + row_h * (row + 1) as f32 - plank_h;
             for f in 0..facings {
@@ -801,16 +775,17 @@ impl<'a> Renderer<'a> {
             thumb_base.0 + nx * 0.55 * p + vx * 0.55 * p,
             thumb_base.1 + ny * 0.55 * p + vy * 0.55 * p,
         );
-        shapes.push((thumb_base, thumb_tip, 0.24 * p));
         let c = &mut self.canvas;
-        for (a, b, r) in &shapes {
-            c.capsule(*a, *b, r + 1.5, SKIN_EDGE);
-        }
+        // Outline, then each finger over the last so the gaps show, then
+        // the palm over the fingers' roots, then the thumb.
         c.ellipse(hx, hy, p + 1.5, 0.92 * p + 1.5, SKIN_EDGE);
         for (a, b, r) in &shapes {
+            c.capsule(*a, *b, r + 1.2, SKIN_EDGE);
             c.capsule(*a, *b, *r, SKIN);
         }
         c.ellipse(hx, hy, p, 0.92 * p, SKIN);
+        c.capsule(thumb_base, thumb_tip, 0.24 * p + 1.2, SKIN_EDGE);
+        c.capsule(thumb_base, thumb_tip, 0.24 * p, SKIN);
         // Knuckles.
         let knuckle = shade(SKIN, 0.88);
         for k in [-0.42f32, 0.0, 0.42] {
@@ -903,18 +878,8 @@ fn draw_shelf(c: &mut Canvas, scene: &ShelfScene, layout: &Layout, colours: &[Rg
         },
         v.floor,
     );
-    // The unit's side seen from the side camera.
     let (d, rise) = (layout.depth, layout.rise);
     let u = layout.unit;
-    if d > 0 {
-        let side = [
-            (u.x + u.w, u.y),
-            (u.x + u.w + d, u.y - rise),
-            (u.x + u.w + d, u.y + u.h - rise),
-            (u.x + u.w, u.y + u.h),
-        ];
-        c.polygon(&side, [64, 66, 74]);
-    }
     c.fill(u, [74, 76, 84]);
     c.fill(layout.back, [96, 100, 110]);
     for plank in &layout.planks {
@@ -936,6 +901,24 @@ fn draw_shelf(c: &mut Canvas, scene: &ShelfScene, layout: &Layout, colours: &[Rg
             },
             [150, 152, 160],
         );
+    }
+    if d > 0 {
+        // The unit's top and right side, seen from the side camera; the
+        // side hides the planks' ends.
+        let top = [
+            (u.x, u.y),
+            (u.x + d, u.y - rise),
+            (u.x + u.w + d, u.y - rise),
+            (u.x + u.w, u.y),
+        ];
+        c.polygon(&top, [112, 114, 124]);
+        let side = [
+            (u.x + u.w, u.y),
+            (u.x + u.w + d, u.y - rise),
+            (u.x + u.w + d, u.y + u.h - rise),
+            (u.x + u.w, u.y + u.h),
+        ];
+        c.polygon(&side, [60, 62, 70]);
     }
     for (i, slot) in layout.slots.iter().enumerate() {
         if i == layout.taken_slot {
@@ -994,7 +977,7 @@ fn draw_box(c: &mut Canvas, layout: &Layout, r: Rect, colour: Rgb, label: &str) 
     c.fill(Rect { h: lid, ..inner }, shade(colour, 0.78));
 
     let scale_max = (2.0 * layout.unit_scale).round().max(1.0) as i32;
-    let room_w = r.w - 8 * layout.unit_scale.max(0.5).round() as i32;
+    let room_w = r.w - (4.0 * layout.unit_scale).round() as i32;
     let room_h = ((r.h - lid) as f32 * 0.78) as i32;
     let (lines, scale) = fit_label(label, room_w, room_h, scale_max);
     if lines.is_empty() {
@@ -1099,6 +1082,16 @@ impl Canvas {
         }
     }
 
+    /// Copies the picture into an RGB24 frame of the same size.
+    fn copy_to(&self, frame: &mut ff::frame::Video) {
+        let row = self.w as usize * 3;
+        let stride = frame.stride(0);
+        let data = frame.data_mut(0);
+        for (y, src) in self.px.chunks_exact(row).enumerate() {
+            data[y * stride..y * stride + row].copy_from_slice(src);
+        }
+    }
+
     /// Fills pixels `x0..x1` of row `y` (clipped).
     fn span(&mut self, y: i32, x0: i32, x1: i32, c: Rgb) {
         if y < 0 || y >= self.h {
@@ -1108,10 +1101,15 @@ impl Canvas {
         if x0 >= x1 {
             return;
         }
+        // One pixel, then copies doubling in length: a few memcpys per span.
         let start = ((y * self.w + x0) * 3) as usize;
-        let end = ((y * self.w + x1) * 3) as usize;
-        for p in self.px[start..end].chunks_exact_mut(3) {
-            p.copy_from_slice(&c);
+        let len = ((x1 - x0) * 3) as usize;
+        self.px[start..start + 3].copy_from_slice(&c);
+        let mut done = 3;
+        while done < len {
+            let n = done.min(len - done);
+            self.px.copy_within(start..start + n, start + done);
+            done += n;
         }
     }
 
@@ -1166,38 +1164,53 @@ impl Canvas {
         }
     }
 
-    /// Every pixel within `radius` of the segment `a`–`b`.
+    /// Every pixel within `radius` of the segment `a`–`b`: per row, the
+    /// union of the two end discs and the band between them (a convex
+    /// shape, so one span).
     fn capsule(&mut self, a: (f32, f32), b: (f32, f32), radius: f32, c: Rgb) {
+        if radius <= 0.0 {
+            return;
+        }
         let y0 = (a.1.min(b.1) - radius).floor().max(0.0) as i32;
         let y1 = (a.1.max(b.1) + radius).ceil().min(self.h as f32) as i32;
         let (dx, dy) = (b.0 - a.0, b.1 - a.1);
-        let len2 = dx * dx + dy * dy;
-        let r2 = radius * radius;
+        let len = (dx * dx + dy * dy).sqrt();
+        let band = if len > 1e-3 {
+            let (nx, ny) = (-dy / len * radius, dx / len * radius);
+            Some([
+                (a.0 + nx, a.1 + ny),
+                (b.0 + nx, b.1 + ny),
+                (b.0 - nx, b.1 - ny),
+                (a.0 - nx, a.1 - ny),
+            ])
+        } else {
+            None
+        };
         for y in y0..y1 {
             let py = y as f32 + 0.5;
-            // The row's span: solve |p - seg| <= r per row by scanning the
-            // segment's x-extent at this row.
-            let x_lo = (a.0.min(b.0) - radius).floor().max(0.0) as i32;
-            let x_hi = (a.0.max(b.0) + radius).ceil().min(self.w as f32) as i32;
-            let mut first = None;
-            let mut last = 0;
-            for x in x_lo..x_hi {
-                let px = x as f32 + 0.5;
-                let t = if len2 > 0.0 {
-                    (((px - a.0) * dx + (py - a.1) * dy) / len2).clamp(0.0, 1.0)
-                } else {
-                    0.0
-                };
-                let (qx, qy) = (a.0 + t * dx - px, a.1 + t * dy - py);
-                if qx * qx + qy * qy <= r2 {
-                    first.get_or_insert(x);
-                    last = x;
-                } else if first.is_some() {
-                    break;
+            let mut lo = f32::INFINITY;
+            let mut hi = f32::NEG_INFINITY;
+            for (cx, cy) in [a, b] {
+                let d = py - cy;
+                if d.abs() <= radius {
+                    let half = (radius * radius - d * d).sqrt();
+                    lo = lo.min(cx - half);
+                    hi = hi.max(cx + half);
                 }
             }
-            if let Some(first) = first {
-                self.span(y, first, last + 1, c);
+            if let Some(quad) = &band {
+                for i in 0..4 {
+                    let (ax, ay) = quad[i];
+                    let (bx, by) = quad[(i + 1) % 4];
+                    if (ay <= py && py < by) || (by <= py && py < ay) {
+                        let x = ax + (py - ay) * (bx - ax) / (by - ay);
+                        lo = lo.min(x);
+                        hi = hi.max(x);
+                    }
+                }
+            }
+            if lo <= hi {
+                self.span(y, (lo + 0.5).floor() as i32, (hi + 0.5).floor() as i32, c);
             }
         }
     }
