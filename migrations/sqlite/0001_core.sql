@@ -97,7 +97,9 @@ CREATE TABLE review_tasks (
 CREATE INDEX review_tasks_ready ON review_tasks (deadline_at, created_at) WHERE status = 'ready';
 CREATE INDEX review_tasks_leased ON review_tasks (lease_expires_at) WHERE status = 'leased';
 CREATE INDEX review_tasks_session ON review_tasks (store_id, session_id);
-CREATE INDEX review_tasks_status ON review_tasks (status, store_id);
+-- Serves the claim's "status = 'ready' ORDER BY deadline_at, created_at" in
+-- index order: with (status, store_id) SQLite sorted every ready task per claim.
+CREATE INDEX review_tasks_status ON review_tasks (status, deadline_at, created_at);
 
 CREATE TABLE task_leases (
     id TEXT PRIMARY KEY,
