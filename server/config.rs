@@ -75,6 +75,12 @@ pub struct Config {
     pub filmstrip_frames: u32,
     /// Media job attempts before the clip is marked failed.
     pub media_max_attempts: i64,
+    /// On PostgreSQL, how often the queue tables are vacuumed by Recount
+    /// itself (0 turns it off). Every claim and verdict leaves a dead row
+    /// version at the head of the queue; autovacuum removes them when it
+    /// runs, but on servers where it is off or slow they pile up and every
+    /// claim walks over them.
+    pub queue_vacuum_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -110,6 +116,7 @@ impl Default for Config {
             media_max_footage_ms: 4 * 3_600_000,
             filmstrip_frames: 10,
             media_max_attempts: 3,
+            queue_vacuum_interval_ms: 60_000,
         }
     }
 }

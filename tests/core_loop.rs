@@ -925,3 +925,32 @@ async fn health_metrics_and_openapi_are_served(backend: Backend) {
     assert!(doc["components"]["schemas"]["EventInput"]["properties"]["candidates"].is_object());
 }
 dual!(health_metrics_and_openapi_are_served);
+
+async fn queue_tables_are_vacuumed_on_postgres(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, key) = app.store_with_catalog().await;
+    let ann = app.user("ann", Role::Labeler).await;
+    for i in 0..5 {
+        app.events(&key, event(&format!("e{i}"), "s1", "pick", 1, UNSURE))
+            .await;
+        let (_, c) = app.claim(&ann).await;
+        let task = c["task"]["task_id"].as_str().unwrap().to_string();
+        app.verdict(&ann, &task, json!({"action": "none"})).await;
+    }
+    recount::jobs::vacuum_queue(&app.state).await.unwrap();
+    if backend == Backend::Postgres {
+        let vacuums: i64 = sqlx::query_scalar(
+            "SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'review_tasks'",
+        )
+        .fetch_one(app.state.db.reader())
+        .await
+        .unwrap();
+        assert_eq!(vacuums, 1);
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM review_tasks WHERE status = 'resolved'")
+            .await,
+        5
+    );
+}
+dual!(queue_tables_are_vacuumed_on_postgres);

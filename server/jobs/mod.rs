@@ -29,6 +29,10 @@ pub fn spawn(state: AppState) -> Vec<JoinHandle<()>> {
         tokio::spawn(lease_loop(state.clone())),
         tokio::spawn(job_loop(state.clone(), client.clone(), DELIVERY_JOBS)),
     ];
+    if state.db.backend == crate::db::Backend::Postgres && state.config.queue_vacuum_interval_ms > 0
+    {
+        handles.push(tokio::spawn(vacuum_loop(state.clone())));
+    }
     for _ in 0..state.config.media_concurrency.max(1) {
         handles.push(tokio::spawn(job_loop(
             state.clone(),
@@ -50,6 +54,34 @@ pub async fn sweep_leases(state: &AppState) -> crate::error::Result<u64> {
         );
     }
     Ok(n)
+}
+
+/// Tables whose rows change state on every claim, verdict or job.
+const QUEUE_TABLES: &str = "review_tasks, task_leases, jobs";
+
+/// Vacuums the queue tables on PostgreSQL (SQLite reuses freed pages itself
+/// and has no dead row versions to walk over).
+pub async fn vacuum_queue(state: &AppState) -> Result<(), sqlx::Error> {
+    if state.db.backend == crate::db::Backend::Postgres {
+        // VACUUM cannot run in a transaction: a plain statement on the pool.
+        sqlx::raw_sql(&format!("VACUUM (ANALYZE) {QUEUE_TABLES}"))
+            .execute(state.db.writer())
+            .await?;
+    }
+    Ok(())
+}
+
+async fn vacuum_loop(state: AppState) {
+    let mut tick =
+        tokio::time::interval(Duration::from_millis(state.config.queue_vacuum_interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = vacuum_queue(&state).await {
+            tracing::warn!(error = %e, "vacuuming the queue tables failed; retrying next tick");
+        }
+    }
 }
 
 async fn lease_loop(state: AppState) {
