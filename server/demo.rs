@@ -153,8 +153,9 @@ pub async fn simulate(state: AppState, store_id: String) {
 }
 
 /// One step of the simulation: lets shoppers whose time has come exit and,
-/// while fewer than [`TARGET_READY`] tasks wait for a labeler, starts one
-/// new session of one to four events, each filmed by two cameras.
+/// while fewer than [`TARGET_READY`] tasks wait for a labeler (or for their
+/// clips), starts one new session of one to four events, each filmed by two
+/// cameras.
 pub async fn simulate_step(
     state: &AppState,
     store_id: &str,
@@ -165,8 +166,10 @@ pub async fn simulate_step(
     let store: Store = stores::get(&mut conn, store_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("demo store is gone"))?;
+    // Tasks still waiting for their footage count too: a backlog of clips
+    // to process is no reason to film more.
     let ready: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM review_tasks WHERE store_id = $1 AND status = 'ready'",
+        "SELECT COUNT(*) FROM review_tasks WHERE store_id = $1 AND status IN ('ready', 'waiting')",
     )
     .bind(store_id)
     .fetch_one(&mut *conn)
@@ -272,8 +275,9 @@ impl Shot {
     /// real model mistakes in the footage.
     fn plan(rng: &mut impl Rng, input: &EventInput, at: i64) -> Shot {
         let top = &input.candidates[0];
+        let runner_up = if top.confidence >= 0.9 { 0.05 } else { 0.3 };
         let truth = match input.candidates.get(1) {
-            Some(second) if rng.gen_bool(if top.confidence >= 0.9 { 0.05 } else { 0.3 }) => second,
+            Some(second) if rng.gen_bool(runner_up) => second,
             _ => top,
         };
         let mut products: Vec<String> = input

@@ -246,15 +246,18 @@ fn a_clip_is_h264_yuv420p_of_the_requested_shape_with_moov_first() {
         .map(|i| (f64::from(i) * 1000.0 / 15.0).round() as i64)
         .collect();
     assert_eq!(times, expected);
-    // Sensor noise: the still shelf is never twice the same picture.
-    let corner = Rect {
-        x: 400,
-        y: 300,
-        w: 200,
-        h: 50,
+    // Sensor noise: even the still wall left of the shelf is never twice
+    // the same picture.
+    let wall = Rect {
+        x: 0,
+        y: 100,
+        w: 60,
+        h: 200,
     };
-    assert!(frames[1].1 != frames[2].1);
-    assert!(diff_in(&frames[1].1, &frames[2].1, corner) > 0.2);
+    for (i, pair) in frames.windows(2).enumerate() {
+        let d = diff_in(&pair[0].1, &pair[1].1, wall);
+        assert!(d > 0.05, "frames {i} and {} differ by only {d}", i + 1);
+    }
 
     // Nothing but the output is left.
     let names: Vec<_> = std::fs::read_dir(dir.path())
@@ -302,7 +305,7 @@ fn a_pick_takes_the_box_off_the_shelf_and_the_hand_is_there_at_the_event() {
         let drawn = synth::render_shelf_frame(&s, 0).unwrap();
         let d = diff_in(first, &drawn, region);
         assert!(
-            d < 8.0,
+            d < 10.0,
             "{camera:?}: first frame differs by {d} from the drawing"
         );
         // It is gone at the end: the slot shows the shelf's back.
@@ -312,7 +315,7 @@ fn a_pick_takes_the_box_off_the_shelf_and_the_hand_is_there_at_the_event() {
             "{camera:?}: the box's region changed by only {change}"
         );
         let drawn_last = synth::render_shelf_frame(&s, s.frame_count() - 1).unwrap();
-        assert!(diff_in(last, &drawn_last, region) < 8.0, "{camera:?}");
+        assert!(diff_in(last, &drawn_last, region) < 10.0, "{camera:?}");
 
         // No hand at the start or the end; a hand on the box at the event.
         assert_eq!(skin_pixels(first, whole(first)), 0, "{camera:?}");
@@ -331,11 +334,11 @@ fn a_return_puts_the_box_back() {
     let (first, last) = (&frames[0].1, &frames[frames.len() - 1].1);
     let region = inset(s.taken_box().unwrap(), 3);
     let drawn_last = synth::render_shelf_frame(&s, s.frame_count() - 1).unwrap();
-    assert!(diff_in(last, &drawn_last, region) < 8.0);
+    assert!(diff_in(last, &drawn_last, region) < 10.0);
     assert!(distance(mean(first, region), mean(last, region)) > 40.0);
     // The pick's first frame is the return's last.
     let pick = synth::render_shelf_frame(&scene(ShelfAction::Pick, ShelfCamera::Front), 0).unwrap();
-    assert!(diff_in(last, &pick, region) < 8.0);
+    assert!(diff_in(last, &pick, region) < 10.0);
     // Halfway in, the hand brings the box in from below.
     let approach = &frames[(s.event_ms * s.fps / 1000) as usize - 5].1;
     assert!(skin_pixels(approach, whole(approach)) > 500);
@@ -471,61 +474,5 @@ async fn demo_events_come_with_two_cameras_of_ready_video() {
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(resp.headers()["content-type"], "video/mp4");
         assert!(resp.bytes().await.unwrap().len() > 10_000);
-    }
-}
-
-#[test]
-fn zz_preview() {
-    let Ok(dir) = std::env::var("SYNTH_PREVIEW") else {
-        return;
-    };
-    let dir = Path::new(&dir);
-    std::fs::create_dir_all(dir).unwrap();
-    for camera in ShelfCamera::ALL {
-        for action in [ShelfAction::Pick, ShelfAction::Return] {
-            let s = scene(action, camera);
-            let name = format!("{}-{:?}", camera.name(), action);
-            let out = render(&s, dir, &format!("{name}.mp4"));
-            for at in [0, 1500, 2000, 2600, 3999] {
-                media::poster(
-                    &out,
-                    at,
-                    &dir.join(format!("{name}-{at}.jpg")),
-                    960,
-                    &MediaLimits::default(),
-                    &Cancel::new(),
-                )
-                .unwrap();
-            }
-        }
-    }
-}
-
-#[test]
-fn zz_profile() {
-    if std::env::var("SYNTH_PROFILE").is_err() {
-        return;
-    }
-    let s = scene(ShelfAction::Pick, ShelfCamera::Side);
-    let t = Instant::now();
-    for i in 0..60 {
-        let _ = synth::render_shelf_frame(&s, i).unwrap();
-    }
-    eprintln!("60 x render_shelf_frame: {} ms", t.elapsed().as_millis());
-    let dir = tempfile::tempdir().unwrap();
-    let out = render(&s, dir.path(), "p.mp4");
-    let frames = decode_all(&out);
-    let corner = Rect { x: 400, y: 300, w: 200, h: 50 };
-    let wall = Rect { x: 0, y: 100, w: 60, h: 200 };
-    eprintln!("NOISE corner {:.3} wall {:.3} 1-30 wall {:.3} size {}", diff_in(&frames[1].1, &frames[2].1, corner), diff_in(&frames[1].1, &frames[2].1, wall), diff_in(&frames[1].1, &frames[30].1, wall), std::fs::metadata(&out).unwrap().len());
-    let f = &frames[0].1;
-    for y in 0..f.height() {
-        for x in 0..f.width() {
-            let p = f.get_pixel(x, y);
-            let close = |v: u8, want: i32| (i32::from(v) - want).abs() <= 26;
-            if close(p[0], 228) && close(p[1], 180) && close(p[2], 142) {
-                eprintln!("skin-like at {x},{y}: {p:?}");
-            }
-        }
     }
 }

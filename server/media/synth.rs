@@ -186,7 +186,7 @@ pub struct Rect {
 }
 
 impl Rect {
-    fn center(&self) -> (f32, f32) {
+    fn center(&self) -> Point {
         (
             self.x as f32 + self.w as f32 / 2.0,
             self.y as f32 + self.h as f32 / 2.0,
@@ -263,6 +263,7 @@ fn encode(scene: &ShelfScene, partial: &Path, cancel: &Cancel) -> MediaResult<()
     let mut options = Dictionary::new();
     options.set("preset", X264_PRESET);
     options.set("crf", X264_CRF);
+    // One core per media operation, as the runner's limits assume.
     options.set("threads", "1");
     // Exactly one keyframe a second: no scene-cut keyframes when the hand
     // comes in.
@@ -332,31 +333,50 @@ fn encode(scene: &ShelfScene, partial: &Path, cancel: &Cancel) -> MediaResult<()
     Ok(())
 }
 
-/// Sensor noise: every luma sample moves by up to 3 levels, by a table of
-/// random bits read from a new place in every frame. Eight samples at a
-/// time (a XOR on `u64`s), so it costs little even in debug builds.
+/// Sensor noise: grain (every luma sample moves by up to 3 levels, by a
+/// table of random bits read from a new place in every frame) and the
+/// slow flicker of a camera's exposure (the whole picture drifts by up to
+/// 3 levels). libx264 drops most grain outside keyframes; the flicker
+/// survives, so no two frames decode the same.
+///
+/// Eight samples at a time on `u64`s, so it costs little even in debug
+/// builds. No byte overflows: the scene's colours keep luma within
+/// 30..230.
 struct Noise {
     table: Vec<u64>,
     rng: XorShift,
+    flicker: i64,
 }
 
 /// Words of noise in the table beyond one frame's row: the room a frame's
 /// random starting point moves in.
 const NOISE_SLACK: usize = 4096;
 
+/// `1` in every byte of a word.
+const BYTES: u64 = 0x0101_0101_0101_0101;
+
 impl Noise {
     fn new(scene: &ShelfScene) -> Noise {
         let mut rng = XorShift::new(scene.seed);
         let len = (scene.width as usize).div_ceil(8) * scene.height as usize + NOISE_SLACK;
         // The low two bits of each byte.
-        let table = (0..len)
-            .map(|_| rng.next() & 0x0707_0707_0707_0707)
-            .collect();
-        Noise { table, rng }
+        let table = (0..len).map(|_| rng.next() & (3 * BYTES)).collect();
+        Noise {
+            table,
+            rng,
+            flicker: 0,
+        }
     }
 
     fn apply(&mut self, frame: &mut ff::frame::Video) {
         let offset = (self.rng.next() % NOISE_SLACK as u64) as usize;
+        // A step up or down every frame, turning back at the limits.
+        let step = if self.rng.next() & 1 == 0 { 1 } else { -1 };
+        self.flicker = match self.flicker + step {
+            f if f.abs() > 3 => self.flicker - step,
+            f => f,
+        };
+        let shift = self.flicker.unsigned_abs() * BYTES;
         let (width, height) = (frame.width() as usize, frame.height() as usize);
         let words = width / 8;
         let stride = frame.stride(0);
@@ -366,6 +386,11 @@ impl Noise {
             let line = &mut plane[row * stride..row * stride + words * 8];
             for (chunk, n) in line.chunks_exact_mut(8).zip(noise) {
                 let v = u64::from_ne_bytes((&*chunk).try_into().expect("8 bytes")) ^ n;
+                let v = if self.flicker >= 0 {
+                    v + shift
+                } else {
+                    v - shift
+                };
                 chunk.copy_from_slice(&v.to_ne_bytes());
             }
         }
@@ -393,6 +418,9 @@ impl XorShift {
 // ------------------------------------------------------------ the scene
 
 type Rgb = [u8; 3];
+
+/// A point in pixels (x right, y down).
+type Point = (f32, f32);
 
 const SKIN: Rgb = [228, 180, 142];
 const SKIN_EDGE: Rgb = [170, 118, 88];
@@ -424,7 +452,7 @@ struct View {
     /// Depth of the boxes' visible side faces, as a fraction of their width.
     depth: f32,
     /// Direction the arm comes from (towards the picture's edge).
-    arm: (f32, f32),
+    arm: Point,
 }
 
 fn view(camera: ShelfCamera) -> View {
@@ -581,9 +609,9 @@ fn shade(c: Rgb, f: f32) -> Rgb {
 /// Where the hand is and what it holds at one instant.
 struct Pose {
     /// Palm centre.
-    hand: (f32, f32),
+    hand: Point,
     /// The shoulder, far outside the picture.
-    shoulder: (f32, f32),
+    shoulder: Point,
     /// Whether fingers are closed on a box.
     gripping: bool,
 }
@@ -597,8 +625,8 @@ struct Renderer<'a> {
     background: Vec<u8>,
     canvas: Canvas,
     /// Where the hand grips the moved box, and the arm's direction.
-    grip: (f32, f32),
-    arm: (f32, f32),
+    grip: Point,
+    arm: Point,
     /// How far the hand starts from the grip (outside the picture).
     reach: f32,
     palm: f32,
@@ -760,7 +788,7 @@ impl<'a> Renderer<'a> {
         let (nx, ny) = (-vy, vx);
         let length = if pose.gripping { 1.15 } else { 1.6 };
         let (hx, hy) = pose.hand;
-        let mut shapes: Vec<((f32, f32), (f32, f32), f32)> = Vec::new();
+        let mut shapes: Vec<(Point, Point, f32)> = Vec::new();
         for k in [-0.62f32, -0.21, 0.21, 0.62] {
             let base = (
                 hx + vx * 0.4 * p + nx * k * p,
@@ -1167,7 +1195,7 @@ impl Canvas {
     /// Every pixel within `radius` of the segment `a`–`b`: per row, the
     /// union of the two end discs and the band between them (a convex
     /// shape, so one span).
-    fn capsule(&mut self, a: (f32, f32), b: (f32, f32), radius: f32, c: Rgb) {
+    fn capsule(&mut self, a: Point, b: Point, radius: f32, c: Rgb) {
         if radius <= 0.0 {
             return;
         }
