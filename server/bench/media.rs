@@ -289,6 +289,10 @@ struct Case<'a> {
 struct Timed {
     wall_ms: f64,
     cpu_ms: f64,
+    /// Time the process's threads were runnable but waiting for a CPU
+    /// (from /proc/…/schedstat): on a shared machine, most of the gap
+    /// between wall and CPU time.
+    wait_ms: f64,
 }
 
 /// What a case measured.
@@ -354,7 +358,9 @@ impl Measured {
     fn to_json(&self) -> Value {
         let runs = |v: &[Timed]| {
             v.iter()
-                .map(|t| json!({"wall_ms": round2(t.wall_ms), "cpu_ms": round2(t.cpu_ms)}))
+                .map(|t| {
+                    json!({"wall_ms": round2(t.wall_ms), "cpu_ms": round2(t.cpu_ms), "cpu_wait_ms": round2(t.wait_ms)})
+                })
                 .collect::<Vec<_>>()
         };
         json!({
@@ -364,6 +370,8 @@ impl Measured {
             "ours_cpu_ms": med(&self.ours, |t| t.cpu_ms).map(round2),
             "cli_ms": self.cli_ms().map(round2),
             "cli_cpu_ms": med(&self.cli, |t| t.cpu_ms).map(round2),
+            "ours_cpu_wait_ms": med(&self.ours, |t| t.wait_ms).map(round2),
+            "cli_cpu_wait_ms": med(&self.cli, |t| t.wait_ms).map(round2),
             "ratio": self.ratio().map(|r| (r * 1000.0).round() / 1000.0),
             "cpu_ratio": self.cpu_ratio().map(|r| (r * 1000.0).round() / 1000.0),
             "target": self.target.to_json(),
@@ -389,7 +397,9 @@ fn med(v: &[Timed], f: impl Fn(&Timed) -> f64) -> Option<f64> {
 fn x264_settings(limits: &MediaLimits) -> String {
     format!(
         "libx264 preset {X264_PRESET}, crf {X264_CRF}, yuv420p, threads {} (decoder and \
-         encoder), keyframe every 30 frames (1 s at 30 fps), no audio, +faststart",
+         encoder), keyframe every 30 frames (1 s at 30 fps), open GOP (ours clears libx264's \
+         default +cgop when it sets GLOBAL_HEADER; the CLI gets -flags:v -cgop to match; the \
+         x264 option strings written in both files are identical), no audio, +faststart",
         limits.threads_per_job.max(1)
     )
 }
@@ -442,6 +452,39 @@ fn measure_all(
                 .transpose()?,
             target,
         })
+    };
+
+    let transcode_cli = |extra: &[&str]| -> anyhow::Result<Vec<String>> {
+        let mut args = strings(&[
+            "-threads",
+            &threads,
+            "-i",
+            &path_arg(&inputs.mjpeg)?,
+            "-c:v",
+            "libx264",
+            "-preset",
+            X264_PRESET,
+            "-crf",
+            X264_CRF,
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            "30",
+            // Ours runs libx264 with an open GOP: `set_flags(GLOBAL_HEADER)`
+            // in transcode.rs replaces libx264's default `+cgop` flag.
+            "-flags:v",
+            "-cgop",
+            "-threads",
+            &threads,
+            "-an",
+        ]);
+        args.extend(strings(extra));
+        args.extend(strings(&[
+            "-movflags",
+            "+faststart",
+            &out("cli-transcode.mp4")?,
+        ]));
+        Ok(args)
     };
 
     let cases: Vec<Case> = vec![
@@ -568,29 +611,18 @@ fn measure_all(
                     o.frame_count, o.bytes
                 ))
             })),
-            cli: Some(strings(&[
-                "-threads",
-                &threads,
-                "-i",
-                &path_arg(&inputs.mjpeg)?,
-                "-c:v",
-                "libx264",
-                "-preset",
-                X264_PRESET,
-                "-crf",
-                X264_CRF,
-                "-pix_fmt",
-                "yuv420p",
-                "-g",
-                "30",
-                "-threads",
-                &threads,
-                "-an",
-                "-movflags",
-                "+faststart",
-                &out("cli-transcode.mp4")?,
-            ])),
+            cli: Some(transcode_cli(&[])?),
             target: Target::RatioAtMost(TARGET_TRANSCODE_RATIO),
+        },
+        Case {
+            key: "cli_transcode_filter_threads_auto",
+            title: "CLI transcode, filters auto",
+            ours_what: "-".into(),
+            ours: None,
+            // Our filter graph keeps libavfilter's default thread count (one
+            // per CPU); the CLI's follows the encoder's `-threads 1` unless told.
+            cli: Some(transcode_cli(&["-filter_threads", "0"])?),
+            target: Target::Info,
         },
         poster_case(
             "poster",
@@ -641,18 +673,28 @@ fn measure(case: &Case, reps: usize) -> anyhow::Result<Measured> {
         for side in if rep % 2 == 0 { [0, 1] } else { [1, 0] } {
             match (side, &case.ours, &case.cli) {
                 (0, Some(f), _) => {
-                    let (own0, t0) = (ProcCpu::read(), Instant::now());
+                    let (own0, wait0, t0) =
+                        (ProcCpu::read(), run_queue_wait_ns("self"), Instant::now());
                     f()?;
                     let wall_ms = t0.elapsed().as_secs_f64() * 1000.0;
                     let cpu_ms = ProcCpu::read().own_since(&own0) * 1000.0;
-                    ours.push(Timed { wall_ms, cpu_ms });
+                    let wait_ms = run_queue_wait_ns("self").saturating_sub(wait0) as f64 / 1e6;
+                    ours.push(Timed {
+                        wall_ms,
+                        cpu_ms,
+                        wait_ms,
+                    });
                 }
                 (1, _, Some(args)) => {
                     let (cpu0, t0) = (ProcCpu::read(), Instant::now());
-                    ffmpeg(args)?;
+                    let wait_ns = ffmpeg_watched(args)?;
                     let wall_ms = t0.elapsed().as_secs_f64() * 1000.0;
                     let cpu_ms = ProcCpu::read().children_since(&cpu0) * 1000.0;
-                    cli.push(Timed { wall_ms, cpu_ms });
+                    cli.push(Timed {
+                        wall_ms,
+                        cpu_ms,
+                        wait_ms: wait_ns as f64 / 1e6,
+                    });
                 }
                 _ => {}
             }
@@ -690,6 +732,8 @@ struct Ranges {
     p99_ms: f64,
     /// CPU seconds of this process (the server) during the wrk run.
     server_cpu_s: f64,
+    /// Of them, in the kernel.
+    server_sys_s: f64,
     /// CPU seconds of wrk.
     wrk_cpu_s: f64,
     others_cores: f64,
@@ -836,9 +880,10 @@ async fn range_phase(
             String::from_utf8_lossy(&output.stderr)
         );
         let w = WrkResult::parse(&stdout)?;
+        let server_sys_s = cpu1.own_sys_since(&cpu0);
         Ok::<_, anyhow::Error>((
             w,
-            cpu1.own_since(&cpu0),
+            (cpu1.own_since(&cpu0), server_sys_s),
             cpu1.children_since(&cpu0),
             others_cores,
         ))
@@ -846,7 +891,7 @@ async fn range_phase(
     .await;
     server.stop().await;
     db.close().await;
-    let (w, server_cpu_s, wrk_cpu_s, others_cores) = measured?;
+    let (w, (server_cpu_s, server_sys_s), wrk_cpu_s, others_cores) = measured?;
     let ok = w.requests.saturating_sub(w.errors);
     anyhow::ensure!(
         ok == 0 || w.bytes / ok.max(1) < MIB + 4096,
@@ -868,6 +913,7 @@ async fn range_phase(
         p50_ms: w.p50_us as f64 / 1000.0,
         p99_ms: w.p99_us as f64 / 1000.0,
         server_cpu_s,
+        server_sys_s,
         wrk_cpu_s,
         others_cores,
         raw_bytes,
@@ -1018,7 +1064,7 @@ fn print_table(cases: &[Measured], r: &Ranges, inputs: &Inputs, x264: &str) {
         inputs.served_bytes as f64 / MIB as f64,
     );
     println!(
-        "{:<30} {:>16} {:>16} {:>8} {:>9} {:>11} {:>7} {:>9} {:>7}",
+        "{:<30} {:>16} {:>16} {:>8} {:>9} {:>11} {:>7} {:>9} {:>7} {:>13}",
         "benchmark",
         "ours ms (cpu)",
         "CLI ms (cpu)",
@@ -1027,7 +1073,8 @@ fn print_table(cases: &[Measured], r: &Ranges, inputs: &Inputs, x264: &str) {
         "target",
         "met?",
         "on cpu?",
-        "others"
+        "others",
+        "wait ours/CLI"
     );
     for m in cases {
         let with_cpu = |wall: Option<f64>, v: &[Timed]| match wall {
@@ -1036,7 +1083,7 @@ fn print_table(cases: &[Measured], r: &Ranges, inputs: &Inputs, x264: &str) {
         };
         let ratio = |r: Option<f64>| r.map_or("-".into(), |r| format!("{r:.3}"));
         println!(
-            "{:<30} {:>16} {:>16} {:>8} {:>9} {:>11} {:>7} {:>9} {:>7.2}",
+            "{:<30} {:>16} {:>16} {:>8} {:>9} {:>11} {:>7} {:>9} {:>7.2} {:>13}",
             m.title,
             with_cpu(m.ours_ms(), &m.ours),
             with_cpu(m.cli_ms(), &m.cli),
@@ -1046,13 +1093,19 @@ fn print_table(cases: &[Measured], r: &Ranges, inputs: &Inputs, x264: &str) {
             m.met().map_or("-", verdict),
             m.met_on_cpu().map_or("-", verdict),
             m.others_cores,
+            format!(
+                "{}/{}",
+                med(&m.ours, |t| t.wait_ms).map_or("-".into(), |w| format!("{w:.0}")),
+                med(&m.cli, |t| t.wait_ms).map_or("-".into(), |w| format!("{w:.0}"))
+            ),
         );
     }
     println!(
         "(ms: median wall time; cpu: median CPU ms of the run, user + system, 10 ms ticks; \
          ratio: ours / CLI on wall time, which the targets use; cpu ratio: the same on CPU \
          time; on cpu?: the target judged on CPU time; others: cores other processes kept busy \
-         during the case, on average)"
+         during the case, on average; wait: median ms the work was runnable but waiting for a \
+         CPU, from schedstat, summed over its threads)"
     );
     for m in cases {
         println!("  {}:", m.title);
@@ -1079,6 +1132,18 @@ fn print_table(cases: &[Measured], r: &Ranges, inputs: &Inputs, x264: &str) {
          our decoders use MediaLimits::threads_per_job (1)"
     );
     println!("transcode settings, both sides: {x264}");
+    let by_key = |key: &str| cases.iter().find(|m| m.key == key);
+    if let (Some(ours), Some(auto)) = (
+        by_key("transcode").and_then(Measured::ours_ms),
+        by_key("cli_transcode_filter_threads_auto").and_then(Measured::cli_ms),
+    ) {
+        println!(
+            "note: our transcode against the CLI with our filter threading (-filter_threads 0, \
+             one filter thread per CPU): {:.3}× ({ours:.1} / {auto:.1} ms); the filter \
+             graph's threads are the one setting the plain CLI command does not share",
+            ours / auto
+        );
+    }
     println!();
     println!(
         "range serving: GET /api/v1/clips/{{id}}/video, random 1 MiB-aligned 1 MiB ranges of a \
@@ -1098,9 +1163,12 @@ fn print_table(cases: &[Measured], r: &Ranges, inputs: &Inputs, x264: &str) {
         r.p99_ms
     );
     println!(
-        "  server CPU {:.2} cores → {:.2} GB/s per core (wrk used {:.2} cores; server + wrk: \
-         {:.2} GB/s per core); others kept {:.2} cores busy",
+        "  server CPU {:.2} cores ({:.0} % in the kernel; {:.0} µs per request) → {:.2} GB/s per \
+         core (wrk used {:.2} cores; server + wrk: {:.2} GB/s per core); others kept {:.2} cores \
+         busy",
         r.server_cores(),
+        100.0 * r.server_sys_s / r.server_cpu_s.max(1e-9),
+        1e6 * r.server_cpu_s / r.requests.max(1) as f64,
         r.gbps_per_core(),
         r.wrk_cpu_s / r.seconds,
         r.gbps_per_core_with_client(),
@@ -1157,6 +1225,8 @@ fn to_json(
             "gb_per_s_per_core": round2(r.gbps_per_core()),
             "gb_per_s_per_core_incl_wrk": round2(r.gbps_per_core_with_client()),
             "wrk_cores": round2(r.wrk_cpu_s / r.seconds),
+            "server_cpu_s": round2(r.server_cpu_s),
+            "server_sys_cpu_s": round2(r.server_sys_s),
             "p50_ms": round2(r.p50_ms),
             "p99_ms": round2(r.p99_ms),
             "raw_gb_per_s": round2(r.raw_gbps()),
@@ -1212,6 +1282,57 @@ fn ffmpeg(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// [`ffmpeg`], while another thread watches the child's run-queue wait;
+/// returns that wait in ns (up to the last look, every 5 ms, before it exits).
+fn ffmpeg_watched(args: &[String]) -> anyhow::Result<u64> {
+    let child = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running ffmpeg")?;
+    let pid = child.id().to_string();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut most = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                most = most.max(run_queue_wait_ns(&pid));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            most
+        })
+    };
+    let output = child.wait_with_output();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let wait_ns = watcher.join().unwrap_or(0);
+    let output = output.context("running ffmpeg")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{} failed: {}",
+        cli_line(args),
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    Ok(wait_ns)
+}
+
+/// Nanoseconds the threads of process `pid` ("self" for this one) spent
+/// runnable but waiting for a CPU, summed over the threads alive now
+/// (second field of /proc/PID/task/TID/schedstat).
+fn run_queue_wait_ns(pid: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum()
+}
+
 fn cli_line(args: &[String]) -> String {
     format!(
         "ffmpeg -hide_banner -loglevel error -nostdin -y {}",
@@ -1262,6 +1383,8 @@ fn clock_ticks() -> f64 {
 #[derive(Debug, Clone, Copy, Default)]
 struct ProcCpu {
     own: u64,
+    /// Of `own`, the time in the kernel (system calls: reads, socket writes).
+    own_sys: u64,
     children: u64,
 }
 
@@ -1278,6 +1401,7 @@ impl ProcCpu {
         let at = |i: usize| f.get(i - 3).copied().unwrap_or(0);
         ProcCpu {
             own: at(14) + at(15),
+            own_sys: at(15),
             children: at(16) + at(17),
         }
     }
@@ -1285,6 +1409,11 @@ impl ProcCpu {
     /// Seconds of CPU this process used since `earlier`.
     fn own_since(&self, earlier: &ProcCpu) -> f64 {
         self.own.saturating_sub(earlier.own) as f64 / clock_ticks()
+    }
+
+    /// Of [`own_since`](ProcCpu::own_since), the seconds in the kernel.
+    fn own_sys_since(&self, earlier: &ProcCpu) -> f64 {
+        self.own_sys.saturating_sub(earlier.own_sys) as f64 / clock_ticks()
     }
 
     /// Seconds of CPU children used since `earlier` (counted when waited for).
