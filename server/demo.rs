@@ -9,9 +9,10 @@ use rand::Rng;
 use serde_json::json;
 
 use crate::auth::{digest, generate_password, hash_password, Role};
+use crate::db::clips::{self, NewClip};
 use crate::db::products::{self, Product};
 use crate::db::stores::{self, Store};
-use crate::db::{clips, events, new_id, receipts, users};
+use crate::db::{events, new_id, receipts, users};
 use crate::domain::event::{CandidateInput, EventInput};
 use crate::domain::time::format_rfc3339_ms;
 use crate::media::synth::{self, ShelfAction, ShelfCamera, ShelfScene};
@@ -326,52 +327,51 @@ fn camera_id(camera: ShelfCamera) -> String {
 }
 
 /// Renders one event's clips (both cameras, on the media runner) and stores
-/// them as an upload would be: the blob, then the clip row, which queues
-/// its processing. Returns the clip ids, front camera first.
+/// them as an upload would be, all or none: either every camera's clip is
+/// stored and queued for processing, or none is (the event then goes in
+/// without clips, and no clip is left that no event shows). Returns the
+/// clip ids, front camera first.
 async fn film(
     state: &AppState,
     store_id: &str,
     event_id: &str,
     shot: &Shot,
 ) -> anyhow::Result<Vec<String>> {
-    let takes: Vec<(ShelfCamera, String, TempFile)> = ShelfCamera::ALL
+    let takes: Vec<(String, String, TempFile)> = ShelfCamera::ALL
         .iter()
         .map(|&camera| {
             let id = new_id();
             let path = state.scratch.join(format!("demo-{id}.mp4"));
-            (camera, id, TempFile(path))
+            (camera_id(camera), id, TempFile(path))
         })
         .collect();
-    let renders = takes.iter().map(|(camera, _, file)| {
-        let scene = shot.scene(*camera);
-        let path = file.0.clone();
-        state.media.run("render_shelf_clip", move |_, cancel| {
-            synth::render_shelf_clip(&scene, &path, cancel)
-        })
-    });
+    let renders = ShelfCamera::ALL
+        .iter()
+        .zip(&takes)
+        .map(|(camera, (_, _, file))| {
+            let scene = shot.scene(*camera);
+            let path = file.0.clone();
+            state.media.run("render_shelf_clip", move |_, cancel| {
+                synth::render_shelf_clip(&scene, &path, cancel)
+            })
+        });
     for rendered in futures::future::join_all(renders).await {
         rendered.map_err(|e| anyhow::anyhow!("rendering the footage of {event_id}: {e}"))?;
     }
     let started_at = shot.at - i64::from(CLIP_MS / 2);
-    let mut ids = Vec::with_capacity(takes.len());
-    for (camera, id, file) in &takes {
-        let size = state
-            .blobs
-            .put_file(&clips::blob_key(store_id, id, "source"), &file.0)
-            .await?;
-        clips::create(
-            &state.db,
+    let new_clips: Vec<NewClip> = takes
+        .iter()
+        .map(|(camera_id, id, file)| NewClip {
             id,
-            store_id,
-            &camera_id(*camera),
-            Some(started_at),
-            size as i64,
-            state.now(),
-        )
-        .await?;
-        ids.push(id.clone());
-    }
-    Ok(ids)
+            camera_id,
+            started_at: Some(started_at),
+            path: &file.0,
+        })
+        .collect();
+    clips::store_clips(&state.db, &state.blobs, store_id, &new_clips, state.now())
+        .await
+        .map_err(|e| anyhow::anyhow!("storing the footage of {event_id}: {e:#}"))?;
+    Ok(takes.into_iter().map(|(_, id, _)| id).collect())
 }
 
 /// A rendered clip in the scratch directory, removed once stored (or not).

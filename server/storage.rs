@@ -215,6 +215,25 @@ impl Blobs {
         Ok(total)
     }
 
+    /// The blobs whose keys start with the segments of `prefix`, each with
+    /// when it was last written (epoch ms), in no particular order.
+    pub fn list(
+        &self,
+        prefix: &str,
+    ) -> futures::stream::BoxStream<'static, anyhow::Result<(String, i64)>> {
+        use futures::StreamExt;
+        self.store
+            .list(Some(&Key::from(prefix)))
+            .map(|meta| {
+                let meta = meta.context("listing blobs")?;
+                Ok((
+                    meta.location.to_string(),
+                    meta.last_modified.timestamp_millis(),
+                ))
+            })
+            .boxed()
+    }
+
     /// Deletes a blob; deleting a missing one is not an error.
     pub async fn delete(&self, key: &str) -> anyhow::Result<()> {
         match self.store.delete(&Key::from(key)).await {

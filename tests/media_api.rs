@@ -7,56 +7,98 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
-use common::{code, event, Backend, TestApp};
+use common::{code, event, files_under, fixture, run_media_jobs, Backend, TestApp};
 use recount::auth::Role;
+use recount::db::clips::{self, Swept};
+use recount::db::new_id;
 
 const UNSURE: &[(&str, f64)] = &[("milk", 0.55), ("cola", 0.30)];
 
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/fixtures/media/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
-
-async fn upload(app: &TestApp, key: &str, name: &str, start: Option<&str>) -> (StatusCode, Value) {
+/// Posts a fixture as camera `cam-1`'s video to `/api/v1/{route}`, with
+/// its start time as `(header, value)` when given.
+async fn post_video(
+    app: &TestApp,
+    key: &str,
+    route: &str,
+    name: &str,
+    start: Option<(&str, &str)>,
+) -> (StatusCode, Value) {
     let mut req = app
         .http
-        .post(format!("{}/api/v1/clips", app.base))
+        .post(format!("{}/api/v1/{route}", app.base))
         .bearer_auth(key)
         .header("content-type", "video/mp4")
         .header("x-camera-id", "cam-1")
         .body(fixture(name));
-    if let Some(s) = start {
-        req = req.header("x-clip-start", s);
+    if let Some((header, value)) = start {
+        req = req.header(header, value);
     }
     common::read(req.send().await.unwrap()).await
 }
 
-/// Runs media jobs until none is due.
-async fn run_media_jobs(app: &TestApp) -> usize {
-    let client = recount::jobs::webhook::client(&app.state.config);
-    let mut n = 0;
-    while recount::jobs::run_next_job(&app.state, &client, recount::jobs::MEDIA_JOBS)
-        .await
-        .unwrap()
-    {
-        n += 1;
-        assert!(n < 50, "media jobs never settle");
-    }
-    n
+async fn upload(app: &TestApp, key: &str, name: &str, start: Option<&str>) -> (StatusCode, Value) {
+    post_video(app, key, "clips", name, start.map(|s| ("x-clip-start", s))).await
 }
 
 async fn get(app: &TestApp, path: &str, bearer: &str, range: Option<&str>) -> reqwest::Response {
+    send(app, Method::GET, path, bearer, range).await
+}
+
+async fn send(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    bearer: &str,
+    range: Option<&str>,
+) -> reqwest::Response {
     let mut req = app
         .http
-        .get(format!("{}{path}", app.base))
+        .request(method, format!("{}{path}", app.base))
         .bearer_auth(bearer);
     if let Some(r) = range {
         req = req.header("range", r);
     }
     req.send().await.unwrap()
+}
+
+/// The status of a GET and its error code (empty when it succeeded).
+async fn answer(app: &TestApp, path: &str, bearer: &str) -> (StatusCode, String) {
+    let (status, body) = common::read(get(app, path, bearer, None).await).await;
+    let code = if status.is_success() { "" } else { code(&body) };
+    (status, code.to_string())
+}
+
+async fn upload_footage(
+    app: &TestApp,
+    key: &str,
+    name: &str,
+    start: Option<&str>,
+) -> (StatusCode, Value) {
+    let start = start.map(|s| ("x-footage-start", s));
+    post_video(app, key, "footage", name, start).await
+}
+
+/// Uploads `h264.mp4` (starting 2 s before the events), posts one unsure
+/// event naming it per id, and processes it all; returns the clip id.
+async fn clip_shown_by(app: &TestApp, key: &str, event_ids: &[&str]) -> String {
+    let (s, clip) = upload(app, key, "h264.mp4", Some("2026-11-25T09:59:58Z")).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{clip}");
+    let clip_id = clip["clip_id"].as_str().unwrap().to_string();
+    for (i, id) in event_ids.iter().enumerate() {
+        let mut ev = event(id, &format!("s{i}"), "pick", 1, UNSURE);
+        ev["clips"] = json!([clip_id]);
+        let (s, out) = app.events(key, ev).await;
+        assert_eq!(s, StatusCode::OK, "{out}");
+    }
+    run_media_jobs(app).await;
+    clip_id
+}
+
+/// Claims a task; returns its id.
+async fn claim_task(app: &TestApp, token: &str) -> String {
+    let (s, claim) = app.claim(token).await;
+    assert_eq!(s, StatusCode::OK, "{claim}");
+    claim["task"]["task_id"].as_str().unwrap().to_string()
 }
 
 async fn a_clip_is_processed_and_its_task_waits_for_it(backend: Backend) {
@@ -163,7 +205,7 @@ async fn a_clip_is_processed_and_its_task_waits_for_it(backend: Backend) {
     assert_eq!((s, code(&b)), (StatusCode::NOT_FOUND, "unknown-clip"));
     // The owning store may.
     assert_eq!(
-        get(&app, &video_url, &key, Some("bytes=0-0"))
+        get(&app, &video_url, &key, Some("bytes=0-1023"))
             .await
             .status(),
         StatusCode::PARTIAL_CONTENT
@@ -302,7 +344,7 @@ async fn uploads_that_are_not_usable_video_are_refused_and_nothing_is_stored(bac
     );
     assert_eq!(app.count("SELECT COUNT(*) FROM clips").await, 0);
     assert_eq!(app.count("SELECT COUNT(*) FROM jobs").await, 0);
-    let stored = walk(&blobs);
+    let stored = files_under(&blobs);
     assert!(stored.is_empty(), "blobs stored: {stored:?}");
 }
 dual!(uploads_that_are_not_usable_video_are_refused_and_nothing_is_stored);
@@ -319,21 +361,6 @@ async fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     cond()
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 async fn events_must_name_clips_of_their_own_store(backend: Backend) {
@@ -362,18 +389,7 @@ async fn events_can_name_windows_of_camera_footage(backend: Backend) {
     let app = TestApp::start(backend).await;
     let (_, key) = app.store_with_catalog().await;
     let ann = app.user("ann", Role::Labeler).await;
-    let resp = app
-        .http
-        .post(format!("{}/api/v1/footage", app.base))
-        .bearer_auth(&key)
-        .header("content-type", "video/mp4")
-        .header("x-camera-id", "cam-1")
-        .header("x-footage-start", "2026-11-25T10:00:00Z")
-        .body(fixture("h264.mp4"))
-        .send()
-        .await
-        .unwrap();
-    let (s, footage) = common::read(resp).await;
+    let (s, footage) = upload_footage(&app, &key, "h264.mp4", Some("2026-11-25T10:00:00Z")).await;
     assert_eq!(s, StatusCode::CREATED, "{footage}");
     assert_eq!(footage["started_at"], "2026-11-25T10:00:00.000Z");
     assert_eq!(footage["duration_ms"], 4000);
@@ -425,20 +441,381 @@ async fn events_can_name_windows_of_camera_footage(backend: Backend) {
     );
 
     // Footage needs its start time.
-    let resp = app
-        .http
-        .post(format!("{}/api/v1/footage", app.base))
-        .bearer_auth(&key)
-        .header("content-type", "video/mp4")
-        .header("x-camera-id", "cam-1")
-        .body(fixture("h264.mp4"))
-        .send()
-        .await
-        .unwrap();
-    let (s, b) = common::read(resp).await;
+    let (s, b) = upload_footage(&app, &key, "h264.mp4", None).await;
     assert_eq!(
         (s, code(&b)),
         (StatusCode::UNPROCESSABLE_ENTITY, "missing-footage-start")
     );
 }
 dual!(events_can_name_windows_of_camera_footage);
+
+async fn a_task_poster_is_only_for_the_labeler_holding_that_task(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, key) = app.store_with_catalog().await;
+    let ann = app.user("ann", Role::Labeler).await;
+    let bob = app.user("bob", Role::Labeler).await;
+    let carol = app.user("carol", Role::Labeler).await;
+    let sue = app.user("sue", Role::Supervisor).await;
+    let (_, other_store) = app.store("Other", None).await;
+    // Two events, so two tasks, show the same clip: ann holds one, bob the other.
+    let clip_id = clip_shown_by(&app, &key, &["e1", "e2"]).await;
+    let ann_task = claim_task(&app, &ann).await;
+    let bob_task = claim_task(&app, &bob).await;
+    assert_ne!(ann_task, bob_task);
+    let poster = |task: &str| format!("/api/v1/tasks/{task}/clips/{clip_id}/poster");
+    let clip_routes = [
+        format!("/api/v1/clips/{clip_id}"),
+        format!("/api/v1/clips/{clip_id}/video"),
+        format!("/api/v1/clips/{clip_id}/filmstrip"),
+    ];
+    let ok = (StatusCode::OK, String::new());
+    let forbidden = (StatusCode::FORBIDDEN, "clip-forbidden".to_string());
+
+    // Each labeler sees the clip, but only the poster of the task they hold.
+    for (token, own, others) in [(&ann, &ann_task, &bob_task), (&bob, &bob_task, &ann_task)] {
+        for route in &clip_routes {
+            assert_eq!(answer(&app, route, token).await, ok, "{route}");
+        }
+        assert_eq!(answer(&app, &poster(own), token).await, ok);
+        assert_eq!(
+            answer(&app, &poster(others), token).await,
+            forbidden,
+            "a labeler fetched the poster of another labeler's task"
+        );
+        assert_eq!(
+            answer(&app, &poster("no-such-task"), token).await,
+            forbidden
+        );
+    }
+    // A labeler holding nothing gets nothing, on every route alike.
+    for route in clip_routes.iter().chain([&poster(&ann_task)]) {
+        assert_eq!(answer(&app, route, &carol).await, forbidden, "{route}");
+    }
+    // The owning store and supervisors see every task's poster; another
+    // store is told the clip does not exist, on every route alike.
+    for token in [&key, &sue] {
+        assert_eq!(answer(&app, &poster(&ann_task), token).await, ok);
+        assert_eq!(answer(&app, &poster(&bob_task), token).await, ok);
+        assert_eq!(
+            answer(&app, &poster("no-such-task"), token).await,
+            (StatusCode::NOT_FOUND, "clip-not-ready".to_string())
+        );
+    }
+    for route in clip_routes.iter().chain([&poster(&ann_task)]) {
+        assert_eq!(
+            answer(&app, route, &other_store).await,
+            (StatusCode::NOT_FOUND, "unknown-clip".to_string()),
+            "{route}"
+        );
+    }
+    // Once ann has answered, her task's poster is closed to her too.
+    let (s, v) = app
+        .verdict(&ann, &ann_task, json!({"cant_tell": true}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(answer(&app, &poster(&ann_task), &ann).await, forbidden);
+    assert_eq!(answer(&app, &clip_routes[1], &ann).await, forbidden);
+    assert_eq!(answer(&app, &poster(&bob_task), &bob).await, ok);
+}
+dual!(a_task_poster_is_only_for_the_labeler_holding_that_task);
+
+async fn only_gets_that_send_bytes_from_the_start_are_views(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, key) = app.store_with_catalog().await;
+    let ann = app.user("ann", Role::Labeler).await;
+    let clip_id = clip_shown_by(&app, &key, &["e1"]).await;
+    let task = claim_task(&app, &ann).await;
+    let video = format!("/api/v1/clips/{clip_id}/video");
+    let filmstrip = format!("/api/v1/clips/{clip_id}/filmstrip");
+    let poster = format!("/api/v1/tasks/{task}/clips/{clip_id}/poster");
+    let views = || app.count("SELECT COUNT(*) FROM clip_views");
+
+    // HEAD answers like GET, without a body and without a view.
+    let resp = send(&app, Method::HEAD, &video, &ann, None).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "video/mp4");
+    let size: u64 = resp.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(size > 1000, "{size}");
+    assert!(resp.bytes().await.unwrap().is_empty());
+    let resp = send(&app, Method::HEAD, &video, &ann, Some("bytes=0-99")).await;
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(resp.headers()["content-length"], "100");
+    assert_eq!(
+        resp.headers()["content-range"].to_str().unwrap(),
+        format!("bytes 0-99/{size}")
+    );
+    for path in [&filmstrip, &poster] {
+        let resp = send(&app, Method::HEAD, path, &ann, None).await;
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        assert_eq!(resp.headers()["content-type"], "image/jpeg");
+    }
+    assert_eq!(views().await, 0, "HEAD requests were recorded as views");
+
+    // A probe of the first bytes is no view; a refused range neither.
+    let resp = get(&app, &video, &ann, Some("bytes=0-1")).await;
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(resp.bytes().await.unwrap().len(), 2);
+    let resp = get(&app, &video, &ann, Some(&format!("bytes={size}-"))).await;
+    assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(views().await, 0);
+
+    // Playback from byte 0 is one view, whatever ranges follow it.
+    let resp = get(&app, &video, &ann, Some("bytes=0-")).await;
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(resp.bytes().await.unwrap().len() as u64, size);
+    let resp = get(&app, &video, &ann, Some("bytes=100-199")).await;
+    assert_eq!(resp.bytes().await.unwrap().len(), 100);
+    assert_eq!(views().await, 1);
+    // Whole artifacts are views.
+    let resp = get(&app, &video, &ann, None).await;
+    assert_eq!(resp.bytes().await.unwrap().len() as u64, size);
+    for path in [&filmstrip, &poster] {
+        let resp = get(&app, path, &ann, None).await;
+        assert_eq!(&resp.bytes().await.unwrap()[..2], &[0xFF, 0xD8]);
+    }
+    assert_eq!(views().await, 4);
+    for (artifact, n) in [("video", 2), ("filmstrip", 1), ("poster", 1)] {
+        let sql = format!(
+            "SELECT COUNT(*) FROM clip_views WHERE artifact = '{artifact}' AND clip_id = '{clip_id}' \
+             AND viewer_kind = 'user'"
+        );
+        assert_eq!(app.count(&sql).await, n, "{artifact}");
+    }
+}
+dual!(only_gets_that_send_bytes_from_the_start_are_views);
+
+/// The keys stored in the local blob directory, sorted.
+fn stored_keys(app: &TestApp) -> Vec<String> {
+    let root = app.data_dir.path().join("blobs");
+    let mut keys: Vec<String> = files_under(&root)
+        .iter()
+        .map(|p| {
+            p.strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+async fn interrupted_uploads_are_swept_and_accepted_ones_never_are(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (store_id, key) = app.store_with_catalog().await;
+    // Accepted: a clip and a recording.
+    let (s, clip) = upload(&app, &key, "h264.mp4", None).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{clip}");
+    let clip_id = clip["clip_id"].as_str().unwrap().to_string();
+    let (s, footage) = upload_footage(&app, &key, "vp9.webm", Some("2026-11-25T10:00:00Z")).await;
+    assert_eq!(s, StatusCode::CREATED, "{footage}");
+    let footage_id = footage["footage_id"].as_str().unwrap().to_string();
+    let accepted = [
+        clips::blob_key(&store_id, &clip_id, "source"),
+        clips::footage_key(&store_id, &footage_id),
+    ];
+
+    // What crashes leave: a clip row still uploading with its blob, a
+    // recording still uploading without one, and blobs no row owns.
+    let db = app.state.db.writer();
+    let (stuck_clip, stuck_footage) = (new_id(), new_id());
+    let stuck_key = clips::blob_key(&store_id, &stuck_clip, "source");
+    sqlx::query(
+        "INSERT INTO clips (id, store_id, camera_id, status, source_key, created_at, updated_at) \
+         VALUES ($1, $2, 'cam-1', 'uploading', $3, $4, $4)",
+    )
+    .bind(&stuck_clip)
+    .bind(&store_id)
+    .bind(&stuck_key)
+    .bind(app.state.now())
+    .execute(db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO footage (id, store_id, camera_id, started_at, ended_at, size_bytes, source_key, \
+         created_at, status) VALUES ($1, $2, 'cam-9', $3, $4, 0, $5, $3, 'uploading')",
+    )
+    .bind(&stuck_footage)
+    .bind(&store_id)
+    .bind(common::T0)
+    .bind(common::T0 + 4_000)
+    .bind(clips::footage_key(&store_id, &stuck_footage))
+    .execute(db)
+    .await
+    .unwrap();
+    let orphans = [
+        clips::blob_key(&store_id, &new_id(), "source"),
+        clips::footage_key(&store_id, &new_id()),
+    ];
+    for k in orphans.iter().chain([&stuck_key]) {
+        app.state
+            .blobs
+            .put_bytes(k, fixture("vp9.webm"))
+            .await
+            .unwrap();
+    }
+
+    // An upload that has not finished does not exist for the API: its clip
+    // is unknown, and its recording covers no window.
+    assert_eq!(
+        answer(&app, &format!("/api/v1/clips/{stuck_clip}"), &key).await,
+        (StatusCode::NOT_FOUND, "unknown-clip".to_string())
+    );
+    let mut ev = event("e1", "s1", "pick", 1, UNSURE);
+    ev["clips"] = json!([stuck_clip]);
+    let (s, b) = app.events(&key, ev.clone()).await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "unknown-clip")
+    );
+    ev["clips"] = json!([]);
+    ev["cameras"] = json!([{"camera_id": "cam-9", "from": "2026-11-25T10:00:01Z", "to": "2026-11-25T10:00:02Z"}]);
+    let (s, b) = app.events(&key, ev).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM clips WHERE camera_id = 'cam-9' AND error_code = 'footage-gap'"
+        )
+        .await,
+        1
+    );
+
+    // Too young to be taken for abandoned: they may be uploads in progress.
+    let mut all: Vec<String> = accepted.iter().chain(&orphans).cloned().collect();
+    all.push(stuck_key.clone());
+    all.sort();
+    assert_eq!(
+        recount::jobs::sweep_uploads(&app.state).await.unwrap(),
+        Swept::default()
+    );
+    assert_eq!(stored_keys(&app), all);
+
+    // Past the grace period (blob times are the wall clock's), the sweep a
+    // restart runs removes them all, and nothing that was accepted.
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let now = app.state.now();
+    app.clock
+        .advance(wall.max(now) + clips::UPLOAD_GRACE_MS + 1_000 - now);
+    let swept = recount::jobs::sweep_uploads(&app.state).await.unwrap();
+    assert_eq!(swept, Swept { rows: 2, blobs: 2 });
+    let mut kept = accepted.to_vec();
+    kept.sort();
+    assert_eq!(stored_keys(&app), kept);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM clips WHERE status = 'uploading'")
+            .await,
+        0
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM footage").await, 1);
+
+    // The accepted clip is processed and served; the accepted recording is
+    // still cut; a second sweep finds nothing to remove.
+    let mut ev = event("e2", "s2", "pick", 1, UNSURE);
+    ev["clips"] = json!([clip_id]);
+    ev["cameras"] = json!([{"camera_id": "cam-1", "from": "2026-11-25T10:00:00.500Z", "to": "2026-11-25T10:00:01.500Z"}]);
+    let (s, b) = app.events(&key, ev).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let task_id = b["task_id"].as_str().expect("a review task").to_string();
+    run_media_jobs(&app).await;
+    let sue = app.user("sue", Role::Supervisor).await;
+    let (s, detail) = app
+        .call(Method::GET, &format!("/api/v1/tasks/{task_id}"), &sue, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{detail}");
+    let shown = detail["task"]["clips"].as_array().unwrap();
+    assert_eq!(shown.len(), 2, "{detail}");
+    for c in shown {
+        assert_eq!(c["status"], "ready", "{c}");
+        let resp = get(&app, c["video_url"].as_str().unwrap(), &sue, None).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+    assert_eq!(
+        recount::jobs::sweep_uploads(&app.state).await.unwrap(),
+        Swept::default()
+    );
+    let stored = stored_keys(&app);
+    for k in &accepted {
+        assert!(stored.contains(k), "{k} is gone: {stored:?}");
+    }
+}
+dual!(interrupted_uploads_are_swept_and_accepted_ones_never_are);
+
+async fn an_upload_that_cannot_be_stored_leaves_nothing_behind(backend: Backend) {
+    let app = TestApp::start_with(backend, |c| c.max_upload_bytes = 100_000).await;
+    let (store_id, key) = app.store_with_catalog().await;
+    let nothing_stored = || async {
+        for table in ["clips", "footage", "jobs"] {
+            let n = app.count(&format!("SELECT COUNT(*) FROM {table}")).await;
+            assert_eq!(n, 0, "rows left in {table}");
+        }
+    };
+    // Refused recordings (clips: see above) store nothing.
+    for (name, status, expected) in [
+        ("text.mp4", StatusCode::UNPROCESSABLE_ENTITY, "not-video"),
+        (
+            "truncated.mp4",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "truncated",
+        ),
+        (
+            "h264.mp4",
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "upload-too-large",
+        ),
+    ] {
+        let (s, b) = upload_footage(&app, &key, name, Some("2026-11-25T10:00:00Z")).await;
+        assert_eq!((s, code(&b)), (status, expected), "{name}");
+    }
+    nothing_stored().await;
+    assert_eq!(stored_keys(&app), Vec::<String>::new());
+
+    // The blob store fails once the row is recorded: a file stands where
+    // the store's directories go. The upload fails whole.
+    let blockers = [format!("clips/{store_id}"), format!("footage/{store_id}")];
+    let root = app.data_dir.path().join("blobs");
+    for b in &blockers {
+        std::fs::create_dir_all(root.join(b).parent().unwrap()).unwrap();
+        std::fs::write(root.join(b), b"not a directory").unwrap();
+    }
+    let (s, b) = upload(&app, &key, "vp9.webm", None).await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::INTERNAL_SERVER_ERROR, "internal-error")
+    );
+    let (s, b) = upload_footage(&app, &key, "vp9.webm", Some("2026-11-25T10:00:00Z")).await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::INTERNAL_SERVER_ERROR, "internal-error")
+    );
+    nothing_stored().await;
+    assert_eq!(stored_keys(&app), blockers.to_vec());
+
+    // Once the store works again, the same uploads are accepted.
+    for b in &blockers {
+        std::fs::remove_file(root.join(b)).unwrap();
+    }
+    let (s, b) = upload(&app, &key, "vp9.webm", None).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    let (s, b) = upload_footage(&app, &key, "vp9.webm", Some("2026-11-25T10:00:00Z")).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM clips WHERE status = 'processing'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM footage WHERE status = 'ready'")
+            .await,
+        1
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM jobs").await, 1);
+    assert_eq!(stored_keys(&app).len(), 2);
+}
+dual!(an_upload_that_cannot_be_stored_leaves_nothing_behind);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 
-use common::{Backend, TestApp};
+use common::{files_under, fixture, run_media_jobs, Backend, TestApp};
 use recount::config::Config;
 use recount::storage::Blobs;
 
@@ -271,11 +271,7 @@ async fn a_clip_is_stored_processed_and_served_from_s3() {
     let app = TestApp::start_with(Backend::Sqlite, |c| moto.configure(c, "bucket")).await;
     let (store_id, key) = app.store_with_catalog().await;
 
-    let video = std::fs::read(format!(
-        "{}/fixtures/media/h264.mp4",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
+    let video = fixture("h264.mp4");
     let resp = app
         .http
         .post(format!("{}/api/v1/clips", app.base))
@@ -304,15 +300,7 @@ async fn a_clip_is_stored_processed_and_served_from_s3() {
         "the stored source differs from the upload"
     );
 
-    let client = recount::jobs::webhook::client(&app.state.config);
-    let mut jobs = 0;
-    while recount::jobs::run_next_job(&app.state, &client, recount::jobs::MEDIA_JOBS)
-        .await
-        .unwrap()
-    {
-        jobs += 1;
-        assert!(jobs < 20, "media jobs never settle");
-    }
+    run_media_jobs(&app).await;
     let (_, status) = app
         .call(Method::GET, &format!("/api/v1/clips/{clip_id}"), &key, None)
         .await;
@@ -351,8 +339,6 @@ async fn a_clip_is_stored_processed_and_served_from_s3() {
     assert!(keys.len() >= 3, "{keys:?}");
     assert!(keys.iter().all(|k| k.contains(&clip_id)), "{keys:?}");
     let blobs = app.data_dir.path().join("blobs");
-    let local: Vec<_> = std::fs::read_dir(&blobs)
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
+    let local = files_under(&blobs);
     assert!(local.is_empty(), "blobs written locally: {local:?}");
 }

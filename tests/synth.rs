@@ -8,12 +8,15 @@ mod common;
 use std::path::Path;
 use std::time::Instant;
 
-use ffmpeg_next as ff;
 use image::RgbImage;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 
-use common::{Backend, TestApp};
+use common::{
+    assert_moov_before_mdat, code, decode_frames, files_under, run_media_jobs, Backend, TestApp,
+};
 use recount::auth::Role;
+use recount::db::clips::{self, NewClip};
+use recount::db::new_id;
 use recount::media::synth::{self, Rect, ShelfAction, ShelfCamera, ShelfScene};
 use recount::media::{self, Cancel, MediaError, MediaLimits};
 
@@ -44,86 +47,6 @@ fn render(scene: &ShelfScene, dir: &Path, name: &str) -> std::path::PathBuf {
         started.elapsed().as_millis()
     );
     out
-}
-
-/// Every frame of `path`, RGB, in presentation order, with its time in ms.
-fn decode_all(path: &Path) -> Vec<(i64, RgbImage)> {
-    ff::init().expect("ffmpeg");
-    let mut ictx = ff::format::input(path).expect("open");
-    let stream = ictx.streams().best(ff::media::Type::Video).expect("video");
-    let index = stream.index();
-    let tb = stream.time_base();
-    let mut decoder = ff::codec::context::Context::from_parameters(stream.parameters())
-        .expect("params")
-        .decoder()
-        .video()
-        .expect("decoder");
-    let mut scaler: Option<ff::software::scaling::Context> = None;
-    let mut frames = Vec::new();
-    let mut receive = |decoder: &mut ff::decoder::Video, frames: &mut Vec<(i64, RgbImage)>| {
-        let mut frame = ff::frame::Video::empty();
-        while decoder.receive_frame(&mut frame).is_ok() {
-            let scaler = scaler.get_or_insert_with(|| {
-                ff::software::scaling::Context::get(
-                    frame.format(),
-                    frame.width(),
-                    frame.height(),
-                    ff::format::Pixel::RGB24,
-                    frame.width(),
-                    frame.height(),
-                    ff::software::scaling::Flags::BICUBIC,
-                )
-                .expect("scaler")
-            });
-            let mut rgb = ff::frame::Video::empty();
-            scaler.run(&frame, &mut rgb).expect("scale");
-            let pts = frame.timestamp().expect("pts");
-            let ms = (pts as f64 * f64::from(tb) * 1000.0).round() as i64;
-            frames.push((ms, to_image(&rgb)));
-        }
-    };
-    for (stream, packet) in ictx.packets() {
-        if stream.index() == index {
-            decoder.send_packet(&packet).expect("send");
-            receive(&mut decoder, &mut frames);
-        }
-    }
-    decoder.send_eof().expect("eof");
-    receive(&mut decoder, &mut frames);
-    frames
-}
-
-fn to_image(frame: &ff::frame::Video) -> RgbImage {
-    let (w, h, stride) = (frame.width(), frame.height(), frame.stride(0));
-    let mut data = Vec::new();
-    for y in 0..h as usize {
-        data.extend_from_slice(&frame.data(0)[y * stride..y * stride + w as usize * 3]);
-    }
-    RgbImage::from_raw(w, h, data).expect("image")
-}
-
-/// Top-level ISO-BMFF box types, in file order.
-fn top_level_boxes(path: &Path) -> Vec<String> {
-    let bytes = std::fs::read(path).expect("read");
-    let mut boxes = Vec::new();
-    let mut pos = 0usize;
-    while pos + 8 <= bytes.len() {
-        let size32 = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
-        let kind = String::from_utf8_lossy(&bytes[pos + 4..pos + 8]).to_string();
-        let size = match size32 {
-            0 => bytes.len() - pos,
-            1 => u64::from_be_bytes(bytes[pos + 8..pos + 16].try_into().unwrap()) as usize,
-            s => s,
-        };
-        assert!(
-            size >= 8 && pos + size <= bytes.len(),
-            "box {kind} overruns"
-        );
-        boxes.push(kind);
-        pos += size;
-    }
-    assert_eq!(pos, bytes.len(), "boxes cover the file");
-    boxes
 }
 
 /// Mean colour of a rectangle.
@@ -234,12 +157,9 @@ fn a_clip_is_h264_yuv420p_of_the_requested_shape_with_moov_first() {
     assert_eq!(info.keyframes_ms, vec![0, 1000, 2000, 3000]);
     assert!(info.is_browser_ready());
 
-    let boxes = top_level_boxes(&out);
-    let moov = boxes.iter().position(|b| b == "moov").expect("moov");
-    let mdat = boxes.iter().position(|b| b == "mdat").expect("mdat");
-    assert!(moov < mdat, "moov must come before mdat: {boxes:?}");
+    assert_moov_before_mdat(&out);
 
-    let frames = decode_all(&out);
+    let frames = decode_frames(&out);
     assert_eq!(frames.len(), 60);
     let times: Vec<i64> = frames.iter().map(|(t, _)| *t).collect();
     let expected: Vec<i64> = (0..60)
@@ -293,7 +213,7 @@ fn a_pick_takes_the_box_off_the_shelf_and_the_hand_is_there_at_the_event() {
     for camera in ShelfCamera::ALL {
         let s = scene(ShelfAction::Pick, camera);
         let out = render(&s, dir.path(), &format!("{}.mp4", camera.name()));
-        let frames = decode_all(&out);
+        let frames = decode_frames(&out);
         let first = &frames[0].1;
         let last = &frames[frames.len() - 1].1;
         let event = &frames[(s.event_ms * s.fps / 1000) as usize].1;
@@ -330,7 +250,7 @@ fn a_return_puts_the_box_back() {
     let dir = tempfile::tempdir().unwrap();
     let s = scene(ShelfAction::Return, ShelfCamera::Front);
     let out = render(&s, dir.path(), "return.mp4");
-    let frames = decode_all(&out);
+    let frames = decode_frames(&out);
     let (first, last) = (&frames[0].1, &frames[frames.len() - 1].1);
     let region = inset(s.taken_box().unwrap(), 3);
     let drawn_last = synth::render_shelf_frame(&s, s.frame_count() - 1).unwrap();
@@ -380,20 +300,6 @@ fn a_cancelled_render_leaves_nothing_behind() {
 }
 
 // ---------------------------------------------------------------- the demo
-
-/// Runs media jobs until none is due.
-async fn run_media_jobs(app: &TestApp) -> usize {
-    let client = recount::jobs::webhook::client(&app.state.config);
-    let mut n = 0;
-    while recount::jobs::run_next_job(&app.state, &client, recount::jobs::MEDIA_JOBS)
-        .await
-        .unwrap()
-    {
-        n += 1;
-        assert!(n < 200, "media jobs never settle");
-    }
-    n
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_events_come_with_two_cameras_of_ready_video() {
@@ -476,3 +382,69 @@ async fn demo_events_come_with_two_cameras_of_ready_video() {
         assert!(resp.bytes().await.unwrap().len() > 10_000);
     }
 }
+
+/// Stores two takes of one event as the demo does (`demo::film` hands them
+/// to `clips::store_clips`): the front camera's from `front`, the side
+/// camera's from `side`.
+async fn store_takes(
+    app: &TestApp,
+    store_id: &str,
+    ids: &[String; 2],
+    front: &Path,
+    side: &Path,
+) -> recount::error::Result<()> {
+    let take = |i: usize, camera_id, path| NewClip {
+        id: &ids[i],
+        camera_id,
+        started_at: Some(common::T0),
+        path,
+    };
+    let takes = [take(0, "cam-front", front), take(1, "cam-side", side)];
+    let state = &app.state;
+    clips::store_clips(&state.db, &state.blobs, store_id, &takes, state.now()).await
+}
+
+/// The demo stores both cameras' clips of an event, or neither: a take that
+/// cannot be stored takes the other camera's clip back with it, so no clip
+/// is left that no event shows.
+async fn a_demo_event_stores_both_cameras_clips_or_neither(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let creds = recount::demo::setup(&app.state).await.unwrap();
+    let filmed = common::fixture_path("h264-faststart.mp4");
+    let lost = app.state.scratch.join("never-rendered.mp4");
+    let status_path = |id: &str| format!("/api/v1/clips/{id}");
+
+    // The side camera's take is missing: the front one is not kept either.
+    let ids = [new_id(), new_id()];
+    let stored = store_takes(&app, &creds.store_id, &ids, &filmed, &lost).await;
+    assert!(stored.is_err());
+    assert_eq!(app.count("SELECT COUNT(*) FROM clips").await, 0);
+    assert_eq!(app.count("SELECT COUNT(*) FROM jobs").await, 0);
+    let blobs = files_under(&app.data_dir.path().join("blobs"));
+    assert!(blobs.is_empty(), "blobs left: {blobs:?}");
+    for id in &ids {
+        let (s, b) = app
+            .call(Method::GET, &status_path(id), &creds.api_key, None)
+            .await;
+        assert_eq!((s, code(&b)), (StatusCode::NOT_FOUND, "unknown-clip"));
+    }
+
+    // Both takes: both clips are stored, queued and processed.
+    let ids = [new_id(), new_id()];
+    store_takes(&app, &creds.store_id, &ids, &filmed, &filmed)
+        .await
+        .unwrap();
+    assert_eq!(app.count("SELECT COUNT(*) FROM jobs").await, 2);
+    run_media_jobs(&app).await;
+    for id in &ids {
+        let (s, b) = app
+            .call(Method::GET, &status_path(id), &creds.api_key, None)
+            .await;
+        assert_eq!(
+            (s, b["status"].as_str()),
+            (StatusCode::OK, Some("ready")),
+            "{b}"
+        );
+    }
+}
+dual!(a_demo_event_stores_both_cameras_clips_or_neither);

@@ -1,20 +1,22 @@
 //! Clip upload, status and serving: byte ranges, long cache lifetimes,
 //! access only for the owning store, supervisors and the labeler holding a
-//! lease on a task that shows the clip; every view recorded.
+//! lease on a task that shows the clip (for a task's poster, on that task),
+//! decided in one place ([`authorize`]); every view recorded.
 
 use std::ops::Range;
 use std::path::PathBuf;
 
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use utoipa::ToSchema;
 
 use super::extract::{Caller, Path, StoreCaller};
-use crate::db::clips::{self, ClipRow, ClipStatus};
+use crate::db::clips::{self, ClipRow, ClipStatus, NewClip, NewFootage};
 use crate::db::new_id;
 use crate::domain::event::check_id;
 use crate::domain::time::{format_rfc3339_ms, parse_rfc3339_ms};
@@ -59,24 +61,13 @@ pub async fn upload_clip(
 ) -> Result<Response> {
     let max_ms = state.config.media_max_clip_ms;
     let upload = accept_upload(&state, &headers, body, "x-clip-start", false, max_ms).await?;
-    state
-        .blobs
-        .put_file(
-            &clips::blob_key(&store.id, &upload.id, "source"),
-            &upload.temp.0,
-        )
-        .await?;
-    let now = state.now();
-    clips::create(
-        &state.db,
-        &upload.id,
-        &store.id,
-        &upload.camera_id,
-        upload.started_at,
-        upload.size as i64,
-        now,
-    )
-    .await?;
+    let clip = NewClip {
+        id: &upload.id,
+        camera_id: &upload.camera_id,
+        started_at: upload.started_at,
+        path: &upload.temp.0,
+    };
+    clips::store_clips(&state.db, &state.blobs, &store.id, &[clip], state.now()).await?;
     let mut conn = state.db.reader().acquire().await?;
     let row = clips::get(&mut conn, &upload.id)
         .await?
@@ -105,28 +96,23 @@ pub async fn upload_footage(
 ) -> Result<Response> {
     let max_ms = state.config.media_max_footage_ms;
     let upload = accept_upload(&state, &headers, body, "x-footage-start", true, max_ms).await?;
-    let key = format!("footage/{}/{}/source", store.id, upload.id);
-    state.blobs.put_file(&key, &upload.temp.0).await?;
     let started_at = upload.started_at.unwrap_or_default();
+    let ended_at = started_at + upload.info.duration_ms;
+    let recording = NewFootage {
+        id: &upload.id,
+        camera_id: &upload.camera_id,
+        started_at,
+        ended_at,
+        path: &upload.temp.0,
+    };
+    clips::store_footage(&state.db, &state.blobs, &store.id, &recording, state.now()).await?;
     let footage = Footage {
         footage_id: upload.id.clone(),
         camera_id: upload.camera_id.clone(),
         started_at: format_rfc3339_ms(started_at),
-        ended_at: format_rfc3339_ms(started_at + upload.info.duration_ms),
+        ended_at: format_rfc3339_ms(ended_at),
         duration_ms: upload.info.duration_ms,
     };
-    clips::create_footage(
-        &state.db,
-        &upload.id,
-        &store.id,
-        &upload.camera_id,
-        started_at,
-        started_at + upload.info.duration_ms,
-        upload.size as i64,
-        &key,
-        state.now(),
-    )
-    .await?;
     Ok((StatusCode::CREATED, axum::Json(footage)).into_response())
 }
 
@@ -149,7 +135,6 @@ pub struct Footage {
 struct Upload {
     id: String,
     temp: TempFile,
-    size: u64,
     camera_id: String,
     started_at: Option<i64>,
     info: crate::media::ProbeInfo,
@@ -197,7 +182,6 @@ async fn accept_upload(
     Ok(Upload {
         id,
         temp,
-        size,
         camera_id,
         started_at,
         info,
@@ -307,8 +291,31 @@ fn media_error(e: crate::media::MediaError) -> Error {
     }
 }
 
-/// Loads a clip and checks that the caller may see it.
-async fn authorized_clip(state: &AppState, caller: &Caller, clip_id: &str) -> Result<ClipRow> {
+/// What a media request reads of a clip.
+#[derive(Debug, Clone, Copy)]
+enum Scope<'a> {
+    /// The clip's own status, video and filmstrip.
+    Clip,
+    /// What one task shows of the clip: its poster for that task.
+    Task(&'a str),
+}
+
+/// The one access decision of every media route: loads the clip and checks
+/// that the caller may see it in `scope`.
+///
+/// - A store sees its own clips; another store's clip answers `404
+///   unknown-clip`, as if it did not exist (the tasks showing a clip are
+///   always of the clip's store).
+/// - Supervisors and admins see every clip.
+/// - A labeler sees a clip only while holding a live lease on a task that
+///   shows it; for [`Scope::Task`], on that very task. Otherwise `403
+///   clip-forbidden`.
+async fn authorize(
+    state: &AppState,
+    caller: &Caller,
+    clip_id: &str,
+    scope: Scope<'_>,
+) -> Result<ClipRow> {
     let mut conn = state.db.reader().acquire().await?;
     let clip = clips::get(&mut conn, clip_id).await?;
     drop(conn);
@@ -323,12 +330,21 @@ async fn authorized_clip(state: &AppState, caller: &Caller, clip_id: &str) -> Re
             true
         }
         Caller::User(user) if user.role.is_supervisor() => true,
-        Caller::User(user) => clips::leased_to(&state.db, clip_id, &user.id, state.now()).await?,
+        Caller::User(user) => {
+            let task_id = match scope {
+                Scope::Clip => None,
+                Scope::Task(task_id) => Some(task_id),
+            };
+            clips::leased_to(&state.db, clip_id, &user.id, task_id, state.now()).await?
+        }
     };
     if !allowed {
         return Err(Error::forbidden(
             "clip-forbidden",
-            "only the labeler holding a task that shows this clip may fetch it",
+            match scope {
+                Scope::Clip => "only the labeler holding a task that shows this clip may fetch it",
+                Scope::Task(_) => "only the labeler holding this task may fetch its poster",
+            },
         ));
     }
     Ok(clip)
@@ -354,9 +370,8 @@ pub async fn clip_status(
     caller: Caller,
     Path(clip_id): Path<String>,
 ) -> Result<axum::Json<ClipStatus>> {
-    Ok(axum::Json(
-        authorized_clip(&state, &caller, &clip_id).await?.status(),
-    ))
+    let clip = authorize(&state, &caller, &clip_id, Scope::Clip).await?;
+    Ok(axum::Json(clip.status()))
 }
 
 /// The browser-playable MP4 of a clip (byte ranges supported).
@@ -365,27 +380,18 @@ pub async fn clip_status(
     responses(
         (status = 200, content_type = "video/mp4", body = Vec<u8>),
         (status = 206, content_type = "video/mp4", body = Vec<u8>),
+        (status = 403, description = "`clip-forbidden`", body = ErrorBody),
         (status = 404, description = "`unknown-clip`, `clip-not-ready`", body = ErrorBody),
         (status = 416, description = "`range-not-satisfiable`", body = ErrorBody),
     ))]
 pub async fn clip_video(
     State(state): State<AppState>,
-    caller: Caller,
+    fetch: Fetch,
     Path(clip_id): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Response> {
-    let clip = authorized_clip(&state, &caller, &clip_id).await?;
+    let clip = authorize(&state, &fetch.caller, &clip_id, Scope::Clip).await?;
     let key = clip.video_key.ok_or_else(not_ready)?;
-    serve(
-        &state,
-        &caller,
-        &clip_id,
-        "video",
-        &key,
-        "video/mp4",
-        &headers,
-    )
-    .await
+    serve(&state, &fetch, &clip_id, "video", &key, "video/mp4").await
 }
 
 /// The filmstrip sprite of a clip (JPEG).
@@ -393,55 +399,38 @@ pub async fn clip_video(
     params(("clip_id" = String, Path)),
     responses(
         (status = 200, content_type = "image/jpeg", body = Vec<u8>),
+        (status = 403, description = "`clip-forbidden`", body = ErrorBody),
         (status = 404, description = "`unknown-clip`, `clip-not-ready`", body = ErrorBody),
     ))]
 pub async fn clip_filmstrip(
     State(state): State<AppState>,
-    caller: Caller,
+    fetch: Fetch,
     Path(clip_id): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Response> {
-    let clip = authorized_clip(&state, &caller, &clip_id).await?;
+    let clip = authorize(&state, &fetch.caller, &clip_id, Scope::Clip).await?;
     let key = clip.filmstrip_key.ok_or_else(not_ready)?;
-    serve(
-        &state,
-        &caller,
-        &clip_id,
-        "filmstrip",
-        &key,
-        "image/jpeg",
-        &headers,
-    )
-    .await
+    serve(&state, &fetch, &clip_id, "filmstrip", &key, "image/jpeg").await
 }
 
-/// The poster of a task's clip: the frame at the event instant (JPEG).
+/// The poster of a task's clip: the frame at the event instant (JPEG). A
+/// labeler needs a live lease on this task, not just on one showing the clip.
 #[utoipa::path(get, path = "/api/v1/tasks/{task_id}/clips/{clip_id}/poster", tag = "queue", security(("bearer" = [])),
     params(("task_id" = String, Path), ("clip_id" = String, Path)),
     responses(
         (status = 200, content_type = "image/jpeg", body = Vec<u8>),
+        (status = 403, description = "`clip-forbidden`", body = ErrorBody),
         (status = 404, description = "`unknown-clip`, `clip-not-ready`", body = ErrorBody),
     ))]
 pub async fn task_clip_poster(
     State(state): State<AppState>,
-    caller: Caller,
+    fetch: Fetch,
     Path((task_id, clip_id)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> Result<Response> {
-    authorized_clip(&state, &caller, &clip_id).await?;
+    authorize(&state, &fetch.caller, &clip_id, Scope::Task(&task_id)).await?;
     let key = clips::poster_key(&state.db, &task_id, &clip_id)
         .await?
         .ok_or_else(not_ready)?;
-    serve(
-        &state,
-        &caller,
-        &clip_id,
-        "poster",
-        &key,
-        "image/jpeg",
-        &headers,
-    )
-    .await
+    serve(&state, &fetch, &clip_id, "poster", &key, "image/jpeg").await
 }
 
 fn not_ready() -> Error {
@@ -454,19 +443,53 @@ fn not_ready() -> Error {
 /// Largest response read into memory in one piece.
 const STREAM_ABOVE: u64 = 8 * 1024 * 1024;
 
-/// Sends a blob, whole or the requested byte range. Artifacts never change
-/// once written, so clients may cache them for a year.
+/// A request for a clip's artifact: who asks, with which method and headers.
+pub struct Fetch {
+    caller: Caller,
+    method: Method,
+    headers: HeaderMap,
+}
+
+impl FromRequestParts<AppState> for Fetch {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        Ok(Fetch {
+            caller: Caller::from_request_parts(parts, state).await?,
+            method: parts.method.clone(),
+            headers: parts.headers.clone(),
+        })
+    }
+}
+
+/// A range from byte 0 shorter than this is a probe, not a view: Safari's
+/// `<video>` opens every load with `bytes=0-1` to learn the size, then asks
+/// again from byte 0 for the picture.
+const PROBE_BYTES: u64 = 16;
+
+/// Whether an answer is a view to record: a `GET` that sends bytes from
+/// byte 0, the whole blob or a range that is not a probe. `HEAD` sends no
+/// bytes; a player's later ranges belong to the view that started at 0.
+fn is_view(method: &Method, status: StatusCode, sent: &Range<u64>) -> bool {
+    *method == Method::GET
+        && !sent.is_empty()
+        && sent.start == 0
+        && (status == StatusCode::OK || sent.end >= PROBE_BYTES)
+}
+
+/// Sends a blob, whole or the requested byte range (for `HEAD`, only the
+/// headers: nothing is read). Artifacts never change once written, so
+/// clients may cache them for a year.
 async fn serve(
     state: &AppState,
-    caller: &Caller,
+    fetch: &Fetch,
     clip_id: &str,
     artifact: &str,
     key: &str,
     content_type: &'static str,
-    headers: &HeaderMap,
 ) -> Result<Response> {
     let size = state.blobs.size(key).await?;
-    let range = match header_text(headers, "range") {
+    let range = match header_text(&fetch.headers, "range") {
         None => None,
         Some(spec) => match parse_range(spec, size) {
             RangeRequest::Satisfiable(r) => Some(r),
@@ -486,24 +509,23 @@ async fn serve(
             }
         },
     };
-    // A player fetches many ranges of one view; the one from byte 0 counts.
-    if range.as_ref().is_none_or(|r| r.start == 0) {
-        let (kind, id) = caller_identity(caller);
-        clips::record_view(&state.db, clip_id, artifact, kind, &id, state.now()).await?;
-    }
     let (status, bytes_range) = match range {
         Some(r) => (StatusCode::PARTIAL_CONTENT, r),
         None => (StatusCode::OK, 0..size),
     };
     // Ranges a player asks for are small and served from one read; larger
     // ones (a whole video) are streamed so memory stays bounded.
-    let body = if bytes_range.is_empty() {
+    let body = if bytes_range.is_empty() || fetch.method == Method::HEAD {
         Body::empty()
     } else if bytes_range.end - bytes_range.start <= STREAM_ABOVE {
         Body::from(state.blobs.get_range(key, bytes_range.clone()).await?)
     } else {
         Body::from_stream(state.blobs.stream_range(key, bytes_range.clone()).await?)
     };
+    if is_view(&fetch.method, status, &bytes_range) {
+        let (kind, id) = caller_identity(&fetch.caller);
+        clips::record_view(&state.db, clip_id, artifact, kind, &id, state.now()).await?;
+    }
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     let h = resp.headers_mut();
@@ -512,6 +534,11 @@ async fn serve(
     h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, max-age=31536000, immutable"),
+    );
+    // Said here, not taken from the body: a HEAD answer has none.
+    h.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(bytes_range.end - bytes_range.start),
     );
     if status == StatusCode::PARTIAL_CONTENT {
         let value = format!("bytes {}-{}/{size}", bytes_range.start, bytes_range.end - 1);
@@ -600,5 +627,21 @@ mod tests {
         assert_eq!(parse_range("items=0-1", 1000), Ignored);
         assert_eq!(parse_range("bytes=5-1", 1000), Ignored);
         assert_eq!(parse_range("bytes=x-1", 1000), Ignored);
+    }
+
+    #[test]
+    fn only_gets_that_send_bytes_from_the_start_are_views() {
+        let (get, head) = (Method::GET, Method::HEAD);
+        assert!(is_view(&get, StatusCode::OK, &(0..1000)));
+        assert!(is_view(&get, StatusCode::OK, &(0..3)), "a whole tiny blob");
+        assert!(is_view(&get, StatusCode::PARTIAL_CONTENT, &(0..1000)));
+        assert!(is_view(&get, StatusCode::PARTIAL_CONTENT, &(0..16)));
+        assert!(
+            !is_view(&get, StatusCode::PARTIAL_CONTENT, &(0..2)),
+            "a probe"
+        );
+        assert!(!is_view(&get, StatusCode::PARTIAL_CONTENT, &(10..1000)));
+        assert!(!is_view(&get, StatusCode::OK, &(0..0)), "nothing sent");
+        assert!(!is_view(&head, StatusCode::OK, &(0..1000)));
     }
 }

@@ -1,14 +1,17 @@
 //! Clips: uploaded video, its processing state and artifacts, and the clips
 //! each review task shows.
 
+use std::path::Path;
+
+use futures::StreamExt;
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 use utoipa::ToSchema;
 
-use super::{jobs, new_id, Db, Tx};
+use super::{jobs, new_id, placeholders, Db, Tx};
 use crate::domain::time::format_rfc3339_ms;
-
 use crate::error::{Error, Result};
+use crate::storage::Blobs;
 
 /// Job kind: transcode an uploaded clip and make its filmstrip.
 pub const PROCESS_JOB: &str = "clip-process";
@@ -138,7 +141,14 @@ pub fn blob_key(store_id: &str, clip_id: &str, artifact: &str) -> String {
     format!("clips/{store_id}/{clip_id}/{artifact}")
 }
 
-/// Records an uploaded (and probed) clip and queues its processing.
+/// Blob key of a recording's source.
+pub fn footage_key(store_id: &str, footage_id: &str) -> String {
+    format!("footage/{store_id}/{footage_id}/source")
+}
+
+/// Records a clip whose source blob is already stored and queues its
+/// processing. Uploads go through [`store_clips`] instead, which never
+/// leaves a blob without its row.
 pub async fn create(
     db: &Db,
     clip_id: &str,
@@ -168,34 +178,324 @@ pub async fn create(
     Ok(())
 }
 
-/// Records an uploaded (and probed) recording of one camera.
-#[allow(clippy::too_many_arguments)]
-pub async fn create_footage(
+/// How long an upload may take to store its blob. A row still `uploading`
+/// after that, and a blob older than that without a row, are left over
+/// from a crash: [`sweep_uploads`] removes them.
+pub const UPLOAD_GRACE_MS: i64 = 15 * 60 * 1000;
+
+/// A probed file to store as the source of a new clip.
+#[derive(Debug, Clone, Copy)]
+pub struct NewClip<'a> {
+    /// Clip id.
+    pub id: &'a str,
+    /// The camera.
+    pub camera_id: &'a str,
+    /// First frame's wall-clock time, epoch ms.
+    pub started_at: Option<i64>,
+    /// The local file.
+    pub path: &'a Path,
+}
+
+/// A probed file to store as a recording of one camera.
+#[derive(Debug, Clone, Copy)]
+pub struct NewFootage<'a> {
+    /// Footage id.
+    pub id: &'a str,
+    /// The camera.
+    pub camera_id: &'a str,
+    /// First frame, epoch ms.
+    pub started_at: i64,
+    /// End of the last frame, epoch ms.
+    pub ended_at: i64,
+    /// The local file.
+    pub path: &'a Path,
+}
+
+/// The two tables whose rows own an uploaded source blob; each is also the
+/// first segment of its blob keys (`clips/<store>/<id>/…`,
+/// `footage/<store>/<id>/source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Clip,
+    Footage,
+}
+
+impl Owner {
+    const ALL: [Owner; 2] = [Owner::Clip, Owner::Footage];
+
+    fn table(self) -> &'static str {
+        match self {
+            Owner::Clip => "clips",
+            Owner::Footage => "footage",
+        }
+    }
+}
+
+/// A row recorded as `uploading` and the blob it will own.
+struct Reserved<'a> {
+    id: &'a str,
+    key: String,
+    path: &'a Path,
+}
+
+/// Stores probed files as new clips, all or none, in an order no crash can
+/// break: the rows are recorded as `uploading` first, then the blobs are
+/// written under keys derived from them, then one transaction makes every
+/// clip `processing` and queues its processing. A failure removes what was
+/// stored; a crash leaves `uploading` rows that [`sweep_uploads`] removes
+/// with their blobs. Once this returns `Ok`, every clip is accepted.
+pub async fn store_clips(
     db: &Db,
-    id: &str,
+    blobs: &Blobs,
     store_id: &str,
-    camera_id: &str,
-    started_at: i64,
-    ended_at: i64,
-    size_bytes: i64,
-    source_key: &str,
+    clips: &[NewClip<'_>],
     now: i64,
 ) -> Result<()> {
+    let reserved: Vec<Reserved> = clips
+        .iter()
+        .map(|c| Reserved {
+            id: c.id,
+            key: blob_key(store_id, c.id, "source"),
+            path: c.path,
+        })
+        .collect();
+    let mut tx = db.begin().await?;
+    for (c, r) in clips.iter().zip(&reserved) {
+        sqlx::query(
+            "INSERT INTO clips (id, store_id, camera_id, status, started_at, source_key, \
+             created_at, updated_at) VALUES ($1, $2, $3, 'uploading', $4, $5, $6, $6)",
+        )
+        .bind(c.id)
+        .bind(store_id)
+        .bind(c.camera_id)
+        .bind(c.started_at)
+        .bind(&r.key)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    store_reserved(db, blobs, Owner::Clip, &reserved, now).await
+}
+
+/// Stores a probed recording the way [`store_clips`] stores clips: the row
+/// as `uploading`, the blob, then the row `ready`, when events may cut it.
+pub async fn store_footage(
+    db: &Db,
+    blobs: &Blobs,
+    store_id: &str,
+    footage: &NewFootage<'_>,
+    now: i64,
+) -> Result<()> {
+    let key = footage_key(store_id, footage.id);
     sqlx::query(
-        "INSERT INTO footage (id, store_id, camera_id, started_at, ended_at, size_bytes, source_key, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO footage (id, store_id, camera_id, started_at, ended_at, size_bytes, \
+         source_key, created_at, status) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, 'uploading')",
     )
-    .bind(id)
+    .bind(footage.id)
     .bind(store_id)
-    .bind(camera_id)
-    .bind(started_at)
-    .bind(ended_at)
-    .bind(size_bytes)
-    .bind(source_key)
+    .bind(footage.camera_id)
+    .bind(footage.started_at)
+    .bind(footage.ended_at)
+    .bind(&key)
     .bind(now)
     .execute(db.writer())
     .await?;
+    let reserved = [Reserved {
+        id: footage.id,
+        key,
+        path: footage.path,
+    }];
+    store_reserved(db, blobs, Owner::Footage, &reserved, now).await
+}
+
+/// Writes the blobs of reserved rows and commits the rows; on any failure
+/// removes them all and fails.
+async fn store_reserved(
+    db: &Db,
+    blobs: &Blobs,
+    owner: Owner,
+    reserved: &[Reserved<'_>],
+    now: i64,
+) -> Result<()> {
+    let mut sizes = Vec::with_capacity(reserved.len());
+    for r in reserved {
+        match blobs.put_file(&r.key, r.path).await {
+            Ok(size) => sizes.push(size),
+            Err(e) => {
+                abandon(db, blobs, owner, reserved).await;
+                return Err(e.into());
+            }
+        }
+    }
+    if let Err(e) = commit(db, owner, reserved, &sizes, now).await {
+        abandon(db, blobs, owner, reserved).await;
+        return Err(e);
+    }
     Ok(())
+}
+
+/// Makes reserved rows usable, in one transaction: a clip `processing` with
+/// its job queued, a recording `ready`. Fails when a row is no longer
+/// `uploading` (the sweep took it for abandoned): the upload is then refused,
+/// never half accepted.
+async fn commit(
+    db: &Db,
+    owner: Owner,
+    reserved: &[Reserved<'_>],
+    sizes: &[u64],
+    now: i64,
+) -> Result<()> {
+    let mut tx = db.begin().await?;
+    for (r, size) in reserved.iter().zip(sizes) {
+        let updated = match owner {
+            Owner::Clip => sqlx::query(
+                "UPDATE clips SET status = 'processing', size_bytes = $1, updated_at = $2 \
+                 WHERE id = $3 AND status = 'uploading'",
+            )
+            .bind(*size as i64)
+            .bind(now)
+            .bind(r.id),
+            Owner::Footage => sqlx::query(
+                "UPDATE footage SET status = 'ready', size_bytes = $1 \
+                 WHERE id = $2 AND status = 'uploading'",
+            )
+            .bind(*size as i64)
+            .bind(r.id),
+        }
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated != 1 {
+            return Err(anyhow::anyhow!(
+                "the upload of {} {} was swept as abandoned before it was stored",
+                owner.table(),
+                r.id
+            )
+            .into());
+        }
+        if owner == Owner::Clip {
+            let payload = serde_json::json!({ "clip_id": r.id }).to_string();
+            jobs::enqueue(&mut tx, PROCESS_JOB, &payload, now, now).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Removes reserved uploads that will not be committed. What cannot be
+/// removed now is left to [`sweep_uploads`].
+async fn abandon(db: &Db, blobs: &Blobs, owner: Owner, reserved: &[Reserved<'_>]) {
+    for r in reserved {
+        if let Err(e) = remove_upload(db, blobs, owner, r.id, &r.key).await {
+            tracing::warn!(id = r.id, error = %format!("{e:#}"),
+                "could not remove an abandoned upload; the startup sweep will");
+        }
+    }
+}
+
+/// Deletes an upload's row if it is still `uploading`, then its blob if no
+/// row is left: a row committed meanwhile keeps its blob. True when the
+/// row was removed here.
+async fn remove_upload(db: &Db, blobs: &Blobs, owner: Owner, id: &str, key: &str) -> Result<bool> {
+    let table = owner.table();
+    let removed = sqlx::query(&format!(
+        "DELETE FROM {table} WHERE id = $1 AND status = 'uploading'"
+    ))
+    .bind(id)
+    .execute(db.writer())
+    .await?
+    .rows_affected();
+    let left: Option<String> = sqlx::query_scalar(&format!("SELECT id FROM {table} WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db.writer())
+        .await?;
+    if left.is_none() && !key.is_empty() {
+        blobs.delete(key).await?;
+    }
+    Ok(removed == 1)
+}
+
+/// What [`sweep_uploads`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Rows left `uploading` (with their blobs).
+    pub rows: u64,
+    /// Blobs that no row owns.
+    pub blobs: u64,
+}
+
+/// Removes what crashed uploads left behind, for clips and recordings
+/// alike: rows still `uploading` that were recorded before `stale_before`
+/// (with their blobs), and source or artifact blobs whose clip or recording
+/// has no row, last written before `stale_before`. Rows and blobs younger
+/// than that may belong to an upload in progress, here or on another
+/// instance, and are left alone. Anything accepted has its row out of
+/// `uploading`, so it is never touched.
+pub async fn sweep_uploads(db: &Db, blobs: &Blobs, stale_before: i64) -> Result<Swept> {
+    let mut swept = Swept::default();
+    for owner in Owner::ALL {
+        let table = owner.table();
+        let stuck = sqlx::query(&format!(
+            "SELECT id, source_key FROM {table} WHERE status = 'uploading' AND created_at < $1"
+        ))
+        .bind(stale_before)
+        .fetch_all(db.reader())
+        .await?;
+        for row in stuck {
+            let id: String = row.try_get("id")?;
+            let key: Option<String> = row.try_get("source_key")?;
+            let key = key.unwrap_or_default();
+            if remove_upload(db, blobs, owner, &id, &key).await? {
+                swept.rows += 1;
+            }
+        }
+        // Blobs by the id their key names: `<table>/<store>/<id>/<name>`.
+        let mut listed = blobs.list(table);
+        let mut batch: Vec<(String, String)> = Vec::new();
+        while let Some((key, modified)) = listed.next().await.transpose()? {
+            let id = key.split('/').nth(2).unwrap_or_default().to_string();
+            if modified < stale_before && !id.is_empty() {
+                batch.push((id, key));
+            }
+            if batch.len() >= 500 {
+                swept.blobs += delete_unowned(db, blobs, owner, &batch).await?;
+                batch.clear();
+            }
+        }
+        if !batch.is_empty() {
+            swept.blobs += delete_unowned(db, blobs, owner, &batch).await?;
+        }
+    }
+    Ok(swept)
+}
+
+/// Deletes the blobs of `(id, key)` pairs whose id has no row.
+async fn delete_unowned(
+    db: &Db,
+    blobs: &Blobs,
+    owner: Owner,
+    batch: &[(String, String)],
+) -> Result<u64> {
+    let sql = format!(
+        "SELECT id FROM {} WHERE id IN ({})",
+        owner.table(),
+        placeholders(1, batch.len())
+    );
+    let mut query = sqlx::query_scalar::<_, String>(&sql);
+    for (id, _) in batch {
+        query = query.bind(id);
+    }
+    let owned: std::collections::HashSet<String> =
+        query.fetch_all(db.reader()).await?.into_iter().collect();
+    let mut deleted = 0;
+    for (id, key) in batch {
+        if !owned.contains(id) {
+            blobs.delete(key).await?;
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
 }
 
 /// Creates the clip of one camera window inside the ingest transaction: a
@@ -209,7 +509,8 @@ pub async fn cut_window(
 ) -> Result<String> {
     let footage = sqlx::query(
         "SELECT id, started_at, source_key FROM footage WHERE store_id = $1 AND camera_id = $2 \
-         AND started_at <= $3 AND ended_at >= $4 ORDER BY started_at DESC LIMIT 1",
+         AND started_at <= $3 AND ended_at >= $4 AND status = 'ready' \
+         ORDER BY started_at DESC LIMIT 1",
     )
     .bind(store_id)
     .bind(&window.camera_id)
@@ -264,12 +565,14 @@ pub async fn cut_window(
     Ok(clip_id)
 }
 
-/// A clip by id.
+/// A clip by id; one still `uploading` does not exist yet.
 pub async fn get(conn: &mut AnyConnection, clip_id: &str) -> Result<Option<ClipRow>> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM clips WHERE id = $1"))
-        .bind(clip_id)
-        .fetch_optional(conn)
-        .await?;
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM clips WHERE id = $1 AND status <> 'uploading'"
+    ))
+    .bind(clip_id)
+    .fetch_optional(conn)
+    .await?;
     Ok(row.as_ref().map(from_row).transpose()?)
 }
 
@@ -289,7 +592,8 @@ pub async fn attach_to_task(
     let mut needs_posters = false;
     for (position, clip_id) in clip_ids.iter().enumerate() {
         let row = sqlx::query(&format!(
-            "SELECT status, started_at FROM clips WHERE id = $1 AND store_id = $2{}",
+            "SELECT status, started_at FROM clips WHERE id = $1 AND store_id = $2 \
+             AND status <> 'uploading'{}",
             db.for_update()
         ))
         .bind(clip_id)
@@ -328,12 +632,13 @@ pub async fn attach_to_task(
 /// Checks that every clip id belongs to the store.
 pub async fn check_owned(tx: &mut Tx, store_id: &str, clip_ids: &[String]) -> Result<()> {
     for clip_id in clip_ids {
-        let found: Option<String> =
-            sqlx::query_scalar("SELECT id FROM clips WHERE id = $1 AND store_id = $2")
-                .bind(clip_id)
-                .bind(store_id)
-                .fetch_optional(&mut **tx)
-                .await?;
+        let found: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM clips WHERE id = $1 AND store_id = $2 AND status <> 'uploading'",
+        )
+        .bind(clip_id)
+        .bind(store_id)
+        .fetch_optional(&mut **tx)
+        .await?;
         if found.is_none() {
             return Err(unknown_clip(clip_id));
         }
@@ -590,17 +895,28 @@ pub async fn for_task(conn: &mut AnyConnection, task_id: &str) -> Result<Vec<Tas
     Ok(out)
 }
 
-/// Whether a labeler holds a live lease on a task that shows the clip.
-pub async fn leased_to(db: &Db, clip_id: &str, user_id: &str, now: i64) -> Result<bool> {
-    let found: Option<String> = sqlx::query_scalar(
+/// Whether a user holds a live lease on a task that shows the clip: on any
+/// such task, or on `task_id` when given.
+pub async fn leased_to(
+    db: &Db,
+    clip_id: &str,
+    user_id: &str,
+    task_id: Option<&str>,
+    now: i64,
+) -> Result<bool> {
+    let sql = format!(
         "SELECT t.id FROM task_clips tc JOIN review_tasks t ON t.id = tc.task_id WHERE tc.clip_id = $1 \
-         AND t.status = 'leased' AND t.leased_by = $2 AND t.lease_expires_at > $3 LIMIT 1",
-    )
-    .bind(clip_id)
-    .bind(user_id)
-    .bind(now)
-    .fetch_optional(db.reader())
-    .await?;
+         AND t.status = 'leased' AND t.leased_by = $2 AND t.lease_expires_at > $3{} LIMIT 1",
+        if task_id.is_some() { " AND t.id = $4" } else { "" }
+    );
+    let mut query = sqlx::query_scalar(&sql)
+        .bind(clip_id)
+        .bind(user_id)
+        .bind(now);
+    if let Some(task_id) = task_id {
+        query = query.bind(task_id);
+    }
+    let found: Option<String> = query.fetch_optional(db.reader()).await?;
     Ok(found.is_some())
 }
 

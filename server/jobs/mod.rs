@@ -1,7 +1,8 @@
 //! Background work: lease expiry and the database job queue (receipt
-//! webhooks). Every loop survives errors and panics of a single run; the
-//! state it works on lives in the database, so any instance can run it and a
-//! crash loses nothing.
+//! webhooks), and at startup the removal of what crashed uploads left
+//! behind. Every loop survives errors and panics of a single run; the state
+//! it works on lives in the database, so any instance can run it and a crash
+//! loses nothing.
 
 pub mod media;
 pub mod webhook;
@@ -26,6 +27,7 @@ pub const MEDIA_JOBS: &[&str] = &[crate::db::clips::PROCESS_JOB, crate::db::clip
 pub fn spawn(state: AppState) -> Vec<JoinHandle<()>> {
     let client = webhook::client(&state.config);
     let mut handles = vec![
+        tokio::spawn(upload_cleanup(state.clone())),
         tokio::spawn(lease_loop(state.clone())),
         tokio::spawn(job_loop(state.clone(), client.clone(), DELIVERY_JOBS)),
     ];
@@ -54,6 +56,34 @@ pub async fn sweep_leases(state: &AppState) -> crate::error::Result<u64> {
         );
     }
     Ok(n)
+}
+
+/// Removes what uploads interrupted by a crash left behind (see
+/// [`crate::db::clips::sweep_uploads`]): rows still `uploading` and blobs
+/// without a row, older than [`crate::db::clips::UPLOAD_GRACE_MS`].
+pub async fn sweep_uploads(state: &AppState) -> crate::error::Result<crate::db::clips::Swept> {
+    let stale_before = state.now() - crate::db::clips::UPLOAD_GRACE_MS;
+    let swept = crate::db::clips::sweep_uploads(&state.db, &state.blobs, stale_before).await?;
+    if swept != crate::db::clips::Swept::default() {
+        tracing::info!(
+            rows = swept.rows,
+            blobs = swept.blobs,
+            "removed what interrupted uploads left behind"
+        );
+    }
+    Ok(swept)
+}
+
+/// The startup cleanup: sweeps once now and once more when the uploads the
+/// crash interrupted just before this start are past their grace period.
+async fn upload_cleanup(state: AppState) {
+    let grace = Duration::from_millis(crate::db::clips::UPLOAD_GRACE_MS as u64);
+    for wait in [Duration::ZERO, grace] {
+        tokio::time::sleep(wait).await;
+        if let Err(e) = sweep_uploads(&state).await {
+            tracing::warn!(error = %format!("{e:#}"), "sweeping interrupted uploads failed");
+        }
+    }
 }
 
 /// Tables whose rows change state on every claim, verdict or job.

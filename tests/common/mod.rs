@@ -1,7 +1,10 @@
 //! Test harness: a real Recount server on a loopback port, on a fresh SQLite
-//! file or a fresh PostgreSQL database, driven over real HTTP.
+//! file or a fresh PostgreSQL database, driven over real HTTP; and what the
+//! media tests share: fixtures, the media job loop, MP4 box walking, a
+//! reference decoder.
 #![allow(dead_code)]
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use reqwest::{Method, StatusCode};
@@ -279,6 +282,146 @@ impl TestApp {
             .await
             .unwrap()
     }
+}
+
+/// Path of a media fixture (`fixtures/media/<name>`).
+pub fn fixture_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/media")
+        .join(name)
+}
+
+/// The bytes of a media fixture.
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixture_path(name)).unwrap()
+}
+
+/// Runs media jobs (clip processing, posters) until none is due; returns
+/// how many ran.
+pub async fn run_media_jobs(app: &TestApp) -> usize {
+    let client = recount::jobs::webhook::client(&app.state.config);
+    let mut n = 0;
+    while recount::jobs::run_next_job(&app.state, &client, recount::jobs::MEDIA_JOBS)
+        .await
+        .unwrap()
+    {
+        n += 1;
+        assert!(n < 200, "media jobs never settle");
+    }
+    n
+}
+
+/// Every file below `dir` (none when it does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Top-level ISO-BMFF box types, in file order.
+pub fn top_level_boxes(path: &Path) -> Vec<String> {
+    let bytes = std::fs::read(path).expect("read");
+    let mut boxes = Vec::new();
+    let mut pos = 0usize;
+    while pos + 8 <= bytes.len() {
+        let size32 = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        let kind = String::from_utf8_lossy(&bytes[pos + 4..pos + 8]).to_string();
+        let size = match size32 {
+            0 => bytes.len() - pos,
+            1 => u64::from_be_bytes(bytes[pos + 8..pos + 16].try_into().unwrap()) as usize,
+            s => s,
+        };
+        assert!(
+            size >= 8 && pos + size <= bytes.len(),
+            "box {kind} overruns"
+        );
+        boxes.push(kind);
+        pos += size;
+    }
+    assert_eq!(pos, bytes.len(), "boxes cover the file");
+    boxes
+}
+
+/// A faststart MP4: its `moov` index comes before its `mdat` frame data.
+pub fn assert_moov_before_mdat(path: &Path) {
+    let boxes = top_level_boxes(path);
+    let moov = boxes.iter().position(|b| b == "moov").expect("moov");
+    let mdat = boxes.iter().position(|b| b == "mdat").expect("mdat");
+    assert!(moov < mdat, "moov must come before mdat: {boxes:?}");
+}
+
+/// Every frame of `path` as the reference decoder sees it (plain
+/// ffmpeg-next, from the first packet, no seeking): stored orientation,
+/// RGB, in presentation order, each with its time in ms from the start of
+/// the video stream.
+pub fn decode_frames(path: &Path) -> Vec<(i64, image::RgbImage)> {
+    use ffmpeg_next as ff;
+    ff::init().expect("ffmpeg");
+    let mut ictx = ff::format::input(path).expect("open");
+    let stream = ictx.streams().best(ff::media::Type::Video).expect("video");
+    let index = stream.index();
+    let tb = stream.time_base();
+    let start = match stream.start_time() {
+        s if s == ff::ffi::AV_NOPTS_VALUE => 0,
+        s => s,
+    };
+    let mut decoder = ff::codec::context::Context::from_parameters(stream.parameters())
+        .expect("params")
+        .decoder()
+        .video()
+        .expect("decoder");
+    let mut scaler: Option<ff::software::scaling::Context> = None;
+    let mut frames = Vec::new();
+    let mut receive = |decoder: &mut ff::decoder::Video, frames: &mut Vec<_>| {
+        let mut frame = ff::frame::Video::empty();
+        while decoder.receive_frame(&mut frame).is_ok() {
+            let scaler = scaler.get_or_insert_with(|| {
+                ff::software::scaling::Context::get(
+                    frame.format(),
+                    frame.width(),
+                    frame.height(),
+                    ff::format::Pixel::RGB24,
+                    frame.width(),
+                    frame.height(),
+                    ff::software::scaling::Flags::BICUBIC,
+                )
+                .expect("scaler")
+            });
+            let mut rgb = ff::frame::Video::empty();
+            scaler.run(&frame, &mut rgb).expect("scale");
+            let ticks = frame.timestamp().expect("pts") - start;
+            let ms = (ticks as f64 * f64::from(tb) * 1000.0).round() as i64;
+            frames.push((ms, to_image(&rgb)));
+        }
+    };
+    for (stream, packet) in ictx.packets() {
+        if stream.index() == index {
+            decoder.send_packet(&packet).expect("send");
+            receive(&mut decoder, &mut frames);
+        }
+    }
+    decoder.send_eof().expect("eof");
+    receive(&mut decoder, &mut frames);
+    frames
+}
+
+/// A decoded RGB24 frame as an image (rows copied past the stride padding).
+pub fn to_image(frame: &ffmpeg_next::frame::Video) -> image::RgbImage {
+    let (w, h, stride) = (frame.width(), frame.height(), frame.stride(0));
+    let mut data = Vec::new();
+    for y in 0..h as usize {
+        data.extend_from_slice(&frame.data(0)[y * stride..y * stride + w as usize * 3]);
+    }
+    image::RgbImage::from_raw(w, h, data).expect("image")
 }
 
 pub async fn read(resp: reqwest::Response) -> (StatusCode, Value) {
