@@ -81,6 +81,17 @@ pub struct Config {
     /// runs, but on servers where it is off or slow they pile up and every
     /// claim walks over them.
     pub queue_vacuum_interval_ms: u64,
+    /// Marks the console's session cookie `Secure` (set it when Recount is
+    /// served over HTTPS; a request with `X-Forwarded-Proto: https` from a
+    /// TLS-terminating proxy gets a `Secure` cookie either way).
+    pub secure_cookies: bool,
+    /// Failed logins allowed per username within `login_window_ms`; the next
+    /// attempt is refused with 429 until the window moves on.
+    pub login_max_failures: usize,
+    /// Failed logins allowed per client address within `login_window_ms`.
+    pub login_max_failures_per_address: usize,
+    /// The sliding window of the login limits.
+    pub login_window_ms: i64,
 }
 
 impl Default for Config {
@@ -117,6 +128,10 @@ impl Default for Config {
             filmstrip_frames: 10,
             media_max_attempts: 3,
             queue_vacuum_interval_ms: 60_000,
+            secure_cookies: false,
+            login_max_failures: 5,
+            login_max_failures_per_address: 50,
+            login_window_ms: 15 * 60_000,
         }
     }
 }

@@ -41,6 +41,16 @@ pub enum Error {
         /// Explanation for the caller.
         message: String,
     },
+    /// Too many attempts: 429 with `Retry-After`.
+    #[error("{code}: {message}")]
+    Throttled {
+        /// Stable code.
+        code: &'static str,
+        /// Explanation for the caller.
+        message: String,
+        /// Seconds until a retry can succeed.
+        retry_after_s: i64,
+    },
     /// A database failure; details are logged, never sent.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
@@ -90,7 +100,7 @@ impl Error {
     /// The stable code, for logs and tests.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::Client { code, .. } => code,
+            Error::Client { code, .. } | Error::Throttled { code, .. } => code,
             Error::Database(e) if is_busy(e) => "unavailable",
             Error::Database(_) | Error::Internal(_) => "internal-error",
         }
@@ -129,6 +139,18 @@ impl IntoResponse for Error {
                 code,
                 message,
             } => error_response(*status, code, message),
+            Error::Throttled {
+                code,
+                message,
+                retry_after_s,
+            } => {
+                let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, code, message);
+                response.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from(*retry_after_s),
+                );
+                response
+            }
             Error::Database(e) if is_busy(e) => {
                 tracing::warn!(error = %e, "database busy");
                 error_response(

@@ -26,9 +26,11 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod jobs;
+pub mod login;
 pub mod media;
 pub mod metrics;
 pub mod storage;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -64,6 +66,8 @@ pub struct AppState {
     pub scratch: PathBuf,
     /// Recently seen API tokens.
     pub tokens: Arc<TokenCache>,
+    /// Failed-login throttle.
+    pub logins: Arc<login::LoginGuard>,
 }
 
 impl AppState {
@@ -80,6 +84,7 @@ impl AppState {
             media,
             scratch,
             tokens: Arc::new(TokenCache::default()),
+            logins: Arc::new(login::LoginGuard::default()),
         })
     }
 
@@ -109,6 +114,7 @@ pub fn app(state: AppState) -> Router {
     let (router, openapi) = api::router().split_for_parts();
     let openapi = Arc::new(openapi);
     router
+        .merge(web::router())
         .route(
             "/api/openapi.json",
             axum::routing::get(move || {

@@ -183,7 +183,10 @@ async fn main() -> anyhow::Result<()> {
             }
             let _jobs = jobs::spawn(state.clone());
             tracing::info!(%addr, database = ?state.db.backend, "recount is listening");
-            axum::serve(listener, recount::app(state))
+            // Connection info gives the login throttle the client's address.
+            let app =
+                recount::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+            axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown_signal())
                 .await?;
         }

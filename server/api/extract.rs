@@ -11,6 +11,7 @@ use crate::auth::{Role, STORE_KEY_PREFIX, USER_TOKEN_PREFIX};
 use crate::db::stores::{self, Store};
 use crate::db::users::User;
 use crate::error::Error;
+use crate::web;
 use crate::AppState;
 
 /// Who is calling: a store system or a person.
@@ -30,28 +31,53 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| unauthorized("an Authorization: Bearer header is required"))?
-            .to_str()
-            .map_err(|_| unauthorized("the Authorization header is not readable text"))?;
-        let secret = header
-            .strip_prefix("Bearer ")
-            .ok_or_else(|| {
-                unauthorized("the Authorization header must be \"Bearer <key or token>\"")
-            })?
-            .trim();
+        let secret = match parts.headers.get(axum::http::header::AUTHORIZATION) {
+            Some(header) => header
+                .to_str()
+                .map_err(|_| unauthorized("the Authorization header is not readable text"))?
+                .strip_prefix("Bearer ")
+                .ok_or_else(|| {
+                    unauthorized("the Authorization header must be \"Bearer <key or token>\"")
+                })?
+                .trim()
+                .to_string(),
+            // The console: its session cookie holds a user token, and every
+            // state-changing request must prove it comes from our page.
+            None => match web::session::token(&parts.headers) {
+                Some(token) => {
+                    web::session::check_csrf(&parts.method, &parts.headers, &token)?;
+                    token
+                }
+                None => {
+                    return Err(unauthorized(
+                        "sign in, or send an Authorization: Bearer header",
+                    ))
+                }
+            },
+        };
         if secret.starts_with(STORE_KEY_PREFIX) {
-            if let Some(store) = stores::by_api_key(&state.db, secret).await? {
+            if let Some(store) = stores::by_api_key(&state.db, &secret).await? {
                 return Ok(Caller::Store(store));
             }
         } else if secret.starts_with(USER_TOKEN_PREFIX) {
-            if let Some(user) = state.tokens.user(&state.db, secret, state.now()).await? {
+            if let Some(user) = state.tokens.user(&state.db, &secret, state.now()).await? {
                 return Ok(Caller::User(user));
             }
         }
         Err(unauthorized("the key or token is unknown or expired"))
+    }
+}
+
+/// The client's address, when the server knows it (see
+/// [`crate::login::client_addr`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ConnectAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ConnectAddr(crate::login::client_addr(&parts.extensions)))
     }
 }
 

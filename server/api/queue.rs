@@ -4,19 +4,20 @@
 use std::time::Instant;
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{AdminCaller, Json, Path, Query, SupervisorCaller, UserCaller};
+use super::extract::{AdminCaller, ConnectAddr, Json, Path, Query, SupervisorCaller, UserCaller};
 use super::ingest::no_content;
-use crate::auth::{verify_password, Role};
-use crate::db::tasks::{self, Claim, TaskDetail, VerdictInput, VerdictOutcome};
+use crate::auth::Role;
+use crate::db::products::{self, Product};
+use crate::db::tasks::{self, Claim, TaskContext, TaskDetail, VerdictInput, VerdictOutcome};
 use crate::db::{stores, users};
 use crate::domain::routing::RoutingPolicy;
 use crate::domain::time::format_rfc3339_ms;
 use crate::error::{Error, ErrorBody, Result};
+use crate::login;
 use crate::AppState;
 
 /// Login for the API.
@@ -46,29 +47,14 @@ pub struct TokenResponse {
     responses(
         (status = 200, body = TokenResponse),
         (status = 401, description = "`invalid-credentials`", body = ErrorBody),
+        (status = 429, description = "`too-many-attempts` (with `Retry-After`)", body = ErrorBody),
     ))]
 pub async fn issue_token(
     State(state): State<AppState>,
+    ConnectAddr(addr): ConnectAddr,
     Json(req): Json<TokenRequest>,
 ) -> Result<axum::Json<TokenResponse>> {
-    let invalid = || {
-        Error::client(
-            StatusCode::UNAUTHORIZED,
-            "invalid-credentials",
-            "unknown username or wrong password",
-        )
-    };
-    let (user, hash) = users::by_username(&state.db, &req.username)
-        .await?
-        .ok_or_else(invalid)?;
-    // argon2 is deliberately slow: keep it off the async workers.
-    let password = req.password;
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .map_err(anyhow::Error::from)?;
-    if !ok {
-        return Err(invalid());
-    }
+    let user = login::authenticate(&state, &req.username, &req.password, addr).await?;
     let now = state.now();
     let token = users::issue_token(&state.db, &user.id, now, state.config.token_ttl_ms).await?;
     Ok(axum::Json(TokenResponse {
@@ -195,6 +181,73 @@ pub async fn task_detail(
     Path(task_id): Path<String>,
 ) -> Result<axum::Json<TaskDetail>> {
     Ok(axum::Json(tasks::detail(&state.db, &task_id).await?))
+}
+
+/// The shopper context of a task: the cart so far (lease holder or
+/// supervisor).
+#[utoipa::path(get, path = "/api/v1/tasks/{task_id}/context", tag = "queue", security(("bearer" = [])),
+    params(("task_id" = String, Path)),
+    responses(
+        (status = 200, body = TaskContext),
+        (status = 403, description = "`lease-not-held`", body = ErrorBody),
+        (status = 404, description = "`unknown-task`", body = ErrorBody),
+        (status = 409, description = "`lease-expired`", body = ErrorBody),
+    ))]
+pub async fn task_context(
+    State(state): State<AppState>,
+    UserCaller(user): UserCaller,
+    Path(task_id): Path<String>,
+) -> Result<axum::Json<TaskContext>> {
+    let (store_id, session_id) = tasks::viewable(&state.db, &user, &task_id, state.now()).await?;
+    Ok(axum::Json(
+        tasks::context(&state.db, &task_id, &store_id, &session_id).await?,
+    ))
+}
+
+/// A catalog search.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ProductQuery {
+    /// Words that must all appear in the product's name or sku.
+    pub q: String,
+    /// Most products (default 20, at most 100).
+    pub limit: Option<i64>,
+}
+
+/// Searches the catalog of a task's store, for a product the model did not
+/// propose (lease holder or supervisor).
+#[utoipa::path(get, path = "/api/v1/tasks/{task_id}/products", tag = "queue", security(("bearer" = [])),
+    params(("task_id" = String, Path), ProductQuery),
+    responses(
+        (status = 200, body = Vec<Product>),
+        (status = 403, description = "`lease-not-held`", body = ErrorBody),
+        (status = 404, description = "`unknown-task`", body = ErrorBody),
+        (status = 409, description = "`lease-expired`", body = ErrorBody),
+    ))]
+pub async fn task_products(
+    State(state): State<AppState>,
+    UserCaller(user): UserCaller,
+    Path(task_id): Path<String>,
+    Query(q): Query<ProductQuery>,
+) -> Result<axum::Json<Vec<Product>>> {
+    let (store_id, _) = tasks::viewable(&state.db, &user, &task_id, state.now()).await?;
+    let mut conn = state.db.reader().acquire().await?;
+    let limit = q.limit.unwrap_or(20);
+    Ok(axum::Json(
+        products::search(&mut conn, &store_id, &q.q, limit).await?,
+    ))
+}
+
+/// The tasks the caller holds leases on, oldest claim first (a console
+/// that was reloaded takes them up again).
+#[utoipa::path(get, path = "/api/v1/tasks/leased", tag = "queue", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Claim>)))]
+pub async fn leased(
+    State(state): State<AppState>,
+    UserCaller(user): UserCaller,
+) -> Result<axum::Json<Vec<Claim>>> {
+    Ok(axum::Json(
+        tasks::held(&state.db, &user, state.now()).await?,
+    ))
 }
 
 /// Paging of lists.

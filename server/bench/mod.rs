@@ -12,7 +12,7 @@ mod media;
 mod queue;
 mod report;
 mod seed;
-mod server;
+pub mod server;
 
 use clap::{Args, Subcommand, ValueEnum};
 

@@ -85,6 +85,52 @@ pub async fn list(db: &Db, store_id: &str) -> Result<Vec<Product>, sqlx::Error> 
     rows.iter().map(from_row).collect()
 }
 
+/// Products of a store whose name or sku contains every word of `query`
+/// (case-insensitive), names starting with the first word first.
+pub async fn search(
+    conn: &mut AnyConnection,
+    store_id: &str,
+    query: &str,
+    limit: i64,
+) -> Result<Vec<Product>, sqlx::Error> {
+    let words: Vec<String> = query
+        .split_whitespace()
+        .take(5)
+        .map(|w| {
+            // LIKE wildcards typed by a labeler are matched literally.
+            let escaped = w
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("%{escaped}%")
+        })
+        .collect();
+    let Some(first) = words.first() else {
+        return Ok(Vec::new());
+    };
+    let mut sql =
+        String::from("SELECT sku, name, price_cents, image_url FROM products WHERE store_id = $1");
+    for i in 0..words.len() {
+        let n = i + 2;
+        sql.push_str(&format!(
+            " AND (LOWER(name) LIKE ${n} ESCAPE '\\' OR LOWER(sku) LIKE ${n} ESCAPE '\\')"
+        ));
+    }
+    let prefix_param = words.len() + 2;
+    sql.push_str(&format!(
+        " ORDER BY CASE WHEN LOWER(name) LIKE ${prefix_param} ESCAPE '\\' THEN 0 ELSE 1 END, name, sku LIMIT {}",
+        limit.clamp(1, 100)
+    ));
+    let mut q = sqlx::query(&sql).bind(store_id);
+    for w in &words {
+        q = q.bind(w.clone());
+    }
+    q = q.bind(first[1..].to_string());
+    let rows = q.fetch_all(conn).await?;
+    rows.iter().map(from_row).collect()
+}
+
 fn from_row(r: &sqlx::any::AnyRow) -> Result<Product, sqlx::Error> {
     Ok(Product {
         sku: r.try_get("sku")?,

@@ -9,6 +9,7 @@ use super::{clips, flag, new_id, products, receipts, stores, Db, Tx};
 use crate::db::users::User;
 use crate::domain::consensus::{self, Answer, Outcome};
 use crate::domain::event::{CandidateInput, MAX_QUANTITY};
+use crate::domain::receipt::ReceiptLine;
 use crate::domain::time::format_rfc3339_ms;
 use crate::domain::{Action, Label};
 use crate::error::{Error, Result};
@@ -810,4 +811,91 @@ pub async fn counts_by_status(db: &Db) -> Result<Vec<(String, i64)>> {
         .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
         .collect::<Result<_, sqlx::Error>>()
         .map_err(Error::from)
+}
+
+/// The store and session of a task the user may look at: a supervisor any
+/// task, a labeler only one whose lease they hold (`lease-expired` or
+/// `lease-not-held` otherwise, as for a verdict).
+pub async fn viewable(db: &Db, user: &User, task_id: &str, now: i64) -> Result<(String, String)> {
+    let mut tx = db.begin().await?;
+    let row = sqlx::query(&format!(
+        "SELECT {TASK_COLUMNS} FROM review_tasks WHERE id = $1"
+    ))
+    .bind(task_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| unknown_task(task_id))?;
+    let task = task_from_row(&row)?;
+    if !user.role.is_supervisor() && !holds_lease(&task, user, now) {
+        return Err(lease_error(&mut tx, &task, user, now).await?);
+    }
+    tx.commit().await?;
+    Ok((task.store_id, task.session_id))
+}
+
+/// What else the shopper of a task has done: the cart as settled so far and
+/// how many other events still wait for review.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TaskContext {
+    /// The task.
+    pub task_id: String,
+    /// The store's session id.
+    pub session_id: String,
+    /// Net products of the session's settled events (model-accepted or
+    /// reviewed), priced as the receipt will price them.
+    pub cart: Vec<ReceiptLine>,
+    /// Sum of the cart lines.
+    pub cart_total_cents: i64,
+    /// Other events of the session still in review.
+    pub other_events_in_review: i64,
+    /// Whether the shopper has left the store.
+    pub exited: bool,
+}
+
+/// The shopper context of a task.
+pub async fn context(
+    db: &Db,
+    task_id: &str,
+    store_id: &str,
+    session_id: &str,
+) -> Result<TaskContext> {
+    let mut conn = db.reader().acquire().await?;
+    let receipt = receipts::read(&mut conn, store_id, session_id)
+        .await?
+        .ok_or_else(|| unknown_task(task_id))?;
+    Ok(TaskContext {
+        task_id: task_id.to_string(),
+        session_id: session_id.to_string(),
+        cart: receipt.lines,
+        cart_total_cents: receipt.total_cents,
+        // The task's own event is one of the session's open reviews while
+        // it is being answered.
+        other_events_in_review: (receipt.events_in_review - 1).max(0),
+        exited: receipt.exited_at.is_some(),
+    })
+}
+
+/// The tasks whose live leases the user holds, oldest claim first: a console
+/// that reloads picks up where it was instead of waiting for them to expire.
+pub async fn held(db: &Db, user: &User, now: i64) -> Result<Vec<Claim>> {
+    let mut conn = db.reader().acquire().await?;
+    let rows = sqlx::query(
+        "SELECT t.id, t.lease_expires_at FROM review_tasks t JOIN task_leases l ON l.id = t.lease_id \
+         WHERE t.status = 'leased' AND t.leased_by = $1 AND t.lease_expires_at > $2 \
+         ORDER BY l.claimed_at, t.id",
+    )
+    .bind(&user.id)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut claims = Vec::with_capacity(rows.len());
+    for r in rows {
+        let id: String = r.try_get("id")?;
+        let expires: i64 = r.try_get("lease_expires_at")?;
+        claims.push(Claim {
+            task: view(&mut conn, &id).await?,
+            lease_expires_at: format_rfc3339_ms(expires),
+        });
+    }
+    Ok(claims)
 }

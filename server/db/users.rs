@@ -143,3 +143,15 @@ impl TokenCache {
         Ok(found.map(|(user, _)| user))
     }
 }
+
+/// Ends a token (console logout). This instance forgets it at once; other
+/// instances may accept it for up to [`TokenCache::FRESH`] from their cache.
+pub async fn revoke_token(db: &Db, cache: &TokenCache, token: &str) -> Result<(), sqlx::Error> {
+    let hash = digest(token);
+    sqlx::query("DELETE FROM api_tokens WHERE token_hash = $1")
+        .bind(&hash)
+        .execute(db.writer())
+        .await?;
+    cache.entries.lock().expect("token cache").remove(&hash);
+    Ok(())
+}

@@ -7,6 +7,7 @@
 pub mod consensus;
 pub mod event;
 pub mod label;
+pub mod ratelimit;
 pub mod receipt;
 pub mod routing;
 pub mod time;

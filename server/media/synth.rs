@@ -258,7 +258,10 @@ fn encode(scene: &ShelfScene, partial: &Path, cancel: &Cancel) -> MediaResult<()
     encoder.set_color_range(ff::color::Range::MPEG);
     encoder.set_colorspace(ff::color::Space::SMPTE170M);
     if global_header {
-        encoder.set_flags(ff::codec::Flags::GLOBAL_HEADER);
+        // Setting flags replaces libx264's default `+cgop`; keep the GOP
+        // closed, so every keyframe is an IDR picture a browser can start
+        // decoding at when it seeks into the clip.
+        encoder.set_flags(ff::codec::Flags::GLOBAL_HEADER | ff::codec::Flags::CLOSED_GOP);
     }
     let mut options = Dictionary::new();
     options.set("preset", X264_PRESET);

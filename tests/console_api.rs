@@ -1,0 +1,637 @@
+//! The console's server side over real HTTP: login with cookie sessions,
+//! CSRF, login throttling, logout, static files, and the task endpoints the
+//! console uses (shopper context, catalog search, held leases). Browser
+//! behaviour is in tests/console.rs.
+
+mod common;
+
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use common::{code, event, Backend, TestApp};
+use recount::auth::{hash_password, Role};
+use recount::db::users;
+
+const PASSWORD: &str = "pw-for-tests";
+const UNSURE: &[(&str, f64)] = &[("milk", 0.55), ("cola", 0.30)];
+const SURE: &[(&str, f64)] = &[("bread", 0.99), ("milk", 0.005)];
+
+/// A client that does not follow redirects, so tests see them.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn add_user(app: &TestApp, name: &str, role: Role) {
+    let hash = hash_password(PASSWORD).unwrap();
+    users::upsert(&app.state.db, name, &hash, role, app.state.now())
+        .await
+        .unwrap();
+}
+
+/// `name=value` of a `Set-Cookie` header, and the whole header.
+fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<(String, String)> {
+    resp.headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| {
+            let pair = v.split(';').next().unwrap().to_string();
+            (pair, v.to_string())
+        })
+}
+
+/// The value of a hidden form field or meta tag in a page.
+fn attr_after(html: &str, marker: &str) -> String {
+    let start = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker} in page"))
+        + marker.len();
+    let rest = &html[start..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+/// A signed-in console session.
+struct Session {
+    cookie: String,
+    csrf: String,
+}
+
+/// Fetches the login form and posts it.
+async fn login_response(app: &TestApp, user: &str, password: &str) -> reqwest::Response {
+    let http = client();
+    let form = http
+        .get(format!("{}/login", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), StatusCode::OK);
+    let (csrf_cookie, _) = set_cookie(&form, "recount_login_csrf").expect("login csrf cookie");
+    let html = form.text().await.unwrap();
+    let csrf = attr_after(&html, "name=\"csrf\" value=\"");
+    http.post(format!("{}/login", app.base))
+        .header(COOKIE, csrf_cookie)
+        .form(&[
+            ("username", user),
+            ("password", password),
+            ("csrf", csrf.as_str()),
+            ("next", "/console"),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn login(app: &TestApp, user: &str) -> Session {
+    let resp = login_response(app, user, PASSWORD).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()[LOCATION], "/console");
+    let (cookie, _) = set_cookie(&resp, "recount_session").expect("session cookie");
+    let page = client()
+        .get(format!("{}/console", app.base))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    let csrf = attr_after(&html, "name=\"csrf-token\" content=\"");
+    Session { cookie, csrf }
+}
+
+/// A request authenticated by the session cookie.
+async fn cookie_call(
+    app: &TestApp,
+    s: &Session,
+    method: Method,
+    path: &str,
+    csrf: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = client()
+        .request(method, format!("{}{path}", app.base))
+        .header(COOKIE, &s.cookie);
+    if let Some(c) = csrf {
+        req = req.header("X-CSRF-Token", c);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    common::read(req.send().await.unwrap()).await
+}
+
+async fn login_sets_an_http_only_session_cookie_that_the_api_accepts(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    add_user(&app, "ana", Role::Labeler).await;
+    let tokens_before = app.count("SELECT COUNT(*) FROM api_tokens").await;
+
+    let resp = login_response(&app, "ana", PASSWORD).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (cookie, header) = set_cookie(&resp, "recount_session").unwrap();
+    let lower = header.to_lowercase();
+    assert!(lower.contains("httponly"), "{header}");
+    assert!(lower.contains("samesite=lax"), "{header}");
+    assert!(lower.contains("path=/"), "{header}");
+    assert!(
+        !lower.contains("secure"),
+        "plain HTTP gets no Secure flag: {header}"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM api_tokens").await,
+        tokens_before + 1
+    );
+
+    // The cookie authenticates API reads without any header.
+    let s = Session {
+        cookie,
+        csrf: String::new(),
+    };
+    let (status, body) =
+        cookie_call(&app, &s, Method::GET, "/api/v1/tasks/leased", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!([]));
+}
+
+async fn login_over_tls_proxy_marks_the_cookie_secure(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    add_user(&app, "ana", Role::Labeler).await;
+    let http = client();
+    let form = http
+        .get(format!("{}/login", app.base))
+        .header("X-Forwarded-Proto", "https")
+        .send()
+        .await
+        .unwrap();
+    let (csrf_cookie, header) = set_cookie(&form, "recount_login_csrf").unwrap();
+    assert!(header.to_lowercase().contains("secure"), "{header}");
+    let csrf = attr_after(&form.text().await.unwrap(), "name=\"csrf\" value=\"");
+    let resp = http
+        .post(format!("{}/login", app.base))
+        .header(COOKIE, csrf_cookie)
+        .header("X-Forwarded-Proto", "https")
+        .form(&[("username", "ana"), ("password", PASSWORD), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (_, header) = set_cookie(&resp, "recount_session").unwrap();
+    assert!(header.to_lowercase().contains("; secure"), "{header}");
+}
+
+async fn login_without_the_form_token_is_refused_and_creates_no_session(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    add_user(&app, "ana", Role::Labeler).await;
+    let tokens_before = app.count("SELECT COUNT(*) FROM api_tokens").await;
+    let http = client();
+    for (cookie, field) in [
+        (None, "whatever"),
+        (Some("recount_login_csrf=abc"), "xyz"),
+        (Some("recount_login_csrf=abc"), ""),
+    ] {
+        let mut req = http.post(format!("{}/login", app.base)).form(&[
+            ("username", "ana"),
+            ("password", PASSWORD),
+            ("csrf", field),
+        ]);
+        if let Some(c) = cookie {
+            req = req.header(COOKIE, c);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        assert!(set_cookie(&resp, "recount_session").is_none());
+        let html = resp.text().await.unwrap();
+        assert!(html.contains("The login form expired"), "{html}");
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM api_tokens").await,
+        tokens_before
+    );
+}
+
+async fn failed_logins_are_throttled_per_username_for_page_and_api(backend: Backend) {
+    let app = TestApp::start_with(backend, |c| {
+        c.login_max_failures = 3;
+        c.login_window_ms = 60_000;
+    })
+    .await;
+    add_user(&app, "ana", Role::Labeler).await;
+    add_user(&app, "ben", Role::Labeler).await;
+    for _ in 0..3 {
+        let resp = login_response(&app, "ana", "wrong").await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        assert!(resp
+            .text()
+            .await
+            .unwrap()
+            .contains("Unknown username or wrong password"));
+    }
+    // The right password no longer helps, on the page or through the API.
+    let resp = login_response(&app, "ana", PASSWORD).await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(set_cookie(&resp, "recount_session").is_none());
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .contains("Too many failed logins"));
+    let api = client()
+        .post(format!("{}/api/v1/auth/token", app.base))
+        .json(&json!({"username": "ANA ", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: i64 = api.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    let (_, body) = common::read(api).await;
+    assert_eq!(code(&body), "too-many-attempts");
+
+    // Another user is not affected.
+    assert_eq!(
+        login_response(&app, "ben", PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    // Once the window has moved past the failures, the password works again.
+    app.clock.advance(60_001);
+    assert_eq!(
+        login_response(&app, "ana", PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+}
+
+async fn cookie_requests_that_change_state_need_the_csrf_token(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, key) = app.store_with_catalog().await;
+    add_user(&app, "ana", Role::Labeler).await;
+    let (s, b) = app.events(&key, event("e1", "s1", "pick", 1, UNSURE)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let session = login(&app, "ana").await;
+
+    for csrf in [None, Some("0123"), Some("")] {
+        let (status, body) = cookie_call(
+            &app,
+            &session,
+            Method::POST,
+            "/api/v1/tasks/claim",
+            csrf,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(code(&body), "csrf-failed");
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM task_leases").await,
+        0,
+        "a refused claim leases nothing"
+    );
+    let (status, body) = cookie_call(
+        &app,
+        &session,
+        Method::POST,
+        "/api/v1/tasks/claim",
+        Some(&session.csrf),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["task"]["event_id"], "e1");
+}
+
+async fn logout_ends_the_session(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    add_user(&app, "ana", Role::Labeler).await;
+    let session = login(&app, "ana").await;
+    let http = client();
+
+    // Without the form's token nothing happens.
+    let resp = http
+        .post(format!("{}/logout", app.base))
+        .header(COOKIE, &session.cookie)
+        .form(&[("csrf", "nope")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let (status, _) = cookie_call(
+        &app,
+        &session,
+        Method::GET,
+        "/api/v1/tasks/leased",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let resp = http
+        .post(format!("{}/logout", app.base))
+        .header(COOKIE, &session.cookie)
+        .form(&[("csrf", session.csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()[LOCATION], "/login");
+    let (cleared, _) = set_cookie(&resp, "recount_session").unwrap();
+    assert_eq!(cleared, "recount_session=");
+    let (status, body) = cookie_call(
+        &app,
+        &session,
+        Method::GET,
+        "/api/v1/tasks/leased",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let page = http
+        .get(format!("{}/console", app.base))
+        .header(COOKIE, &session.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::SEE_OTHER);
+    assert_eq!(page.headers()[LOCATION], "/login?next=/console");
+}
+
+#[tokio::test]
+async fn pages_redirect_only_to_our_own_paths() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    add_user(&app, "ana", Role::Labeler).await;
+    let http = client();
+    for next in ["//evil.example/x", "https://evil.example/", "/\\evil"] {
+        let form = http
+            .get(format!("{}/login", app.base))
+            .send()
+            .await
+            .unwrap();
+        let (cookie, _) = set_cookie(&form, "recount_login_csrf").unwrap();
+        let csrf = attr_after(&form.text().await.unwrap(), "name=\"csrf\" value=\"");
+        let resp = http
+            .post(format!("{}/login", app.base))
+            .header(COOKIE, cookie)
+            .form(&[
+                ("username", "ana"),
+                ("password", PASSWORD),
+                ("csrf", &csrf),
+                ("next", next),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+        assert_eq!(resp.headers()[LOCATION], "/console", "next={next}");
+    }
+}
+
+#[tokio::test]
+async fn pages_carry_a_strict_content_security_policy_and_static_files_revalidate() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let http = client();
+    let page = http
+        .get(format!("{}/login", app.base))
+        .send()
+        .await
+        .unwrap();
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'self'"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+
+    let js = http
+        .get(format!("{}/static/console.js", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(js.status(), StatusCode::OK);
+    assert_eq!(
+        js.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    let etag = js.headers()["etag"].to_str().unwrap().to_string();
+    let body = js.text().await.unwrap();
+    assert!(body.contains("verdict-to-ready"));
+    let again = http
+        .get(format!("{}/static/console.js", app.base))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+
+    let (status, body) = common::read(
+        http.get(format!("{}/static/nope.js", app.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(code(&body), "not-found");
+    // Nothing outside the compiled-in list is reachable.
+    let status = http
+        .get(format!("{}/static/..%2FCargo.toml", app.base))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+async fn task_context_shows_the_cart_to_the_lease_holder_only(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (store_id, key) = app.store_with_catalog().await;
+    let admin = app.user("boss", Role::Admin).await;
+    let (s, b) = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/stores/{store_id}/policy"),
+            &admin,
+            Some(json!({"audit_rate": 0.0})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // Two settled breads, one event in review (ours), one more in review.
+    let (s, b) = app
+        .events(
+            &key,
+            json!([
+                event("e1", "s1", "pick", 2, SURE),
+                event("e2", "s1", "pick", 1, UNSURE),
+                event("e3", "s1", "pick", 1, UNSURE),
+            ]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let ana = app.user("ana", Role::Labeler).await;
+    let ben = app.user("ben", Role::Labeler).await;
+    let sup = app.user("sue", Role::Supervisor).await;
+    let (_, claim) = app.claim(&ana).await;
+    let task_id = claim["task"]["task_id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/tasks/{task_id}/context");
+
+    let (status, ctx) = app.call(Method::GET, &path, &ana, None).await;
+    assert_eq!(status, StatusCode::OK, "{ctx}");
+    assert_eq!(
+        ctx,
+        json!({
+            "task_id": task_id,
+            "session_id": "s1",
+            "cart": [{"sku": "bread", "name": "Bread", "quantity": 2, "unit_price_cents": 399, "total_cents": 798}],
+            "cart_total_cents": 798,
+            "other_events_in_review": 1,
+            "exited": false,
+        })
+    );
+    let (status, body) = app.call(Method::GET, &path, &ben, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(code(&body), "lease-not-held");
+    let (status, body) = app.call(Method::GET, &path, &sup, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app.call(Method::GET, &path, &key, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(code(&body), "user-token-required");
+    let (status, body) = app
+        .call(Method::GET, "/api/v1/tasks/nope/context", &ana, None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(code(&body), "unknown-task");
+
+    // After the lease runs out, the former holder is told precisely.
+    app.clock.advance(app.state.config.lease_ttl_ms + 1);
+    let (status, body) = app.call(Method::GET, &path, &ana, None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(code(&body), "lease-expired");
+}
+
+async fn catalog_search_finds_products_by_words_of_name_or_sku(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, key) = app.store_with_catalog().await;
+    let (s, b) = app
+        .call(
+            Method::PUT,
+            "/api/v1/products",
+            &key,
+            Some(json!([
+                {"sku": "milk-oat", "name": "Oat milk 1 l", "price_cents": 219},
+                {"sku": "pct", "name": "100% juice", "price_cents": 250},
+            ])),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // Another store's products never show.
+    let (_, other) = app.store("Other", None).await;
+    app.catalog(&other).await;
+    let (s, b) = app.events(&key, event("e1", "s1", "pick", 1, UNSURE)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let ana = app.user("ana", Role::Labeler).await;
+    let (_, claim) = app.claim(&ana).await;
+    let task_id = claim["task"]["task_id"].as_str().unwrap().to_string();
+    let search = |q: &str| format!("/api/v1/tasks/{task_id}/products?q={q}");
+
+    let skus = |body: &Value| -> Vec<String> {
+        body.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["sku"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (status, body) = app.call(Method::GET, &search("MILK"), &ana, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A name starting with the word comes first.
+    assert_eq!(skus(&body), vec!["milk", "milk-oat"]);
+    assert_eq!(
+        body[0],
+        json!({"sku": "milk", "name": "Milk 1 l", "price_cents": 129})
+    );
+    let (_, body) = app
+        .call(Method::GET, &search("oat%20milk"), &ana, None)
+        .await;
+    assert_eq!(skus(&body), vec!["milk-oat"]);
+    let (_, body) = app.call(Method::GET, &search("tv"), &ana, None).await;
+    assert_eq!(skus(&body), vec!["tv"]);
+    // LIKE wildcards are matched literally.
+    let (_, body) = app.call(Method::GET, &search("%25"), &ana, None).await;
+    assert_eq!(skus(&body), vec!["pct"]);
+    let (_, body) = app.call(Method::GET, &search("_"), &ana, None).await;
+    assert_eq!(body, json!([]), "no product has an underscore");
+    let (_, body) = app.call(Method::GET, &search("%20"), &ana, None).await;
+    assert_eq!(body, json!([]));
+
+    let (status, body) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/tasks/{task_id}/products"),
+            &ana,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(code(&body), "invalid-query");
+}
+
+async fn held_leases_are_listed_for_a_reloaded_console(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, key) = app.store_with_catalog().await;
+    for i in 0..3 {
+        let (s, b) = app
+            .events(
+                &key,
+                event(&format!("e{i}"), &format!("s{i}"), "pick", 1, UNSURE),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    let ana = app.user("ana", Role::Labeler).await;
+    let ben = app.user("ben", Role::Labeler).await;
+    let (_, first) = app.claim(&ana).await;
+    app.clock.advance(10);
+    let (_, second) = app.claim(&ana).await;
+    let (_, _) = app.claim(&ben).await;
+
+    let (status, held) = app
+        .call(Method::GET, "/api/v1/tasks/leased", &ana, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{held}");
+    assert_eq!(held, json!([first, second]));
+
+    let task_id = first["task"]["task_id"].as_str().unwrap();
+    let (s, b) = app
+        .verdict(
+            &ana,
+            task_id,
+            json!({"action": "pick", "sku": "milk", "quantity": 1}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (_, held) = app
+        .call(Method::GET, "/api/v1/tasks/leased", &ana, None)
+        .await;
+    assert_eq!(held, json!([second]));
+    app.clock.advance(app.state.config.lease_ttl_ms + 1);
+    let (_, held) = app
+        .call(Method::GET, "/api/v1/tasks/leased", &ana, None)
+        .await;
+    assert_eq!(held, json!([]), "expired leases are not offered");
+}
+
+dual!(
+    login_sets_an_http_only_session_cookie_that_the_api_accepts,
+    login_over_tls_proxy_marks_the_cookie_secure,
+    login_without_the_form_token_is_refused_and_creates_no_session,
+    failed_logins_are_throttled_per_username_for_page_and_api,
+    cookie_requests_that_change_state_need_the_csrf_token,
+    logout_ends_the_session,
+    task_context_shows_the_cart_to_the_lease_holder_only,
+    catalog_search_finds_products_by_words_of_name_or_sku,
+    held_leases_are_listed_for_a_reloaded_console,
+);
