@@ -15,7 +15,8 @@ use ffmpeg_next as ff;
 use image::RgbImage;
 
 use recount::media::{
-    self, Cancel, CutAccuracy, MediaError, MediaLimits, MediaRunner, Method, ProbeInfo, Window,
+    self, Cancel, CutAccuracy, Decode, MediaError, MediaLimits, MediaRunner, Method, ProbeInfo,
+    Window,
 };
 
 // ---------------------------------------------------------------- helpers
@@ -374,12 +375,116 @@ fn codec_outside_the_list_is_unsupported() {
     assert!(err.message.contains("ffv1"), "{}", err.message);
 }
 
+/// What the clip-process job runs on a clip: the browser MP4, then its
+/// filmstrip, which checks every frame when the MP4 step did not.
+async fn clip_job_steps(
+    runner: &MediaRunner,
+    name: &str,
+    window: Option<Window>,
+    dir: &Path,
+) -> Result<(media::OutputInfo, media::Filmstrip), MediaError> {
+    let video = dir.join("video.mp4");
+    let out = runner
+        .make_browser_mp4(fixture(name), &video, window, CutAccuracy::Keyframe)
+        .await?;
+    let decode = if out.frames_checked {
+        Decode::TilesOnly
+    } else {
+        Decode::EveryFrame
+    };
+    let strip = runner
+        .filmstrip(&video, 10, 160, decode, dir.join("filmstrip.jpg"))
+        .await?;
+    Ok((out, strip))
+}
+
 #[test]
-fn corrupt_frames_fail_the_remux_and_leave_no_output() {
-    let (err, _dir, out) = mp4_err("corrupt-middle.mp4", None, CutAccuracy::Keyframe);
+fn a_remux_copies_damaged_frames_without_decoding_them() {
+    let dir = out_dir();
+    let out = dir.path().join("out.mp4");
+    let made = mp4("corrupt-middle.mp4", &out, None, CutAccuracy::Keyframe);
+    assert_eq!(made.method, Method::Remux);
+    assert!(!made.frames_checked);
+    assert_eq!(made.frame_count, 120);
+}
+
+#[test]
+fn checking_every_frame_of_a_damaged_remux_fails_with_corrupt_video() {
+    let dir = out_dir();
+    let video = dir.path().join("video.mp4");
+    mp4("corrupt-middle.mp4", &video, None, CutAccuracy::Keyframe);
+    let strip = dir.path().join("filmstrip.jpg");
+    let err = media::filmstrip(
+        &video,
+        10,
+        160,
+        Decode::EveryFrame,
+        &strip,
+        &limits(),
+        &Cancel::new(),
+    )
+    .unwrap_err();
     assert_eq!(err.code, "corrupt-video");
     assert!(err.client_fault);
-    assert_no_output(&out);
+    assert_no_output(&strip);
+}
+
+#[tokio::test]
+async fn the_clip_job_refuses_a_damaged_clip_whole_or_cut() {
+    let runner = MediaRunner::new(limits());
+    for window in [None, Some(Window::new(1500, 3500))] {
+        let dir = out_dir();
+        let err = clip_job_steps(&runner, "corrupt-middle.mp4", window, dir.path())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, "corrupt-video", "{window:?}");
+        assert!(err.client_fault);
+        assert_no_output(&dir.path().join("filmstrip.jpg"));
+    }
+}
+
+#[tokio::test]
+async fn the_clip_job_checks_every_frame_once() {
+    let runner = MediaRunner::new(limits());
+    // Remuxed: the filmstrip decodes every frame, so the video is checked.
+    let dir = out_dir();
+    let (out, strip) = clip_job_steps(&runner, "h264.mp4", None, dir.path())
+        .await
+        .unwrap();
+    assert_eq!((out.method, out.frames_checked), (Method::Remux, false));
+    assert_eq!(strip.timestamps_ms.len(), 10);
+    // Transcoded: every frame was decoded on the way; the filmstrip takes
+    // only what its tiles need.
+    let dir = out_dir();
+    let (out, strip) = clip_job_steps(&runner, "hevc.mp4", None, dir.path())
+        .await
+        .unwrap();
+    assert_eq!((out.method, out.frames_checked), (Method::Transcode, true));
+    assert_eq!(strip.timestamps_ms.len(), 10);
+}
+
+#[test]
+fn a_filmstrip_checking_every_frame_shows_the_same_tiles() {
+    let dir = out_dir();
+    let (fast, checked) = (dir.path().join("a.jpg"), dir.path().join("b.jpg"));
+    let run = |decode, out: &Path| {
+        media::filmstrip(
+            &fixture("h264.mp4"),
+            4,
+            160,
+            decode,
+            out,
+            &limits(),
+            &Cancel::new(),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        run(Decode::TilesOnly, &fast),
+        run(Decode::EveryFrame, &checked)
+    );
+    let (a, b) = (jpeg(&fast), jpeg(&checked));
+    assert!(mean_abs_diff(&a, &b) < 0.5, "{}", mean_abs_diff(&a, &b));
 }
 
 #[test]
@@ -401,17 +506,20 @@ fn corrupt_frames_are_tolerated_up_to_the_limit() {
         max_corrupt_frames: 1000,
         ..limits()
     };
-    let made = media::make_browser_mp4(
-        &fixture("corrupt-middle.mp4"),
+    let made = mp4("corrupt-middle.mp4", &out, None, CutAccuracy::Keyframe);
+    assert_eq!(made.method, Method::Remux);
+    assert_browser_mp4(&out);
+    let strip = media::filmstrip(
         &out,
-        None,
-        CutAccuracy::Keyframe,
+        10,
+        160,
+        Decode::EveryFrame,
+        &dir.path().join("filmstrip.jpg"),
         &tolerant,
         &Cancel::new(),
     )
     .expect("tolerated");
-    assert_eq!(made.method, Method::Remux);
-    assert_browser_mp4(&out);
+    assert_eq!(strip.timestamps_ms.len(), 10);
 }
 
 #[test]
@@ -477,7 +585,7 @@ fn every_operation_refuses_bad_input_with_the_same_code() {
             "{name} poster"
         );
         assert_eq!(
-            media::filmstrip(&input, 4, 80, &jpg, &lim, &c)
+            media::filmstrip(&input, 4, 80, Decode::TilesOnly, &jpg, &lim, &c)
                 .unwrap_err()
                 .code,
             code,
@@ -651,6 +759,49 @@ fn vp9_webm_is_transcoded_frame_for_frame() {
 #[test]
 fn yuv444p_h264_is_transcoded_to_yuv420p() {
     assert_transcodes_every_frame("h264-yuv444p.mp4");
+}
+
+/// NAL unit types of an H.264 packet in MP4 (4-byte lengths).
+fn nal_types(mut data: &[u8]) -> Vec<u8> {
+    let mut types = Vec::new();
+    while data.len() > 4 {
+        let len = u32::from_be_bytes(data[..4].try_into().unwrap()) as usize;
+        types.push(data[4] & 0x1f);
+        data = &data[(4 + len).min(data.len())..];
+    }
+    types
+}
+
+#[test]
+fn transcoded_video_has_closed_gops_every_keyframe_an_idr() {
+    let dir = out_dir();
+    let out = dir.path().join("out.mp4");
+    // 120 frames at 30 fps: four one-second GOPs.
+    let made = mp4(
+        "h264.mp4",
+        &out,
+        Some(Window::new(0, 4000)),
+        CutAccuracy::Frame,
+    );
+    assert_eq!((made.method, made.frame_count), (Method::Transcode, 120));
+    ff::init().unwrap();
+    let mut ictx = ff::format::input(&out).unwrap();
+    let (mut keyframes, mut idrs) = (0, 0);
+    for (_, packet) in ictx.packets() {
+        let types = nal_types(packet.data().unwrap());
+        // An open GOP's later keyframes are I pictures (type 1 slices with a
+        // recovery point), whose leading B-frames refer to the GOP before.
+        let idr = types.contains(&5);
+        assert_eq!(
+            packet.is_key(),
+            idr,
+            "pts {:?}: NAL types {types:?}",
+            packet.pts()
+        );
+        keyframes += usize::from(packet.is_key());
+        idrs += usize::from(idr);
+    }
+    assert_eq!((keyframes, idrs), (4, 4));
 }
 
 #[test]
@@ -854,6 +1005,7 @@ fn filmstrip_uses_keyframes_when_there_are_enough() {
         &fixture("h264.mp4"),
         4,
         160,
+        Decode::TilesOnly,
         &out,
         &limits(),
         &Cancel::new(),
@@ -877,6 +1029,7 @@ fn filmstrip_spreads_fewer_tiles_evenly_over_the_keyframes() {
         &fixture("mjpeg.avi"),
         5,
         160,
+        Decode::TilesOnly,
         &out,
         &limits(),
         &Cancel::new(),
@@ -897,6 +1050,7 @@ fn filmstrip_decodes_everything_when_keyframes_are_too_few() {
         &fixture("h264.mp4"),
         12,
         160,
+        Decode::TilesOnly,
         &out,
         &limits(),
         &Cancel::new(),
@@ -928,6 +1082,7 @@ fn filmstrip_tiles_are_upright() {
         &fixture("rotated.mov"),
         2,
         120,
+        Decode::TilesOnly,
         &out,
         &limits(),
         &Cancel::new(),
@@ -946,8 +1101,16 @@ fn filmstrip_tiles_are_upright() {
 fn filmstrip_of_a_variable_frame_rate_clip_takes_real_frame_times() {
     let dir = out_dir();
     let out = dir.path().join("strip.jpg");
-    let strip =
-        media::filmstrip(&fixture("vfr.mkv"), 6, 160, &out, &limits(), &Cancel::new()).unwrap();
+    let strip = media::filmstrip(
+        &fixture("vfr.mkv"),
+        6,
+        160,
+        Decode::TilesOnly,
+        &out,
+        &limits(),
+        &Cancel::new(),
+    )
+    .unwrap();
     let reference: Vec<i64> = decode_all(&fixture("vfr.mkv"))
         .iter()
         .map(|f| f.pts_ms)
@@ -971,6 +1134,7 @@ fn filmstrip_refuses_impossible_options() {
             &fixture("h264.mp4"),
             count,
             width,
+            Decode::TilesOnly,
             &out,
             &limits(),
             &Cancel::new(),
@@ -990,7 +1154,13 @@ async fn runner_runs_operations_on_the_blocking_pool() {
     assert_eq!(info.codec, "hevc");
     let dir = out_dir();
     let strip = runner
-        .filmstrip(fixture("h264.mp4"), 4, 80, dir.path().join("s.jpg"))
+        .filmstrip(
+            fixture("h264.mp4"),
+            4,
+            80,
+            Decode::TilesOnly,
+            dir.path().join("s.jpg"),
+        )
         .await
         .unwrap();
     assert_eq!(strip.timestamps_ms.len(), 4);

@@ -26,7 +26,9 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::db::clips::{self, Processed};
 use crate::db::{new_id, stores, Backend};
-use crate::media::{self, Cancel, CutAccuracy, MediaLimits, Method, Window, X264_CRF, X264_PRESET};
+use crate::media::{
+    self, Cancel, CutAccuracy, Decode, MediaLimits, Method, Window, X264_CRF, X264_PRESET,
+};
 
 /// Most our keyframe cut may take, as a share of the CLI's stream copy.
 const TARGET_CUT_RATIO: f64 = 0.5;
@@ -81,6 +83,18 @@ pub struct MediaArgs {
     /// Least size of the served MP4, in MiB (the source looped, stream copy).
     #[arg(long, default_value_t = 64)]
     pub range_file_mib: u64,
+    /// Runs only these measurements (keys as in the JSON line, comma
+    /// separated, e.g. `poster,poster_gop_end`; `range_serving` for the HTTP
+    /// part). All when not given.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+}
+
+impl MediaArgs {
+    /// Whether the measurement `key` is to run.
+    fn runs(&self, key: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|k| k == key)
+    }
 }
 
 /// Runs every measurement and prints a table and, last, one JSON line.
@@ -120,17 +134,25 @@ pub async fn run(args: &MediaArgs, config: &Config) -> anyhow::Result<()> {
     let cases = {
         let (dir, args, inputs, limits) =
             (dir.0.clone(), args.clone(), inputs.clone(), limits.clone());
-        tokio::task::spawn_blocking(move || measure_all(&dir, &args, &inputs, &limits)).await??
+        let tiles = config.filmstrip_frames;
+        tokio::task::spawn_blocking(move || measure_all(&dir, &args, &inputs, &limits, tiles))
+            .await??
     };
-    eprintln!("range serving…");
-    let ranges = with_fresh_db(Backend::Sqlite, config, |fresh| {
-        range_phase(fresh, config, args, &inputs, &dir.0)
-    })
-    .await?;
+    let ranges = if args.runs("range_serving") {
+        eprintln!("range serving…");
+        Some(
+            with_fresh_db(Backend::Sqlite, config, |fresh| {
+                range_phase(fresh, config, args, &inputs, &dir.0)
+            })
+            .await?,
+        )
+    } else {
+        None
+    };
     let end = Snapshot::take();
 
     let x264 = x264_settings(&limits);
-    print_table(&cases, &ranges, &inputs, &x264);
+    print_table(&cases, ranges.as_ref(), &inputs, &limits, &x264);
     println!("{}", start.describe("at start"));
     println!("{}", end.describe("at end"));
     let facts = Facts {
@@ -139,7 +161,10 @@ pub async fn run(args: &MediaArgs, config: &Config) -> anyhow::Result<()> {
         cli_version: &cli_version,
         x264: &x264,
     };
-    println!("{}", to_json(args, &cases, &ranges, &inputs, &facts));
+    println!(
+        "{}",
+        to_json(args, &cases, ranges.as_ref(), &inputs, &facts)
+    );
     Ok(())
 }
 
@@ -192,45 +217,49 @@ impl Inputs {
             "0",
             &path_arg(&h264)?,
         ]))?;
-        eprintln!(
-            "generating a {} s 1080p MJPEG source…",
-            args.transcode_seconds
-        );
-        ffmpeg(&strings(&[
-            "-f",
-            "lavfi",
-            "-i",
-            testsrc,
-            "-t",
-            &args.transcode_seconds.to_string(),
-            "-c:v",
-            "mjpeg",
-            "-q:v",
-            "4",
-            "-pix_fmt",
-            "yuvj420p",
-            &path_arg(&mjpeg)?,
-        ]))?;
+        if args.runs("transcode") {
+            eprintln!(
+                "generating a {} s 1080p MJPEG source…",
+                args.transcode_seconds
+            );
+            ffmpeg(&strings(&[
+                "-f",
+                "lavfi",
+                "-i",
+                testsrc,
+                "-t",
+                &args.transcode_seconds.to_string(),
+                "-c:v",
+                "mjpeg",
+                "-q:v",
+                "4",
+                "-pix_fmt",
+                "yuvj420p",
+                &path_arg(&mjpeg)?,
+            ]))?;
+        }
         let h264_bytes = std::fs::metadata(&h264)?.len();
-        let loops = (args.range_file_mib * MIB)
-            .div_ceil(h264_bytes.max(1))
-            .max(1);
-        eprintln!("generating the served MP4 ({loops} × the H.264 source, stream copy)…");
-        ffmpeg(&strings(&[
-            "-stream_loop",
-            &(loops - 1).to_string(),
-            "-i",
-            &path_arg(&h264)?,
-            "-c",
-            "copy",
-            "-movflags",
-            "+faststart",
-            &path_arg(&served)?,
-        ]))?;
+        if args.runs("range_serving") {
+            let loops = (args.range_file_mib * MIB)
+                .div_ceil(h264_bytes.max(1))
+                .max(1);
+            eprintln!("generating the served MP4 ({loops} × the H.264 source, stream copy)…");
+            ffmpeg(&strings(&[
+                "-stream_loop",
+                &(loops - 1).to_string(),
+                "-i",
+                &path_arg(&h264)?,
+                "-c",
+                "copy",
+                "-movflags",
+                "+faststart",
+                &path_arg(&served)?,
+            ]))?;
+        }
         Ok(Inputs {
             h264_bytes,
-            mjpeg_bytes: std::fs::metadata(&mjpeg)?.len(),
-            served_bytes: std::fs::metadata(&served)?.len(),
+            mjpeg_bytes: std::fs::metadata(&mjpeg).map_or(0, |m| m.len()),
+            served_bytes: std::fs::metadata(&served).map_or(0, |m| m.len()),
             h264,
             mjpeg,
             served,
@@ -392,14 +421,13 @@ fn med(v: &[Timed], f: impl Fn(&Timed) -> f64) -> Option<f64> {
 }
 
 /// The x264 settings both transcodes use: ours from server/media, the CLI's
-/// spelled out to match (one decoder thread and one encoder thread, as
+/// spelled out to match (one decoder, filter and encoder thread, as
 /// `MediaLimits::threads_per_job`; a keyframe every second, as ours sets).
 fn x264_settings(limits: &MediaLimits) -> String {
     format!(
-        "libx264 preset {X264_PRESET}, crf {X264_CRF}, yuv420p, threads {} (decoder and \
-         encoder), keyframe every 30 frames (1 s at 30 fps), open GOP (ours clears libx264's \
-         default +cgop when it sets GLOBAL_HEADER; the CLI gets -flags:v -cgop to match; the \
-         x264 option strings written in both files are identical), no audio, +faststart",
+        "libx264 preset {X264_PRESET}, crf {X264_CRF}, yuv420p, threads {} (decoder, filters \
+         and encoder; the CLI's filters follow its encoder's -threads), keyframe every 30 frames \
+         (1 s at 30 fps), closed GOP (libx264's default, both sides), no audio, +faststart",
         limits.threads_per_job.max(1)
     )
 }
@@ -409,6 +437,7 @@ fn measure_all(
     args: &MediaArgs,
     inputs: &Inputs,
     limits: &MediaLimits,
+    filmstrip_frames: u32,
 ) -> anyhow::Result<Vec<Measured>> {
     let cancel = Cancel::new();
     let h264 = inputs.h264.as_path();
@@ -419,6 +448,8 @@ fn measure_all(
     let secs = |ms: i64| format!("{:.3}", ms as f64 / 1000.0);
 
     let ours_cut = dir.join("ours-cut.mp4");
+    let ours_job_cut = dir.join("ours-job-cut.mp4");
+    let ours_job_strip = dir.join("ours-job-filmstrip.jpg");
     let ours_strip = dir.join("ours-filmstrip.jpg");
     let ours_transcode = dir.join("ours-transcode.mp4");
     let ours_poster = dir.join("ours-poster.jpg");
@@ -454,7 +485,7 @@ fn measure_all(
         })
     };
 
-    let transcode_cli = |extra: &[&str]| -> anyhow::Result<Vec<String>> {
+    let transcode_cli = || -> anyhow::Result<Vec<String>> {
         let mut args = strings(&[
             "-threads",
             &threads,
@@ -470,15 +501,10 @@ fn measure_all(
             "yuv420p",
             "-g",
             "30",
-            // Ours runs libx264 with an open GOP: `set_flags(GLOBAL_HEADER)`
-            // in transcode.rs replaces libx264's default `+cgop` flag.
-            "-flags:v",
-            "-cgop",
             "-threads",
             &threads,
             "-an",
         ]);
-        args.extend(strings(extra));
         args.extend(strings(&[
             "-movflags",
             "+faststart",
@@ -570,11 +596,83 @@ fn measure_all(
             target: Target::Info,
         },
         Case {
+            key: "clip_process_cut",
+            title: "clip-process job, cut",
+            ours_what: format!(
+                "the clip-process job's media work for a footage cut: make_browser_mp4(Window \
+                 {cut_from}..{cut_to} ms, CutAccuracy::Keyframe), then filmstrip of the cut \
+                 ({filmstrip_frames} tiles, {TILE_WIDTH} px, Decode::EveryFrame as the job asks \
+                 after a remux)"
+            ),
+            ours: Some(Box::new(|| {
+                let o = media::make_browser_mp4(
+                    h264,
+                    &ours_job_cut,
+                    Some(Window::new(cut_from, cut_to)),
+                    CutAccuracy::Keyframe,
+                    limits,
+                    &cancel,
+                )?;
+                let decode = if o.frames_checked {
+                    Decode::TilesOnly
+                } else {
+                    Decode::EveryFrame
+                };
+                let f = media::filmstrip(
+                    &ours_job_cut,
+                    filmstrip_frames,
+                    TILE_WIDTH,
+                    decode,
+                    &ours_job_strip,
+                    limits,
+                    &cancel,
+                )?;
+                Ok(format!(
+                    "{} frames checked by {decode:?}, {} tiles",
+                    o.frame_count,
+                    f.timestamps_ms.len()
+                ))
+            })),
+            // The same work in one CLI process: the stream copy, and a
+            // decode of the same window on one thread.
+            cli: Some(strings(&[
+                "-threads",
+                &threads,
+                "-ss",
+                &secs(cut_from),
+                "-to",
+                &secs(cut_to),
+                "-i",
+                &h264_arg,
+                "-map",
+                "0:v",
+                "-c",
+                "copy",
+                "-movflags",
+                "+faststart",
+                &out("cli-job-cut.mp4")?,
+                "-map",
+                "0:v",
+                "-f",
+                "null",
+                "-",
+            ])),
+            target: Target::Info,
+        },
+        Case {
             key: "filmstrip",
             title: "filmstrip",
             ours_what: format!("filmstrip(10 tiles, {TILE_WIDTH} px wide)"),
             ours: Some(Box::new(|| {
-                let f = media::filmstrip(h264, 10, TILE_WIDTH, &ours_strip, limits, &cancel)?;
+                let f = media::filmstrip(
+                    h264,
+                    10,
+                    TILE_WIDTH,
+                    Decode::TilesOnly,
+                    &ours_strip,
+                    limits,
+                    &cancel,
+                )?;
                 Ok(format!(
                     "{} tiles {}x{}, keyframes only: {}",
                     f.timestamps_ms.len(),
@@ -611,18 +709,8 @@ fn measure_all(
                     o.frame_count, o.bytes
                 ))
             })),
-            cli: Some(transcode_cli(&[])?),
+            cli: Some(transcode_cli()?),
             target: Target::RatioAtMost(TARGET_TRANSCODE_RATIO),
-        },
-        Case {
-            key: "cli_transcode_filter_threads_auto",
-            title: "CLI transcode, filters auto",
-            ours_what: "-".into(),
-            ours: None,
-            // Our filter graph keeps libavfilter's default thread count (one
-            // per CPU); the CLI's follows the encoder's `-threads 1` unless told.
-            cli: Some(transcode_cli(&["-filter_threads", "0"])?),
-            target: Target::Info,
         },
         poster_case(
             "poster",
@@ -642,17 +730,34 @@ fn measure_all(
             "poster_gop_end",
             "poster (last frame of GOP)",
             POSTER_GOP_END_MS,
-            Target::Info,
+            Target::OursMsAtMost(TARGET_POSTER_MS),
             false,
         )?,
     ];
 
     let mut measured = Vec::new();
-    for case in &cases {
+    for case in cases.iter().filter(|c| args.runs(c.key)) {
         eprintln!("{}…", case.title);
         measured.push(measure(case, args.repeat)?);
     }
+    if let Some(m) = measured.iter_mut().find(|m| m.key == "transcode") {
+        let ours = x264_options(&ours_transcode);
+        let cli = x264_options(&dir.join("cli-transcode.mp4"));
+        m.note.push_str(match (ours, cli) {
+            (Some(a), Some(b)) if a == b => "; x264 options written: identical to the CLI's",
+            _ => "; x264 options written: DIFFER from the CLI's",
+        });
+    }
     Ok(measured)
+}
+
+/// The option string libx264 writes into its first picture (`options: …`).
+fn x264_options(mp4: &Path) -> Option<String> {
+    let bytes = std::fs::read(mp4).ok()?;
+    let marker = b"options: ";
+    let start = bytes.windows(marker.len()).position(|w| w == marker)? + marker.len();
+    let len = bytes[start..].iter().position(|&b| b == 0)?;
+    Some(String::from_utf8_lossy(&bytes[start..start + len]).into_owned())
 }
 
 /// Runs a case once to warm up, then `reps` times each side, alternating
@@ -834,6 +939,7 @@ async fn range_phase(
             duration_ms: info.duration_ms,
             width: i64::from(info.width),
             height: i64::from(info.height),
+            frame_rate: Some(info.fps),
         }),
         now,
     )
@@ -1050,7 +1156,13 @@ fn fmt_ms(v: Option<f64>) -> String {
     v.map_or("-".into(), |ms| format!("{ms:.1}"))
 }
 
-fn print_table(cases: &[Measured], r: &Ranges, inputs: &Inputs, x264: &str) {
+fn print_table(
+    cases: &[Measured],
+    r: Option<&Ranges>,
+    inputs: &Inputs,
+    limits: &MediaLimits,
+    x264: &str,
+) {
     println!();
     println!(
         "inputs: {} s 1920x1080 30 fps H.264 yuv420p (testsrc2, crf 23, keyframe every {} \
@@ -1128,22 +1240,13 @@ fn print_table(cases: &[Measured], r: &Ranges, inputs: &Inputs, x264: &str) {
         fmt_ms(startup)
     );
     println!(
-        "note: the CLI's full decode and poster use FFmpeg's default threads (one per CPU); \
-         our decoders use MediaLimits::threads_per_job (1)"
+        "note: the CLI's full decode and poster use FFmpeg's default threads (one per CPU); our \
+         decoders use MediaLimits::threads_per_job ({}), our posters \
+         MediaLimits::poster_threads ({})",
+        limits.threads_per_job, limits.poster_threads
     );
     println!("transcode settings, both sides: {x264}");
-    let by_key = |key: &str| cases.iter().find(|m| m.key == key);
-    if let (Some(ours), Some(auto)) = (
-        by_key("transcode").and_then(Measured::ours_ms),
-        by_key("cli_transcode_filter_threads_auto").and_then(Measured::cli_ms),
-    ) {
-        println!(
-            "note: our transcode against the CLI with our filter threading (-filter_threads 0, \
-             one filter thread per CPU): {:.3}× ({ours:.1} / {auto:.1} ms); the filter \
-             graph's threads are the one setting the plain CLI command does not share",
-            ours / auto
-        );
-    }
+    let Some(r) = r else { return };
     println!();
     println!(
         "range serving: GET /api/v1/clips/{{id}}/video, random 1 MiB-aligned 1 MiB ranges of a \
@@ -1198,7 +1301,7 @@ struct Facts<'a> {
 fn to_json(
     args: &MediaArgs,
     cases: &[Measured],
-    r: &Ranges,
+    ranges: Option<&Ranges>,
     inputs: &Inputs,
     facts: &Facts,
 ) -> Value {
@@ -1207,36 +1310,38 @@ fn to_json(
     for m in cases {
         results.insert(m.key.to_string(), m.to_json());
     }
-    results.insert(
-        "range_serving".into(),
-        json!({
-            "served_bytes": r.served_bytes,
-            "ranges": r.ranges,
-            "range_bytes": MIB,
-            "seconds": round2(r.seconds),
-            "connections": r.connections,
-            "wrk_threads": r.wrk_threads,
-            "requests": r.requests,
-            "errors": r.errors,
-            "payload_bytes": r.payload_bytes,
-            "wire_bytes": r.wire_bytes,
-            "gb_per_s": round2(r.gbps()),
-            "server_cores": round2(r.server_cores()),
-            "gb_per_s_per_core": round2(r.gbps_per_core()),
-            "gb_per_s_per_core_incl_wrk": round2(r.gbps_per_core_with_client()),
-            "wrk_cores": round2(r.wrk_cpu_s / r.seconds),
-            "server_cpu_s": round2(r.server_cpu_s),
-            "server_sys_cpu_s": round2(r.server_sys_s),
-            "p50_ms": round2(r.p50_ms),
-            "p99_ms": round2(r.p99_ms),
-            "raw_gb_per_s": round2(r.raw_gbps()),
-            "raw_gb_per_s_per_core": round2(r.raw_gbps_per_core()),
-            "ratio_http_to_raw_per_core": (r.ratio() * 1000.0).round() / 1000.0,
-            "target": {"gb_per_s_per_core_min": TARGET_RANGE_GBPS_PER_CORE},
-            "met": r.met(),
-            "others_cores": round2(r.others_cores),
-        }),
-    );
+    if let Some(r) = ranges {
+        results.insert(
+            "range_serving".into(),
+            json!({
+                "served_bytes": r.served_bytes,
+                "ranges": r.ranges,
+                "range_bytes": MIB,
+                "seconds": round2(r.seconds),
+                "connections": r.connections,
+                "wrk_threads": r.wrk_threads,
+                "requests": r.requests,
+                "errors": r.errors,
+                "payload_bytes": r.payload_bytes,
+                "wire_bytes": r.wire_bytes,
+                "gb_per_s": round2(r.gbps()),
+                "server_cores": round2(r.server_cores()),
+                "gb_per_s_per_core": round2(r.gbps_per_core()),
+                "gb_per_s_per_core_incl_wrk": round2(r.gbps_per_core_with_client()),
+                "wrk_cores": round2(r.wrk_cpu_s / r.seconds),
+                "server_cpu_s": round2(r.server_cpu_s),
+                "server_sys_cpu_s": round2(r.server_sys_s),
+                "p50_ms": round2(r.p50_ms),
+                "p99_ms": round2(r.p99_ms),
+                "raw_gb_per_s": round2(r.raw_gbps()),
+                "raw_gb_per_s_per_core": round2(r.raw_gbps_per_core()),
+                "ratio_http_to_raw_per_core": (r.ratio() * 1000.0).round() / 1000.0,
+                "target": {"gb_per_s_per_core_min": TARGET_RANGE_GBPS_PER_CORE},
+                "met": r.met(),
+                "others_cores": round2(r.others_cores),
+            }),
+        );
+    }
     json!({
         "bench": "media",
         "repeat": args.repeat,

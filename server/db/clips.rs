@@ -668,6 +668,8 @@ pub struct Processed {
     pub width: i64,
     /// Height.
     pub height: i64,
+    /// Frames per second (the average over the clip), for frame stepping.
+    pub frame_rate: Option<f64>,
 }
 
 /// Marks a clip processed (or failed) and queues the posters of every task
@@ -700,7 +702,7 @@ pub async fn settle(
             }
             sqlx::query(
                 "UPDATE clips SET status = 'ready', video_key = $1, filmstrip_key = $2, filmstrip = $3, \
-                 duration_ms = $4, width = $5, height = $6, updated_at = $7 WHERE id = $8",
+                 duration_ms = $4, width = $5, height = $6, updated_at = $7, frame_rate = $9 WHERE id = $8",
             )
             .bind(&p.video_key)
             .bind(&p.filmstrip_key)
@@ -710,6 +712,7 @@ pub async fn settle(
             .bind(p.height)
             .bind(now)
             .bind(clip_id)
+            .bind(p.frame_rate)
             .execute(&mut *tx)
             .await?;
         }
@@ -847,13 +850,15 @@ pub struct TaskClip {
     pub width: Option<i64>,
     /// Height.
     pub height: Option<i64>,
+    /// Frames per second, for stepping frame by frame.
+    pub frame_rate: Option<f64>,
 }
 
 /// The clips of a task in the order the event listed them.
 pub async fn for_task(conn: &mut AnyConnection, task_id: &str) -> Result<Vec<TaskClip>> {
     let rows = sqlx::query(
         "SELECT c.id, c.camera_id, c.status, c.error_code, c.error_message, c.duration_ms, c.width, \
-         c.height, c.filmstrip, tc.event_offset_ms, tc.poster_key FROM task_clips tc \
+         c.height, c.frame_rate, c.filmstrip, tc.event_offset_ms, tc.poster_key FROM task_clips tc \
          JOIN clips c ON c.id = tc.clip_id WHERE tc.task_id = $1 ORDER BY tc.position",
     )
     .bind(task_id)
@@ -888,6 +893,7 @@ pub async fn for_task(conn: &mut AnyConnection, task_id: &str) -> Result<Vec<Tas
             duration_ms,
             width: r.try_get("width")?,
             height: r.try_get("height")?,
+            frame_rate: r.try_get("frame_rate")?,
             clip_id: id,
             status,
         });

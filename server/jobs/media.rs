@@ -1,6 +1,9 @@
 //! Media jobs: turn an uploaded clip into a browser MP4 and a filmstrip, and
 //! make each task's posters at the event instant.
 //!
+//! Every frame of a clip's video is decoded once before the clip is ready:
+//! by the transcode, or, for a remuxed video, by its filmstrip.
+//!
 //! A bad file (the uploader's fault) marks the clip failed with its code at
 //! once; our own failures (timeouts, storage) are retried, and the clip is
 //! marked failed only when the attempts run out, so a task never waits
@@ -13,7 +16,7 @@ use serde::Deserialize;
 use super::JobError;
 use crate::db::clips::{self, Processed};
 use crate::db::jobs::Job;
-use crate::media::{CutAccuracy, MediaError, Window};
+use crate::media::{CutAccuracy, Decode, MediaError, Window};
 use crate::AppState;
 
 /// Width of a filmstrip tile.
@@ -114,12 +117,21 @@ async fn process_clip_once(state: &AppState, job: &Job) -> Result<(), JobError> 
             .media
             .make_browser_mp4(source.clone(), video.clone(), window, accuracy)
             .await?;
+        // A remux copies the camera's frames without decoding them; the
+        // filmstrip decodes them all then, so a damaged frame fails the clip
+        // before the clip is ready and a labeler is shown it.
+        let decode = if out.frames_checked {
+            Decode::TilesOnly
+        } else {
+            Decode::EveryFrame
+        };
         let film = state
             .media
             .filmstrip(
                 video.clone(),
                 state.config.filmstrip_frames,
                 TILE_WIDTH,
+                decode,
                 strip.clone(),
             )
             .await?;
@@ -154,6 +166,7 @@ async fn process_clip_once(state: &AppState, job: &Job) -> Result<(), JobError> 
                 duration_ms: out.duration_ms,
                 width: i64::from(out.width),
                 height: i64::from(out.height),
+                frame_rate: frame_rate(out.frame_count, out.duration_ms),
             };
             clips::settle(&state.db, &clip.id, Ok(processed), now)
                 .await
@@ -261,4 +274,24 @@ async fn make_posters_once(state: &AppState, job: &Job) -> Result<(), JobError> 
         .map_err(retry)?;
     }
     Ok(())
+}
+
+/// The average frame rate of a clip, rounded to a thousandth; `None` when
+/// it cannot be told (no frames, no duration).
+fn frame_rate(frames: u64, duration_ms: i64) -> Option<f64> {
+    (frames > 0 && duration_ms > 0)
+        .then(|| (frames as f64 * 1000.0 / duration_ms as f64 * 1000.0).round() / 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::frame_rate;
+
+    #[test]
+    fn frame_rate_is_the_average_over_the_clip() {
+        assert_eq!(frame_rate(60, 4_000), Some(15.0));
+        assert_eq!(frame_rate(47, 1_567), Some(29.994));
+        assert_eq!(frame_rate(0, 4_000), None);
+        assert_eq!(frame_rate(10, 0), None);
+    }
 }

@@ -23,12 +23,17 @@ pub struct MediaLimits {
     pub max_concurrent: usize,
     /// Threads each decoder and encoder may use.
     pub threads_per_job: usize,
+    /// Threads a poster's decoder and filters may use. A poster is one
+    /// picture that a task waits for: latency, not throughput, so it may
+    /// take every core for the few dozen milliseconds it runs.
+    pub poster_threads: usize,
 }
 
 impl Default for MediaLimits {
     /// 4K cameras, five-minute clips, two minutes per operation, one
     /// single-threaded operation per core: throughput over the latency of
     /// any one clip, and the API keeps a core when several clips queue.
+    /// Posters, short and waited for, use every core.
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         MediaLimits {
@@ -40,6 +45,7 @@ impl Default for MediaLimits {
             timeout: Duration::from_secs(120),
             max_concurrent: cores.max(1),
             threads_per_job: 1,
+            poster_threads: cores.max(1),
         }
     }
 }

@@ -7,11 +7,13 @@
 //!   packets without decoding, against [`MediaLimits`];
 //! - [`make_browser_mp4`] writes an H.264 yuv420p MP4 with `moov` first,
 //!   optionally of a [`Window`] of the clip: remuxed when the source already
-//!   plays in browsers, transcoded with libx264 otherwise ([`OutputInfo`]);
+//!   plays in browsers (packets copied, nothing decoded), transcoded with
+//!   libx264 otherwise ([`OutputInfo`]);
 //! - [`poster`] writes the frame shown at the event instant as a JPEG
 //!   ([`PosterInfo`]);
 //! - [`filmstrip`] writes evenly spread thumbnails in one sprite JPEG, with
-//!   their times ([`Filmstrip`]).
+//!   their times ([`Filmstrip`]); with [`Decode::EveryFrame`] it also checks
+//!   every frame of a remuxed video, which nothing else decoded.
 //! - [`synth`] films synthetic shelf clips (a hand taking a product) for the demo.
 //!
 //! These functions block; each takes the [`MediaLimits`] and a [`Cancel`]
@@ -28,6 +30,7 @@ mod cancel;
 mod cut;
 mod error;
 mod filmstrip;
+mod h264;
 mod input;
 mod limits;
 mod picture;
@@ -44,7 +47,7 @@ use std::path::{Path, PathBuf};
 pub use cancel::Cancel;
 pub use cut::{CutAccuracy, Window};
 pub use error::{MediaError, MediaResult};
-pub use filmstrip::{filmstrip, Filmstrip, MAX_COLUMNS, MAX_TILES, MAX_TILE_WIDTH};
+pub use filmstrip::{filmstrip, Decode, Filmstrip, MAX_COLUMNS, MAX_TILES, MAX_TILE_WIDTH};
 pub use input::{ACCEPTED_CODECS, ACCEPTED_FORMATS};
 pub use limits::MediaLimits;
 pub use picture::JPEG_QUALITY;

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::cancel::Cancel;
 use super::error::{MediaError, MediaResult};
-use super::input::{self, ticks_to_ms, Source};
+use super::input::{self, ticks_to_ms, Header, Source};
 use super::limits::MediaLimits;
 
 /// What a clip is.
@@ -128,8 +128,19 @@ pub fn probe(input: &Path, limits: &MediaLimits, cancel: &Cancel) -> MediaResult
 
 /// Probes `input`, keeping the timing tables.
 pub(crate) fn scan(input: &Path, limits: &MediaLimits, cancel: &Cancel) -> MediaResult<Scan> {
-    let mut source = input::open(input, limits, cancel)?;
-    let header = header_facts(&source);
+    let mut source = input::open(input, limits, Header::Full, cancel)?;
+    scan_source(&mut source, limits, cancel)
+}
+
+/// Probes an opened clip by reading all its packets; the caller may then
+/// read it again from a keyframe ([`Source::start_at`]) without opening it
+/// anew. Opened with [`Header::Lean`], `pix_fmt` may be `unknown`.
+pub(crate) fn scan_source(
+    source: &mut Source,
+    limits: &MediaLimits,
+    cancel: &Cancel,
+) -> MediaResult<Scan> {
+    let header = header_facts(source);
     let tb = source.time_base;
     if let Some(declared) = header.duration_ticks {
         limits.check_duration(ticks_to_ms(declared, tb))?;

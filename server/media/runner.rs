@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 use super::cancel::Cancel;
 use super::cut::{CutAccuracy, Window};
 use super::error::{MediaError, MediaResult};
-use super::filmstrip::Filmstrip;
+use super::filmstrip::{Decode, Filmstrip};
 use super::limits::MediaLimits;
 use super::poster::PosterInfo;
 use super::probe::ProbeInfo;
@@ -154,11 +154,12 @@ impl MediaRunner {
         input: impl Into<PathBuf>,
         count: u32,
         tile_width: u32,
+        decode: Decode,
         output: impl Into<PathBuf>,
     ) -> MediaResult<Filmstrip> {
         let (input, output) = (input.into(), output.into());
         self.run("filmstrip", move |limits, cancel| {
-            super::filmstrip(&input, count, tile_width, &output, limits, cancel)
+            super::filmstrip(&input, count, tile_width, decode, &output, limits, cancel)
         })
         .await
     }

@@ -3,9 +3,13 @@
 //! Two paths. A source that is already H.264 yuv420p without rotation, cut
 //! (if at all) at keyframes, is remuxed: its packets are copied, so the
 //! picture is bit-for-bit the camera's and the work is a file read. Every
-//! other source is decoded and re-encoded with libx264. Both paths decode
-//! every frame they output, so a clip with damaged frames fails here rather
-//! than in front of a labeler.
+//! other source is decoded and re-encoded with libx264.
+//!
+//! The transcode decodes every frame it outputs, so damaged frames fail it.
+//! The remux does not decode: that would cost ten times the copy. Its
+//! output's frames are checked by the caller before anyone is shown them,
+//! in the pass that decodes the video anyway ([`OutputInfo::frames_checked`]
+//! says which case it is; see [`filmstrip`](super::filmstrip())).
 //!
 //! Audio is dropped: labelers judge what hands do, cameras' audio is
 //! unrelated noise, and a video-only file needs no audio transcode path.
@@ -22,7 +26,7 @@ use serde::Serialize;
 use super::cancel::Cancel;
 use super::cut::{CutAccuracy, FrameSelector, Window};
 use super::error::{MediaError, MediaResult};
-use super::input::{self, frame_pts, Decoder};
+use super::input::{self, frame_pts, Header, Source};
 use super::limits::MediaLimits;
 use super::picture::Pipeline;
 use super::probe::{self, ProbeInfo, Scan};
@@ -62,6 +66,11 @@ pub struct OutputInfo {
     pub frame_count: u64,
     /// Size of the output file.
     pub bytes: u64,
+    /// Whether every output frame was decoded without damage on the way
+    /// (a transcode). A remux copies frames without decoding them: check
+    /// them before showing the video (the clip job's filmstrip does, with
+    /// [`Decode::EveryFrame`](super::Decode::EveryFrame)).
+    pub frames_checked: bool,
 }
 
 /// Writes a browser-playable MP4 of `input` (or of `window` of it) to `output`.
@@ -77,7 +86,8 @@ pub fn make_browser_mp4(
     limits: &MediaLimits,
     cancel: &Cancel,
 ) -> MediaResult<OutputInfo> {
-    let scan = probe::scan(input, limits, cancel)?;
+    let mut source = input::open(input, limits, Header::Full, cancel)?;
+    let scan = probe::scan_source(&mut source, limits, cancel)?;
     let window = window.map(|w| w.clamp(scan.info.duration_ms)).transpose()?;
     let method = if scan.info.is_browser_ready()
         && (window.is_none() || accuracy == CutAccuracy::Keyframe)
@@ -88,8 +98,8 @@ pub fn make_browser_mp4(
     };
     let partial = partial_path(output);
     let written = match method {
-        Method::Remux => remux(input, &partial, &scan, window, limits, cancel),
-        Method::Transcode => transcode(input, &partial, &scan, window, limits, cancel),
+        Method::Remux => remux(&mut source, &partial, &scan, window, cancel),
+        Method::Transcode => transcode(&mut source, &partial, &scan, window, limits, cancel),
     }
     .and_then(|first_pts| Ok((first_pts, read_back(&partial, limits, cancel)?)))
     .and_then(|done| {
@@ -115,11 +125,13 @@ pub fn make_browser_mp4(
         height: out.height,
         frame_count: out.frame_count,
         bytes,
+        frames_checked: method == Method::Transcode,
     })
 }
 
 /// Probes the written file: the numbers reported are the file's own, and a
-/// file that does not read back is never moved into place.
+/// file that does not read back is never moved into place. Its header is
+/// ours and complete: nothing of it is decoded.
 fn read_back(written: &Path, limits: &MediaLimits, cancel: &Cancel) -> MediaResult<ProbeInfo> {
     let unbounded = MediaLimits {
         max_width: u32::MAX,
@@ -128,16 +140,19 @@ fn read_back(written: &Path, limits: &MediaLimits, cancel: &Cancel) -> MediaResu
         max_duration_ms: i64::MAX,
         ..limits.clone()
     };
-    probe::probe(written, &unbounded, cancel).map_err(|e| {
-        if e.code == MediaError::CANCELLED {
-            e
-        } else {
-            MediaError::new(
-                MediaError::ENCODE_FAILED,
-                format!("the written MP4 does not read back: {e}"),
-            )
-        }
-    })
+    input::open(written, &unbounded, Header::Lean, cancel)
+        .and_then(|mut source| probe::scan_source(&mut source, &unbounded, cancel))
+        .map(|scan| scan.info)
+        .map_err(|e| {
+            if e.code == MediaError::CANCELLED {
+                e
+            } else {
+                MediaError::new(
+                    MediaError::ENCODE_FAILED,
+                    format!("the written MP4 does not read back: {e}"),
+                )
+            }
+        })
 }
 
 /// Where a cut starts reading and which frames it keeps, in stream time.
@@ -169,19 +184,17 @@ fn span(scan: &Scan, window: Option<Window>) -> Span {
 }
 
 /// Copies packets from the keyframe at or before the window up to its end;
-/// returns the source time of the first one.
+/// returns the source time of the first one. Nothing is decoded.
 fn remux(
-    input: &Path,
+    source: &mut Source,
     partial: &Path,
     scan: &Scan,
     window: Option<Window>,
-    limits: &MediaLimits,
     cancel: &Cancel,
 ) -> MediaResult<i64> {
     let span = span(scan, window);
-    let mut source = input::open(input, limits, cancel)?;
+    source.start_at(span.keyframe, cancel)?;
     let tb = source.time_base;
-    let mut decoder = source.decoder(limits, false)?;
     let mut octx = open_output(partial)?;
     {
         let ist = source
@@ -202,8 +215,6 @@ fn remux(
     write_header(&mut octx)?;
     let ost_tb = octx.stream(0).expect("output stream").time_base();
     let mut copy = |mut packet: Packet| -> MediaResult<()> {
-        decoder.send(&packet)?;
-        drain_decoder(&mut decoder, cancel)?;
         packet.set_pts(packet.pts().map(|p| p - span.keyframe));
         packet.set_dts(packet.dts().map(|d| d - span.keyframe));
         packet.rescale_ts(tb, ost_tb);
@@ -235,25 +246,16 @@ fn remux(
         }
         copy(packet)?;
     }
-    decoder.send_eof()?;
-    drain_decoder(&mut decoder, cancel)?;
     octx.write_trailer()
         .map_err(|e| mux_error("finishing the MP4", e))?;
     Ok(span.keyframe)
-}
-
-fn drain_decoder(decoder: &mut Decoder, cancel: &Cancel) -> MediaResult<()> {
-    while decoder.receive()?.is_some() {
-        cancel.check()?;
-    }
-    Ok(())
 }
 
 /// Decodes from the keyframe at or before the window, keeps the frames a
 /// frame-accurate cut keeps, and encodes them; returns the source time of
 /// the first frame kept.
 fn transcode(
-    input: &Path,
+    source: &mut Source,
     partial: &Path,
     scan: &Scan,
     window: Option<Window>,
@@ -261,12 +263,13 @@ fn transcode(
     cancel: &Cancel,
 ) -> MediaResult<i64> {
     let span = span(scan, window);
-    let mut source = input::open(input, limits, cancel)?;
-    let mut decoder = source.decoder(limits, false)?;
+    source.start_at(span.keyframe, cancel)?;
+    let mut decoder = source.decoder(limits, limits.threads_per_job, false)?;
     let info = &scan.info;
     let even = |v: u32| (v & !1).max(2);
     let (width, height) = (even(info.display_width()), even(info.display_height()));
-    let pipeline = Pipeline::new(info.rotation, width, height, Pixel::YUV420P, scan.time_base);
+    let pipeline = Pipeline::new(info.rotation, width, height, Pixel::YUV420P, scan.time_base)
+        .with_threads(limits.threads_per_job);
     let mut out = Encoding::new(partial, pipeline, scan, limits)?;
     let mut selector = FrameSelector::new(span.from, span.to);
 
@@ -356,7 +359,13 @@ impl Encoding {
         encoder.set_gop((fps.round() as u32).clamp(1, 300));
         encoder.set_color_range(ff::color::Range::MPEG);
         if global_header {
-            encoder.set_flags(ff::codec::Flags::GLOBAL_HEADER);
+            // Added to libx264's default flags, which hold `+cgop`: a closed
+            // GOP makes every keyframe an IDR picture that decoding (and a
+            // browser's seek) can start from.
+            // SAFETY: a plain field of the live context (ffmpeg-next has no getter).
+            let defaults = unsafe { (*encoder.as_ptr()).flags };
+            let flags = ff::codec::Flags::from_bits_truncate(defaults as std::ffi::c_uint);
+            encoder.set_flags(flags | ff::codec::Flags::GLOBAL_HEADER);
         }
         let mut options = Dictionary::new();
         options.set("preset", X264_PRESET);
