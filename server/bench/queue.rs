@@ -162,7 +162,9 @@ struct TableStats {
 async fn http_phase(fresh: Fresh, args: &QueueArgs, config: &Config) -> anyhow::Result<Phase> {
     let Fresh { db, url, dir } = fresh;
     let labelers = seed_phase(&db, &url, args, config).await?;
-    let server = Server::start(server::state(db.clone(), config, &dir)?).await?;
+    let state = server::state(db.clone(), config, &dir)?;
+    let vacuum = queue_vacuum(&state);
+    let server = Server::start(state).await?;
     let client = server::client(args.labelers)?;
     let claim_url = format!("{}/api/v1/tasks/claim", server.base);
     let drivers = labelers
@@ -177,7 +179,22 @@ async fn http_phase(fresh: Fresh, args: &QueueArgs, config: &Config) -> anyhow::
     drop(client);
     let run = drive(drivers, Duration::from_secs(args.duration), args).await;
     server.stop().await;
+    stop(vacuum);
     finish(db, &url, run).await
+}
+
+/// On PostgreSQL, the queue vacuum loop every `recount serve` runs
+/// (`queue_vacuum_interval_ms`): dead row versions at the head of the queue
+/// are part of what a long run measures. No other background job runs.
+fn queue_vacuum(state: &crate::AppState) -> Option<tokio::task::JoinHandle<()>> {
+    (state.db.backend == crate::db::Backend::Postgres && state.config.queue_vacuum_interval_ms > 0)
+        .then(|| tokio::spawn(crate::jobs::vacuum_loop(state.clone())))
+}
+
+fn stop(task: Option<tokio::task::JoinHandle<()>>) {
+    if let Some(t) = task {
+        t.abort();
+    }
 }
 
 async fn ceiling_phase(fresh: Fresh, args: &QueueArgs, config: &Config) -> anyhow::Result<Phase> {
@@ -191,8 +208,10 @@ async fn ceiling_phase(fresh: Fresh, args: &QueueArgs, config: &Config) -> anyho
             user: l.user,
         })
         .collect();
+    let vacuum = queue_vacuum(&state);
     let secs = Duration::from_secs(ceiling_secs(args));
     let run = drive(drivers, secs, args).await;
+    stop(vacuum);
     finish(db, &url, run).await
 }
 

@@ -101,7 +101,9 @@ pub async fn vacuum_queue(state: &AppState) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-async fn vacuum_loop(state: AppState) {
+/// Vacuums the queue tables every `queue_vacuum_interval_ms`, forever (the
+/// first time one interval after the start).
+pub async fn vacuum_loop(state: AppState) {
     let mut tick =
         tokio::time::interval(Duration::from_millis(state.config.queue_vacuum_interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

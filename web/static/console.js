@@ -515,9 +515,19 @@ function changeSpeed(direction) {
   current?.players.setRate(Number(s.value));
 }
 
+let focusBeforeHelp = null;
 function toggleHelp(show = $('help').hidden) {
+  if (show) focusBeforeHelp = document.activeElement;
   $('help').hidden = !show;
-  if (show) $('help-close').focus();
+  if (show) {
+    $('help-close').focus();
+  } else {
+    // Hand focus back at once: a hidden button keeping it would take the
+    // next Enter for itself instead of the answer.
+    $('help-close').blur();
+    if (focusBeforeHelp instanceof HTMLElement && focusBeforeHelp !== document.body) focusBeforeHelp.focus();
+    focusBeforeHelp = null;
+  }
 }
 
 function init() {
@@ -593,7 +603,7 @@ function init() {
       const state = $('console').dataset.state;
       if (state === 'task') {
         // Enter on a focused button presses that button instead.
-        if (e.target instanceof HTMLButtonElement) return false;
+        if (e.target instanceof HTMLButtonElement && e.target.offsetParent !== null) return false;
         return submit(false);
       }
       if (state === 'start' || state === 'lost' || state === 'idle') return start();
