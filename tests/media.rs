@@ -6,6 +6,8 @@
 //! barcode of the frame number in their top tenth, so a test reads which
 //! source frame a picture shows straight from its pixels.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -22,9 +24,7 @@ use recount::media::{
 // ---------------------------------------------------------------- helpers
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/media")
-        .join(name)
+    common::fixture_path(name)
 }
 
 fn limits() -> MediaLimits {
@@ -51,68 +51,10 @@ struct RefFrame {
 
 /// Every frame of `path`, stored orientation, RGB, in presentation order.
 fn decode_all(path: &Path) -> Vec<RefFrame> {
-    ff::init().expect("ffmpeg");
-    let mut ictx = ff::format::input(path).expect("open");
-    let stream = ictx.streams().best(ff::media::Type::Video).expect("video");
-    let index = stream.index();
-    let tb = stream.time_base();
-    let start = match stream.start_time() {
-        s if s == ff::ffi::AV_NOPTS_VALUE => 0,
-        s => s,
-    };
-    let mut decoder = ff::codec::context::Context::from_parameters(stream.parameters())
-        .expect("params")
-        .decoder()
-        .video()
-        .expect("decoder");
-    let mut scaler: Option<ff::software::scaling::Context> = None;
-    let mut frames = Vec::new();
-    let mut receive = |decoder: &mut ff::decoder::Video, frames: &mut Vec<RefFrame>| {
-        let mut frame = ff::frame::Video::empty();
-        while decoder.receive_frame(&mut frame).is_ok() {
-            let scaler = scaler.get_or_insert_with(|| {
-                ff::software::scaling::Context::get(
-                    frame.format(),
-                    frame.width(),
-                    frame.height(),
-                    ff::format::Pixel::RGB24,
-                    frame.width(),
-                    frame.height(),
-                    ff::software::scaling::Flags::BICUBIC,
-                )
-                .expect("scaler")
-            });
-            let mut rgb = ff::frame::Video::empty();
-            scaler.run(&frame, &mut rgb).expect("scale");
-            let pts = frame.timestamp().expect("pts");
-            frames.push(RefFrame {
-                pts_ms: ms(pts - start, tb),
-                picture: to_image(&rgb),
-            });
-        }
-    };
-    for (stream, packet) in ictx.packets() {
-        if stream.index() == index {
-            decoder.send_packet(&packet).expect("send");
-            receive(&mut decoder, &mut frames);
-        }
-    }
-    decoder.send_eof().expect("eof");
-    receive(&mut decoder, &mut frames);
-    frames
-}
-
-fn ms(ticks: i64, tb: ff::Rational) -> i64 {
-    (ticks as f64 * f64::from(tb) * 1000.0).round() as i64
-}
-
-fn to_image(frame: &ff::frame::Video) -> RgbImage {
-    let (w, h, stride) = (frame.width(), frame.height(), frame.stride(0));
-    let mut data = Vec::new();
-    for y in 0..h as usize {
-        data.extend_from_slice(&frame.data(0)[y * stride..y * stride + w as usize * 3]);
-    }
-    RgbImage::from_raw(w, h, data).expect("image")
+    common::decode_frames(path)
+        .into_iter()
+        .map(|(pts_ms, picture)| RefFrame { pts_ms, picture })
+        .collect()
 }
 
 fn luma(img: &RgbImage, x: u32, y: u32) -> u32 {
