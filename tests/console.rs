@@ -687,3 +687,37 @@ async fn the_demo_opens_on_tasks_whose_video_plays() {
     assert!(errors.is_empty(), "{errors:?}");
     b.assert_no_console_errors().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_one_lease_per_labeler_the_console_works_without_prefetch() {
+    let app = TestApp::start_with(Backend::Sqlite, |c| c.max_leases_per_labeler = 1).await;
+    let (_, key) = app.store_with_catalog().await;
+    add_user(&app, "ana", Role::Labeler).await;
+    let tasks = tasks_with_video(&app, &key, 2).await;
+
+    let b = Browser::launch(
+        BrowserOptions::default()
+            .test_name("console_one_lease")
+            // The one prefetch claim the server refuses (409 too-many-leases).
+            .ignore_console("/tasks/claim - Failed to load resource"),
+    )
+    .await
+    .unwrap();
+    sign_in(&b, &app, "ana", None).await;
+    b.press_key("Enter").await.unwrap();
+    assert_eq!(wait_for_task(&b, "the first task", None).await, tasks[0]);
+    b.press_keys(&["n", "Enter"]).await.unwrap();
+    assert_eq!(
+        wait_for_task(&b, "the second task", Some(&tasks[0])).await,
+        tasks[1]
+    );
+    let refused: usize = b
+        .console_log()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.message.contains("/tasks/claim") && e.message.contains("409"))
+        .count();
+    assert_eq!(refused, 1, "prefetch asks once and stops after the refusal");
+    b.assert_no_console_errors().await;
+}

@@ -15,6 +15,7 @@ import { el, formatCents, productItem } from './product.js';
 const $ = (id) => document.getElementById(id);
 const leaseTtlMs = Number(document.querySelector('meta[name="lease-ttl-ms"]')?.content ?? 60000);
 const prefetchOn = new URLSearchParams(location.search).get('prefetch') !== '0';
+let prefetchAllowed = true;
 const EMPTY_POLL_MS = 2000;
 const PREFETCH_RETRY_MS = 3000;
 
@@ -132,13 +133,19 @@ async function advance() {
 /** Claims the task after the current one and lets its video buffer. */
 async function prefetch() {
   clearTimeout(prefetchTimer);
-  if (!prefetchOn || !reviewing || next || !current) return;
+  if (!prefetchOn || !prefetchAllowed || !reviewing || next || !current) return;
   const owner = current;
   let got = null;
   try {
     got = await claim();
-  } catch {
-    // Busy or no lease left: try again later.
+  } catch (err) {
+    if (err instanceof ApiError && err.code === 'too-many-leases') {
+      // The server allows one task at a time (max_leases_per_labeler = 1):
+      // work without prefetching rather than ask again and again.
+      prefetchAllowed = false;
+      return;
+    }
+    // Busy or unreachable: try again later.
   }
   if (!reviewing || current !== owner || next) {
     if (got) await call('POST', `/api/v1/tasks/${got.claim.task.task_id}/release`).catch(() => {});
