@@ -10,6 +10,7 @@ pub mod label;
 pub mod ratelimit;
 pub mod receipt;
 pub mod routing;
+pub mod stats;
 pub mod time;
 
 pub use label::{Action, Label};
