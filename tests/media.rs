@@ -109,30 +109,6 @@ fn mean_abs_diff(a: &RgbImage, b: &RgbImage) -> f64 {
     total as f64 / a.as_raw().len() as f64
 }
 
-/// Top-level ISO-BMFF box types, in file order.
-fn top_level_boxes(path: &Path) -> Vec<String> {
-    let bytes = std::fs::read(path).expect("read");
-    let mut boxes = Vec::new();
-    let mut pos = 0usize;
-    while pos + 8 <= bytes.len() {
-        let size32 = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
-        let kind = String::from_utf8_lossy(&bytes[pos + 4..pos + 8]).to_string();
-        let size = match size32 {
-            0 => bytes.len() - pos,
-            1 => u64::from_be_bytes(bytes[pos + 8..pos + 16].try_into().unwrap()) as usize,
-            s => s,
-        };
-        assert!(
-            size >= 8 && pos + size <= bytes.len(),
-            "box {kind} overruns"
-        );
-        boxes.push(kind);
-        pos += size;
-    }
-    assert_eq!(pos, bytes.len(), "boxes cover the file");
-    boxes
-}
-
 /// Checks what every browser MP4 must be: H.264, yuv420p, upright, video
 /// only, `moov` before `mdat`.
 fn assert_browser_mp4(path: &Path) -> ProbeInfo {
@@ -142,7 +118,7 @@ fn assert_browser_mp4(path: &Path) -> ProbeInfo {
     assert_eq!(info.rotation, 0);
     assert!(!info.has_audio);
     assert!(info.container.contains("mp4"));
-    let boxes = top_level_boxes(path);
+    let boxes = common::top_level_boxes(path);
     let moov = boxes.iter().position(|b| b == "moov").expect("moov");
     let mdat = boxes.iter().position(|b| b == "mdat").expect("mdat");
     assert!(moov < mdat, "moov must come before mdat: {boxes:?}");
@@ -584,7 +560,7 @@ fn browser_ready_h264_is_remuxed_bit_exact_with_moov_first() {
     assert_eq!((made.width, made.height), (320, 240));
     assert_eq!(made.bytes, std::fs::metadata(&out).unwrap().len());
     // The source has moov at the end; the output must not.
-    let source_boxes = top_level_boxes(&fixture("h264.mp4"));
+    let source_boxes = common::top_level_boxes(&fixture("h264.mp4"));
     assert!(
         source_boxes.iter().position(|b| b == "mdat")
             < source_boxes.iter().position(|b| b == "moov")
