@@ -5,6 +5,7 @@
 //! these functions decide.
 
 pub mod consensus;
+pub mod dashboard;
 pub mod event;
 pub mod label;
 pub mod ratelimit;
