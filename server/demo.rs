@@ -201,6 +201,7 @@ pub async fn simulate_step(
             let at = now - 5_000 + i as i64 * 1_500;
             let input = random_event(&mut rng, &session_id, i, at);
             let shot = Shot::plan(&mut rng, &input, at);
+            remember_truth(&input.event_id, &shot.products[shot.taken]);
             planned.push((input, shot));
         }
         visits.push(Visit {
@@ -411,5 +412,134 @@ fn random_event(rng: &mut impl Rng, session_id: &str, i: usize, at: i64) -> Even
         clips: vec![],
         model_version: Some("shelf-v3.2".into()),
         cameras: vec![],
+    }
+}
+
+/// Simulated labelers who work beside the people trying the demo: their
+/// verdicts, disagreements, "can't tell"s, handling times and the receipts
+/// they finalize give the supervisor pages something to show. Each has an
+/// accuracy: the chance of answering what the footage shows (the simulation
+/// remembers what it filmed), else another candidate or "can't tell".
+pub const CREW: &[(&str, f64)] = &[("demo-ana", 0.97), ("demo-ben", 0.92), ("demo-cho", 0.75)];
+
+/// What the demo filmed for each recent event: event id -> sku taken.
+static TRUTH: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, String>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// Keeps at most this many truths; the crew answers recent events.
+const TRUTH_KEPT: usize = 20_000;
+
+fn remember_truth(event_id: &str, sku: &str) {
+    let mut truth = TRUTH.lock().expect("demo truth");
+    if truth.len() >= TRUTH_KEPT {
+        truth.clear();
+    }
+    truth.insert(event_id.to_string(), sku.to_string());
+}
+
+/// The crew leaves this many ready tasks for the humans.
+const CREW_LEAVES: i64 = 8;
+
+/// Creates the crew's accounts (with passwords nobody knows).
+pub async fn setup_crew(state: &AppState) -> anyhow::Result<()> {
+    let now = state.now();
+    for (name, _) in CREW {
+        let password = generate_password();
+        let hash = tokio::task::spawn_blocking(move || hash_password(&password)).await??;
+        users::upsert(&state.db, name, &hash, Role::Labeler, now).await?;
+    }
+    Ok(())
+}
+
+/// Runs the crew forever: every few seconds one member takes a task (while
+/// more than [`CREW_LEAVES`] are ready), looks at it for a few seconds like a
+/// person would, and answers.
+pub async fn simulate_crew(state: AppState) {
+    loop {
+        let pause = rand::thread_rng().gen_range(2_000..6_000);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        if let Err(e) = crew_step(&state).await {
+            tracing::warn!(error = %format!("{e:#}"), "demo crew step failed");
+        }
+    }
+}
+
+async fn crew_step(state: &AppState) -> anyhow::Result<()> {
+    let ready: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM review_tasks WHERE status = 'ready'")
+            .fetch_one(state.db.reader())
+            .await?;
+    if ready <= CREW_LEAVES {
+        return Ok(());
+    }
+    let (name, accuracy) = *CREW
+        .choose(&mut rand::thread_rng())
+        .expect("the crew is not empty");
+    let Some((user, _)) = users::by_username(&state.db, name).await? else {
+        return Ok(());
+    };
+    let config = &state.config;
+    let Some(claim) = crate::db::tasks::claim(
+        &state.db,
+        &user,
+        state.now(),
+        config.lease_ttl_ms,
+        config.max_leases_per_labeler,
+    )
+    .await?
+    else {
+        return Ok(());
+    };
+    let (think_ms, answer) = {
+        let mut rng = rand::thread_rng();
+        (
+            rng.gen_range(3_000..12_000),
+            crew_answer(&mut rng, &claim.task, accuracy),
+        )
+    };
+    tokio::time::sleep(Duration::from_millis(think_ms)).await;
+    crate::db::tasks::submit_verdict(&state.db, &user, &claim.task.task_id, &answer, state.now())
+        .await?;
+    Ok(())
+}
+
+/// What a crew member of the given accuracy answers.
+fn crew_answer(
+    rng: &mut impl Rng,
+    task: &crate::db::tasks::TaskView,
+    accuracy: f64,
+) -> crate::db::tasks::VerdictInput {
+    let pick = |sku: &str| crate::db::tasks::VerdictInput {
+        action: Some(if task.kind == "return" {
+            crate::domain::Action::Return
+        } else {
+            crate::domain::Action::Pick
+        }),
+        sku: Some(sku.to_string()),
+        quantity: Some(task.quantity),
+        cant_tell: false,
+        note: None,
+    };
+    let truth = TRUTH
+        .lock()
+        .expect("demo truth")
+        .get(&task.event_id)
+        .cloned()
+        .or_else(|| task.candidates.first().map(|c| c.sku.clone()));
+    let wrong = task
+        .candidates
+        .iter()
+        .map(|c| c.sku.as_str())
+        .find(|sku| Some(*sku) != truth.as_deref());
+    match (truth.as_deref(), wrong) {
+        (Some(truth), _) if rng.gen_bool(accuracy) => pick(truth),
+        (_, Some(wrong)) if rng.gen_bool(0.7) => pick(wrong),
+        _ => crate::db::tasks::VerdictInput {
+            action: None,
+            sku: None,
+            quantity: None,
+            cant_tell: true,
+            note: Some("the hand hides the product".into()),
+        },
     }
 }

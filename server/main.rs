@@ -180,6 +180,8 @@ async fn main() -> anyhow::Result<()> {
                 let creds = demo::setup(&state).await?;
                 print(creds.to_json(&format!("http://{addr}")));
                 tokio::spawn(demo::simulate(state.clone(), creds.store_id.clone()));
+                demo::setup_crew(&state).await?;
+                tokio::spawn(demo::simulate_crew(state.clone()));
             }
             let _jobs = jobs::spawn(state.clone());
             tracing::info!(%addr, database = ?state.db.backend, "recount is listening");

@@ -18,6 +18,8 @@ pub struct Metrics {
     claim_seconds: Histogram,
     receipt_latency_seconds: Histogram,
     jobs: IntCounterVec,
+    job_seconds: HistogramVec,
+    webhook_failures: IntCounterVec,
     leases_expired: IntCounter,
     media_seconds: HistogramVec,
     media_failures: IntCounterVec,
@@ -60,6 +62,21 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "job_attempts_total",
             "Background job attempts (receipt webhooks, media), by kind and result",
             &["kind", "result"],
+            r
+        )
+        .expect("metric"),
+        job_seconds: register_histogram_vec_with_registry!(
+            "job_duration_seconds",
+            "Background job attempts by kind and result, from take to outcome",
+            &["kind", "result"],
+            vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0],
+            r
+        )
+        .expect("metric"),
+        webhook_failures: register_int_counter_vec_with_registry!(
+            "webhook_failures_total",
+            "Receipt webhook deliveries that failed: `retry` (tried again later) or `dead` (given up)",
+            &["outcome"],
             r
         )
         .expect("metric"),
@@ -117,9 +134,18 @@ pub fn receipt_finalized(latency_ms: i64) {
         .observe(latency_ms.max(0) as f64 / 1000.0);
 }
 
-/// A job attempt of `kind` ended with `result` (`done`, `failed`, `dead`).
-pub fn job_attempt(kind: &str, result: &str) {
+/// A job attempt of `kind` ended with `result` (`done`, `failed`, `dead`)
+/// after `seconds`.
+pub fn job_attempt(kind: &str, result: &str, seconds: f64) {
     METRICS.jobs.with_label_values(&[kind, result]).inc();
+    METRICS
+        .job_seconds
+        .with_label_values(&[kind, result])
+        .observe(seconds);
+    if kind == crate::db::receipts::WEBHOOK_JOB && result != "done" {
+        let outcome = if result == "dead" { "dead" } else { "retry" };
+        METRICS.webhook_failures.with_label_values(&[outcome]).inc();
+    }
 }
 
 /// `n` leases expired.

@@ -14,11 +14,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use browser::{Browser, BrowserOptions};
-use common::{event, fixture, run_media_jobs, Backend, TestApp};
-use recount::auth::{hash_password, Role};
-use recount::db::users;
+use common::{event, run_media_jobs, Backend, TestApp, PASSWORD};
+use recount::auth::Role;
 
-const PASSWORD: &str = "pw-for-tests";
 const WAIT: Duration = Duration::from_secs(20);
 /// The model's guesses: milk first, so "1" answers milk.
 const UNSURE: &[(&str, f64)] = &[("milk", 0.55), ("cola", 0.30), ("bread", 0.10)];
@@ -27,30 +25,6 @@ const UNSURE: &[(&str, f64)] = &[("milk", 0.55), ("cola", 0.30), ("bread", 0.10)
 const VISIBLE_VIDEOS: &str =
     "[...document.querySelectorAll('#players-host .players:not([hidden]) video')]";
 
-async fn add_user(app: &TestApp, name: &str, role: Role) {
-    let hash = hash_password(PASSWORD).unwrap();
-    users::upsert(&app.state.db, name, &hash, role, app.state.now())
-        .await
-        .unwrap();
-}
-
-async fn upload_clip(app: &TestApp, key: &str, name: &str, camera: &str, start: &str) -> String {
-    let resp = app
-        .http
-        .post(format!("{}/api/v1/clips", app.base))
-        .bearer_auth(key)
-        .header("content-type", "video/mp4")
-        .header("x-camera-id", camera)
-        .header("x-clip-start", start)
-        .body(fixture(name))
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = common::read(resp).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    body["clip_id"].as_str().unwrap().to_string()
-}
-
 /// `n` events in review, each filmed by two cameras (an H.264 clip that is
 /// remuxed and an HEVC clip that is transcoded; the event 1.5 s into the
 /// first and 1 s into the second) and, for the first event, a third camera
@@ -58,15 +32,14 @@ async fn upload_clip(app: &TestApp, key: &str, name: &str, camera: &str, start: 
 async fn tasks_with_video(app: &TestApp, key: &str, n: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..n {
-        let front = upload_clip(
-            app,
+        let front = app.upload_clip(
             key,
             "h264.mp4",
             "cam-front",
             "2026-11-25T09:59:58.500Z",
         )
         .await;
-        let side = upload_clip(app, key, "hevc.mp4", "cam-side", "2026-11-25T09:59:59Z").await;
+        let side = app.upload_clip(key, "hevc.mp4", "cam-side", "2026-11-25T09:59:59Z").await;
         let mut ev = event(&format!("e{i}"), &format!("s{i}"), "pick", 1, UNSURE);
         ev["clips"] = json!([front, side]);
         if i == 0 {
@@ -168,7 +141,7 @@ async fn verdicts(app: &TestApp) -> Vec<(String, String, Option<String>, Option<
 async fn a_labeler_reviews_by_keyboard_and_the_next_task_follows_without_a_reload() {
     let app = TestApp::start(Backend::Sqlite).await;
     let (_, key) = app.store_with_catalog().await;
-    add_user(&app, "ana", Role::Labeler).await;
+    app.add_user("ana", Role::Labeler).await;
     let tasks = tasks_with_video(&app, &key, 3).await;
 
     let b = launch("console_review").await;
@@ -379,7 +352,7 @@ async fn a_labeler_reviews_by_keyboard_and_the_next_task_follows_without_a_reloa
 async fn cant_tell_escalates_and_an_empty_queue_waits_for_new_work() {
     let app = TestApp::start(Backend::Sqlite).await;
     let (_, key) = app.store_with_catalog().await;
-    add_user(&app, "ana", Role::Labeler).await;
+    app.add_user("ana", Role::Labeler).await;
     let tasks = tasks_with_video(&app, &key, 1).await;
 
     // A smaller laptop screen, where the answer panel goes under the video.
@@ -440,7 +413,7 @@ async fn cant_tell_escalates_and_an_empty_queue_waits_for_new_work() {
 async fn a_lease_that_expires_shows_its_message() {
     let app = TestApp::start_with(Backend::Sqlite, |c| c.lease_ttl_ms = 3_000).await;
     let (_, key) = app.store_with_catalog().await;
-    add_user(&app, "ana", Role::Labeler).await;
+    app.add_user("ana", Role::Labeler).await;
     let tasks = tasks_with_video(&app, &key, 1).await;
 
     let b = Browser::launch(
@@ -474,8 +447,8 @@ async fn a_lease_that_expires_shows_its_message() {
 async fn two_labelers_in_two_browsers_never_see_the_same_task() {
     let app = TestApp::start(Backend::Sqlite).await;
     let (_, key) = app.store_with_catalog().await;
-    add_user(&app, "ana", Role::Labeler).await;
-    add_user(&app, "ben", Role::Labeler).await;
+    app.add_user("ana", Role::Labeler).await;
+    app.add_user("ben", Role::Labeler).await;
     let tasks = tasks_with_video(&app, &key, 6).await;
 
     let (a, b) = tokio::join!(launch("console_two_a"), launch("console_two_b"));
@@ -562,7 +535,7 @@ async fn answer_until_empty(br: &Browser) {
 async fn the_console_takes_up_tasks_the_labeler_already_holds() {
     let app = TestApp::start(Backend::Sqlite).await;
     let (_, key) = app.store_with_catalog().await;
-    add_user(&app, "ana", Role::Labeler).await;
+    app.add_user("ana", Role::Labeler).await;
     let tasks = tasks_with_video(&app, &key, 3).await;
     // Claimed elsewhere (another window that crashed, a script).
     let token = app.user("ana", Role::Labeler).await;
@@ -586,7 +559,7 @@ async fn the_console_takes_up_tasks_the_labeler_already_holds() {
 async fn a_verdict_sent_while_offline_is_retried_and_recorded_once() {
     let app = TestApp::start(Backend::Sqlite).await;
     let (_, key) = app.store_with_catalog().await;
-    add_user(&app, "ana", Role::Labeler).await;
+    app.add_user("ana", Role::Labeler).await;
     let tasks = tasks_with_video(&app, &key, 1).await;
 
     let b = Browser::launch(
@@ -692,7 +665,7 @@ async fn the_demo_opens_on_tasks_whose_video_plays() {
 async fn with_one_lease_per_labeler_the_console_works_without_prefetch() {
     let app = TestApp::start_with(Backend::Sqlite, |c| c.max_leases_per_labeler = 1).await;
     let (_, key) = app.store_with_catalog().await;
-    add_user(&app, "ana", Role::Labeler).await;
+    app.add_user("ana", Role::Labeler).await;
     let tasks = tasks_with_video(&app, &key, 2).await;
 
     let b = Browser::launch(

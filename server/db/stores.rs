@@ -116,6 +116,14 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<Store>, sq
     row.as_ref().map(from_row).transpose()
 }
 
+/// Every store, by name (supervisor pages list them).
+pub async fn list(db: &Db) -> Result<Vec<Store>, sqlx::Error> {
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM stores ORDER BY name, id"))
+        .fetch_all(db.reader())
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
 /// A store by name (the demo reuses its store across restarts).
 pub async fn by_name(db: &Db, name: &str) -> Result<Option<Store>, sqlx::Error> {
     let row = sqlx::query(&format!(

@@ -153,6 +153,7 @@ pub async fn run_next_job(
     else {
         return Ok(false);
     };
+    let started = std::time::Instant::now();
     let run = AssertUnwindSafe(run_job(state, client, &job))
         .catch_unwind()
         .await;
@@ -161,9 +162,10 @@ pub async fn run_next_job(
         Err(_) => Err(JobError::Retry("the job panicked".into())),
     };
     let now = state.now();
+    let seconds = started.elapsed().as_secs_f64();
     match result {
         Ok(()) => {
-            crate::metrics::job_attempt(&job.kind, "done");
+            crate::metrics::job_attempt(&job.kind, "done", seconds);
             jobs::complete(&state.db, &job.id, now).await?
         }
         Err(JobError::Retry(msg)) => {
@@ -178,12 +180,13 @@ pub async fn run_next_job(
             crate::metrics::job_attempt(
                 &job.kind,
                 if retry_at.is_some() { "failed" } else { "dead" },
+                seconds,
             );
             tracing::warn!(job = %job.id, kind = %job.kind, attempts, error = %msg, "job failed");
             jobs::fail(&state.db, &job.id, &msg, retry_at, now).await?;
         }
         Err(JobError::Dead(msg)) => {
-            crate::metrics::job_attempt(&job.kind, "dead");
+            crate::metrics::job_attempt(&job.kind, "dead", seconds);
             tracing::error!(job = %job.id, kind = %job.kind, error = %msg, "job cannot succeed");
             jobs::fail(&state.db, &job.id, &msg, None, now).await?;
         }

@@ -41,6 +41,10 @@ static ASSETS: &[Asset] = &[
     asset!("lease.js", JS),
     asset!("players.js", JS),
     asset!("product.js", JS),
+    asset!("dashboard.js", JS),
+    asset!("escalations.js", JS),
+    asset!("gold.js", JS),
+    asset!("policy.js", JS),
 ];
 
 fn etags() -> &'static [String] {

@@ -1,4 +1,5 @@
-//! The browser pages: login, logout and the labeling console.
+//! The browser pages: login, logout, the labeling console and the
+//! supervisor pages ([`supervisor`]).
 //!
 //! Pages are askama templates (`web/templates`) rendered on the server; the
 //! console's behaviour is a few vanilla JavaScript modules (`web/static`)
@@ -7,7 +8,11 @@
 //! ([`assets`]): one file to deploy, nothing fetched from elsewhere.
 
 pub mod assets;
+pub mod charts;
+pub mod dashboard_view;
+pub mod format;
 pub mod session;
+pub mod supervisor;
 
 use askama::Template;
 use axum::extract::{Query, State};
@@ -28,16 +33,26 @@ use crate::AppState;
 /// Routes of the pages and their static files.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/", get(|| async { Redirect::to("/console") }))
+        .route("/", get(home))
         .route("/login", get(login_page).post(login_submit))
         .route("/logout", post(logout))
         .route("/console", get(console_page))
         .route("/static/{file}", get(assets::serve))
+        .merge(supervisor::router())
         // Browsers ask for this on their own; answer with our icon.
         .route(
             "/favicon.ico",
             get(|| async { Redirect::permanent("/static/favicon.svg") }),
         )
+}
+
+/// Supervisors land on their dashboard, labelers (and visitors, through the
+/// login page) on the console.
+async fn home(State(state): State<AppState>, headers: HeaderMap) -> Redirect {
+    match signed_in(&state, &headers).await {
+        Some((user, _)) if user.role != Role::Labeler => Redirect::to("/dashboard"),
+        _ => Redirect::to("/console"),
+    }
 }
 
 /// Headers every page carries: no inline scripts or styles, no framing, no

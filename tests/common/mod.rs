@@ -90,6 +90,9 @@ pub struct TestApp {
     pub data_dir: tempfile::TempDir,
 }
 
+/// Every test user's password.
+pub const PASSWORD: &str = "pw-for-tests";
+
 /// The clock starts here in every test: 2026-11-25T10:00:00Z.
 pub const T0: i64 = 1_795_600_800_000;
 
@@ -158,19 +161,43 @@ impl TestApp {
 
     /// Creates a user and signs in; returns the API token.
     pub async fn user(&self, name: &str, role: Role) -> String {
-        let hash = hash_password("pw-for-tests").unwrap();
-        users::upsert(&self.state.db, name, &hash, role, self.state.now())
-            .await
-            .unwrap();
+        self.add_user(name, role).await;
         let (status, body) = self
             .call_anon(
                 Method::POST,
                 "/api/v1/auth/token",
-                Some(json!({"username": name, "password": "pw-for-tests"})),
+                Some(json!({"username": name, "password": PASSWORD})),
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["token"].as_str().unwrap().to_string()
+    }
+
+    /// Creates (or updates) a user with the tests' password, without signing in.
+    pub async fn add_user(&self, name: &str, role: Role) {
+        let hash = hash_password(PASSWORD).unwrap();
+        users::upsert(&self.state.db, name, &hash, role, self.state.now())
+            .await
+            .unwrap();
+    }
+
+    /// Uploads a media fixture as a camera clip starting at `start`
+    /// (RFC 3339); returns the clip id.
+    pub async fn upload_clip(&self, key: &str, name: &str, camera: &str, start: &str) -> String {
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/clips", self.base))
+            .bearer_auth(key)
+            .header("content-type", "video/mp4")
+            .header("x-camera-id", camera)
+            .header("x-clip-start", start)
+            .body(fixture(name))
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = read(resp).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        body["clip_id"].as_str().unwrap().to_string()
     }
 
     /// Sends a request with a bearer secret; returns status and JSON body

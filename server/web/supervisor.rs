@@ -1,0 +1,387 @@
+//! Supervisor pages: the live dashboard, the escalation queue, gold tasks and
+//! the routing policy of each store.
+//!
+//! The dashboard and policy pages are rendered on the server, charts
+//! included ([`super::dashboard_view`], [`super::charts`]); the dashboard
+//! refreshes itself by fetching `/dashboard/live`, the same body as HTML.
+//! Escalations and gold tasks are lists a supervisor acts on: their scripts
+//! call the JSON API like any client, with the session cookie and the page's
+//! CSRF token.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+
+use super::dashboard_view::{self, DashboardView};
+use super::format::{count, duration_ms, percent};
+use super::{charts, page, render, session, signed_in};
+use crate::auth::Role;
+use crate::db::users::User;
+use crate::db::{dashboard, stores};
+use crate::domain::recommend::{self, Recommendation};
+use crate::domain::routing::RoutingPolicy;
+use crate::error::Error;
+use crate::AppState;
+
+/// Days of audit samples and labels the policy recommendation looks at.
+pub const RECOMMENDATION_DAYS: i64 = 30;
+
+/// Routes of the supervisor pages.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/dashboard", get(dashboard_page))
+        .route("/dashboard/live", get(dashboard_live))
+        .route("/escalations", get(escalations_page))
+        .route("/gold", get(gold_page))
+        .route("/policy", get(policy_index))
+        .route("/policy/{store_id}", get(policy_page))
+}
+
+/// The signed-in supervisor (or admin) of a page request; a redirect to the
+/// login page for nobody, a plain 403 page for a labeler.
+async fn supervisor(
+    state: &AppState,
+    headers: &HeaderMap,
+    here: &str,
+) -> Result<(User, String), Response> {
+    let Some((user, token)) = signed_in(state, headers).await else {
+        return Err(Redirect::to(&format!("/login?next={here}")).into_response());
+    };
+    if user.role == Role::Labeler {
+        let body = render(&Forbidden { user: &user });
+        return Err((StatusCode::FORBIDDEN, body).into_response());
+    }
+    Ok((user, token))
+}
+
+/// What every supervisor page's frame needs.
+struct Frame<'a> {
+    user: &'a User,
+    csrf: String,
+    /// Which nav item is current.
+    section: &'static str,
+    is_admin: bool,
+}
+
+impl<'a> Frame<'a> {
+    fn new(user: &'a User, token: &str, section: &'static str) -> Frame<'a> {
+        Frame {
+            user,
+            csrf: session::csrf_token(token),
+            section,
+            is_admin: user.role == Role::Admin,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "forbidden.html")]
+struct Forbidden<'a> {
+    user: &'a User,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage<'a> {
+    frame: Frame<'a>,
+    body: String,
+    refresh_ms: i64,
+}
+
+/// The dashboard's body: what the page shows and what `/dashboard/live`
+/// answers.
+#[derive(Template)]
+#[template(path = "dashboard_body.html")]
+pub(crate) struct DashboardBody<'a> {
+    pub(crate) v: &'a DashboardView,
+}
+
+/// How often the open dashboard fetches a fresh body.
+const REFRESH_MS: i64 = 5_000;
+
+async fn dashboard_body(state: &AppState) -> Result<String, Error> {
+    let snapshot = dashboard::snapshot(&state.db, state.now(), &state.config).await?;
+    let view = dashboard_view::view(&snapshot);
+    DashboardBody { v: &view }
+        .render()
+        .map_err(|e| Error::Internal(anyhow::anyhow!("rendering the dashboard: {e}")))
+}
+
+async fn dashboard_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let (user, token) = match supervisor(&state, &headers, "/dashboard").await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let body = match dashboard_body(&state).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    render(&DashboardPage {
+        frame: Frame::new(&user, &token, "dashboard"),
+        body,
+        refresh_ms: REFRESH_MS,
+    })
+}
+
+/// The dashboard body alone, for the page's refresh: 401 once the session
+/// is gone, so the page can say so instead of showing stale numbers.
+async fn dashboard_live(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some((user, _)) = signed_in(&state, &headers).await else {
+        return Error::client(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the session ended; sign in again",
+        )
+        .into_response();
+    };
+    if user.role == Role::Labeler {
+        return Error::forbidden("forbidden", "supervisors only").into_response();
+    }
+    match dashboard_body(&state).await {
+        Ok(b) => page(b),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "escalations.html")]
+struct EscalationsPage<'a> {
+    frame: Frame<'a>,
+}
+
+async fn escalations_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match supervisor(&state, &headers, "/escalations").await {
+        Ok((user, token)) => render(&EscalationsPage {
+            frame: Frame::new(&user, &token, "escalations"),
+        }),
+        Err(r) => r,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "gold.html")]
+struct GoldPage<'a> {
+    frame: Frame<'a>,
+    min_accuracy: String,
+    min_answers: i64,
+    rate: String,
+}
+
+async fn gold_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match supervisor(&state, &headers, "/gold").await {
+        Ok((user, token)) => render(&GoldPage {
+            frame: Frame::new(&user, &token, "gold"),
+            min_accuracy: percent(Some(state.config.gold_min_accuracy)),
+            min_answers: state.config.gold_min_answers,
+            rate: percent(Some(state.config.gold_rate)),
+        }),
+        Err(r) => r,
+    }
+}
+
+/// One store in the policy index.
+struct StoreRow {
+    id: String,
+    name: String,
+    threshold: String,
+    margin: String,
+    audit_rate: String,
+    sla: String,
+}
+
+#[derive(Template)]
+#[template(path = "policy_index.html")]
+struct PolicyIndex<'a> {
+    frame: Frame<'a>,
+    stores: Vec<StoreRow>,
+}
+
+async fn policy_index(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let (user, token) = match supervisor(&state, &headers, "/policy").await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let stores = match stores::list(&state.db).await {
+        Ok(s) => s,
+        Err(e) => return Error::from(e).into_response(),
+    };
+    render(&PolicyIndex {
+        frame: Frame::new(&user, &token, "policy"),
+        stores: stores
+            .into_iter()
+            .map(|s| StoreRow {
+                threshold: format!("{:.2}", s.policy.threshold),
+                margin: format!("{:.2}", s.policy.margin),
+                audit_rate: percent(Some(s.policy.audit_rate)),
+                sla: duration_ms(Some(s.policy.receipt_sla_ms as f64)),
+                id: s.id,
+                name: s.name,
+            })
+            .collect(),
+    })
+}
+
+/// One row of the recommendation table.
+struct CandidateRow {
+    threshold: String,
+    review_rate: String,
+    error: String,
+    interval: String,
+    auto_accepted: String,
+    marker: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "policy.html")]
+struct PolicyPage<'a> {
+    frame: Frame<'a>,
+    store_id: String,
+    store_name: String,
+    policy: RoutingPolicy,
+    high_value: String,
+    recommendation: Recommendation,
+    recommended_threshold: Option<String>,
+    summary: String,
+    target: String,
+    chart: String,
+    rows: Vec<CandidateRow>,
+    days: i64,
+}
+
+/// Thresholds shown in the table: every tenth plus the current and the
+/// recommended one (the chart shows all of them).
+fn candidate_rows(rec: &Recommendation) -> Vec<CandidateRow> {
+    let current = rec.current.as_ref().map(|c| c.threshold);
+    let recommended = rec.recommended.as_ref().map(|c| c.threshold);
+    let same = |a: f64, b: Option<f64>| b.is_some_and(|b| (a - b).abs() < 1e-9);
+    rec.candidates
+        .iter()
+        .filter(|c| {
+            let hundredths = (c.threshold * 100.0).round() as i64;
+            (hundredths % 5 == 0 && c.threshold >= 0.5)
+                || same(c.threshold, current)
+                || same(c.threshold, recommended)
+        })
+        .rev()
+        .map(|c| CandidateRow {
+            threshold: format!("{:.2}", c.threshold),
+            review_rate: percent(Some(c.review_rate)),
+            error: percent(c.error),
+            interval: match (c.error_low, c.error_high) {
+                (Some(l), Some(h)) => format!("{} – {}", percent(Some(l)), percent(Some(h))),
+                _ => "no estimate".into(),
+            },
+            auto_accepted: count(c.auto_accepted.round() as i64),
+            marker: match (same(c.threshold, current), same(c.threshold, recommended)) {
+                (true, true) => "current, recommended",
+                (true, false) => "current",
+                (false, true) => "recommended",
+                _ => "",
+            },
+        })
+        .collect()
+}
+
+/// The recommendation for a store over the last [`RECOMMENDATION_DAYS`].
+pub async fn store_recommendation(
+    state: &AppState,
+    store_id: &str,
+    policy: &RoutingPolicy,
+    target_error: f64,
+) -> Result<Recommendation, Error> {
+    let now = state.now();
+    let since = now - RECOMMENDATION_DAYS * 86_400_000;
+    let bins = dashboard::confidence_bins(&state.db, store_id, since, now).await?;
+    Ok(recommend::recommend(&bins, policy, target_error, 1.96))
+}
+
+async fn policy_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(store_id): Path<String>,
+) -> Response {
+    let here = format!("/policy/{store_id}");
+    let (user, token) = match supervisor(&state, &headers, &here).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let store = match state.db.reader().acquire().await {
+        Ok(mut conn) => stores::get(&mut conn, &store_id).await,
+        Err(e) => Err(e),
+    };
+    let store = match store {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return Error::not_found("unknown-store", format!("no store {store_id:?}"))
+                .into_response()
+        }
+        Err(e) => return Error::from(e).into_response(),
+    };
+    let rec = match store_recommendation(
+        &state,
+        &store.id,
+        &store.policy,
+        dashboard_view::TARGET_AUTO_ACCEPT_ERROR,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let summary = match (&rec.recommended, &rec.current) {
+        (Some(r), Some(c)) => format!(
+            "Threshold {:.2} would send {} of events to review (now {} at {:.2}) with an estimated auto-accept error of {} (95 % CI {} – {}).",
+            r.threshold,
+            percent(Some(r.review_rate)),
+            percent(Some(c.review_rate)),
+            c.threshold,
+            percent(r.error),
+            percent(r.error_low),
+            percent(r.error_high),
+        ),
+        (Some(r), None) => format!(
+            "Threshold {:.2} would send {} of events to review with an estimated auto-accept error of {}.",
+            r.threshold,
+            percent(Some(r.review_rate)),
+            percent(r.error)
+        ),
+        (None, _) => rec
+            .reason_if_none
+            .clone()
+            .unwrap_or_else(|| "No threshold qualifies.".into()),
+    };
+    let chart = charts::review_error_curve(
+        "Review rate and estimated auto-accept error by threshold",
+        &rec.candidates
+            .iter()
+            .map(charts::CurvePoint::from)
+            .collect::<Vec<_>>(),
+        rec.target_error,
+        rec.current.as_ref().map(|c| c.threshold),
+        rec.recommended.as_ref().map(|c| c.threshold),
+    );
+    render(&PolicyPage {
+        frame: Frame::new(&user, &token, "policy"),
+        high_value: store
+            .policy
+            .high_value_cents
+            .map(|v| v.to_string())
+            .unwrap_or_default(),
+        recommended_threshold: rec
+            .recommended
+            .as_ref()
+            .map(|c| format!("{:.2}", c.threshold)),
+        rows: candidate_rows(&rec),
+        summary,
+        target: percent(Some(rec.target_error)),
+        chart,
+        recommendation: rec,
+        store_id: store.id,
+        store_name: store.name,
+        policy: store.policy,
+        days: RECOMMENDATION_DAYS,
+    })
+}
