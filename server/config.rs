@@ -92,6 +92,14 @@ pub struct Config {
     pub login_max_failures_per_address: usize,
     /// The sliding window of the login limits.
     pub login_window_ms: i64,
+    /// Share of claims (0 to 1) that serve a gold task instead of the next
+    /// real one, when the labeler has real work waiting and a gold task they
+    /// have not seen exists.
+    pub gold_rate: f64,
+    /// Gold accuracy (0 to 1) below which a labeler is flagged.
+    pub gold_min_accuracy: f64,
+    /// Gold answers (last 7 days) a labeler needs before being flagged.
+    pub gold_min_answers: u64,
 }
 
 impl Default for Config {
@@ -132,6 +140,9 @@ impl Default for Config {
             login_max_failures: 5,
             login_max_failures_per_address: 50,
             login_window_ms: 15 * 60_000,
+            gold_rate: 0.05,
+            gold_min_accuracy: 0.8,
+            gold_min_answers: 10,
         }
     }
 }
@@ -213,6 +224,21 @@ impl Config {
         Config::deserialize(table).context("applying RECOUNT_* environment variables")
     }
 
+    /// Refuses settings outside their range, so a typo stops the process
+    /// at start instead of changing what it does.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for (name, value) in [
+            ("gold_rate", self.gold_rate),
+            ("gold_min_accuracy", self.gold_min_accuracy),
+        ] {
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&value),
+                "{name} must be between 0 and 1, not {value}"
+            );
+        }
+        Ok(())
+    }
+
     /// The database URL to use: the configured one, or SQLite under `data_dir`.
     pub fn effective_database_url(&self) -> String {
         if self.database_url.is_empty() {
@@ -265,6 +291,34 @@ mod tests {
         assert!(Config::default()
             .with_env([("RECOUNT_LEASE_TTL_MS".to_string(), "soon".to_string())])
             .is_err());
+    }
+
+    #[test]
+    fn shares_must_lie_between_zero_and_one() {
+        assert!(Config::default().validate().is_ok());
+        for bad in [-0.1, 1.5, f64::NAN] {
+            let c = Config {
+                gold_rate: bad,
+                ..Config::default()
+            };
+            assert!(c.validate().is_err(), "gold_rate {bad}");
+            let c = Config {
+                gold_min_accuracy: bad,
+                ..Config::default()
+            };
+            assert!(c.validate().is_err(), "gold_min_accuracy {bad}");
+        }
+        let edges = Config {
+            gold_rate: 1.0,
+            gold_min_accuracy: 0.0,
+            ..Config::default()
+        };
+        assert!(edges.validate().is_ok());
+        // Whole numbers from the environment are read as shares too.
+        let c = Config::default()
+            .with_env([("RECOUNT_GOLD_RATE".to_string(), "1".to_string())])
+            .unwrap();
+        assert_eq!(c.gold_rate, 1.0);
     }
 
     #[test]

@@ -73,6 +73,7 @@ pub struct AppState {
 impl AppState {
     /// The state of one instance: blob store and media limits from `config`.
     pub fn new(db: Db, config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
+        config.validate()?;
         let blobs = Blobs::from_config(&config)?;
         let scratch = storage::scratch_dir(&config.data_dir)?;
         let media = Arc::new(MediaRunner::new(media_limits(&config)));

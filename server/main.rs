@@ -131,6 +131,7 @@ fn load_config(global: &GlobalArgs) -> anyhow::Result<Config> {
     if let Some(dir) = &global.data_dir {
         config.data_dir = dir.clone();
     }
+    config.validate()?;
     Ok(config)
 }
 

@@ -24,6 +24,7 @@ pub struct Metrics {
     media_seconds: HistogramVec,
     media_failures: IntCounterVec,
     queue: IntGaugeVec,
+    gold_answers: IntCounterVec,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -108,6 +109,13 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             r
         )
         .expect("metric"),
+        gold_answers: register_int_counter_vec_with_registry!(
+            "gold_answers_total",
+            "Answers to gold tasks, by whether they matched the known label",
+            &["correct"],
+            r
+        )
+        .expect("metric"),
         registry,
     }
 });
@@ -165,6 +173,14 @@ pub fn media_operation(operation: &str, code: Option<&str>, seconds: f64) {
             .with_label_values(&[operation, code])
             .inc();
     }
+}
+
+/// A labeler answered a gold task, `correct`ly or not.
+pub fn gold_answered(correct: bool) {
+    METRICS
+        .gold_answers
+        .with_label_values(&[if correct { "true" } else { "false" }])
+        .inc();
 }
 
 /// Renders every metric in Prometheus text format, with the queue gauges set

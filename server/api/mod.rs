@@ -2,6 +2,7 @@
 //! from their own types.
 
 pub mod extract;
+pub mod gold;
 pub mod ingest;
 pub mod media;
 pub mod queue;
@@ -66,6 +67,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(queue::escalations))
         .routes(routes!(queue::resolve))
         .routes(routes!(queue::get_policy, queue::put_policy))
+        .routes(routes!(gold::mark, gold::list))
+        .routes(routes!(gold::retire))
+        .routes(routes!(gold::quality))
         .routes(routes!(system::healthz))
         .routes(routes!(system::metrics))
 }

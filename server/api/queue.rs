@@ -14,6 +14,7 @@ use crate::auth::Role;
 use crate::db::products::{self, Product};
 use crate::db::tasks::{self, Claim, TaskContext, TaskDetail, VerdictInput, VerdictOutcome};
 use crate::db::{stores, users};
+use crate::domain::gold;
 use crate::domain::routing::RoutingPolicy;
 use crate::domain::time::format_rfc3339_ms;
 use crate::error::{Error, ErrorBody, Result};
@@ -76,12 +77,14 @@ pub async fn claim(
     UserCaller(user): UserCaller,
 ) -> Result<Response> {
     let started = Instant::now();
+    let try_gold = gold::serves_gold(state.config.gold_rate, rand::random::<f64>());
     let claim = tasks::claim(
         &state.db,
         &user,
         state.now(),
         state.config.lease_ttl_ms,
         state.config.max_leases_per_labeler,
+        try_gold,
     )
     .await?;
     crate::metrics::claim_observed(started.elapsed().as_secs_f64());

@@ -339,6 +339,7 @@ impl Driver {
                     state.now(),
                     state.config.lease_ttl_ms,
                     state.config.max_leases_per_labeler,
+                    false,
                 )
                 .await
                 .map_err(|e| format!("claim: {e}"))?;

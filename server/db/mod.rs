@@ -15,6 +15,7 @@
 
 pub mod clips;
 pub mod events;
+pub mod gold;
 pub mod jobs;
 pub mod products;
 pub mod receipts;

@@ -72,9 +72,10 @@ pub async fn exit(
             .execute(&mut *tx)
             .await?;
             // The shopper is gone: the receipt deadline is now known exactly.
+            // Gold copies keep theirs: they do not wait for this shopper.
             sqlx::query(
                 "UPDATE review_tasks SET deadline_at = $1 WHERE store_id = $2 AND session_id = $3 \
-                 AND status IN ('waiting', 'ready', 'leased', 'escalated')",
+                 AND status IN ('waiting', 'ready', 'leased', 'escalated') AND gold_id IS NULL",
             )
             .bind(exited_at + store.policy.receipt_sla_ms)
             .bind(&store.id)
@@ -123,7 +124,7 @@ pub async fn try_finalize(
     let Some(exited_at) = exited_at else {
         return Ok(Finalized(None));
     };
-    let settled = settled_events(tx, &store.id, session_id).await?;
+    let settled = settled_events(tx, &store.id, session_id, None).await?;
     let (lines, total) = receipt::compute(&settled);
     sqlx::query(
         "INSERT INTO receipts (store_id, session_id, lines, total_cents, exited_at, finalized_at, latency_ms) \
@@ -155,21 +156,25 @@ pub async fn try_finalize(
     Ok(Finalized(Some(now - exited_at)))
 }
 
-/// The resolved events of a session with the prices valid when each happened.
+/// The resolved events of a session with the prices valid when each
+/// happened, all of them or all but the event `except` (its `events.id`).
 async fn settled_events(
     conn: &mut AnyConnection,
     store_id: &str,
     session_id: &str,
+    except: Option<&str>,
 ) -> Result<Vec<SettledEvent>> {
-    let rows = sqlx::query(
+    let sql = format!(
         "SELECT e.final_action, e.final_sku, e.final_quantity, e.occurred_at, p.name \
          FROM events e LEFT JOIN products p ON p.store_id = e.store_id AND p.sku = e.final_sku \
-         WHERE e.store_id = $1 AND e.session_id = $2 AND e.status = 'resolved' ORDER BY e.occurred_at",
-    )
-    .bind(store_id)
-    .bind(session_id)
-    .fetch_all(&mut *conn)
-    .await?;
+         WHERE e.store_id = $1 AND e.session_id = $2 AND e.status = 'resolved'{} ORDER BY e.occurred_at",
+        if except.is_some() { " AND e.id <> $3" } else { "" }
+    );
+    let mut query = sqlx::query(&sql).bind(store_id).bind(session_id);
+    if let Some(except) = except {
+        query = query.bind(except);
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
     let mut settled = Vec::with_capacity(rows.len());
     for r in rows {
         let action: String = r.try_get("final_action")?;
@@ -221,7 +226,7 @@ pub async fn read(
             serde_json::from_str(&lines).map_err(anyhow::Error::from)?,
             s.try_get("total_cents")?,
         ),
-        None => receipt::compute(&settled_events(conn, store_id, session_id).await?),
+        None => receipt::compute(&settled_events(conn, store_id, session_id, None).await?),
     };
     Ok(Some(Receipt {
         session_id: session_id.to_string(),
@@ -237,4 +242,17 @@ pub async fn read(
         finalized_at: finalized_at.map(format_rfc3339_ms),
         events_in_review: s.try_get("open_reviews")?,
     }))
+}
+
+/// The lines and total of a session's settled events without the event
+/// `event_pk` (its `events.id`), computed now even when the receipt is final.
+pub async fn cart_without(
+    conn: &mut AnyConnection,
+    store_id: &str,
+    session_id: &str,
+    event_pk: &str,
+) -> Result<(Vec<ReceiptLine>, i64)> {
+    Ok(receipt::compute(
+        &settled_events(conn, store_id, session_id, Some(event_pk)).await?,
+    ))
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Row};
 use utoipa::ToSchema;
 
-use super::{clips, flag, new_id, products, receipts, stores, Db, Tx};
+use super::{clips, flag, gold, new_id, products, receipts, stores, Db, Tx};
 use crate::db::users::User;
 use crate::domain::consensus::{self, Answer, Outcome};
 use crate::domain::event::{CandidateInput, MAX_QUANTITY};
@@ -29,10 +29,12 @@ struct TaskRow {
     leased_by: Option<String>,
     lease_id: Option<String>,
     lease_expires_at: Option<i64>,
+    /// Set on a gold copy: the gold task it copies.
+    gold_id: Option<String>,
 }
 
 const TASK_COLUMNS: &str = "id, event_pk, store_id, session_id, required_verdicts, status, \
-     leased_by, lease_id, lease_expires_at";
+     leased_by, lease_id, lease_expires_at, gold_id";
 
 fn task_from_row(r: &sqlx::any::AnyRow) -> Result<TaskRow, sqlx::Error> {
     Ok(TaskRow {
@@ -45,8 +47,14 @@ fn task_from_row(r: &sqlx::any::AnyRow) -> Result<TaskRow, sqlx::Error> {
         leased_by: r.try_get("leased_by")?,
         lease_id: r.try_get("lease_id")?,
         lease_expires_at: r.try_get("lease_expires_at")?,
+        gold_id: r.try_get("gold_id")?,
     })
 }
+
+/// What a user may claim: a ready task they never held. Shared by the claim
+/// and by the check that real work is waiting before gold is served.
+const CLAIMABLE: &str = "t.status = 'ready' \
+     AND NOT EXISTS (SELECT 1 FROM task_leases l WHERE l.task_id = t.id AND l.labeler_id = $1)";
 
 /// A candidate as a labeler sees it: the model's guess with catalog details.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -136,12 +144,18 @@ pub struct VerdictOutcome {
 /// Takes the next ready task for `user`: earliest receipt deadline first, then
 /// oldest; never a task the user held before (answered, released or let
 /// expire), so a second opinion is always someone else's.
+///
+/// With `try_gold` (the caller's draw against `gold_rate`, see
+/// [`crate::domain::gold::serves_gold`]) and real work waiting for the user,
+/// a new copy of a gold task they have not seen is served instead, if there
+/// is one: gold is a share of real work, never what an idle labeler polls.
 pub async fn claim(
     db: &Db,
     user: &User,
     now: i64,
     ttl_ms: i64,
     max_leases: i64,
+    try_gold: bool,
 ) -> Result<Option<Claim>> {
     let mut tx = db.begin().await?;
     // Serializes one user's concurrent claims so the lease limit holds.
@@ -167,29 +181,48 @@ pub async fn claim(
     }
     let lease_id = new_id();
     let expires = now + ttl_ms;
-    let sql = format!(
-        "UPDATE review_tasks SET status = 'leased', leased_by = $1, lease_id = $2, \
-         lease_expires_at = $3, updated_at = $4 \
-         WHERE status = 'ready' AND id = (SELECT t.id FROM review_tasks t WHERE t.status = 'ready' \
-         AND NOT EXISTS (SELECT 1 FROM task_leases l WHERE l.task_id = t.id AND l.labeler_id = $1) \
-         ORDER BY t.deadline_at, t.created_at LIMIT 1{}) RETURNING {TASK_COLUMNS}",
-        db.skip_locked()
-    );
-    let row = sqlx::query(&sql)
-        .bind(&user.id)
-        .bind(&lease_id)
-        .bind(expires)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let Some(row) = row else {
-        tx.commit().await?;
-        return Ok(None);
+    let gold_copy = if try_gold && real_work_waiting(&mut tx, &user.id).await? {
+        match gold::pick(&mut tx, &user.id).await? {
+            Some(gold_id) => {
+                let lease = gold::CopyLease {
+                    user_id: &user.id,
+                    lease_id: &lease_id,
+                    expires,
+                };
+                Some(gold::make_copy(&mut tx, &gold_id, &lease, now).await?)
+            }
+            None => None,
+        }
+    } else {
+        None
     };
-    let task = task_from_row(&row)?;
+    let task_id = match gold_copy {
+        Some(copy_id) => copy_id,
+        None => {
+            let sql = format!(
+                "UPDATE review_tasks SET status = 'leased', leased_by = $1, lease_id = $2, \
+                 lease_expires_at = $3, updated_at = $4 \
+                 WHERE status = 'ready' AND id = (SELECT t.id FROM review_tasks t WHERE {CLAIMABLE} \
+                 ORDER BY t.deadline_at, t.created_at LIMIT 1{}) RETURNING id",
+                db.skip_locked()
+            );
+            let id: Option<String> = sqlx::query_scalar(&sql)
+                .bind(&user.id)
+                .bind(&lease_id)
+                .bind(expires)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(id) = id else {
+                tx.commit().await?;
+                return Ok(None);
+            };
+            id
+        }
+    };
     sqlx::query("INSERT INTO task_leases (id, task_id, labeler_id, claimed_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(&lease_id)
-        .bind(&task.id)
+        .bind(&task_id)
         .bind(&user.id)
         .bind(now)
         .bind(expires)
@@ -197,19 +230,36 @@ pub async fn claim(
         .await?;
     tx.commit().await?;
     let mut conn = db.reader().acquire().await?;
-    let view = view(&mut conn, &task.id).await?;
+    let view = view(&mut conn, &task_id).await?;
     Ok(Some(Claim {
         task: view,
         lease_expires_at: format_rfc3339_ms(expires),
     }))
 }
 
+/// Whether a task `user_id` may claim is ready.
+async fn real_work_waiting(tx: &mut Tx, user_id: &str) -> Result<bool> {
+    let found: Option<String> = sqlx::query_scalar(&format!(
+        "SELECT t.id FROM review_tasks t WHERE {CLAIMABLE} LIMIT 1"
+    ))
+    .bind(user_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(found.is_some())
+}
+
 /// The labeler-facing view of a task.
 pub async fn view(conn: &mut AnyConnection, task_id: &str) -> Result<TaskView> {
+    // A gold copy shows its source's event id: its own `gold:…` id (unique
+    // per store, as event ids must be) would give it away.
     let r = sqlx::query(
         "SELECT t.id, t.store_id, t.session_id, t.reason, t.required_verdicts, t.deadline_at, \
-         e.event_id, e.kind, e.quantity, e.occurred_at, e.candidates, e.model_version \
-         FROM review_tasks t JOIN events e ON e.id = t.event_pk WHERE t.id = $1",
+         COALESCE(se.event_id, e.event_id) AS event_id, e.kind, e.quantity, e.occurred_at, \
+         e.candidates, e.model_version \
+         FROM review_tasks t JOIN events e ON e.id = t.event_pk \
+         LEFT JOIN gold_tasks g ON g.id = t.gold_id \
+         LEFT JOIN review_tasks s ON s.id = g.source_task_id \
+         LEFT JOIN events se ON se.id = s.event_pk WHERE t.id = $1",
     )
     .bind(task_id)
     .fetch_optional(&mut *conn)
@@ -272,15 +322,18 @@ async fn lock_task(db: &Db, tx: &mut Tx, task_id: &str) -> Result<TaskRow> {
 /// Locks the task's session row, then the task row. Exit and ingest lock the
 /// session first too; a verdict that locked the task first and the session
 /// last deadlocked with a concurrent exit of the same session on PostgreSQL.
+/// A gold copy never changes its session, so only the task is locked.
 async fn lock_session_then_task(db: &Db, tx: &mut Tx, task_id: &str, now: i64) -> Result<TaskRow> {
-    let key = sqlx::query("SELECT store_id, session_id FROM review_tasks WHERE id = $1")
+    let key = sqlx::query("SELECT store_id, session_id, gold_id FROM review_tasks WHERE id = $1")
         .bind(task_id)
         .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| unknown_task(task_id))?;
-    let store_id: String = key.try_get("store_id")?;
-    let session_id: String = key.try_get("session_id")?;
-    crate::db::events::lock_session(tx, &store_id, &session_id, now).await?;
+    if key.try_get::<Option<String>, _>("gold_id")?.is_none() {
+        let store_id: String = key.try_get("store_id")?;
+        let session_id: String = key.try_get("session_id")?;
+        crate::db::events::lock_session(tx, &store_id, &session_id, now).await?;
+    }
     lock_task(db, tx, task_id).await
 }
 
@@ -363,7 +416,11 @@ pub async fn release(db: &Db, user: &User, task_id: &str, now: i64) -> Result<()
         return Err(lease_error(&mut tx, &task, user, now).await?);
     }
     end_lease(&mut tx, &task, now, "released").await?;
-    set_ready(&mut tx, &task.id, now).await?;
+    if task.gold_id.is_some() {
+        gold::drop_copy(&mut tx, &task.id, now).await?;
+    } else {
+        set_ready(&mut tx, &task.id, now).await?;
+    }
     tx.commit().await?;
     Ok(())
 }
@@ -391,12 +448,15 @@ async fn set_ready(tx: &mut Tx, task_id: &str, now: i64) -> Result<(), sqlx::Err
 }
 
 /// Returns every task whose lease ran out to the queue; the number returned.
+/// Gold copies whose lease ran out end `gold-dropped` instead (not counted).
 pub async fn expire_leases(db: &Db, now: i64) -> Result<u64> {
     // Heartbeats move both expiry times together, so the same cut-off ends
     // the same leases in both tables. Tasks first, then leases: the order in
     // which verdicts, heartbeats and releases lock them, so the sweep never
-    // deadlocks with them on PostgreSQL.
+    // deadlocks with them on PostgreSQL. Gold copies first, so the bulk
+    // update below finds only real tasks.
     let mut tx = db.begin().await?;
+    gold::drop_expired(&mut tx, now).await?;
     let returned = sqlx::query(
         "UPDATE review_tasks SET status = 'ready', leased_by = NULL, lease_id = NULL, \
          lease_expires_at = NULL, updated_at = $1 WHERE status = 'leased' AND lease_expires_at <= $1",
@@ -528,9 +588,13 @@ pub async fn submit_verdict(
                 format!("you already answered task {task_id:?} differently"),
             ));
         }
+        let status = match task.gold_id {
+            Some(_) => gold_answer_status(&answer).to_string(),
+            None => task.status,
+        };
         return Ok(VerdictOutcome {
             task_id: task.id,
-            status: task.status,
+            status,
         });
     }
     if !holds_lease(&task, user, now) {
@@ -560,6 +624,18 @@ pub async fn submit_verdict(
     .execute(&mut *tx)
     .await?;
     end_lease(&mut tx, &task, now, "verdict").await?;
+
+    if let Some(gold_id) = &task.gold_id {
+        // Scored, never applied: no consensus, no event, no receipt.
+        let correct =
+            gold::record_answer(&mut tx, &task.id, gold_id, &user.id, &answer, now).await?;
+        tx.commit().await?;
+        crate::metrics::gold_answered(correct);
+        return Ok(VerdictOutcome {
+            task_id: task.id,
+            status: gold_answer_status(&answer).into(),
+        });
+    }
 
     let answers: Vec<Answer> = sqlx::query(
         "SELECT action, sku, quantity, cant_tell FROM verdicts WHERE task_id = $1 ORDER BY created_at, id",
@@ -616,6 +692,17 @@ pub async fn submit_verdict(
         task_id: task.id,
         status: status.into(),
     })
+}
+
+/// What a labeler is told after answering a gold copy: what the same answer
+/// does to a task needing one verdict (`resolved`, or `escalated` for "can't
+/// tell"), so the answer gives nothing away.
+fn gold_answer_status(answer: &Answer) -> &'static str {
+    match consensus::decide(1, std::slice::from_ref(answer)) {
+        Outcome::NeedMore => "ready",
+        Outcome::Agreed(_) => "resolved",
+        Outcome::Escalate(_) => "escalated",
+    }
 }
 
 /// A supervisor's decision on an escalated task.
@@ -742,7 +829,8 @@ pub struct VerdictView {
 pub struct TaskDetail {
     /// The task as labelers see it.
     pub task: TaskView,
-    /// `ready`, `leased`, `escalated` or `resolved`.
+    /// `waiting`, `ready`, `leased`, `escalated` or `resolved`; for a gold
+    /// copy `leased`, `gold-answered` or `gold-dropped`.
     pub status: String,
     /// Why it was escalated.
     pub escalation_reason: Option<String>,
@@ -802,11 +890,13 @@ pub async fn escalated(db: &Db, limit: i64) -> Result<Vec<TaskDetail>> {
     Ok(out)
 }
 
-/// Tasks per status, for `/metrics` and operators.
+/// Real tasks (not gold copies) per status, for `/metrics` and operators.
 pub async fn counts_by_status(db: &Db) -> Result<Vec<(String, i64)>> {
-    let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM review_tasks GROUP BY status")
-        .fetch_all(db.reader())
-        .await?;
+    let rows = sqlx::query(
+        "SELECT status, COUNT(*) AS n FROM review_tasks WHERE gold_id IS NULL GROUP BY status",
+    )
+    .fetch_all(db.reader())
+    .await?;
     rows.iter()
         .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
         .collect::<Result<_, sqlx::Error>>()
@@ -863,16 +953,36 @@ pub async fn context(
     let receipt = receipts::read(&mut conn, store_id, session_id)
         .await?
         .ok_or_else(|| unknown_task(task_id))?;
-    Ok(TaskContext {
-        task_id: task_id.to_string(),
-        session_id: session_id.to_string(),
-        cart: receipt.lines,
-        cart_total_cents: receipt.total_cents,
-        // The task's own event is one of the session's open reviews while
-        // it is being answered.
-        other_events_in_review: (receipt.events_in_review - 1).max(0),
-        exited: receipt.exited_at.is_some(),
-    })
+    let exited = receipt.exited_at.is_some();
+    let context = match gold::source_event(&mut conn, task_id).await? {
+        None => TaskContext {
+            task_id: task_id.to_string(),
+            session_id: session_id.to_string(),
+            cart: receipt.lines,
+            cart_total_cents: receipt.total_cents,
+            // The task's own event is one of the session's open reviews while
+            // it is being answered.
+            other_events_in_review: (receipt.events_in_review - 1).max(0),
+            exited,
+        },
+        Some(source_event) => {
+            // A gold copy: the cart as if its source were still in review.
+            // The source's settled label is the answer being tested, and a
+            // final receipt includes it, so the cart is always recomputed
+            // without it. The copy itself is not an open review.
+            let (cart, total) =
+                receipts::cart_without(&mut conn, store_id, session_id, &source_event).await?;
+            TaskContext {
+                task_id: task_id.to_string(),
+                session_id: session_id.to_string(),
+                cart,
+                cart_total_cents: total,
+                other_events_in_review: receipt.events_in_review,
+                exited,
+            }
+        }
+    };
+    Ok(context)
 }
 
 /// The tasks whose live leases the user holds, oldest claim first: a console

@@ -7,6 +7,7 @@
 pub mod consensus;
 pub mod dashboard;
 pub mod event;
+pub mod gold;
 pub mod label;
 pub mod ratelimit;
 pub mod receipt;

@@ -1,0 +1,473 @@
+//! Gold tasks: a supervisor marks a resolved task as gold; claims serve
+//! copies of it to labelers; their answers score them.
+//!
+//! A **gold copy** is a `review_tasks` row with `gold_id` set, backed by its
+//! own `events` row (`route = 'gold'`, `status = 'gold'`, event id
+//! `gold:<copy id>`, because `review_tasks.event_pk` is unique) and by
+//! `task_clips` rows showing the source task's clips and posters. It is made
+//! for one labeler at claim time, already leased, and ends `gold-answered`
+//! (a verdict) or `gold-dropped` (release or lease expiry): it is never
+//! `ready`, so no one else ever claims it. It never touches the source
+//! event, the session, its receipt or the webhook outbox.
+
+use serde::Serialize;
+use sqlx::{AnyConnection, Row};
+use utoipa::ToSchema;
+
+use super::{flag, new_id, stores, Db, Tx};
+use crate::db::users::User;
+use crate::domain::consensus::Answer;
+use crate::domain::gold;
+use crate::domain::time::format_rfc3339_ms;
+use crate::domain::{Action, Label};
+use crate::error::{Error, Result};
+
+/// Status of a gold copy that was answered.
+pub const ANSWERED: &str = "gold-answered";
+/// Status of a gold copy that was released or whose lease ran out.
+pub const DROPPED: &str = "gold-dropped";
+
+/// A gold task as supervisors see it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct GoldTask {
+    /// Gold task id.
+    pub gold_id: String,
+    /// The resolved task it was made from.
+    pub task_id: String,
+    /// The store's event id of that task.
+    pub event_id: String,
+    /// Store id.
+    pub store_id: String,
+    /// The known answer: the source event's final label.
+    pub label: Label,
+    /// Still served to labelers (false once retired).
+    pub active: bool,
+    /// The supervisor who marked it (username).
+    pub created_by: String,
+    /// When it was marked (RFC 3339).
+    pub created_at: String,
+    /// When it was retired (RFC 3339).
+    pub retired_at: Option<String>,
+    /// Answers given to its copies, all time (retired or not).
+    pub answers: i64,
+    /// Of them, those matching the label.
+    pub correct: i64,
+    /// `correct / answers`; absent without answers. A gold task most
+    /// labelers get "wrong" may carry a wrong label.
+    pub accuracy: Option<f64>,
+}
+
+const GOLD_SELECT: &str =
+    "SELECT g.id, g.source_task_id, g.store_id, g.action, g.sku, g.quantity, \
+     g.active, g.created_at, g.retired_at, u.username, e.event_id, \
+     (SELECT COUNT(*) FROM gold_answers a WHERE a.gold_id = g.id) AS answers, \
+     (SELECT COUNT(*) FROM gold_answers a WHERE a.gold_id = g.id AND a.correct = 1) AS correct \
+     FROM gold_tasks g JOIN users u ON u.id = g.created_by \
+     JOIN review_tasks s ON s.id = g.source_task_id JOIN events e ON e.id = s.event_pk";
+
+fn label_from(r: &sqlx::any::AnyRow) -> Result<Label> {
+    let action: String = r.try_get("action")?;
+    let action = Action::parse(&action)
+        .ok_or_else(|| anyhow::anyhow!("stored gold action {action:?} is unknown"))?;
+    Ok(Label::new(
+        action,
+        r.try_get("sku")?,
+        r.try_get("quantity")?,
+    ))
+}
+
+fn gold_from_row(r: &sqlx::any::AnyRow) -> Result<GoldTask> {
+    let answers: i64 = r.try_get("answers")?;
+    let correct: i64 = r.try_get("correct")?;
+    Ok(GoldTask {
+        gold_id: r.try_get("id")?,
+        task_id: r.try_get("source_task_id")?,
+        event_id: r.try_get("event_id")?,
+        store_id: r.try_get("store_id")?,
+        label: label_from(r)?,
+        active: r.try_get::<i64, _>("active")? != 0,
+        created_by: r.try_get("username")?,
+        created_at: format_rfc3339_ms(r.try_get("created_at")?),
+        retired_at: r
+            .try_get::<Option<i64>, _>("retired_at")?
+            .map(format_rfc3339_ms),
+        answers,
+        correct,
+        accuracy: gold::accuracy(answers, correct),
+    })
+}
+
+fn unknown_gold(gold_id: &str) -> Error {
+    Error::not_found("unknown-gold", format!("no gold task {gold_id:?}"))
+}
+
+/// One gold task.
+pub async fn get(conn: &mut AnyConnection, gold_id: &str) -> Result<GoldTask> {
+    let row = sqlx::query(&format!("{GOLD_SELECT} WHERE g.id = $1"))
+        .bind(gold_id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| unknown_gold(gold_id))?;
+    gold_from_row(&row)
+}
+
+/// Gold tasks, newest first, retired ones included.
+pub async fn list(db: &Db, limit: i64) -> Result<Vec<GoldTask>> {
+    let rows = sqlx::query(&format!(
+        "{GOLD_SELECT} ORDER BY g.created_at DESC, g.id DESC LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(db.reader())
+    .await?;
+    rows.iter().map(gold_from_row).collect()
+}
+
+/// Marks a resolved task as gold: its event's final label becomes the known
+/// answer. A gold copy, an unresolved task and a task already marked are
+/// refused.
+pub async fn mark(db: &Db, supervisor: &User, task_id: &str, now: i64) -> Result<GoldTask> {
+    let mut tx = db.begin().await?;
+    let row = sqlx::query(
+        "SELECT t.status, t.gold_id, t.store_id, e.status AS event_status, e.final_action AS action, \
+         e.final_sku AS sku, e.final_quantity AS quantity \
+         FROM review_tasks t JOIN events e ON e.id = t.event_pk WHERE t.id = $1",
+    )
+    .bind(task_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| Error::not_found("unknown-task", format!("no task {task_id:?}")))?;
+    if row.try_get::<Option<String>, _>("gold_id")?.is_some() {
+        return Err(Error::conflict(
+            "task-is-gold",
+            format!("task {task_id:?} is a copy of a gold task; mark its source instead"),
+        ));
+    }
+    let status: String = row.try_get("status")?;
+    let event_status: String = row.try_get("event_status")?;
+    if status != "resolved" || event_status != "resolved" {
+        return Err(Error::conflict(
+            "task-not-resolved",
+            format!("task {task_id:?} is {status}; only a resolved task has a known label"),
+        ));
+    }
+    let action: String = row.try_get("action")?;
+    let sku: Option<String> = row.try_get("sku")?;
+    let quantity: Option<i64> = row.try_get("quantity")?;
+    let gold_id = new_id();
+    // The unique source_task_id decides between two supervisors marking the
+    // same task at once: one inserts, the other is told it is gold already.
+    let inserted = sqlx::query(
+        "INSERT INTO gold_tasks (id, source_task_id, store_id, action, sku, quantity, active, \
+         created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8) \
+         ON CONFLICT (source_task_id) DO NOTHING",
+    )
+    .bind(&gold_id)
+    .bind(task_id)
+    .bind(row.try_get::<String, _>("store_id")?)
+    .bind(&action)
+    .bind(&sku)
+    .bind(quantity.unwrap_or(0))
+    .bind(&supervisor.id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        let existing: String =
+            sqlx::query_scalar("SELECT id FROM gold_tasks WHERE source_task_id = $1")
+                .bind(task_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        return Err(Error::conflict(
+            "already-gold",
+            format!("task {task_id:?} is already gold task {existing:?} (retired ones included)"),
+        ));
+    }
+    let gold = get(&mut tx, &gold_id).await?;
+    tx.commit().await?;
+    Ok(gold)
+}
+
+/// Retires a gold task: it is served no more; its answers still count.
+/// Retiring a retired task changes nothing.
+pub async fn retire(db: &Db, gold_id: &str, now: i64) -> Result<GoldTask> {
+    let mut tx = db.begin().await?;
+    sqlx::query("UPDATE gold_tasks SET active = 0, retired_at = $1 WHERE id = $2 AND active = 1")
+        .bind(now)
+        .bind(gold_id)
+        .execute(&mut *tx)
+        .await?;
+    let gold = get(&mut tx, gold_id).await?;
+    tx.commit().await?;
+    Ok(gold)
+}
+
+/// The active gold task to serve `user_id` next, if any: one they were
+/// never served, whose source task they never held (so never answered), did
+/// not resolve as a supervisor and did not mark themselves. Newest first, so
+/// a labeler who has seen the old ones finds a new one without walking far.
+pub(super) async fn pick(tx: &mut Tx, user_id: &str) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT g.id FROM gold_tasks g JOIN review_tasks s ON s.id = g.source_task_id \
+         WHERE g.active = 1 AND g.created_by <> $1 AND COALESCE(s.resolved_by, '') <> $1 \
+         AND NOT EXISTS (SELECT 1 FROM task_leases l WHERE l.task_id = s.id AND l.labeler_id = $1) \
+         AND NOT EXISTS (SELECT 1 FROM review_tasks c JOIN task_leases l ON l.task_id = c.id \
+                         WHERE c.gold_id = g.id AND l.labeler_id = $1) \
+         ORDER BY g.created_at DESC, g.id DESC LIMIT 1",
+    )
+    .bind(user_id)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+/// A lease to put on a new gold copy.
+pub(super) struct CopyLease<'a> {
+    /// The labeler.
+    pub user_id: &'a str,
+    /// The lease id (its `task_leases` row is written by the caller).
+    pub lease_id: &'a str,
+    /// When the lease ends.
+    pub expires: i64,
+}
+
+/// Makes a gold copy of `gold_id`, leased as given; returns its task id.
+/// Deadline: now + the store's receipt SLA, as for a shopper who just left.
+pub(super) async fn make_copy(
+    tx: &mut Tx,
+    gold_id: &str,
+    lease: &CopyLease<'_>,
+    now: i64,
+) -> Result<String> {
+    let src = sqlx::query(
+        "SELECT s.id, s.event_pk, s.store_id, s.session_id, s.reason FROM gold_tasks g \
+         JOIN review_tasks s ON s.id = g.source_task_id WHERE g.id = $1",
+    )
+    .bind(gold_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let source_id: String = src.try_get("id")?;
+    let store_id: String = src.try_get("store_id")?;
+    let store = stores::get(tx, &store_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("store {store_id} of gold task {gold_id} is gone"))?;
+    let copy_id = new_id();
+    let event_pk = new_id();
+    sqlx::query(
+        "INSERT INTO events (id, store_id, event_id, session_id, kind, quantity, occurred_at, \
+         candidates, clips, model_version, top_sku, top_confidence, route, route_reason, status, \
+         request_hash, created_at) \
+         SELECT $1, store_id, $2, session_id, kind, quantity, occurred_at, candidates, clips, \
+         model_version, top_sku, top_confidence, 'gold', route_reason, 'gold', request_hash, $3 \
+         FROM events WHERE id = $4",
+    )
+    .bind(&event_pk)
+    .bind(format!("gold:{copy_id}"))
+    .bind(now)
+    .bind(src.try_get::<String, _>("event_pk")?)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO review_tasks (id, event_pk, store_id, session_id, reason, required_verdicts, \
+         status, deadline_at, created_at, leased_by, lease_id, lease_expires_at, updated_at, gold_id) \
+         VALUES ($1, $2, $3, $4, $5, 1, 'leased', $6, $7, $8, $9, $10, $7, $11)",
+    )
+    .bind(&copy_id)
+    .bind(&event_pk)
+    .bind(&store_id)
+    .bind(src.try_get::<String, _>("session_id")?)
+    .bind(src.try_get::<String, _>("reason")?)
+    .bind(now + store.policy.receipt_sla_ms)
+    .bind(now)
+    .bind(lease.user_id)
+    .bind(lease.lease_id)
+    .bind(lease.expires)
+    .bind(gold_id)
+    .execute(&mut **tx)
+    .await?;
+    // The same clips and the same poster blobs: media access follows the
+    // copy's own task_clips rows and lease.
+    sqlx::query(
+        "INSERT INTO task_clips (task_id, clip_id, position, event_offset_ms, poster_key, poster_status) \
+         SELECT $1, clip_id, position, event_offset_ms, poster_key, poster_status \
+         FROM task_clips WHERE task_id = $2",
+    )
+    .bind(&copy_id)
+    .bind(&source_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(copy_id)
+}
+
+/// Scores the verdict on a gold copy and closes the copy; whether the
+/// answer was correct.
+pub(super) async fn record_answer(
+    tx: &mut Tx,
+    task_id: &str,
+    gold_id: &str,
+    labeler_id: &str,
+    answer: &Answer,
+    now: i64,
+) -> Result<bool> {
+    let row = sqlx::query("SELECT action, sku, quantity FROM gold_tasks WHERE id = $1")
+        .bind(gold_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let correct = gold::is_correct(&label_from(&row)?, answer);
+    sqlx::query(
+        "INSERT INTO gold_answers (task_id, gold_id, labeler_id, correct, answered_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(task_id)
+    .bind(gold_id)
+    .bind(labeler_id)
+    .bind(flag(correct))
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE review_tasks SET status = $1, verdict_count = 1, leased_by = NULL, lease_id = NULL, \
+         lease_expires_at = NULL, updated_at = $2 WHERE id = $3",
+    )
+    .bind(ANSWERED)
+    .bind(now)
+    .bind(task_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(correct)
+}
+
+/// Ends a released gold copy: it was made for one labeler, so it never goes
+/// back to the queue.
+pub(super) async fn drop_copy(tx: &mut Tx, task_id: &str, now: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE review_tasks SET status = $1, leased_by = NULL, lease_id = NULL, \
+         lease_expires_at = NULL, updated_at = $2 WHERE id = $3",
+    )
+    .bind(DROPPED)
+    .bind(now)
+    .bind(task_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Ends every gold copy whose lease ran out; the number ended.
+pub(super) async fn drop_expired(tx: &mut Tx, now: i64) -> Result<u64> {
+    let dropped = sqlx::query(
+        "UPDATE review_tasks SET status = $1, leased_by = NULL, lease_id = NULL, \
+         lease_expires_at = NULL, updated_at = $2 \
+         WHERE status = 'leased' AND lease_expires_at <= $2 AND gold_id IS NOT NULL",
+    )
+    .bind(DROPPED)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(dropped.rows_affected())
+}
+
+/// For a gold copy, the source task's event (whose final label is the gold
+/// answer, so it must not show in the copy's context); `None` for a real task.
+pub(super) async fn source_event(
+    conn: &mut AnyConnection,
+    task_id: &str,
+) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT s.event_pk FROM review_tasks t JOIN gold_tasks g ON g.id = t.gold_id \
+         JOIN review_tasks s ON s.id = g.source_task_id WHERE t.id = $1",
+    )
+    .bind(task_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// One labeler's gold record over the quality window.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct LabelerQuality {
+    /// User id.
+    pub labeler_id: String,
+    /// Login name.
+    pub username: String,
+    /// Gold answers in the window.
+    pub answers: i64,
+    /// Of them, correct ones.
+    pub correct: i64,
+    /// `correct / answers`.
+    pub accuracy: Option<f64>,
+    /// Lower end of the 95 % Wilson interval of the accuracy.
+    pub accuracy_low: Option<f64>,
+    /// Upper end of the same.
+    pub accuracy_high: Option<f64>,
+    /// At least `min_answers` answers and accuracy below `min_accuracy`.
+    pub flagged: bool,
+}
+
+/// Gold accuracy of every labeler who answered gold in the window.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct QualityReport {
+    /// Start of the window (RFC 3339): answers after it count.
+    pub since: String,
+    /// Accuracy below which a labeler is flagged (`gold_min_accuracy`).
+    pub min_accuracy: f64,
+    /// Answers needed before a labeler is flagged (`gold_min_answers`).
+    pub min_answers: u64,
+    /// Flagged labelers first, then lowest accuracy first.
+    pub labelers: Vec<LabelerQuality>,
+}
+
+/// Labelers' gold accuracy over the last [`gold::QUALITY_WINDOW_MS`].
+pub async fn quality(
+    db: &Db,
+    now: i64,
+    min_accuracy: f64,
+    min_answers: u64,
+) -> Result<QualityReport> {
+    let since = now - gold::QUALITY_WINDOW_MS;
+    // COUNT, not SUM: PostgreSQL sums BIGINT to NUMERIC, which the Any
+    // driver does not decode.
+    let rows = sqlx::query(
+        "SELECT a.labeler_id, u.username, COUNT(*) AS answers, \
+         COUNT(CASE WHEN a.correct = 1 THEN 1 END) AS correct \
+         FROM gold_answers a JOIN users u ON u.id = a.labeler_id \
+         WHERE a.answered_at > $1 GROUP BY a.labeler_id, u.username",
+    )
+    .bind(since)
+    .fetch_all(db.reader())
+    .await?;
+    let mut labelers = rows
+        .iter()
+        .map(|r| {
+            let answers: i64 = r.try_get("answers")?;
+            let correct: i64 = r.try_get("correct")?;
+            let interval = crate::domain::stats::wilson_interval(
+                correct.max(0) as u64,
+                answers.max(0) as u64,
+                gold::Z_95,
+            );
+            Ok(LabelerQuality {
+                labeler_id: r.try_get("labeler_id")?,
+                username: r.try_get("username")?,
+                answers,
+                correct,
+                accuracy: gold::accuracy(answers, correct),
+                accuracy_low: interval.map(|i| i.0),
+                accuracy_high: interval.map(|i| i.1),
+                flagged: gold::flagged(answers, correct, min_accuracy, min_answers),
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    labelers.sort_by(|a, b| {
+        b.flagged
+            .cmp(&a.flagged)
+            .then(
+                a.accuracy
+                    .unwrap_or(1.0)
+                    .total_cmp(&b.accuracy.unwrap_or(1.0)),
+            )
+            .then_with(|| a.username.cmp(&b.username))
+    });
+    Ok(QualityReport {
+        since: format_rfc3339_ms(since),
+        min_accuracy,
+        min_answers,
+        labelers,
+    })
+}

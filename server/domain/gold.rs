@@ -1,0 +1,96 @@
+//! Gold tasks: resolved tasks with a known label, mixed into labelers'
+//! queues to measure how often each labeler gets it right.
+//!
+//! The rules here decide when a claim serves gold, whether an answer is
+//! correct and when a labeler is flagged; `db::gold` stores what they decide.
+
+use super::consensus::Answer;
+use super::Label;
+
+/// How far back gold answers count for a labeler's quality: the last 7 days.
+pub const QUALITY_WINDOW_MS: i64 = 7 * 24 * 3_600_000;
+
+/// The normal quantile of the 95 % Wilson interval shown with an accuracy.
+pub const Z_95: f64 = 1.96;
+
+/// Whether a claim should serve a gold task: `draw` is a uniform draw from
+/// [0, 1) made by the caller, `rate` the configured share of gold. A rate of
+/// 1 always serves gold (when there is one to serve), 0 never.
+pub fn serves_gold(rate: f64, draw: f64) -> bool {
+    draw < rate
+}
+
+/// Whether an answer matches the gold label: the same action, sku and
+/// quantity. "Can't tell" is never correct: the gold task's video showed
+/// enough for a human to decide.
+pub fn is_correct(gold: &Label, answer: &Answer) -> bool {
+    match answer {
+        Answer::Label(label) => label == gold,
+        Answer::CantTell => false,
+    }
+}
+
+/// The share of correct answers; `None` without answers.
+pub fn accuracy(answers: i64, correct: i64) -> Option<f64> {
+    (answers > 0).then(|| correct as f64 / answers as f64)
+}
+
+/// Whether a labeler's gold accuracy needs a supervisor's attention: at
+/// least `min_answers` answers (fewer say too little to judge anyone) and an
+/// accuracy below `min_accuracy`.
+pub fn flagged(answers: i64, correct: i64, min_accuracy: f64, min_answers: u64) -> bool {
+    let enough = u64::try_from(answers).is_ok_and(|n| n >= min_answers);
+    enough && accuracy(answers, correct).is_some_and(|a| a < min_accuracy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Action;
+
+    #[test]
+    fn the_draw_decides_against_the_rate() {
+        assert!(serves_gold(0.05, 0.0));
+        assert!(serves_gold(0.05, 0.049_999));
+        assert!(!serves_gold(0.05, 0.05));
+        assert!(!serves_gold(0.0, 0.0), "rate 0 never serves gold");
+        assert!(serves_gold(1.0, 0.999_999), "rate 1 always does");
+    }
+
+    #[test]
+    fn only_the_same_label_is_correct() {
+        let gold = Label::new(Action::Pick, Some("milk".into()), 2);
+        let answer = |a, sku: Option<&str>, q| Answer::Label(Label::new(a, sku.map(Into::into), q));
+        assert!(is_correct(&gold, &answer(Action::Pick, Some("milk"), 2)));
+        assert!(!is_correct(&gold, &answer(Action::Pick, Some("milk"), 1)));
+        assert!(!is_correct(&gold, &answer(Action::Pick, Some("cola"), 2)));
+        assert!(!is_correct(&gold, &answer(Action::Return, Some("milk"), 2)));
+        assert!(!is_correct(&gold, &answer(Action::None, None, 0)));
+        assert!(!is_correct(&gold, &Answer::CantTell));
+        // "Nothing happened" is normalized: sku and quantity do not matter.
+        let none = Label::new(Action::None, None, 0);
+        assert!(is_correct(&none, &answer(Action::None, Some("milk"), 3)));
+        assert!(!is_correct(&none, &Answer::CantTell));
+    }
+
+    #[test]
+    fn accuracy_needs_answers() {
+        assert_eq!(accuracy(0, 0), None);
+        assert_eq!(accuracy(4, 3), Some(0.75));
+    }
+
+    #[test]
+    fn flagged_below_the_minimum_with_enough_answers_only() {
+        // 7 of 10 is below 0.8.
+        assert!(flagged(10, 7, 0.8, 10));
+        // Exactly the minimum is not below it.
+        assert!(!flagged(10, 8, 0.8, 10));
+        // Too few answers to judge, however bad.
+        assert!(!flagged(9, 0, 0.8, 10));
+        // No answers never flag, even with no minimum count.
+        assert!(!flagged(0, 0, 0.8, 0));
+        assert!(flagged(1, 0, 0.8, 0));
+        // A minimum accuracy of 0 flags nobody.
+        assert!(!flagged(50, 0, 0.0, 10));
+    }
+}
