@@ -1,6 +1,7 @@
 //! The review-queue API: JSON handlers and the OpenAPI document generated
 //! from their own types.
 
+pub mod dashboard;
 pub mod extract;
 pub mod ingest;
 pub mod media;
@@ -24,6 +25,7 @@ use crate::AppState;
     tags(
         (name = "store", description = "For store systems, with the store's API key"),
         (name = "queue", description = "For labelers and supervisors, with a user token"),
+        (name = "dashboard", description = "For supervisors: queue health, throughput, receipt latency, labeler quality, model calibration"),
         (name = "system", description = "Health, metrics and this document")
     )
 )]
@@ -66,6 +68,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(queue::escalations))
         .routes(routes!(queue::resolve))
         .routes(routes!(queue::get_policy, queue::put_policy))
+        .routes(routes!(dashboard::get_dashboard))
+        .routes(routes!(dashboard::get_confidence_bins))
         .routes(routes!(system::healthz))
         .routes(routes!(system::metrics))
 }
