@@ -81,6 +81,10 @@ pub struct Config {
     /// runs, but on servers where it is off or slow they pile up and every
     /// claim walks over them.
     pub queue_vacuum_interval_ms: u64,
+    /// How often each instance adds new facts to the dashboard's rollup
+    /// tables (0 turns it off: the dashboard then counts everything after
+    /// the watermark from the raw tables, correct but slower).
+    pub rollup_interval_ms: u64,
     /// Marks the console's session cookie `Secure` (set it when Recount is
     /// served over HTTPS; a request with `X-Forwarded-Proto: https` from a
     /// TLS-terminating proxy gets a `Secure` cookie either way).
@@ -136,6 +140,7 @@ impl Default for Config {
             filmstrip_frames: 10,
             media_max_attempts: 3,
             queue_vacuum_interval_ms: 60_000,
+            rollup_interval_ms: 10_000,
             secure_cookies: false,
             login_max_failures: 5,
             login_max_failures_per_address: 50,

@@ -485,6 +485,7 @@ async fn crew_step(state: &AppState) -> anyhow::Result<()> {
         state.now(),
         config.lease_ttl_ms,
         config.max_leases_per_labeler,
+        crate::domain::gold::serves_gold(config.gold_rate, rand::random::<f64>()),
     )
     .await?
     else {

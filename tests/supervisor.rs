@@ -332,11 +332,11 @@ async fn a_supervisor_settles_an_escalation_from_its_video_and_keeps_it_as_gold(
     let (_, gold) = app.call(Method::GET, "/api/v1/gold", &sue, None).await;
     let gold = gold.as_array().unwrap();
     assert_eq!(gold.len(), 1, "{gold:?}");
-    assert_eq!(gold[0]["source_task_id"], task.as_str());
-    assert_eq!(gold[0]["sku"], "tv");
+    assert_eq!(gold[0]["task_id"], task.as_str());
+    assert_eq!(gold[0]["label"]["sku"], "tv");
 
     // The gold page lists it; retiring it takes it out of the queues.
-    let gold_row = format!("#gold-{}", gold[0]["id"].as_str().unwrap());
+    let gold_row = format!("#gold-{}", gold[0]["gold_id"].as_str().unwrap());
     b.goto(&format!("{}/gold", app.base)).await.unwrap();
     b.wait_for_selector(&gold_row, WAIT).await.unwrap();
     let row = text(&b, &gold_row).await;

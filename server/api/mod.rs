@@ -1,6 +1,7 @@
 //! The review-queue API: JSON handlers and the OpenAPI document generated
 //! from their own types.
 
+pub mod dashboard;
 pub mod extract;
 pub mod gold;
 pub mod ingest;
@@ -25,6 +26,7 @@ use crate::AppState;
     tags(
         (name = "store", description = "For store systems, with the store's API key"),
         (name = "queue", description = "For labelers and supervisors, with a user token"),
+        (name = "dashboard", description = "For supervisors: queue health, throughput, receipt latency, labeler quality, model calibration"),
         (name = "system", description = "Health, metrics and this document")
     )
 )]
@@ -70,6 +72,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(gold::mark, gold::list))
         .routes(routes!(gold::retire))
         .routes(routes!(gold::quality))
+        .routes(routes!(dashboard::get_dashboard))
+        .routes(routes!(dashboard::get_confidence_bins))
         .routes(routes!(system::healthz))
         .routes(routes!(system::metrics))
 }

@@ -1,11 +1,13 @@
 //! `recount bench`: throughput and latency of the review queue and of ingest,
-//! measured over real HTTP against an in-process server on loopback.
+//! measured over real HTTP against an in-process server on loopback; media
+//! work against the ffmpeg CLI; the dashboard snapshot against plain queries.
 //!
 //! Every phase runs on a fresh database (a new SQLite file, or a new
 //! PostgreSQL database created on the configured server) that is removed
 //! afterwards, so a bench never reads or writes real data. See
 //! docs/benchmarks.md for what each figure means and the figures measured.
 
+mod dashboard;
 mod fresh;
 mod ingest;
 mod media;
@@ -30,6 +32,9 @@ pub enum BenchCommand {
     /// In-process media work against the ffmpeg CLI on the same files, and
     /// clip range serving over HTTP (wrk) against raw reads.
     Media(media::MediaArgs),
+    /// The dashboard snapshot on a month of history against plain GROUP BY
+    /// queries over the raw rows.
+    Dashboard(dashboard::DashboardArgs),
 }
 
 /// Options of `recount bench queue`.
@@ -100,6 +105,7 @@ pub async fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<()> {
             ingest::run(&args, &engines, config).await
         }
         BenchCommand::Media(args) => media::run(&args, config).await,
+        BenchCommand::Dashboard(args) => dashboard::run(&args, config).await,
     }
 }
 

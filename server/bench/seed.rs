@@ -8,9 +8,10 @@ use sqlx::any::AnyConnectOptions;
 use sqlx::{AnyConnection, ConnectOptions, Connection};
 
 use crate::auth::{hash_password, Role};
+use crate::db::bulk::{insert_rows, Val};
 use crate::db::products::{self, Product};
 use crate::db::users::{self, User};
-use crate::db::{new_id, placeholders, stores, Db};
+use crate::db::{new_id, stores, Db};
 
 /// Products in the bench catalog.
 pub const CATALOG_SIZE: usize = 50;
@@ -19,8 +20,6 @@ const TASKS_PER_SESSION: usize = 4;
 /// Sessions open at once: consecutive tasks in the queue belong to different
 /// shoppers, as in a busy store, so verdicts rarely wait on one session row.
 const SESSIONS_IN_FLIGHT: usize = 1_000;
-/// Bind parameters per statement, under SQLite's 32766 and PostgreSQL's 65535.
-const MAX_PARAMS: usize = 16_000;
 /// Tasks per seeding transaction.
 const TASKS_PER_TX: usize = 20_000;
 
@@ -31,14 +30,6 @@ pub struct Labeler {
     pub user: User,
     /// Its API token.
     pub token: String,
-}
-
-/// One column value of a seeded row. NULL columns are left out of the
-/// INSERTs instead: an untyped NULL bind is refused by PostgreSQL.
-enum Val {
-    Text(String),
-    Int(i64),
-    Real(f64),
 }
 
 /// The sku of catalog product `i`.
@@ -95,7 +86,7 @@ pub async fn queue(
 
 /// A connection of its own for the large INSERTs: sqlx would log each one
 /// in full as a "slow statement", thousands of placeholders long.
-async fn bulk_connection(url: &str) -> anyhow::Result<AnyConnection> {
+pub(super) async fn bulk_connection(url: &str) -> anyhow::Result<AnyConnection> {
     let mut conn = AnyConnectOptions::from_str(url)?
         .disable_statement_logging()
         .connect()
@@ -130,7 +121,7 @@ async fn insert_sessions(
         }
         open_reviews[s] += 1;
     }
-    let rows = open_reviews
+    let rows: Vec<Vec<Val>> = open_reviews
         .iter()
         .enumerate()
         .filter(|(_, n)| **n > 0)
@@ -144,10 +135,11 @@ async fn insert_sessions(
             ]
         })
         .collect();
-    insert_many(
+    insert_rows(
         tx,
         "INSERT INTO sessions (store_id, session_id, status, open_reviews, created_at)",
-        rows,
+        &rows,
+        "",
     )
     .await
 }
@@ -202,25 +194,27 @@ async fn insert_tasks(
             Val::Int(now),
         ]);
     }
-    insert_many(
+    insert_rows(
         tx,
         "INSERT INTO events (id, store_id, event_id, session_id, kind, quantity, occurred_at, \
          candidates, clips, model_version, top_sku, top_confidence, route, route_reason, status, \
          request_hash, created_at)",
-        events,
+        &events,
+        "",
     )
     .await?;
-    insert_many(
+    insert_rows(
         tx,
         "INSERT INTO review_tasks (id, event_pk, store_id, session_id, reason, required_verdicts, \
          status, deadline_at, created_at, updated_at)",
-        tasks,
+        &tasks,
+        "",
     )
     .await
 }
 
 /// Labelers sharing one password hash (argon2 is slow by design).
-async fn insert_labelers(
+pub(super) async fn insert_labelers(
     conn: &mut AnyConnection,
     n: usize,
     now: i64,
@@ -233,7 +227,7 @@ async fn insert_labelers(
             role: Role::Labeler,
         })
         .collect();
-    let rows = users
+    let rows: Vec<Vec<Val>> = users
         .iter()
         .map(|u| {
             vec![
@@ -246,42 +240,15 @@ async fn insert_labelers(
         })
         .collect();
     let mut tx = conn.begin().await?;
-    insert_many(
+    insert_rows(
         &mut tx,
         "INSERT INTO users (id, username, password_hash, role, created_at)",
-        rows,
+        &rows,
+        "",
     )
     .await?;
     tx.commit().await?;
     Ok(users)
-}
-
-/// `head VALUES (…), (…), …` in statements of at most MAX_PARAMS binds.
-async fn insert_many(
-    conn: &mut AnyConnection,
-    head: &str,
-    rows: Vec<Vec<Val>>,
-) -> Result<(), sqlx::Error> {
-    let Some(width) = rows.first().map(Vec::len) else {
-        return Ok(());
-    };
-    for chunk in rows.chunks(MAX_PARAMS / width) {
-        let values = (0..chunk.len())
-            .map(|r| format!("({})", placeholders(r * width + 1, width)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!("{head} VALUES {values}");
-        let mut query = sqlx::query(&sql);
-        for value in chunk.iter().flatten() {
-            query = match value {
-                Val::Text(s) => query.bind(s.as_str()),
-                Val::Int(n) => query.bind(*n),
-                Val::Real(x) => query.bind(*x),
-            };
-        }
-        query.execute(&mut *conn).await?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -13,12 +13,15 @@
 //! SQLite runs with `synchronous = FULL`: a commit is on disk before the
 //! client hears "accepted", even across a power loss.
 
+pub mod bulk;
 pub mod clips;
+pub mod dashboard;
 pub mod events;
 pub mod gold;
 pub mod jobs;
 pub mod products;
 pub mod receipts;
+pub mod rollup;
 pub mod stores;
 pub mod tasks;
 pub mod users;
@@ -143,6 +146,23 @@ impl Db {
     /// Starts a write transaction.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         self.write.begin().await
+    }
+
+    /// Starts a read-only transaction in which every statement sees the same
+    /// snapshot of the database: on PostgreSQL a `REPEATABLE READ`
+    /// transaction (its default, `READ COMMITTED`, takes a new snapshot per
+    /// statement); on SQLite a read transaction of the read pool, whose
+    /// snapshot (WAL) is fixed by its first read. The dashboard needs it to
+    /// read the rollup watermark, the rollup rows and the raw rows after the
+    /// watermark as of one instant.
+    pub async fn begin_snapshot(&self) -> Result<Tx, sqlx::Error> {
+        let mut tx = self.read.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
     }
 
     /// Row locking for "take the next free row" queries: PostgreSQL skips rows

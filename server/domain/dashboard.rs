@@ -62,6 +62,23 @@ pub struct Rate {
     pub high: Option<f64>,
 }
 
+impl Rate {
+    /// `count` of `total` with its 95 % Wilson interval.
+    pub fn new(count: i64, total: i64) -> Rate {
+        let interval = u64::try_from(count)
+            .ok()
+            .zip(u64::try_from(total).ok())
+            .and_then(|(c, n)| crate::domain::stats::wilson_interval(c, n, 1.96));
+        Rate {
+            count,
+            total,
+            value: (total > 0).then(|| count as f64 / total as f64),
+            low: interval.map(|i| i.0),
+            high: interval.map(|i| i.1),
+        }
+    }
+}
+
 /// Counts per hour for a chart: `hours[i]` starts at `start + i` hours.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct HourlySeries {
@@ -118,8 +135,12 @@ pub struct Receipts {
     pub pending: i64,
     /// Of them, those past their receipt deadline.
     pub pending_past_deadline: i64,
-    /// p95 latency per hour over the last day (chart).
+    /// p95 latency per hour over the last day (chart); 0 for an hour in
+    /// which no receipt was finalized (see `finalized_per_hour`).
     pub p95_per_hour: HourlySeries,
+    /// Receipts finalized per hour over the last day (chart), the same hours
+    /// as `p95_per_hour`.
+    pub finalized_per_hour: HourlySeries,
 }
 
 /// One labeler over the last day.

@@ -7,10 +7,13 @@
 pub mod consensus;
 pub mod dashboard;
 pub mod event;
+pub mod figures;
 pub mod gold;
+pub mod histogram;
 pub mod label;
 pub mod ratelimit;
 pub mod receipt;
+pub mod rollup;
 pub mod routing;
 pub mod stats;
 pub mod time;

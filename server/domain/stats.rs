@@ -75,31 +75,55 @@ pub struct Calibration {
 /// ranges over [0, 1]. Confidences outside [0, 1] or NaN are skipped.
 pub fn calibration(predictions: &[(f64, bool)], bins: usize) -> Calibration {
     let bins = bins.max(1);
-    let mut acc: BTreeMap<usize, (u64, f64, u64)> = BTreeMap::new();
-    let mut total = 0u64;
+    let mut totals: BTreeMap<usize, BinTotals> = BTreeMap::new();
     for &(confidence, right) in predictions {
         if !(0.0..=1.0).contains(&confidence) {
             continue;
         }
-        let b = ((confidence * bins as f64) as usize).min(bins - 1);
-        let e = acc.entry(b).or_default();
-        e.0 += 1;
-        e.1 += confidence;
-        e.2 += u64::from(right);
-        total += 1;
+        let t = totals.entry(calibration_bin(confidence, bins)).or_default();
+        t.count += 1;
+        t.confidence_sum += confidence;
+        t.right += u64::from(right);
     }
+    calibration_from_totals(&totals, bins)
+}
+
+/// The bin of `confidence` (in [0, 1]) among `bins` equal-width bins; 1.0
+/// falls into the last one.
+pub fn calibration_bin(confidence: f64, bins: usize) -> usize {
+    ((confidence * bins as f64) as usize).min(bins.max(1) - 1)
+}
+
+/// What a calibration bin adds up: kept in rollups, where the predictions
+/// themselves are no longer at hand.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BinTotals {
+    /// Predictions in the bin.
+    pub count: u64,
+    /// Sum of their confidences.
+    pub confidence_sum: f64,
+    /// How many were right.
+    pub right: u64,
+}
+
+/// The reliability diagram and expected calibration error of bins already
+/// totalled (`bin index → totals`, indexes below `bins`).
+pub fn calibration_from_totals(totals: &BTreeMap<usize, BinTotals>, bins: usize) -> Calibration {
+    let bins = bins.max(1);
     let width = 1.0 / bins as f64;
+    let total: u64 = totals.values().map(|t| t.count).sum();
     let mut ece = 0.0;
-    let bins: Vec<CalibrationBin> = acc
-        .into_iter()
-        .map(|(b, (count, conf_sum, right))| {
-            let mean_confidence = conf_sum / count as f64;
-            let accuracy = right as f64 / count as f64;
-            ece += count as f64 / total as f64 * (accuracy - mean_confidence).abs();
+    let bins: Vec<CalibrationBin> = totals
+        .iter()
+        .filter(|(_, t)| t.count > 0)
+        .map(|(&b, t)| {
+            let mean_confidence = t.confidence_sum / t.count as f64;
+            let accuracy = t.right as f64 / t.count as f64;
+            ece += t.count as f64 / total as f64 * (accuracy - mean_confidence).abs();
             CalibrationBin {
                 from: b as f64 * width,
                 to: (b + 1) as f64 * width,
-                count,
+                count: t.count,
                 mean_confidence,
                 accuracy,
             }
@@ -117,41 +141,90 @@ pub fn calibration(predictions: &[(f64, bool)], bins: usize) -> Calibration {
 /// than two values carry no information about agreement and are left out.
 /// `None` when fewer than two pairable values remain or when every value is
 /// the same (the expected disagreement is zero, so alpha is undefined).
-pub fn krippendorff_alpha_nominal<T: Ord + Clone>(units: &[Vec<T>]) -> Option<f64> {
-    // Coincidence matrix o[c][k]: each ordered pair of values within a unit
-    // with m values counts 1 / (m − 1).
-    let mut coincidences: BTreeMap<(T, T), f64> = BTreeMap::new();
-    for unit in units.iter().filter(|u| u.len() >= 2) {
-        let m = unit.len() as f64;
-        for (i, a) in unit.iter().enumerate() {
-            for (j, b) in unit.iter().enumerate() {
-                if i != j {
-                    *coincidences.entry((a.clone(), b.clone())).or_default() += 1.0 / (m - 1.0);
-                }
-            }
+pub fn krippendorff_alpha_nominal<T: ToString>(units: &[Vec<T>]) -> Option<f64> {
+    let mut sums = AlphaSums::default();
+    for unit in units {
+        sums.add_unit(unit);
+    }
+    sums.alpha()
+}
+
+/// The sums alpha is computed from, additive over units: a day's alpha is
+/// the alpha of the sums of its hours.
+///
+/// In the coincidence matrix `o`, a unit of `m` values adds `1 / (m − 1)`
+/// for each ordered pair of its values. So the marginal `n_c = Σ_k o_ck` is
+/// simply how many pairable values are `c`, and the disagreement
+/// `Σ_{c≠k} o_ck` is `Σ_units P_u / (m_u − 1)`, where `P_u = m² − Σ_c m_c²`
+/// counts the unit's ordered pairs of different values. Keeping `P` summed
+/// per unit size `m` keeps every sum an integer, so adding sums in any
+/// order gives exactly the same alpha.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlphaSums {
+    /// Units with two or more values.
+    pub units: u64,
+    /// `n_c`: pairable values per value.
+    pub marginals: BTreeMap<String, u64>,
+    /// `m → Σ P_u` over units of `m` values.
+    pub disagreeing_pairs: BTreeMap<u64, u64>,
+}
+
+impl AlphaSums {
+    /// Adds one unit's values (a unit of fewer than two adds nothing).
+    pub fn add_unit<T: ToString>(&mut self, values: &[T]) {
+        let m = values.len() as u64;
+        if m < 2 {
+            return;
+        }
+        let mut per_value: BTreeMap<String, u64> = BTreeMap::new();
+        for v in values {
+            *per_value.entry(v.to_string()).or_default() += 1;
+        }
+        let same: u64 = per_value.values().map(|c| c * c).sum();
+        for (v, c) in per_value {
+            *self.marginals.entry(v).or_default() += c;
+        }
+        *self.disagreeing_pairs.entry(m).or_default() += m * m - same;
+        self.units += 1;
+    }
+
+    /// Adds another set of sums.
+    pub fn merge(&mut self, other: &AlphaSums) {
+        self.units += other.units;
+        for (v, c) in &other.marginals {
+            *self.marginals.entry(v.clone()).or_default() += c;
+        }
+        for (m, p) in &other.disagreeing_pairs {
+            *self.disagreeing_pairs.entry(*m).or_default() += p;
         }
     }
-    let mut marginals: BTreeMap<T, f64> = BTreeMap::new();
-    for ((c, _), o) in &coincidences {
-        *marginals.entry(c.clone()).or_default() += o;
+
+    /// Pairable values counted: `n`.
+    pub fn values(&self) -> u64 {
+        self.marginals.values().sum()
     }
-    let n: f64 = marginals.values().sum();
-    if n < 2.0 {
-        return None;
+
+    /// `α = 1 − (n − 1) · Σ_{c≠k} o_ck / (n² − Σ_c n_c²)`; `None` when
+    /// fewer than two pairable values or a single value in use.
+    pub fn alpha(&self) -> Option<f64> {
+        let n = self.values() as f64;
+        if n < 2.0 {
+            return None;
+        }
+        let observed: f64 = self
+            .disagreeing_pairs
+            .iter()
+            .map(|(m, p)| *p as f64 / (*m as f64 - 1.0))
+            .sum();
+        let same: f64 = self.marginals.values().map(|c| (*c as f64).powi(2)).sum();
+        let expected = n * n - same;
+        if expected == 0.0 {
+            return None;
+        }
+        // α = 1 − D_o / D_e with D_o = observed / n and
+        // D_e = (n² − Σ n_c²) / (n (n − 1)).
+        Some(1.0 - (n - 1.0) * observed / expected)
     }
-    let observed: f64 = coincidences
-        .iter()
-        .filter(|((c, k), _)| c != k)
-        .map(|(_, o)| o)
-        .sum();
-    let same: f64 = marginals.values().map(|nc| nc * nc).sum();
-    let expected = (n * n - same) / (n - 1.0);
-    if expected == 0.0 {
-        return None;
-    }
-    // α = 1 − D_o / D_e with D_o = observed / n and
-    // D_e = (n² − Σ n_c²) / (n (n − 1)).
-    Some(1.0 - observed / expected)
 }
 
 #[cfg(test)]

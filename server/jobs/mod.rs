@@ -1,6 +1,6 @@
-//! Background work: lease expiry and the database job queue (receipt
-//! webhooks), and at startup the removal of what crashed uploads left
-//! behind. Every loop survives errors and panics of a single run; the state
+//! Background work: lease expiry, the database job queue (receipt
+//! webhooks, media), the dashboard's rollups, and at startup the removal of
+//! what crashed uploads left behind. Every loop survives errors and panics of a single run; the state
 //! it works on lives in the database, so any instance can run it and a crash
 //! loses nothing.
 
@@ -31,6 +31,9 @@ pub fn spawn(state: AppState) -> Vec<JoinHandle<()>> {
         tokio::spawn(lease_loop(state.clone())),
         tokio::spawn(job_loop(state.clone(), client.clone(), DELIVERY_JOBS)),
     ];
+    if state.config.rollup_interval_ms > 0 {
+        handles.push(tokio::spawn(rollup_loop(state.clone())));
+    }
     if state.db.backend == crate::db::Backend::Postgres && state.config.queue_vacuum_interval_ms > 0
     {
         handles.push(tokio::spawn(vacuum_loop(state.clone())));
@@ -56,6 +59,42 @@ pub async fn sweep_leases(state: &AppState) -> crate::error::Result<u64> {
         );
     }
     Ok(n)
+}
+
+/// Adds the facts that arrived since the last run to the dashboard's
+/// rollup tables, up to a few seconds before now (see
+/// [`crate::db::rollup::roll_up`]).
+pub async fn roll_up(state: &AppState) -> crate::error::Result<crate::db::rollup::RollupRun> {
+    let started = std::time::Instant::now();
+    let run = crate::db::rollup::roll_up(&state.db, state.now()).await?;
+    // Catching up (the first run after a start, or after a pause) is worth a
+    // line in the log; the regular few-second step is not.
+    if run.steps > 1 {
+        tracing::info!(
+            steps = run.steps,
+            from = %crate::domain::time::format_rfc3339_ms(run.from),
+            to = %crate::domain::time::format_rfc3339_ms(run.to),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "dashboard rollups caught up"
+        );
+    }
+    Ok(run)
+}
+
+/// Runs [`roll_up`] every `rollup_interval_ms`, forever; the first run at
+/// once, so a starting instance catches up on what arrived while none ran.
+async fn rollup_loop(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_millis(state.config.rollup_interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let run = AssertUnwindSafe(roll_up(&state)).catch_unwind().await;
+        match run {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "dashboard rollup failed; retrying next tick"),
+            Err(_) => tracing::error!("dashboard rollup panicked; retrying next tick"),
+        }
+    }
 }
 
 /// Removes what uploads interrupted by a crash left behind (see

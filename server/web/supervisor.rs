@@ -103,7 +103,10 @@ pub(crate) struct DashboardBody<'a> {
 const REFRESH_MS: i64 = 5_000;
 
 async fn dashboard_body(state: &AppState) -> Result<String, Error> {
-    let snapshot = dashboard::snapshot(&state.db, state.now(), &state.config).await?;
+    let c = &state.config;
+    let snapshot =
+        dashboard::snapshot(&state.db, state.now(), c.gold_min_accuracy, c.gold_min_answers)
+            .await?;
     let view = dashboard_view::view(&snapshot);
     DashboardBody { v: &view }
         .render()
@@ -166,7 +169,7 @@ async fn escalations_page(State(state): State<AppState>, headers: HeaderMap) -> 
 struct GoldPage<'a> {
     frame: Frame<'a>,
     min_accuracy: String,
-    min_answers: i64,
+    min_answers: u64,
     rate: String,
 }
 

@@ -15,9 +15,9 @@ const cell = (text, tag = 'td') => {
   return c;
 };
 
-function answerText(g) {
-  if (g.action === 'none') return 'nothing happened';
-  return `${g.action === 'pick' ? 'took' : 'put back'} ${g.quantity} × ${g.sku}`;
+function answerText({ label }) {
+  if (label.action === 'none') return 'nothing happened';
+  return `${label.action === 'pick' ? 'took' : 'put back'} ${label.quantity} × ${label.sku}`;
 }
 
 async function loadGold() {
@@ -25,7 +25,7 @@ async function loadGold() {
   goldBody.replaceChildren();
   for (const g of gold) {
     const row = document.createElement('tr');
-    row.id = 'gold-' + g.id;
+    row.id = 'gold-' + g.gold_id;
     if (!g.active) row.className = 'retired';
     const retire = document.createElement('td');
     if (g.active) {
@@ -36,7 +36,7 @@ async function loadGold() {
       b.addEventListener('click', async () => {
         b.disabled = true;
         try {
-          await call('DELETE', '/api/v1/gold/' + encodeURIComponent(g.id));
+          await call('DELETE', '/api/v1/gold/' + encodeURIComponent(g.gold_id));
           await loadGold();
         } catch (err) {
           b.disabled = false;
@@ -48,7 +48,7 @@ async function loadGold() {
       retire.textContent = 'retired';
     }
     row.append(
-      cell(g.source_task_id, 'th'),
+      cell(g.task_id, 'th'),
       cell(g.store_id),
       cell(answerText(g)),
       cell(String(g.answers)),
@@ -69,12 +69,12 @@ async function loadGold() {
 }
 
 async function loadQuality() {
-  const labelers = await call('GET', '/api/v1/labelers/quality');
+  const { labelers } = await call('GET', '/api/v1/labelers/quality');
   qualityBody.replaceChildren();
   for (const l of labelers) {
     const row = document.createElement('tr');
     if (l.flagged) row.className = 'bad flagged';
-    const interval = l.low == null ? '–' : `${pct(l.low)} – ${pct(l.high)}`;
+    const interval = l.accuracy_low == null ? '–' : `${pct(l.accuracy_low)} – ${pct(l.accuracy_high)}`;
     row.append(
       cell(l.username, 'th'),
       cell(String(l.answers)),

@@ -1,0 +1,104 @@
+//! Supervisor endpoints of the dashboard: the snapshot and a store's
+//! confidence histogram.
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::extract::{Path, Query, SupervisorCaller};
+use crate::db::{dashboard, stores};
+use crate::domain::dashboard::{ConfidenceBin, Dashboard};
+use crate::domain::rollup::{bucket, DAY};
+use crate::domain::time::format_rfc3339_ms;
+use crate::error::{Error, ErrorBody, Result};
+use crate::AppState;
+
+/// The whole dashboard now (supervisors).
+#[utoipa::path(get, path = "/api/v1/dashboard", tag = "dashboard", security(("bearer" = [])),
+    responses(
+        (status = 200, body = Dashboard),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`role-forbidden`, `user-token-required`", body = ErrorBody),
+    ))]
+pub async fn get_dashboard(
+    State(state): State<AppState>,
+    _supervisor: SupervisorCaller,
+) -> Result<axum::Json<Dashboard>> {
+    let c = &state.config;
+    Ok(axum::Json(
+        dashboard::snapshot(&state.db, state.now(), c.gold_min_accuracy, c.gold_min_answers)
+            .await?,
+    ))
+}
+
+/// Query of the confidence histogram.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct BinsQuery {
+    /// UTC days to cover, today included (1 to 365, default 30).
+    #[param(value_type = Option<i64>)]
+    pub days: Option<String>,
+}
+
+/// A store's resolved events per top-confidence bin.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct ConfidenceBins {
+    /// Store id.
+    pub store_id: String,
+    /// Start of the first day covered (RFC 3339, midnight UTC).
+    pub from: String,
+    /// End of the range: now (RFC 3339).
+    pub to: String,
+    /// The non-empty bins, lowest confidence first.
+    pub bins: Vec<ConfidenceBin>,
+}
+
+/// Longest range of the confidence histogram.
+const MAX_DAYS: i64 = 365;
+
+/// Resolved events of a store by top confidence (supervisors): the input of
+/// a threshold recommendation.
+#[utoipa::path(get, path = "/api/v1/stores/{store_id}/confidence-bins", tag = "dashboard",
+    security(("bearer" = [])),
+    params(("store_id" = String, Path), BinsQuery),
+    responses(
+        (status = 200, body = ConfidenceBins),
+        (status = 404, description = "`unknown-store`", body = ErrorBody),
+        (status = 422, description = "`invalid-days`", body = ErrorBody),
+    ))]
+pub async fn get_confidence_bins(
+    State(state): State<AppState>,
+    _supervisor: SupervisorCaller,
+    Path(store_id): Path<String>,
+    Query(query): Query<BinsQuery>,
+) -> Result<axum::Json<ConfidenceBins>> {
+    let days = match query.days.as_deref() {
+        None => 30,
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|d| (1..=MAX_DAYS).contains(d))
+            .ok_or_else(|| {
+                Error::unprocessable(
+                    "invalid-days",
+                    format!("days must be a whole number from 1 to {MAX_DAYS}, not {text:?}"),
+                )
+            })?,
+    };
+    let mut conn = state.db.reader().acquire().await?;
+    if stores::get(&mut conn, &store_id).await?.is_none() {
+        return Err(Error::not_found(
+            "unknown-store",
+            format!("no store {store_id:?}"),
+        ));
+    }
+    drop(conn);
+    let now = state.now();
+    let from = bucket(now, DAY) - (days - 1) * DAY;
+    let bins = dashboard::confidence_bins(&state.db, &store_id, from, now).await?;
+    Ok(axum::Json(ConfidenceBins {
+        store_id,
+        from: format_rfc3339_ms(from),
+        to: format_rfc3339_ms(now),
+        bins,
+    }))
+}

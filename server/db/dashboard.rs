@@ -1,0 +1,181 @@
+//! The dashboard snapshot: rollup buckets for the windows, plus the live
+//! tail after the watermark counted by the same code as the rollup job,
+//! plus the state of the queue and of pending receipts, all read in one
+//! consistent snapshot of the database.
+
+use std::collections::BTreeMap;
+
+use sqlx::{AnyConnection, Row};
+
+use super::rollup::{self, BucketRanges};
+use super::Db;
+use crate::domain::dashboard::{ConfidenceBin, Dashboard, StoreQueue};
+use crate::domain::figures::{self, GoldRule, Live, Windows};
+use crate::domain::rollup::{bucket, merge_confidence, Rollup, DAY};
+use crate::error::Result;
+
+/// The dashboard at `now`. A labeler is flagged when their gold accuracy
+/// over the last 7 days is below `gold_min_accuracy` over at least
+/// `gold_min_answers` answers.
+pub async fn snapshot(
+    db: &Db,
+    now: i64,
+    gold_min_accuracy: f64,
+    gold_min_answers: u64,
+) -> Result<Dashboard> {
+    let w = Windows::at(now);
+    let mut tx = db.begin_snapshot().await?;
+    let watermark = rollup::watermark(&mut tx).await?;
+    let ranges = BucketRanges {
+        store_minutes_from: w.hour_from,
+        store_hours_from: w.day_from,
+        labeler_hours_from: w.day_from,
+        labeler_days_from: w.week_from,
+        models_from: w.week_from,
+    };
+    let mut counted = rollup::read(&mut tx, &ranges).await?;
+    // Facts after the watermark are not in the tables yet: count them live.
+    let tail_from = watermark.max(w.earliest());
+    if tail_from <= now {
+        counted.merge(&rollup::collect(&mut tx, tail_from, now + 1).await?);
+    }
+    let (pending, pending_past_deadline) = pending_receipts(&mut tx, now).await?;
+    let live = Live {
+        queue: queue(&mut tx, now).await?,
+        pending,
+        pending_past_deadline,
+        watermark,
+        usernames: usernames(&mut tx).await?,
+    };
+    tx.commit().await?;
+    Ok(figures::build(
+        &w,
+        live,
+        &counted,
+        GoldRule {
+            min_accuracy: gold_min_accuracy,
+            min_answers: gold_min_answers,
+        },
+    ))
+}
+
+/// Open tasks per store (every store is listed, busy or not). Gold tasks
+/// are labelers' tests, not a store's work, and are left out.
+pub async fn queue(conn: &mut AnyConnection, now: i64) -> Result<Vec<StoreQueue>> {
+    let stores = sqlx::query("SELECT id, name FROM stores ORDER BY name, id")
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut queue: BTreeMap<String, StoreQueue> = BTreeMap::new();
+    let mut order = Vec::with_capacity(stores.len());
+    for s in stores {
+        let store_id: String = s.try_get("id")?;
+        order.push(store_id.clone());
+        queue.insert(
+            store_id.clone(),
+            StoreQueue {
+                store_id,
+                store_name: s.try_get("name")?,
+                ready: 0,
+                leased: 0,
+                escalated: 0,
+                oldest_ready_ms: None,
+                past_deadline: 0,
+            },
+        );
+    }
+    // An index range scan of review_tasks_status per open status: only open
+    // tasks are read, however many resolved ones the table holds.
+    let rows = sqlx::query(
+        "SELECT store_id, status, COUNT(*) AS n, MIN(created_at) AS oldest, \
+         SUM(CASE WHEN deadline_at < $1 THEN 1 ELSE 0 END) AS late FROM review_tasks \
+         WHERE status IN ('ready', 'leased', 'escalated') AND gold_id IS NULL \
+         GROUP BY store_id, status",
+    )
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?;
+    for r in rows {
+        let store_id: String = r.try_get("store_id")?;
+        let Some(q) = queue.get_mut(&store_id) else {
+            continue;
+        };
+        let n: i64 = r.try_get("n")?;
+        match r.try_get::<String, _>("status")?.as_str() {
+            "ready" => {
+                q.ready = n;
+                q.oldest_ready_ms = r
+                    .try_get::<Option<i64>, _>("oldest")?
+                    .map(|t| (now - t).max(0));
+            }
+            "leased" => q.leased = n,
+            _ => q.escalated = n,
+        }
+        q.past_deadline += r.try_get::<Option<i64>, _>("late")?.unwrap_or(0);
+    }
+    Ok(order
+        .into_iter()
+        .filter_map(|id| queue.remove(&id))
+        .collect())
+}
+
+/// Sessions that exited and wait for their receipt, and those of them past
+/// their store's receipt deadline (exit + `receipt_sla_ms`).
+pub async fn pending_receipts(conn: &mut AnyConnection, now: i64) -> Result<(i64, i64)> {
+    let r = sqlx::query(
+        "SELECT COUNT(*) AS n, SUM(CASE WHEN s.exited_at + st.receipt_sla_ms < $1 THEN 1 ELSE 0 END) AS late \
+         FROM sessions s JOIN stores st ON st.id = s.store_id WHERE s.status = 'exited'",
+    )
+    .bind(now)
+    .fetch_one(conn)
+    .await?;
+    Ok((
+        r.try_get("n")?,
+        r.try_get::<Option<i64>, _>("late")?.unwrap_or(0),
+    ))
+}
+
+async fn usernames(conn: &mut AnyConnection) -> Result<BTreeMap<String, String>> {
+    let rows = sqlx::query("SELECT id, username FROM users")
+        .fetch_all(conn)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("username")?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// Resolved events of a store per top-confidence bin, from the start of the
+/// UTC day of `since` to `now`: the non-empty bins, lowest first.
+pub async fn confidence_bins(
+    db: &Db,
+    store_id: &str,
+    since: i64,
+    now: i64,
+) -> Result<Vec<ConfidenceBin>> {
+    let from = bucket(since, DAY);
+    let mut tx = db.begin_snapshot().await?;
+    let watermark = rollup::watermark(&mut tx).await?;
+    let mut counted = Rollup {
+        confidence: rollup::read_confidence(&mut tx, store_id, from, i64::MAX).await?,
+        ..Rollup::default()
+    };
+    let tail_from = watermark.max(from);
+    if tail_from <= now {
+        let mut tail = Rollup::default();
+        rollup::collect_events_resolved(&mut tx, tail_from, now + 1, &mut tail).await?;
+        tail.confidence.retain(|k, _| k.store_id == store_id);
+        counted.merge(&tail);
+    }
+    tx.commit().await?;
+    let mut bins: BTreeMap<i64, ConfidenceBin> = BTreeMap::new();
+    for (k, b) in &counted.confidence {
+        merge_confidence(
+            bins.entry(k.bin).or_insert_with(|| ConfidenceBin {
+                bin: k.bin,
+                ..ConfidenceBin::default()
+            }),
+            b,
+        );
+    }
+    Ok(bins.into_values().collect())
+}
