@@ -10,6 +10,7 @@ pub mod event;
 pub mod label;
 pub mod ratelimit;
 pub mod receipt;
+pub mod recommend;
 pub mod routing;
 pub mod stats;
 pub mod time;
