@@ -473,14 +473,17 @@ pub fn bar_chart_hourly(title: &str, values: &[f64], labels: &[String], unit: &s
 /// `x_labels[i]` names slot `i`; `y_unit` is printed above the y axis. The
 /// y axis starts at 0 (or below, for negative values) and always shows the
 /// target. Every value is also a dot with a tooltip, so a lone value
-/// between two gaps stays visible.
-pub fn line_chart(
+/// between two gaps stays visible. A series' values are any slice-like
+/// (`Vec<Option<f64>>`, `&[Option<f64>]`, an array).
+pub fn line_chart<S: AsRef<[Option<f64>]>>(
     title: &str,
-    series: &[(&str, &[Option<f64>])],
+    series: &[(&str, S)],
     x_labels: &[String],
     y_unit: &str,
     target: Option<(f64, &str)>,
 ) -> String {
+    let series: Vec<(&str, &[Option<f64>])> =
+        series.iter().map(|(n, v)| (*n, v.as_ref())).collect();
     let finite = |v: &Option<f64>| v.filter(|x| x.is_finite());
     let values: Vec<f64> = series
         .iter()
@@ -1601,7 +1604,7 @@ mod tests {
         ];
         let svg = line_chart(
             "Receipt p95",
-            &[("p95", &p95[..])],
+            &[("p95", &p95)],
             &hours(8),
             "minutes",
             Some((10.0, "deadline 10 min")),
@@ -1648,7 +1651,13 @@ mod tests {
             Some((1.0, "t")),
         ));
         assert_eq!(root.find("text", "empty").len(), 1);
-        check(&line_chart("Empty", &[], &[], "s", None));
+        check(&line_chart::<Vec<Option<f64>>>(
+            "Empty",
+            &[],
+            &[],
+            "s",
+            None,
+        ));
     }
 
     fn bin(from: f64, count: i64, accuracy: f64) -> ReliabilityBin {
@@ -1847,7 +1856,7 @@ mod tests {
             dir.join("line.svg"),
             line_chart(
                 "Receipt latency per hour",
-                &[("p95", &p95[..]), ("p50", &p50[..])],
+                &[("p95", &p95), ("p50", &p50)],
                 &labels,
                 "minutes",
                 Some((10.0, "deadline 10 min")),
