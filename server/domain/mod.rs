@@ -13,6 +13,7 @@ pub mod histogram;
 pub mod label;
 pub mod ratelimit;
 pub mod receipt;
+pub mod recommend;
 pub mod rollup;
 pub mod routing;
 pub mod stats;

@@ -5,7 +5,8 @@
 //! console's behaviour is a few vanilla JavaScript modules (`web/static`)
 //! that talk to the same JSON API as any other client, authenticated by the
 //! session cookie ([`session`]). Static files are compiled into the binary
-//! ([`assets`]): one file to deploy, nothing fetched from elsewhere.
+//! ([`assets`]): one file to deploy, nothing fetched from elsewhere. Charts
+//! are SVG drawn on the server ([`charts`]), so they need no script either.
 
 pub mod assets;
 pub mod charts;
