@@ -353,7 +353,8 @@ async fn policy_page(
         ),
         (None, _) => rec
             .reason_if_none
-            .clone()
+            .as_deref()
+            .map(super::capitalize)
             .unwrap_or_else(|| "No threshold qualifies.".into()),
     };
     let chart = charts::review_error_curve(
