@@ -465,10 +465,9 @@ pub async fn simulate_crew(state: AppState) {
 }
 
 async fn crew_step(state: &AppState) -> anyhow::Result<()> {
-    let ready: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM review_tasks WHERE status = 'ready'")
-            .fetch_one(state.db.reader())
-            .await?;
+    let ready: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM review_tasks WHERE status = 'ready'")
+        .fetch_one(state.db.reader())
+        .await?;
     if ready <= CREW_LEAVES {
         return Ok(());
     }

@@ -32,14 +32,12 @@ const VISIBLE_VIDEOS: &str =
 async fn tasks_with_video(app: &TestApp, key: &str, n: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..n {
-        let front = app.upload_clip(
-            key,
-            "h264.mp4",
-            "cam-front",
-            "2026-11-25T09:59:58.500Z",
-        )
-        .await;
-        let side = app.upload_clip(key, "hevc.mp4", "cam-side", "2026-11-25T09:59:59Z").await;
+        let front = app
+            .upload_clip(key, "h264.mp4", "cam-front", "2026-11-25T09:59:58.500Z")
+            .await;
+        let side = app
+            .upload_clip(key, "hevc.mp4", "cam-side", "2026-11-25T09:59:59Z")
+            .await;
         let mut ev = event(&format!("e{i}"), &format!("s{i}"), "pick", 1, UNSURE);
         ev["clips"] = json!([front, side]);
         if i == 0 {

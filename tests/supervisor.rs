@@ -127,7 +127,10 @@ async fn the_dashboard_shows_the_queue_and_flow_and_updates_without_a_reload() {
     let ana = app.user("ana", Role::Labeler).await;
     for i in 0..3 {
         let (status, body) = app
-            .events(&key, event(&format!("u{i}"), &format!("s{i}"), "pick", 1, UNSURE))
+            .events(
+                &key,
+                event(&format!("u{i}"), &format!("s{i}"), "pick", 1, UNSURE),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
@@ -168,7 +171,10 @@ async fn the_dashboard_shows_the_queue_and_flow_and_updates_without_a_reload() {
         .eval("return document.querySelectorAll('#dashboard-body figure.chart svg').length")
         .await
         .unwrap();
-    assert!(charts >= 3, "verdict, receipt and calibration charts: {charts}");
+    assert!(
+        charts >= 3,
+        "verdict, receipt and calibration charts: {charts}"
+    );
     let reliability: i64 = b
         .eval("return document.querySelectorAll('#models-title ~ .models figure.model').length")
         .await
@@ -179,7 +185,10 @@ async fn the_dashboard_shows_the_queue_and_flow_and_updates_without_a_reload() {
     // New work arrives; the open page shows it by itself.
     for i in 3..5 {
         let (status, _) = app
-            .events(&key, event(&format!("u{i}"), &format!("s{i}"), "pick", 1, UNSURE))
+            .events(
+                &key,
+                event(&format!("u{i}"), &format!("s{i}"), "pick", 1, UNSURE),
+            )
             .await;
         assert_eq!(status, StatusCode::OK);
     }
@@ -451,7 +460,10 @@ async fn the_policy_page_recommends_a_threshold_that_an_admin_applies() {
         "recommended {t}: between the wrong and the right events"
     );
     let summary = text(&b, "#recommendation-summary").await;
-    assert!(summary.contains(&format!("Threshold {recommended}")), "{summary}");
+    assert!(
+        summary.contains(&format!("Threshold {recommended}")),
+        "{summary}"
+    );
     let svg: i64 = b
         .eval("return document.querySelectorAll('figure.chart svg').length")
         .await

@@ -115,7 +115,10 @@ pub struct DashboardView {
 }
 
 fn window(w: &Window) -> (String, String) {
-    (duration_ms(w.hour), format!("last day {}", duration_ms(w.day)))
+    (
+        duration_ms(w.hour),
+        format!("last day {}", duration_ms(w.day)),
+    )
 }
 
 fn tile(id: &'static str, label: &'static str, value: String, detail: String) -> Tile {
@@ -486,7 +489,13 @@ mod tests {
         assert_eq!(v.queue[1].state, "");
         assert_eq!(v.queue_total.ready, "1,205");
         assert_eq!(v.queue_total.past_deadline, "2");
-        let tile = |id: &str| v.flow.iter().chain(&v.receipts).find(|t| t.id == id).unwrap();
+        let tile = |id: &str| {
+            v.flow
+                .iter()
+                .chain(&v.receipts)
+                .find(|t| t.id == id)
+                .unwrap()
+        };
         assert_eq!(tile("verdicts-hour").value, "340");
         assert_eq!(tile("verdicts-hour").detail, "last day 7,200");
         assert_eq!(tile("handling-p50").value, "8.0 s");
@@ -532,8 +541,8 @@ mod tests {
         d.models.clear();
         d.flow.verdicts_per_hour.values = vec![0.0; 24];
         let v = view(&d);
-        let html = askama::Template::render(&super::super::supervisor::DashboardBody { v: &v })
-            .unwrap();
+        let html =
+            askama::Template::render(&super::super::supervisor::DashboardBody { v: &v }).unwrap();
         assert!(html.contains("No verdicts in the last day."));
         assert!(html.contains("No human-labelled events in the last 7 days."));
         assert!(!html.contains("flagged-alert"));
