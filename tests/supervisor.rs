@@ -410,33 +410,18 @@ async fn the_policy_page_recommends_a_threshold_that_an_admin_applies() {
     // Every confident event is audited while the history is made, one
     // verdict each: 200 audits at 0.95 all right; 50 unsure events at 0.85
     // all right; 50 at 0.75, 10 of them wrong.
-    set_policy(
-        &app,
-        &store_id,
-        RoutingPolicy {
-            threshold: 0.90,
-            margin: 0.0,
-            audit_rate: 1.0,
-            audit_verdicts: 1,
-            ..RoutingPolicy::default()
-        },
-    )
-    .await;
+    let audited = |audit_rate| RoutingPolicy {
+        threshold: 0.90,
+        margin: 0.0,
+        audit_rate,
+        audit_verdicts: 1,
+        ..RoutingPolicy::default()
+    };
+    set_policy(&app, &store_id, audited(1.0)).await;
     labelled_events(&app, &key, &ana, "a", 0.95, 200, 0).await;
     labelled_events(&app, &key, &ana, "b", 0.85, 50, 0).await;
     labelled_events(&app, &key, &ana, "c", 0.75, 50, 10).await;
-    set_policy(
-        &app,
-        &store_id,
-        RoutingPolicy {
-            threshold: 0.90,
-            margin: 0.0,
-            audit_rate: 0.02,
-            audit_verdicts: 1,
-            ..RoutingPolicy::default()
-        },
-    )
-    .await;
+    set_policy(&app, &store_id, audited(0.02)).await;
 
     let b = launch("policy").await;
     sign_in(

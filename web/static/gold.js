@@ -15,6 +15,16 @@ const cell = (text, tag = 'td') => {
   return c;
 };
 
+/** A table row saying the list is empty. */
+function emptyRow(body, columns, text) {
+  const row = document.createElement('tr');
+  const c = cell(text);
+  c.colSpan = columns;
+  c.className = 'muted';
+  row.append(c);
+  body.append(row);
+}
+
 function answerText({ label }) {
   if (label.action === 'none') return 'nothing happened';
   return `${label.action === 'pick' ? 'took' : 'put back'} ${label.quantity} × ${label.sku}`;
@@ -59,12 +69,7 @@ async function loadGold() {
     goldBody.append(row);
   }
   if (!gold.length) {
-    const row = document.createElement('tr');
-    const c = cell('No gold tasks yet. Resolve an escalation with "Also use it as a gold task", or add a resolved task by id.');
-    c.colSpan = 7;
-    c.className = 'muted';
-    row.append(c);
-    goldBody.append(row);
+    emptyRow(goldBody, 7, 'No gold tasks yet. Resolve an escalation with "Also use it as a gold task", or add a resolved task by id.');
   }
 }
 
@@ -85,14 +90,7 @@ async function loadQuality() {
     );
     qualityBody.append(row);
   }
-  if (!labelers.length) {
-    const row = document.createElement('tr');
-    const c = cell('No gold answers in the last 7 days.');
-    c.colSpan = 6;
-    c.className = 'muted';
-    row.append(c);
-    qualityBody.append(row);
-  }
+  if (!labelers.length) emptyRow(qualityBody, 6, 'No gold answers in the last 7 days.');
 }
 
 markForm.addEventListener('submit', async (e) => {
