@@ -207,6 +207,8 @@ struct Rows {
     verdicts: Vec<Vec<Val>>,
     sessions: Vec<Vec<Val>>,
     receipts: Vec<Vec<Val>>,
+    /// The one gold task every seeded gold answer scores against.
+    gold_task: Vec<Vec<Val>>,
     gold: Vec<Vec<Val>>,
 }
 
@@ -217,7 +219,7 @@ impl Rows {
     async fn write(&mut self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
         let mut tx = conn.begin().await?;
         let events = |rest: &str| format!("INSERT INTO events ({EVENT_COLUMNS}, {rest})");
-        let statements: [(String, &Vec<Vec<Val>>); 9] = [
+        let statements: [(String, &Vec<Vec<Val>>); 10] = [
             (
                 events(
                     "status, final_action, final_sku, final_quantity, resolution, request_hash, \
@@ -264,6 +266,12 @@ impl Rows {
                  finalized_at, latency_ms)"
                     .into(),
                 &self.receipts,
+            ),
+            (
+                "INSERT INTO gold_tasks (id, source_task_id, store_id, action, sku, quantity, \
+                 created_by, created_at)"
+                    .into(),
+                &self.gold_task,
             ),
             (
                 "INSERT INTO gold_answers (task_id, gold_id, labeler_id, correct, answered_at)".into(),
@@ -318,6 +326,7 @@ async fn seed(
     let open_from = now - open_span.min(span);
     let mut rng = StdRng::seed_from_u64(5);
     let mut out = Rows::default();
+    let mut gold_made = false;
     let mut seeded = Seeded::default();
     let sessions = rows.div_ceil(EVENTS_PER_SESSION);
     for s in 0..sessions {
@@ -481,13 +490,30 @@ async fn seed(
                 Val::Int(resolved_at),
             ]);
             out.resolved_tasks.push(task);
+            // Gold answers keep their keys real (a task answered once, a
+            // gold task that exists): at most one per seeded task.
+            let mut scored = false;
             for (labeler, at, handling, verdict_sku) in verdicts {
-                if rng.gen::<f64>() < 0.05 {
+                if !scored && rng.gen::<f64>() < 0.05 {
+                    scored = true;
+                    if !gold_made {
+                        gold_made = true;
+                        out.gold_task.push(vec![
+                            Val::Text("bench-gold".into()),
+                            Val::Text(task_id.clone()),
+                            Val::Text(store_id.clone()),
+                            Val::Text("pick".into()),
+                            Val::Text("bench-gold-sku".into()),
+                            Val::Int(1),
+                            Val::Text(labeler.clone()),
+                            Val::Int(at),
+                        ]);
+                    }
                     // Weak labelers (one in twenty) get a third of gold wrong.
                     let weak = labelers.iter().position(|l| *l == labeler).unwrap_or(0) % 20 == 0;
                     let correct = rng.gen::<f64>() < if weak { 0.67 } else { 0.95 };
                     out.gold.push(vec![
-                        Val::Text(new_id()),
+                        Val::Text(task_id.clone()),
                         Val::Text("bench-gold".into()),
                         Val::Text(labeler.clone()),
                         Val::Int(i64::from(correct)),
