@@ -3,7 +3,8 @@
 # the C libraries FFmpeg bindings build against, the ffmpeg CLI (fixtures and
 # benchmark baselines), Chromium (browser tests), wrk (range-serving bench),
 # PostgreSQL (tests), cargo-nextest (test runner), moto's S3 server (S3 blob
-# storage tests, tests/storage_s3.rs). Safe to run repeatedly.
+# storage tests, tests/storage_s3.rs), webdataset (export tests). Safe to run
+# repeatedly.
 set -euo pipefail
 
 need_apt=()
@@ -28,4 +29,11 @@ fi
 if ! python3 -c "import moto.server" >/dev/null 2>&1; then
   echo "setup: installing moto[server]" >&2
   python3 -m pip install --quiet 'moto[server]'
+fi
+
+# The training-data export's shards must read with the webdataset package
+# training code uses (tests/export.rs).
+if ! python3 -c "import webdataset" >/dev/null 2>&1; then
+  echo "setup: installing webdataset" >&2
+  python3 -m pip install --quiet webdataset
 fi

@@ -91,6 +91,8 @@ pub async fn setup(state: &AppState) -> anyhow::Result<DemoCredentials> {
         }
         None => {
             let created = stores::create(&state.db, DEMO_STORE, None, now).await?;
+            // What the demo films is synthetic: a newcomer may export it.
+            stores::set_training_allowed(&state.db, &created.store.id, true).await?;
             (created.store, created.api_key)
         }
     };

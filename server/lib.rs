@@ -25,6 +25,7 @@ pub mod db;
 pub mod demo;
 pub mod domain;
 pub mod error;
+pub mod export;
 pub mod jobs;
 pub mod login;
 pub mod media;

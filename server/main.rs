@@ -59,6 +59,9 @@ enum Command {
     /// Manages users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Writes resolved events as training data: a JSONL manifest, WebDataset
+    /// tar shards and a dataset card (see docs/export.md).
+    Export(recount::export::cli::ExportArgs),
     /// Measures throughput and latency (see docs/benchmarks.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -99,6 +102,17 @@ enum StoreCommand {
         /// Receipt deadline after exit, in milliseconds.
         #[arg(long)]
         receipt_sla_ms: Option<i64>,
+    },
+    /// Allows or forbids the use of a store's data for training exports.
+    Training {
+        /// Store id.
+        store_id: String,
+        /// Allow (otherwise forbid).
+        #[arg(long, conflicts_with = "deny", required_unless_present = "deny")]
+        allow: bool,
+        /// Forbid.
+        #[arg(long)]
+        deny: bool,
     },
     /// Issues a new API key; the old one stops working.
     RotateKey {
@@ -248,6 +262,20 @@ async fn main() -> anyhow::Result<()> {
             policy.validate()?;
             stores::set_policy(&db, &store_id, &policy).await?;
             print(json!({"store_id": store_id, "policy": policy}));
+        }
+        Command::Store(StoreCommand::Training {
+            store_id, allow, ..
+        }) => {
+            let db = open_db(&config).await?;
+            anyhow::ensure!(
+                stores::set_training_allowed(&db, &store_id, allow).await?,
+                "no store {store_id:?}"
+            );
+            print(json!({"store_id": store_id, "training_allowed": allow}));
+        }
+        Command::Export(args) => {
+            let db = open_db(&config).await?;
+            recount::export::cli::export(&args, &config, &db).await?;
         }
         Command::Store(StoreCommand::RotateKey { store_id }) => {
             let db = open_db(&config).await?;

@@ -1,7 +1,8 @@
 //! The supervisor pages in a real headless Chromium against a real server:
 //! the dashboard refreshing itself, an escalation settled with its video
 //! and made a gold task, the gold list, and a routing threshold recommended
-//! from real verdicts and applied by an admin. Screenshots go to
+//! from real verdicts and applied by an admin; a training-data export
+//! started from the dashboard and downloaded. Screenshots go to
 //! `target/browser-artifacts/`.
 
 mod browser;
@@ -75,7 +76,7 @@ async fn only_supervisors_open_the_supervisor_pages() {
     let app = TestApp::start(Backend::Sqlite).await;
     let labeler = app.user("ana", Role::Labeler).await;
     let supervisor = app.user("sue", Role::Supervisor).await;
-    for path in ["/dashboard", "/escalations", "/gold", "/policy"] {
+    for path in ["/dashboard", "/escalations", "/gold", "/policy", "/exports"] {
         let (status, location) = page_status(&app, path, None).await;
         assert_eq!(status, StatusCode::SEE_OTHER, "{path} without a session");
         assert_eq!(location, format!("/login?next={path}"));
@@ -505,5 +506,96 @@ async fn a_supervisor_sees_the_policy_but_cannot_change_it() {
     b.goto(&format!("{}/policy", app.base)).await.unwrap();
     b.wait_for_selector("#stores-table", WAIT).await.unwrap();
     assert!(text(&b, "#stores-table").await.contains("Test store"));
+    b.assert_no_console_errors().await;
+}
+
+/// A tiny real H.264 clip from the ffmpeg CLI.
+fn tiny_clip(dir: &std::path::Path) -> Vec<u8> {
+    let path = dir.join("tiny.mp4");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc=size=64x48:rate=5:duration=1")
+        .args(["-c:v", "libx264", "-pix_fmt", "yuv420p"])
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::read(path).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_training_export_is_started_from_the_dashboard_and_downloaded() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let work = tempfile::tempdir().unwrap();
+    let seeded = recount::bench::export::seed(
+        &app.state.db,
+        &app.db_handle.url,
+        &app.state.blobs,
+        &recount::bench::export::SeedSpec {
+            samples: 60,
+            forbidden: 10,
+            videos: 3,
+            video: tiny_clip(work.path()),
+        },
+        app.state.now(),
+    )
+    .await
+    .unwrap();
+    app.add_user("sue", Role::Supervisor).await;
+    let b = launch("training_export").await;
+    sign_in(&b, &app, "sue", "/dashboard", "#export-training-data").await;
+    b.click("#export-training-data").await.unwrap();
+    b.wait_for_selector("#new-export", WAIT).await.unwrap();
+    let allowed = format!("input[name=store][value='{}']", seeded.store_id);
+    let forbidden = format!("input[name=store][value='{}']", seeded.forbidden_store_id);
+    assert_eq!(
+        b.prop(&forbidden, "disabled").await.unwrap().as_deref(),
+        Some("true"),
+        "a store without consent cannot be ticked"
+    );
+    b.click(&allowed).await.unwrap();
+    b.clear("#export-shard").await.unwrap();
+    b.type_into("#export-shard", "1").await.unwrap();
+    b.click("#start-export").await.unwrap();
+    b.wait_for(
+        "the new export listed as queued",
+        "document.querySelector('#exports-table tbody tr[data-status=queued]')",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    let client = recount::jobs::webhook::client(&app.state.config);
+    assert!(
+        recount::jobs::run_next_job(&app.state, &client, recount::jobs::EXPORT_JOBS)
+            .await
+            .unwrap()
+    );
+    // The page polls while an export runs and shows it done, with links.
+    b.wait_for(
+        "the export done",
+        "document.querySelector('#exports-table tbody tr[data-status=done] ul.files a')",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    let names: Vec<String> = b
+        .eval("return [...document.querySelectorAll('ul.files a')].map(a => a.textContent)")
+        .await
+        .unwrap();
+    assert_eq!(names.first().map(String::as_str), Some("manifest.jsonl"));
+    assert!(names
+        .iter()
+        .any(|n| n.starts_with("train-") && n.ends_with(".tar")));
+    // The link downloads with the session cookie.
+    let lines: u64 = b
+        .eval_async(
+            "const href = document.querySelector('ul.files a').href; \
+             const text = await (await fetch(href)).text(); \
+             return text.trim().split('\\n').length;",
+        )
+        .await
+        .unwrap();
+    assert_eq!(lines, seeded.samples);
+    b.screenshot("exports").await.unwrap();
     b.assert_no_console_errors().await;
 }

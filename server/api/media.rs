@@ -477,9 +477,8 @@ fn is_view(method: &Method, status: StatusCode, sent: &Range<u64>) -> bool {
         && (status == StatusCode::OK || sent.end >= PROBE_BYTES)
 }
 
-/// Sends a blob, whole or the requested byte range (for `HEAD`, only the
-/// headers: nothing is read). Artifacts never change once written, so
-/// clients may cache them for a year.
+/// Sends a clip's artifact (see [`send_blob`]) and records the view.
+/// Artifacts never change once written, so clients may cache them for a year.
 async fn serve(
     state: &AppState,
     fetch: &Fetch,
@@ -488,8 +487,38 @@ async fn serve(
     key: &str,
     content_type: &'static str,
 ) -> Result<Response> {
+    let (resp, sent) = send_blob(
+        state,
+        &fetch.method,
+        &fetch.headers,
+        key,
+        content_type,
+        "private, max-age=31536000, immutable",
+    )
+    .await?;
+    if let Some(sent) = sent {
+        if is_view(&fetch.method, resp.status(), &sent) {
+            let (kind, id) = caller_identity(&fetch.caller);
+            clips::record_view(&state.db, clip_id, artifact, kind, &id, state.now()).await?;
+        }
+    }
+    Ok(resp)
+}
+
+/// Sends a blob, whole or the requested byte range (for `HEAD`, only the
+/// headers: nothing is read), with the byte range it answers with (`None`
+/// when the range was not satisfiable). Small ranges are read in one piece,
+/// larger ones streamed, so memory stays bounded whatever the blob.
+pub async fn send_blob(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    key: &str,
+    content_type: &str,
+    cache_control: &'static str,
+) -> Result<(Response, Option<Range<u64>>)> {
     let size = state.blobs.size(key).await?;
-    let range = match header_text(&fetch.headers, "range") {
+    let range = match header_text(headers, "range") {
         None => None,
         Some(spec) => match parse_range(spec, size) {
             RangeRequest::Satisfiable(r) => Some(r),
@@ -505,7 +534,7 @@ async fn serve(
                     header::CONTENT_RANGE,
                     HeaderValue::from_str(&format!("bytes */{size}")).expect("ascii"),
                 );
-                return Ok(resp);
+                return Ok((resp, None));
             }
         },
     };
@@ -513,27 +542,24 @@ async fn serve(
         Some(r) => (StatusCode::PARTIAL_CONTENT, r),
         None => (StatusCode::OK, 0..size),
     };
-    // Ranges a player asks for are small and served from one read; larger
-    // ones (a whole video) are streamed so memory stays bounded.
-    let body = if bytes_range.is_empty() || fetch.method == Method::HEAD {
+    let body = if bytes_range.is_empty() || *method == Method::HEAD {
         Body::empty()
     } else if bytes_range.end - bytes_range.start <= STREAM_ABOVE {
         Body::from(state.blobs.get_range(key, bytes_range.clone()).await?)
     } else {
         Body::from_stream(state.blobs.stream_range(key, bytes_range.clone()).await?)
     };
-    if is_view(&fetch.method, status, &bytes_range) {
-        let (kind, id) = caller_identity(&fetch.caller);
-        clips::record_view(&state.db, clip_id, artifact, kind, &id, state.now()).await?;
-    }
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(content_type).map_err(anyhow::Error::from)?,
+    );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=31536000, immutable"),
+        HeaderValue::from_static(cache_control),
     );
     // Said here, not taken from the body: a HEAD answer has none.
     h.insert(
@@ -547,7 +573,7 @@ async fn serve(
             HeaderValue::from_str(&value).expect("ascii"),
         );
     }
-    Ok(resp)
+    Ok((resp, Some(bytes_range)))
 }
 
 /// What a `Range` header asks for.

@@ -2,6 +2,7 @@
 //! from their own types.
 
 pub mod dashboard;
+pub mod exports;
 pub mod extract;
 pub mod gold;
 pub mod ingest;
@@ -27,6 +28,7 @@ use crate::AppState;
         (name = "store", description = "For store systems, with the store's API key"),
         (name = "queue", description = "For labelers and supervisors, with a user token"),
         (name = "dashboard", description = "For supervisors: queue health, throughput, receipt latency, labeler quality, model calibration"),
+        (name = "exports", description = "For supervisors: training-data exports; for admins: each store's consent to training use"),
         (name = "system", description = "Health, metrics and this document")
     )
 )]
@@ -74,6 +76,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(gold::quality))
         .routes(routes!(dashboard::get_dashboard))
         .routes(routes!(dashboard::get_confidence_bins))
+        .routes(routes!(exports::create, exports::list))
+        .routes(routes!(exports::get))
+        .routes(routes!(exports::file))
+        .routes(routes!(exports::put_training))
         .routes(routes!(system::healthz))
         .routes(routes!(system::metrics))
 }

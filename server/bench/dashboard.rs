@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use sqlx::{AnyConnection, Connection, Row};
 
 use super::fresh::{engine_version, with_fresh_db, Fresh};
-use super::report::{round2, verdict, Latency, Machine};
+use super::report::{median, round2, verdict, Latency, Machine};
 use super::seed::{bulk_connection, insert_labelers, sku, CATALOG_SIZE};
 use super::{backend_name, backends, BackendChoice};
 use crate::clock::{Clock, SystemClock};
@@ -91,6 +91,8 @@ struct Outcome {
     snapshot: Latency,
     plain: Latency,
     checks: Vec<(&'static str, String, String)>,
+    /// Median milliseconds of each step of the snapshot.
+    steps: Vec<(&'static str, f64)>,
 }
 
 impl Outcome {
@@ -174,9 +176,17 @@ async fn phase(
     let checks = compare(&snap, &plain);
     eprintln!("{}: measuring…", backend_name(backend));
     let (mut snapshot, mut plain_latency) = (Latency::new(), Latency::new());
+    let mut steps: Vec<(&'static str, Vec<f64>)> = Vec::new();
     for _ in 0..args.runs {
         let t = Instant::now();
-        dashboard::snapshot(db, at, 0.8, 10).await?;
+        dashboard::snapshot_timed(db, at, 0.8, 10, &mut |name, took| {
+            let ms = took.as_secs_f64() * 1000.0;
+            match steps.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, v)) => v.push(ms),
+                None => steps.push((name, vec![ms])),
+            }
+        })
+        .await?;
         snapshot.record(t.elapsed());
         let t = Instant::now();
         plain_figures(db, at).await?;
@@ -192,6 +202,10 @@ async fn phase(
         snapshot,
         plain: plain_latency,
         checks,
+        steps: steps
+            .into_iter()
+            .map(|(name, ms)| (name, median(&ms)))
+            .collect(),
     })
 }
 
@@ -951,6 +965,12 @@ fn print_table(outcomes: &[Outcome], machine: &Machine) {
             o.plain.ms(0.95),
             o.ratio()
         );
+        let steps: Vec<String> = o
+            .steps
+            .iter()
+            .map(|(n, ms)| format!("{n} {ms:.2}"))
+            .collect();
+        println!("{name}: snapshot steps, median ms: {}", steps.join(" · "));
         println!(
             "{name}: snapshot p95 ≤ {TARGET_P95_MS} ms and ≤ {TARGET_RATIO} × plain p95: {}",
             verdict(o.met())
@@ -985,6 +1005,7 @@ fn to_json(args: &DashboardArgs, outcomes: &[Outcome], machine: &Machine) -> Val
             "snapshot": {"p50_ms": round2(o.snapshot.ms(0.5)), "p95_ms": round2(o.snapshot.ms(0.95))},
             "plain": {"p50_ms": round2(o.plain.ms(0.5)), "p95_ms": round2(o.plain.ms(0.95))},
             "ratio_p95": (o.ratio() * 1e4).round() / 1e4,
+            "snapshot_steps_median_ms": o.steps.iter().map(|(n, ms)| json!({"step": n, "ms": round2(*ms)})).collect::<Vec<_>>(),
             "met": o.met(),
             "checks": o.checks.iter().map(|(w, a, b)| json!({"figure": w, "snapshot": a, "plain": b})).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),

@@ -8,6 +8,7 @@
 //! docs/benchmarks.md for what each figure means and the figures measured.
 
 mod dashboard;
+pub mod export;
 mod fresh;
 mod ingest;
 mod media;
@@ -35,6 +36,8 @@ pub enum BenchCommand {
     /// The dashboard snapshot on a month of history against plain GROUP BY
     /// queries over the raw rows.
     Dashboard(dashboard::DashboardArgs),
+    /// Training-data export throughput against tar packing the same files.
+    Export(export::ExportArgs),
 }
 
 /// Options of `recount bench queue`.
@@ -106,6 +109,7 @@ pub async fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<()> {
         }
         BenchCommand::Media(args) => media::run(&args, config).await,
         BenchCommand::Dashboard(args) => dashboard::run(&args, config).await,
+        BenchCommand::Export(args) => export::run(&args, config).await,
     }
 }
 

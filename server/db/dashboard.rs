@@ -4,6 +4,7 @@
 //! consistent snapshot of the database.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use sqlx::{AnyConnection, Row};
 
@@ -23,9 +24,28 @@ pub async fn snapshot(
     gold_min_accuracy: f64,
     gold_min_answers: u64,
 ) -> Result<Dashboard> {
+    snapshot_timed(db, now, gold_min_accuracy, gold_min_answers, &mut |_, _| {}).await
+}
+
+/// [`snapshot`], telling `step` how long each of its steps took (`recount
+/// bench dashboard` prints where the time goes).
+pub async fn snapshot_timed(
+    db: &Db,
+    now: i64,
+    gold_min_accuracy: f64,
+    gold_min_answers: u64,
+    step: &mut (dyn FnMut(&'static str, Duration) + Send),
+) -> Result<Dashboard> {
+    let mut clock = Instant::now();
+    let mut lap = |name: &'static str| {
+        let t = Instant::now();
+        step(name, t - clock);
+        clock = t;
+    };
     let w = Windows::at(now);
     let mut tx = db.begin_snapshot().await?;
     let watermark = rollup::watermark(&mut tx).await?;
+    lap("begin");
     let ranges = BucketRanges {
         store_minutes_from: w.hour_from,
         store_hours_from: w.day_from,
@@ -34,21 +54,28 @@ pub async fn snapshot(
         models_from: w.week_from,
     };
     let mut counted = rollup::read(&mut tx, &ranges).await?;
+    lap("rollup rows");
     // Facts after the watermark are not in the tables yet: count them live.
     let tail_from = watermark.max(w.earliest());
     if tail_from <= now {
         counted.merge(&rollup::collect(&mut tx, tail_from, now + 1).await?);
     }
+    lap("live tail");
+    let queue = queue(&mut tx, now).await?;
+    lap("queue");
     let (pending, pending_past_deadline) = pending_receipts(&mut tx, now).await?;
+    lap("pending receipts");
+    let usernames = usernames(&mut tx).await?;
+    tx.commit().await?;
+    lap("usernames");
     let live = Live {
-        queue: queue(&mut tx, now).await?,
+        queue,
         pending,
         pending_past_deadline,
         watermark,
-        usernames: usernames(&mut tx).await?,
+        usernames,
     };
-    tx.commit().await?;
-    Ok(figures::build(
+    let dashboard = figures::build(
         &w,
         live,
         &counted,
@@ -56,7 +83,9 @@ pub async fn snapshot(
             min_accuracy: gold_min_accuracy,
             min_answers: gold_min_answers,
         },
-    ))
+    );
+    lap("figures");
+    Ok(dashboard)
 }
 
 /// Open tasks per store (every store is listed, busy or not). Gold tasks

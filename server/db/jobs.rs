@@ -78,6 +78,16 @@ pub async fn take_due(
     .transpose()
 }
 
+/// Extends the lease of a running job whose worker is still at it.
+pub async fn extend(db: &Db, id: &str, until: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE jobs SET lease_expires_at = $1 WHERE id = $2 AND status = 'running'")
+        .bind(until)
+        .bind(id)
+        .execute(db.writer())
+        .await?;
+    Ok(())
+}
+
 /// Marks a job done.
 pub async fn complete(db: &Db, id: &str, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query(

@@ -17,6 +17,7 @@ pub mod bulk;
 pub mod clips;
 pub mod dashboard;
 pub mod events;
+pub mod export;
 pub mod gold;
 pub mod jobs;
 pub mod products;

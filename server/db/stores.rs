@@ -154,6 +154,17 @@ pub async fn set_policy(db: &Db, id: &str, p: &RoutingPolicy) -> Result<bool, sq
     Ok(done.rows_affected() == 1)
 }
 
+/// Allows or forbids the use of a store's data for training exports; false
+/// when there is no such store.
+pub async fn set_training_allowed(db: &Db, id: &str, allowed: bool) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE stores SET training_allowed = $1 WHERE id = $2")
+        .bind(flag(allowed))
+        .bind(id)
+        .execute(db.writer())
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Issues a new API key for a store, invalidating the old one.
 pub async fn rotate_api_key(db: &Db, id: &str) -> Result<Option<String>, sqlx::Error> {
     let key = generate_secret(STORE_KEY_PREFIX);

@@ -7,6 +7,7 @@
 pub mod consensus;
 pub mod dashboard;
 pub mod event;
+pub mod export;
 pub mod figures;
 pub mod gold;
 pub mod histogram;

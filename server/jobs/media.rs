@@ -25,10 +25,10 @@ const TILE_WIDTH: u32 = 160;
 const POSTER_WIDTH: u32 = 960;
 
 /// A job's own scratch directory, removed when the job ends.
-struct Scratch(PathBuf);
+pub(super) struct Scratch(pub(super) PathBuf);
 
 impl Scratch {
-    fn new(state: &AppState, job: &Job) -> Result<Scratch, JobError> {
+    pub(super) fn new(state: &AppState, job: &Job) -> Result<Scratch, JobError> {
         let dir = state.scratch.join(&job.id);
         std::fs::create_dir_all(&dir).map_err(|e| JobError::Retry(format!("scratch dir: {e}")))?;
         Ok(Scratch(dir))
@@ -76,7 +76,7 @@ pub async fn process_clip(state: &AppState, job: &Job) -> Result<(), JobError> {
     }
 }
 
-fn last_attempt(state: &AppState, job: &Job) -> bool {
+pub(super) fn last_attempt(state: &AppState, job: &Job) -> bool {
     job.attempts + 1 >= state.config.media_max_attempts
 }
 

@@ -4,6 +4,7 @@
 //! it works on lives in the database, so any instance can run it and a crash
 //! loses nothing.
 
+pub mod export;
 pub mod media;
 pub mod webhook;
 
@@ -18,6 +19,8 @@ use crate::AppState;
 
 /// Jobs that deliver to stores.
 pub const DELIVERY_JOBS: &[&str] = &[crate::db::receipts::WEBHOOK_JOB];
+/// Training-data exports: long, so they have a worker of their own.
+pub const EXPORT_JOBS: &[&str] = &[crate::db::export::EXPORT_JOB];
 /// Jobs that run FFmpeg.
 pub const MEDIA_JOBS: &[&str] = &[crate::db::clips::PROCESS_JOB, crate::db::clips::POSTERS_JOB];
 
@@ -30,6 +33,7 @@ pub fn spawn(state: AppState) -> Vec<JoinHandle<()>> {
         tokio::spawn(upload_cleanup(state.clone())),
         tokio::spawn(lease_loop(state.clone())),
         tokio::spawn(job_loop(state.clone(), client.clone(), DELIVERY_JOBS)),
+        tokio::spawn(job_loop(state.clone(), client.clone(), EXPORT_JOBS)),
     ];
     if state.config.rollup_interval_ms > 0 {
         handles.push(tokio::spawn(rollup_loop(state.clone())));
@@ -251,6 +255,7 @@ async fn run_job(
         crate::db::receipts::WEBHOOK_JOB => webhook::deliver(state, client, job).await,
         crate::db::clips::PROCESS_JOB => media::process_clip(state, job).await,
         crate::db::clips::POSTERS_JOB => media::make_posters(state, job).await,
+        crate::db::export::EXPORT_JOB => export::run(state, job).await,
         other => Err(JobError::Dead(format!("unknown job kind {other:?}"))),
     }
 }

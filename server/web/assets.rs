@@ -43,6 +43,7 @@ static ASSETS: &[Asset] = &[
     asset!("product.js", JS),
     asset!("dashboard.js", JS),
     asset!("escalations.js", JS),
+    asset!("exports.js", JS),
     asset!("gold.js", JS),
     asset!("policy.js", JS),
 ];

@@ -1,5 +1,5 @@
-//! Supervisor pages: the live dashboard, the escalation queue, gold tasks and
-//! the routing policy of each store.
+//! Supervisor pages: the live dashboard, the escalation queue, gold tasks,
+//! the routing policy of each store and training-data exports.
 //!
 //! The dashboard and policy pages are rendered on the server, charts
 //! included ([`super::dashboard_view`], [`super::charts`]); the dashboard
@@ -38,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .route("/gold", get(gold_page))
         .route("/policy", get(policy_index))
         .route("/policy/{store_id}", get(policy_page))
+        .route("/exports", get(exports_page))
 }
 
 /// The signed-in supervisor (or admin) of a page request; a redirect to the
@@ -186,6 +187,41 @@ async fn gold_page(State(state): State<AppState>, headers: HeaderMap) -> Respons
             rate: percent(Some(state.config.gold_rate)),
         }),
         Err(r) => r,
+    }
+}
+
+/// A store in the export form.
+struct ExportStore {
+    id: String,
+    name: String,
+    allowed: bool,
+}
+
+#[derive(Template)]
+#[template(path = "exports.html")]
+struct ExportsPage<'a> {
+    frame: Frame<'a>,
+    stores: Vec<ExportStore>,
+}
+
+async fn exports_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let (user, token) = match supervisor(&state, &headers, "/exports").await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    match stores::list(&state.db).await {
+        Ok(list) => render(&ExportsPage {
+            frame: Frame::new(&user, &token, "exports"),
+            stores: list
+                .into_iter()
+                .map(|s| ExportStore {
+                    id: s.id,
+                    name: s.name,
+                    allowed: s.training_allowed,
+                })
+                .collect(),
+        }),
+        Err(e) => Error::from(e).into_response(),
     }
 }
 

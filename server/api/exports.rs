@@ -1,0 +1,172 @@
+//! Training-data exports as background jobs (supervisors): ask for one,
+//! watch it, download its files with byte ranges; and each store's switch
+//! allowing its data to be used for training (admins).
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::extract::{AdminCaller, Json, Path, Query, SupervisorCaller};
+use super::queue::ListQuery;
+use crate::db::export::{self as exports, Export};
+use crate::db::stores;
+use crate::domain::export::ExportSpec;
+use crate::error::{Error, ErrorBody, Result};
+use crate::AppState;
+
+/// Starts an export of resolved events as a background job (supervisors).
+/// Only events resolved by now are in it, however long it takes.
+#[utoipa::path(post, path = "/api/v1/exports", tag = "exports", security(("bearer" = [])),
+    request_body = ExportSpec,
+    responses(
+        (status = 202, body = Export),
+        (status = 422, description = "`invalid-export`, `training-not-allowed`", body = ErrorBody),
+    ))]
+pub async fn create(
+    State(state): State<AppState>,
+    SupervisorCaller(user): SupervisorCaller,
+    Json(spec): Json<ExportSpec>,
+) -> Result<Response> {
+    exports::check(&state.db, &spec).await?;
+    let id = exports::create(&state.db, &spec, &user.id, state.now()).await?;
+    let export = exports::get(&state.db, &id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("export {id} vanished after it was created"))?;
+    let mut resp = (StatusCode::ACCEPTED, axum::Json(export)).into_response();
+    resp.headers_mut().insert(
+        header::LOCATION,
+        HeaderValue::from_str(&format!("/api/v1/exports/{id}")).map_err(anyhow::Error::from)?,
+    );
+    Ok(resp)
+}
+
+/// The latest exports, newest first (supervisors).
+#[utoipa::path(get, path = "/api/v1/exports", tag = "exports", security(("bearer" = [])),
+    params(ListQuery),
+    responses((status = 200, body = Vec<Export>)))]
+pub async fn list(
+    State(state): State<AppState>,
+    _supervisor: SupervisorCaller,
+    Query(q): Query<ListQuery>,
+) -> Result<axum::Json<Vec<Export>>> {
+    let limit = q.limit.unwrap_or(20).clamp(1, 200);
+    Ok(axum::Json(exports::list(&state.db, limit).await?))
+}
+
+/// An export's status, progress and, once done, its files (supervisors).
+#[utoipa::path(get, path = "/api/v1/exports/{export_id}", tag = "exports", security(("bearer" = [])),
+    params(("export_id" = String, Path)),
+    responses(
+        (status = 200, body = Export),
+        (status = 404, description = "`unknown-export`", body = ErrorBody),
+    ))]
+pub async fn get(
+    State(state): State<AppState>,
+    _supervisor: SupervisorCaller,
+    Path(export_id): Path<String>,
+) -> Result<axum::Json<Export>> {
+    Ok(axum::Json(
+        exports::get(&state.db, &export_id)
+            .await?
+            .ok_or_else(|| unknown(&export_id))?,
+    ))
+}
+
+fn unknown(id: &str) -> Error {
+    Error::not_found("unknown-export", format!("no export {id:?}"))
+}
+
+/// A file of a finished export: `manifest.jsonl`, `dataset-card.md`,
+/// `dataset-card.json` or a shard `<split>-<n>.tar` (supervisors; byte
+/// ranges supported, so an interrupted download resumes).
+#[utoipa::path(get, path = "/api/v1/exports/{export_id}/files/{name}", tag = "exports", security(("bearer" = [])),
+    params(("export_id" = String, Path), ("name" = String, Path), ("Range" = Option<String>, Header)),
+    responses(
+        (status = 200, content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 206, content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 404, description = "`unknown-export`, `unknown-export-file` (also while the export runs)", body = ErrorBody),
+        (status = 416, description = "`range-not-satisfiable`", body = ErrorBody),
+    ))]
+pub async fn file(
+    State(state): State<AppState>,
+    _supervisor: SupervisorCaller,
+    method: Method,
+    headers: HeaderMap,
+    Path((export_id, name)): Path<(String, String)>,
+) -> Result<Response> {
+    if exports::get(&state.db, &export_id).await?.is_none() {
+        return Err(unknown(&export_id));
+    }
+    if exports::file_key(&state.db, &export_id, &name)
+        .await?
+        .is_none()
+    {
+        return Err(Error::not_found(
+            "unknown-export-file",
+            format!("export {export_id} has no finished file {name:?}"),
+        ));
+    }
+    let content_type = content_type(&name);
+    let (mut resp, _) = super::media::send_blob(
+        &state,
+        &method,
+        &headers,
+        &exports::blob_key(&export_id, &name),
+        content_type,
+        "private, max-age=31536000, immutable",
+    )
+    .await?;
+    resp.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+            .map_err(anyhow::Error::from)?,
+    );
+    Ok(resp)
+}
+
+/// The media type of an export file by its name.
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit('.').next() {
+        Some("tar") => "application/x-tar",
+        Some("jsonl") => "application/x-ndjson",
+        Some("json") => "application/json",
+        Some("md") => "text/markdown; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Whether a store's data may be used for training.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingConsent {
+    /// True to allow exports of the store's events; false to keep every
+    /// later export from including them.
+    pub allowed: bool,
+}
+
+/// Allows or forbids the use of a store's data for training (admins).
+/// Exports started after the change honour it; files already exported are
+/// not touched.
+#[utoipa::path(put, path = "/api/v1/stores/{store_id}/training", tag = "exports", security(("bearer" = [])),
+    params(("store_id" = String, Path)),
+    request_body = TrainingConsent,
+    responses(
+        (status = 200, body = TrainingConsent),
+        (status = 404, description = "`unknown-store`", body = ErrorBody),
+    ))]
+pub async fn put_training(
+    State(state): State<AppState>,
+    _admin: AdminCaller,
+    Path(store_id): Path<String>,
+    Json(body): Json<TrainingConsent>,
+) -> Result<axum::Json<TrainingConsent>> {
+    if !stores::set_training_allowed(&state.db, &store_id, body.allowed).await? {
+        return Err(Error::not_found(
+            "unknown-store",
+            format!("no store {store_id:?}"),
+        ));
+    }
+    Ok(axum::Json(body))
+}

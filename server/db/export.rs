@@ -1,0 +1,595 @@
+//! Reading resolved events for the training-data export, page by page, and
+//! keeping export jobs (`exports`, `export_files`).
+//!
+//! Pages are keyset-paginated by event id (UUIDv7, so roughly time order)
+//! in short read transactions: memory stays bounded by the page size, and no
+//! transaction is held open while shards are written. An export only sees
+//! events resolved at or before its `as_of` time, so what it contains does
+//! not depend on how fast it ran.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use sqlx::{AnyConnection, Row};
+use utoipa::ToSchema;
+
+use super::{jobs, new_id, placeholders, Db};
+use crate::domain::export::{Candidate, EventFacts, ExportSpec, Filter, Resolution, SampleClip};
+use crate::domain::time::format_rfc3339_ms;
+use crate::domain::{Action, Label};
+use crate::error::{Error, Result};
+
+/// The job kind that runs an export.
+pub const EXPORT_JOB: &str = "export";
+
+/// A bind value of a built query.
+#[derive(Debug, Clone)]
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// The `WHERE` conditions of a filter on `events e` joined with `stores s`,
+/// with their binds from `$first`.
+fn conditions(filter: &Filter, as_of: i64, first: usize) -> (String, Vec<Bind>) {
+    let mut sql = String::from(
+        "e.status = 'resolved' AND e.route <> 'gold' AND s.training_allowed = 1 \
+         AND e.resolved_at <= $",
+    );
+    let mut binds = vec![Bind::Int(as_of)];
+    sql.push_str(&first.to_string());
+    let mut list = |sql: &mut String, column: &str, values: Vec<String>| {
+        if values.is_empty() {
+            return;
+        }
+        let at = first + binds.len();
+        sql.push_str(&format!(
+            " AND {column} IN ({})",
+            placeholders(at, values.len())
+        ));
+        binds.extend(values.into_iter().map(Bind::Text));
+    };
+    list(&mut sql, "e.store_id", filter.stores.clone());
+    list(&mut sql, "e.model_version", filter.model_versions.clone());
+    list(
+        &mut sql,
+        "e.resolution",
+        filter
+            .resolutions
+            .iter()
+            .map(|r| r.as_str().to_string())
+            .collect(),
+    );
+    if let Some(from) = filter.from_ms {
+        sql.push_str(&format!(" AND e.occurred_at >= ${}", first + binds.len()));
+        binds.push(Bind::Int(from));
+    }
+    if let Some(to) = filter.to_ms {
+        sql.push_str(&format!(" AND e.occurred_at < ${}", first + binds.len()));
+        binds.push(Bind::Int(to));
+    }
+    (sql, binds)
+}
+
+fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    binds: &'q [Bind],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for b in binds {
+        q = match b {
+            Bind::Text(s) => q.bind(s.as_str()),
+            Bind::Int(i) => q.bind(*i),
+        };
+    }
+    q
+}
+
+/// Stores named by a filter that are unknown or do not allow training use:
+/// an export naming one is refused rather than silently empty.
+pub async fn refused_stores(db: &Db, filter: &Filter) -> Result<Vec<String>> {
+    let mut refused = Vec::new();
+    for id in &filter.stores {
+        let allowed: Option<i64> =
+            sqlx::query_scalar("SELECT training_allowed FROM stores WHERE id = $1")
+                .bind(id)
+                .fetch_optional(db.reader())
+                .await?;
+        if allowed != Some(1) {
+            refused.push(id.clone());
+        }
+    }
+    Ok(refused)
+}
+
+/// Events the database side of the filter keeps (before the agreement and
+/// hard-example conditions): the progress bar's total.
+pub async fn count(db: &Db, filter: &Filter, as_of: i64) -> Result<u64> {
+    let (cond, binds) = conditions(filter, as_of, 1);
+    let sql =
+        format!("SELECT COUNT(*) FROM events e JOIN stores s ON s.id = e.store_id WHERE {cond}");
+    let n: i64 = bind_all(sqlx::query(&sql), &binds)
+        .fetch_one(db.reader())
+        .await?
+        .try_get(0)?;
+    Ok(n as u64)
+}
+
+/// Up to `limit` events after `after` (by id) that the filter's database
+/// conditions keep, with their verdicts, clips and gold flag.
+pub async fn page(
+    db: &Db,
+    filter: &Filter,
+    as_of: i64,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<EventFacts>> {
+    let (cond, mut binds) = conditions(filter, as_of, 1);
+    binds.push(Bind::Text(after.unwrap_or("").to_string()));
+    let sql = format!(
+        "SELECT e.id, e.event_id, e.store_id, e.session_id, e.kind, e.quantity, e.occurred_at, \
+         e.resolved_at, e.model_version, e.candidates, e.clips, e.top_sku, e.top_confidence, \
+         e.route_reason, e.final_action, e.final_sku, e.final_quantity, e.resolution \
+         FROM events e JOIN stores s ON s.id = e.store_id WHERE {cond} AND e.id > ${} \
+         ORDER BY e.id LIMIT {limit}",
+        binds.len()
+    );
+    let mut tx = db.begin_snapshot().await?;
+    let rows = bind_all(sqlx::query(&sql), &binds)
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut events = Vec::with_capacity(rows.len());
+    let mut clip_ids: Vec<Vec<String>> = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let resolution: String = r.try_get("resolution")?;
+        let candidates: Vec<Candidate> =
+            serde_json::from_str(&r.try_get::<String, _>("candidates")?)
+                .map_err(anyhow::Error::from)?;
+        clip_ids.push(
+            serde_json::from_str(&r.try_get::<String, _>("clips")?).map_err(anyhow::Error::from)?,
+        );
+        events.push(EventFacts {
+            id: r.try_get("id")?,
+            event_id: r.try_get("event_id")?,
+            store_id: r.try_get("store_id")?,
+            session_id: r.try_get("session_id")?,
+            kind: r.try_get("kind")?,
+            quantity: r.try_get("quantity")?,
+            occurred_at: r.try_get("occurred_at")?,
+            resolved_at: r.try_get("resolved_at")?,
+            model_version: r.try_get("model_version")?,
+            candidates,
+            top_sku: r.try_get("top_sku")?,
+            top_confidence: r.try_get("top_confidence")?,
+            review_reason: r.try_get("route_reason")?,
+            label: label(
+                r.try_get("final_action")?,
+                r.try_get("final_sku")?,
+                r.try_get("final_quantity")?,
+            )?,
+            resolution: Resolution::parse(&resolution)
+                .ok_or_else(|| anyhow::anyhow!("stored resolution {resolution:?} is unknown"))?,
+            verdicts: Vec::new(),
+            gold: false,
+            clips: Vec::new(),
+            clip_videos: Vec::new(),
+        });
+    }
+    if events.is_empty() {
+        tx.commit().await?;
+        return Ok(events);
+    }
+    let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    let mut verdicts = verdicts_of(&mut tx, &ids).await?;
+    let gold = gold_sources(&mut tx, &ids).await?;
+    let all_clips: BTreeSet<&str> = clip_ids.iter().flatten().map(String::as_str).collect();
+    let clips = clips_by_id(&mut tx, &all_clips.into_iter().collect::<Vec<_>>()).await?;
+    tx.commit().await?;
+    for (e, ids) in events.iter_mut().zip(clip_ids) {
+        e.verdicts = verdicts.remove(&e.id).unwrap_or_default();
+        e.gold = gold.contains(&e.id);
+        for (clip, video) in ids.iter().filter_map(|id| clips.get(id)) {
+            e.clips.push(SampleClip {
+                event_offset_ms: clip.window_from_ms.map(|from| e.occurred_at - from),
+                ..clip.clone()
+            });
+            e.clip_videos.push(video.clone());
+        }
+    }
+    Ok(events)
+}
+
+fn label(action: Option<String>, sku: Option<String>, quantity: Option<i64>) -> Result<Label> {
+    let action = action
+        .as_deref()
+        .and_then(Action::parse)
+        .ok_or_else(|| anyhow::anyhow!("stored action {action:?} is unknown"))?;
+    Ok(Label::new(action, sku, quantity.unwrap_or(0)))
+}
+
+async fn verdicts_of(
+    conn: &mut AnyConnection,
+    event_ids: &[&str],
+) -> Result<BTreeMap<String, Vec<Option<Label>>>> {
+    let sql = format!(
+        "SELECT t.event_pk, v.action, v.sku, v.quantity, v.cant_tell FROM review_tasks t \
+         JOIN verdicts v ON v.task_id = t.id WHERE t.event_pk IN ({}) ORDER BY v.created_at, v.id",
+        placeholders(1, event_ids.len())
+    );
+    let mut q = sqlx::query(&sql);
+    for id in event_ids {
+        q = q.bind(*id);
+    }
+    let mut out: BTreeMap<String, Vec<Option<Label>>> = BTreeMap::new();
+    for r in q.fetch_all(conn).await? {
+        let answer = if r.try_get::<i64, _>("cant_tell")? != 0 {
+            None
+        } else {
+            Some(label(
+                r.try_get("action")?,
+                r.try_get("sku")?,
+                r.try_get("quantity")?,
+            )?)
+        };
+        out.entry(r.try_get("event_pk")?).or_default().push(answer);
+    }
+    Ok(out)
+}
+
+async fn gold_sources(conn: &mut AnyConnection, event_ids: &[&str]) -> Result<BTreeSet<String>> {
+    let sql = format!(
+        "SELECT DISTINCT t.event_pk FROM gold_tasks g JOIN review_tasks t ON t.id = g.source_task_id \
+         WHERE t.event_pk IN ({})",
+        placeholders(1, event_ids.len())
+    );
+    let mut q = sqlx::query(&sql);
+    for id in event_ids {
+        q = q.bind(*id);
+    }
+    q.fetch_all(conn)
+        .await?
+        .iter()
+        .map(|r| r.try_get(0).map_err(Into::into))
+        .collect()
+}
+
+/// Clips by id, each with the blob key of its playable video (when ready).
+/// An uploaded clip covers `[started_at, started_at + duration)`; a cut of
+/// footage has its window.
+async fn clips_by_id(
+    conn: &mut AnyConnection,
+    ids: &[&str],
+) -> Result<BTreeMap<String, (SampleClip, Option<String>)>> {
+    if ids.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let sql = format!(
+        "SELECT id, camera_id, status, video_key, COALESCE(window_from, started_at) AS window_from, \
+         COALESCE(window_to, started_at + duration_ms) AS window_to, duration_ms, width, height, \
+         frame_rate FROM clips WHERE id IN ({})",
+        placeholders(1, ids.len())
+    );
+    let mut q = sqlx::query(&sql);
+    for id in ids {
+        q = q.bind(*id);
+    }
+    let mut out = BTreeMap::new();
+    for r in q.fetch_all(conn).await? {
+        let ready = r.try_get::<String, _>("status")? == "ready";
+        let video_key: Option<String> = r.try_get("video_key")?;
+        out.insert(
+            r.try_get("id")?,
+            (
+                SampleClip {
+                    clip_id: r.try_get("id")?,
+                    camera_id: r.try_get("camera_id")?,
+                    file: None,
+                    bytes: None,
+                    window_from_ms: r.try_get("window_from")?,
+                    window_to_ms: r.try_get("window_to")?,
+                    event_offset_ms: None,
+                    duration_ms: r.try_get("duration_ms")?,
+                    width: r.try_get("width")?,
+                    height: r.try_get("height")?,
+                    frame_rate: r.try_get("frame_rate")?,
+                },
+                video_key.filter(|_| ready),
+            ),
+        );
+    }
+    Ok(out)
+}
+
+/// An export job as clients see it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Export {
+    /// Export id.
+    pub export_id: String,
+    /// `queued`, `running`, `done` or `failed`.
+    pub status: String,
+    /// What was asked.
+    pub spec: ExportSpec,
+    /// Who asked (user id).
+    pub created_by: String,
+    /// When, RFC 3339.
+    pub created_at: String,
+    /// Only events resolved at or before this time are in it, RFC 3339.
+    pub as_of: String,
+    /// When the current (or last) run started.
+    pub started_at: Option<String>,
+    /// When it finished.
+    pub finished_at: Option<String>,
+    /// Events looked at so far.
+    pub progress: u64,
+    /// Events the database side of the filter keeps (the progress's end).
+    pub total: Option<u64>,
+    /// Samples written.
+    pub samples: u64,
+    /// Bytes written (all files).
+    pub bytes: u64,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Its files, once done.
+    pub files: Vec<ExportFile>,
+}
+
+/// A file of a finished export.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ExportFile {
+    /// File name (`manifest.jsonl`, `dataset-card.md`, `train-000000.tar`).
+    pub name: String,
+    /// Size.
+    pub bytes: u64,
+    /// SHA-256, hex.
+    pub sha256: String,
+    /// Samples in it (shards and the manifest).
+    pub samples: u64,
+    /// Where to download it (byte ranges supported).
+    pub url: String,
+}
+
+/// The blob key of an export's file.
+pub fn blob_key(export_id: &str, name: &str) -> String {
+    format!("exports/{export_id}/{name}")
+}
+
+/// Records an export and the job that runs it, in one transaction.
+pub async fn create(db: &Db, spec: &ExportSpec, user_id: &str, now: i64) -> Result<String> {
+    let id = new_id();
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "INSERT INTO exports (id, status, spec, created_by, created_at, as_of, progress, samples, bytes) \
+         VALUES ($1, 'queued', $2, $3, $4, $4, 0, 0, 0)",
+    )
+    .bind(&id)
+    .bind(serde_json::to_string(spec).map_err(anyhow::Error::from)?)
+    .bind(user_id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let payload = serde_json::json!({ "export_id": id }).to_string();
+    jobs::enqueue(&mut tx, EXPORT_JOB, &payload, now, now).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// An export by id.
+pub async fn get(db: &Db, id: &str) -> Result<Option<Export>> {
+    let row = sqlx::query(
+        "SELECT id, status, spec, created_by, created_at, as_of, started_at, finished_at, progress, \
+         total, samples, bytes, error FROM exports WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db.reader())
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let mut export = from_row(&row)?;
+    if export.status == "done" {
+        export.files = files(db, id).await?;
+    }
+    Ok(Some(export))
+}
+
+/// The latest exports, newest first.
+pub async fn list(db: &Db, limit: i64) -> Result<Vec<Export>> {
+    let rows = sqlx::query(
+        "SELECT id, status, spec, created_by, created_at, as_of, started_at, finished_at, progress, \
+         total, samples, bytes, error FROM exports ORDER BY created_at DESC, id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(db.reader())
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let mut e = from_row(r)?;
+        if e.status == "done" {
+            e.files = files(db, &e.export_id).await?;
+        }
+        out.push(e);
+    }
+    Ok(out)
+}
+
+fn from_row(r: &sqlx::any::AnyRow) -> Result<Export> {
+    let spec: ExportSpec = serde_json::from_str(&r.try_get::<String, _>("spec")?)
+        .map_err(|e| anyhow::anyhow!("stored export spec is unreadable: {e}"))?;
+    let time = |c: &str| -> Result<Option<String>> {
+        Ok(r.try_get::<Option<i64>, _>(c)?.map(format_rfc3339_ms))
+    };
+    Ok(Export {
+        export_id: r.try_get("id")?,
+        status: r.try_get("status")?,
+        spec,
+        created_by: r.try_get("created_by")?,
+        created_at: format_rfc3339_ms(r.try_get("created_at")?),
+        as_of: format_rfc3339_ms(r.try_get("as_of")?),
+        started_at: time("started_at")?,
+        finished_at: time("finished_at")?,
+        progress: r.try_get::<i64, _>("progress")? as u64,
+        total: r.try_get::<Option<i64>, _>("total")?.map(|t| t as u64),
+        samples: r.try_get::<i64, _>("samples")? as u64,
+        bytes: r.try_get::<i64, _>("bytes")? as u64,
+        error: r.try_get("error")?,
+        files: Vec::new(),
+    })
+}
+
+async fn files(db: &Db, export_id: &str) -> Result<Vec<ExportFile>> {
+    let rows = sqlx::query(
+        "SELECT name, bytes, sha256, samples FROM export_files WHERE export_id = $1 ORDER BY position",
+    )
+    .bind(export_id)
+    .fetch_all(db.reader())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let name: String = r.try_get("name")?;
+            Ok(ExportFile {
+                url: format!("/api/v1/exports/{export_id}/files/{name}"),
+                name,
+                bytes: r.try_get::<i64, _>("bytes")? as u64,
+                sha256: r.try_get("sha256")?,
+                samples: r.try_get::<i64, _>("samples")? as u64,
+            })
+        })
+        .collect()
+}
+
+/// A stored file of a done export: its blob key and size.
+pub async fn file_key(db: &Db, export_id: &str, name: &str) -> Result<Option<u64>> {
+    let size: Option<i64> = sqlx::query_scalar(
+        "SELECT f.bytes FROM export_files f JOIN exports x ON x.id = f.export_id \
+         WHERE f.export_id = $1 AND f.name = $2 AND x.status = 'done'",
+    )
+    .bind(export_id)
+    .bind(name)
+    .fetch_optional(db.reader())
+    .await?;
+    Ok(size.map(|s| s as u64))
+}
+
+/// The spec and `as_of` of an export a worker is about to run, marking it
+/// running (a run after a crash starts over: files are rewritten whole).
+pub async fn start(db: &Db, id: &str, now: i64) -> Result<Option<(ExportSpec, i64)>> {
+    let row = sqlx::query(
+        "UPDATE exports SET status = 'running', started_at = $1, progress = 0, samples = 0, \
+         bytes = 0, error = NULL WHERE id = $2 AND status IN ('queued', 'running') \
+         RETURNING spec, as_of",
+    )
+    .bind(now)
+    .bind(id)
+    .fetch_optional(db.writer())
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let spec = serde_json::from_str(&row.try_get::<String, _>("spec")?)
+        .map_err(|e| anyhow::anyhow!("stored export spec is unreadable: {e}"))?;
+    sqlx::query("DELETE FROM export_files WHERE export_id = $1")
+        .bind(id)
+        .execute(db.writer())
+        .await?;
+    Ok(Some((spec, row.try_get("as_of")?)))
+}
+
+/// Progress of a running export.
+pub async fn progress(
+    db: &Db,
+    id: &str,
+    progress: u64,
+    total: u64,
+    samples: u64,
+    bytes: u64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE exports SET progress = $1, total = $2, samples = $3, bytes = $4 WHERE id = $5",
+    )
+    .bind(progress as i64)
+    .bind(total as i64)
+    .bind(samples as i64)
+    .bind(bytes as i64)
+    .bind(id)
+    .execute(db.writer())
+    .await?;
+    Ok(())
+}
+
+/// A file written to blob storage.
+#[derive(Debug, Clone)]
+pub struct WrittenFile {
+    /// Name inside the export.
+    pub name: String,
+    /// Size.
+    pub bytes: u64,
+    /// SHA-256, hex.
+    pub sha256: String,
+    /// Samples in it.
+    pub samples: u64,
+}
+
+/// Marks an export done with its files.
+pub async fn finish(
+    db: &Db,
+    id: &str,
+    files: &[WrittenFile],
+    samples: u64,
+    now: i64,
+) -> Result<()> {
+    let mut tx = db.begin().await?;
+    for (position, f) in files.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO export_files (export_id, name, position, bytes, sha256, samples) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id)
+        .bind(&f.name)
+        .bind(position as i64)
+        .bind(f.bytes as i64)
+        .bind(&f.sha256)
+        .bind(f.samples as i64)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let bytes: u64 = files.iter().map(|f| f.bytes).sum();
+    sqlx::query(
+        "UPDATE exports SET status = 'done', finished_at = $1, samples = $2, bytes = $3 WHERE id = $4",
+    )
+    .bind(now)
+    .bind(samples as i64)
+    .bind(bytes as i64)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Marks an export failed with a reason its requester can read.
+pub async fn fail(db: &Db, id: &str, error: &str, now: i64) -> Result<()> {
+    sqlx::query("UPDATE exports SET status = 'failed', finished_at = $1, error = $2 WHERE id = $3")
+        .bind(now)
+        .bind(error)
+        .bind(id)
+        .execute(db.writer())
+        .await?;
+    Ok(())
+}
+
+/// Validates a spec against the stores it names (422 `invalid-export`,
+/// 422 `training-not-allowed`).
+pub async fn check(db: &Db, spec: &ExportSpec) -> Result<()> {
+    spec.validate()
+        .map_err(|m| Error::unprocessable("invalid-export", m))?;
+    let refused = refused_stores(db, &spec.filter).await?;
+    if !refused.is_empty() {
+        return Err(Error::unprocessable(
+            "training-not-allowed",
+            format!(
+                "store(s) {} are unknown or do not allow their data to be used for training",
+                refused.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
