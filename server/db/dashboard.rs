@@ -53,7 +53,7 @@ pub async fn snapshot_timed(
         labeler_days_from: w.week_from,
         models_from: w.week_from,
     };
-    let mut counted = rollup::read(&mut tx, &ranges).await?;
+    let mut counted = rollup::read(&mut tx, &ranges, watermark, &db.settled).await?;
     lap("rollup rows");
     // Facts after the watermark are not in the tables yet: count them live.
     let tail_from = watermark.max(w.earliest());

@@ -23,6 +23,7 @@ pub mod jobs;
 pub mod products;
 pub mod receipts;
 pub mod rollup;
+pub mod rollup_cache;
 pub mod stores;
 pub mod tasks;
 pub mod users;
@@ -54,6 +55,9 @@ pub struct Db {
     pub backend: Backend,
     read: AnyPool,
     write: AnyPool,
+    /// The dashboard's settled rollup buckets, read once
+    /// ([`rollup_cache`]).
+    pub settled: rollup_cache::Settled,
 }
 
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
@@ -107,6 +111,7 @@ impl Db {
                     backend,
                     read,
                     write,
+                    settled: rollup_cache::Settled::default(),
                 })
             }
             Backend::Postgres => {
@@ -120,6 +125,7 @@ impl Db {
                     backend,
                     read: pool.clone(),
                     write: pool,
+                    settled: rollup_cache::Settled::default(),
                 })
             }
         }

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use sqlx::{AnyConnection, Row};
 
 use super::bulk::{insert_rows, Val};
+use super::rollup_cache::{Settled, SettledSeries};
 use super::Db;
 use crate::domain::dashboard::ConfidenceBin;
 use crate::domain::histogram::Histogram;
@@ -390,19 +391,112 @@ pub struct BucketRanges {
     pub models_from: i64,
 }
 
-/// The stored buckets a snapshot needs.
-pub async fn read(conn: &mut AnyConnection, ranges: &BucketRanges) -> Result<Rollup> {
-    let mut r = Rollup::default();
-    r.stores
-        .extend(read_stores(conn, MINUTE, ranges.store_minutes_from, i64::MAX).await?);
-    r.stores
-        .extend(read_stores(conn, HOUR, ranges.store_hours_from, i64::MAX).await?);
-    r.labelers
-        .extend(read_labelers(conn, HOUR, ranges.labeler_hours_from, i64::MAX).await?);
-    r.labelers
-        .extend(read_labelers(conn, DAY, ranges.labeler_days_from, i64::MAX).await?);
-    r.models = read_models(conn, ranges.models_from, i64::MAX).await?;
-    Ok(r)
+/// The stored buckets a snapshot needs, as of `watermark` (the snapshot's
+/// own): settled buckets from `settled` where it has them, the rest (and
+/// whatever it lacks) from the database.
+pub async fn read(
+    conn: &mut AnyConnection,
+    ranges: &BucketRanges,
+    watermark: i64,
+    settled: &Settled,
+) -> Result<Rollup> {
+    let at = |grain| bucket(watermark, grain);
+    let plan = settled.with(|s| BucketRanges {
+        store_minutes_from: s
+            .store_minutes
+            .read_from(ranges.store_minutes_from, at(MINUTE)),
+        store_hours_from: s.store_hours.read_from(ranges.store_hours_from, at(HOUR)),
+        labeler_hours_from: s
+            .labeler_hours
+            .read_from(ranges.labeler_hours_from, at(HOUR)),
+        labeler_days_from: s.labeler_days.read_from(ranges.labeler_days_from, at(DAY)),
+        models_from: s.models.read_from(ranges.models_from, at(DAY)),
+    });
+    let fresh = read_from(conn, &plan).await?;
+    if let Some(r) = settled.with(|s| windows(s, ranges, &plan, watermark, fresh)) {
+        return Ok(r);
+    }
+    // A concurrent snapshot of a later window moved the kept buckets on:
+    // read the whole windows and keep them again.
+    let fresh = read_from(conn, ranges).await?;
+    settled
+        .with(|s| windows(s, ranges, ranges, watermark, fresh))
+        .ok_or_else(|| anyhow::anyhow!("settled rollup buckets refused a whole read").into())
+}
+
+/// Every bucket from the given starts on.
+async fn read_from(conn: &mut AnyConnection, from: &BucketRanges) -> Result<Rollup> {
+    Ok(Rollup {
+        stores: {
+            let mut m = read_stores(conn, MINUTE, from.store_minutes_from, i64::MAX).await?;
+            m.extend(read_stores(conn, HOUR, from.store_hours_from, i64::MAX).await?);
+            m
+        },
+        labelers: {
+            let mut m = read_labelers(conn, HOUR, from.labeler_hours_from, i64::MAX).await?;
+            m.extend(read_labelers(conn, DAY, from.labeler_days_from, i64::MAX).await?);
+            m
+        },
+        models: read_models(conn, from.models_from, i64::MAX).await?,
+        ..Rollup::default()
+    })
+}
+
+/// The windows' buckets from what is kept and what was just read from
+/// `read_from` on; `None` when what is kept falls short (see
+/// [`Series::window`]).
+fn windows(
+    s: &mut SettledSeries,
+    ranges: &BucketRanges,
+    read_from: &BucketRanges,
+    watermark: i64,
+    fresh: Rollup,
+) -> Option<Rollup> {
+    let at = |grain| bucket(watermark, grain);
+    let (minutes, hours): (BTreeMap<_, _>, BTreeMap<_, _>) = fresh
+        .stores
+        .into_iter()
+        .partition(|(k, _)| k.grain == MINUTE);
+    let (labeler_hours, labeler_days): (BTreeMap<_, _>, BTreeMap<_, _>) = fresh
+        .labelers
+        .into_iter()
+        .partition(|(k, _)| k.grain == HOUR);
+    let mut stores = s.store_minutes.window(
+        ranges.store_minutes_from,
+        read_from.store_minutes_from,
+        at(MINUTE),
+        minutes,
+    )?;
+    stores.extend(s.store_hours.window(
+        ranges.store_hours_from,
+        read_from.store_hours_from,
+        at(HOUR),
+        hours,
+    )?);
+    let mut labelers = s.labeler_hours.window(
+        ranges.labeler_hours_from,
+        read_from.labeler_hours_from,
+        at(HOUR),
+        labeler_hours,
+    )?;
+    labelers.extend(s.labeler_days.window(
+        ranges.labeler_days_from,
+        read_from.labeler_days_from,
+        at(DAY),
+        labeler_days,
+    )?);
+    let models = s.models.window(
+        ranges.models_from,
+        read_from.models_from,
+        at(DAY),
+        fresh.models,
+    )?;
+    Some(Rollup {
+        stores,
+        labelers,
+        models,
+        ..Rollup::default()
+    })
 }
 
 fn hist(row: &sqlx::any::AnyRow, column: &str) -> Result<Histogram> {
