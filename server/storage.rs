@@ -175,6 +175,23 @@ impl Blobs {
             .into_stream())
     }
 
+    /// A whole blob as a stream, its size known before the first byte: one
+    /// request where `size` and `stream_range` would take two.
+    pub async fn open(
+        &self,
+        key: &str,
+    ) -> anyhow::Result<(
+        u64,
+        futures::stream::BoxStream<'static, object_store::Result<Bytes>>,
+    )> {
+        let result = self
+            .store
+            .get(&Key::from(key))
+            .await
+            .with_context(|| format!("reading {key}"))?;
+        Ok((result.meta.size, result.into_stream()))
+    }
+
     /// The size of a blob.
     pub async fn size(&self, key: &str) -> anyhow::Result<u64> {
         Ok(self

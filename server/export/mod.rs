@@ -224,11 +224,11 @@ where
                 let Some(key) = video.as_ref().filter(|_| spec.include_video) else {
                     continue;
                 };
-                let size = blobs.size(key).await?;
+                let (size, stream) = blobs.open(key).await?;
                 let name = clip_member(&s.key, i);
                 clip.file = Some(name.clone());
                 clip.bytes = Some(size);
-                members.push((name, key.clone(), size));
+                members.push((name, key.clone(), size, stream));
             }
             // Shard names have a fixed width, so the JSON's size is known
             // before the sample is placed.
@@ -236,7 +236,7 @@ where
             let size = json_size(&s)?
                 + members
                     .iter()
-                    .map(|(_, _, n)| tar_member_bytes(*n))
+                    .map(|(_, _, n, _)| tar_member_bytes(*n))
                     .sum::<u64>();
             let placement = shards.place(s.split, size);
             if let Some(closing) = placement.closes {
@@ -258,8 +258,8 @@ where
             buf.clear();
             serde_json::to_writer(&mut buf, &s)?;
             shard.member(&json_member(&s.key), &buf, mtime).await?;
-            for (name, key, size) in &members {
-                copy_member(shard, blobs, name, key, *size, mtime).await?;
+            for (name, key, size, stream) in members {
+                copy_member(shard, stream, &name, &key, size, mtime).await?;
             }
             shard.samples += 1;
             buf.push(b'\n');
@@ -335,7 +335,7 @@ async fn close_shard(mut out: Out, dest: &Destination) -> anyhow::Result<Written
 /// header says.
 async fn copy_member(
     out: &mut Out,
-    blobs: &Blobs,
+    mut stream: futures::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>,
     name: &str,
     key: &str,
     size: u64,
@@ -344,13 +344,14 @@ async fn copy_member(
     let header = tar_header(name, size, mtime).map_err(anyhow::Error::msg)?;
     out.write(&header).await?;
     let mut copied = 0u64;
-    if size > 0 {
-        let mut stream = blobs.stream_range(key, 0..size).await?;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.with_context(|| format!("reading {key}"))?;
-            copied += chunk.len() as u64;
-            out.write(&chunk).await?;
-        }
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.with_context(|| format!("reading {key}"))?;
+        copied += chunk.len() as u64;
+        anyhow::ensure!(
+            copied <= size,
+            "clip video {key} grew while exported (more than {size} bytes)"
+        );
+        out.write(&chunk).await?;
     }
     anyhow::ensure!(
         copied == size,
