@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use common::{code, event, run_media_jobs, Backend, TestApp};
+use common::{code, event, run_media_jobs, seed_training_data, Backend, TestApp};
 use recount::auth::Role;
 use recount::domain::export::{ExportSpec, Filter, Resolution, SplitPlan};
 use recount::domain::time::parse_rfc3339_ms;
@@ -982,44 +982,10 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// A tiny real H.264 clip from the ffmpeg CLI.
-fn tiny_clip(dir: &Path) -> Vec<u8> {
-    let path = dir.join("tiny.mp4");
-    let status = std::process::Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=64x48:rate=5:duration=1",
-        ])
-        .args(["-c:v", "libx264", "-pix_fmt", "yuv420p"])
-        .arg(&path)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::fs::read(path).unwrap()
-}
-
 async fn splits_are_deterministic_and_no_session_spans_two(backend: Backend) {
     let app = TestApp::start(backend).await;
     let work = tempfile::tempdir().unwrap();
-    let seeded = recount::bench::export::seed(
-        &app.state.db,
-        &app.db_handle.url,
-        &app.state.blobs,
-        &recount::bench::export::SeedSpec {
-            samples: 3_000,
-            forbidden: 200,
-            videos: 40,
-            video: tiny_clip(work.path()),
-        },
-        app.state.now(),
-    )
-    .await
-    .unwrap();
+    let seeded = seed_training_data(&app, work.path(), 3_000, 200, 40).await;
     let spec = ExportSpec {
         shard_bytes: 256 * 1024,
         ..ExportSpec::default()
@@ -1176,20 +1142,7 @@ dual!(
 async fn a_large_export_stays_under_100_mb_of_memory() {
     let app = TestApp::start(Backend::Sqlite).await;
     let work = tempfile::tempdir().unwrap();
-    let seeded = recount::bench::export::seed(
-        &app.state.db,
-        &app.db_handle.url,
-        &app.state.blobs,
-        &recount::bench::export::SeedSpec {
-            samples: 100_000,
-            forbidden: 1_000,
-            videos: 16,
-            video: tiny_clip(work.path()),
-        },
-        app.state.now(),
-    )
-    .await
-    .unwrap();
+    let seeded = seed_training_data(&app, work.path(), 100_000, 1_000, 16).await;
     let out = work.path().join("export");
     let run = std::process::Command::new(env!("CARGO_BIN_EXE_recount"))
         .arg("export")

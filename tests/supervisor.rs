@@ -14,7 +14,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use browser::{Browser, BrowserOptions};
-use common::{event, run_media_jobs, Backend, TestApp, PASSWORD};
+use common::{event, run_media_jobs, seed_training_data, Backend, TestApp, PASSWORD};
 use recount::auth::Role;
 use recount::db::stores;
 use recount::domain::routing::RoutingPolicy;
@@ -509,38 +509,11 @@ async fn a_supervisor_sees_the_policy_but_cannot_change_it() {
     b.assert_no_console_errors().await;
 }
 
-/// A tiny real H.264 clip from the ffmpeg CLI.
-fn tiny_clip(dir: &std::path::Path) -> Vec<u8> {
-    let path = dir.join("tiny.mp4");
-    let status = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg("testsrc=size=64x48:rate=5:duration=1")
-        .args(["-c:v", "libx264", "-pix_fmt", "yuv420p"])
-        .arg(&path)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::fs::read(path).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_training_export_is_started_from_the_dashboard_and_downloaded() {
     let app = TestApp::start(Backend::Sqlite).await;
     let work = tempfile::tempdir().unwrap();
-    let seeded = recount::bench::export::seed(
-        &app.state.db,
-        &app.db_handle.url,
-        &app.state.blobs,
-        &recount::bench::export::SeedSpec {
-            samples: 60,
-            forbidden: 10,
-            videos: 3,
-            video: tiny_clip(work.path()),
-        },
-        app.state.now(),
-    )
-    .await
-    .unwrap();
+    let seeded = seed_training_data(&app, work.path(), 60, 10, 3).await;
     app.add_user("sue", Role::Supervisor).await;
     let b = launch("training_export").await;
     sign_in(&b, &app, "sue", "/dashboard", "#export-training-data").await;

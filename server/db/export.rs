@@ -13,10 +13,11 @@ use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 use utoipa::ToSchema;
 
+use super::rollup::{label, verdict_answer};
 use super::{jobs, new_id, placeholders, Db};
 use crate::domain::export::{Candidate, EventFacts, ExportSpec, Filter, Resolution, SampleClip};
 use crate::domain::time::format_rfc3339_ms;
-use crate::domain::{Action, Label};
+use crate::domain::Label;
 use crate::error::{Error, Result};
 
 /// The job kind that runs an export.
@@ -198,14 +199,6 @@ pub async fn page(
     Ok(events)
 }
 
-fn label(action: Option<String>, sku: Option<String>, quantity: Option<i64>) -> Result<Label> {
-    let action = action
-        .as_deref()
-        .and_then(Action::parse)
-        .ok_or_else(|| anyhow::anyhow!("stored action {action:?} is unknown"))?;
-    Ok(Label::new(action, sku, quantity.unwrap_or(0)))
-}
-
 async fn verdicts_of(
     conn: &mut AnyConnection,
     event_ids: &[&str],
@@ -221,16 +214,9 @@ async fn verdicts_of(
     }
     let mut out: BTreeMap<String, Vec<Option<Label>>> = BTreeMap::new();
     for r in q.fetch_all(conn).await? {
-        let answer = if r.try_get::<i64, _>("cant_tell")? != 0 {
-            None
-        } else {
-            Some(label(
-                r.try_get("action")?,
-                r.try_get("sku")?,
-                r.try_get("quantity")?,
-            )?)
-        };
-        out.entry(r.try_get("event_pk")?).or_default().push(answer);
+        out.entry(r.try_get("event_pk")?)
+            .or_default()
+            .push(verdict_answer(&r)?);
     }
     Ok(out)
 }

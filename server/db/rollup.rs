@@ -290,15 +290,7 @@ async fn collect_tasks_resolved(
             };
             current = Some((id, task));
         }
-        let answer = if row.try_get::<i64, _>("cant_tell")? != 0 {
-            None
-        } else {
-            Some(label(
-                row.try_get("action")?,
-                row.try_get("sku")?,
-                row.try_get("quantity")?,
-            )?)
-        };
+        let answer = verdict_answer(&row)?;
         if let Some((_, task)) = current.as_mut() {
             task.verdicts.push((row.try_get("labeler_id")?, answer));
         }
@@ -367,8 +359,26 @@ fn int(row: &sqlx::any::AnyRow, column: &str) -> Result<i64, sqlx::Error> {
         .or_else(|_| row.try_get::<i32, _>(column).map(i64::from))
 }
 
+/// A verdict's answer from its `action`, `sku`, `quantity` and
+/// `cant_tell` columns: `None` for "can't tell".
+pub(super) fn verdict_answer(row: &sqlx::any::AnyRow) -> Result<Option<Label>> {
+    if row.try_get::<i64, _>("cant_tell")? != 0 {
+        return Ok(None);
+    }
+    label(
+        row.try_get("action")?,
+        row.try_get("sku")?,
+        row.try_get("quantity")?,
+    )
+    .map(Some)
+}
+
 /// A stored label (final or a verdict's).
-fn label(action: Option<String>, sku: Option<String>, quantity: Option<i64>) -> Result<Label> {
+pub(super) fn label(
+    action: Option<String>,
+    sku: Option<String>,
+    quantity: Option<i64>,
+) -> Result<Label> {
     let action = action
         .as_deref()
         .and_then(Action::parse)

@@ -476,6 +476,47 @@ pub fn event(id: &str, session: &str, kind: &str, qty: i64, candidates: &[(&str,
     })
 }
 
+/// A tiny real H.264 clip (64×48, 1 s) from the ffmpeg CLI, written in
+/// `dir`; returns its bytes.
+pub fn tiny_clip(dir: &Path) -> Vec<u8> {
+    let path = dir.join("tiny.mp4");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc=size=64x48:rate=5:duration=1")
+        .args(["-c:v", "libx264", "-pix_fmt", "yuv420p"])
+        .arg(&path)
+        .status()
+        .expect("running ffmpeg");
+    assert!(status.success());
+    std::fs::read(path).unwrap()
+}
+
+/// Seeds `samples` resolved events of a store that allows training use and
+/// `forbidden` of one that does not, each with a clip pointing at one of
+/// `videos` copies of [`tiny_clip`] (made in `dir`).
+pub async fn seed_training_data(
+    app: &TestApp,
+    dir: &Path,
+    samples: usize,
+    forbidden: usize,
+    videos: usize,
+) -> recount::bench::export::Seeded {
+    recount::bench::export::seed(
+        &app.state.db,
+        &app.db_handle.url,
+        &app.state.blobs,
+        &recount::bench::export::SeedSpec {
+            samples,
+            forbidden,
+            videos,
+            video: tiny_clip(dir),
+        },
+        app.state.now(),
+    )
+    .await
+    .unwrap()
+}
+
 /// The error code of an error answer.
 pub fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("<no error code>")
