@@ -977,6 +977,49 @@ async fn the_api_runs_an_export_in_the_background_with_range_able_files(backend:
     assert_eq!(failed["files"], json!([]));
 }
 
+async fn a_run_that_was_taken_over_can_neither_report_nor_finish(backend: Backend) {
+    use recount::db::export as exports;
+    let f = fx(backend).await;
+    let app = &f.app;
+    let (s, created) = app
+        .call(Method::POST, "/api/v1/exports", &f.sue, Some(json!({})))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{created}");
+    let id = created["export_id"].as_str().unwrap();
+    let db = &app.state.db;
+    let now = app.state.now();
+    // A worker starts, loses its lease, and another takes the export over.
+    let first = exports::start(db, id, now).await.unwrap().unwrap();
+    let second = exports::start(db, id, now).await.unwrap().unwrap();
+    assert_ne!(first.run_id, second.run_id);
+    assert!(exports::progress(db, id, &first.run_id, 1, 5, 1, 10)
+        .await
+        .is_err());
+    assert!(exports::finish(db, id, &first.run_id, &[], 0, now)
+        .await
+        .is_err());
+    exports::progress(db, id, &second.run_id, 5, 5, 5, 10)
+        .await
+        .unwrap();
+    exports::finish(db, id, &second.run_id, &[], 5, now)
+        .await
+        .unwrap();
+    let (_, done) = app
+        .call(Method::GET, &format!("/api/v1/exports/{id}"), &f.sue, None)
+        .await;
+    assert_eq!(
+        (done["status"].as_str(), done["samples"].as_u64()),
+        (Some("done"), Some(5))
+    );
+    // A done export can neither restart nor be failed afterwards.
+    assert!(exports::start(db, id, now).await.unwrap().is_none());
+    exports::fail(db, id, "late", now).await.unwrap();
+    let (_, still) = app
+        .call(Method::GET, &format!("/api/v1/exports/{id}"), &f.sue, None)
+        .await;
+    assert_eq!(still["status"], "done");
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(bytes))
@@ -1132,6 +1175,7 @@ dual!(
     each_filter_keeps_what_it_says,
     the_training_switch_is_honoured,
     the_api_runs_an_export_in_the_background_with_range_able_files,
+    a_run_that_was_taken_over_can_neither_report_nor_finish,
     splits_are_deterministic_and_no_session_spans_two,
 );
 

@@ -4,6 +4,8 @@
 CREATE TABLE exports (
     id TEXT PRIMARY KEY,
     status TEXT NOT NULL,
+    -- The run that may report progress and finish (a taken-over run stops).
+    run_id TEXT,
     spec TEXT NOT NULL,
     created_by TEXT NOT NULL REFERENCES users(id),
     created_at INTEGER NOT NULL,

@@ -96,13 +96,15 @@ pub async fn file(
     headers: HeaderMap,
     Path((export_id, name)): Path<(String, String)>,
 ) -> Result<Response> {
-    if exports::get(&state.db, &export_id).await?.is_none() {
-        return Err(unknown(&export_id));
-    }
     if exports::file_key(&state.db, &export_id, &name)
         .await?
         .is_none()
     {
+        // Only the name lookup runs on the way to a download; which error
+        // it is needs the export.
+        if exports::get(&state.db, &export_id).await?.is_none() {
+            return Err(unknown(&export_id));
+        }
         return Err(Error::not_found(
             "unknown-export-file",
             format!("export {export_id} has no finished file {name:?}"),

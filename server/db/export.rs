@@ -85,11 +85,11 @@ fn bind_all<'q>(
     q
 }
 
-/// Stores named by a filter that are unknown or do not allow training use:
-/// an export naming one is refused rather than silently empty.
-pub async fn refused_stores(db: &Db, filter: &Filter) -> Result<Vec<String>> {
+/// Of `stores`, those that are unknown or do not allow training use: an
+/// export naming one is refused rather than silently empty.
+pub async fn refused_stores(db: &Db, stores: &[String]) -> Result<Vec<String>> {
     let mut refused = Vec::new();
-    for id in &filter.stores {
+    for id in stores {
         let allowed: Option<i64> =
             sqlx::query_scalar("SELECT training_allowed FROM stores WHERE id = $1")
                 .bind(id)
@@ -455,14 +455,29 @@ pub async fn file_key(db: &Db, export_id: &str, name: &str) -> Result<Option<u64
     Ok(size.map(|s| s as u64))
 }
 
-/// The spec and `as_of` of an export a worker is about to run, marking it
-/// running (a run after a crash starts over: files are rewritten whole).
-pub async fn start(db: &Db, id: &str, now: i64) -> Result<Option<(ExportSpec, i64)>> {
+/// A run of an export by one worker.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// What to export.
+    pub spec: ExportSpec,
+    /// Events resolved at or before this time.
+    pub as_of: i64,
+    /// This run's token: progress and the finish count only while the
+    /// export is still this run's (a worker that lost its lease and was
+    /// taken over stops at its next report).
+    pub run_id: String,
+}
+
+/// Marks an export running for a new run (one after a crash starts over:
+/// files are rewritten whole); `None` when it is already done or failed.
+pub async fn start(db: &Db, id: &str, now: i64) -> Result<Option<Run>> {
+    let run_id = new_id();
     let row = sqlx::query(
-        "UPDATE exports SET status = 'running', started_at = $1, progress = 0, samples = 0, \
-         bytes = 0, error = NULL WHERE id = $2 AND status IN ('queued', 'running') \
+        "UPDATE exports SET status = 'running', run_id = $1, started_at = $2, progress = 0, \
+         samples = 0, bytes = 0, error = NULL WHERE id = $3 AND status IN ('queued', 'running') \
          RETURNING spec, as_of",
     )
+    .bind(&run_id)
     .bind(now)
     .bind(id)
     .fetch_optional(db.writer())
@@ -476,28 +491,43 @@ pub async fn start(db: &Db, id: &str, now: i64) -> Result<Option<(ExportSpec, i6
         .bind(id)
         .execute(db.writer())
         .await?;
-    Ok(Some((spec, row.try_get("as_of")?)))
+    Ok(Some(Run {
+        spec,
+        as_of: row.try_get("as_of")?,
+        run_id,
+    }))
 }
 
-/// Progress of a running export.
+/// Error of a run that another worker took over.
+fn taken_over(id: &str) -> Error {
+    anyhow::anyhow!("export {id} was taken over by another run").into()
+}
+
+/// Progress of a running export; an error when the run was taken over.
 pub async fn progress(
     db: &Db,
     id: &str,
+    run_id: &str,
     progress: u64,
     total: u64,
     samples: u64,
     bytes: u64,
 ) -> Result<()> {
-    sqlx::query(
-        "UPDATE exports SET progress = $1, total = $2, samples = $3, bytes = $4 WHERE id = $5",
+    let done = sqlx::query(
+        "UPDATE exports SET progress = $1, total = $2, samples = $3, bytes = $4 \
+         WHERE id = $5 AND run_id = $6 AND status = 'running'",
     )
     .bind(progress as i64)
     .bind(total as i64)
     .bind(samples as i64)
     .bind(bytes as i64)
     .bind(id)
+    .bind(run_id)
     .execute(db.writer())
     .await?;
+    if done.rows_affected() == 0 {
+        return Err(taken_over(id));
+    }
     Ok(())
 }
 
@@ -514,15 +544,28 @@ pub struct WrittenFile {
     pub samples: u64,
 }
 
-/// Marks an export done with its files.
+/// Marks an export done with its files, if it is still this run's.
 pub async fn finish(
     db: &Db,
     id: &str,
+    run_id: &str,
     files: &[WrittenFile],
     samples: u64,
     now: i64,
 ) -> Result<()> {
     let mut tx = db.begin().await?;
+    // Taking the row first (a write lock) keeps a concurrent run out.
+    let mine = sqlx::query(
+        "UPDATE exports SET finished_at = $1 WHERE id = $2 AND run_id = $3 AND status = 'running'",
+    )
+    .bind(now)
+    .bind(id)
+    .bind(run_id)
+    .execute(&mut *tx)
+    .await?;
+    if mine.rows_affected() == 0 {
+        return Err(taken_over(id));
+    }
     for (position, f) in files.iter().enumerate() {
         sqlx::query(
             "INSERT INTO export_files (export_id, name, position, bytes, sha256, samples) \
@@ -551,14 +594,18 @@ pub async fn finish(
     Ok(())
 }
 
-/// Marks an export failed with a reason its requester can read.
+/// Marks an export failed with a reason its requester can read (a done
+/// export stays done).
 pub async fn fail(db: &Db, id: &str, error: &str, now: i64) -> Result<()> {
-    sqlx::query("UPDATE exports SET status = 'failed', finished_at = $1, error = $2 WHERE id = $3")
-        .bind(now)
-        .bind(error)
-        .bind(id)
-        .execute(db.writer())
-        .await?;
+    sqlx::query(
+        "UPDATE exports SET status = 'failed', finished_at = $1, error = $2 \
+         WHERE id = $3 AND status <> 'done'",
+    )
+    .bind(now)
+    .bind(error)
+    .bind(id)
+    .execute(db.writer())
+    .await?;
     Ok(())
 }
 
@@ -567,7 +614,7 @@ pub async fn fail(db: &Db, id: &str, error: &str, now: i64) -> Result<()> {
 pub async fn check(db: &Db, spec: &ExportSpec) -> Result<()> {
     spec.validate()
         .map_err(|m| Error::unprocessable("invalid-export", m))?;
-    let refused = refused_stores(db, &spec.filter).await?;
+    let refused = refused_stores(db, &spec.filter.stores).await?;
     if !refused.is_empty() {
         return Err(Error::unprocessable(
             "training-not-allowed",

@@ -11,6 +11,7 @@
 pub mod cli;
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures::StreamExt;
@@ -28,6 +29,8 @@ use crate::storage::Blobs;
 
 /// Events read per page.
 pub const PAGE: usize = 500;
+/// Longest time between two progress reports.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
 /// The manifest's file name.
 pub const MANIFEST: &str = "manifest.jsonl";
 /// The dataset card, for people.
@@ -204,6 +207,7 @@ where
     let mut card = Card::default();
     let mut after: Option<String> = None;
     let mut buf = Vec::with_capacity(4096);
+    let mut reported = Instant::now();
     loop {
         let page = store::page(db, &spec.filter, as_of, after.as_deref(), PAGE).await?;
         let Some(last) = page.last() else {
@@ -239,13 +243,16 @@ where
                     .map(|(_, _, n, _)| tar_member_bytes(*n))
                     .sum::<u64>();
             let placement = shards.place(s.split, size);
-            if let Some(closing) = placement.closes {
+            // A full shard is closed (and uploaded) once this sample is
+            // written: its clips are already open, and a long upload must
+            // not keep their streams waiting.
+            let mut closing = None;
+            if let Some(name) = placement.closes {
                 let at = open
                     .iter()
-                    .position(|(_, o)| o.name == closing)
+                    .position(|(_, o)| o.name == name)
                     .context("closing a shard that is not open")?;
-                let (_, out) = open.swap_remove(at);
-                files.push(close_shard(out, dest).await?);
+                closing = Some(open.swap_remove(at).1);
             }
             s.shard = Some(placement.shard.clone());
             let shard = match open.iter().position(|(split, _)| *split == s.split) {
@@ -267,11 +274,20 @@ where
             manifest.samples += 1;
             card.add(&s);
             state.samples += 1;
+            if let Some(out) = closing {
+                files.push(close_shard(out, dest).await?);
+            }
+            // Report at least every few seconds, also inside a page of
+            // large clips (the job extends its lease on every report).
+            if reported.elapsed() >= REPORT_EVERY {
+                state.bytes = written_bytes(&manifest, &files, &open);
+                progress(state).await?;
+                reported = Instant::now();
+            }
         }
-        state.bytes = manifest.bytes
-            + files.iter().map(|f| f.bytes).sum::<u64>()
-            + open.iter().map(|(_, o)| o.bytes).sum::<u64>();
+        state.bytes = written_bytes(&manifest, &files, &open);
         progress(state).await?;
+        reported = Instant::now();
     }
     // Shards in split order, then by number.
     open.sort_by_key(|(split, _)| *split);
@@ -297,6 +313,12 @@ where
         files: written,
         card,
     })
+}
+
+fn written_bytes(manifest: &Out, files: &[WrittenFile], open: &[(Split, Out)]) -> u64 {
+    manifest.bytes
+        + files.iter().map(|f| f.bytes).sum::<u64>()
+        + open.iter().map(|(_, o)| o.bytes).sum::<u64>()
 }
 
 fn shard_order(name: &str) -> (usize, String) {

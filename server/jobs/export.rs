@@ -4,12 +4,15 @@
 //! A run that dies (crash, lost lease) is taken over by another worker and
 //! starts over: files are uploaded only when complete and listed only when
 //! the whole export is, so a half-written export is never downloadable.
+//! Each run has its own token; a run that was taken over stops at its next
+//! progress report and can never mark the export done.
 
+use futures::StreamExt;
 use serde::Deserialize;
 
-use super::media::{last_attempt, Scratch};
+use super::media::Scratch;
 use super::JobError;
-use crate::db::export as exports;
+use crate::db::export::{self as exports, Run};
 use crate::db::jobs::{self, Job};
 use crate::export::{self, Destination};
 use crate::AppState;
@@ -24,33 +27,66 @@ pub async fn run(state: &AppState, job: &Job) -> Result<(), JobError> {
     let args: ExportJob = serde_json::from_str(&job.payload)
         .map_err(|e| JobError::Dead(format!("bad payload: {e}")))?;
     let id = &args.export_id;
-    let result = run_once(state, job, id).await;
-    match result {
+    match run_once(state, job, id).await {
         Err(JobError::Retry(message)) if last_attempt(state, job) => {
-            let _ = exports::fail(&state.db, id, &message, state.now()).await;
+            give_up(state, id, &message).await;
             Err(JobError::Dead(message))
         }
         Err(JobError::Dead(message)) => {
-            let _ = exports::fail(&state.db, id, &message, state.now()).await;
+            give_up(state, id, &message).await;
             Err(JobError::Dead(message))
         }
         other => other,
     }
 }
 
+/// Whether this is the job loop's last attempt at the job.
+fn last_attempt(state: &AppState, job: &Job) -> bool {
+    job.attempts + 1 >= state.config.webhook_max_attempts
+}
+
+/// Marks the export of a job that will not run again failed and removes
+/// what its runs uploaded (also for a job that died of a panic, see
+/// [`super::run_next_job`]).
+pub async fn give_up(state: &AppState, export_id: &str, message: &str) {
+    remove_files(state, export_id).await;
+    if let Err(e) = exports::fail(&state.db, export_id, message, state.now()).await {
+        tracing::error!(export = %export_id, error = %e, "could not mark the export failed");
+    }
+}
+
+/// Deletes every blob under `exports/<id>/` (what earlier runs uploaded).
+async fn remove_files(state: &AppState, export_id: &str) {
+    let prefix = exports::blob_key(export_id, "");
+    let mut listed = state.blobs.list(prefix.trim_end_matches('/'));
+    while let Some(entry) = listed.next().await {
+        let removed = match entry {
+            Ok((key, _)) => state.blobs.delete(&key).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = removed {
+            tracing::warn!(export = %export_id, error = %e, "could not remove an export file");
+        }
+    }
+}
+
 async fn run_once(state: &AppState, job: &Job, id: &str) -> Result<(), JobError> {
     let retry = |e: crate::error::Error| JobError::Retry(e.to_string());
-    let Some((spec, as_of)) = exports::start(&state.db, id, state.now())
+    let Some(Run {
+        spec,
+        as_of,
+        run_id,
+    }) = exports::start(&state.db, id, state.now())
         .await
         .map_err(retry)?
     else {
         // Already done or failed: nothing to do.
         return Ok(());
     };
+    // Files of an earlier run that died are rewritten whole; none may stay.
+    remove_files(state, id).await;
     // The consent switch may have changed since the export was asked for.
-    if let Err(e) = exports::check(&state.db, &spec).await {
-        return Err(JobError::Dead(e.to_string()));
-    }
+    consented(state, &spec.filter.stores).await?;
     let scratch = Scratch::new(state, job)?;
     let dest = Destination::Blobs {
         blobs: state.blobs.clone(),
@@ -58,6 +94,7 @@ async fn run_once(state: &AppState, job: &Job, id: &str) -> Result<(), JobError>
         scratch: scratch.0.clone(),
     };
     let lease_ms = state.config.job_lease_ms;
+    let run_id = run_id.as_str();
     let summary = export::run(
         &state.db,
         &state.blobs,
@@ -65,7 +102,16 @@ async fn run_once(state: &AppState, job: &Job, id: &str) -> Result<(), JobError>
         as_of,
         &dest,
         |p| async move {
-            exports::progress(&state.db, id, p.looked_at, p.total, p.samples, p.bytes).await?;
+            exports::progress(
+                &state.db,
+                id,
+                run_id,
+                p.looked_at,
+                p.total,
+                p.samples,
+                p.bytes,
+            )
+            .await?;
             // Still working: keep the job from being taken over.
             jobs::extend(&state.db, &job.id, state.now() + lease_ms).await?;
             Ok(())
@@ -73,9 +119,13 @@ async fn run_once(state: &AppState, job: &Job, id: &str) -> Result<(), JobError>
     )
     .await
     .map_err(|e| JobError::Retry(format!("{e:#}")))?;
+    // Consent withdrawn while it ran: what was read before must not ship.
+    let stores: Vec<String> = summary.card.stores.keys().cloned().collect();
+    consented(state, &stores).await?;
     exports::finish(
         &state.db,
         id,
+        run_id,
         &summary.files,
         summary.card.samples,
         state.now(),
@@ -89,4 +139,19 @@ async fn run_once(state: &AppState, job: &Job, id: &str) -> Result<(), JobError>
         "export finished"
     );
     Ok(())
+}
+
+/// Fails for good when one of `stores` no longer allows training use; a
+/// database hiccup is retried.
+async fn consented(state: &AppState, stores: &[String]) -> Result<(), JobError> {
+    let refused = exports::refused_stores(&state.db, stores)
+        .await
+        .map_err(|e| JobError::Retry(e.to_string()))?;
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(JobError::Dead(format!(
+        "store(s) {} no longer allow their data to be used for training",
+        refused.join(", ")
+    )))
 }

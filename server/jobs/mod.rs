@@ -227,6 +227,14 @@ pub async fn run_next_job(
             );
             tracing::warn!(job = %job.id, kind = %job.kind, attempts, error = %msg, "job failed");
             jobs::fail(&state.db, &job.id, &msg, retry_at, now).await?;
+            if retry_at.is_none() && job.kind == crate::db::export::EXPORT_JOB {
+                // Out of attempts (a panic among them): the export says so.
+                if let Ok(args) = serde_json::from_str::<serde_json::Value>(&job.payload) {
+                    if let Some(id) = args["export_id"].as_str() {
+                        export::give_up(state, id, &msg).await;
+                    }
+                }
+            }
         }
         Err(JobError::Dead(msg)) => {
             crate::metrics::job_attempt(&job.kind, "dead", seconds);
