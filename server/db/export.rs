@@ -386,13 +386,16 @@ pub async fn list(db: &Db, limit: i64) -> Result<Vec<Export>> {
     .bind(limit)
     .fetch_all(db.reader())
     .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let mut e = from_row(r)?;
-        if e.status == "done" {
-            e.files = files(db, &e.export_id).await?;
-        }
-        out.push(e);
+    let mut out = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+    // The files of all the done ones in one query.
+    let done: Vec<&str> = out
+        .iter()
+        .filter(|e| e.status == "done")
+        .map(|e| e.export_id.as_str())
+        .collect();
+    let mut by_export = files_of(db, &done).await?;
+    for e in &mut out {
+        e.files = by_export.remove(&e.export_id).unwrap_or_default();
     }
     Ok(out)
 }
@@ -422,24 +425,39 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Export> {
 }
 
 async fn files(db: &Db, export_id: &str) -> Result<Vec<ExportFile>> {
-    let rows = sqlx::query(
-        "SELECT name, bytes, sha256, samples FROM export_files WHERE export_id = $1 ORDER BY position",
-    )
-    .bind(export_id)
-    .fetch_all(db.reader())
-    .await?;
-    rows.iter()
-        .map(|r| {
-            let name: String = r.try_get("name")?;
-            Ok(ExportFile {
-                url: format!("/api/v1/exports/{export_id}/files/{name}"),
-                name,
-                bytes: r.try_get::<i64, _>("bytes")? as u64,
-                sha256: r.try_get("sha256")?,
-                samples: r.try_get::<i64, _>("samples")? as u64,
-            })
-        })
-        .collect()
+    Ok(files_of(db, &[export_id])
+        .await?
+        .remove(export_id)
+        .unwrap_or_default())
+}
+
+/// The files of these exports, in order, by export.
+async fn files_of(db: &Db, export_ids: &[&str]) -> Result<BTreeMap<String, Vec<ExportFile>>> {
+    let mut out: BTreeMap<String, Vec<ExportFile>> = BTreeMap::new();
+    if export_ids.is_empty() {
+        return Ok(out);
+    }
+    let sql = format!(
+        "SELECT export_id, name, bytes, sha256, samples FROM export_files \
+         WHERE export_id IN ({}) ORDER BY export_id, position",
+        placeholders(1, export_ids.len())
+    );
+    let mut q = sqlx::query(&sql);
+    for id in export_ids {
+        q = q.bind(*id);
+    }
+    for r in q.fetch_all(db.reader()).await? {
+        let export_id: String = r.try_get("export_id")?;
+        let name: String = r.try_get("name")?;
+        out.entry(export_id.clone()).or_default().push(ExportFile {
+            url: format!("/api/v1/exports/{export_id}/files/{name}"),
+            name,
+            bytes: r.try_get::<i64, _>("bytes")? as u64,
+            sha256: r.try_get("sha256")?,
+            samples: r.try_get::<i64, _>("samples")? as u64,
+        });
+    }
+    Ok(out)
 }
 
 /// A stored file of a done export: its blob key and size.
