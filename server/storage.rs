@@ -175,21 +175,19 @@ impl Blobs {
             .into_stream())
     }
 
-    /// A whole blob as a stream, its size known before the first byte: one
-    /// request where `size` and `stream_range` would take two.
-    pub async fn open(
-        &self,
-        key: &str,
-    ) -> anyhow::Result<(
-        u64,
-        futures::stream::BoxStream<'static, object_store::Result<Bytes>>,
-    )> {
-        let result = self
-            .store
-            .get(&Key::from(key))
-            .await
-            .with_context(|| format!("reading {key}"))?;
-        Ok((result.meta.size, result.into_stream()))
+    /// Where a blob of the local store is on disk, for copying it without
+    /// the store's per-call hop to a blocking thread; `None` for a remote
+    /// store (or a key the local store would have to encode).
+    pub fn local_path(&self, key: &str) -> Option<PathBuf> {
+        let root = self.local_root.as_ref()?;
+        let plain = !key.is_empty()
+            && key
+                .split('/')
+                .all(|part| !part.is_empty() && part != "." && part != "..")
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b));
+        plain.then(|| root.join(key))
     }
 
     /// The size of a blob.
@@ -286,4 +284,22 @@ pub fn scratch_dir(data_dir: &Path) -> anyhow::Result<PathBuf> {
     let dir = parent.join(format!("{}-{}", std::process::id(), uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_keys_of_a_local_store_have_a_local_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::local(dir.path()).unwrap();
+        assert_eq!(
+            blobs.local_path("clips/s1/c1/video.mp4"),
+            Some(dir.path().join("clips/s1/c1/video.mp4"))
+        );
+        for odd in ["", "a//b", "../etc/passwd", "a/./b", "a b", "a/%2F", "ä"] {
+            assert_eq!(blobs.local_path(odd), None, "{odd:?}");
+        }
+    }
 }

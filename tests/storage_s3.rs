@@ -342,3 +342,81 @@ async fn a_clip_is_stored_processed_and_served_from_s3() {
     let local = files_under(&blobs);
     assert!(local.is_empty(), "blobs written locally: {local:?}");
 }
+
+/// A training-data export on an S3 blob store: clips are fetched from the
+/// bucket, the finished files are put there and served from there, and no
+/// downloaded clip or partial file stays on local disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_training_export_reads_and_writes_the_bucket() {
+    let moto = Moto::start().await;
+    moto.bucket("bucket").await;
+    let app = TestApp::start_with(Backend::Sqlite, |c| moto.configure(c, "bucket")).await;
+    let work = tempfile::tempdir().unwrap();
+    let seeded = common::seed_training_data(&app, work.path(), 40, 5, 4).await;
+    let sue = app.user("sue", recount::auth::Role::Supervisor).await;
+    let (s, created) = app
+        .call(
+            Method::POST,
+            "/api/v1/exports",
+            &sue,
+            Some(serde_json::json!({"shard_bytes": 65536})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{created}");
+    let id = created["export_id"].as_str().unwrap().to_string();
+    let client = recount::jobs::webhook::client(&app.state.config);
+    assert!(
+        recount::jobs::run_next_job(&app.state, &client, recount::jobs::EXPORT_JOBS)
+            .await
+            .unwrap()
+    );
+    let (_, done) = app
+        .call(Method::GET, &format!("/api/v1/exports/{id}"), &sue, None)
+        .await;
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(done["samples"].as_u64(), Some(seeded.samples));
+    let files = done["files"].as_array().unwrap();
+    let keys = moto.keys("bucket").await;
+    for f in files {
+        let name = f["name"].as_str().unwrap();
+        assert!(
+            keys.contains(&format!("exports/{id}/{name}")),
+            "{name} not in the bucket: {keys:?}"
+        );
+    }
+    // Each shard holds a JSON and a clip per sample, clip bytes intact.
+    let clip = std::fs::read(work.path().join("tiny.mp4")).unwrap();
+    let unpacked = tempfile::tempdir().unwrap();
+    let mut members = 0;
+    for f in files
+        .iter()
+        .filter(|f| f["name"].as_str().unwrap().ends_with(".tar"))
+    {
+        let resp = app
+            .http
+            .get(format!("{}{}", app.base, f["url"].as_str().unwrap()))
+            .bearer_auth(&sue)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let tar = write(unpacked.path(), "shard.tar", &resp.bytes().await.unwrap());
+        let out = Command::new("tar")
+            .arg("-xvf")
+            .arg(&tar)
+            .arg("-C")
+            .arg(unpacked.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        for member in String::from_utf8(out.stdout).unwrap().lines() {
+            members += 1;
+            if member.ends_with(".mp4") {
+                assert_eq!(std::fs::read(unpacked.path().join(member)).unwrap(), clip);
+            }
+        }
+    }
+    assert_eq!(members as u64, seeded.samples * 2);
+    let local = files_under(&app.data_dir.path().join("tmp"));
+    assert!(local.is_empty(), "left on local disk: {local:?}");
+}

@@ -2,21 +2,24 @@
 //! WebDataset tar shards per split, and the dataset card.
 //!
 //! Events are read a page at a time (`db::export::page`), each becomes a
-//! sample (`domain::export::sample`), and its members are streamed into the
-//! open shard of its split: clips straight from blob storage, never whole in
-//! memory. Memory is bounded by one page of events and the copy buffers,
-//! whatever the size of the export. A shard is written as `<name>.partial`
-//! and renamed (or uploaded) only when complete.
+//! sample (`domain::export::sample`), and its members are copied into the
+//! open shard of its split: clips from the blob directory (or, for a remote
+//! blob store, downloaded one sample at a time), never whole in memory.
+//! Samples are written in batches inside one blocking task each, so a small
+//! clip costs a few system calls, not a round trip through the runtime.
+//! Memory is bounded by one page of events and the copy buffers, whatever
+//! the size of the export. A file is written as `<name>.partial` and renamed
+//! (or uploaded) only when complete.
 
 pub mod cli;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use std::io::Write;
+
 use anyhow::Context;
-use futures::StreamExt;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncWriteExt, BufWriter};
 
 use crate::db::export::{self as store, WrittenFile};
 use crate::db::Db;
@@ -116,71 +119,231 @@ impl Summary {
     }
 }
 
-/// A file being written, hashed and counted as it goes.
+/// A file being written, hashed and counted as it goes. Written with
+/// blocking I/O, inside `spawn_blocking` (see [`Writer`]).
 struct Out {
     name: String,
     partial: PathBuf,
-    file: BufWriter<tokio::fs::File>,
+    file: std::io::BufWriter<std::fs::File>,
     hash: Sha256,
     bytes: u64,
     samples: u64,
 }
 
+/// A complete file, flushed, waiting to be made final
+/// ([`Destination::settle`]).
+struct Closed {
+    name: String,
+    partial: PathBuf,
+    file: WrittenFile,
+}
+
 impl Out {
-    async fn create(dir: &Path, name: &str) -> anyhow::Result<Out> {
+    fn create(dir: &Path, name: &str) -> anyhow::Result<Out> {
         let partial = dir.join(format!("{name}.partial"));
-        let file = tokio::fs::File::create(&partial)
-            .await
+        let file = std::fs::File::create(&partial)
             .with_context(|| format!("creating {}", partial.display()))?;
         Ok(Out {
             name: name.to_string(),
             partial,
-            file: BufWriter::with_capacity(256 * 1024, file),
+            file: std::io::BufWriter::with_capacity(256 * 1024, file),
             hash: Sha256::new(),
             bytes: 0,
             samples: 0,
         })
     }
 
-    async fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
-        self.file.write_all(bytes).await?;
+    fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.file.write_all(bytes)?;
         self.hash.update(bytes);
         self.bytes += bytes.len() as u64;
         Ok(())
     }
 
     /// Pads the current tar member to a whole block.
-    async fn pad(&mut self) -> anyhow::Result<()> {
+    fn pad(&mut self) -> anyhow::Result<()> {
         let rem = (self.bytes % 512) as usize;
         if rem != 0 {
-            self.write(&[0u8; 512][..512 - rem]).await?;
+            self.write(&[0u8; 512][..512 - rem])?;
         }
         Ok(())
     }
 
-    async fn member(&mut self, name: &str, content: &[u8], mtime: i64) -> anyhow::Result<()> {
+    fn member(&mut self, name: &str, content: &[u8], mtime: i64) -> anyhow::Result<()> {
         let header = tar_header(name, content.len() as u64, mtime).map_err(anyhow::Error::msg)?;
-        self.write(&header).await?;
-        self.write(content).await?;
-        self.pad().await
+        self.write(&header)?;
+        self.write(content)?;
+        self.pad()
     }
 
-    async fn finish(mut self, dest: &Destination) -> anyhow::Result<WrittenFile> {
-        self.file.flush().await?;
-        drop(self.file);
-        dest.settle(&self.partial, &self.name).await?;
-        Ok(WrittenFile {
+    /// Copies a file of `size` bytes in as a tar member; it must have the
+    /// size its header says.
+    fn copy_member(
+        &mut self,
+        file: std::fs::File,
+        name: &str,
+        size: u64,
+        mtime: i64,
+    ) -> anyhow::Result<()> {
+        let header = tar_header(name, size, mtime).map_err(anyhow::Error::msg)?;
+        self.write(&header)?;
+        let mut reader = std::io::Read::take(file, size);
+        let mut buf = [0u8; 64 * 1024];
+        let mut copied = 0u64;
+        loop {
+            let n = std::io::Read::read(&mut reader, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            copied += n as u64;
+            self.write(&buf[..n])?;
+        }
+        anyhow::ensure!(
+            copied == size,
+            "clip {name} changed size while exported ({copied} of {size} bytes)"
+        );
+        self.pad()
+    }
+
+    fn close(mut self) -> anyhow::Result<Closed> {
+        self.file.flush()?;
+        Ok(Closed {
+            file: WrittenFile {
+                name: self.name.clone(),
+                bytes: self.bytes,
+                sha256: hex::encode(self.hash.finalize()),
+                samples: self.samples,
+            },
             name: self.name,
-            bytes: self.bytes,
-            sha256: hex::encode(self.hash.finalize()),
-            samples: self.samples,
+            partial: self.partial,
         })
     }
 }
 
+impl Closed {
+    async fn settle(self, dest: &Destination) -> anyhow::Result<WrittenFile> {
+        dest.settle(&self.partial, &self.name).await?;
+        Ok(self.file)
+    }
+}
+
+/// A clip of a sample on local disk: in the blob directory, or downloaded
+/// to the scratch directory first (`temporary`, removed once copied).
+struct ClipFile {
+    position: usize,
+    path: PathBuf,
+    temporary: bool,
+}
+
+/// A sample ready for the shards.
+struct Ready {
+    sample: Sample,
+    clips: Vec<ClipFile>,
+    mtime: i64,
+}
+
+/// The state of the files being written. Moved into a blocking task for a
+/// batch of samples and back, so writing a sample costs no hop between the
+/// runtime and the blocking pool of its own.
+struct Writer {
+    dir: PathBuf,
+    manifest: Out,
+    shards: Shards,
+    open: Vec<(Split, Out)>,
+    /// Full shards, flushed, for the async side to make final.
+    closed: Vec<Closed>,
+    card: Card,
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    fn write(&mut self, r: Ready) -> anyhow::Result<()> {
+        let Ready {
+            sample: mut s,
+            clips,
+            mtime,
+        } = r;
+        // Name the clip members and learn their sizes.
+        let mut members = Vec::with_capacity(clips.len());
+        for c in &clips {
+            let file = std::fs::File::open(&c.path)
+                .with_context(|| format!("opening {}", c.path.display()))?;
+            let size = file.metadata()?.len();
+            let name = clip_member(&s.key, c.position);
+            let clip = &mut s.clips[c.position];
+            clip.file = Some(name.clone());
+            clip.bytes = Some(size);
+            members.push((name, file, size));
+        }
+        // Shard names have a fixed width, so the JSON's size is known
+        // before the sample is placed.
+        s.shard = Some(Shards::name(s.split, 0));
+        let size = json_size(&s)?
+            + members
+                .iter()
+                .map(|(_, _, n)| tar_member_bytes(*n))
+                .sum::<u64>();
+        let placement = self.shards.place(s.split, size);
+        if let Some(name) = placement.closes {
+            let at = self
+                .open
+                .iter()
+                .position(|(_, o)| o.name == name)
+                .context("closing a shard that is not open")?;
+            let (_, mut out) = self.open.swap_remove(at);
+            out.write(&[0u8; 1024])?;
+            self.closed.push(out.close()?);
+        }
+        s.shard = Some(placement.shard.clone());
+        let at = match self.open.iter().position(|(split, _)| *split == s.split) {
+            Some(i) => i,
+            None => {
+                self.open
+                    .push((s.split, Out::create(&self.dir, &placement.shard)?));
+                self.open.len() - 1
+            }
+        };
+        let shard = &mut self.open[at].1;
+        self.buf.clear();
+        serde_json::to_writer(&mut self.buf, &s)?;
+        shard.member(&json_member(&s.key), &self.buf, mtime)?;
+        for (name, file, size) in members {
+            shard.copy_member(file, &name, size, mtime)?;
+        }
+        shard.samples += 1;
+        self.buf.push(b'\n');
+        self.manifest.write(&self.buf)?;
+        self.manifest.samples += 1;
+        self.card.add(&s);
+        for c in clips.iter().filter(|c| c.temporary) {
+            std::fs::remove_file(&c.path)?;
+        }
+        Ok(())
+    }
+
+    fn bytes(&self) -> u64 {
+        self.manifest.bytes + self.open.iter().map(|(_, o)| o.bytes).sum::<u64>()
+    }
+}
+
+/// Writes a batch of samples in one blocking task; returns the writer.
+async fn write_batch(mut writer: Writer, batch: Vec<Ready>) -> anyhow::Result<Writer> {
+    tokio::task::spawn_blocking(move || {
+        for r in batch {
+            writer.write(r)?;
+        }
+        Ok(writer)
+    })
+    .await?
+}
+
+/// Most samples written in one blocking task: big clips still report
+/// progress every few seconds.
+const BATCH: usize = 64;
+
 /// Runs an export of everything resolved at or before `as_of` that `spec`
-/// keeps, into `dest`, calling `progress` after each page (an error from
-/// it stops the export).
+/// keeps, into `dest`, calling `progress` after each page and at least every
+/// few seconds (an error from it stops the export).
 pub async fn run<F, Fut>(
     db: &Db,
     blobs: &Blobs,
@@ -193,20 +356,30 @@ where
     F: FnMut(Progress) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    let dir = dest.dir();
-    tokio::fs::create_dir_all(dir).await?;
+    let dir = dest.dir().to_path_buf();
+    tokio::fs::create_dir_all(&dir).await?;
+    // Clips of a remote blob store are fetched here one sample at a time.
+    let downloads = dir.join(".clips");
     let mut state = Progress {
         total: store::count(db, &spec.filter, as_of).await?,
         ..Progress::default()
     };
     progress(state).await?;
-    let mut manifest = Out::create(dir, MANIFEST).await?;
-    let mut shards = Shards::new(spec.shard_bytes);
-    let mut open: Vec<(Split, Out)> = Vec::new();
+    let manifest = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || Out::create(&dir, MANIFEST)).await??
+    };
+    let mut writer = Writer {
+        dir: dir.clone(),
+        manifest,
+        shards: Shards::new(spec.shard_bytes),
+        open: Vec::new(),
+        closed: Vec::new(),
+        card: Card::default(),
+        buf: Vec::with_capacity(4096),
+    };
     let mut files: Vec<WrittenFile> = Vec::new();
-    let mut card = Card::default();
     let mut after: Option<String> = None;
-    let mut buf = Vec::with_capacity(4096);
     let mut reported = Instant::now();
     loop {
         let page = store::page(db, &spec.filter, as_of, after.as_deref(), PAGE).await?;
@@ -215,98 +388,79 @@ where
         };
         after = Some(last.id.clone());
         state.looked_at += page.len() as u64;
-        for mut facts in page {
-            let videos = std::mem::take(&mut facts.clip_videos);
-            let mtime = facts.resolved_at.div_euclid(1000);
-            let mut s = sample(facts, &spec.split);
-            if !spec.filter.keeps(&s) {
+        let mut batch: Vec<Ready> = Vec::new();
+        let mut facts = page.into_iter().peekable();
+        while let Some(mut f) = facts.next() {
+            let videos = std::mem::take(&mut f.clip_videos);
+            let mtime = f.resolved_at.div_euclid(1000);
+            let s = sample(f, &spec.split);
+            if spec.filter.keeps(&s) {
+                let clips = clip_files(blobs, spec, &s.key, &videos, &downloads).await?;
+                batch.push(Ready {
+                    sample: s,
+                    clips,
+                    mtime,
+                });
+            }
+            // Downloaded clips take disk: such a sample is written at once.
+            let downloaded = batch
+                .last()
+                .is_some_and(|r| r.clips.iter().any(|c| c.temporary));
+            let page_done = facts.peek().is_none();
+            if batch.is_empty() || !(downloaded || page_done || batch.len() >= BATCH) {
                 continue;
             }
-            // Name the clip members and learn their sizes.
-            let mut members = Vec::new();
-            for (i, (clip, video)) in s.clips.iter_mut().zip(&videos).enumerate() {
-                let Some(key) = video.as_ref().filter(|_| spec.include_video) else {
-                    continue;
-                };
-                let (size, stream) = blobs.open(key).await?;
-                let name = clip_member(&s.key, i);
-                clip.file = Some(name.clone());
-                clip.bytes = Some(size);
-                members.push((name, key.clone(), size, stream));
+            writer = write_batch(writer, std::mem::take(&mut batch)).await?;
+            state.samples = writer.card.samples;
+            for closed in std::mem::take(&mut writer.closed) {
+                files.push(closed.settle(dest).await?);
             }
-            // Shard names have a fixed width, so the JSON's size is known
-            // before the sample is placed.
-            s.shard = Some(Shards::name(s.split, 0));
-            let size = json_size(&s)?
-                + members
-                    .iter()
-                    .map(|(_, _, n, _)| tar_member_bytes(*n))
-                    .sum::<u64>();
-            let placement = shards.place(s.split, size);
-            // A full shard is closed (and uploaded) once this sample is
-            // written: its clips are already open, and a long upload must
-            // not keep their streams waiting.
-            let mut closing = None;
-            if let Some(name) = placement.closes {
-                let at = open
-                    .iter()
-                    .position(|(_, o)| o.name == name)
-                    .context("closing a shard that is not open")?;
-                closing = Some(open.swap_remove(at).1);
-            }
-            s.shard = Some(placement.shard.clone());
-            let shard = match open.iter().position(|(split, _)| *split == s.split) {
-                Some(i) => &mut open[i].1,
-                None => {
-                    open.push((s.split, Out::create(dir, &placement.shard).await?));
-                    &mut open.last_mut().expect("just pushed").1
-                }
-            };
-            buf.clear();
-            serde_json::to_writer(&mut buf, &s)?;
-            shard.member(&json_member(&s.key), &buf, mtime).await?;
-            for (name, key, size, stream) in members {
-                copy_member(shard, stream, &name, &key, size, mtime).await?;
-            }
-            shard.samples += 1;
-            buf.push(b'\n');
-            manifest.write(&buf).await?;
-            manifest.samples += 1;
-            card.add(&s);
-            state.samples += 1;
-            if let Some(out) = closing {
-                files.push(close_shard(out, dest).await?);
-            }
-            // Report at least every few seconds, also inside a page of
-            // large clips (the job extends its lease on every report).
             if reported.elapsed() >= REPORT_EVERY {
-                state.bytes = written_bytes(&manifest, &files, &open);
+                state.bytes = writer.bytes() + files.iter().map(|f| f.bytes).sum::<u64>();
                 progress(state).await?;
                 reported = Instant::now();
             }
         }
-        state.bytes = written_bytes(&manifest, &files, &open);
+        state.bytes = writer.bytes() + files.iter().map(|f| f.bytes).sum::<u64>();
         progress(state).await?;
         reported = Instant::now();
     }
+    let Writer {
+        manifest,
+        mut open,
+        card,
+        ..
+    } = writer;
     // Shards in split order, then by number.
     open.sort_by_key(|(split, _)| *split);
-    for (_, out) in open {
-        files.push(close_shard(out, dest).await?);
+    let closing = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Closed>> {
+        let mut closed = Vec::new();
+        for (_, mut out) in open {
+            out.write(&[0u8; 1024])?;
+            closed.push(out.close()?);
+        }
+        closed.push(manifest.close()?);
+        Ok(closed)
+    })
+    .await??;
+    let mut manifest_file = None;
+    for closed in closing {
+        let is_manifest = closed.name == MANIFEST;
+        let file = closed.settle(dest).await?;
+        if is_manifest {
+            manifest_file = Some(file);
+        } else {
+            files.push(file);
+        }
     }
     files.sort_by_key(|f| shard_order(&f.name));
-    let mut written = vec![manifest.finish(dest).await?];
+    let mut written = vec![manifest_file.context("the manifest was not written")?];
     written.extend(files);
     let card_json = serde_json::to_vec_pretty(&card)?;
-    let mut out = Out::create(dir, CARD_JSON).await?;
-    out.write(&card_json).await?;
-    out.samples = card.samples;
-    written.push(out.finish(dest).await?);
+    written.push(small_file(&dir, CARD_JSON, card_json, card.samples, dest).await?);
     let md = card_markdown(spec, as_of, &card, &written);
-    let mut out = Out::create(dir, CARD_MD).await?;
-    out.write(md.as_bytes()).await?;
-    out.samples = card.samples;
-    written.push(out.finish(dest).await?);
+    written.push(small_file(&dir, CARD_MD, md.into_bytes(), card.samples, dest).await?);
+    let _ = tokio::fs::remove_dir(&downloads).await;
     state.bytes = written.iter().map(|f| f.bytes).sum();
     progress(state).await?;
     Ok(Summary {
@@ -315,10 +469,61 @@ where
     })
 }
 
-fn written_bytes(manifest: &Out, files: &[WrittenFile], open: &[(Split, Out)]) -> u64 {
-    manifest.bytes
-        + files.iter().map(|f| f.bytes).sum::<u64>()
-        + open.iter().map(|(_, o)| o.bytes).sum::<u64>()
+/// Where the clips of a sample are on local disk: in the blob directory, or
+/// downloaded from a remote blob store into `downloads`.
+async fn clip_files(
+    blobs: &Blobs,
+    spec: &ExportSpec,
+    key: &str,
+    videos: &[Option<String>],
+    downloads: &Path,
+) -> anyhow::Result<Vec<ClipFile>> {
+    let mut clips = Vec::new();
+    if !spec.include_video {
+        return Ok(clips);
+    }
+    for (position, video) in videos.iter().enumerate() {
+        let Some(blob) = video else {
+            continue;
+        };
+        clips.push(match blobs.local_path(blob) {
+            Some(path) => ClipFile {
+                position,
+                path,
+                temporary: false,
+            },
+            None => {
+                tokio::fs::create_dir_all(downloads).await?;
+                let path = downloads.join(format!("{key}-{position}"));
+                blobs.download(blob, &path).await?;
+                ClipFile {
+                    position,
+                    path,
+                    temporary: true,
+                }
+            }
+        });
+    }
+    Ok(clips)
+}
+
+/// Writes a small file whole and makes it final.
+async fn small_file(
+    dir: &Path,
+    name: &'static str,
+    content: Vec<u8>,
+    samples: u64,
+    dest: &Destination,
+) -> anyhow::Result<WrittenFile> {
+    let dir = dir.to_path_buf();
+    let closed = tokio::task::spawn_blocking(move || {
+        let mut out = Out::create(&dir, name)?;
+        out.write(&content)?;
+        out.samples = samples;
+        out.close()
+    })
+    .await??;
+    closed.settle(dest).await
 }
 
 fn shard_order(name: &str) -> (usize, String) {
@@ -346,40 +551,6 @@ impl std::io::Write for Counter {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-async fn close_shard(mut out: Out, dest: &Destination) -> anyhow::Result<WrittenFile> {
-    out.write(&[0u8; 1024]).await?;
-    out.finish(dest).await
-}
-
-/// Streams a blob into a tar member; the blob must have the size its
-/// header says.
-async fn copy_member(
-    out: &mut Out,
-    mut stream: futures::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>,
-    name: &str,
-    key: &str,
-    size: u64,
-    mtime: i64,
-) -> anyhow::Result<()> {
-    let header = tar_header(name, size, mtime).map_err(anyhow::Error::msg)?;
-    out.write(&header).await?;
-    let mut copied = 0u64;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.with_context(|| format!("reading {key}"))?;
-        copied += chunk.len() as u64;
-        anyhow::ensure!(
-            copied <= size,
-            "clip video {key} grew while exported (more than {size} bytes)"
-        );
-        out.write(&chunk).await?;
-    }
-    anyhow::ensure!(
-        copied == size,
-        "clip video {key} changed size while exported ({copied} of {size} bytes)"
-    );
-    out.pad().await
 }
 
 /// The dataset card for people: what is in it, how it was chosen, how it
