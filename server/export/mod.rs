@@ -553,6 +553,11 @@ impl std::io::Write for Counter {
     }
 }
 
+/// A share as people write it (0.1, not 0.09999999999999995).
+fn share(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
 /// The dataset card for people: what is in it, how it was chosen, how it
 /// is split, and the files.
 pub fn card_markdown(spec: &ExportSpec, as_of: i64, card: &Card, files: &[WrittenFile]) -> String {
@@ -579,12 +584,11 @@ pub fn card_markdown(spec: &ExportSpec, as_of: i64, card: &Card, files: &[Writte
     let _ = writeln!(md, "## How the samples were chosen\n");
     let _ = writeln!(md, "| condition | value |\n|---|---|");
     let _ = writeln!(md, "| stores | {} |", list(&f.stores));
-    let _ = writeln!(
-        md,
-        "| occurred | from {} to {} |",
-        time(f.from_ms),
-        time(f.to_ms)
-    );
+    let occurred = match (f.from_ms, f.to_ms) {
+        (None, None) => "any time".to_string(),
+        (from, to) => format!("from {} to {}", time(from), time(to)),
+    };
+    let _ = writeln!(md, "| occurred | {occurred} |");
     let _ = writeln!(md, "| model versions | {} |", list(&f.model_versions));
     let resolutions: Vec<String> = f.resolutions.iter().map(|r| r.as_str().into()).collect();
     let _ = writeln!(md, "| resolutions | {} |", list(&resolutions));
@@ -607,9 +611,9 @@ pub fn card_markdown(spec: &ExportSpec, as_of: i64, card: &Card, files: &[Writte
         "By shopper session (no session spans two splits): SHA-256 of seed {:?}, store and \
          session; train {} / validation {} / test {}.\n",
         spec.split.seed,
-        spec.split.train,
-        spec.split.validation,
-        (1.0 - spec.split.train - spec.split.validation).max(0.0)
+        share(spec.split.train),
+        share(spec.split.validation),
+        share((1.0 - spec.split.train - spec.split.validation).max(0.0))
     );
     let table = |md: &mut String, title: &str, m: &std::collections::BTreeMap<String, u64>| {
         let _ = writeln!(md, "## {title}\n\n| | samples |\n|---|---:|");
@@ -644,4 +648,27 @@ pub fn card_markdown(spec: &ExportSpec, as_of: i64, card: &Card, files: &[Writte
         );
     }
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_card_reads_as_people_write() {
+        let spec = ExportSpec::default();
+        let md = card_markdown(&spec, 0, &Card::default(), &[]);
+        assert!(
+            md.contains("train 0.8 / validation 0.1 / test 0.1."),
+            "{md}"
+        );
+        assert!(md.contains("| occurred | any time |"), "{md}");
+        let mut spec = ExportSpec::default();
+        spec.filter.from_ms = Some(1_795_600_800_000);
+        let md = card_markdown(&spec, 0, &Card::default(), &[]);
+        assert!(
+            md.contains("| occurred | from 2026-11-25T10:00:00.000Z to — |"),
+            "{md}"
+        );
+    }
 }
