@@ -511,6 +511,28 @@ async fn task_context_shows_the_cart_to_the_lease_holder_only(backend: Backend) 
     let (status, body) = app.call(Method::GET, &path, &ana, None).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(code(&body), "lease-expired");
+
+    // Once the task is resolved, its own event is no longer in review: the
+    // other open one still is, and counts.
+    let (_, claim) = app.claim(&ben).await;
+    let ben_task = claim["task"]["task_id"].as_str().unwrap().to_string();
+    let (s, v) = app
+        .verdict(&ben, &ben_task, json!({"action": "pick", "sku": "milk"}))
+        .await;
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::OK, Some("resolved"))
+    );
+    let (status, ctx) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/tasks/{ben_task}/context"),
+            &sup,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{ctx}");
+    assert_eq!(ctx["other_events_in_review"], 1, "{ctx}");
 }
 
 async fn catalog_search_finds_products_by_words_of_name_or_sku(backend: Backend) {

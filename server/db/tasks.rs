@@ -959,16 +959,24 @@ pub async fn context(
         .ok_or_else(|| unknown_task(task_id))?;
     let exited = receipt.exited_at.is_some();
     let context = match gold::source_event(&mut conn, task_id).await? {
-        None => TaskContext {
-            task_id: task_id.to_string(),
-            session_id: session_id.to_string(),
-            cart: receipt.lines,
-            cart_total_cents: receipt.total_cents,
-            // The task's own event is one of the session's open reviews while
-            // it is being answered.
-            other_events_in_review: (receipt.events_in_review - 1).max(0),
-            exited,
-        },
+        None => {
+            // The task's own event is one of the session's open reviews
+            // until the task is resolved.
+            let status: Option<String> =
+                sqlx::query_scalar("SELECT status FROM review_tasks WHERE id = $1")
+                    .bind(task_id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            let own = i64::from(status.as_deref() != Some("resolved"));
+            TaskContext {
+                task_id: task_id.to_string(),
+                session_id: session_id.to_string(),
+                cart: receipt.lines,
+                cart_total_cents: receipt.total_cents,
+                other_events_in_review: (receipt.events_in_review - own).max(0),
+                exited,
+            }
+        }
         Some(source_event) => {
             // A gold copy: the cart as if its source were still in review.
             // The source's settled label is the answer being tested, and a
