@@ -450,6 +450,48 @@ async fn the_policy_page_recommends_a_threshold_that_an_admin_applies() {
         summary.contains(&format!("Threshold {recommended}")),
         "{summary}"
     );
+    // The same recommendation as JSON, for scripts; bad input answered.
+    let sue = app.user("sue", Role::Supervisor).await;
+    let path = format!("/api/v1/stores/{store_id}/recommendation");
+    let (status, rec) = app.call(Method::GET, &path, &sue, None).await;
+    assert_eq!(status, StatusCode::OK, "{rec}");
+    assert_eq!(rec["target_error"], 0.005);
+    let api_t = rec["recommended"]["threshold"].as_f64().unwrap();
+    assert!((api_t - t).abs() < 1e-9, "API {api_t}, page {t}");
+    let (status, loose) = app
+        .call(Method::GET, &format!("{path}?target=0.05"), &sue, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{loose}");
+    assert!(
+        loose["recommended"]["threshold"].as_f64().unwrap() <= api_t,
+        "a looser target never asks for more review: {loose}"
+    );
+    for (query, code) in [
+        ("?target=0", "invalid-target"),
+        ("?target=x", "invalid-target"),
+    ] {
+        let (status, body) = app
+            .call(Method::GET, &format!("{path}{query}"), &sue, None)
+            .await;
+        assert_eq!(
+            (status, common::code(&body)),
+            (StatusCode::UNPROCESSABLE_ENTITY, code)
+        );
+    }
+    let (status, body) = app
+        .call(
+            Method::GET,
+            "/api/v1/stores/nope/recommendation",
+            &sue,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, common::code(&body)),
+        (StatusCode::NOT_FOUND, "unknown-store")
+    );
+    let (status, _) = app.call(Method::GET, &path, &ana, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     let svg: i64 = b
         .eval("return document.querySelectorAll('figure.chart svg').length")
         .await

@@ -8,6 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::extract::{Path, Query, SupervisorCaller};
 use crate::db::{dashboard, stores};
 use crate::domain::dashboard::{ConfidenceBin, Dashboard};
+use crate::domain::recommend::{Recommendation, DEFAULT_TARGET_ERROR};
 use crate::domain::rollup::{bucket, DAY};
 use crate::domain::time::format_rfc3339_ms;
 use crate::error::{Error, ErrorBody, Result};
@@ -106,4 +107,54 @@ pub async fn get_confidence_bins(
         to: format_rfc3339_ms(now),
         bins,
     }))
+}
+
+/// Query of the threshold recommendation.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct RecommendationQuery {
+    /// Highest acceptable auto-accept error rate, above 0 and below 1
+    /// (default 0.005).
+    pub target: Option<String>,
+}
+
+/// The routing-threshold recommendation for a store (supervisors): from
+/// its last 30 days of resolved events, the threshold with the lowest
+/// review rate whose upper 95 % bound on the auto-accept error stays under
+/// `target`, with every candidate threshold's expected review rate and
+/// error (docs/dashboard.md, "Routing policy").
+#[utoipa::path(get, path = "/api/v1/stores/{store_id}/recommendation", tag = "dashboard",
+    security(("bearer" = [])),
+    params(("store_id" = String, Path), RecommendationQuery),
+    responses(
+        (status = 200, body = Recommendation),
+        (status = 404, description = "`unknown-store`", body = ErrorBody),
+        (status = 422, description = "`invalid-target`", body = ErrorBody),
+    ))]
+pub async fn get_recommendation(
+    State(state): State<AppState>,
+    _supervisor: SupervisorCaller,
+    Path(store_id): Path<String>,
+    Query(query): Query<RecommendationQuery>,
+) -> Result<axum::Json<Recommendation>> {
+    let target = match query.target.as_deref() {
+        None => DEFAULT_TARGET_ERROR,
+        Some(text) => text
+            .parse::<f64>()
+            .ok()
+            .filter(|t| t.is_finite() && *t > 0.0 && *t < 1.0)
+            .ok_or_else(|| {
+                Error::unprocessable(
+                    "invalid-target",
+                    format!("target must be a number above 0 and below 1, not {text:?}"),
+                )
+            })?,
+    };
+    let mut conn = state.db.reader().acquire().await?;
+    let store = stores::get(&mut conn, &store_id)
+        .await?
+        .ok_or_else(|| Error::not_found("unknown-store", format!("no store {store_id:?}")))?;
+    drop(conn);
+    Ok(axum::Json(
+        dashboard::recommendation(&state.db, &store_id, state.now(), &store.policy, target).await?,
+    ))
 }

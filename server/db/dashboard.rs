@@ -12,7 +12,9 @@ use super::rollup::{self, BucketRanges};
 use super::Db;
 use crate::domain::dashboard::{ConfidenceBin, Dashboard, StoreQueue};
 use crate::domain::figures::{self, GoldRule, Live, Windows};
+use crate::domain::recommend::{self, Recommendation};
 use crate::domain::rollup::{bucket, merge_confidence, Rollup, DAY};
+use crate::domain::routing::RoutingPolicy;
 use crate::error::Result;
 
 /// The dashboard at `now`. A labeler is flagged when their gold accuracy
@@ -171,6 +173,29 @@ async fn usernames(conn: &mut AnyConnection) -> Result<BTreeMap<String, String>>
         .map(|r| Ok((r.try_get("id")?, r.try_get("username")?)))
         .collect::<Result<_, sqlx::Error>>()
         .map_err(Into::into)
+}
+
+/// Days of audit samples and labels a threshold recommendation looks at.
+pub const RECOMMENDATION_DAYS: i64 = 30;
+
+/// The routing-threshold recommendation for a store with `policy`, from
+/// its last [`RECOMMENDATION_DAYS`] days of resolved events, for an
+/// auto-accept error under `target_error` (at 95 % confidence).
+pub async fn recommendation(
+    db: &Db,
+    store_id: &str,
+    now: i64,
+    policy: &RoutingPolicy,
+    target_error: f64,
+) -> Result<Recommendation> {
+    let since = now - RECOMMENDATION_DAYS * DAY;
+    let bins = confidence_bins(db, store_id, since, now).await?;
+    Ok(recommend::recommend(
+        &bins,
+        policy,
+        target_error,
+        recommend::DEFAULT_Z,
+    ))
 }
 
 /// Resolved events of a store per top-confidence bin, from the start of the

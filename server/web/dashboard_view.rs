@@ -11,7 +11,7 @@ use super::format::{count, duration_ms, number, rate};
 
 /// Auto-accept error above this share is shown as a warning; the routing
 /// recommendation aims under it too.
-pub const TARGET_AUTO_ACCEPT_ERROR: f64 = 0.005;
+pub const TARGET_AUTO_ACCEPT_ERROR: f64 = crate::domain::recommend::DEFAULT_TARGET_ERROR;
 
 /// A figure with its caption and an optional state class (`ok`, `warn`, `bad`).
 #[derive(Debug, Clone, PartialEq)]

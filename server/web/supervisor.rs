@@ -21,13 +21,12 @@ use super::{charts, page, render, session, signed_in};
 use crate::auth::Role;
 use crate::db::users::User;
 use crate::db::{dashboard, stores};
-use crate::domain::recommend::{self, Recommendation};
+use crate::domain::recommend::Recommendation;
 use crate::domain::routing::RoutingPolicy;
 use crate::error::Error;
 use crate::AppState;
 
-/// Days of audit samples and labels the policy recommendation looks at.
-pub const RECOMMENDATION_DAYS: i64 = 30;
+use crate::db::dashboard::RECOMMENDATION_DAYS;
 
 /// Routes of the supervisor pages.
 pub fn router() -> Router<AppState> {
@@ -328,19 +327,6 @@ fn candidate_rows(rec: &Recommendation) -> Vec<CandidateRow> {
         .collect()
 }
 
-/// The recommendation for a store over the last [`RECOMMENDATION_DAYS`].
-pub async fn store_recommendation(
-    state: &AppState,
-    store_id: &str,
-    policy: &RoutingPolicy,
-    target_error: f64,
-) -> Result<Recommendation, Error> {
-    let now = state.now();
-    let since = now - RECOMMENDATION_DAYS * 86_400_000;
-    let bins = dashboard::confidence_bins(&state.db, store_id, since, now).await?;
-    Ok(recommend::recommend(&bins, policy, target_error, 1.96))
-}
-
 async fn policy_page(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -363,9 +349,10 @@ async fn policy_page(
         }
         Err(e) => return Error::from(e).into_response(),
     };
-    let rec = match store_recommendation(
-        &state,
+    let rec = match dashboard::recommendation(
+        &state.db,
         &store.id,
+        state.now(),
         &store.policy,
         dashboard_view::TARGET_AUTO_ACCEPT_ERROR,
     )
