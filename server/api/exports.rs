@@ -96,10 +96,7 @@ pub async fn file(
     headers: HeaderMap,
     Path((export_id, name)): Path<(String, String)>,
 ) -> Result<Response> {
-    if exports::file_key(&state.db, &export_id, &name)
-        .await?
-        .is_none()
-    {
+    if !exports::has_file(&state.db, &export_id, &name).await? {
         // Only the name lookup runs on the way to a download; which error
         // it is needs the export.
         if exports::get(&state.db, &export_id).await?.is_none() {

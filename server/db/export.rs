@@ -460,9 +460,9 @@ async fn files_of(db: &Db, export_ids: &[&str]) -> Result<BTreeMap<String, Vec<E
     Ok(out)
 }
 
-/// A stored file of a done export: its blob key and size.
-pub async fn file_key(db: &Db, export_id: &str, name: &str) -> Result<Option<u64>> {
-    let size: Option<i64> = sqlx::query_scalar(
+/// Whether a done export has a file of this name.
+pub async fn has_file(db: &Db, export_id: &str, name: &str) -> Result<bool> {
+    let found: Option<i64> = sqlx::query_scalar(
         "SELECT f.bytes FROM export_files f JOIN exports x ON x.id = f.export_id \
          WHERE f.export_id = $1 AND f.name = $2 AND x.status = 'done'",
     )
@@ -470,7 +470,7 @@ pub async fn file_key(db: &Db, export_id: &str, name: &str) -> Result<Option<u64
     .bind(name)
     .fetch_optional(db.reader())
     .await?;
-    Ok(size.map(|s| s as u64))
+    Ok(found.is_some())
 }
 
 /// A run of an export by one worker.

@@ -133,7 +133,6 @@ struct Out {
 /// A complete file, flushed, waiting to be made final
 /// ([`Destination::settle`]).
 struct Closed {
-    name: String,
     partial: PathBuf,
     file: WrittenFile,
 }
@@ -209,12 +208,11 @@ impl Out {
         self.file.flush()?;
         Ok(Closed {
             file: WrittenFile {
-                name: self.name.clone(),
+                name: self.name,
                 bytes: self.bytes,
                 sha256: hex::encode(self.hash.finalize()),
                 samples: self.samples,
             },
-            name: self.name,
             partial: self.partial,
         })
     }
@@ -222,7 +220,7 @@ impl Out {
 
 impl Closed {
     async fn settle(self, dest: &Destination) -> anyhow::Result<WrittenFile> {
-        dest.settle(&self.partial, &self.name).await?;
+        dest.settle(&self.partial, &self.file.name).await?;
         Ok(self.file)
     }
 }
@@ -445,7 +443,7 @@ where
     .await??;
     let mut manifest_file = None;
     for closed in closing {
-        let is_manifest = closed.name == MANIFEST;
+        let is_manifest = closed.file.name == MANIFEST;
         let file = closed.settle(dest).await?;
         if is_manifest {
             manifest_file = Some(file);
