@@ -125,6 +125,41 @@ async fn routing_reasons_are_stored_with_each_decision(backend: Backend) {
 }
 dual!(routing_reasons_are_stored_with_each_decision);
 
+/// An event without a top candidate stores no confidence; events before and
+/// after it on the same database connection (hence the same cached
+/// statement) store theirs. On PostgreSQL a NULL bound the wrong way once
+/// broke every later event on that connection.
+async fn events_with_and_without_a_top_candidate_share_a_connection(backend: Backend) {
+    let app = TestApp::start_pooled(backend, 1, |_| {}).await;
+    let (_, key) = app.store_with_catalog().await;
+    let posted = [
+        // First on the connection: the statement is prepared with a NULL.
+        ("empty", vec![]),
+        ("after", vec![("milk", 0.25), ("cola", 0.125)]),
+        ("again", vec![]),
+        ("last", vec![("cola", 0.75)]),
+    ];
+    for (id, candidates) in &posted {
+        let (s, out) = app
+            .events(&key, event(id, "s", "pick", 1, candidates))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{id}: {out}");
+        assert_eq!(out["reason"], "low-confidence", "{id}: {out}");
+    }
+    let mut conn = app.state.db.reader().acquire().await.unwrap();
+    for (id, candidates) in &posted {
+        let stored: Option<f64> =
+            sqlx::query_scalar("SELECT top_confidence FROM events WHERE event_id = $1")
+                .bind(*id)
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+        let top = candidates.iter().map(|c| c.1).reduce(f64::max);
+        assert_eq!(stored, top, "{id}");
+    }
+}
+dual!(events_with_and_without_a_top_candidate_share_a_connection);
+
 async fn a_verdict_resolves_the_review_and_finalizes_the_exited_session(backend: Backend) {
     let app = TestApp::start(backend).await;
     let (store_id, key) = app.store_with_catalog().await;

@@ -702,7 +702,8 @@ pub async fn settle(
             }
             sqlx::query(
                 "UPDATE clips SET status = 'ready', video_key = $1, filmstrip_key = $2, filmstrip = $3, \
-                 duration_ms = $4, width = $5, height = $6, updated_at = $7, frame_rate = $9 WHERE id = $8",
+                 duration_ms = $4, width = $5, height = $6, updated_at = $7, frame_rate = NULLIF($9, -1.0) \
+                 WHERE id = $8",
             )
             .bind(&p.video_key)
             .bind(&p.filmstrip_key)
@@ -712,7 +713,7 @@ pub async fn settle(
             .bind(p.height)
             .bind(now)
             .bind(clip_id)
-            .bind(p.frame_rate)
+            .bind(super::non_negative_or_null(p.frame_rate))
             .execute(&mut *tx)
             .await?;
         }

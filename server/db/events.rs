@@ -177,7 +177,7 @@ pub async fn ingest(
         "INSERT INTO events (id, store_id, event_id, session_id, kind, quantity, occurred_at, \
          candidates, clips, model_version, top_sku, top_confidence, route, route_reason, status, \
          final_action, final_sku, final_quantity, resolution, request_hash, created_at, resolved_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULLIF($12, -1.0), $13, $14, $15, $16, $17, $18, \
          $19, $20, $21, $22) ON CONFLICT (store_id, event_id) DO NOTHING",
     )
     .bind(&event_pk)
@@ -191,7 +191,7 @@ pub async fn ingest(
     .bind(serde_json::to_string(&clip_ids).map_err(anyhow::Error::from)?)
     .bind(&ev.model_version)
     .bind(top.map(|c| c.sku.clone()))
-    .bind(top.map(|c| c.confidence))
+    .bind(super::non_negative_or_null(top.map(|c| c.confidence)))
     .bind(route_name)
     .bind(reason)
     .bind(status)

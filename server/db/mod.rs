@@ -229,6 +229,24 @@ pub fn flag(b: bool) -> i64 {
     i64::from(b)
 }
 
+/// Stands for NULL in a parameter of a column holding non-negative doubles;
+/// such a parameter is written `NULLIF($n, -1.0)` and bound with
+/// [`non_negative_or_null`].
+///
+/// Why not bind `Option<f64>`: sqlx 0.8's `Any` driver sends a NULL `f64` to
+/// PostgreSQL as a `float4` (it swaps its Real and Double kinds for NULLs).
+/// A pooled connection whose cached statement first saw the NULL then
+/// refuses every later value ("incorrect binary data format in bind
+/// parameter"), which made ingest fail at random depending on which
+/// connection served the request. A sentinel keeps the parameter a `float8`.
+pub const NULL_F64: f64 = -1.0;
+
+/// The value to bind for an optional non-negative double (see [`NULL_F64`]).
+pub fn non_negative_or_null(v: Option<f64>) -> f64 {
+    debug_assert!(v.is_none_or(|x| x >= 0.0), "{v:?} is negative");
+    v.unwrap_or(NULL_F64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -74,7 +74,12 @@ impl TestDb {
 
     /// Connects and migrates.
     pub async fn connect(&self) -> Db {
-        let db = Db::connect(&self.url, 16).await.expect("connect");
+        self.connect_with(16).await
+    }
+
+    /// Connects with at most `connections` pooled connections, and migrates.
+    pub async fn connect_with(&self, connections: u32) -> Db {
+        let db = Db::connect(&self.url, connections).await.expect("connect");
         db.migrate().await.expect("migrate");
         db
     }
@@ -90,6 +95,18 @@ pub struct TestApp {
     pub data_dir: tempfile::TempDir,
 }
 
+/// Sends the server's warnings and errors to the test's captured output, so
+/// a failing test shows why the server answered 500 (the harness prints a
+/// test's output only when it fails). `RECOUNT_TEST_LOG` overrides the filter.
+pub fn init_logs() {
+    let filter = std::env::var("RECOUNT_TEST_LOG").unwrap_or_else(|_| "warn".into());
+    // Several apps in one test binary: only the first call installs it.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_test_writer()
+        .try_init();
+}
+
 /// Every test user's password.
 pub const PASSWORD: &str = "pw-for-tests";
 
@@ -102,8 +119,20 @@ impl TestApp {
     }
 
     pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        TestApp::start_pooled(backend, 16, tweak).await
+    }
+
+    /// An app whose database pool holds at most `connections` connections
+    /// (one makes every request reuse the same connection and its cached
+    /// statements).
+    pub async fn start_pooled(
+        backend: Backend,
+        connections: u32,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestApp {
+        init_logs();
         let db_handle = TestDb::new(backend).await;
-        let db = db_handle.connect().await;
+        let db = db_handle.connect_with(connections).await;
         let data_dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config {
             data_dir: data_dir.path().to_path_buf(),
@@ -127,10 +156,21 @@ impl TestApp {
     }
 
     /// Creates a store; returns (store id, API key).
+    ///
+    /// Its policy is the default one without random audit samples (the
+    /// default samples 2% of confident events): a test's routing is decided
+    /// by the test, never by a draw. Tests of auditing set a rate.
     pub async fn store(&self, name: &str, webhook: Option<&str>) -> (String, String) {
         let s = stores::create(&self.state.db, name, webhook, self.state.now())
             .await
             .unwrap();
+        let policy = recount::domain::routing::RoutingPolicy {
+            audit_rate: 0.0,
+            ..s.store.policy.clone()
+        };
+        assert!(stores::set_policy(&self.state.db, &s.store.id, &policy)
+            .await
+            .unwrap());
         (s.store.id, s.api_key)
     }
 
