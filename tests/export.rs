@@ -88,13 +88,13 @@ async fn fx(backend: Backend) -> Fx {
         )
         .await;
     assert_eq!((s, out.clone()), (StatusCode::OK, json!({"allowed": true})));
-    let policy = |rate: f64| {
-        let (app, a, boss) = (&app, a.clone(), boss.clone());
+    let policy = |store: &str, rate: f64| {
+        let (app, store, boss) = (&app, store.to_string(), boss.clone());
         async move {
             let (s, out) = app
                 .call(
                     Method::PUT,
-                    &format!("/api/v1/stores/{a}/policy"),
+                    &format!("/api/v1/stores/{store}/policy"),
                     &boss,
                     Some(json!({"audit_rate": rate})),
                 )
@@ -102,7 +102,9 @@ async fn fx(backend: Backend) -> Fx {
             assert_eq!(s, StatusCode::OK, "{out}");
         }
     };
-    policy(0.0).await;
+    // No random audit samples: which events need a human is the table's.
+    policy(&a, 0.0).await;
+    policy(&b, 0.0).await;
     let c1 = app
         .upload_clip(&a_key, "h264.mp4", "shelf-1", "2026-11-25T09:59:58Z")
         .await;
@@ -173,7 +175,7 @@ async fn fx(backend: Backend) -> Fx {
         .await;
     assert_eq!(s, StatusCode::OK, "{r}");
 
-    policy(1.0).await;
+    policy(&a, 1.0).await;
     let out = post_event(
         &app,
         &a_key,
@@ -189,7 +191,7 @@ async fn fx(backend: Backend) -> Fx {
         answer(&app, &bob, json!({"action": "pick", "sku": "milk"})).await,
         "resolved"
     );
-    policy(0.0).await;
+    policy(&a, 0.0).await;
     post_event(
         &app,
         &a_key,
@@ -1020,6 +1022,254 @@ async fn a_run_that_was_taken_over_can_neither_report_nor_finish(backend: Backen
     assert_eq!(still["status"], "done");
 }
 
+/// The blob keys stored under an export's prefix.
+async fn export_blobs(app: &TestApp, id: &str) -> Vec<String> {
+    use futures::StreamExt;
+    let prefix = recount::db::export::blob_key(id, "");
+    let mut keys: Vec<String> = app
+        .state
+        .blobs
+        .list(prefix.trim_end_matches('/'))
+        .map(|entry| entry.unwrap().0)
+        .collect()
+        .await;
+    keys.sort();
+    keys
+}
+
+/// Takes the due export job and runs it, calling `watch` after each
+/// progress report; returns whether the run succeeded and how many reports
+/// the watch saw.
+async fn run_watched<W, Fut>(app: &TestApp, watch: W) -> (Result<(), String>, usize)
+where
+    W: Fn(recount::export::Progress, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let state = &app.state;
+    let job = recount::db::jobs::take_due(
+        &state.db,
+        recount::jobs::EXPORT_JOBS,
+        state.now(),
+        state.config.job_lease_ms,
+    )
+    .await
+    .unwrap()
+    .expect("an export job is due");
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    let watch = Arc::new(watch);
+    let result = recount::jobs::export::run_watched(state, &job, &move |p| {
+        let n = counter.fetch_add(1, Ordering::SeqCst);
+        Box::pin(watch(p, n))
+    })
+    .await;
+    let result = result.map_err(|e| format!("{e:?}"));
+    (result, seen.load(Ordering::SeqCst))
+}
+
+async fn deleting_an_export_removes_its_files_and_stops_its_run(backend: Backend) {
+    let f = fx(backend).await;
+    let app = &f.app;
+    let spec = json!({"filter": {"stores": [f.a]}, "shard_bytes": 65536});
+    let (s, created) = app
+        .call(Method::POST, "/api/v1/exports", &f.sue, Some(spec.clone()))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{created}");
+    let id = created["export_id"].as_str().unwrap().to_string();
+    let sue_id = created["created_by"].as_str().unwrap().to_string();
+    assert_eq!(run_export_jobs(app).await, 1);
+    let (_, done) = app
+        .call(Method::GET, &format!("/api/v1/exports/{id}"), &f.sue, None)
+        .await;
+    assert_eq!(done["status"], "done", "{done}");
+    let urls: Vec<String> = done["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["url"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(export_blobs(app, &id).await.len(), urls.len());
+    assert!(urls.len() >= 4, "{done}");
+    let path = format!("/api/v1/exports/{id}");
+
+    // Labelers may not, unknown ids are named: nothing changes.
+    let (s, b) = app.call(Method::DELETE, &path, &f.ann, None).await;
+    assert_eq!((s, code(&b)), (StatusCode::FORBIDDEN, "role-forbidden"));
+    let (s, b) = app
+        .call(Method::DELETE, "/api/v1/exports/nope", &f.sue, None)
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::NOT_FOUND, "unknown-export"));
+    assert_eq!(export_blobs(app, &id).await.len(), urls.len());
+    assert!(!bytes_of(app, &f.sue, &urls[0]).await.is_empty());
+
+    // A supervisor deletes it: files gone from storage and from the API,
+    // the record kept with who and when.
+    app.clock.advance(60_000);
+    let (s, deleted) = app.call(Method::DELETE, &path, &f.sue, None).await;
+    assert_eq!(s, StatusCode::OK, "{deleted}");
+    assert_eq!(deleted["status"], "deleted");
+    assert_eq!(deleted["deleted_by"], sue_id.as_str());
+    let deleted_at = deleted["deleted_at"].as_str().unwrap().to_string();
+    assert_eq!(
+        parse_rfc3339_ms(&deleted_at),
+        Some(app.state.now()),
+        "{deleted}"
+    );
+    assert_eq!(deleted["files"], json!([]));
+    assert_eq!(
+        deleted["samples"], done["samples"],
+        "what it held stays on record"
+    );
+    assert_eq!(export_blobs(app, &id).await, Vec::<String>::new());
+    for url in &urls {
+        let (s, b) = app.call(Method::GET, url, &f.sue, None).await;
+        assert_eq!(
+            (s, code(&b)),
+            (StatusCode::NOT_FOUND, "unknown-export-file"),
+            "{url}"
+        );
+    }
+    let (_, list) = app.call(Method::GET, "/api/v1/exports", &f.sue, None).await;
+    assert_eq!(list[0]["status"], "deleted");
+    // Again: the same answer, nothing moves.
+    app.clock.advance(60_000);
+    let (s, again) = app.call(Method::DELETE, &path, &f.sue, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(again["deleted_at"], deleted_at.as_str());
+
+    // A queued export deleted never runs.
+    let (_, queued) = app
+        .call(Method::POST, "/api/v1/exports", &f.sue, Some(spec.clone()))
+        .await;
+    let queued = queued["export_id"].as_str().unwrap().to_string();
+    let (s, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/exports/{queued}"),
+            &f.sue,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(run_export_jobs(app).await, 1, "its job is taken and ends");
+    let (_, after) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/exports/{queued}"),
+            &f.sue,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (after["status"].as_str(), after["started_at"].as_str()),
+        (Some("deleted"), None),
+        "{after}"
+    );
+    assert_eq!(export_blobs(app, &queued).await, Vec::<String>::new());
+
+    // A running export deleted after its first page: it stops, and what it
+    // uploaded after the deletion (its manifest, its last shards) goes too.
+    let (_, running) = app
+        .call(Method::POST, "/api/v1/exports", &f.sue, Some(spec))
+        .await;
+    let running = running["export_id"].as_str().unwrap().to_string();
+    let (base, http, sue) = (app.base.clone(), app.http.clone(), f.sue.clone());
+    let target = running.clone();
+    let (result, reports) = run_watched(app, move |p, _| {
+        let (base, http, sue, target) = (base.clone(), http.clone(), sue.clone(), target.clone());
+        async move {
+            if p.samples > 0 && p.bytes > 0 {
+                let resp = http
+                    .delete(format!("{base}/api/v1/exports/{target}"))
+                    .bearer_auth(&sue)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), StatusCode::OK);
+            }
+        }
+    })
+    .await;
+    assert_eq!(result, Ok(()), "a deleted export's job ends quietly");
+    assert_eq!(
+        reports, 2,
+        "the report after the first page, then it stopped"
+    );
+    let (_, after) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/exports/{running}"),
+            &f.sue,
+            None,
+        )
+        .await;
+    assert_eq!(after["status"], "deleted", "{after}");
+    assert_eq!(after["files"], json!([]));
+    assert_eq!(export_blobs(app, &running).await, Vec::<String>::new());
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM export_files").await,
+        0,
+        "no export has files listed"
+    );
+}
+
+async fn consent_withdrawn_while_an_export_runs_ships_nothing(backend: Backend) {
+    let f = fx(backend).await;
+    let app = &f.app;
+    let (s, created) = app
+        .call(
+            Method::POST,
+            "/api/v1/exports",
+            &f.sue,
+            Some(json!({"filter": {"stores": [f.a]}, "shard_bytes": 65536})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{created}");
+    let id = created["export_id"].as_str().unwrap().to_string();
+    let (base, http, boss, store) = (
+        app.base.clone(),
+        app.http.clone(),
+        f.boss.clone(),
+        f.a.clone(),
+    );
+    // The admin withdraws store A's consent once the first page is written.
+    let (result, reports) = run_watched(app, move |p, _| {
+        let (base, http, boss, store) = (base.clone(), http.clone(), boss.clone(), store.clone());
+        async move {
+            if p.samples > 0 {
+                let resp = http
+                    .put(format!("{base}/api/v1/stores/{store}/training"))
+                    .bearer_auth(&boss)
+                    .json(&json!({"allowed": false}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), StatusCode::OK);
+            }
+        }
+    })
+    .await;
+    let err = result.unwrap_err();
+    assert!(err.contains("no longer allow"), "{err}");
+    assert!(reports >= 2, "the run went past its first page: {reports}");
+    let (_, failed) = app
+        .call(Method::GET, &format!("/api/v1/exports/{id}"), &f.sue, None)
+        .await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(
+        failed["error"].as_str().unwrap().contains("training"),
+        "{failed}"
+    );
+    assert_eq!(failed["files"], json!([]));
+    assert_eq!(
+        export_blobs(app, &id).await,
+        Vec::<String>::new(),
+        "files written before the withdrawal are removed"
+    );
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(bytes))
@@ -1176,6 +1426,8 @@ dual!(
     the_training_switch_is_honoured,
     the_api_runs_an_export_in_the_background_with_range_able_files,
     a_run_that_was_taken_over_can_neither_report_nor_finish,
+    deleting_an_export_removes_its_files_and_stops_its_run,
+    consent_withdrawn_while_an_export_runs_ships_nothing,
     splits_are_deterministic_and_no_session_spans_two,
 );
 

@@ -612,5 +612,44 @@ async fn a_training_export_is_started_from_the_dashboard_and_downloaded() {
         .unwrap();
     assert_eq!(lines, seeded.samples);
     b.screenshot("exports").await.unwrap();
+
+    // Deleting takes a second click; then the files are gone.
+    let id: String = b
+        .eval("return document.querySelector('#exports-table tbody tr[data-status=done]').id.slice('export-'.length)")
+        .await
+        .unwrap();
+    let delete = format!("#export-{id} button.delete-export");
+    b.click(&delete).await.unwrap();
+    assert_eq!(b.text(&delete).await.unwrap(), "Confirm delete");
+    assert_eq!(
+        recount::db::export::get(&app.state.db, &id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "done",
+        "one click deletes nothing"
+    );
+    b.click(&delete).await.unwrap();
+    b.wait_for(
+        "the export shown deleted",
+        &format!("document.querySelector('#export-{id}[data-status=deleted]')"),
+        WAIT,
+    )
+    .await
+    .unwrap();
+    let links: u64 = b
+        .eval(&format!(
+            "return document.querySelectorAll('#export-{id} ul.files a').length"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(links, 0);
+    let gone = recount::db::export::get(&app.state.db, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((gone.status.as_str(), gone.files.len()), ("deleted", 0));
+    b.screenshot("exports-deleted").await.unwrap();
     b.assert_no_console_errors().await;
 }

@@ -74,6 +74,37 @@ pub async fn get(
     ))
 }
 
+/// Deletes an export (supervisors): its files are removed from storage and
+/// no longer listed; a queued export never runs and a running one stops.
+/// The record stays, status `deleted`, with who deleted it and when.
+/// Deleting a deleted export again changes nothing and answers the same.
+#[utoipa::path(delete, path = "/api/v1/exports/{export_id}", tag = "exports", security(("bearer" = [])),
+    params(("export_id" = String, Path)),
+    responses(
+        (status = 200, description = "the export, now `deleted`", body = Export),
+        (status = 404, description = "`unknown-export`", body = ErrorBody),
+    ))]
+pub async fn delete(
+    State(state): State<AppState>,
+    SupervisorCaller(user): SupervisorCaller,
+    Path(export_id): Path<String>,
+) -> Result<axum::Json<Export>> {
+    match exports::delete(&state.db, &export_id, &user.id, state.now()).await? {
+        exports::Deleted::Unknown => return Err(unknown(&export_id)),
+        exports::Deleted::Now => {
+            tracing::info!(export = %export_id, by = %user.id, "export deleted");
+        }
+        exports::Deleted::Already => {}
+    }
+    // Also on a repeat: a removal that failed halfway is finished now.
+    crate::jobs::export::remove_files(&state, &export_id).await;
+    Ok(axum::Json(
+        exports::get(&state.db, &export_id)
+            .await?
+            .ok_or_else(|| unknown(&export_id))?,
+    ))
+}
+
 fn unknown(id: &str) -> Error {
     Error::not_found("unknown-export", format!("no export {id:?}"))
 }

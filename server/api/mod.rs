@@ -78,7 +78,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(dashboard::get_confidence_bins))
         .routes(routes!(dashboard::get_recommendation))
         .routes(routes!(exports::create, exports::list))
-        .routes(routes!(exports::get))
+        .routes(routes!(exports::get, exports::delete))
         .routes(routes!(exports::file))
         .routes(routes!(exports::put_training))
         .routes(routes!(system::healthz))

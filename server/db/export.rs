@@ -290,7 +290,7 @@ async fn clips_by_id(
 pub struct Export {
     /// Export id.
     pub export_id: String,
-    /// `queued`, `running`, `done` or `failed`.
+    /// `queued`, `running`, `done`, `failed` or `deleted`.
     pub status: String,
     /// What was asked.
     pub spec: ExportSpec,
@@ -314,7 +314,11 @@ pub struct Export {
     pub bytes: u64,
     /// Why it failed.
     pub error: Option<String>,
-    /// Its files, once done.
+    /// Who deleted it (user id), when deleted.
+    pub deleted_by: Option<String>,
+    /// When it was deleted, RFC 3339.
+    pub deleted_at: Option<String>,
+    /// Its files, once done (none once deleted).
     pub files: Vec<ExportFile>,
 }
 
@@ -362,7 +366,7 @@ pub async fn create(db: &Db, spec: &ExportSpec, user_id: &str, now: i64) -> Resu
 pub async fn get(db: &Db, id: &str) -> Result<Option<Export>> {
     let row = sqlx::query(
         "SELECT id, status, spec, created_by, created_at, as_of, started_at, finished_at, progress, \
-         total, samples, bytes, error FROM exports WHERE id = $1",
+         total, samples, bytes, error, deleted_by, deleted_at FROM exports WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(db.reader())
@@ -381,7 +385,7 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<Export>> {
 pub async fn list(db: &Db, limit: i64) -> Result<Vec<Export>> {
     let rows = sqlx::query(
         "SELECT id, status, spec, created_by, created_at, as_of, started_at, finished_at, progress, \
-         total, samples, bytes, error FROM exports ORDER BY created_at DESC, id DESC LIMIT $1",
+         total, samples, bytes, error, deleted_by, deleted_at FROM exports ORDER BY created_at DESC, id DESC LIMIT $1",
     )
     .bind(limit)
     .fetch_all(db.reader())
@@ -420,6 +424,8 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Export> {
         samples: r.try_get::<i64, _>("samples")? as u64,
         bytes: r.try_get::<i64, _>("bytes")? as u64,
         error: r.try_get("error")?,
+        deleted_by: r.try_get("deleted_by")?,
+        deleted_at: time("deleted_at")?,
         files: Vec::new(),
     })
 }
@@ -612,12 +618,12 @@ pub async fn finish(
     Ok(())
 }
 
-/// Marks an export failed with a reason its requester can read (a done
-/// export stays done).
+/// Marks an export failed with a reason its requester can read (a done or
+/// deleted export stays so).
 pub async fn fail(db: &Db, id: &str, error: &str, now: i64) -> Result<()> {
     sqlx::query(
         "UPDATE exports SET status = 'failed', finished_at = $1, error = $2 \
-         WHERE id = $3 AND status <> 'done'",
+         WHERE id = $3 AND status NOT IN ('done', 'deleted')",
     )
     .bind(now)
     .bind(error)
@@ -625,6 +631,60 @@ pub async fn fail(db: &Db, id: &str, error: &str, now: i64) -> Result<()> {
     .execute(db.writer())
     .await?;
     Ok(())
+}
+
+/// What deleting an export found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    /// It was queued, running, done or failed and is now deleted: its files
+    /// are no longer listed and a run still going stops at its next report.
+    Now,
+    /// It had been deleted before.
+    Already,
+    /// No such export.
+    Unknown,
+}
+
+/// Marks an export deleted and forgets its files, in one transaction; the
+/// caller removes the blobs. Taking the run token away stops a running run
+/// at its next progress report (it cannot finish either).
+pub async fn delete(db: &Db, id: &str, user_id: &str, now: i64) -> Result<Deleted> {
+    let mut tx = db.begin().await?;
+    let marked = sqlx::query(
+        "UPDATE exports SET status = 'deleted', run_id = NULL, deleted_by = $1, deleted_at = $2 \
+         WHERE id = $3 AND status <> 'deleted'",
+    )
+    .bind(user_id)
+    .bind(now)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    if marked.rows_affected() == 0 {
+        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM exports WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        return Ok(if exists.is_some() {
+            Deleted::Already
+        } else {
+            Deleted::Unknown
+        });
+    }
+    sqlx::query("DELETE FROM export_files WHERE export_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Deleted::Now)
+}
+
+/// Whether an export was deleted (a run that stops checks it to clean up).
+pub async fn is_deleted(db: &Db, id: &str) -> Result<bool> {
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM exports WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db.writer())
+        .await?;
+    Ok(status.as_deref() == Some("deleted"))
 }
 
 /// Validates a spec against the stores it names (422 `invalid-export`,

@@ -7,6 +7,7 @@
 //! Each run has its own token; a run that was taken over stops at its next
 //! progress report and can never mark the export done.
 
+use futures::future::BoxFuture;
 use futures::StreamExt;
 use serde::Deserialize;
 
@@ -14,7 +15,7 @@ use super::media::Scratch;
 use super::JobError;
 use crate::db::export::{self as exports, Run};
 use crate::db::jobs::{self, Job};
-use crate::export::{self, Destination};
+use crate::export::{self, Destination, Progress};
 use crate::AppState;
 
 #[derive(Deserialize)]
@@ -22,12 +23,29 @@ struct ExportJob {
     export_id: String,
 }
 
+/// What runs after each progress report of an export job, once the report
+/// is stored: nothing in the server; tests use it to change the world at a
+/// known point of a run (delete the export, withdraw consent).
+pub type Watch = dyn Fn(Progress) -> BoxFuture<'static, ()> + Send + Sync;
+
 /// Runs the export a job names.
 pub async fn run(state: &AppState, job: &Job) -> Result<(), JobError> {
+    run_watched(state, job, &|_| Box::pin(async {})).await
+}
+
+/// [`run`], calling `watch` after each progress report.
+pub async fn run_watched(state: &AppState, job: &Job, watch: &Watch) -> Result<(), JobError> {
     let args: ExportJob = serde_json::from_str(&job.payload)
         .map_err(|e| JobError::Dead(format!("bad payload: {e}")))?;
     let id = &args.export_id;
-    match run_once(state, job, id).await {
+    let outcome = run_once(state, job, id, watch).await;
+    if outcome.is_err() && exports::is_deleted(&state.db, id).await.unwrap_or(false) {
+        // Deleted while it ran: the run stopped at its next report; what it
+        // uploaded after the deletion removed the files goes too.
+        remove_files(state, id).await;
+        return Ok(());
+    }
+    match outcome {
         Err(JobError::Retry(message)) if last_attempt(state, job) => {
             give_up(state, id, &message).await;
             Err(JobError::Dead(message))
@@ -55,8 +73,8 @@ pub async fn give_up(state: &AppState, export_id: &str, message: &str) {
     }
 }
 
-/// Deletes every blob under `exports/<id>/` (what earlier runs uploaded).
-async fn remove_files(state: &AppState, export_id: &str) {
+/// Deletes every blob under `exports/<id>/` (what its runs uploaded).
+pub async fn remove_files(state: &AppState, export_id: &str) {
     let prefix = exports::blob_key(export_id, "");
     let mut listed = state.blobs.list(prefix.trim_end_matches('/'));
     while let Some(entry) = listed.next().await {
@@ -70,7 +88,7 @@ async fn remove_files(state: &AppState, export_id: &str) {
     }
 }
 
-async fn run_once(state: &AppState, job: &Job, id: &str) -> Result<(), JobError> {
+async fn run_once(state: &AppState, job: &Job, id: &str, watch: &Watch) -> Result<(), JobError> {
     let retry = |e: crate::error::Error| JobError::Retry(e.to_string());
     let Some(Run {
         spec,
@@ -114,6 +132,7 @@ async fn run_once(state: &AppState, job: &Job, id: &str) -> Result<(), JobError>
             .await?;
             // Still working: keep the job from being taken over.
             jobs::extend(&state.db, &job.id, state.now() + lease_ms).await?;
+            watch(p).await;
             Ok(())
         },
     )

@@ -57,8 +57,8 @@ function spec() {
 
 function progressCell(x) {
   const c = document.createElement('td');
-  if (x.status === 'done') {
-    c.textContent = 'complete';
+  if (x.status === 'done' || x.status === 'deleted' || x.status === 'failed') {
+    c.textContent = x.status === 'done' ? 'complete' : '—';
     return c;
   }
   const bar = document.createElement('progress');
@@ -76,6 +76,11 @@ function filesCell(x) {
     c.className = 'bad';
     return c;
   }
+  if (x.status === 'deleted') {
+    c.textContent = `Deleted ${new Date(x.deleted_at).toLocaleString()}`;
+    c.className = 'muted';
+    return c;
+  }
   const list = document.createElement('ul');
   list.className = 'files';
   for (const f of x.files) {
@@ -88,6 +93,38 @@ function filesCell(x) {
     list.append(li);
   }
   c.append(list);
+  return c;
+}
+
+/**
+ * A delete button that asks for a second click before it deletes, so a
+ * stray click never removes a dataset someone is training on.
+ */
+function actionsCell(x) {
+  const c = document.createElement('td');
+  if (x.status === 'deleted') return c;
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'danger delete-export';
+  button.textContent = 'Delete';
+  button.setAttribute('aria-label', `Delete the export started ${new Date(x.created_at).toLocaleString()}`);
+  button.addEventListener('click', async () => {
+    if (!button.classList.contains('armed')) {
+      button.classList.add('armed');
+      button.textContent = 'Confirm delete';
+      return;
+    }
+    button.disabled = true;
+    try {
+      await call('DELETE', `/api/v1/exports/${x.export_id}`);
+      status.textContent = 'Deleted.';
+      await load();
+    } catch (err) {
+      status.textContent = 'Not deleted: ' + err.message;
+      button.disabled = false;
+    }
+  });
+  c.append(button);
   return c;
 }
 
@@ -107,13 +144,14 @@ async function load() {
       cell(String(x.samples)),
       cell(size(x.bytes)),
       filesCell(x),
+      actionsCell(x),
     );
     body.append(row);
   }
   if (!exports.length) {
     const row = document.createElement('tr');
     const c = cell('No exports yet.');
-    c.colSpan = 6;
+    c.colSpan = 7;
     c.className = 'muted';
     row.append(c);
     body.append(row);

@@ -1,0 +1,4 @@
+-- Deleting an export (DELETE /api/v1/exports/{id}) removes its files and
+-- keeps its row, status 'deleted', saying who removed it and when.
+ALTER TABLE exports ADD COLUMN deleted_by TEXT REFERENCES users(id);
+ALTER TABLE exports ADD COLUMN deleted_at INTEGER;
