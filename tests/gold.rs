@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -390,6 +390,56 @@ async fn gold_comes_first_at_rate_one_but_only_with_real_work_waiting(backend: B
     assert_eq!(claim_id(app, &s.sue).await, r4);
 }
 dual!(gold_comes_first_at_rate_one_but_only_with_real_work_waiting);
+
+/// Labelers claiming at the same moment, each with two claims in flight:
+/// every labeler gets the one gold task exactly once, and the claim that
+/// lost the race for it gets real work instead.
+async fn concurrent_claims_serve_each_labeler_a_gold_task_once(backend: Backend) {
+    let s = setup(backend, |c| {
+        c.gold_rate = 1.0;
+        c.max_leases_per_labeler = 2;
+    })
+    .await;
+    let app = &s.app;
+    let sources = resolved_tasks(&s, "g", "s-src", &[milk()]).await;
+    let gold = mark_all(&s, &sources).await.remove(0);
+    let mut real = BTreeSet::new();
+    for i in 0..8 {
+        real.insert(unsure(&s, &format!("r{i}"), "s-real").await);
+    }
+    let mut labelers = Vec::new();
+    for i in 0..4 {
+        labelers.push(quick_labeler(app, &format!("l{i}")).await);
+    }
+    let claims = labelers.iter().flat_map(|token| {
+        [0, 1].map(|_| async move { (token.clone(), claim_id(app, token).await) })
+    });
+    let claimed = futures::future::join_all(claims).await;
+    let mut golds_per_labeler: BTreeMap<String, usize> = BTreeMap::new();
+    let mut real_claimed = BTreeSet::new();
+    for (token, task) in &claimed {
+        if is_gold(app, task).await {
+            assert_eq!(gold_of(app, task).await, gold);
+            *golds_per_labeler.entry(token.clone()).or_default() += 1;
+        } else {
+            assert!(real.contains(task), "{task} is neither gold nor real");
+            assert!(real_claimed.insert(task.clone()), "{task} claimed twice");
+        }
+    }
+    assert_eq!(
+        golds_per_labeler.values().copied().collect::<Vec<_>>(),
+        [1, 1, 1, 1],
+        "{golds_per_labeler:?}"
+    );
+    assert_eq!(real_claimed.len(), 4);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM review_tasks WHERE gold_id IS NOT NULL")
+            .await,
+        4
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM gold_served").await, 4);
+}
+dual!(concurrent_claims_serve_each_labeler_a_gold_task_once);
 
 async fn rate_zero_never_serves_gold(backend: Backend) {
     let s = setup(backend, |c| c.gold_rate = 0.0).await;

@@ -209,9 +209,8 @@ pub(super) async fn pick(tx: &mut Tx, user_id: &str) -> Result<Option<String>> {
     Ok(sqlx::query_scalar(
         "SELECT g.id FROM gold_tasks g JOIN review_tasks s ON s.id = g.source_task_id \
          WHERE g.active = 1 AND g.created_by <> $1 AND COALESCE(s.resolved_by, '') <> $1 \
+         AND NOT EXISTS (SELECT 1 FROM gold_served v WHERE v.gold_id = g.id AND v.labeler_id = $1) \
          AND NOT EXISTS (SELECT 1 FROM task_leases l WHERE l.task_id = s.id AND l.labeler_id = $1) \
-         AND NOT EXISTS (SELECT 1 FROM review_tasks c JOIN task_leases l ON l.task_id = c.id \
-                         WHERE c.gold_id = g.id AND l.labeler_id = $1) \
          ORDER BY g.created_at DESC, g.id DESC LIMIT 1",
     )
     .bind(user_id)
@@ -229,14 +228,30 @@ pub(super) struct CopyLease<'a> {
     pub expires: i64,
 }
 
-/// Makes a gold copy of `gold_id`, leased as given; returns its task id.
+/// Makes a gold copy of `gold_id`, leased as given; returns its task id,
+/// or `None` when a concurrent claim served this labeler this gold task
+/// first (a labeler answers each gold task once).
 /// Deadline: now + the store's receipt SLA, as for a shopper who just left.
 pub(super) async fn make_copy(
     tx: &mut Tx,
     gold_id: &str,
     lease: &CopyLease<'_>,
     now: i64,
-) -> Result<String> {
+) -> Result<Option<String>> {
+    let copy_id = new_id();
+    let first = sqlx::query(
+        "INSERT INTO gold_served (gold_id, labeler_id, task_id, served_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (gold_id, labeler_id) DO NOTHING",
+    )
+    .bind(gold_id)
+    .bind(lease.user_id)
+    .bind(&copy_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    if first.rows_affected() == 0 {
+        return Ok(None);
+    }
     let src = sqlx::query(
         "SELECT s.id, s.event_pk, s.store_id, s.session_id, s.reason FROM gold_tasks g \
          JOIN review_tasks s ON s.id = g.source_task_id WHERE g.id = $1",
@@ -249,7 +264,6 @@ pub(super) async fn make_copy(
     let store = stores::get(tx, &store_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("store {store_id} of gold task {gold_id} is gone"))?;
-    let copy_id = new_id();
     let event_pk = new_id();
     sqlx::query(
         "INSERT INTO events (id, store_id, event_id, session_id, kind, quantity, occurred_at, \
@@ -294,7 +308,7 @@ pub(super) async fn make_copy(
     .bind(&source_id)
     .execute(&mut **tx)
     .await?;
-    Ok(copy_id)
+    Ok(Some(copy_id))
 }
 
 /// Scores the verdict on a gold copy and closes the copy; whether the

@@ -189,7 +189,7 @@ pub async fn claim(
                     lease_id: &lease_id,
                     expires,
                 };
-                Some(gold::make_copy(&mut tx, &gold_id, &lease, now).await?)
+                gold::make_copy(&mut tx, &gold_id, &lease, now).await?
             }
             None => None,
         }
