@@ -833,10 +833,7 @@ async fn the_api_runs_an_export_in_the_background_with_range_able_files(backend:
     );
 
     assert_eq!(run_export_jobs(app).await, 1);
-    let (s, done) = app
-        .call(Method::GET, &format!("/api/v1/exports/{id}"), &f.sue, None)
-        .await;
-    assert_eq!(s, StatusCode::OK, "{done}");
+    let done = export_of(app, &f.sue, &id).await;
     assert_eq!(done["status"], "done", "{done}");
     assert_eq!(done["samples"], 5);
     assert_eq!(done["progress"], 5);
@@ -963,14 +960,7 @@ async fn the_api_runs_an_export_in_the_background_with_range_able_files(backend:
         .await;
     assert_eq!(s, StatusCode::OK);
     run_export_jobs(app).await;
-    let (_, failed) = app
-        .call(
-            Method::GET,
-            &format!("/api/v1/exports/{again}"),
-            &f.sue,
-            None,
-        )
-        .await;
+    let failed = export_of(app, &f.sue, &again).await;
     assert_eq!(failed["status"], "failed", "{failed}");
     assert!(
         failed["error"].as_str().unwrap().contains("training"),
@@ -1006,9 +996,7 @@ async fn a_run_that_was_taken_over_can_neither_report_nor_finish(backend: Backen
     exports::finish(db, id, &second.run_id, &[], 5, now)
         .await
         .unwrap();
-    let (_, done) = app
-        .call(Method::GET, &format!("/api/v1/exports/{id}"), &f.sue, None)
-        .await;
+    let done = export_of(app, &f.sue, id).await;
     assert_eq!(
         (done["status"].as_str(), done["samples"].as_u64()),
         (Some("done"), Some(5))
@@ -1016,10 +1004,17 @@ async fn a_run_that_was_taken_over_can_neither_report_nor_finish(backend: Backen
     // A done export can neither restart nor be failed afterwards.
     assert!(exports::start(db, id, now).await.unwrap().is_none());
     exports::fail(db, id, "late", now).await.unwrap();
-    let (_, still) = app
-        .call(Method::GET, &format!("/api/v1/exports/{id}"), &f.sue, None)
-        .await;
+    let still = export_of(app, &f.sue, id).await;
     assert_eq!(still["status"], "done");
+}
+
+/// An export as `GET /api/v1/exports/{id}` answers it (which must be 200).
+async fn export_of(app: &TestApp, token: &str, id: &str) -> Value {
+    let (s, export) = app
+        .call(Method::GET, &format!("/api/v1/exports/{id}"), token, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{export}");
+    export
 }
 
 /// The blob keys stored under an export's prefix.
@@ -1080,9 +1075,7 @@ async fn deleting_an_export_removes_its_files_and_stops_its_run(backend: Backend
     let id = created["export_id"].as_str().unwrap().to_string();
     let sue_id = created["created_by"].as_str().unwrap().to_string();
     assert_eq!(run_export_jobs(app).await, 1);
-    let (_, done) = app
-        .call(Method::GET, &format!("/api/v1/exports/{id}"), &f.sue, None)
-        .await;
+    let done = export_of(app, &f.sue, &id).await;
     assert_eq!(done["status"], "done", "{done}");
     let urls: Vec<String> = done["files"]
         .as_array()
@@ -1154,14 +1147,7 @@ async fn deleting_an_export_removes_its_files_and_stops_its_run(backend: Backend
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(run_export_jobs(app).await, 1, "its job is taken and ends");
-    let (_, after) = app
-        .call(
-            Method::GET,
-            &format!("/api/v1/exports/{queued}"),
-            &f.sue,
-            None,
-        )
-        .await;
+    let after = export_of(app, &f.sue, &queued).await;
     assert_eq!(
         (after["status"].as_str(), after["started_at"].as_str()),
         (Some("deleted"), None),
@@ -1197,14 +1183,7 @@ async fn deleting_an_export_removes_its_files_and_stops_its_run(backend: Backend
         reports, 2,
         "the report after the first page, then it stopped"
     );
-    let (_, after) = app
-        .call(
-            Method::GET,
-            &format!("/api/v1/exports/{running}"),
-            &f.sue,
-            None,
-        )
-        .await;
+    let after = export_of(app, &f.sue, &running).await;
     assert_eq!(after["status"], "deleted", "{after}");
     assert_eq!(after["files"], json!([]));
     assert_eq!(export_blobs(app, &running).await, Vec::<String>::new());
@@ -1254,9 +1233,7 @@ async fn consent_withdrawn_while_an_export_runs_ships_nothing(backend: Backend) 
     let err = result.unwrap_err();
     assert!(err.contains("no longer allow"), "{err}");
     assert!(reports >= 2, "the run went past its first page: {reports}");
-    let (_, failed) = app
-        .call(Method::GET, &format!("/api/v1/exports/{id}"), &f.sue, None)
-        .await;
+    let failed = export_of(app, &f.sue, &id).await;
     assert_eq!(failed["status"], "failed", "{failed}");
     assert!(
         failed["error"].as_str().unwrap().contains("training"),
