@@ -55,10 +55,11 @@
 //!   Auto-accepted events in bins below the lowest audited bin (typically
 //!   sparse bins just above the threshold) are given the pooled rate of the
 //!   bins above: a mild extrapolation towards lower confidence.
-//! - `forced` counts events the margin or high-value rules send to review at
-//!   *any* threshold. Below the threshold in force an event is recorded as
-//!   low-confidence before the margin rule is looked at, so the producer of
-//!   the bins must classify events by the rules, not by the recorded reason.
+//! - `forced` counts events the margin or high-value rules (or a missing
+//!   candidate) send to review at *any* threshold. Routing checks those rules
+//!   before the threshold (`routing::route`), so the recorded reason tells
+//!   them apart: `low-confidence` with a top candidate means the threshold
+//!   alone decided.
 //! - The counts are the whole window, not a sample: the only sampling error
 //!   accounted for is that of the audit estimate. An event of `S(t)` with a
 //!   human label is counted exactly even though, under `t`, it might have
@@ -77,6 +78,23 @@ use super::stats::wilson_interval;
 
 /// The default target: at most 0.5 % of auto-accepted events wrong.
 pub const DEFAULT_TARGET_ERROR: f64 = 0.005;
+
+/// Targets the policy page offers (any value above 0 and below 1 can be
+/// asked for through `?target=`).
+pub const TARGET_CHOICES: [f64; 6] = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05];
+
+/// The target error a request asks for: [`DEFAULT_TARGET_ERROR`] when it
+/// names none; an error message when it is not a number above 0 and below 1.
+pub fn parse_target(text: Option<&str>) -> Result<f64, String> {
+    match text {
+        None => Ok(DEFAULT_TARGET_ERROR),
+        Some(text) => text
+            .parse::<f64>()
+            .ok()
+            .filter(|t| t.is_finite() && *t > 0.0 && *t < 1.0)
+            .ok_or_else(|| format!("target must be a number above 0 and below 1, not {text:?}")),
+    }
+}
 
 /// The default normal quantile of the error bounds (95 %, two-sided).
 pub const DEFAULT_Z: f64 = 1.96;
@@ -656,6 +674,15 @@ mod tests {
         // Below the lowest audited bin the pooled rate is used.
         assert_eq!(at(&r, 0.50).audit_samples, 1_000);
         assert_eq!(r.recommended.unwrap().threshold, 0.90);
+    }
+
+    #[test]
+    fn a_target_is_a_share_strictly_between_0_and_1() {
+        assert_eq!(parse_target(None), Ok(DEFAULT_TARGET_ERROR));
+        assert_eq!(parse_target(Some("0.01")), Ok(0.01));
+        for bad in ["0", "1", "-0.1", "NaN", "inf", "x", ""] {
+            assert!(parse_target(Some(bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -134,6 +134,14 @@ pub enum Route {
 
 /// Decides the route of an event.
 ///
+/// The rules that send an event to people whatever the threshold (no
+/// candidate, high value, small margin) are checked before the threshold, so
+/// a recorded `low-confidence` with a top candidate means the threshold
+/// alone decided: the threshold recommendation counts such events as ones a
+/// lower threshold would auto-accept, and the others as forced. It also
+/// makes an unsure high-value event need as many agreeing verdicts as a
+/// confident one.
+///
 /// `confidences` are the candidates' confidences in the order given by the
 /// store (not necessarily sorted); `top_value_cents` is the top candidate's
 /// unit price times quantity; `audit_draw` is a uniform draw in `[0, 1)` made
@@ -148,16 +156,16 @@ pub fn route(
     let Some(top) = top else {
         return review(ReviewReason::LowConfidence, 1);
     };
-    if top < policy.threshold {
-        return review(ReviewReason::LowConfidence, 1);
-    }
-    if top - second.unwrap_or(0.0) < policy.margin {
-        return review(ReviewReason::SmallMargin, 1);
-    }
     if let (Some(limit), Some(value)) = (policy.high_value_cents, top_value_cents) {
         if value >= limit {
             return review(ReviewReason::HighValue, policy.audit_verdicts);
         }
+    }
+    if top - second.unwrap_or(0.0) < policy.margin {
+        return review(ReviewReason::SmallMargin, 1);
+    }
+    if top < policy.threshold {
+        return review(ReviewReason::LowConfidence, 1);
     }
     if audit_draw < policy.audit_rate {
         return review(ReviewReason::AuditSample, policy.audit_verdicts);
@@ -255,6 +263,29 @@ mod tests {
         assert_eq!(top_index(&[0.2, 0.7, 0.1]), Some(1));
         assert_eq!(top_index(&[0.5, 0.5]), Some(0));
         assert_eq!(top_index(&[]), None);
+    }
+
+    #[test]
+    fn rules_that_hold_at_any_threshold_come_before_it() {
+        let p = RoutingPolicy {
+            high_value_cents: Some(10_000),
+            ..policy()
+        };
+        // Unsure and close: the margin rule would send it at any threshold.
+        assert_eq!(
+            route(&p, &[0.55, 0.50], None, 0.5),
+            review(ReviewReason::SmallMargin, 1)
+        );
+        // Unsure and expensive: as many verdicts as a confident expensive one.
+        assert_eq!(
+            route(&p, &[0.40], Some(25_000), 0.5),
+            review(ReviewReason::HighValue, 2)
+        );
+        // Unsure only: the threshold alone decides.
+        assert_eq!(
+            route(&p, &[0.55, 0.30], Some(500), 0.5),
+            review(ReviewReason::LowConfidence, 1)
+        );
     }
 
     #[test]
