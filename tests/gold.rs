@@ -716,6 +716,74 @@ async fn a_gold_copy_looks_and_plays_like_any_task(backend: Backend) {
 }
 dual!(a_gold_copy_looks_and_plays_like_any_task);
 
+/// A copy of an audit sample shows two verdicts needed, like the real audit
+/// sample beside it, and its verdict answers `ready` as a real one's first
+/// verdict does; it is still scored on that one answer.
+async fn a_gold_copy_of_an_audit_sample_needs_two_verdicts_like_one(backend: Backend) {
+    let s = setup(backend, |c| c.gold_rate = 1.0).await;
+    let app = &s.app;
+    let boss = app.user("boss2", Role::Admin).await;
+    let (st, b) = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/stores/{}/policy", s.store_id),
+            &boss,
+            Some(json!({"audit_rate": 1.0})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    let sure = &[("milk", 0.97)];
+    let (_, out) = app
+        .events(&s.key, event("g0", "s-src", "pick", 1, sure))
+        .await;
+    assert_eq!(out["reason"], "audit-sample", "{out}");
+    let src = out["task_id"].as_str().unwrap().to_string();
+    let tom = app.user("tom", Role::Labeler).await;
+    for (who, status) in [(&s.sam, "ready"), (&tom, "resolved")] {
+        assert_eq!(claim_id(app, who).await, src);
+        let (st, v) = app.verdict(who, &src, milk()).await;
+        assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some(status)));
+    }
+    let gold = mark_all(&s, std::slice::from_ref(&src)).await.remove(0);
+    let (_, out) = app
+        .events(&s.key, event("r0", "s-real", "pick", 1, sure))
+        .await;
+    let real = out["task_id"].as_str().unwrap().to_string();
+
+    let ann = app.user("ann", Role::Labeler).await;
+    let (st, gold_claim) = app.claim(&ann).await;
+    assert_eq!(st, StatusCode::OK, "{gold_claim}");
+    let copy = gold_claim["task"]["task_id"].as_str().unwrap().to_string();
+    assert_eq!(gold_of(app, &copy).await, gold);
+    let (_, real_claim) = app.claim(&ann).await;
+    assert_eq!(real_claim["task"]["task_id"], real.as_str());
+    for field in ["reason", "required_verdicts"] {
+        assert_eq!(
+            gold_claim["task"][field], real_claim["task"][field],
+            "{field}"
+        );
+    }
+    assert_eq!(gold_claim["task"]["required_verdicts"], 2);
+
+    let (_, v) = app.verdict(&ann, &copy, milk()).await;
+    let (_, real_v) = app.verdict(&ann, &real, milk()).await;
+    assert_eq!(
+        (v["status"].as_str(), real_v["status"].as_str()),
+        (Some("ready"), Some("ready"))
+    );
+    let (_, again) = app.verdict(&ann, &copy, milk()).await;
+    assert_eq!(again, v, "a repeat answers the same");
+    assert_eq!(status_of(app, &copy).await, "gold-answered");
+    assert_eq!(
+        app.count(&format!(
+            "SELECT COUNT(*) FROM gold_answers WHERE task_id = '{copy}' AND correct = 1"
+        ))
+        .await,
+        1
+    );
+}
+dual!(a_gold_copy_of_an_audit_sample_needs_two_verdicts_like_one);
+
 async fn gold_answers_score_labelers_and_flag_only_with_enough_answers(backend: Backend) {
     let s = setup(backend, |c| {
         c.gold_rate = 1.0;

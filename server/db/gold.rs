@@ -253,7 +253,7 @@ pub(super) async fn make_copy(
         return Ok(None);
     }
     let src = sqlx::query(
-        "SELECT s.id, s.event_pk, s.store_id, s.session_id, s.reason FROM gold_tasks g \
+        "SELECT s.id, s.event_pk, s.store_id, s.session_id, s.reason, s.required_verdicts FROM gold_tasks g \
          JOIN review_tasks s ON s.id = g.source_task_id WHERE g.id = $1",
     )
     .bind(gold_id)
@@ -282,7 +282,7 @@ pub(super) async fn make_copy(
     sqlx::query(
         "INSERT INTO review_tasks (id, event_pk, store_id, session_id, reason, required_verdicts, \
          status, deadline_at, created_at, leased_by, lease_id, lease_expires_at, updated_at, gold_id) \
-         VALUES ($1, $2, $3, $4, $5, 1, 'leased', $6, $7, $8, $9, $10, $7, $11)",
+         VALUES ($1, $2, $3, $4, $5, $12, 'leased', $6, $7, $8, $9, $10, $7, $11)",
     )
     .bind(&copy_id)
     .bind(&event_pk)
@@ -295,6 +295,9 @@ pub(super) async fn make_copy(
     .bind(lease.lease_id)
     .bind(lease.expires)
     .bind(gold_id)
+    // Shown as the source's, so an audit or high-value copy looks like one;
+    // the first answer scores it whatever the number.
+    .bind(src.try_get::<i64, _>("required_verdicts")?)
     .execute(&mut **tx)
     .await?;
     // The same clips and the same poster blobs: media access follows the

@@ -589,7 +589,7 @@ pub async fn submit_verdict(
             ));
         }
         let status = match task.gold_id {
-            Some(_) => gold_answer_status(&answer).to_string(),
+            Some(_) => gold_answer_status(task.required_verdicts, &answer).to_string(),
             None => task.status,
         };
         return Ok(VerdictOutcome {
@@ -633,7 +633,7 @@ pub async fn submit_verdict(
         crate::metrics::gold_answered(correct);
         return Ok(VerdictOutcome {
             task_id: task.id,
-            status: gold_answer_status(&answer).into(),
+            status: gold_answer_status(task.required_verdicts, &answer).into(),
         });
     }
 
@@ -694,11 +694,12 @@ pub async fn submit_verdict(
     })
 }
 
-/// What a labeler is told after answering a gold copy: what the same answer
-/// does to a task needing one verdict (`resolved`, or `escalated` for "can't
-/// tell"), so the answer gives nothing away.
-fn gold_answer_status(answer: &Answer) -> &'static str {
-    match consensus::decide(1, std::slice::from_ref(answer)) {
+/// What a labeler is told after answering a gold copy: what the same first
+/// answer does to a real task needing as many verdicts as the copy shows
+/// (its source's): `resolved`, `ready` while more verdicts are needed, or
+/// `escalated` for "can't tell"; so the answer gives nothing away.
+fn gold_answer_status(required_verdicts: i64, answer: &Answer) -> &'static str {
+    match consensus::decide(required_verdicts, std::slice::from_ref(answer)) {
         Outcome::NeedMore => "ready",
         Outcome::Agreed(_) => "resolved",
         Outcome::Escalate(_) => "escalated",
