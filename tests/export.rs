@@ -679,6 +679,33 @@ async fn each_filter_keeps_what_it_says(backend: Backend) {
         assert_eq!(event_ids(&manifest(dir.path())), expected, "{what}");
         assert_eq!(summary.card.samples, expected.len() as u64, "{what}");
     }
+
+    // With both stores allowed, the store filter picks one or the other.
+    recount::db::stores::set_training_allowed(&f.app.state.db, &f.b, true)
+        .await
+        .unwrap();
+    let cases: Vec<(&str, Vec<String>, Vec<&str>)> = vec![
+        ("both", vec![], vec!["b1", "e1", "e2", "e3", "e4", "e7"]),
+        (
+            "only A",
+            vec![f.a.clone()],
+            vec!["e1", "e2", "e3", "e4", "e7"],
+        ),
+        ("only B", vec![f.b.clone()], vec!["b1"]),
+    ];
+    for (what, stores, expected) in cases {
+        let spec = ExportSpec {
+            filter: Filter {
+                stores,
+                ..Filter::default()
+            },
+            ..ExportSpec::default()
+        };
+        let (_, dir) = export_dir(&f.app, &spec).await;
+        let mut got = event_ids(&manifest(dir.path()));
+        got.sort();
+        assert_eq!(got, expected, "{what}");
+    }
 }
 
 async fn the_training_switch_is_honoured(backend: Backend) {
@@ -961,10 +988,14 @@ async fn the_api_runs_an_export_in_the_background_with_range_able_files(backend:
     assert_eq!(s, StatusCode::OK);
     run_export_jobs(app).await;
     let failed = export_of(app, &f.sue, &again).await;
-    assert_eq!(failed["status"], "failed", "{failed}");
-    assert!(
-        failed["error"].as_str().unwrap().contains("training"),
+    assert_eq!(
+        (failed["status"].as_str(), failed["error_code"].as_str()),
+        (Some("failed"), Some("training-not-allowed")),
         "{failed}"
+    );
+    assert!(
+        failed["error"].as_str().unwrap().contains(&f.a),
+        "the message names the store: {failed}"
     );
     assert_eq!(failed["files"], json!([]));
 }
@@ -987,15 +1018,33 @@ async fn a_run_that_was_taken_over_can_neither_report_nor_finish(backend: Backen
     assert!(exports::progress(db, id, &first.run_id, 1, 5, 1, 10)
         .await
         .is_err());
-    assert!(exports::finish(db, id, &first.run_id, &[], 0, now)
+    let stores = [f.a.clone()];
+    assert!(exports::finish(db, id, &first.run_id, &stores, &[], 0, now)
         .await
         .is_err());
     exports::progress(db, id, &second.run_id, 5, 5, 5, 10)
         .await
         .unwrap();
-    exports::finish(db, id, &second.run_id, &[], 5, now)
+    // Consent withdrawn at the last moment: not done, the store named.
+    recount::db::stores::set_training_allowed(db, &f.a, false)
         .await
         .unwrap();
+    assert_eq!(
+        exports::finish(db, id, &second.run_id, &stores, &[], 5, now)
+            .await
+            .unwrap(),
+        exports::Finish::Refused(vec![f.a.clone()])
+    );
+    assert_eq!(export_of(app, &f.sue, id).await["status"], "running");
+    recount::db::stores::set_training_allowed(db, &f.a, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        exports::finish(db, id, &second.run_id, &stores, &[], 5, now)
+            .await
+            .unwrap(),
+        exports::Finish::Done
+    );
     let done = export_of(app, &f.sue, id).await;
     assert_eq!(
         (done["status"].as_str(), done["samples"].as_u64()),
@@ -1003,7 +1052,9 @@ async fn a_run_that_was_taken_over_can_neither_report_nor_finish(backend: Backen
     );
     // A done export can neither restart nor be failed afterwards.
     assert!(exports::start(db, id, now).await.unwrap().is_none());
-    exports::fail(db, id, "late", now).await.unwrap();
+    exports::fail(db, id, exports::ERROR_FAILED, "late", now)
+        .await
+        .unwrap();
     let still = export_of(app, &f.sue, id).await;
     assert_eq!(still["status"], "done");
 }
@@ -1234,10 +1285,14 @@ async fn consent_withdrawn_while_an_export_runs_ships_nothing(backend: Backend) 
     assert!(err.contains("no longer allow"), "{err}");
     assert!(reports >= 2, "the run went past its first page: {reports}");
     let failed = export_of(app, &f.sue, &id).await;
-    assert_eq!(failed["status"], "failed", "{failed}");
-    assert!(
-        failed["error"].as_str().unwrap().contains("training"),
+    assert_eq!(
+        (failed["status"].as_str(), failed["error_code"].as_str()),
+        (Some("failed"), Some("training-not-allowed")),
         "{failed}"
+    );
+    assert!(
+        failed["error"].as_str().unwrap().contains(&f.a),
+        "the message names the store: {failed}"
     );
     assert_eq!(failed["files"], json!([]));
     assert_eq!(

@@ -312,7 +312,11 @@ pub struct Export {
     pub samples: u64,
     /// Bytes written (all files).
     pub bytes: u64,
-    /// Why it failed.
+    /// Why it failed, as a stable code: `training-not-allowed` (a store it
+    /// reads withdrew its consent) or `export-failed` (anything else, after
+    /// retries).
+    pub error_code: Option<String>,
+    /// Why it failed, for people.
     pub error: Option<String>,
     /// Who deleted it (user id), when deleted.
     pub deleted_by: Option<String>,
@@ -366,7 +370,7 @@ pub async fn create(db: &Db, spec: &ExportSpec, user_id: &str, now: i64) -> Resu
 pub async fn get(db: &Db, id: &str) -> Result<Option<Export>> {
     let row = sqlx::query(
         "SELECT id, status, spec, created_by, created_at, as_of, started_at, finished_at, progress, \
-         total, samples, bytes, error, deleted_by, deleted_at FROM exports WHERE id = $1",
+         total, samples, bytes, error_code, error, deleted_by, deleted_at FROM exports WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(db.reader())
@@ -385,7 +389,7 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<Export>> {
 pub async fn list(db: &Db, limit: i64) -> Result<Vec<Export>> {
     let rows = sqlx::query(
         "SELECT id, status, spec, created_by, created_at, as_of, started_at, finished_at, progress, \
-         total, samples, bytes, error, deleted_by, deleted_at FROM exports ORDER BY created_at DESC, id DESC LIMIT $1",
+         total, samples, bytes, error_code, error, deleted_by, deleted_at FROM exports ORDER BY created_at DESC, id DESC LIMIT $1",
     )
     .bind(limit)
     .fetch_all(db.reader())
@@ -423,6 +427,7 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Export> {
         total: r.try_get::<Option<i64>, _>("total")?.map(|t| t as u64),
         samples: r.try_get::<i64, _>("samples")? as u64,
         bytes: r.try_get::<i64, _>("bytes")? as u64,
+        error_code: r.try_get("error_code")?,
         error: r.try_get("error")?,
         deleted_by: r.try_get("deleted_by")?,
         deleted_at: time("deleted_at")?,
@@ -568,15 +573,30 @@ pub struct WrittenFile {
     pub samples: u64,
 }
 
-/// Marks an export done with its files, if it is still this run's.
+/// What finishing an export found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finish {
+    /// Marked done with its files.
+    Done,
+    /// Not marked: these stores, whose events it holds, no longer allow
+    /// training use.
+    Refused(Vec<String>),
+}
+
+/// Marks an export done with its files, if it is still this run's and every
+/// store whose events it holds (`stores`) still allows training use. The
+/// stores' rows are read in the same transaction, locked on PostgreSQL, so
+/// consent withdrawn at the last moment is either seen here or comes after
+/// the export is done.
 pub async fn finish(
     db: &Db,
     id: &str,
     run_id: &str,
+    stores: &[String],
     files: &[WrittenFile],
     samples: u64,
     now: i64,
-) -> Result<()> {
+) -> Result<Finish> {
     let mut tx = db.begin().await?;
     // Taking the row first (a write lock) keeps a concurrent run out.
     let mine = sqlx::query(
@@ -589,6 +609,22 @@ pub async fn finish(
     .await?;
     if mine.rows_affected() == 0 {
         return Err(taken_over(id));
+    }
+    let mut refused = Vec::new();
+    for store in stores {
+        let allowed: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT training_allowed FROM stores WHERE id = $1{}",
+            db.for_update()
+        ))
+        .bind(store)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if allowed != Some(1) {
+            refused.push(store.clone());
+        }
+    }
+    if !refused.is_empty() {
+        return Ok(Finish::Refused(refused));
     }
     for (position, f) in files.iter().enumerate() {
         sqlx::query(
@@ -615,17 +651,23 @@ pub async fn finish(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(Finish::Done)
 }
 
-/// Marks an export failed with a reason its requester can read (a done or
-/// deleted export stays so).
-pub async fn fail(db: &Db, id: &str, error: &str, now: i64) -> Result<()> {
+/// `error_code` of an export that read a store no longer allowing training use.
+pub const ERROR_REFUSED: &str = "training-not-allowed";
+/// `error_code` of an export that failed for any other reason, after retries.
+pub const ERROR_FAILED: &str = "export-failed";
+
+/// Marks an export failed with a code and a reason its requester can read
+/// (a done or deleted export stays so).
+pub async fn fail(db: &Db, id: &str, code: &str, error: &str, now: i64) -> Result<()> {
     sqlx::query(
-        "UPDATE exports SET status = 'failed', finished_at = $1, error = $2 \
-         WHERE id = $3 AND status NOT IN ('done', 'deleted')",
+        "UPDATE exports SET status = 'failed', finished_at = $1, error_code = $2, error = $3 \
+         WHERE id = $4 AND status NOT IN ('done', 'deleted')",
     )
     .bind(now)
+    .bind(code)
     .bind(error)
     .bind(id)
     .execute(db.writer())

@@ -46,15 +46,33 @@ pub async fn run_watched(state: &AppState, job: &Job, watch: &Watch) -> Result<(
         return Ok(());
     }
     match outcome {
-        Err(JobError::Retry(message)) if last_attempt(state, job) => {
-            give_up(state, id, &message).await;
+        Ok(()) => Ok(()),
+        Err(Stop::Retry(message)) if last_attempt(state, job) => {
+            give_up(state, id, exports::ERROR_FAILED, &message).await;
             Err(JobError::Dead(message))
         }
-        Err(JobError::Dead(message)) => {
-            give_up(state, id, &message).await;
+        Err(Stop::Retry(message)) => Err(JobError::Retry(message)),
+        Err(Stop::Fail(code, message)) => {
+            give_up(state, id, code, &message).await;
             Err(JobError::Dead(message))
         }
-        other => other,
+    }
+}
+
+/// Why a run of an export stopped short.
+enum Stop {
+    /// Try again later: a database or storage hiccup, a run taken over.
+    Retry(String),
+    /// Never again: the export fails with this `error_code` and message.
+    Fail(&'static str, String),
+}
+
+impl From<JobError> for Stop {
+    fn from(e: JobError) -> Stop {
+        match e {
+            JobError::Retry(m) => Stop::Retry(m),
+            JobError::Dead(m) => Stop::Fail(exports::ERROR_FAILED, m),
+        }
     }
 }
 
@@ -66,9 +84,9 @@ fn last_attempt(state: &AppState, job: &Job) -> bool {
 /// Marks the export of a job that will not run again failed and removes
 /// what its runs uploaded (also for a job that died of a panic, see
 /// [`super::run_next_job`]).
-pub async fn give_up(state: &AppState, export_id: &str, message: &str) {
+pub async fn give_up(state: &AppState, export_id: &str, code: &str, message: &str) {
     remove_files(state, export_id).await;
-    if let Err(e) = exports::fail(&state.db, export_id, message, state.now()).await {
+    if let Err(e) = exports::fail(&state.db, export_id, code, message, state.now()).await {
         tracing::error!(export = %export_id, error = %e, "could not mark the export failed");
     }
 }
@@ -88,8 +106,8 @@ pub async fn remove_files(state: &AppState, export_id: &str) {
     }
 }
 
-async fn run_once(state: &AppState, job: &Job, id: &str, watch: &Watch) -> Result<(), JobError> {
-    let retry = |e: crate::error::Error| JobError::Retry(e.to_string());
+async fn run_once(state: &AppState, job: &Job, id: &str, watch: &Watch) -> Result<(), Stop> {
+    let retry = |e: crate::error::Error| Stop::Retry(e.to_string());
     let Some(Run {
         spec,
         as_of,
@@ -137,20 +155,23 @@ async fn run_once(state: &AppState, job: &Job, id: &str, watch: &Watch) -> Resul
         },
     )
     .await
-    .map_err(|e| JobError::Retry(format!("{e:#}")))?;
+    .map_err(|e| Stop::Retry(format!("{e:#}")))?;
     // Consent withdrawn while it ran: what was read before must not ship.
     let stores: Vec<String> = summary.card.stores.keys().cloned().collect();
-    consented(state, &stores).await?;
-    exports::finish(
+    let finished = exports::finish(
         &state.db,
         id,
         run_id,
+        &stores,
         &summary.files,
         summary.card.samples,
         state.now(),
     )
     .await
     .map_err(retry)?;
+    if let exports::Finish::Refused(refused) = finished {
+        return Err(refusal(&refused));
+    }
     tracing::info!(
         export = %id,
         samples = summary.card.samples,
@@ -162,15 +183,22 @@ async fn run_once(state: &AppState, job: &Job, id: &str, watch: &Watch) -> Resul
 
 /// Fails for good when one of `stores` no longer allows training use; a
 /// database hiccup is retried.
-async fn consented(state: &AppState, stores: &[String]) -> Result<(), JobError> {
+async fn consented(state: &AppState, stores: &[String]) -> Result<(), Stop> {
     let refused = exports::refused_stores(&state.db, stores)
         .await
-        .map_err(|e| JobError::Retry(e.to_string()))?;
+        .map_err(|e| Stop::Retry(e.to_string()))?;
     if refused.is_empty() {
         return Ok(());
     }
-    Err(JobError::Dead(format!(
-        "store(s) {} no longer allow their data to be used for training",
-        refused.join(", ")
-    )))
+    Err(refusal(&refused))
+}
+
+fn refusal(refused: &[String]) -> Stop {
+    Stop::Fail(
+        exports::ERROR_REFUSED,
+        format!(
+            "store(s) {} no longer allow their data to be used for training",
+            refused.join(", ")
+        ),
+    )
 }

@@ -231,7 +231,7 @@ pub async fn run_next_job(
                 // Out of attempts (a panic among them): the export says so.
                 if let Ok(args) = serde_json::from_str::<serde_json::Value>(&job.payload) {
                     if let Some(id) = args["export_id"].as_str() {
-                        export::give_up(state, id, &msg).await;
+                        export::give_up(state, id, crate::db::export::ERROR_FAILED, &msg).await;
                     }
                 }
             }
