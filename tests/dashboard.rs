@@ -963,6 +963,105 @@ async fn confidence_bins_count_each_resolved_event_by_what_happened(backend: Bac
 }
 dual!(confidence_bins_count_each_resolved_event_by_what_happened);
 
+/// An unsure event the margin rule would also send to people is forced, not
+/// one a lower threshold would auto-accept; an unsure event with a clear
+/// margin is the threshold's alone.
+async fn an_unsure_close_call_counts_as_forced(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (store, key) = app.store_with_catalog().await;
+    let ann = app.user("ann", Role::Labeler).await;
+    let sue = app.user("sue", Role::Supervisor).await;
+    let (_, close) = app
+        .events(
+            &key,
+            common::event("close", "s", "pick", 1, &[("milk", 0.55), ("cola", 0.50)]),
+        )
+        .await;
+    let (_, unsure) = app
+        .events(
+            &key,
+            common::event("unsure", "s", "pick", 1, &[("milk", 0.555), ("cola", 0.30)]),
+        )
+        .await;
+    assert_eq!(
+        (close["reason"].as_str(), unsure["reason"].as_str()),
+        (Some("small-margin"), Some("low-confidence"))
+    );
+    for _ in 0..2 {
+        let (s, c) = app.claim(&ann).await;
+        assert_eq!(s, StatusCode::OK, "{c}");
+        let task = c["task"]["task_id"].as_str().unwrap();
+        app.clock.advance(1_000);
+        let (s, v) = app
+            .verdict(
+                &ann,
+                task,
+                json!({"action": "pick", "sku": "milk", "quantity": 1}),
+            )
+            .await;
+        assert_eq!(
+            (s, v["status"].as_str()),
+            (StatusCode::OK, Some("resolved"))
+        );
+    }
+    let (s, body) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/stores/{store}/confidence-bins"),
+            &sue,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let got: Vec<ConfidenceBin> = serde_json::from_value(body["bins"].clone()).unwrap();
+    assert_eq!(
+        got,
+        [ConfidenceBin {
+            bin: 55,
+            events: 2,
+            forced: 1,
+            low_confidence: 1,
+            low_confidence_wrong: 0,
+            audited: 0,
+            audited_wrong: 0,
+            auto_accepted: 0,
+        }]
+    );
+}
+dual!(an_unsure_close_call_counts_as_forced);
+
+/// A task whose clips are still being processed is in the queue as
+/// waiting (a stalled media worker shows), and late like any open task.
+async fn tasks_waiting_for_their_clips_are_in_the_queue(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (store, key) = app.store_with_catalog().await;
+    let sue = app.user("sue", Role::Supervisor).await;
+    let clip = app
+        .upload_clip(&key, "h264.mp4", "shelf-1", "2026-11-25T09:59:58Z")
+        .await;
+    let mut ev = common::event("filmed", "s", "pick", 1, &[("milk", 0.5)]);
+    ev["clips"] = json!([clip]);
+    let (s, out) = app.events(&key, ev).await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    let queue = || {
+        let (app, sue, store) = (&app, sue.clone(), store.clone());
+        async move {
+            let (s, body) = app.call(Method::GET, "/api/v1/dashboard", &sue, None).await;
+            assert_eq!(s, StatusCode::OK, "{body}");
+            let d: Dashboard = serde_json::from_value(body).unwrap();
+            let q = d.queue.into_iter().find(|q| q.store_id == store).unwrap();
+            (q.waiting, q.ready, q.past_deadline)
+        }
+    };
+    assert_eq!(queue().await, (1, 0, 0));
+    // Past its receipt deadline while the clip is still not processed.
+    app.clock.advance(2 * 3_600_000);
+    assert_eq!(queue().await, (1, 0, 1));
+    common::run_media_jobs(&app).await;
+    assert_eq!(queue().await, (0, 1, 1));
+}
+dual!(tasks_waiting_for_their_clips_are_in_the_queue);
+
 async fn only_supervisors_read_the_dashboard(backend: Backend) {
     let app = TestApp::start(backend).await;
     let (store_id, key) = app.store_with_catalog().await;

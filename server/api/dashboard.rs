@@ -8,8 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::extract::{Path, Query, SupervisorCaller};
 use crate::db::{dashboard, stores};
 use crate::domain::dashboard::{ConfidenceBin, Dashboard};
-use crate::domain::recommend::{Recommendation, DEFAULT_TARGET_ERROR};
-use crate::domain::rollup::{bucket, DAY};
+use crate::domain::recommend::{self, Recommendation};
 use crate::domain::time::format_rfc3339_ms;
 use crate::error::{Error, ErrorBody, Result};
 use crate::AppState;
@@ -99,7 +98,7 @@ pub async fn get_confidence_bins(
     }
     drop(conn);
     let now = state.now();
-    let from = bucket(now, DAY) - (days - 1) * DAY;
+    let from = dashboard::days_window_start(now, days);
     let bins = dashboard::confidence_bins(&state.db, &store_id, from, now).await?;
     Ok(axum::Json(ConfidenceBins {
         store_id,
@@ -136,19 +135,8 @@ pub async fn get_recommendation(
     Path(store_id): Path<String>,
     Query(query): Query<RecommendationQuery>,
 ) -> Result<axum::Json<Recommendation>> {
-    let target = match query.target.as_deref() {
-        None => DEFAULT_TARGET_ERROR,
-        Some(text) => text
-            .parse::<f64>()
-            .ok()
-            .filter(|t| t.is_finite() && *t > 0.0 && *t < 1.0)
-            .ok_or_else(|| {
-                Error::unprocessable(
-                    "invalid-target",
-                    format!("target must be a number above 0 and below 1, not {text:?}"),
-                )
-            })?,
-    };
+    let target = recommend::parse_target(query.target.as_deref())
+        .map_err(|m| Error::unprocessable("invalid-target", m))?;
     let mut conn = state.db.reader().acquire().await?;
     let store = stores::get(&mut conn, &store_id)
         .await?

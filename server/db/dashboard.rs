@@ -106,6 +106,7 @@ pub async fn queue(conn: &mut AnyConnection, now: i64) -> Result<Vec<StoreQueue>
             StoreQueue {
                 store_id,
                 store_name: s.try_get("name")?,
+                waiting: 0,
                 ready: 0,
                 leased: 0,
                 escalated: 0,
@@ -119,7 +120,7 @@ pub async fn queue(conn: &mut AnyConnection, now: i64) -> Result<Vec<StoreQueue>
     let rows = sqlx::query(
         "SELECT store_id, status, COUNT(*) AS n, MIN(created_at) AS oldest, \
          SUM(CASE WHEN deadline_at < $1 THEN 1 ELSE 0 END) AS late FROM review_tasks \
-         WHERE status IN ('ready', 'leased', 'escalated') AND gold_id IS NULL \
+         WHERE status IN ('waiting', 'ready', 'leased', 'escalated') AND gold_id IS NULL \
          GROUP BY store_id, status",
     )
     .bind(now)
@@ -138,6 +139,7 @@ pub async fn queue(conn: &mut AnyConnection, now: i64) -> Result<Vec<StoreQueue>
                     .try_get::<Option<i64>, _>("oldest")?
                     .map(|t| (now - t).max(0));
             }
+            "waiting" => q.waiting = n,
             "leased" => q.leased = n,
             _ => q.escalated = n,
         }
@@ -178,9 +180,17 @@ async fn usernames(conn: &mut AnyConnection) -> Result<BTreeMap<String, String>>
 /// Days of audit samples and labels a threshold recommendation looks at.
 pub const RECOMMENDATION_DAYS: i64 = 30;
 
+/// The start of the last `days` UTC days, today included: the window of
+/// the confidence bins a store's page and API show, and of the
+/// recommendation, so the bins the API returns reproduce it.
+pub fn days_window_start(now: i64, days: i64) -> i64 {
+    bucket(now, DAY) - (days - 1) * DAY
+}
+
 /// The routing-threshold recommendation for a store with `policy`, from
-/// its last [`RECOMMENDATION_DAYS`] days of resolved events, for an
-/// auto-accept error under `target_error` (at 95 % confidence).
+/// its last [`RECOMMENDATION_DAYS`] days of resolved events (today
+/// included), for an auto-accept error under `target_error` (at 95 %
+/// confidence).
 pub async fn recommendation(
     db: &Db,
     store_id: &str,
@@ -188,7 +198,7 @@ pub async fn recommendation(
     policy: &RoutingPolicy,
     target_error: f64,
 ) -> Result<Recommendation> {
-    let since = now - RECOMMENDATION_DAYS * DAY;
+    let since = days_window_start(now, RECOMMENDATION_DAYS);
     let bins = confidence_bins(db, store_id, since, now).await?;
     Ok(recommend::recommend(
         &bins,

@@ -35,6 +35,8 @@ pub struct StoreQueue {
     pub store_id: String,
     /// Store name.
     pub store_name: String,
+    /// Tasks whose clips are still being processed: not claimable yet.
+    pub waiting: i64,
     /// Tasks waiting for a labeler.
     pub ready: i64,
     /// Tasks a labeler holds now.
@@ -43,7 +45,8 @@ pub struct StoreQueue {
     pub escalated: i64,
     /// Age in milliseconds of the oldest ready task, if any.
     pub oldest_ready_ms: Option<i64>,
-    /// Open tasks (ready, leased, escalated) whose receipt deadline has passed.
+    /// Open tasks (waiting, ready, leased, escalated) whose receipt deadline
+    /// has passed.
     pub past_deadline: i64,
 }
 

@@ -177,9 +177,11 @@ fn agreement(sums: &AlphaSums) -> Agreement {
     }
 }
 
-/// Labelers with a verdict in the last day: flagged first, then lowest gold
-/// accuracy, then lowest agreement (labelers without a figure after those
-/// with one), then by name.
+/// Labelers with a verdict in the last day, and labelers flagged on their
+/// last 7 days of gold answers though quiet today (a flag stays visible
+/// until the accuracy recovers or the answers age out): flagged first, then
+/// lowest gold accuracy, then lowest agreement (labelers without a figure
+/// after those with one), then by name.
 fn labelers(
     w: &Windows,
     rollup: &Rollup,
@@ -217,6 +219,23 @@ fn labelers(
             }
         })
         .collect();
+    let listed: BTreeSet<String> = out.iter().map(|l| l.labeler_id.clone()).collect();
+    for (id, g) in &week {
+        let gold_accuracy = Rate::new(g.gold_correct, g.gold_answers);
+        if listed.contains(*id) || !flagged(&gold_accuracy, gold) {
+            continue;
+        }
+        out.push(LabelerStats {
+            labeler_id: id.to_string(),
+            username: usernames.get(*id).cloned().unwrap_or_default(),
+            verdicts: 0,
+            tasks_per_hour: 0.0,
+            median_handling_ms: None,
+            flagged: true,
+            gold_accuracy,
+            agreement: Rate::new(0, 0),
+        });
+    }
     let lowest_first = |r: &Rate| r.value.unwrap_or(f64::INFINITY);
     out.sort_by(|a, b| {
         b.flagged
@@ -352,6 +371,46 @@ mod tests {
         // Gold: 10 answers over 4.5 days, 7 right: 0.7 < 0.8 → flagged.
         assert_eq!((ann.gold_accuracy.count, ann.gold_accuracy.total), (7, 10));
         assert!(ann.flagged);
+    }
+
+    #[test]
+    fn a_flagged_labeler_quiet_today_stays_listed() {
+        let w = Windows::at(NOW);
+        let mut r = Rollup::default();
+        // Bob: 10 gold answers two to three days ago, 6 right; nothing today.
+        // Cid: 10 right, also quiet today: not listed.
+        for i in 0..10 {
+            for (who, correct) in [("bob", i < 6), ("cid", true)] {
+                r.gold_answered(&GoldAnswered {
+                    labeler_id: who.into(),
+                    at: NOW - 2 * DAY - i * HOUR,
+                    correct,
+                });
+            }
+        }
+        r.verdict_given(&VerdictGiven {
+            store_id: "s".into(),
+            labeler_id: "ann".into(),
+            at: NOW,
+            handling_ms: 1_000,
+        });
+        let d = build(
+            &w,
+            Live::default(),
+            &r,
+            GoldRule {
+                min_accuracy: 0.8,
+                min_answers: 10,
+            },
+        );
+        let listed: Vec<(&str, bool, i64)> = d
+            .labelers
+            .iter()
+            .map(|l| (l.labeler_id.as_str(), l.flagged, l.verdicts))
+            .collect();
+        assert_eq!(listed, [("bob", true, 0), ("ann", false, 1)]);
+        assert_eq!(d.labelers[0].gold_accuracy, Rate::new(6, 10));
+        assert_eq!(d.labelers[0].agreement.total, 0);
     }
 
     #[test]

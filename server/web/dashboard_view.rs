@@ -35,6 +35,8 @@ pub struct QueueRow {
     pub store: String,
     /// Store id (links to its policy page).
     pub store_id: String,
+    /// Tasks waiting for their clips.
+    pub waiting: String,
     /// Ready tasks.
     pub ready: String,
     /// Leased tasks.
@@ -148,18 +150,29 @@ fn hour_labels(series: &HourlySeries) -> Vec<String> {
         .collect()
 }
 
-fn queue_row(
-    store: String,
-    store_id: String,
+/// The counts of one queue row.
+struct QueueCounts {
+    waiting: i64,
     ready: i64,
     leased: i64,
     escalated: i64,
     oldest: Option<i64>,
     late: i64,
-) -> QueueRow {
+}
+
+fn queue_row(store: String, store_id: String, c: QueueCounts) -> QueueRow {
+    let QueueCounts {
+        waiting,
+        ready,
+        leased,
+        escalated,
+        oldest,
+        late,
+    } = c;
     QueueRow {
         store,
         store_id,
+        waiting: count(waiting),
         ready: count(ready),
         leased: count(leased),
         escalated: count(escalated),
@@ -179,22 +192,28 @@ pub fn view(d: &Dashboard) -> DashboardView {
             queue_row(
                 q.store_name.clone(),
                 q.store_id.clone(),
-                q.ready,
-                q.leased,
-                q.escalated,
-                q.oldest_ready_ms,
-                q.past_deadline,
+                QueueCounts {
+                    waiting: q.waiting,
+                    ready: q.ready,
+                    leased: q.leased,
+                    escalated: q.escalated,
+                    oldest: q.oldest_ready_ms,
+                    late: q.past_deadline,
+                },
             )
         })
         .collect();
     let queue_total = queue_row(
         "All stores".into(),
         String::new(),
-        d.queue.iter().map(|q| q.ready).sum(),
-        d.queue.iter().map(|q| q.leased).sum(),
-        d.queue.iter().map(|q| q.escalated).sum(),
-        d.queue.iter().filter_map(|q| q.oldest_ready_ms).max(),
-        d.queue.iter().map(|q| q.past_deadline).sum(),
+        QueueCounts {
+            waiting: d.queue.iter().map(|q| q.waiting).sum(),
+            ready: d.queue.iter().map(|q| q.ready).sum(),
+            leased: d.queue.iter().map(|q| q.leased).sum(),
+            escalated: d.queue.iter().map(|q| q.escalated).sum(),
+            oldest: d.queue.iter().filter_map(|q| q.oldest_ready_ms).max(),
+            late: d.queue.iter().map(|q| q.past_deadline).sum(),
+        },
     );
 
     let f = &d.flow;
@@ -385,6 +404,7 @@ mod tests {
                 StoreQueue {
                     store_id: "s1".into(),
                     store_name: "Main St".into(),
+                    waiting: 12,
                     ready: 1200,
                     leased: 40,
                     escalated: 3,
@@ -394,6 +414,7 @@ mod tests {
                 StoreQueue {
                     store_id: "s2".into(),
                     store_name: "Airport".into(),
+                    waiting: 0,
                     ready: 5,
                     leased: 1,
                     escalated: 0,
@@ -488,6 +509,10 @@ mod tests {
         assert_eq!(v.queue[1].oldest, "–");
         assert_eq!(v.queue[1].state, "");
         assert_eq!(v.queue_total.ready, "1,205");
+        assert_eq!(
+            (v.queue[0].waiting.as_str(), v.queue_total.waiting.as_str()),
+            ("12", "12")
+        );
         assert_eq!(v.queue_total.past_deadline, "2");
         let tile = |id: &str| {
             v.flow

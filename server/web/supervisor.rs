@@ -9,7 +9,7 @@
 //! CSRF token.
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -18,10 +18,11 @@ use axum::Router;
 use super::dashboard_view::{self, DashboardView};
 use super::format::{count, duration_ms, percent};
 use super::{charts, page, render, session, signed_in};
+use crate::api::dashboard::RecommendationQuery;
 use crate::auth::Role;
 use crate::db::users::User;
 use crate::db::{dashboard, stores};
-use crate::domain::recommend::Recommendation;
+use crate::domain::recommend::{self, Recommendation};
 use crate::domain::routing::RoutingPolicy;
 use crate::error::Error;
 use crate::AppState;
@@ -288,9 +289,37 @@ struct PolicyPage<'a> {
     recommended_threshold: Option<String>,
     summary: String,
     target: String,
+    target_options: Vec<TargetOption>,
     chart: String,
     rows: Vec<CandidateRow>,
     days: i64,
+}
+
+/// A choice of the target error on the policy page.
+struct TargetOption {
+    /// The `target` query value (a share).
+    value: String,
+    /// As people read it.
+    label: String,
+    selected: bool,
+}
+
+/// The offered targets, with `current` among them (also when it came from
+/// the address and is not one of the usual ones).
+fn target_options(current: f64) -> Vec<TargetOption> {
+    let mut values: Vec<f64> = recommend::TARGET_CHOICES.to_vec();
+    if !values.iter().any(|v| (v - current).abs() < 1e-12) {
+        values.push(current);
+        values.sort_by(f64::total_cmp);
+    }
+    values
+        .into_iter()
+        .map(|v| TargetOption {
+            value: v.to_string(),
+            label: percent(Some(v)),
+            selected: (v - current).abs() < 1e-12,
+        })
+        .collect()
 }
 
 /// Thresholds shown in the table: every tenth plus the current and the
@@ -331,7 +360,12 @@ async fn policy_page(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(store_id): Path<String>,
+    Query(query): Query<RecommendationQuery>,
 ) -> Response {
+    let target = match recommend::parse_target(query.target.as_deref()) {
+        Ok(t) => t,
+        Err(m) => return Error::unprocessable("invalid-target", m).into_response(),
+    };
     let here = format!("/policy/{store_id}");
     let (user, token) = match supervisor(&state, &headers, &here).await {
         Ok(u) => u,
@@ -349,18 +383,13 @@ async fn policy_page(
         }
         Err(e) => return Error::from(e).into_response(),
     };
-    let rec = match dashboard::recommendation(
-        &state.db,
-        &store.id,
-        state.now(),
-        &store.policy,
-        dashboard_view::TARGET_AUTO_ACCEPT_ERROR,
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
+    let rec =
+        match dashboard::recommendation(&state.db, &store.id, state.now(), &store.policy, target)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return e.into_response(),
+        };
     let summary = match (&rec.recommended, &rec.current) {
         (Some(r), Some(c)) => format!(
             "Threshold {:.2} would send {} of events to review (now {} at {:.2}) with an estimated auto-accept error of {} (95 % CI {} – {}).",
@@ -408,6 +437,7 @@ async fn policy_page(
         rows: candidate_rows(&rec),
         summary,
         target: percent(Some(rec.target_error)),
+        target_options: target_options(rec.target_error),
         chart,
         recommendation: rec,
         store_id: store.id,
