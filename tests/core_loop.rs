@@ -828,6 +828,76 @@ async fn an_unreachable_webhook_ends_dead_with_its_error_kept(backend: Backend) 
 }
 dual!(an_unreachable_webhook_ends_dead_with_its_error_kept);
 
+/// One sample of a Prometheus text exposition (0 when absent).
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(0.0)
+}
+
+/// The work of one review, one receipt and one failed webhook moves each
+/// metric family by exactly that much.
+async fn metrics_count_claims_verdicts_receipts_and_webhook_failures(backend: Backend) {
+    let app = TestApp::start_with(backend, |c| c.webhook_max_attempts = 2).await;
+    let (url, _receiver) = start_receiver(usize::MAX).await;
+    let (_, key) = app.store("Hooked", Some(&url)).await;
+    app.catalog(&key).await;
+    let ann = app.user("ann", Role::Labeler).await;
+    let before = app.metrics().await;
+
+    app.events(&key, event("e1", "s1", "pick", 1, UNSURE)).await;
+    // The shopper leaves while the event is in review; the receipt is final
+    // 30 s after the exit, when ann answers.
+    let (s, r) = app.exit(&key, "s1", "2026-11-25T10:00:00Z").await;
+    assert_eq!((s, r["status"].as_str()), (StatusCode::OK, Some("pending")));
+    let (s, c) = app.claim(&ann).await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    app.clock.advance(30_000);
+    let task = c["task"]["task_id"].as_str().unwrap();
+    let (s, v) = app
+        .verdict(&ann, task, json!({"action": "pick", "sku": "milk"}))
+        .await;
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::OK, Some("resolved"))
+    );
+    let client = recount::jobs::webhook::client(&app.state.config);
+    assert!(
+        recount::jobs::run_next_job(&app.state, &client, recount::jobs::DELIVERY_JOBS)
+            .await
+            .unwrap()
+    );
+
+    let after = app.metrics().await;
+    let delta = |series: &str| sample(&after, series) - sample(&before, series);
+    for (series, expected) in [
+        ("recount_events_ingested_total{route=\"review\"}", 1.0),
+        ("recount_claim_duration_seconds_count", 1.0),
+        ("recount_verdicts_total{outcome=\"resolved\"}", 1.0),
+        ("recount_receipt_latency_seconds_count", 1.0),
+        ("recount_receipt_latency_seconds_sum", 30.0),
+        ("recount_receipt_latency_seconds_bucket{le=\"15\"}", 0.0),
+        ("recount_receipt_latency_seconds_bucket{le=\"30\"}", 1.0),
+        ("recount_webhook_failures_total{outcome=\"retry\"}", 1.0),
+        (
+            "recount_job_attempts_total{kind=\"receipt-webhook\",result=\"failed\"}",
+            1.0,
+        ),
+    ] {
+        assert!(
+            (delta(series) - expected).abs() < 1e-9,
+            "{series}: moved by {}, not {expected}\n{after}",
+            delta(series)
+        );
+    }
+    assert!(
+        after.contains("recount_review_tasks{status=\"ready\"} 0"),
+        "{after}"
+    );
+}
+dual!(metrics_count_claims_verdicts_receipts_and_webhook_failures);
+
 async fn roles_are_enforced_on_every_route(backend: Backend) {
     let app = TestApp::start(backend).await;
     let (store_id, key) = app.store_with_catalog().await;
