@@ -1197,6 +1197,14 @@ async fn deleting_an_export_removes_its_files_and_stops_its_run(backend: Backend
         )
         .await;
     assert_eq!(s, StatusCode::OK);
+    // What a run that died uploaded after the deletion: the job removes it.
+    let late = recount::db::export::blob_key(&queued, "train-000000.tar");
+    app.state
+        .blobs
+        .put_bytes(&late, b"late upload".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(export_blobs(app, &queued).await, [late]);
     assert_eq!(run_export_jobs(app).await, 1, "its job is taken and ends");
     let after = export_of(app, &f.sue, &queued).await;
     assert_eq!(
@@ -1243,6 +1251,52 @@ async fn deleting_an_export_removes_its_files_and_stops_its_run(backend: Backend
         0,
         "no export has files listed"
     );
+}
+
+/// An export whose clip cannot be read fails at every attempt; after the
+/// last one it is failed with `export-failed`, its partial files removed.
+async fn an_export_that_keeps_failing_ends_failed_with_its_code(backend: Backend) {
+    let f = fx(backend).await;
+    let app = &f.app;
+    let video: String = sqlx::query_scalar("SELECT video_key FROM clips WHERE id = $1")
+        .bind(&f.clips[0])
+        .fetch_one(app.state.db.reader())
+        .await
+        .unwrap();
+    app.state.blobs.delete(&video).await.unwrap();
+    let (s, created) = app
+        .call(
+            Method::POST,
+            "/api/v1/exports",
+            &f.sue,
+            Some(json!({"filter": {"stores": [f.a]}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{created}");
+    let id = created["export_id"].as_str().unwrap().to_string();
+    let attempts = app.state.config.webhook_max_attempts;
+    for attempt in 1..=attempts {
+        assert_eq!(run_export_jobs(app).await, 1, "attempt {attempt}");
+        let x = export_of(app, &f.sue, &id).await;
+        let expected = if attempt < attempts {
+            "running"
+        } else {
+            "failed"
+        };
+        assert_eq!(x["status"], expected, "attempt {attempt}: {x}");
+        let c = &app.state.config;
+        app.clock.advance(recount::jobs::webhook::backoff_ms(
+            attempt,
+            c.webhook_backoff_base_ms,
+            c.webhook_backoff_max_ms,
+        ));
+    }
+    assert_eq!(run_export_jobs(app).await, 0, "no attempt after the last");
+    let failed = export_of(app, &f.sue, &id).await;
+    assert_eq!(failed["error_code"], "export-failed", "{failed}");
+    assert!(!failed["error"].as_str().unwrap().is_empty());
+    assert_eq!(failed["files"], json!([]));
+    assert_eq!(export_blobs(app, &id).await, Vec::<String>::new());
 }
 
 async fn consent_withdrawn_while_an_export_runs_ships_nothing(backend: Backend) {
@@ -1460,6 +1514,7 @@ dual!(
     a_run_that_was_taken_over_can_neither_report_nor_finish,
     deleting_an_export_removes_its_files_and_stops_its_run,
     consent_withdrawn_while_an_export_runs_ships_nothing,
+    an_export_that_keeps_failing_ends_failed_with_its_code,
     splits_are_deterministic_and_no_session_spans_two,
 );
 

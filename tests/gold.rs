@@ -868,7 +868,8 @@ async fn gold_answers_score_labelers_and_flag_only_with_enough_answers(backend: 
     assert_eq!(st, StatusCode::OK, "{q}");
     assert_eq!(q["min_accuracy"], 0.8);
     assert_eq!(q["min_answers"], 3);
-    assert_eq!(q["since"], "2026-11-18T10:00:16.003Z");
+    // Today and the 6 days before, UTC: the dashboard's window.
+    assert_eq!(q["since"], "2026-11-19T00:00:00.000Z");
     let rows = q["labelers"].as_array().unwrap();
     let summary: Vec<(&str, i64, i64, bool)> = rows
         .iter()

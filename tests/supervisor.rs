@@ -85,6 +85,28 @@ async fn only_supervisors_open_the_supervisor_pages() {
         let (status, _) = page_status(&app, path, Some(&supervisor)).await;
         assert_eq!(status, StatusCode::OK, "{path} for a supervisor");
     }
+    // A store's policy page with a target: who asks is checked first, the
+    // target comes back after signing in, a bad one is refused.
+    let (store_id, _) = app.store_with_catalog().await;
+    let page = format!("/policy/{store_id}");
+    let (status, location) = page_status(&app, &format!("{page}?target=0.05"), None).await;
+    assert_eq!(
+        (status, location),
+        (
+            StatusCode::SEE_OTHER,
+            format!("/login?next={page}?target=0.05")
+        )
+    );
+    for (token, target, expected) in [
+        (&labeler, "2", StatusCode::FORBIDDEN),
+        (&supervisor, "2", StatusCode::UNPROCESSABLE_ENTITY),
+        (&supervisor, "x", StatusCode::UNPROCESSABLE_ENTITY),
+        (&supervisor, "0.01", StatusCode::OK),
+    ] {
+        let path = format!("{page}?target={target}");
+        let (status, _) = page_status(&app, &path, Some(token)).await;
+        assert_eq!(status, expected, "{path}");
+    }
     assert_eq!(
         page_status(&app, "/dashboard/live", None).await.0,
         StatusCode::UNAUTHORIZED
@@ -652,6 +674,58 @@ async fn a_training_export_is_started_from_the_dashboard_and_downloaded() {
         .unwrap();
     assert_eq!(lines, seeded.samples);
     b.screenshot("exports").await.unwrap();
+
+    // A second export, deleted while it waits: the page keeps polling and
+    // redrawing the list, and the armed button stays armed through it.
+    b.click("#start-export").await.unwrap();
+    b.wait_for(
+        "the second export listed as queued",
+        "document.querySelector('#exports-table tbody tr[data-status=queued]')",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    let queued: String = b
+        .eval("return document.querySelector('#exports-table tbody tr[data-status=queued]').id.slice('export-'.length)")
+        .await
+        .unwrap();
+    let delete_queued = format!("#export-{queued} button.delete-export");
+    b.click(&delete_queued).await.unwrap();
+    let loads: String = b
+        .eval("return document.querySelector('#exports-table tbody').dataset.loads")
+        .await
+        .unwrap();
+    b.wait_for(
+        "a redraw of the list",
+        &format!("Number(document.querySelector('#exports-table tbody').dataset.loads) > {loads}"),
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(b.text(&delete_queued).await.unwrap(), "Confirm delete");
+    b.click(&delete_queued).await.unwrap();
+    b.wait_for(
+        "the queued export shown deleted",
+        &format!("document.querySelector('#export-{queued}[data-status=deleted]')"),
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert!(
+        recount::jobs::run_next_job(&app.state, &client, recount::jobs::EXPORT_JOBS)
+            .await
+            .unwrap(),
+        "its job is taken"
+    );
+    let never = recount::db::export::get(&app.state.db, &queued)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (never.status.as_str(), never.started_at),
+        ("deleted", None),
+        "and never runs"
+    );
 
     // Deleting takes a second click; then the files are gone.
     let id: String = b

@@ -4,3 +4,8 @@
 ALTER TABLE exports ADD COLUMN deleted_by TEXT REFERENCES users(id);
 ALTER TABLE exports ADD COLUMN deleted_at BIGINT;
 ALTER TABLE exports ADD COLUMN error_code TEXT;
+-- Exports that failed before the column existed.
+UPDATE exports SET error_code = CASE
+    WHEN error LIKE '%no longer allow%' THEN 'training-not-allowed'
+    ELSE 'export-failed' END
+WHERE status = 'failed';

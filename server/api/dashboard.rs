@@ -77,7 +77,8 @@ pub async fn get_confidence_bins(
     Query(query): Query<BinsQuery>,
 ) -> Result<axum::Json<ConfidenceBins>> {
     let days = match query.days.as_deref() {
-        None => 30,
+        // The recommendation's window: these bins reproduce it.
+        None => dashboard::RECOMMENDATION_DAYS,
         Some(text) => text
             .parse::<i64>()
             .ok()

@@ -88,13 +88,24 @@ fn bind_all<'q>(
 /// Of `stores`, those that are unknown or do not allow training use: an
 /// export naming one is refused rather than silently empty.
 pub async fn refused_stores(db: &Db, stores: &[String]) -> Result<Vec<String>> {
+    let mut conn = db.reader().acquire().await?;
+    refused_in(&mut conn, stores, "").await
+}
+
+/// [`refused_stores`] on `conn`, reading each store's row with `lock`
+/// appended (a row lock inside a transaction, or nothing).
+async fn refused_in(
+    conn: &mut sqlx::AnyConnection,
+    stores: &[String],
+    lock: &str,
+) -> Result<Vec<String>> {
+    let sql = format!("SELECT training_allowed FROM stores WHERE id = $1{lock}");
     let mut refused = Vec::new();
     for id in stores {
-        let allowed: Option<i64> =
-            sqlx::query_scalar("SELECT training_allowed FROM stores WHERE id = $1")
-                .bind(id)
-                .fetch_optional(db.reader())
-                .await?;
+        let allowed: Option<i64> = sqlx::query_scalar(&sql)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
         if allowed != Some(1) {
             refused.push(id.clone());
         }
@@ -585,7 +596,7 @@ pub enum Finish {
 
 /// Marks an export done with its files, if it is still this run's and every
 /// store whose events it holds (`stores`) still allows training use. The
-/// stores' rows are read in the same transaction, locked on PostgreSQL, so
+/// stores' rows are read in the same transaction, share-locked on PostgreSQL, so
 /// consent withdrawn at the last moment is either seen here or comes after
 /// the export is done.
 pub async fn finish(
@@ -610,19 +621,9 @@ pub async fn finish(
     if mine.rows_affected() == 0 {
         return Err(taken_over(id));
     }
-    let mut refused = Vec::new();
-    for store in stores {
-        let allowed: Option<i64> = sqlx::query_scalar(&format!(
-            "SELECT training_allowed FROM stores WHERE id = $1{}",
-            db.for_update()
-        ))
-        .bind(store)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if allowed != Some(1) {
-            refused.push(store.clone());
-        }
-    }
+    // Shared row locks: a concurrent withdrawal waits for this commit (the
+    // export was done before it), while ingest into the stores goes on.
+    let refused = refused_in(&mut tx, stores, db.for_share()).await?;
     if !refused.is_empty() {
         return Ok(Finish::Refused(refused));
     }

@@ -430,21 +430,22 @@ pub struct QualityReport {
     pub labelers: Vec<LabelerQuality>,
 }
 
-/// Labelers' gold accuracy over the last [`gold::QUALITY_WINDOW_MS`].
+/// Labelers' gold accuracy over their answers since
+/// [`gold::quality_window_start`].
 pub async fn quality(
     db: &Db,
     now: i64,
     min_accuracy: f64,
     min_answers: u64,
 ) -> Result<QualityReport> {
-    let since = now - gold::QUALITY_WINDOW_MS;
+    let since = gold::quality_window_start(now);
     // COUNT, not SUM: PostgreSQL sums BIGINT to NUMERIC, which the Any
     // driver does not decode.
     let rows = sqlx::query(
         "SELECT a.labeler_id, u.username, COUNT(*) AS answers, \
          COUNT(CASE WHEN a.correct = 1 THEN 1 END) AS correct \
          FROM gold_answers a JOIN users u ON u.id = a.labeler_id \
-         WHERE a.answered_at > $1 GROUP BY a.labeler_id, u.username",
+         WHERE a.answered_at >= $1 GROUP BY a.labeler_id, u.username",
     )
     .bind(since)
     .fetch_all(db.reader())

@@ -190,6 +190,16 @@ impl Db {
         }
     }
 
+    /// Keeps the rows a transaction reads from being changed until it ends
+    /// (PostgreSQL), without blocking inserts that reference them; SQLite's
+    /// single writer already excludes every other writer.
+    pub fn for_share(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => " FOR SHARE",
+            Backend::Sqlite => "",
+        }
+    }
+
     /// Closes the pools.
     pub async fn close(&self) {
         self.write.close().await;

@@ -7,8 +7,12 @@
 use super::consensus::Answer;
 use super::Label;
 
-/// How far back gold answers count for a labeler's quality: the last 7 days.
-pub const QUALITY_WINDOW_MS: i64 = 7 * 24 * 3_600_000;
+/// Where the gold answers that count for a labeler's quality start: today
+/// and the 6 days before (UTC), the dashboard's 7-day window, so a labeler
+/// is flagged on the gold page exactly when the dashboard flags them.
+pub fn quality_window_start(now: i64) -> i64 {
+    super::figures::Windows::at(now).week_from
+}
 
 /// The normal quantile of the 95 % Wilson interval shown with an accuracy.
 pub const Z_95: f64 = 1.96;

@@ -138,9 +138,9 @@ pub enum Route {
 /// candidate, high value, small margin) are checked before the threshold, so
 /// a recorded `low-confidence` with a top candidate means the threshold
 /// alone decided: the threshold recommendation counts such events as ones a
-/// lower threshold would auto-accept, and the others as forced. It also
-/// makes an unsure high-value event need as many agreeing verdicts as a
-/// confident one.
+/// lower threshold would auto-accept, and the others as forced. High value
+/// comes first of all, so an expensive event needs `audit_verdicts`
+/// agreeing verdicts however sure or close the model's call.
 ///
 /// `confidences` are the candidates' confidences in the order given by the
 /// store (not necessarily sorted); `top_value_cents` is the top candidate's
@@ -279,6 +279,12 @@ mod tests {
         // Unsure and expensive: as many verdicts as a confident expensive one.
         assert_eq!(
             route(&p, &[0.40], Some(25_000), 0.5),
+            review(ReviewReason::HighValue, 2)
+        );
+        // Expensive and close: value first, so it needs agreeing verdicts
+        // too (a close call on an expensive item is the riskiest kind).
+        assert_eq!(
+            route(&p, &[0.95, 0.90], Some(25_000), 0.5),
             review(ReviewReason::HighValue, 2)
         );
         // Unsure only: the threshold alone decides.

@@ -116,7 +116,11 @@ async fn run_once(state: &AppState, job: &Job, id: &str, watch: &Watch) -> Resul
         .await
         .map_err(retry)?
     else {
-        // Already done or failed: nothing to do.
+        // Already done, failed or deleted: nothing to run. A deleted one may
+        // still hold what a run that died uploaded after the deletion.
+        if exports::is_deleted(&state.db, id).await.map_err(retry)? {
+            remove_files(state, id).await;
+        }
         return Ok(());
     };
     // Files of an earlier run that died are rewritten whole; none may stay.

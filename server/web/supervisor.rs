@@ -362,14 +362,22 @@ async fn policy_page(
     Path(store_id): Path<String>,
     Query(query): Query<RecommendationQuery>,
 ) -> Response {
-    let target = match recommend::parse_target(query.target.as_deref()) {
-        Ok(t) => t,
-        Err(m) => return Error::unprocessable("invalid-target", m).into_response(),
+    let target = recommend::parse_target(query.target.as_deref());
+    // Back here after signing in, with the same target (a number printed
+    // by Rust needs no escaping in a query).
+    let here = match (&query.target, &target) {
+        (Some(_), Ok(t)) => format!("/policy/{store_id}?target={t}"),
+        _ => format!("/policy/{store_id}"),
     };
-    let here = format!("/policy/{store_id}");
     let (user, token) = match supervisor(&state, &headers, &here).await {
         Ok(u) => u,
         Err(r) => return r,
+    };
+    // Who asks is checked first: a bad target is only worth telling a
+    // supervisor.
+    let target = match target {
+        Ok(t) => t,
+        Err(m) => return Error::unprocessable("invalid-target", m).into_response(),
     };
     let store = match state.db.reader().acquire().await {
         Ok(mut conn) => stores::get(&mut conn, &store_id).await,

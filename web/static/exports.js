@@ -97,6 +97,17 @@ function filesCell(x) {
 }
 
 /**
+ * Exports whose delete button was clicked once: the list is rebuilt at
+ * every poll, and a button waiting for its confirmation must stay armed.
+ */
+const armed = new Set();
+
+function arm(button) {
+  button.classList.add('armed');
+  button.textContent = 'Confirm delete';
+}
+
+/**
  * A delete button that asks for a second click before it deletes, so a
  * stray click never removes a dataset someone is training on.
  */
@@ -108,15 +119,17 @@ function actionsCell(x) {
   button.className = 'danger delete-export';
   button.textContent = 'Delete';
   button.setAttribute('aria-label', `Delete the export started ${new Date(x.created_at).toLocaleString()}`);
+  if (armed.has(x.export_id)) arm(button);
   button.addEventListener('click', async () => {
-    if (!button.classList.contains('armed')) {
-      button.classList.add('armed');
-      button.textContent = 'Confirm delete';
+    if (!armed.has(x.export_id)) {
+      armed.add(x.export_id);
+      arm(button);
       return;
     }
     button.disabled = true;
     try {
       await call('DELETE', `/api/v1/exports/${x.export_id}`);
+      armed.delete(x.export_id);
       status.textContent = 'Deleted.';
       await load();
     } catch (err) {
@@ -133,6 +146,8 @@ let timer = null;
 async function load() {
   const exports = await call('GET', '/api/v1/exports', undefined, { retries: 2 });
   body.replaceChildren();
+  // How many times the list was drawn (tests wait for a redraw with it).
+  body.dataset.loads = String(Number(body.dataset.loads ?? 0) + 1);
   for (const x of exports) {
     const row = document.createElement('tr');
     row.id = 'export-' + x.export_id;
