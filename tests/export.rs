@@ -987,17 +987,7 @@ async fn the_api_runs_an_export_in_the_background_with_range_able_files(backend:
         .await;
     assert_eq!(s, StatusCode::OK);
     run_export_jobs(app).await;
-    let failed = export_of(app, &f.sue, &again).await;
-    assert_eq!(
-        (failed["status"].as_str(), failed["error_code"].as_str()),
-        (Some("failed"), Some("training-not-allowed")),
-        "{failed}"
-    );
-    assert!(
-        failed["error"].as_str().unwrap().contains(&f.a),
-        "the message names the store: {failed}"
-    );
-    assert_eq!(failed["files"], json!([]));
+    refused_for_consent(app, &f.sue, &again, &f.a).await;
 }
 
 async fn a_run_that_was_taken_over_can_neither_report_nor_finish(backend: Backend) {
@@ -1057,6 +1047,22 @@ async fn a_run_that_was_taken_over_can_neither_report_nor_finish(backend: Backen
         .unwrap();
     let still = export_of(app, &f.sue, id).await;
     assert_eq!(still["status"], "done");
+}
+
+/// Asserts an export failed because `store` withdrew its consent: the code,
+/// a message naming the store, no files.
+async fn refused_for_consent(app: &TestApp, token: &str, id: &str, store: &str) {
+    let failed = export_of(app, token, id).await;
+    assert_eq!(
+        (failed["status"].as_str(), failed["error_code"].as_str()),
+        (Some("failed"), Some("training-not-allowed")),
+        "{failed}"
+    );
+    assert!(
+        failed["error"].as_str().unwrap().contains(store),
+        "the message names the store: {failed}"
+    );
+    assert_eq!(failed["files"], json!([]));
 }
 
 /// An export as `GET /api/v1/exports/{id}` answers it (which must be 200).
@@ -1338,17 +1344,7 @@ async fn consent_withdrawn_while_an_export_runs_ships_nothing(backend: Backend) 
     let err = result.unwrap_err();
     assert!(err.contains("no longer allow"), "{err}");
     assert!(reports >= 2, "the run went past its first page: {reports}");
-    let failed = export_of(app, &f.sue, &id).await;
-    assert_eq!(
-        (failed["status"].as_str(), failed["error_code"].as_str()),
-        (Some("failed"), Some("training-not-allowed")),
-        "{failed}"
-    );
-    assert!(
-        failed["error"].as_str().unwrap().contains(&f.a),
-        "the message names the store: {failed}"
-    );
-    assert_eq!(failed["files"], json!([]));
+    refused_for_consent(app, &f.sue, &id, &f.a).await;
     assert_eq!(
         export_blobs(app, &id).await,
         Vec::<String>::new(),
