@@ -14,6 +14,7 @@ use crate::db::products::{self, Product};
 use crate::db::stores::{self, Store};
 use crate::db::{events, new_id, receipts, users};
 use crate::domain::event::{CandidateInput, EventInput};
+use crate::domain::lifecycle::TaskStatus;
 use crate::domain::time::format_rfc3339_ms;
 use crate::media::synth::{self, ShelfAction, ShelfCamera, ShelfScene};
 use crate::AppState;
@@ -171,9 +172,11 @@ pub async fn simulate_step(
         .ok_or_else(|| anyhow::anyhow!("demo store is gone"))?;
     // Tasks still waiting for their footage count too: a backlog of clips
     // to process is no reason to film more.
-    let ready: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM review_tasks WHERE store_id = $1 AND status IN ('ready', 'waiting')",
-    )
+    let ready: i64 = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM review_tasks WHERE store_id = $1 AND status IN ('{}', '{}')",
+        TaskStatus::Ready,
+        TaskStatus::Waiting
+    ))
     .bind(store_id)
     .fetch_one(&mut *conn)
     .await?;
@@ -467,9 +470,12 @@ pub async fn simulate_crew(state: AppState) {
 }
 
 async fn crew_step(state: &AppState) -> anyhow::Result<()> {
-    let ready: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM review_tasks WHERE status = 'ready'")
-        .fetch_one(state.db.reader())
-        .await?;
+    let ready: i64 = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM review_tasks WHERE status = '{}'",
+        TaskStatus::Ready
+    ))
+    .fetch_one(state.db.reader())
+    .await?;
     if ready <= CREW_LEAVES {
         return Ok(());
     }

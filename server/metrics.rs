@@ -186,7 +186,8 @@ pub fn gold_answered(correct: bool) {
 /// Renders every metric in Prometheus text format, with the queue gauges set
 /// from `queue_counts`.
 pub fn render(queue_counts: &[(String, i64)]) -> String {
-    for status in ["waiting", "ready", "leased", "escalated"] {
+    for status in crate::domain::lifecycle::TaskStatus::OPEN {
+        let status = status.as_str();
         let n = queue_counts
             .iter()
             .find(|(s, _)| s == status)

@@ -22,6 +22,7 @@ use crate::db::bulk::{insert_rows, Val};
 use crate::db::{dashboard, new_id, rollup, stores, Backend, Db};
 use crate::domain::dashboard::Dashboard;
 use crate::domain::figures::Windows;
+use crate::domain::lifecycle::{EventStatus, RouteName, SessionStatus, TaskStatus};
 use crate::domain::rollup::{label_key, HOUR};
 use crate::domain::stats::{percentile, AlphaSums};
 use crate::domain::{Action, Label};
@@ -410,8 +411,8 @@ async fn seed(
             seeded.events += 1;
             let Some(reason) = reason else {
                 event.extend([
-                    Val::Text("auto_accepted".into()),
-                    Val::Text("resolved".into()),
+                    Val::Text(RouteName::AutoAccepted.as_str().into()),
+                    Val::Text(EventStatus::Resolved.as_str().into()),
                     Val::Text(kind.into()),
                     Val::Text(guess.0),
                     Val::Int(quantity),
@@ -424,7 +425,10 @@ async fn seed(
                 settled = settled.max(t);
                 continue;
             };
-            event.extend([Val::Text("review".into()), Val::Text(reason.into())]);
+            event.extend([
+                Val::Text(RouteName::Review.as_str().into()),
+                Val::Text(reason.into()),
+            ]);
             let audit = reason == "audit-sample";
             let label = if rng.gen::<f64>() < confidence - 0.05 {
                 guess
@@ -468,19 +472,19 @@ async fn seed(
             seeded.tasks += 1;
             if open {
                 let status = match rng.gen_range(0..20) {
-                    0 => "escalated",
-                    1..=3 => "leased",
-                    _ => "ready",
+                    0 => TaskStatus::Escalated,
+                    1..=3 => TaskStatus::Leased,
+                    _ => TaskStatus::Ready,
                 };
                 event.extend([
-                    Val::Text("review".into()),
+                    Val::Text(EventStatus::Review.as_str().into()),
                     Val::Text(format!("h-{i}")),
                     Val::Int(t),
                 ]);
                 out.open_events.push(event);
                 let mut task = task_head.to_vec();
                 task.extend([
-                    Val::Text(status.into()),
+                    Val::Text(status.as_str().into()),
                     Val::Int(deadline),
                     Val::Int(t),
                     Val::Int(t),
@@ -491,7 +495,7 @@ async fn seed(
                 continue;
             }
             event.extend([
-                Val::Text("resolved".into()),
+                Val::Text(EventStatus::Resolved.as_str().into()),
                 Val::Text(kind.into()),
                 Val::Text(label.0.clone()),
                 Val::Int(label.1),
@@ -503,7 +507,7 @@ async fn seed(
             out.reviewed_events.push(event);
             let mut task = task_head.to_vec();
             task.extend([
-                Val::Text("resolved".into()),
+                Val::Text(TaskStatus::Resolved.as_str().into()),
                 Val::Int(deadline),
                 Val::Int(t),
                 Val::Int(verdicts.len() as i64),
@@ -564,7 +568,7 @@ async fn seed(
             out.sessions.push(vec![
                 Val::Text(store_id.clone()),
                 Val::Text(session_id.clone()),
-                Val::Text("finalized".into()),
+                Val::Text(SessionStatus::Finalized.as_str().into()),
                 Val::Int(0),
                 Val::Int(exited_at),
                 Val::Int(last),
@@ -583,7 +587,7 @@ async fn seed(
             out.sessions.push(vec![
                 Val::Text(store_id.clone()),
                 Val::Text(session_id),
-                Val::Text("exited".into()),
+                Val::Text(SessionStatus::Exited.as_str().into()),
                 Val::Int(open_reviews),
                 Val::Int(exited_at),
                 Val::Int(last),
@@ -733,16 +737,17 @@ async fn plain_figures(db: &Db, now: i64) -> anyhow::Result<Figures> {
     let conn = &mut *conn;
     let mut out = Figures::default();
 
-    for r in sqlx::query(
-        "SELECT route, COUNT(*) FROM events WHERE created_at >= $1 AND route <> 'gold' GROUP BY route",
-    )
+    for r in sqlx::query(&format!(
+        "SELECT route, COUNT(*) FROM events WHERE created_at >= $1 AND route <> '{}' GROUP BY route",
+        RouteName::Gold
+    ))
     .bind(w.day_from)
     .fetch_all(&mut *conn)
     .await?
     {
         let (route, n): (String, i64) = (r.try_get(0)?, r.try_get(1)?);
         out.events_day.1 += n;
-        if route == "review" {
+        if route == RouteName::Review.as_str() {
             out.events_day.0 += n;
         }
     }
@@ -813,21 +818,23 @@ async fn plain_figures(db: &Db, now: i64) -> anyhow::Result<Figures> {
         percentile(&hour, 95.0),
         percentile(&hour, 99.0),
     );
-    let r = sqlx::query(
+    let r = sqlx::query(&format!(
         "SELECT COUNT(*), SUM(CASE WHEN EXISTS (SELECT 1 FROM events e WHERE e.store_id = r.store_id \
-         AND e.session_id = r.session_id AND e.route = 'review') THEN 1 ELSE 0 END) FROM receipts r \
+         AND e.session_id = r.session_id AND e.route = '{}') THEN 1 ELSE 0 END) FROM receipts r \
          WHERE r.finalized_at >= $1",
-    )
+        RouteName::Review
+    ))
     .bind(w.day_from)
     .fetch_one(&mut *conn)
     .await?;
     out.receipts_day = (r.try_get::<Option<i64>, _>(1)?.unwrap_or(0), r.try_get(0)?);
 
-    let r = sqlx::query(
+    let r = sqlx::query(&format!(
         "SELECT COUNT(*), SUM(CASE WHEN final_action = kind AND final_sku = top_sku \
          AND final_quantity = quantity THEN 0 ELSE 1 END) FROM events \
-         WHERE resolved_at >= $1 AND route = 'review' AND route_reason = 'audit-sample'",
-    )
+         WHERE resolved_at >= $1 AND route = '{}' AND route_reason = 'audit-sample'",
+        RouteName::Review
+    ))
     .bind(w.week_from)
     .fetch_one(&mut *conn)
     .await?;

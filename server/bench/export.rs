@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::db::bulk::{insert_rows, Val};
 use crate::db::{new_id, stores, Backend, Db};
 use crate::domain::export::ExportSpec;
+use crate::domain::lifecycle::{ClipStatus, EventStatus, RouteName, TaskStatus};
 use crate::export::{run as run_export, Destination};
 use crate::storage::Blobs;
 
@@ -107,24 +108,29 @@ pub async fn seed(
         let top = rng.gen_range(0..CATALOG_SIZE);
         let u: f64 = rng.gen();
         let (route, reason, resolution, confidence) = if u < 0.75 {
-            ("auto_accepted", None, "auto", rng.gen_range(0.9..1.0))
+            (
+                RouteName::AutoAccepted.as_str(),
+                None,
+                "auto",
+                rng.gen_range(0.9..1.0),
+            )
         } else if u < 0.95 {
             (
-                "review",
+                RouteName::Review.as_str(),
                 Some("low-confidence"),
                 "human",
                 rng.gen_range(0.3..0.9),
             )
         } else if u < 0.98 {
             (
-                "review",
+                RouteName::Review.as_str(),
                 Some("audit-sample"),
                 "human",
                 rng.gen_range(0.9..1.0),
             )
         } else {
             (
-                "review",
+                RouteName::Review.as_str(),
                 Some("audit-sample"),
                 "supervisor",
                 rng.gen_range(0.9..1.0),
@@ -145,7 +151,7 @@ pub async fn seed(
             Val::Text(clip_id.clone()),
             Val::Text(store.clone()),
             Val::Text("shelf-1".into()),
-            Val::Text("ready".into()),
+            Val::Text(ClipStatus::Ready.as_str().into()),
             Val::Text(video_key(i % videos)),
             Val::Int(t - 2_000),
             Val::Int(t + 2_000),
@@ -174,7 +180,7 @@ pub async fn seed(
             Val::Real(confidence),
             Val::Text(route.into()),
             Val::Text(reason.unwrap_or("").into()),
-            Val::Text("resolved".into()),
+            Val::Text(EventStatus::Resolved.as_str().into()),
             Val::Text("pick".into()),
             Val::Text(final_sku.clone()),
             Val::Int(1),
@@ -198,7 +204,7 @@ pub async fn seed(
                 Val::Text(session),
                 Val::Text(reason.unwrap_or_default().into()),
                 Val::Int(if audit { 2 } else { 1 }),
-                Val::Text("resolved".into()),
+                Val::Text(TaskStatus::Resolved.as_str().into()),
                 Val::Int(t + 600_000),
                 Val::Int(t),
                 Val::Int(if audit { 2 } else { 1 }),

@@ -12,6 +12,7 @@ use crate::db::bulk::{insert_rows, Val};
 use crate::db::products::{self, Product};
 use crate::db::users::{self, User};
 use crate::db::{new_id, stores, Db};
+use crate::domain::lifecycle::{EventStatus, RouteName, SessionStatus, TaskStatus};
 
 /// Products in the bench catalog.
 pub const CATALOG_SIZE: usize = 50;
@@ -129,7 +130,7 @@ async fn insert_sessions(
             vec![
                 Val::Text(store_id.to_string()),
                 Val::Text(format!("s-{s}")),
-                Val::Text("open".into()),
+                Val::Text(SessionStatus::Open.as_str().into()),
                 Val::Int(*n),
                 Val::Int(now),
             ]
@@ -175,9 +176,9 @@ async fn insert_tasks(
             Val::Text("bench".into()),
             Val::Text(top),
             Val::Real(0.6),
-            Val::Text("review".into()),
+            Val::Text(RouteName::Review.as_str().into()),
             Val::Text("low-confidence".into()),
-            Val::Text("review".into()),
+            Val::Text(EventStatus::Review.as_str().into()),
             Val::Text(format!("bench-{i}")),
             Val::Int(now),
         ]);
@@ -188,7 +189,7 @@ async fn insert_tasks(
             Val::Text(session),
             Val::Text("low-confidence".into()),
             Val::Int(1),
-            Val::Text("ready".into()),
+            Val::Text(TaskStatus::Ready.as_str().into()),
             Val::Int(occurred_at + 900_000),
             Val::Int(now),
             Val::Int(now),

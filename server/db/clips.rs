@@ -9,6 +9,9 @@ use sqlx::{AnyConnection, Row};
 use utoipa::ToSchema;
 
 use super::{jobs, new_id, placeholders, Db, Tx};
+use crate::domain::lifecycle::{
+    self, ClipStatus as ClipState, FootageStatus, PosterStatus, TaskStatus,
+};
 use crate::domain::time::format_rfc3339_ms;
 use crate::error::{Error, Result};
 use crate::storage::Blobs;
@@ -159,10 +162,11 @@ pub async fn create(
     now: i64,
 ) -> Result<()> {
     let mut tx = db.begin().await?;
-    sqlx::query(
+    sqlx::query(&format!(
         "INSERT INTO clips (id, store_id, camera_id, status, started_at, source_key, size_bytes, \
-         created_at, updated_at) VALUES ($1, $2, $3, 'processing', $4, $5, $6, $7, $7)",
-    )
+         created_at, updated_at) VALUES ($1, $2, $3, '{}', $4, $5, $6, $7, $7)",
+        ClipState::Processing
+    ))
     .bind(clip_id)
     .bind(store_id)
     .bind(camera_id)
@@ -229,6 +233,14 @@ impl Owner {
             Owner::Footage => "footage",
         }
     }
+
+    /// The column value of a row whose bytes are still arriving.
+    fn uploading(self) -> &'static str {
+        match self {
+            Owner::Clip => ClipState::Uploading.as_str(),
+            Owner::Footage => FootageStatus::Uploading.as_str(),
+        }
+    }
 }
 
 /// A row recorded as `uploading` and the blob it will own.
@@ -261,10 +273,11 @@ pub async fn store_clips(
         .collect();
     let mut tx = db.begin().await?;
     for (c, r) in clips.iter().zip(&reserved) {
-        sqlx::query(
+        sqlx::query(&format!(
             "INSERT INTO clips (id, store_id, camera_id, status, started_at, source_key, \
-             created_at, updated_at) VALUES ($1, $2, $3, 'uploading', $4, $5, $6, $6)",
-        )
+             created_at, updated_at) VALUES ($1, $2, $3, '{}', $4, $5, $6, $6)",
+            ClipState::Uploading
+        ))
         .bind(c.id)
         .bind(store_id)
         .bind(c.camera_id)
@@ -288,10 +301,11 @@ pub async fn store_footage(
     now: i64,
 ) -> Result<()> {
     let key = footage_key(store_id, footage.id);
-    sqlx::query(
+    sqlx::query(&format!(
         "INSERT INTO footage (id, store_id, camera_id, started_at, ended_at, size_bytes, \
-         source_key, created_at, status) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, 'uploading')",
-    )
+         source_key, created_at, status) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, '{}')",
+        FootageStatus::Uploading
+    ))
     .bind(footage.id)
     .bind(store_id)
     .bind(footage.camera_id)
@@ -347,21 +361,24 @@ async fn commit(
     now: i64,
 ) -> Result<()> {
     let mut tx = db.begin().await?;
+    let clip_sql = format!(
+        "UPDATE clips SET status = '{}', size_bytes = $1, updated_at = $2 \
+         WHERE id = $3 AND status = '{}'",
+        ClipState::Processing,
+        ClipState::Uploading
+    );
+    let footage_sql = format!(
+        "UPDATE footage SET status = '{}', size_bytes = $1 WHERE id = $2 AND status = '{}'",
+        FootageStatus::Ready,
+        FootageStatus::Uploading
+    );
     for (r, size) in reserved.iter().zip(sizes) {
         let updated = match owner {
-            Owner::Clip => sqlx::query(
-                "UPDATE clips SET status = 'processing', size_bytes = $1, updated_at = $2 \
-                 WHERE id = $3 AND status = 'uploading'",
-            )
-            .bind(*size as i64)
-            .bind(now)
-            .bind(r.id),
-            Owner::Footage => sqlx::query(
-                "UPDATE footage SET status = 'ready', size_bytes = $1 \
-                 WHERE id = $2 AND status = 'uploading'",
-            )
-            .bind(*size as i64)
-            .bind(r.id),
+            Owner::Clip => sqlx::query(&clip_sql)
+                .bind(*size as i64)
+                .bind(now)
+                .bind(r.id),
+            Owner::Footage => sqlx::query(&footage_sql).bind(*size as i64).bind(r.id),
         }
         .execute(&mut *tx)
         .await?
@@ -400,7 +417,8 @@ async fn abandon(db: &Db, blobs: &Blobs, owner: Owner, reserved: &[Reserved<'_>]
 async fn remove_upload(db: &Db, blobs: &Blobs, owner: Owner, id: &str, key: &str) -> Result<bool> {
     let table = owner.table();
     let removed = sqlx::query(&format!(
-        "DELETE FROM {table} WHERE id = $1 AND status = 'uploading'"
+        "DELETE FROM {table} WHERE id = $1 AND status = '{}'",
+        owner.uploading()
     ))
     .bind(id)
     .execute(db.writer())
@@ -437,7 +455,8 @@ pub async fn sweep_uploads(db: &Db, blobs: &Blobs, stale_before: i64) -> Result<
     for owner in Owner::ALL {
         let table = owner.table();
         let stuck = sqlx::query(&format!(
-            "SELECT id, source_key FROM {table} WHERE status = 'uploading' AND created_at < $1"
+            "SELECT id, source_key FROM {table} WHERE status = '{}' AND created_at < $1",
+            owner.uploading()
         ))
         .bind(stale_before)
         .fetch_all(db.reader())
@@ -507,11 +526,12 @@ pub async fn cut_window(
     window: &crate::domain::event::CameraWindow,
     now: i64,
 ) -> Result<String> {
-    let footage = sqlx::query(
+    let footage = sqlx::query(&format!(
         "SELECT id, started_at, source_key FROM footage WHERE store_id = $1 AND camera_id = $2 \
-         AND started_at <= $3 AND ended_at >= $4 AND status = 'ready' \
+         AND started_at <= $3 AND ended_at >= $4 AND status = '{}' \
          ORDER BY started_at DESC LIMIT 1",
-    )
+        FootageStatus::Ready
+    ))
     .bind(store_id)
     .bind(&window.camera_id)
     .bind(window.from)
@@ -522,11 +542,12 @@ pub async fn cut_window(
     match footage {
         Some(f) => {
             let footage_start: i64 = f.try_get("started_at")?;
-            sqlx::query(
+            sqlx::query(&format!(
                 "INSERT INTO clips (id, store_id, camera_id, status, started_at, source_key, footage_id, \
                  window_from, window_to, frame_accurate, created_at, updated_at) \
-                 VALUES ($1, $2, $3, 'processing', $4, $5, $6, $7, $8, $9, $10, $10)",
-            )
+                 VALUES ($1, $2, $3, '{}', $4, $5, $6, $7, $8, $9, $10, $10)",
+                ClipState::Processing
+            ))
             .bind(&clip_id)
             .bind(store_id)
             .bind(&window.camera_id)
@@ -543,10 +564,11 @@ pub async fn cut_window(
             jobs::enqueue(tx, PROCESS_JOB, &payload, now, now).await?;
         }
         None => {
-            sqlx::query(
+            sqlx::query(&format!(
                 "INSERT INTO clips (id, store_id, camera_id, status, started_at, error_code, error_message, \
-                 created_at, updated_at) VALUES ($1, $2, $3, 'failed', $4, 'footage-gap', $5, $6, $6)",
-            )
+                 created_at, updated_at) VALUES ($1, $2, $3, '{}', $4, 'footage-gap', $5, $6, $6)",
+                ClipState::Failed
+            ))
             .bind(&clip_id)
             .bind(store_id)
             .bind(&window.camera_id)
@@ -568,7 +590,8 @@ pub async fn cut_window(
 /// A clip by id; one still `uploading` does not exist yet.
 pub async fn get(conn: &mut AnyConnection, clip_id: &str) -> Result<Option<ClipRow>> {
     let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM clips WHERE id = $1 AND status <> 'uploading'"
+        "SELECT {COLUMNS} FROM clips WHERE id = $1 AND status <> '{}'",
+        ClipState::Uploading
     ))
     .bind(clip_id)
     .fetch_optional(conn)
@@ -587,13 +610,14 @@ pub async fn attach_to_task(
     clip_ids: &[String],
     occurred_at: i64,
     now: i64,
-) -> Result<bool> {
-    let mut waiting = false;
+) -> Result<Vec<PosterStatus>> {
+    let mut posters = Vec::with_capacity(clip_ids.len());
     let mut needs_posters = false;
     for (position, clip_id) in clip_ids.iter().enumerate() {
         let row = sqlx::query(&format!(
             "SELECT status, started_at FROM clips WHERE id = $1 AND store_id = $2 \
-             AND status <> 'uploading'{}",
+             AND status <> '{}'{}",
+            ClipState::Uploading,
             db.for_update()
         ))
         .bind(clip_id)
@@ -601,15 +625,11 @@ pub async fn attach_to_task(
         .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| unknown_clip(clip_id))?;
-        let status: String = row.try_get("status")?;
+        let status = super::state(&row.try_get::<String, _>("status")?, ClipState::parse)?;
         let started_at: Option<i64> = row.try_get("started_at")?;
-        let poster_status = if status == "failed" {
-            "failed"
-        } else {
-            "pending"
-        };
-        waiting |= poster_status == "pending";
-        needs_posters |= status == "ready";
+        let poster_status = lifecycle::poster_for(status);
+        posters.push(poster_status);
+        needs_posters |= status == ClipState::Ready;
         sqlx::query(
             "INSERT INTO task_clips (task_id, clip_id, position, event_offset_ms, poster_status) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -618,7 +638,7 @@ pub async fn attach_to_task(
         .bind(clip_id)
         .bind(position as i64)
         .bind(started_at.map(|s| occurred_at - s))
-        .bind(poster_status)
+        .bind(poster_status.as_str())
         .execute(&mut **tx)
         .await?;
     }
@@ -626,15 +646,16 @@ pub async fn attach_to_task(
         let payload = serde_json::json!({ "task_id": task_id }).to_string();
         jobs::enqueue(tx, POSTERS_JOB, &payload, now, now).await?;
     }
-    Ok(waiting)
+    Ok(posters)
 }
 
 /// Checks that every clip id belongs to the store.
 pub async fn check_owned(tx: &mut Tx, store_id: &str, clip_ids: &[String]) -> Result<()> {
     for clip_id in clip_ids {
-        let found: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM clips WHERE id = $1 AND store_id = $2 AND status <> 'uploading'",
-        )
+        let found: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT id FROM clips WHERE id = $1 AND store_id = $2 AND status <> '{}'",
+            ClipState::Uploading
+        ))
         .bind(clip_id)
         .bind(store_id)
         .fetch_optional(&mut **tx)
@@ -700,11 +721,12 @@ pub async fn settle(
                     .execute(&mut *tx)
                     .await?;
             }
-            sqlx::query(
-                "UPDATE clips SET status = 'ready', video_key = $1, filmstrip_key = $2, filmstrip = $3, \
+            sqlx::query(&format!(
+                "UPDATE clips SET status = '{}', video_key = $1, filmstrip_key = $2, filmstrip = $3, \
                  duration_ms = $4, width = $5, height = $6, updated_at = $7, frame_rate = NULLIF($9, -1.0) \
                  WHERE id = $8",
-            )
+                lifecycle::clip_processed(true)
+            ))
             .bind(&p.video_key)
             .bind(&p.filmstrip_key)
             .bind(&p.filmstrip)
@@ -718,20 +740,24 @@ pub async fn settle(
             .await?;
         }
         Err((code, message)) => {
-            sqlx::query(
-                "UPDATE clips SET status = 'failed', error_code = $1, error_message = $2, updated_at = $3 \
+            sqlx::query(&format!(
+                "UPDATE clips SET status = '{}', error_code = $1, error_message = $2, updated_at = $3 \
                  WHERE id = $4",
-            )
+                lifecycle::clip_processed(false)
+            ))
             .bind(code)
             .bind(message)
             .bind(now)
             .bind(clip_id)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("UPDATE task_clips SET poster_status = 'failed' WHERE clip_id = $1")
-                .bind(clip_id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(&format!(
+                "UPDATE task_clips SET poster_status = '{}' WHERE clip_id = $1",
+                lifecycle::poster_for(ClipState::Failed)
+            ))
+            .bind(clip_id)
+            .execute(&mut *tx)
+            .await?;
         }
     }
     let tasks: Vec<String> =
@@ -751,12 +777,16 @@ pub async fn settle(
     Ok(())
 }
 
-/// A task whose every clip has its poster (or failed) becomes claimable.
+/// A task whose every clip has its poster (or failed) becomes claimable
+/// ([`lifecycle::clips_settled`], as the update's condition).
 pub async fn release_if_settled(tx: &mut Tx, task_id: &str, now: i64) -> Result<()> {
-    sqlx::query(
-        "UPDATE review_tasks SET status = 'ready', updated_at = $1 WHERE id = $2 AND status = 'waiting' \
-         AND NOT EXISTS (SELECT 1 FROM task_clips WHERE task_id = $2 AND poster_status = 'pending')",
-    )
+    sqlx::query(&format!(
+        "UPDATE review_tasks SET status = '{ready}', updated_at = $1 WHERE id = $2 AND status = '{waiting}' \
+         AND NOT EXISTS (SELECT 1 FROM task_clips WHERE task_id = $2 AND poster_status = '{pending}')",
+        ready = TaskStatus::Ready,
+        waiting = TaskStatus::Waiting,
+        pending = PosterStatus::Pending
+    ))
     .bind(now)
     .bind(task_id)
     .execute(&mut **tx)
@@ -777,12 +807,14 @@ pub struct PendingPoster {
 pub async fn pending_posters(db: &Db, task_id: &str) -> Result<Vec<PendingPoster>> {
     let rows = sqlx::query(&format!(
         "SELECT {}, tc.event_offset_ms FROM task_clips tc JOIN clips c ON c.id = tc.clip_id \
-         WHERE tc.task_id = $1 AND tc.poster_status = 'pending' AND c.status = 'ready'",
+         WHERE tc.task_id = $1 AND tc.poster_status = '{}' AND c.status = '{}'",
         COLUMNS
             .split(", ")
             .map(|c| format!("c.{c}"))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        PosterStatus::Pending,
+        ClipState::Ready
     ))
     .bind(task_id)
     .fetch_all(db.reader())
@@ -812,7 +844,7 @@ pub async fn poster_done(
         "UPDATE task_clips SET poster_key = $1, poster_status = $2 WHERE task_id = $3 AND clip_id = $4",
     )
     .bind(key)
-    .bind(if key.is_some() { "ready" } else { "failed" })
+    .bind(if key.is_some() { PosterStatus::Ready } else { PosterStatus::Failed }.as_str())
     .bind(task_id)
     .bind(clip_id)
     .execute(&mut *tx)
@@ -869,7 +901,7 @@ pub async fn for_task(conn: &mut AnyConnection, task_id: &str) -> Result<Vec<Tas
     for r in rows {
         let id: String = r.try_get("id")?;
         let status: String = r.try_get("status")?;
-        let ready = status == "ready";
+        let ready = ClipState::parse(&status) == Some(ClipState::Ready);
         let duration_ms: Option<i64> = r.try_get("duration_ms")?;
         let offset: Option<i64> = r.try_get("event_offset_ms")?;
         let filmstrip: Option<String> = r.try_get("filmstrip")?;
@@ -913,7 +945,8 @@ pub async fn leased_to(
 ) -> Result<bool> {
     let sql = format!(
         "SELECT t.id FROM task_clips tc JOIN review_tasks t ON t.id = tc.task_id WHERE tc.clip_id = $1 \
-         AND t.status = 'leased' AND t.leased_by = $2 AND t.lease_expires_at > $3{} LIMIT 1",
+         AND t.status = '{}' AND t.leased_by = $2 AND t.lease_expires_at > $3{} LIMIT 1",
+        TaskStatus::Leased,
         if task_id.is_some() { " AND t.id = $4" } else { "" }
     );
     let mut query = sqlx::query_scalar(&sql)

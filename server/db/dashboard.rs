@@ -12,6 +12,7 @@ use super::rollup::{self, BucketRanges};
 use super::Db;
 use crate::domain::dashboard::{ConfidenceBin, Dashboard, StoreQueue};
 use crate::domain::figures::{self, GoldRule, Live, Windows};
+use crate::domain::lifecycle::{SessionStatus, TaskStatus};
 use crate::domain::recommend::{self, Recommendation};
 use crate::domain::rollup::{bucket, merge_confidence, Rollup, DAY};
 use crate::domain::routing::RoutingPolicy;
@@ -117,12 +118,13 @@ pub async fn queue(conn: &mut AnyConnection, now: i64) -> Result<Vec<StoreQueue>
     }
     // An index range scan of review_tasks_status per open status: only open
     // tasks are read, however many resolved ones the table holds.
-    let rows = sqlx::query(
+    let rows = sqlx::query(&format!(
         "SELECT store_id, status, COUNT(*) AS n, MIN(created_at) AS oldest, \
          SUM(CASE WHEN deadline_at < $1 THEN 1 ELSE 0 END) AS late FROM review_tasks \
-         WHERE status IN ('waiting', 'ready', 'leased', 'escalated') AND gold_id IS NULL \
+         WHERE status IN ({}) AND gold_id IS NULL \
          GROUP BY store_id, status",
-    )
+        super::sql_list(&TaskStatus::OPEN)
+    ))
     .bind(now)
     .fetch_all(&mut *conn)
     .await?;
@@ -132,15 +134,15 @@ pub async fn queue(conn: &mut AnyConnection, now: i64) -> Result<Vec<StoreQueue>
             continue;
         };
         let n: i64 = r.try_get("n")?;
-        match r.try_get::<String, _>("status")?.as_str() {
-            "ready" => {
+        match super::task_status(&r.try_get::<String, _>("status")?)? {
+            TaskStatus::Ready => {
                 q.ready = n;
                 q.oldest_ready_ms = r
                     .try_get::<Option<i64>, _>("oldest")?
                     .map(|t| (now - t).max(0));
             }
-            "waiting" => q.waiting = n,
-            "leased" => q.leased = n,
+            TaskStatus::Waiting => q.waiting = n,
+            TaskStatus::Leased => q.leased = n,
             _ => q.escalated = n,
         }
         q.past_deadline += r.try_get::<Option<i64>, _>("late")?.unwrap_or(0);
@@ -154,10 +156,11 @@ pub async fn queue(conn: &mut AnyConnection, now: i64) -> Result<Vec<StoreQueue>
 /// Sessions that exited and wait for their receipt, and those of them past
 /// their store's receipt deadline (exit + `receipt_sla_ms`).
 pub async fn pending_receipts(conn: &mut AnyConnection, now: i64) -> Result<(i64, i64)> {
-    let r = sqlx::query(
+    let r = sqlx::query(&format!(
         "SELECT COUNT(*) AS n, SUM(CASE WHEN s.exited_at + st.receipt_sla_ms < $1 THEN 1 ELSE 0 END) AS late \
-         FROM sessions s JOIN stores st ON st.id = s.store_id WHERE s.status = 'exited'",
-    )
+         FROM sessions s JOIN stores st ON st.id = s.store_id WHERE s.status = '{}'",
+        SessionStatus::Exited
+    ))
     .bind(now)
     .fetch_one(conn)
     .await?;

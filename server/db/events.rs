@@ -8,6 +8,7 @@ use super::{clips, new_id, products, Db, Tx};
 use crate::db::products::Product;
 use crate::db::stores::Store;
 use crate::domain::event::ValidEvent;
+use crate::domain::lifecycle::{self, EventStatus, RouteName, SessionStatus, TaskStatus};
 use crate::domain::routing::{self, Route};
 use crate::error::{Error, Result};
 
@@ -38,7 +39,7 @@ pub struct IngestOutcome {
 pub struct Batch {
     catalog: HashMap<String, Product>,
     stored: HashMap<String, (String, IngestOutcome)>,
-    sessions: HashMap<String, (String, Option<i64>)>,
+    sessions: HashMap<String, (SessionStatus, Option<i64>)>,
 }
 
 /// Largest `IN (…)` list sent at once.
@@ -149,16 +150,18 @@ pub async fn ingest(
     }
 
     let exited_at = match batch.sessions.get(&ev.session_id) {
-        Some((status, _)) if status == "finalized" => {
-            return Err(Error::conflict(
-                "session-finalized",
-                format!(
-                    "the receipt of session {:?} is already final",
-                    ev.session_id
-                ),
-            ))
+        Some((status, exited_at)) => {
+            if lifecycle::accepts_events(*status).is_err() {
+                return Err(Error::conflict(
+                    "session-finalized",
+                    format!(
+                        "the receipt of session {:?} is already final",
+                        ev.session_id
+                    ),
+                ));
+            }
+            *exited_at
         }
-        Some((_, exited_at)) => *exited_at,
         None => return Err(anyhow::anyhow!("session {} was not prepared", ev.session_id).into()),
     };
 
@@ -169,8 +172,12 @@ pub async fn ingest(
 
     let event_pk = new_id();
     let (route_name, reason, status) = match route {
-        Route::AutoAccepted => ("auto_accepted", None, "resolved"),
-        Route::Review { reason, .. } => ("review", Some(reason.as_str()), "review"),
+        Route::AutoAccepted => (RouteName::AutoAccepted, None, EventStatus::Resolved),
+        Route::Review { reason, .. } => (
+            RouteName::Review,
+            Some(reason.as_str()),
+            EventStatus::Review,
+        ),
     };
     let auto = route == Route::AutoAccepted;
     let inserted = sqlx::query(
@@ -192,9 +199,9 @@ pub async fn ingest(
     .bind(&ev.model_version)
     .bind(top.map(|c| c.sku.clone()))
     .bind(super::non_negative_or_null(top.map(|c| c.confidence)))
-    .bind(route_name)
+    .bind(route_name.as_str())
     .bind(reason)
-    .bind(status)
+    .bind(status.as_str())
     .bind(auto.then(|| ev.kind.as_str()))
     .bind(if auto { top.map(|c| c.sku.clone()) } else { None })
     .bind(auto.then_some(ev.quantity))
@@ -222,7 +229,7 @@ pub async fn ingest(
             request_hash,
             IngestOutcome {
                 event_id: ev.event_id.clone(),
-                route: route_name.into(),
+                route: route_name.as_str().into(),
                 reason: None,
                 task_id: None,
                 replayed: false,
@@ -230,15 +237,13 @@ pub async fn ingest(
         ));
     };
 
-    let deadline = match exited_at {
-        Some(exit) => exit + store.policy.receipt_sla_ms,
-        None => ev.occurred_at + store.policy.expected_exit_ms + store.policy.receipt_sla_ms,
-    };
+    let deadline = lifecycle::receipt_deadline(&store.policy, exited_at, ev.occurred_at);
     let task_id = new_id();
-    sqlx::query(
+    sqlx::query(&format!(
         "INSERT INTO review_tasks (id, event_pk, store_id, session_id, reason, required_verdicts, \
-         status, deadline_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'ready', $7, $8, $8)",
-    )
+         status, deadline_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, '{}', $7, $8, $8)",
+        TaskStatus::Ready
+    ))
     .bind(&task_id)
     .bind(&event_pk)
     .bind(&store.id)
@@ -250,11 +255,16 @@ pub async fn ingest(
     .execute(&mut **tx)
     .await?;
     // A task is claimable once its clips are processed (or have failed).
-    if clips::attach_to_task(db, tx, &store.id, &task_id, &clip_ids, ev.occurred_at, now).await? {
-        sqlx::query("UPDATE review_tasks SET status = 'waiting' WHERE id = $1")
-            .bind(&task_id)
-            .execute(&mut **tx)
-            .await?;
+    let posters =
+        clips::attach_to_task(db, tx, &store.id, &task_id, &clip_ids, ev.occurred_at, now).await?;
+    if lifecycle::new_task_status(&posters) == TaskStatus::Waiting {
+        sqlx::query(&format!(
+            "UPDATE review_tasks SET status = '{}' WHERE id = $1",
+            TaskStatus::Waiting
+        ))
+        .bind(&task_id)
+        .execute(&mut **tx)
+        .await?;
     }
     sqlx::query(
         "UPDATE sessions SET open_reviews = open_reviews + 1 WHERE store_id = $1 AND session_id = $2",
@@ -267,7 +277,7 @@ pub async fn ingest(
         request_hash,
         IngestOutcome {
             event_id: ev.event_id.clone(),
-            route: route_name.into(),
+            route: route_name.as_str().into(),
             reason: Some(reason.as_str().into()),
             task_id: Some(task_id),
             replayed: false,
@@ -333,11 +343,12 @@ pub async fn lock_session(
     store_id: &str,
     session_id: &str,
     now: i64,
-) -> Result<(String, Option<i64>)> {
-    sqlx::query(
+) -> Result<(SessionStatus, Option<i64>)> {
+    sqlx::query(&format!(
         "INSERT INTO sessions (store_id, session_id, status, open_reviews, created_at) \
-         VALUES ($1, $2, 'open', 0, $3) ON CONFLICT (store_id, session_id) DO NOTHING",
-    )
+         VALUES ($1, $2, '{}', 0, $3) ON CONFLICT (store_id, session_id) DO NOTHING",
+        SessionStatus::Open
+    ))
     .bind(store_id)
     .bind(session_id)
     .bind(now)
@@ -352,5 +363,8 @@ pub async fn lock_session(
     .bind(session_id)
     .fetch_one(&mut **tx)
     .await?;
-    Ok((row.try_get("status")?, row.try_get("exited_at")?))
+    Ok((
+        super::state(&row.try_get::<String, _>("status")?, SessionStatus::parse)?,
+        row.try_get("exited_at")?,
+    ))
 }

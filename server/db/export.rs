@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 use super::rollup::{label, verdict_answer};
 use super::{jobs, new_id, placeholders, Db};
 use crate::domain::export::{Candidate, EventFacts, ExportSpec, Filter, Resolution, SampleClip};
+use crate::domain::lifecycle::{ClipStatus, EventStatus, ExportStatus, RouteName};
 use crate::domain::time::format_rfc3339_ms;
 use crate::domain::Label;
 use crate::error::{Error, Result};
@@ -33,9 +34,11 @@ enum Bind {
 /// The `WHERE` conditions of a filter on `events e` joined with `stores s`,
 /// with their binds from `$first`.
 fn conditions(filter: &Filter, as_of: i64, first: usize) -> (String, Vec<Bind>) {
-    let mut sql = String::from(
-        "e.status = 'resolved' AND e.route <> 'gold' AND s.training_allowed = 1 \
+    let mut sql = format!(
+        "e.status = '{}' AND e.route <> '{}' AND s.training_allowed = 1 \
          AND e.resolved_at <= $",
+        EventStatus::Resolved,
+        RouteName::Gold
     );
     let mut binds = vec![Bind::Int(as_of)];
     sql.push_str(&first.to_string());
@@ -271,7 +274,8 @@ async fn clips_by_id(
     }
     let mut out = BTreeMap::new();
     for r in q.fetch_all(conn).await? {
-        let ready = r.try_get::<String, _>("status")? == "ready";
+        let ready =
+            ClipStatus::parse(&r.try_get::<String, _>("status")?) == Some(ClipStatus::Ready);
         let video_key: Option<String> = r.try_get("video_key")?;
         out.insert(
             r.try_get("id")?,
@@ -361,10 +365,11 @@ pub fn blob_key(export_id: &str, name: &str) -> String {
 pub async fn create(db: &Db, spec: &ExportSpec, user_id: &str, now: i64) -> Result<String> {
     let id = new_id();
     let mut tx = db.begin().await?;
-    sqlx::query(
+    sqlx::query(&format!(
         "INSERT INTO exports (id, status, spec, created_by, created_at, as_of, progress, samples, bytes) \
-         VALUES ($1, 'queued', $2, $3, $4, $4, 0, 0, 0)",
-    )
+         VALUES ($1, '{}', $2, $3, $4, $4, 0, 0, 0)",
+        ExportStatus::Queued
+    ))
     .bind(&id)
     .bind(serde_json::to_string(spec).map_err(anyhow::Error::from)?)
     .bind(user_id)
@@ -484,10 +489,11 @@ async fn files_of(db: &Db, export_ids: &[&str]) -> Result<BTreeMap<String, Vec<E
 
 /// Whether a done export has a file of this name.
 pub async fn has_file(db: &Db, export_id: &str, name: &str) -> Result<bool> {
-    let found: Option<i64> = sqlx::query_scalar(
+    let found: Option<i64> = sqlx::query_scalar(&format!(
         "SELECT f.bytes FROM export_files f JOIN exports x ON x.id = f.export_id \
-         WHERE f.export_id = $1 AND f.name = $2 AND x.status = 'done'",
-    )
+         WHERE f.export_id = $1 AND f.name = $2 AND x.status = '{}'",
+        ExportStatus::Done
+    ))
     .bind(export_id)
     .bind(name)
     .fetch_optional(db.reader())
@@ -512,11 +518,14 @@ pub struct Run {
 /// files are rewritten whole); `None` when it is already done or failed.
 pub async fn start(db: &Db, id: &str, now: i64) -> Result<Option<Run>> {
     let run_id = new_id();
-    let row = sqlx::query(
-        "UPDATE exports SET status = 'running', run_id = $1, started_at = $2, progress = 0, \
-         samples = 0, bytes = 0, error = NULL WHERE id = $3 AND status IN ('queued', 'running') \
+    let row = sqlx::query(&format!(
+        "UPDATE exports SET status = '{}', run_id = $1, started_at = $2, progress = 0, \
+         samples = 0, bytes = 0, error = NULL WHERE id = $3 AND status IN ('{}', '{}') \
          RETURNING spec, as_of",
-    )
+        ExportStatus::Running,
+        ExportStatus::Queued,
+        ExportStatus::Running
+    ))
     .bind(&run_id)
     .bind(now)
     .bind(id)
@@ -553,10 +562,11 @@ pub async fn progress(
     samples: u64,
     bytes: u64,
 ) -> Result<()> {
-    let done = sqlx::query(
+    let done = sqlx::query(&format!(
         "UPDATE exports SET progress = $1, total = $2, samples = $3, bytes = $4 \
-         WHERE id = $5 AND run_id = $6 AND status = 'running'",
-    )
+         WHERE id = $5 AND run_id = $6 AND status = '{}'",
+        ExportStatus::Running
+    ))
     .bind(progress as i64)
     .bind(total as i64)
     .bind(samples as i64)
@@ -610,9 +620,10 @@ pub async fn finish(
 ) -> Result<Finish> {
     let mut tx = db.begin().await?;
     // Taking the row first (a write lock) keeps a concurrent run out.
-    let mine = sqlx::query(
-        "UPDATE exports SET finished_at = $1 WHERE id = $2 AND run_id = $3 AND status = 'running'",
-    )
+    let mine = sqlx::query(&format!(
+        "UPDATE exports SET finished_at = $1 WHERE id = $2 AND run_id = $3 AND status = '{}'",
+        ExportStatus::Running
+    ))
     .bind(now)
     .bind(id)
     .bind(run_id)
@@ -642,9 +653,10 @@ pub async fn finish(
         .await?;
     }
     let bytes: u64 = files.iter().map(|f| f.bytes).sum();
-    sqlx::query(
-        "UPDATE exports SET status = 'done', finished_at = $1, samples = $2, bytes = $3 WHERE id = $4",
-    )
+    sqlx::query(&format!(
+        "UPDATE exports SET status = '{}', finished_at = $1, samples = $2, bytes = $3 WHERE id = $4",
+        ExportStatus::Done
+    ))
     .bind(now)
     .bind(samples as i64)
     .bind(bytes as i64)
@@ -663,10 +675,13 @@ pub const ERROR_FAILED: &str = "export-failed";
 /// Marks an export failed with a code and a reason its requester can read
 /// (a done or deleted export stays so).
 pub async fn fail(db: &Db, id: &str, code: &str, error: &str, now: i64) -> Result<()> {
-    sqlx::query(
-        "UPDATE exports SET status = 'failed', finished_at = $1, error_code = $2, error = $3 \
-         WHERE id = $4 AND status NOT IN ('done', 'deleted')",
-    )
+    sqlx::query(&format!(
+        "UPDATE exports SET status = '{}', finished_at = $1, error_code = $2, error = $3 \
+         WHERE id = $4 AND status NOT IN ('{}', '{}')",
+        ExportStatus::Failed,
+        ExportStatus::Done,
+        ExportStatus::Deleted
+    ))
     .bind(now)
     .bind(code)
     .bind(error)
@@ -693,10 +708,12 @@ pub enum Deleted {
 /// at its next progress report (it cannot finish either).
 pub async fn delete(db: &Db, id: &str, user_id: &str, now: i64) -> Result<Deleted> {
     let mut tx = db.begin().await?;
-    let marked = sqlx::query(
-        "UPDATE exports SET status = 'deleted', run_id = NULL, deleted_by = $1, deleted_at = $2 \
-         WHERE id = $3 AND status <> 'deleted'",
-    )
+    let marked = sqlx::query(&format!(
+        "UPDATE exports SET status = '{}', run_id = NULL, deleted_by = $1, deleted_at = $2 \
+         WHERE id = $3 AND status <> '{}'",
+        ExportStatus::Deleted,
+        ExportStatus::Deleted
+    ))
     .bind(user_id)
     .bind(now)
     .bind(id)

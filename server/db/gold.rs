@@ -18,14 +18,10 @@ use super::{flag, new_id, stores, Db, Tx};
 use crate::db::users::User;
 use crate::domain::consensus::Answer;
 use crate::domain::gold;
+use crate::domain::lifecycle::{EventStatus, RouteName, TaskStatus};
 use crate::domain::time::format_rfc3339_ms;
 use crate::domain::{Action, Label};
 use crate::error::{Error, Result};
-
-/// Status of a gold copy that was answered.
-pub const ANSWERED: &str = "gold-answered";
-/// Status of a gold copy that was released or whose lease ran out.
-pub const DROPPED: &str = "gold-dropped";
 
 /// A gold task as supervisors see it.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -142,9 +138,12 @@ pub async fn mark(db: &Db, supervisor: &User, task_id: &str, now: i64) -> Result
             format!("task {task_id:?} is a copy of a gold task; mark its source instead"),
         ));
     }
-    let status: String = row.try_get("status")?;
-    let event_status: String = row.try_get("event_status")?;
-    if status != "resolved" || event_status != "resolved" {
+    let status = super::task_status(&row.try_get::<String, _>("status")?)?;
+    let event_status = super::state(
+        &row.try_get::<String, _>("event_status")?,
+        EventStatus::parse,
+    )?;
+    if status != TaskStatus::Resolved || event_status != EventStatus::Resolved {
         return Err(Error::conflict(
             "task-not-resolved",
             format!("task {task_id:?} is {status}; only a resolved task has a known label"),
@@ -265,25 +264,28 @@ pub(super) async fn make_copy(
         .await?
         .ok_or_else(|| anyhow::anyhow!("store {store_id} of gold task {gold_id} is gone"))?;
     let event_pk = new_id();
-    sqlx::query(
+    sqlx::query(&format!(
         "INSERT INTO events (id, store_id, event_id, session_id, kind, quantity, occurred_at, \
          candidates, clips, model_version, top_sku, top_confidence, route, route_reason, status, \
          request_hash, created_at) \
          SELECT $1, store_id, $2, session_id, kind, quantity, occurred_at, candidates, clips, \
-         model_version, top_sku, top_confidence, 'gold', route_reason, 'gold', request_hash, $3 \
+         model_version, top_sku, top_confidence, '{}', route_reason, '{}', request_hash, $3 \
          FROM events WHERE id = $4",
-    )
+        RouteName::Gold,
+        EventStatus::Gold
+    ))
     .bind(&event_pk)
     .bind(format!("gold:{copy_id}"))
     .bind(now)
     .bind(src.try_get::<String, _>("event_pk")?)
     .execute(&mut **tx)
     .await?;
-    sqlx::query(
+    sqlx::query(&format!(
         "INSERT INTO review_tasks (id, event_pk, store_id, session_id, reason, required_verdicts, \
          status, deadline_at, created_at, leased_by, lease_id, lease_expires_at, updated_at, gold_id) \
-         VALUES ($1, $2, $3, $4, $5, $12, 'leased', $6, $7, $8, $9, $10, $7, $11)",
-    )
+         VALUES ($1, $2, $3, $4, $5, $12, '{}', $6, $7, $8, $9, $10, $7, $11)",
+        TaskStatus::Leased
+    ))
     .bind(&copy_id)
     .bind(&event_pk)
     .bind(&store_id)
@@ -344,7 +346,7 @@ pub(super) async fn record_answer(
         "UPDATE review_tasks SET status = $1, verdict_count = 1, leased_by = NULL, lease_id = NULL, \
          lease_expires_at = NULL, updated_at = $2 WHERE id = $3",
     )
-    .bind(ANSWERED)
+    .bind(TaskStatus::GoldAnswered.as_str())
     .bind(now)
     .bind(task_id)
     .execute(&mut **tx)
@@ -359,7 +361,7 @@ pub(super) async fn drop_copy(tx: &mut Tx, task_id: &str, now: i64) -> Result<()
         "UPDATE review_tasks SET status = $1, leased_by = NULL, lease_id = NULL, \
          lease_expires_at = NULL, updated_at = $2 WHERE id = $3",
     )
-    .bind(DROPPED)
+    .bind(TaskStatus::GoldDropped.as_str())
     .bind(now)
     .bind(task_id)
     .execute(&mut **tx)
@@ -369,12 +371,13 @@ pub(super) async fn drop_copy(tx: &mut Tx, task_id: &str, now: i64) -> Result<()
 
 /// Ends every gold copy whose lease ran out; the number ended.
 pub(super) async fn drop_expired(tx: &mut Tx, now: i64) -> Result<u64> {
-    let dropped = sqlx::query(
+    let dropped = sqlx::query(&format!(
         "UPDATE review_tasks SET status = $1, leased_by = NULL, lease_id = NULL, \
          lease_expires_at = NULL, updated_at = $2 \
-         WHERE status = 'leased' AND lease_expires_at <= $2 AND gold_id IS NOT NULL",
-    )
-    .bind(DROPPED)
+         WHERE status = '{}' AND lease_expires_at <= $2 AND gold_id IS NOT NULL",
+        TaskStatus::Leased
+    ))
+    .bind(TaskStatus::GoldDropped.as_str())
     .bind(now)
     .execute(&mut **tx)
     .await?;

@@ -234,6 +234,27 @@ pub fn placeholders(first: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// `'a', 'b', …` for an `IN (…)` list of lifecycle states: their column
+/// values are constants of [`crate::domain::lifecycle`], never user input,
+/// and written into the SQL text so partial indexes on a state still apply.
+pub fn sql_list<T: std::fmt::Display>(states: &[T]) -> String {
+    states
+        .iter()
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads a lifecycle state column; a value no state has is a decode error.
+pub fn state<T>(value: &str, parse: fn(&str) -> Option<T>) -> Result<T, sqlx::Error> {
+    parse(value).ok_or_else(|| sqlx::Error::Decode(format!("unknown state {value:?}").into()))
+}
+
+/// Reads a review task's status column.
+pub fn task_status(value: &str) -> Result<crate::domain::lifecycle::TaskStatus, sqlx::Error> {
+    state(value, crate::domain::lifecycle::TaskStatus::parse)
+}
+
 /// 0/1 flag columns.
 pub fn flag(b: bool) -> i64 {
     i64::from(b)
@@ -265,6 +286,17 @@ mod tests {
     fn placeholder_lists_number_from_the_given_start() {
         assert_eq!(placeholders(3, 3), "$3, $4, $5");
         assert_eq!(placeholders(1, 0), "");
+    }
+
+    #[test]
+    fn state_lists_quote_each_column_value() {
+        use crate::domain::lifecycle::TaskStatus;
+        assert_eq!(
+            sql_list(&TaskStatus::OPEN),
+            "'waiting', 'ready', 'leased', 'escalated'"
+        );
+        assert_eq!(task_status("leased").unwrap(), TaskStatus::Leased);
+        assert!(task_status("lost").is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 use super::{jobs, products, Db, Tx};
 use crate::db::events::lock_session;
 use crate::db::stores::Store;
+use crate::domain::lifecycle::{self, EventStatus, Exit, SessionStatus, TaskStatus};
 use crate::domain::receipt::{self, ReceiptLine, SettledEvent};
 use crate::domain::time::format_rfc3339_ms;
 use crate::domain::{Action, Label};
@@ -53,19 +54,21 @@ pub async fn exit(
 ) -> Result<Receipt> {
     let mut tx = db.begin().await?;
     let mut finalized = Finalized::default();
-    match lock_session(&mut tx, &store.id, session_id, now).await?.1 {
-        Some(t) if t == exited_at => {}
-        Some(_) => {
+    let recorded = lock_session(&mut tx, &store.id, session_id, now).await?.1;
+    match lifecycle::exit(recorded, exited_at) {
+        Ok(Exit::AlreadyRecorded) => {}
+        Err(_) => {
             return Err(Error::conflict(
                 "session-already-exited",
                 format!("session {session_id:?} already exited at another time"),
             ))
         }
-        None => {
-            sqlx::query(
-                "UPDATE sessions SET status = 'exited', exited_at = $1 \
+        Ok(Exit::Leaves) => {
+            sqlx::query(&format!(
+                "UPDATE sessions SET status = '{}', exited_at = $1 \
                  WHERE store_id = $2 AND session_id = $3",
-            )
+                SessionStatus::Exited
+            ))
             .bind(exited_at)
             .bind(&store.id)
             .bind(session_id)
@@ -73,11 +76,16 @@ pub async fn exit(
             .await?;
             // The shopper is gone: the receipt deadline is now known exactly.
             // Gold copies keep theirs: they do not wait for this shopper.
-            sqlx::query(
+            sqlx::query(&format!(
                 "UPDATE review_tasks SET deadline_at = $1 WHERE store_id = $2 AND session_id = $3 \
-                 AND status IN ('waiting', 'ready', 'leased', 'escalated') AND gold_id IS NULL",
-            )
-            .bind(exited_at + store.policy.receipt_sla_ms)
+                 AND status IN ({}) AND gold_id IS NULL",
+                super::sql_list(&TaskStatus::OPEN)
+            ))
+            .bind(lifecycle::receipt_deadline(
+                &store.policy,
+                Some(exited_at),
+                exited_at,
+            ))
             .bind(&store.id)
             .bind(session_id)
             .execute(&mut *tx)
@@ -105,18 +113,21 @@ impl Finalized {
     }
 }
 
-/// Finalizes the receipt if the session has exited and nothing is in review.
-/// The conditional update makes this happen exactly once, whoever calls it.
+/// Finalizes the receipt if the session has exited and nothing is in review
+/// ([`lifecycle::may_finalize`], checked by the update's condition). The
+/// conditional update makes this happen exactly once, whoever calls it.
 pub async fn try_finalize(
     tx: &mut Tx,
     store: &Store,
     session_id: &str,
     now: i64,
 ) -> Result<Finalized> {
-    let exited_at: Option<i64> = sqlx::query_scalar(
-        "UPDATE sessions SET status = 'finalized' WHERE store_id = $1 AND session_id = $2 \
-         AND status = 'exited' AND open_reviews = 0 RETURNING exited_at",
-    )
+    let exited_at: Option<i64> = sqlx::query_scalar(&format!(
+        "UPDATE sessions SET status = '{}' WHERE store_id = $1 AND session_id = $2 \
+         AND status = '{}' AND open_reviews = 0 RETURNING exited_at",
+        SessionStatus::Finalized,
+        SessionStatus::Exited
+    ))
     .bind(&store.id)
     .bind(session_id)
     .fetch_optional(&mut **tx)
@@ -167,8 +178,13 @@ async fn settled_events(
     let sql = format!(
         "SELECT e.final_action, e.final_sku, e.final_quantity, e.occurred_at, p.name \
          FROM events e LEFT JOIN products p ON p.store_id = e.store_id AND p.sku = e.final_sku \
-         WHERE e.store_id = $1 AND e.session_id = $2 AND e.status = 'resolved'{} ORDER BY e.occurred_at",
-        if except.is_some() { " AND e.id <> $3" } else { "" }
+         WHERE e.store_id = $1 AND e.session_id = $2 AND e.status = '{}'{} ORDER BY e.occurred_at",
+        EventStatus::Resolved,
+        if except.is_some() {
+            " AND e.id <> $3"
+        } else {
+            ""
+        }
     );
     let mut query = sqlx::query(&sql).bind(store_id).bind(session_id);
     if let Some(except) = except {

@@ -18,6 +18,7 @@ use super::rollup_cache::{Settled, SettledSeries};
 use super::Db;
 use crate::domain::dashboard::ConfidenceBin;
 use crate::domain::histogram::Histogram;
+use crate::domain::lifecycle::RouteName;
 use crate::domain::rollup::{
     bucket, model_right, ConfidenceKey, EventCreated, EventResolved, GoldAnswered, LabelerFlow,
     LabelerKey, ModelFlow, ModelKey, ReceiptFinalized, Rollup, StoreFlow, StoreKey, TaskResolved,
@@ -170,10 +171,11 @@ async fn collect_events_created(
     to: i64,
     r: &mut Rollup,
 ) -> Result<()> {
-    let rows = sqlx::query(
+    let rows = sqlx::query(&format!(
         "SELECT store_id, created_at, route FROM events \
-         WHERE created_at >= $1 AND created_at < $2 AND route <> 'gold'",
-    )
+         WHERE created_at >= $1 AND created_at < $2 AND route <> '{}'",
+        RouteName::Gold
+    ))
     .bind(from)
     .bind(to)
     .fetch_all(conn)
@@ -196,11 +198,12 @@ pub async fn collect_events_resolved(
     to: i64,
     r: &mut Rollup,
 ) -> Result<()> {
-    let rows = sqlx::query(
+    let rows = sqlx::query(&format!(
         "SELECT store_id, resolved_at, model_version, kind, quantity, top_sku, top_confidence, \
          route, route_reason, final_action, final_sku, final_quantity FROM events \
-         WHERE resolved_at >= $1 AND resolved_at < $2 AND route <> 'gold'",
-    )
+         WHERE resolved_at >= $1 AND resolved_at < $2 AND route <> '{}'",
+        RouteName::Gold
+    ))
     .bind(from)
     .bind(to)
     .fetch_all(conn)
@@ -307,12 +310,13 @@ async fn collect_receipts(
     to: i64,
     r: &mut Rollup,
 ) -> Result<()> {
-    let rows = sqlx::query(
+    let rows = sqlx::query(&format!(
         "SELECT r.store_id, r.finalized_at, r.latency_ms, \
          CASE WHEN EXISTS (SELECT 1 FROM events e WHERE e.store_id = r.store_id \
-         AND e.session_id = r.session_id AND e.route = 'review') THEN 1 ELSE 0 END AS reviewed \
+         AND e.session_id = r.session_id AND e.route = '{}') THEN 1 ELSE 0 END AS reviewed \
          FROM receipts r WHERE r.finalized_at >= $1 AND r.finalized_at < $2",
-    )
+        RouteName::Review
+    ))
     .bind(from)
     .bind(to)
     .fetch_all(conn)

@@ -7,8 +7,11 @@ use utoipa::ToSchema;
 
 use super::{clips, flag, gold, new_id, products, receipts, stores, Db, Tx};
 use crate::db::users::User;
-use crate::domain::consensus::{self, Answer, Outcome};
+use crate::domain::consensus::Answer;
 use crate::domain::event::{CandidateInput, MAX_QUANTITY};
+use crate::domain::lifecycle::{
+    self, AfterVerdict, EventStatus, Lease, LeaseEnd, PastLease, Refused, Task, TaskStatus,
+};
 use crate::domain::receipt::ReceiptLine;
 use crate::domain::time::format_rfc3339_ms;
 use crate::domain::{Action, Label};
@@ -25,12 +28,29 @@ struct TaskRow {
     store_id: String,
     session_id: String,
     required_verdicts: i64,
-    status: String,
+    status: TaskStatus,
     leased_by: Option<String>,
     lease_id: Option<String>,
     lease_expires_at: Option<i64>,
     /// Set on a gold copy: the gold task it copies.
     gold_id: Option<String>,
+}
+
+impl TaskRow {
+    /// The task as the lifecycle rules see it.
+    fn state(&self) -> Task {
+        Task {
+            status: self.status,
+            lease: self.leased_by.as_ref().zip(self.lease_expires_at).map(
+                |(holder, expires_at)| Lease {
+                    holder: holder.clone(),
+                    expires_at,
+                },
+            ),
+            gold: self.gold_id.is_some(),
+            required_verdicts: self.required_verdicts,
+        }
+    }
 }
 
 const TASK_COLUMNS: &str = "id, event_pk, store_id, session_id, required_verdicts, status, \
@@ -43,7 +63,7 @@ fn task_from_row(r: &sqlx::any::AnyRow) -> Result<TaskRow, sqlx::Error> {
         store_id: r.try_get("store_id")?,
         session_id: r.try_get("session_id")?,
         required_verdicts: r.try_get("required_verdicts")?,
-        status: r.try_get("status")?,
+        status: super::task_status(&r.try_get::<String, _>("status")?)?,
         leased_by: r.try_get("leased_by")?,
         lease_id: r.try_get("lease_id")?,
         lease_expires_at: r.try_get("lease_expires_at")?,
@@ -53,8 +73,13 @@ fn task_from_row(r: &sqlx::any::AnyRow) -> Result<TaskRow, sqlx::Error> {
 
 /// What a user may claim: a ready task they never held. Shared by the claim
 /// and by the check that real work is waiting before gold is served.
-const CLAIMABLE: &str = "t.status = 'ready' \
-     AND NOT EXISTS (SELECT 1 FROM task_leases l WHERE l.task_id = t.id AND l.labeler_id = $1)";
+fn claimable() -> String {
+    format!(
+        "t.status = '{}' \
+         AND NOT EXISTS (SELECT 1 FROM task_leases l WHERE l.task_id = t.id AND l.labeler_id = $1)",
+        TaskStatus::Ready
+    )
+}
 
 /// A candidate as a labeler sees it: the model's guess with catalog details.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -166,21 +191,17 @@ pub async fn claim(
     .bind(&user.id)
     .fetch_optional(&mut *tx)
     .await?;
-    let held: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM review_tasks WHERE status = 'leased' AND leased_by = $1 AND lease_expires_at > $2",
-    )
+    let held: i64 = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM review_tasks WHERE status = '{}' AND leased_by = $1 AND lease_expires_at > $2",
+        TaskStatus::Leased
+    ))
     .bind(&user.id)
     .bind(now)
     .fetch_one(&mut *tx)
     .await?;
-    if held >= max_leases {
-        return Err(Error::conflict(
-            "too-many-leases",
-            format!("you already hold {held} tasks; answer or release one first"),
-        ));
-    }
+    lifecycle::may_claim(held, max_leases).map_err(|r| refused(r, ""))?;
     let lease_id = new_id();
-    let expires = now + ttl_ms;
+    let expires = Lease::new(&user.id, now, ttl_ms).expires_at;
     let gold_copy = if try_gold && real_work_waiting(&mut tx, &user.id).await? {
         match gold::pick(&mut tx, &user.id).await? {
             Some(gold_id) => {
@@ -199,12 +220,16 @@ pub async fn claim(
     let task_id = match gold_copy {
         Some(copy_id) => copy_id,
         None => {
+            // lifecycle::claim: a ready task becomes leased to the claimant.
             let sql = format!(
-                "UPDATE review_tasks SET status = 'leased', leased_by = $1, lease_id = $2, \
+                "UPDATE review_tasks SET status = '{leased}', leased_by = $1, lease_id = $2, \
                  lease_expires_at = $3, updated_at = $4 \
-                 WHERE status = 'ready' AND id = (SELECT t.id FROM review_tasks t WHERE {CLAIMABLE} \
-                 ORDER BY t.deadline_at, t.created_at LIMIT 1{}) RETURNING id",
-                db.skip_locked()
+                 WHERE status = '{ready}' AND id = (SELECT t.id FROM review_tasks t WHERE {claimable} \
+                 ORDER BY t.deadline_at, t.created_at LIMIT 1{skip_locked}) RETURNING id",
+                leased = TaskStatus::Leased,
+                ready = TaskStatus::Ready,
+                claimable = claimable(),
+                skip_locked = db.skip_locked()
             );
             let id: Option<String> = sqlx::query_scalar(&sql)
                 .bind(&user.id)
@@ -240,7 +265,8 @@ pub async fn claim(
 /// Whether a task `user_id` may claim is ready.
 async fn real_work_waiting(tx: &mut Tx, user_id: &str) -> Result<bool> {
     let found: Option<String> = sqlx::query_scalar(&format!(
-        "SELECT t.id FROM review_tasks t WHERE {CLAIMABLE} LIMIT 1"
+        "SELECT t.id FROM review_tasks t WHERE {} LIMIT 1",
+        claimable()
     ))
     .bind(user_id)
     .fetch_optional(&mut **tx)
@@ -337,14 +363,8 @@ async fn lock_session_then_task(db: &Db, tx: &mut Tx, task_id: &str, now: i64) -
     lock_task(db, tx, task_id).await
 }
 
-/// Whether `user` holds a live lease on the task.
-fn holds_lease(task: &TaskRow, user: &User, now: i64) -> bool {
-    task.status == "leased"
-        && task.leased_by.as_deref() == Some(user.id.as_str())
-        && task.lease_expires_at.is_some_and(|t| t > now)
-}
-
-/// The precise error for a user acting on a task without a live lease.
+/// The precise error for a user acting on a task without a live lease
+/// (the choice is [`lifecycle::lease_refusal`]'s).
 async fn lease_error(tx: &mut Tx, task: &TaskRow, user: &User, now: i64) -> Result<Error> {
     let latest = sqlx::query(
         "SELECT expires_at, ended_at, end_reason FROM task_leases WHERE task_id = $1 AND labeler_id = $2 \
@@ -353,30 +373,55 @@ async fn lease_error(tx: &mut Tx, task: &TaskRow, user: &User, now: i64) -> Resu
     .bind(&task.id)
     .bind(&user.id)
     .fetch_optional(&mut **tx)
-    .await?;
-    let expired = match latest {
-        None => false,
-        Some(r) => {
-            let ended: Option<i64> = r.try_get("ended_at")?;
-            let reason: Option<String> = r.try_get("end_reason")?;
-            let expires: i64 = r.try_get("expires_at")?;
-            reason.as_deref() == Some("expired") || (ended.is_none() && expires <= now)
-        }
-    };
-    Ok(if expired {
-        Error::conflict(
-            "lease-expired",
-            format!(
-                "your lease on task {:?} expired; claim the next task",
-                task.id
-            ),
-        )
-    } else {
-        Error::forbidden(
-            "lease-not-held",
-            format!("you do not hold the lease on task {:?}", task.id),
-        )
+    .await?
+    .map(|r| {
+        Ok::<_, sqlx::Error>(PastLease {
+            expires_at: r.try_get("expires_at")?,
+            ended_at: r.try_get("ended_at")?,
+            end: r
+                .try_get::<Option<String>, _>("end_reason")?
+                .as_deref()
+                .and_then(LeaseEnd::parse),
+        })
     })
+    .transpose()?;
+    Ok(refused(
+        lifecycle::lease_refusal(latest.as_ref(), now),
+        &task.id,
+    ))
+}
+
+/// The error answer for a refused transition on task `task_id`.
+fn refused(r: Refused, task_id: &str) -> Error {
+    match r {
+        Refused::TooManyLeases { held } => Error::conflict(
+            "too-many-leases",
+            format!("you already hold {held} tasks; answer or release one first"),
+        ),
+        Refused::LeaseExpired => Error::conflict(
+            "lease-expired",
+            format!("your lease on task {task_id:?} expired; claim the next task"),
+        ),
+        Refused::LeaseNotHeld => Error::forbidden(
+            "lease-not-held",
+            format!("you do not hold the lease on task {task_id:?}"),
+        ),
+        Refused::VerdictConflict => Error::conflict(
+            "verdict-conflict",
+            format!("you already answered task {task_id:?} differently"),
+        ),
+        Refused::NotEscalated { status } => Error::conflict(
+            "task-not-escalated",
+            format!("task {task_id:?} is {status}, not escalated"),
+        ),
+        Refused::CantTellNotAllowed => Error::unprocessable(
+            "cant-tell-not-allowed",
+            "a supervisor's resolution must give an action",
+        ),
+        Refused::AlreadyExited | Refused::SessionFinalized => {
+            anyhow::anyhow!("task {task_id}: a session refusal where a task was expected").into()
+        }
+    }
 }
 
 /// Extends the user's lease by the lease TTL.
@@ -389,10 +434,10 @@ pub async fn heartbeat(
 ) -> Result<String> {
     let mut tx = db.begin().await?;
     let task = lock_task(db, &mut tx, task_id).await?;
-    if !holds_lease(&task, user, now) {
+    let Ok(lease) = lifecycle::heartbeat(&task.state(), &user.id, now, ttl_ms) else {
         return Err(lease_error(&mut tx, &task, user, now).await?);
-    }
-    let expires = now + ttl_ms;
+    };
+    let expires = lease.expires_at;
     sqlx::query("UPDATE review_tasks SET lease_expires_at = $1, updated_at = $2 WHERE id = $3")
         .bind(expires)
         .bind(now)
@@ -412,23 +457,27 @@ pub async fn heartbeat(
 pub async fn release(db: &Db, user: &User, task_id: &str, now: i64) -> Result<()> {
     let mut tx = db.begin().await?;
     let task = lock_task(db, &mut tx, task_id).await?;
-    if !holds_lease(&task, user, now) {
+    let Ok(after) = lifecycle::release(&task.state(), &user.id, now) else {
         return Err(lease_error(&mut tx, &task, user, now).await?);
-    }
-    end_lease(&mut tx, &task, now, "released").await?;
-    if task.gold_id.is_some() {
-        gold::drop_copy(&mut tx, &task.id, now).await?;
-    } else {
-        set_ready(&mut tx, &task.id, now).await?;
+    };
+    end_lease(&mut tx, &task, now, LeaseEnd::Released).await?;
+    match after {
+        TaskStatus::GoldDropped => gold::drop_copy(&mut tx, &task.id, now).await?,
+        _ => set_ready(&mut tx, &task.id, now).await?,
     }
     tx.commit().await?;
     Ok(())
 }
 
-async fn end_lease(tx: &mut Tx, task: &TaskRow, now: i64, reason: &str) -> Result<(), sqlx::Error> {
+async fn end_lease(
+    tx: &mut Tx,
+    task: &TaskRow,
+    now: i64,
+    end: LeaseEnd,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE task_leases SET ended_at = $1, end_reason = $2 WHERE id = $3")
         .bind(now)
-        .bind(reason)
+        .bind(end.as_str())
         .bind(&task.lease_id)
         .execute(&mut **tx)
         .await?;
@@ -436,10 +485,11 @@ async fn end_lease(tx: &mut Tx, task: &TaskRow, now: i64, reason: &str) -> Resul
 }
 
 async fn set_ready(tx: &mut Tx, task_id: &str, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE review_tasks SET status = 'ready', leased_by = NULL, lease_id = NULL, \
+    sqlx::query(&format!(
+        "UPDATE review_tasks SET status = '{}', leased_by = NULL, lease_id = NULL, \
          lease_expires_at = NULL, updated_at = $1 WHERE id = $2",
-    )
+        TaskStatus::Ready
+    ))
     .bind(now)
     .bind(task_id)
     .execute(&mut **tx)
@@ -457,17 +507,21 @@ pub async fn expire_leases(db: &Db, now: i64) -> Result<u64> {
     // update below finds only real tasks.
     let mut tx = db.begin().await?;
     gold::drop_expired(&mut tx, now).await?;
-    let returned = sqlx::query(
-        "UPDATE review_tasks SET status = 'ready', leased_by = NULL, lease_id = NULL, \
-         lease_expires_at = NULL, updated_at = $1 WHERE status = 'leased' AND lease_expires_at <= $1",
-    )
+    // lifecycle::expire, for every lapsed lease at once.
+    let returned = sqlx::query(&format!(
+        "UPDATE review_tasks SET status = '{}', leased_by = NULL, lease_id = NULL, \
+         lease_expires_at = NULL, updated_at = $1 WHERE status = '{}' AND lease_expires_at <= $1",
+        TaskStatus::Ready,
+        TaskStatus::Leased
+    ))
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
-        "UPDATE task_leases SET ended_at = $1, end_reason = 'expired' \
+    sqlx::query(&format!(
+        "UPDATE task_leases SET ended_at = $1, end_reason = '{}' \
          WHERE ended_at IS NULL AND expires_at <= $1",
-    )
+        LeaseEnd::Expired
+    ))
     .bind(now)
     .execute(&mut *tx)
     .await?;
@@ -574,6 +628,7 @@ pub async fn submit_verdict(
     let task = lock_session_then_task(db, &mut tx, task_id, now).await?;
     let answer = answer_from_input(&mut tx, &task, input).await?;
 
+    let state = task.state();
     let previous = sqlx::query(
         "SELECT action, sku, quantity, cant_tell FROM verdicts WHERE task_id = $1 AND labeler_id = $2",
     )
@@ -582,30 +637,40 @@ pub async fn submit_verdict(
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(previous) = previous {
-        if answer_from_row(&previous)? != answer {
-            return Err(Error::conflict(
-                "verdict-conflict",
-                format!("you already answered task {task_id:?} differently"),
-            ));
-        }
-        let status = match task.gold_id {
-            Some(_) => gold_answer_status(task.required_verdicts, &answer).to_string(),
-            None => task.status,
-        };
+        let status = lifecycle::repeat_verdict(&state, &answer_from_row(&previous)?, &answer)
+            .map_err(|r| refused(r, task_id))?;
         return Ok(VerdictOutcome {
             task_id: task.id,
-            status,
+            status: status.as_str().into(),
         });
     }
-    if !holds_lease(&task, user, now) {
+
+    // Consensus weighs every verdict so far with this one last; a gold copy
+    // is scored on this one alone.
+    let mut answers: Vec<Answer> = if state.gold {
+        Vec::new()
+    } else {
+        sqlx::query(
+            "SELECT action, sku, quantity, cant_tell FROM verdicts WHERE task_id = $1 ORDER BY created_at, id",
+        )
+        .bind(&task.id)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(answer_from_row)
+        .collect::<Result<_, _>>()?
+    };
+    answers.push(answer);
+    let Ok(after) = lifecycle::verdict(&state, &user.id, now, &answers) else {
         return Err(lease_error(&mut tx, &task, user, now).await?);
-    }
+    };
+    let answer = answers.last().expect("this verdict was just added");
 
     let claimed_at: i64 = sqlx::query_scalar("SELECT claimed_at FROM task_leases WHERE id = $1")
         .bind(&task.lease_id)
         .fetch_one(&mut *tx)
         .await?;
-    let (action, sku, quantity, cant_tell) = answer_columns(&answer);
+    let (action, sku, quantity, cant_tell) = answer_columns(answer);
     sqlx::query(
         "INSERT INTO verdicts (id, task_id, labeler_id, lease_id, action, sku, quantity, cant_tell, \
          note, created_at, handling_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -623,87 +688,59 @@ pub async fn submit_verdict(
     .bind(now - claimed_at)
     .execute(&mut *tx)
     .await?;
-    end_lease(&mut tx, &task, now, "verdict").await?;
+    end_lease(&mut tx, &task, now, LeaseEnd::Verdict).await?;
 
-    if let Some(gold_id) = &task.gold_id {
-        // Scored, never applied: no consensus, no event, no receipt.
-        let correct =
-            gold::record_answer(&mut tx, &task.id, gold_id, &user.id, &answer, now).await?;
-        tx.commit().await?;
-        crate::metrics::gold_answered(correct);
-        return Ok(VerdictOutcome {
-            task_id: task.id,
-            status: gold_answer_status(task.required_verdicts, &answer).into(),
-        });
-    }
-
-    let answers: Vec<Answer> = sqlx::query(
-        "SELECT action, sku, quantity, cant_tell FROM verdicts WHERE task_id = $1 ORDER BY created_at, id",
-    )
-    .bind(&task.id)
-    .fetch_all(&mut *tx)
-    .await?
-    .iter()
-    .map(answer_from_row)
-    .collect::<Result<_, _>>()?;
-
+    let verdict_count = answers.len() as i64;
     let mut finalized = receipts::Finalized::default();
-    let status = match consensus::decide(task.required_verdicts, &answers) {
-        Outcome::NeedMore => {
+    let mut gold_correct = None;
+    match &after {
+        AfterVerdict::GoldAnswered { .. } => {
+            // Scored, never applied: no consensus, no event, no receipt.
+            let gold_id = task
+                .gold_id
+                .as_deref()
+                .expect("a gold copy has its gold task");
+            gold_correct =
+                Some(gold::record_answer(&mut tx, &task.id, gold_id, &user.id, answer, now).await?);
+        }
+        AfterVerdict::NeedMore => {
             set_ready(&mut tx, &task.id, now).await?;
             sqlx::query("UPDATE review_tasks SET verdict_count = $1 WHERE id = $2")
-                .bind(answers.len() as i64)
+                .bind(verdict_count)
                 .bind(&task.id)
                 .execute(&mut *tx)
                 .await?;
-            "ready"
         }
-        Outcome::Escalate(reason) => {
-            sqlx::query(
-                "UPDATE review_tasks SET status = 'escalated', escalation_reason = $1, verdict_count = $2, \
+        AfterVerdict::Escalate(reason) => {
+            sqlx::query(&format!(
+                "UPDATE review_tasks SET status = '{}', escalation_reason = $1, verdict_count = $2, \
                  leased_by = NULL, lease_id = NULL, lease_expires_at = NULL, updated_at = $3 WHERE id = $4",
-            )
+                TaskStatus::Escalated
+            ))
             .bind(reason.as_str())
-            .bind(answers.len() as i64)
+            .bind(verdict_count)
             .bind(now)
             .bind(&task.id)
             .execute(&mut *tx)
             .await?;
-            "escalated"
         }
-        Outcome::Agreed(label) => {
-            finalized = resolve(
-                &mut tx,
-                &task,
-                &label,
-                "human",
-                None,
-                answers.len() as i64,
-                now,
-            )
-            .await?;
-            "resolved"
+        AfterVerdict::Resolve(label) => {
+            finalized = resolve(&mut tx, &task, label, "human", None, verdict_count, now).await?;
         }
-    };
+    }
     tx.commit().await?;
-    finalized.record();
-    crate::metrics::verdict_recorded(status);
+    let status = after.reported().as_str();
+    match gold_correct {
+        Some(correct) => crate::metrics::gold_answered(correct),
+        None => {
+            finalized.record();
+            crate::metrics::verdict_recorded(status);
+        }
+    }
     Ok(VerdictOutcome {
         task_id: task.id,
         status: status.into(),
     })
-}
-
-/// What a labeler is told after answering a gold copy: what the same first
-/// answer does to a real task needing as many verdicts as the copy shows
-/// (its source's): `resolved`, `ready` while more verdicts are needed, or
-/// `escalated` for "can't tell"; so the answer gives nothing away.
-fn gold_answer_status(required_verdicts: i64, answer: &Answer) -> &'static str {
-    match consensus::decide(required_verdicts, std::slice::from_ref(answer)) {
-        Outcome::NeedMore => "ready",
-        Outcome::Agreed(_) => "resolved",
-        Outcome::Escalate(_) => "escalated",
-    }
 }
 
 /// A supervisor's decision on an escalated task.
@@ -716,18 +753,17 @@ pub async fn resolve_escalation(
 ) -> Result<VerdictOutcome> {
     let mut tx = db.begin().await?;
     let task = lock_session_then_task(db, &mut tx, task_id, now).await?;
-    if task.status != "escalated" {
-        return Err(Error::conflict(
-            "task-not-escalated",
-            format!("task {task_id:?} is {}, not escalated", task.status),
+    if task.status != TaskStatus::Escalated {
+        return Err(refused(
+            Refused::NotEscalated {
+                status: task.status,
+            },
+            task_id,
         ));
     }
-    let Answer::Label(label) = answer_from_input(&mut tx, &task, input).await? else {
-        return Err(Error::unprocessable(
-            "cant-tell-not-allowed",
-            "a supervisor's resolution must give an action",
-        ));
-    };
+    let answer = answer_from_input(&mut tx, &task, input).await?;
+    let label =
+        lifecycle::supervisor_resolve(&task.state(), answer).map_err(|r| refused(r, task_id))?;
     let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM verdicts WHERE task_id = $1")
         .bind(&task.id)
         .fetch_one(&mut *tx)
@@ -753,7 +789,7 @@ pub async fn resolve_escalation(
     finalized.record();
     Ok(VerdictOutcome {
         task_id: task.id,
-        status: "resolved".into(),
+        status: TaskStatus::Resolved.as_str().into(),
     })
 }
 
@@ -768,21 +804,23 @@ async fn resolve(
     verdict_count: i64,
     now: i64,
 ) -> Result<receipts::Finalized> {
-    sqlx::query(
-        "UPDATE review_tasks SET status = 'resolved', verdict_count = $1, resolved_by = $2, \
+    sqlx::query(&format!(
+        "UPDATE review_tasks SET status = '{}', verdict_count = $1, resolved_by = $2, \
          resolved_at = $3, leased_by = NULL, lease_id = NULL, lease_expires_at = NULL, updated_at = $3 \
          WHERE id = $4",
-    )
+        TaskStatus::Resolved
+    ))
     .bind(verdict_count)
     .bind(resolved_by)
     .bind(now)
     .bind(&task.id)
     .execute(&mut **tx)
     .await?;
-    sqlx::query(
-        "UPDATE events SET status = 'resolved', final_action = $1, final_sku = $2, final_quantity = $3, \
+    sqlx::query(&format!(
+        "UPDATE events SET status = '{}', final_action = $1, final_sku = $2, final_quantity = $3, \
          resolution = $4, resolved_at = $5 WHERE id = $6",
-    )
+        EventStatus::Resolved
+    ))
     .bind(label.action.as_str())
     .bind(&label.sku)
     .bind(label.quantity)
@@ -878,9 +916,10 @@ pub async fn detail(db: &Db, task_id: &str) -> Result<TaskDetail> {
 
 /// Escalated tasks, most urgent first.
 pub async fn escalated(db: &Db, limit: i64) -> Result<Vec<TaskDetail>> {
-    let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM review_tasks WHERE status = 'escalated' ORDER BY deadline_at, created_at LIMIT $1",
-    )
+    let ids: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT id FROM review_tasks WHERE status = '{}' ORDER BY deadline_at, created_at LIMIT $1",
+        TaskStatus::Escalated
+    ))
     .bind(limit)
     .fetch_all(db.reader())
     .await?;
@@ -893,13 +932,14 @@ pub async fn escalated(db: &Db, limit: i64) -> Result<Vec<TaskDetail>> {
 
 /// Real tasks (not gold copies) per status, for `/metrics` and operators.
 pub async fn counts_by_status(db: &Db) -> Result<Vec<(String, i64)>> {
-    let rows = sqlx::query(
-        // Open statuses only: they are few and indexed (review_tasks_status),
-        // while counting the resolved history would scan every task ever
-        // made at each scrape.
+    // Open statuses only: they are few and indexed (review_tasks_status),
+    // while counting the resolved history would scan every task ever made at
+    // each scrape.
+    let rows = sqlx::query(&format!(
         "SELECT status, COUNT(*) AS n FROM review_tasks \
-         WHERE status IN ('waiting', 'ready', 'leased', 'escalated') AND gold_id IS NULL GROUP BY status",
-    )
+         WHERE status IN ({}) AND gold_id IS NULL GROUP BY status",
+        super::sql_list(&TaskStatus::OPEN)
+    ))
     .fetch_all(db.reader())
     .await?;
     rows.iter()
@@ -921,7 +961,7 @@ pub async fn viewable(db: &Db, user: &User, task_id: &str, now: i64) -> Result<(
     .await?
     .ok_or_else(|| unknown_task(task_id))?;
     let task = task_from_row(&row)?;
-    if !user.role.is_supervisor() && !holds_lease(&task, user, now) {
+    if !user.role.is_supervisor() && !task.state().is_leased_to(&user.id, now) {
         return Err(lease_error(&mut tx, &task, user, now).await?);
     }
     tx.commit().await?;
@@ -968,7 +1008,9 @@ pub async fn context(
                     .bind(task_id)
                     .fetch_optional(&mut *conn)
                     .await?;
-            let own = i64::from(status.as_deref() != Some("resolved"));
+            let resolved =
+                status.as_deref().and_then(TaskStatus::parse) == Some(TaskStatus::Resolved);
+            let own = i64::from(!resolved);
             TaskContext {
                 task_id: task_id.to_string(),
                 session_id: session_id.to_string(),
@@ -1002,11 +1044,12 @@ pub async fn context(
 /// that reloads picks up where it was instead of waiting for them to expire.
 pub async fn held(db: &Db, user: &User, now: i64) -> Result<Vec<Claim>> {
     let mut conn = db.reader().acquire().await?;
-    let rows = sqlx::query(
+    let rows = sqlx::query(&format!(
         "SELECT t.id, t.lease_expires_at FROM review_tasks t JOIN task_leases l ON l.id = t.lease_id \
-         WHERE t.status = 'leased' AND t.leased_by = $1 AND t.lease_expires_at > $2 \
+         WHERE t.status = '{}' AND t.leased_by = $1 AND t.lease_expires_at > $2 \
          ORDER BY l.claimed_at, t.id",
-    )
+        TaskStatus::Leased
+    ))
     .bind(&user.id)
     .bind(now)
     .fetch_all(&mut *conn)

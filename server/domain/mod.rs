@@ -12,6 +12,7 @@ pub mod figures;
 pub mod gold;
 pub mod histogram;
 pub mod label;
+pub mod lifecycle;
 pub mod ratelimit;
 pub mod receipt;
 pub mod recommend;
