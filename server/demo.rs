@@ -246,7 +246,6 @@ pub async fn simulate_step(
     for (input, valid) in inputs.iter().zip(&valid) {
         let hash = digest(&serde_json::to_string(input)?);
         events::ingest(
-            &state.db,
             &mut tx,
             &mut prepared,
             &store,

@@ -33,6 +33,9 @@ pub mod metrics;
 pub mod storage;
 pub mod web;
 
+#[cfg(test)]
+mod layout_tests;
+
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;

@@ -147,17 +147,7 @@ pub async fn post_events(
     for (i, (input, ev)) in inputs.iter().zip(&valid).enumerate() {
         let hash = digest(&serde_json::to_string(input).map_err(anyhow::Error::from)?);
         let draw: f64 = rand::random();
-        let outcome = events::ingest(
-            &state.db,
-            &mut tx,
-            &mut prepared,
-            &store,
-            ev,
-            &hash,
-            now,
-            draw,
-        )
-        .await;
+        let outcome = events::ingest(&mut tx, &mut prepared, &store, ev, &hash, now, draw).await;
         outcomes.push(if batch {
             outcome.map_err(|e| at_index(e, i))?
         } else {

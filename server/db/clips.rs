@@ -603,7 +603,6 @@ pub async fn get(conn: &mut AnyConnection, clip_id: &str) -> Result<Option<ClipR
 /// transaction. Each clip row is locked so a clip finishing processing at
 /// the same moment either sees this task or is seen as ready here.
 pub async fn attach_to_task(
-    db: &Db,
     tx: &mut Tx,
     store_id: &str,
     task_id: &str,
@@ -618,7 +617,7 @@ pub async fn attach_to_task(
             "SELECT status, started_at FROM clips WHERE id = $1 AND store_id = $2 \
              AND status <> '{}'{}",
             ClipState::Uploading,
-            db.for_update()
+            tx.backend().for_update()
         ))
         .bind(clip_id)
         .bind(store_id)

@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use sqlx::Row;
 
-use super::{clips, new_id, products, Db, Tx};
+use super::{clips, new_id, products, Tx};
 use crate::db::products::Product;
 use crate::db::stores::Store;
 use crate::domain::event::ValidEvent;
@@ -121,7 +121,6 @@ impl Batch {
 /// `audit_draw` is the uniform draw for the audit sample.
 #[allow(clippy::too_many_arguments)]
 pub async fn ingest(
-    db: &Db,
     tx: &mut Tx,
     batch: &mut Batch,
     store: &Store,
@@ -256,7 +255,7 @@ pub async fn ingest(
     .await?;
     // A task is claimable once its clips are processed (or have failed).
     let posters =
-        clips::attach_to_task(db, tx, &store.id, &task_id, &clip_ids, ev.occurred_at, now).await?;
+        clips::attach_to_task(tx, &store.id, &task_id, &clip_ids, ev.occurred_at, now).await?;
     if lifecycle::new_task_status(&posters) == TaskStatus::Waiting {
         sqlx::query(&format!(
             "UPDATE review_tasks SET status = '{}' WHERE id = $1",

@@ -634,7 +634,8 @@ pub async fn finish(
     }
     // Shared row locks: a concurrent withdrawal waits for this commit (the
     // export was done before it), while ingest into the stores goes on.
-    let refused = refused_in(&mut tx, stores, db.for_share()).await?;
+    let lock = tx.backend().for_share();
+    let refused = refused_in(&mut tx, stores, lock).await?;
     if !refused.is_empty() {
         return Ok(Finish::Refused(refused));
     }

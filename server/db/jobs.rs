@@ -60,7 +60,7 @@ pub async fn take_due(
          OR (status = 'running' AND lease_expires_at <= $2)) AND kind IN ({}) \
          ORDER BY run_at LIMIT 1{}) RETURNING id, kind, payload, attempts",
         super::placeholders(3, kinds.len()),
-        db.skip_locked()
+        db.backend.skip_locked()
     );
     let mut query = sqlx::query(&sql).bind(now + lease_ms).bind(now);
     for kind in kinds {

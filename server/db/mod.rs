@@ -3,8 +3,11 @@
 //! Queries are written once, with `$n` placeholders that both engines accept,
 //! through sqlx's `Any` driver. Columns use portable types only: `TEXT`,
 //! 64-bit integers (epoch milliseconds, cents, 0/1 flags) and doubles.
-//! Where the dialects differ — row locking when claiming work — the difference
-//! sits in [`Db::skip_locked`].
+//! Where the dialects differ — row locking — the difference sits in one
+//! small place, [`Backend`]'s `skip_locked`, `for_update` and `for_share`,
+//! and every transaction carries its backend ([`Tx::backend`]), so code
+//! holding a transaction never needs the pools beside it to learn the
+//! dialect.
 //!
 //! SQLite allows one writer at a time. Instead of letting connections race for
 //! the write lock (and fail with `SQLITE_BUSY` when a read transaction tries to
@@ -36,7 +39,7 @@ use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
-/// Which engine a [`Db`] talks to.
+/// Which engine a [`Db`] talks to, and so which SQL dialect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     /// Embedded SQLite file (one instance).
@@ -45,8 +48,71 @@ pub enum Backend {
     Postgres,
 }
 
-/// A write transaction.
-pub type Tx = Transaction<'static, Any>;
+impl Backend {
+    /// Row locking for "take the next free row" queries: PostgreSQL skips
+    /// rows other transactions hold; SQLite needs nothing, its writer is
+    /// alone.
+    pub fn skip_locked(self) -> &'static str {
+        match self {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        }
+    }
+
+    /// Locks the rows a transaction reads before it changes them
+    /// (PostgreSQL); SQLite's single writer already excludes every other
+    /// writer.
+    pub fn for_update(self) -> &'static str {
+        match self {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        }
+    }
+
+    /// Keeps the rows a transaction reads from being changed until it ends
+    /// (PostgreSQL), without blocking inserts that reference them; SQLite's
+    /// single writer already excludes every other writer.
+    pub fn for_share(self) -> &'static str {
+        match self {
+            Backend::Postgres => " FOR SHARE",
+            Backend::Sqlite => "",
+        }
+    }
+}
+
+/// A transaction, with the dialect of its database. It dereferences to the
+/// connection, so queries run on `&mut *tx` (or `&mut **tx` through a
+/// `&mut Tx`).
+pub struct Tx {
+    conn: Transaction<'static, Any>,
+    backend: Backend,
+}
+
+impl Tx {
+    /// The engine this transaction runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Commits.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.conn.commit().await
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = sqlx::AnyConnection;
+
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.conn
+    }
+}
 
 /// Connection pools to the database.
 #[derive(Clone, Debug)]
@@ -152,7 +218,10 @@ impl Db {
 
     /// Starts a write transaction.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        self.write.begin().await
+        Ok(Tx {
+            conn: self.write.begin().await?,
+            backend: self.backend,
+        })
     }
 
     /// Starts a read-only transaction in which every statement sees the same
@@ -163,41 +232,16 @@ impl Db {
     /// read the rollup watermark, the rollup rows and the raw rows after the
     /// watermark as of one instant.
     pub async fn begin_snapshot(&self) -> Result<Tx, sqlx::Error> {
-        let mut tx = self.read.begin().await?;
+        let mut conn = self.read.begin().await?;
         if self.backend == Backend::Postgres {
             sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
         }
-        Ok(tx)
-    }
-
-    /// Row locking for "take the next free row" queries: PostgreSQL skips rows
-    /// other transactions hold; SQLite needs nothing, its writer is alone.
-    pub fn skip_locked(&self) -> &'static str {
-        match self.backend {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        }
-    }
-
-    /// Locks the rows a transaction reads before it changes them (PostgreSQL);
-    /// SQLite's single writer already excludes every other writer.
-    pub fn for_update(&self) -> &'static str {
-        match self.backend {
-            Backend::Postgres => " FOR UPDATE",
-            Backend::Sqlite => "",
-        }
-    }
-
-    /// Keeps the rows a transaction reads from being changed until it ends
-    /// (PostgreSQL), without blocking inserts that reference them; SQLite's
-    /// single writer already excludes every other writer.
-    pub fn for_share(&self) -> &'static str {
-        match self.backend {
-            Backend::Postgres => " FOR SHARE",
-            Backend::Sqlite => "",
-        }
+        Ok(Tx {
+            conn,
+            backend: self.backend,
+        })
     }
 
     /// Closes the pools.

@@ -186,7 +186,7 @@ pub async fn claim(
     // Serializes one user's concurrent claims so the lease limit holds.
     sqlx::query(&format!(
         "SELECT id FROM users WHERE id = $1{}",
-        db.for_update()
+        tx.backend().for_update()
     ))
     .bind(&user.id)
     .fetch_optional(&mut *tx)
@@ -229,7 +229,7 @@ pub async fn claim(
                 leased = TaskStatus::Leased,
                 ready = TaskStatus::Ready,
                 claimable = claimable(),
-                skip_locked = db.skip_locked()
+                skip_locked = tx.backend().skip_locked()
             );
             let id: Option<String> = sqlx::query_scalar(&sql)
                 .bind(&user.id)
@@ -333,10 +333,10 @@ fn unknown_task(task_id: &str) -> Error {
     Error::not_found("unknown-task", format!("no task {task_id:?}"))
 }
 
-async fn lock_task(db: &Db, tx: &mut Tx, task_id: &str) -> Result<TaskRow> {
+async fn lock_task(tx: &mut Tx, task_id: &str) -> Result<TaskRow> {
     let row = sqlx::query(&format!(
         "SELECT {TASK_COLUMNS} FROM review_tasks WHERE id = $1{}",
-        db.for_update()
+        tx.backend().for_update()
     ))
     .bind(task_id)
     .fetch_optional(&mut **tx)
@@ -349,7 +349,7 @@ async fn lock_task(db: &Db, tx: &mut Tx, task_id: &str) -> Result<TaskRow> {
 /// session first too; a verdict that locked the task first and the session
 /// last deadlocked with a concurrent exit of the same session on PostgreSQL.
 /// A gold copy never changes its session, so only the task is locked.
-async fn lock_session_then_task(db: &Db, tx: &mut Tx, task_id: &str, now: i64) -> Result<TaskRow> {
+async fn lock_session_then_task(tx: &mut Tx, task_id: &str, now: i64) -> Result<TaskRow> {
     let key = sqlx::query("SELECT store_id, session_id, gold_id FROM review_tasks WHERE id = $1")
         .bind(task_id)
         .fetch_optional(&mut **tx)
@@ -360,7 +360,7 @@ async fn lock_session_then_task(db: &Db, tx: &mut Tx, task_id: &str, now: i64) -
         let session_id: String = key.try_get("session_id")?;
         crate::db::events::lock_session(tx, &store_id, &session_id, now).await?;
     }
-    lock_task(db, tx, task_id).await
+    lock_task(tx, task_id).await
 }
 
 /// The precise error for a user acting on a task without a live lease
@@ -433,7 +433,7 @@ pub async fn heartbeat(
     ttl_ms: i64,
 ) -> Result<String> {
     let mut tx = db.begin().await?;
-    let task = lock_task(db, &mut tx, task_id).await?;
+    let task = lock_task(&mut tx, task_id).await?;
     let Ok(lease) = lifecycle::heartbeat(&task.state(), &user.id, now, ttl_ms) else {
         return Err(lease_error(&mut tx, &task, user, now).await?);
     };
@@ -456,7 +456,7 @@ pub async fn heartbeat(
 /// Gives the task back to the queue.
 pub async fn release(db: &Db, user: &User, task_id: &str, now: i64) -> Result<()> {
     let mut tx = db.begin().await?;
-    let task = lock_task(db, &mut tx, task_id).await?;
+    let task = lock_task(&mut tx, task_id).await?;
     let Ok(after) = lifecycle::release(&task.state(), &user.id, now) else {
         return Err(lease_error(&mut tx, &task, user, now).await?);
     };
@@ -625,7 +625,7 @@ pub async fn submit_verdict(
     now: i64,
 ) -> Result<VerdictOutcome> {
     let mut tx = db.begin().await?;
-    let task = lock_session_then_task(db, &mut tx, task_id, now).await?;
+    let task = lock_session_then_task(&mut tx, task_id, now).await?;
     let answer = answer_from_input(&mut tx, &task, input).await?;
 
     let state = task.state();
@@ -752,7 +752,7 @@ pub async fn resolve_escalation(
     now: i64,
 ) -> Result<VerdictOutcome> {
     let mut tx = db.begin().await?;
-    let task = lock_session_then_task(db, &mut tx, task_id, now).await?;
+    let task = lock_session_then_task(&mut tx, task_id, now).await?;
     if task.status != TaskStatus::Escalated {
         return Err(refused(
             Refused::NotEscalated {
