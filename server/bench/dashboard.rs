@@ -849,8 +849,9 @@ async fn plain_figures(db: &Db, now: i64) -> anyhow::Result<Figures> {
     let calibration = sqlx::query(&format!(
         "SELECT model_version, {bin} AS bin, COUNT(*), SUM(top_confidence), \
          SUM(CASE WHEN final_action = kind AND final_sku = top_sku AND final_quantity = quantity \
-         THEN 1 ELSE 0 END) FROM events WHERE resolved_at >= $1 AND route = 'review' \
-         AND top_confidence IS NOT NULL GROUP BY model_version, bin"
+         THEN 1 ELSE 0 END) FROM events WHERE resolved_at >= $1 AND route = '{review}' \
+         AND top_confidence IS NOT NULL GROUP BY model_version, bin",
+        review = RouteName::Review
     ))
     .bind(w.week_from)
     .fetch_all(&mut *conn)
