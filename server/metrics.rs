@@ -10,6 +10,8 @@ use prometheus::{
     IntCounterVec, IntGaugeVec, Registry, TextEncoder,
 };
 
+use crate::domain::job::{DeliverReceipt, JobKind};
+
 /// All of Recount's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -150,7 +152,7 @@ pub fn job_attempt(kind: &str, result: &str, seconds: f64) {
         .job_seconds
         .with_label_values(&[kind, result])
         .observe(seconds);
-    if kind == crate::db::receipts::WEBHOOK_JOB && result != "done" {
+    if kind == DeliverReceipt::KIND && result != "done" {
         let outcome = if result == "dead" { "dead" } else { "retry" };
         METRICS.webhook_failures.with_label_values(&[outcome]).inc();
     }

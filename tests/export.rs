@@ -1291,7 +1291,7 @@ async fn an_export_that_keeps_failing_ends_failed_with_its_code(backend: Backend
         };
         assert_eq!(x["status"], expected, "attempt {attempt}: {x}");
         let c = &app.state.config;
-        app.clock.advance(recount::jobs::webhook::backoff_ms(
+        app.clock.advance(recount::domain::job::backoff_ms(
             attempt,
             c.webhook_backoff_base_ms,
             c.webhook_backoff_max_ms,

@@ -819,3 +819,148 @@ async fn an_upload_that_cannot_be_stored_leaves_nothing_behind(backend: Backend)
     assert_eq!(stored_keys(&app).len(), 2);
 }
 dual!(an_upload_that_cannot_be_stored_leaves_nothing_behind);
+
+/// Removes a clip's stored upload, so every attempt at processing it fails
+/// on Recount's side: the blob store cannot give the source back.
+async fn lose_source(app: &TestApp, store_id: &str, clip_id: &str) {
+    let source = clips::blob_key(store_id, clip_id, "source");
+    app.state.blobs.delete(&source).await.unwrap();
+}
+
+/// (status, attempts, run_at) of the one job of `kind`.
+async fn only_job(app: &TestApp, kind: &str) -> (String, i64, i64) {
+    let jobs = recount::db::jobs::list(&app.state.db, kind).await.unwrap();
+    assert_eq!(jobs.len(), 1, "one {kind} job");
+    (
+        jobs[0].status.as_str().to_string(),
+        jobs[0].attempts,
+        jobs[0].run_at,
+    )
+}
+
+/// A clip that fails on our side at every attempt is retried
+/// `media_max_attempts` times, even beyond `webhook_max_attempts`, and then
+/// fails with `processing-failed`: its task stops waiting for it.
+async fn a_clip_failing_on_our_side_fails_after_its_own_attempts(backend: Backend) {
+    let app = TestApp::start_with(backend, |c| {
+        c.webhook_max_attempts = 2;
+        c.media_max_attempts = 4;
+        c.webhook_backoff_base_ms = 1_000;
+        c.webhook_backoff_max_ms = 60_000;
+    })
+    .await;
+    let (store_id, key) = app.store_with_catalog().await;
+    let ann = app.user("ann", Role::Labeler).await;
+    let (s, clip) = upload(&app, &key, "h264.mp4", None).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{clip}");
+    let clip_id = clip["clip_id"].as_str().unwrap().to_string();
+    lose_source(&app, &store_id, &clip_id).await;
+    let mut ev = event("e1", "s1", "pick", 1, UNSURE);
+    ev["clips"] = json!([clip_id]);
+    let (s, out) = app.events(&key, ev).await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    let path = format!("/api/v1/clips/{clip_id}");
+
+    for attempt in 1..4 {
+        assert_eq!(run_media_jobs(&app).await, 1, "attempt {attempt}");
+        let (_, status) = app.call(Method::GET, &path, &key, None).await;
+        assert_eq!(
+            status["status"], "processing",
+            "attempt {attempt}: {status}"
+        );
+        assert_eq!(app.claim(&ann).await.0, StatusCode::NO_CONTENT);
+        let backoff = 1_000 << (attempt - 1);
+        assert_eq!(
+            only_job(&app, "clip-process").await,
+            ("queued".to_string(), attempt, app.state.now() + backoff),
+            "attempt {attempt} is retried after 1 s, 2 s, 4 s"
+        );
+        app.clock.advance(backoff);
+    }
+    assert_eq!(run_media_jobs(&app).await, 1, "the last attempt");
+    let (s, status) = app.call(Method::GET, &path, &key, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(status["status"], "failed", "{status}");
+    assert_eq!(status["error"]["code"], "processing-failed", "{status}");
+    let message = status["error"]["message"].as_str().unwrap();
+    assert!(message.contains("after 4 attempts"), "{message}");
+    let (job_status, attempts, _) = only_job(&app, "clip-process").await;
+    assert_eq!((job_status.as_str(), attempts), ("dead", 4));
+    // The task goes on without the clip.
+    let (s, claim) = app.claim(&ann).await;
+    assert_eq!(s, StatusCode::OK, "{claim}");
+    assert_eq!(claim["task"]["clips"][0]["status"], "failed");
+
+    app.clock.advance(3_600_000);
+    assert_eq!(run_media_jobs(&app).await, 0, "no attempt after the last");
+}
+dual!(a_clip_failing_on_our_side_fails_after_its_own_attempts);
+
+/// A webhook receiver that answers every delivery with 500.
+async fn failing_receiver() -> String {
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+/// One worker taking webhooks and clips: the webhook dies after
+/// `webhook_max_attempts`, the clip job after `media_max_attempts`.
+async fn each_kind_of_job_retries_under_its_own_limit(backend: Backend) {
+    let app = TestApp::start_with(backend, |c| {
+        c.webhook_max_attempts = 2;
+        c.media_max_attempts = 3;
+        c.webhook_backoff_base_ms = 1_000;
+        c.webhook_backoff_max_ms = 1_000;
+    })
+    .await;
+    let url = failing_receiver().await;
+    let (store_id, key) = app.store("Hooked", Some(&url)).await;
+    app.catalog(&key).await;
+    let (s, clip) = upload(&app, &key, "h264.mp4", None).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{clip}");
+    let clip_id = clip["clip_id"].as_str().unwrap().to_string();
+    lose_source(&app, &store_id, &clip_id).await;
+    let (s, receipt) = app.exit(&key, "s1", "2026-11-25T10:00:00Z").await;
+    assert_eq!(
+        (s, receipt["status"].as_str()),
+        (StatusCode::OK, Some("final"))
+    );
+
+    let client = recount::jobs::webhook::client(&app.state.config);
+    let kinds = ["receipt-webhook", "clip-process"];
+    let mut states = Vec::new();
+    for _ in 0..4 {
+        let mut ran = 0;
+        while recount::jobs::run_next_job(&app.state, &client, &kinds)
+            .await
+            .unwrap()
+        {
+            ran += 1;
+        }
+        let (webhook, webhook_attempts, _) = only_job(&app, "receipt-webhook").await;
+        let (media, media_attempts, _) = only_job(&app, "clip-process").await;
+        states.push((ran, webhook, webhook_attempts, media, media_attempts));
+        app.clock.advance(1_000);
+    }
+    let expected = [
+        (2, "queued", 1, "queued", 1),
+        (2, "dead", 2, "queued", 2),
+        (1, "dead", 2, "dead", 3),
+        (0, "dead", 2, "dead", 3),
+    ];
+    let states: Vec<_> = states
+        .iter()
+        .map(|(n, w, wa, m, ma)| (*n, w.as_str(), *wa, m.as_str(), *ma))
+        .collect();
+    assert_eq!(states, expected);
+    let (_, status) = app
+        .call(Method::GET, &format!("/api/v1/clips/{clip_id}"), &key, None)
+        .await;
+    assert_eq!(status["error"]["code"], "processing-failed", "{status}");
+}
+dual!(each_kind_of_job_retries_under_its_own_limit);

@@ -9,17 +9,13 @@ use sqlx::{AnyConnection, Row};
 use utoipa::ToSchema;
 
 use super::{jobs, new_id, placeholders, Db, Tx};
+use crate::domain::job::{MakePosters, ProcessClip};
 use crate::domain::lifecycle::{
     self, ClipStatus as ClipState, FootageStatus, PosterStatus, TaskStatus,
 };
 use crate::domain::time::format_rfc3339_ms;
 use crate::error::{Error, Result};
 use crate::storage::Blobs;
-
-/// Job kind: transcode an uploaded clip and make its filmstrip.
-pub const PROCESS_JOB: &str = "clip-process";
-/// Job kind: make the posters of a task's clips at the event instant.
-pub const POSTERS_JOB: &str = "task-posters";
 
 /// A clip's state as stores and labelers see it.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -176,8 +172,10 @@ pub async fn create(
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    let payload = serde_json::json!({ "clip_id": clip_id }).to_string();
-    jobs::enqueue(&mut tx, PROCESS_JOB, &payload, now, now).await?;
+    let job = ProcessClip {
+        clip_id: clip_id.to_string(),
+    };
+    jobs::enqueue(&mut tx, &job, now, now).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -392,8 +390,10 @@ async fn commit(
             .into());
         }
         if owner == Owner::Clip {
-            let payload = serde_json::json!({ "clip_id": r.id }).to_string();
-            jobs::enqueue(&mut tx, PROCESS_JOB, &payload, now, now).await?;
+            let job = ProcessClip {
+                clip_id: r.id.to_string(),
+            };
+            jobs::enqueue(&mut tx, &job, now, now).await?;
         }
     }
     tx.commit().await?;
@@ -560,8 +560,10 @@ pub async fn cut_window(
             .bind(now)
             .execute(&mut **tx)
             .await?;
-            let payload = serde_json::json!({ "clip_id": clip_id }).to_string();
-            jobs::enqueue(tx, PROCESS_JOB, &payload, now, now).await?;
+            let job = ProcessClip {
+                clip_id: clip_id.clone(),
+            };
+            jobs::enqueue(tx, &job, now, now).await?;
         }
         None => {
             sqlx::query(&format!(
@@ -642,8 +644,10 @@ pub async fn attach_to_task(
         .await?;
     }
     if needs_posters {
-        let payload = serde_json::json!({ "task_id": task_id }).to_string();
-        jobs::enqueue(tx, POSTERS_JOB, &payload, now, now).await?;
+        let job = MakePosters {
+            task_id: task_id.to_string(),
+        };
+        jobs::enqueue(tx, &job, now, now).await?;
     }
     Ok(posters)
 }
@@ -766,8 +770,10 @@ pub async fn settle(
             .await?;
     for task_id in &tasks {
         if outcome.is_ok() {
-            let payload = serde_json::json!({ "task_id": task_id }).to_string();
-            jobs::enqueue(&mut tx, POSTERS_JOB, &payload, now, now).await?;
+            let job = MakePosters {
+                task_id: task_id.clone(),
+            };
+            jobs::enqueue(&mut tx, &job, now, now).await?;
         } else {
             release_if_settled(&mut tx, task_id, now).await?;
         }

@@ -16,13 +16,11 @@ use utoipa::ToSchema;
 use super::rollup::{label, verdict_answer};
 use super::{jobs, new_id, placeholders, Db};
 use crate::domain::export::{Candidate, EventFacts, ExportSpec, Filter, Resolution, SampleClip};
+use crate::domain::job::RunExport;
 use crate::domain::lifecycle::{ClipStatus, EventStatus, ExportStatus, RouteName};
 use crate::domain::time::format_rfc3339_ms;
 use crate::domain::Label;
 use crate::error::{Error, Result};
-
-/// The job kind that runs an export.
-pub const EXPORT_JOB: &str = "export";
 
 /// A bind value of a built query.
 #[derive(Debug, Clone)]
@@ -376,8 +374,15 @@ pub async fn create(db: &Db, spec: &ExportSpec, user_id: &str, now: i64) -> Resu
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    let payload = serde_json::json!({ "export_id": id }).to_string();
-    jobs::enqueue(&mut tx, EXPORT_JOB, &payload, now, now).await?;
+    jobs::enqueue(
+        &mut tx,
+        &RunExport {
+            export_id: id.clone(),
+        },
+        now,
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(id)
 }

@@ -2,42 +2,47 @@
 //!
 //! A job is taken by setting a lease; a worker that dies leaves the lease to
 //! expire and another worker takes the job over. Nothing is lost on a crash
-//! because nothing is held only in memory.
+//! because nothing is held only in memory. What a job is (its kind and
+//! payload) and how it retries are decided in [`crate::domain::job`]; this
+//! module only stores it.
 
 use sqlx::Row;
 
 use super::{new_id, Db, Tx};
+use crate::domain::job::{JobKind, JobStatus};
 
 /// A job taken by a worker.
 #[derive(Debug, Clone)]
 pub struct Job {
     /// Job id.
     pub id: String,
-    /// What to do, e.g. `receipt-webhook`.
+    /// What to do: a [`JobKind::KIND`], e.g. `receipt-webhook`.
     pub kind: String,
-    /// JSON arguments.
+    /// The kind's payload as JSON.
     pub payload: String,
     /// Attempts before this one.
     pub attempts: i64,
 }
 
-/// Adds a job to run at `run_at`, inside the caller's transaction, so the job
-/// exists exactly when the change that needs it does.
-pub async fn enqueue(
+/// Adds a job of kind `K` to run at `run_at`, inside the caller's
+/// transaction, so the job exists exactly when the change that needs it
+/// does.
+pub async fn enqueue<K: JobKind>(
     tx: &mut Tx,
-    kind: &str,
-    payload: &str,
+    payload: &K,
     run_at: i64,
     now: i64,
 ) -> Result<String, sqlx::Error> {
+    let payload = serde_json::to_string(payload).map_err(|e| sqlx::Error::Encode(e.into()))?;
     let id = new_id();
     sqlx::query(
         "INSERT INTO jobs (id, kind, payload, status, attempts, run_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, 'queued', 0, $4, $5, $5)",
+         VALUES ($1, $2, $3, $4, 0, $5, $6, $6)",
     )
     .bind(&id)
-    .bind(kind)
+    .bind(K::KIND)
     .bind(payload)
+    .bind(JobStatus::Queued.as_str())
     .bind(run_at)
     .bind(now)
     .execute(&mut **tx)
@@ -46,7 +51,7 @@ pub async fn enqueue(
 }
 
 /// Takes the next due job of one of `kinds` (or one whose worker's lease
-/// ran out).
+/// ran out; the attempt that worker made counts).
 pub async fn take_due(
     db: &Db,
     kinds: &[&str],
@@ -54,13 +59,15 @@ pub async fn take_due(
     lease_ms: i64,
 ) -> Result<Option<Job>, sqlx::Error> {
     let sql = format!(
-        "UPDATE jobs SET attempts = CASE WHEN status = 'running' THEN attempts + 1 ELSE attempts END, \
-         status = 'running', lease_expires_at = $1, updated_at = $2 \
-         WHERE id = (SELECT id FROM jobs WHERE ((status = 'queued' AND run_at <= $2) \
-         OR (status = 'running' AND lease_expires_at <= $2)) AND kind IN ({}) \
-         ORDER BY run_at LIMIT 1{}) RETURNING id, kind, payload, attempts",
-        super::placeholders(3, kinds.len()),
-        db.backend.skip_locked()
+        "UPDATE jobs SET attempts = CASE WHEN status = '{running}' THEN attempts + 1 ELSE attempts END, \
+         status = '{running}', lease_expires_at = $1, updated_at = $2 \
+         WHERE id = (SELECT id FROM jobs WHERE ((status = '{queued}' AND run_at <= $2) \
+         OR (status = '{running}' AND lease_expires_at <= $2)) AND kind IN ({kinds}) \
+         ORDER BY run_at LIMIT 1{skip_locked}) RETURNING id, kind, payload, attempts",
+        running = JobStatus::Running,
+        queued = JobStatus::Queued,
+        kinds = super::placeholders(3, kinds.len()),
+        skip_locked = db.backend.skip_locked()
     );
     let mut query = sqlx::query(&sql).bind(now + lease_ms).bind(now);
     for kind in kinds {
@@ -80,9 +87,10 @@ pub async fn take_due(
 
 /// Extends the lease of a running job whose worker is still at it.
 pub async fn extend(db: &Db, id: &str, until: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE jobs SET lease_expires_at = $1 WHERE id = $2 AND status = 'running'")
+    sqlx::query("UPDATE jobs SET lease_expires_at = $1 WHERE id = $2 AND status = $3")
         .bind(until)
         .bind(id)
+        .bind(JobStatus::Running.as_str())
         .execute(db.writer())
         .await?;
     Ok(())
@@ -91,9 +99,10 @@ pub async fn extend(db: &Db, id: &str, until: i64) -> Result<(), sqlx::Error> {
 /// Marks a job done.
 pub async fn complete(db: &Db, id: &str, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE jobs SET status = 'done', attempts = attempts + 1, lease_expires_at = NULL, \
-                 last_error = NULL, updated_at = $1 WHERE id = $2",
+        "UPDATE jobs SET status = $1, attempts = attempts + 1, lease_expires_at = NULL, \
+                 last_error = NULL, updated_at = $2 WHERE id = $3",
     )
+    .bind(JobStatus::Done.as_str())
     .bind(now)
     .bind(id)
     .execute(db.writer())
@@ -110,12 +119,16 @@ pub async fn fail(
     retry_at: Option<i64>,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    let status = if retry_at.is_some() { "queued" } else { "dead" };
+    let status = if retry_at.is_some() {
+        JobStatus::Queued
+    } else {
+        JobStatus::Dead
+    };
     sqlx::query(
         "UPDATE jobs SET status = $1, attempts = attempts + 1, run_at = COALESCE($2, run_at), \
          lease_expires_at = NULL, last_error = $3, updated_at = $4 WHERE id = $5",
     )
-    .bind(status)
+    .bind(status.as_str())
     .bind(retry_at)
     .bind(error)
     .bind(now)
@@ -128,8 +141,8 @@ pub async fn fail(
 /// State of a job, for operators and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobState {
-    /// `queued`, `running`, `done` or `dead`.
-    pub status: String,
+    /// Where the job is in its life.
+    pub status: JobStatus,
     /// Attempts made.
     pub attempts: i64,
     /// Last error, if any.
@@ -148,8 +161,11 @@ pub async fn list(db: &Db, kind: &str) -> Result<Vec<JobState>, sqlx::Error> {
     .await?;
     rows.iter()
         .map(|r| {
+            let status: String = r.try_get("status")?;
             Ok(JobState {
-                status: r.try_get("status")?,
+                status: JobStatus::parse(&status).ok_or_else(|| {
+                    sqlx::Error::Decode(format!("unknown job status {status:?}").into())
+                })?,
                 attempts: r.try_get("attempts")?,
                 last_error: r.try_get("last_error")?,
                 run_at: r.try_get("run_at")?,

@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 use super::{jobs, products, Db, Tx};
 use crate::db::events::lock_session;
 use crate::db::stores::Store;
+use crate::domain::job::DeliverReceipt;
 use crate::domain::lifecycle::{self, EventStatus, Exit, SessionStatus, TaskStatus};
 use crate::domain::receipt::{self, ReceiptLine, SettledEvent};
 use crate::domain::time::format_rfc3339_ms;
@@ -30,18 +31,6 @@ pub struct Receipt {
     pub finalized_at: Option<String>,
     /// Events of the session still waiting for a human.
     pub events_in_review: i64,
-}
-
-/// Job kind of a receipt webhook delivery.
-pub const WEBHOOK_JOB: &str = "receipt-webhook";
-
-/// Payload of a webhook job.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct WebhookJob {
-    /// Store id.
-    pub store_id: String,
-    /// Session id.
-    pub session_id: String,
 }
 
 /// Records the shopper's exit; finalizes the receipt when nothing is in review.
@@ -151,18 +140,11 @@ pub async fn try_finalize(
     .execute(&mut **tx)
     .await?;
     if store.webhook_url.is_some() {
-        let job = WebhookJob {
+        let job = DeliverReceipt {
             store_id: store.id.clone(),
             session_id: session_id.to_string(),
         };
-        jobs::enqueue(
-            tx,
-            WEBHOOK_JOB,
-            &serde_json::to_string(&job).map_err(anyhow::Error::from)?,
-            now,
-            now,
-        )
-        .await?;
+        jobs::enqueue(tx, &job, now, now).await?;
     }
     Ok(Finalized(Some(now - exited_at)))
 }

@@ -11,6 +11,7 @@ pub mod export;
 pub mod figures;
 pub mod gold;
 pub mod histogram;
+pub mod job;
 pub mod label;
 pub mod lifecycle;
 pub mod ratelimit;

@@ -9,34 +9,48 @@
 
 use futures::future::BoxFuture;
 use futures::StreamExt;
-use serde::Deserialize;
 
 use super::media::Scratch;
-use super::JobError;
+use super::{BackgroundJob, JobContext, JobError};
+use crate::config::Config;
 use crate::db::export::{self as exports, Run};
 use crate::db::jobs::{self, Job};
+use crate::domain::job::{RetryPolicy, RunExport};
 use crate::export::{self, Destination, Progress};
 use crate::AppState;
-
-#[derive(Deserialize)]
-struct ExportJob {
-    export_id: String,
-}
 
 /// What runs after each progress report of an export job, once the report
 /// is stored: nothing in the server; tests use it to change the world at a
 /// known point of a run (delete the export, withdraw consent).
 pub type Watch = dyn Fn(Progress) -> BoxFuture<'static, ()> + Send + Sync;
 
-/// Runs the export a job names.
-pub async fn run(state: &AppState, job: &Job) -> Result<(), JobError> {
-    run_watched(state, job, &|_| Box::pin(async {})).await
+/// An export: retried as webhooks are (it has no settings of its own);
+/// when the attempts run out (a panic among them) the export is failed with
+/// `export-failed` and what its runs uploaded is removed.
+impl BackgroundJob for RunExport {
+    fn retry_policy(config: &Config) -> RetryPolicy {
+        super::webhook::retry_policy(config)
+    }
+
+    async fn run(&self, ctx: &JobContext<'_>) -> Result<(), JobError> {
+        run(ctx.state, ctx.job, self, &|_| Box::pin(async {})).await
+    }
+
+    async fn give_up(&self, ctx: &JobContext<'_>, error: &str) -> anyhow::Result<()> {
+        give_up(ctx.state, &self.export_id, exports::ERROR_FAILED, error).await;
+        Ok(())
+    }
 }
 
-/// [`run`], calling `watch` after each progress report.
+/// Runs the export a taken job names once, calling `watch` after each
+/// progress report; giving up after the last attempt is left to the worker
+/// ([`super::run_next_job`]).
 pub async fn run_watched(state: &AppState, job: &Job, watch: &Watch) -> Result<(), JobError> {
-    let args: ExportJob = serde_json::from_str(&job.payload)
-        .map_err(|e| JobError::Dead(format!("bad payload: {e}")))?;
+    let args: RunExport = super::payload(job)?;
+    run(state, job, &args, watch).await
+}
+
+async fn run(state: &AppState, job: &Job, args: &RunExport, watch: &Watch) -> Result<(), JobError> {
     let id = &args.export_id;
     let outcome = run_once(state, job, id, watch).await;
     if outcome.is_err() && exports::is_deleted(&state.db, id).await.unwrap_or(false) {
@@ -47,10 +61,6 @@ pub async fn run_watched(state: &AppState, job: &Job, watch: &Watch) -> Result<(
     }
     match outcome {
         Ok(()) => Ok(()),
-        Err(Stop::Retry(message)) if last_attempt(state, job) => {
-            give_up(state, id, exports::ERROR_FAILED, &message).await;
-            Err(JobError::Dead(message))
-        }
         Err(Stop::Retry(message)) => Err(JobError::Retry(message)),
         Err(Stop::Fail(code, message)) => {
             give_up(state, id, code, &message).await;
@@ -76,14 +86,8 @@ impl From<JobError> for Stop {
     }
 }
 
-/// Whether this is the job loop's last attempt at the job.
-fn last_attempt(state: &AppState, job: &Job) -> bool {
-    job.attempts + 1 >= state.config.webhook_max_attempts
-}
-
 /// Marks the export of a job that will not run again failed and removes
-/// what its runs uploaded (also for a job that died of a panic, see
-/// [`super::run_next_job`]).
+/// what its runs uploaded.
 pub async fn give_up(state: &AppState, export_id: &str, code: &str, message: &str) {
     remove_files(state, export_id).await;
     if let Err(e) = exports::fail(&state.db, export_id, code, message, state.now()).await {

@@ -5,17 +5,18 @@
 //! by the transcode, or, for a remuxed video, by its filmstrip.
 //!
 //! A bad file (the uploader's fault) marks the clip failed with its code at
-//! once; our own failures (timeouts, storage) are retried, and the clip is
-//! marked failed only when the attempts run out, so a task never waits
-//! forever for video.
+//! once; our own failures (timeouts, storage) are retried up to
+//! `media_max_attempts` times, and the clip is marked failed only when the
+//! attempts run out, so a task never waits forever for video.
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
-
-use super::JobError;
+use super::{BackgroundJob, JobContext, JobError};
+use crate::config::Config;
 use crate::db::clips::{self, Processed};
 use crate::db::jobs::Job;
+use crate::domain::job::{MakePosters, ProcessClip, RetryPolicy};
+use crate::domain::lifecycle::ClipStatus;
 use crate::media::{CutAccuracy, Decode, MediaError, Window};
 use crate::AppState;
 
@@ -45,51 +46,61 @@ fn retry(e: impl std::fmt::Display) -> JobError {
     JobError::Retry(e.to_string())
 }
 
-#[derive(Deserialize)]
-struct ClipJob {
-    clip_id: String,
-}
-
-/// Processes a clip (an upload, or a cut of footage). When our side keeps
-/// failing (storage, database, timeouts) and the attempts run out, the clip
-/// is marked failed so its tasks do not wait forever.
-pub async fn process_clip(state: &AppState, job: &Job) -> Result<(), JobError> {
-    match process_clip_once(state, job).await {
-        Err(JobError::Retry(message)) if last_attempt(state, job) => {
-            let args: ClipJob = serde_json::from_str(&job.payload)
-                .map_err(|e| JobError::Dead(format!("bad payload: {e}")))?;
-            let message = format!(
-                "processing failed after {} attempts: {message}",
-                job.attempts + 1
-            );
-            clips::settle(
-                &state.db,
-                &args.clip_id,
-                Err(("processing-failed".into(), message.clone())),
-                state.now(),
-            )
-            .await
-            .map_err(retry)?;
-            Err(JobError::Dead(message))
-        }
-        other => other,
+/// The media settings: `media_max_attempts` attempts, backed off as every
+/// job is (`webhook_backoff_base_ms` up to `webhook_backoff_max_ms`).
+pub fn retry_policy(config: &Config) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: config.media_max_attempts,
+        backoff_base_ms: config.webhook_backoff_base_ms,
+        backoff_max_ms: config.webhook_backoff_max_ms,
     }
 }
 
-pub(super) fn last_attempt(state: &AppState, job: &Job) -> bool {
-    job.attempts + 1 >= state.config.media_max_attempts
+/// Processing a clip (an upload, or a cut of footage). When our side keeps
+/// failing (storage, database, timeouts) and the attempts run out, the clip
+/// is marked failed with `processing-failed` so its tasks do not wait
+/// forever.
+impl BackgroundJob for ProcessClip {
+    fn retry_policy(config: &Config) -> RetryPolicy {
+        retry_policy(config)
+    }
+
+    async fn run(&self, ctx: &JobContext<'_>) -> Result<(), JobError> {
+        process_clip(ctx.state, ctx.job, self).await
+    }
+
+    async fn give_up(&self, ctx: &JobContext<'_>, error: &str) -> anyhow::Result<()> {
+        let state = ctx.state;
+        let mut conn = state.db.reader().acquire().await?;
+        let clip = clips::get(&mut conn, &self.clip_id).await?;
+        drop(conn);
+        // Gone, or settled by an attempt that then failed: nothing waits.
+        if clip.is_none_or(|c| c.status != ClipStatus::Processing.as_str()) {
+            return Ok(());
+        }
+        let message = format!(
+            "processing failed after {} attempts: {error}",
+            ctx.attempt()
+        );
+        clips::settle(
+            &state.db,
+            &self.clip_id,
+            Err(("processing-failed".into(), message)),
+            state.now(),
+        )
+        .await?;
+        Ok(())
+    }
 }
 
-async fn process_clip_once(state: &AppState, job: &Job) -> Result<(), JobError> {
-    let args: ClipJob = serde_json::from_str(&job.payload)
-        .map_err(|e| JobError::Dead(format!("bad payload: {e}")))?;
+async fn process_clip(state: &AppState, job: &Job, args: &ProcessClip) -> Result<(), JobError> {
     let mut conn = state.db.reader().acquire().await.map_err(retry)?;
     let clip = clips::get(&mut conn, &args.clip_id)
         .await
         .map_err(retry)?
         .ok_or_else(|| JobError::Dead("the clip no longer exists".into()))?;
     drop(conn);
-    if clip.status != "processing" {
+    if clip.status != ClipStatus::Processing.as_str() {
         return Ok(());
     }
     let source_key = clip
@@ -189,36 +200,30 @@ async fn process_clip_once(state: &AppState, job: &Job) -> Result<(), JobError> 
     }
 }
 
-#[derive(Deserialize)]
-struct PostersJob {
-    task_id: String,
-}
-
-/// Makes the posters of a task's processed clips at the event instant; when
-/// the attempts run out, the missing posters are given up so the task
+/// Making the posters of a task's processed clips at the event instant; on
+/// the last attempt a poster that fails through our fault is left out, and
+/// when the attempts run out all missing posters are given up, so the task
 /// becomes claimable without them.
-pub async fn make_posters(state: &AppState, job: &Job) -> Result<(), JobError> {
-    match make_posters_once(state, job).await {
-        Err(JobError::Retry(message)) if last_attempt(state, job) => {
-            let args: PostersJob = serde_json::from_str(&job.payload)
-                .map_err(|e| JobError::Dead(format!("bad payload: {e}")))?;
-            let pending = clips::pending_posters(&state.db, &args.task_id)
-                .await
-                .map_err(retry)?;
-            for p in pending {
-                clips::poster_done(&state.db, &args.task_id, &p.clip.id, None, state.now())
-                    .await
-                    .map_err(retry)?;
-            }
-            Err(JobError::Dead(message))
+impl BackgroundJob for MakePosters {
+    fn retry_policy(config: &Config) -> RetryPolicy {
+        retry_policy(config)
+    }
+
+    async fn run(&self, ctx: &JobContext<'_>) -> Result<(), JobError> {
+        make_posters(ctx, self).await
+    }
+
+    async fn give_up(&self, ctx: &JobContext<'_>, _error: &str) -> anyhow::Result<()> {
+        let state = ctx.state;
+        for p in clips::pending_posters(&state.db, &self.task_id).await? {
+            clips::poster_done(&state.db, &self.task_id, &p.clip.id, None, state.now()).await?;
         }
-        other => other,
+        Ok(())
     }
 }
 
-async fn make_posters_once(state: &AppState, job: &Job) -> Result<(), JobError> {
-    let args: PostersJob = serde_json::from_str(&job.payload)
-        .map_err(|e| JobError::Dead(format!("bad payload: {e}")))?;
+async fn make_posters(ctx: &JobContext<'_>, args: &MakePosters) -> Result<(), JobError> {
+    let (state, job) = (ctx.state, ctx.job);
     let pending = clips::pending_posters(&state.db, &args.task_id)
         .await
         .map_err(retry)?;
@@ -257,7 +262,7 @@ async fn make_posters_once(state: &AppState, job: &Job) -> Result<(), JobError> 
                 state.blobs.put_file(&key, &out).await.map_err(retry)?;
                 Some(key)
             }
-            Err(e) if e.client_fault || last_attempt(state, job) => {
+            Err(e) if e.client_fault || ctx.is_last_attempt() => {
                 tracing::warn!(task = %args.task_id, clip = %p.clip.id, code = e.code, "no poster");
                 None
             }

@@ -1,28 +1,47 @@
 //! Background work: lease expiry, the database job queue (receipt
-//! webhooks, media), the dashboard's rollups, and at startup the removal of
-//! what crashed uploads left behind. Every loop survives errors and panics of a single run; the state
-//! it works on lives in the database, so any instance can run it and a crash
-//! loses nothing.
+//! webhooks, media, exports), the dashboard's rollups, and at startup the
+//! removal of what crashed uploads left behind. Every loop survives errors
+//! and panics of a single run; the state it works on lives in the database,
+//! so any instance can run it and a crash loses nothing.
+//!
+//! A kind of queued job is a type: its payload and name are plain data in
+//! [`crate::domain::job`] (so `db` can enqueue it), and its
+//! [`BackgroundJob`] impl here says how it runs, how it retries and how it
+//! gives up. The worker finds a job's kind in [`REGISTRY`]; the retry
+//! decision is [`RetryPolicy::after_failure`].
+//!
+//! Errors: a run returns [`JobError`] — `Retry` for what may succeed later
+//! (the kind's policy decides whether it does), `Dead` for what never will.
+//! A give-up returns an [`anyhow::Error`] only to be logged and kept on the
+//! dead job. Only the queue's own database errors (`sqlx::Error`) leave
+//! [`run_next_job`].
 
 pub mod export;
 pub mod media;
 pub mod webhook;
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use futures::FutureExt;
 use tokio::task::JoinHandle;
 
+use crate::config::Config;
+use crate::db::jobs::Job;
 use crate::db::{jobs, tasks};
+use crate::domain::job::{
+    AfterFailure, DeliverReceipt, JobKind, MakePosters, ProcessClip, RetryPolicy, RunExport,
+};
 use crate::AppState;
 
 /// Jobs that deliver to stores.
-pub const DELIVERY_JOBS: &[&str] = &[crate::db::receipts::WEBHOOK_JOB];
+pub const DELIVERY_JOBS: &[&str] = &[DeliverReceipt::KIND];
 /// Training-data exports: long, so they have a worker of their own.
-pub const EXPORT_JOBS: &[&str] = &[crate::db::export::EXPORT_JOB];
+pub const EXPORT_JOBS: &[&str] = &[RunExport::KIND];
 /// Jobs that run FFmpeg.
-pub const MEDIA_JOBS: &[&str] = &[crate::db::clips::PROCESS_JOB, crate::db::clips::POSTERS_JOB];
+pub const MEDIA_JOBS: &[&str] = &[ProcessClip::KIND, MakePosters::KIND];
 
 /// Starts the background loops of one instance: lease expiry, one webhook
 /// worker, and as many media workers as media jobs may run at once, so slow
@@ -185,6 +204,150 @@ async fn job_loop(state: AppState, client: reqwest::Client, kinds: &'static [&'s
     }
 }
 
+/// A kind of job the workers can run: what an attempt does, how failed
+/// attempts are retried and what is left behind when they run out.
+pub trait BackgroundJob: JobKind + Send + Sync + 'static {
+    /// How failed attempts of this kind are retried, from the settings.
+    fn retry_policy(config: &Config) -> RetryPolicy;
+
+    /// Makes one attempt at the job.
+    fn run(&self, ctx: &JobContext<'_>) -> impl Future<Output = Result<(), JobError>> + Send;
+
+    /// Leaves what the job works on in a final state once its last attempt
+    /// has failed (a panic included), so nothing waits for it forever. Not
+    /// called for [`JobError::Dead`]: a run that says so has settled what it
+    /// could itself. Nothing, unless the kind says otherwise.
+    fn give_up(
+        &self,
+        ctx: &JobContext<'_>,
+        error: &str,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send {
+        let _ = (ctx, error);
+        async { Ok(()) }
+    }
+}
+
+/// What an attempt at a job may use.
+pub struct JobContext<'a> {
+    /// The instance.
+    pub state: &'a AppState,
+    /// The HTTP client for webhook deliveries.
+    pub client: &'a reqwest::Client,
+    /// The job as taken from the queue.
+    pub job: &'a Job,
+    /// Its kind's retry policy.
+    pub policy: RetryPolicy,
+}
+
+impl JobContext<'_> {
+    /// The number of this attempt, 1 for the first.
+    pub fn attempt(&self) -> i64 {
+        self.job.attempts + 1
+    }
+
+    /// Whether this attempt is the last the kind's policy allows.
+    pub fn is_last_attempt(&self) -> bool {
+        self.policy.is_last(self.attempt())
+    }
+}
+
+/// How a job run failed.
+#[derive(Debug)]
+pub enum JobError {
+    /// Worth trying again later, if the kind's policy allows.
+    Retry(String),
+    /// Can never succeed (e.g. its store is gone); kept as dead with the error.
+    Dead(String),
+}
+
+/// One kind the workers know: its name and how to make an attempt at it.
+pub struct Registration {
+    /// The [`JobKind::KIND`] it runs.
+    pub kind: &'static str,
+    attempt: for<'a> fn(&'a AppState, &'a reqwest::Client, &'a Job) -> BoxFuture<'a, Outcome>,
+}
+
+impl Registration {
+    /// Registers the kind `K`.
+    pub const fn of<K: BackgroundJob>() -> Registration {
+        Registration {
+            kind: K::KIND,
+            attempt: boxed_attempt::<K>,
+        }
+    }
+}
+
+/// Every kind of job this build can run. A job of any other kind dies.
+pub const REGISTRY: &[Registration] = &[
+    Registration::of::<DeliverReceipt>(),
+    Registration::of::<ProcessClip>(),
+    Registration::of::<MakePosters>(),
+    Registration::of::<RunExport>(),
+];
+
+/// How one attempt at a job ended.
+enum Outcome {
+    /// It succeeded.
+    Done,
+    /// It failed and runs again at `at`.
+    Retry { at: i64, error: String },
+    /// Its last attempt failed; its kind gave up.
+    OutOfAttempts(String),
+    /// It can never succeed.
+    Dead(String),
+}
+
+fn boxed_attempt<'a, K: BackgroundJob>(
+    state: &'a AppState,
+    client: &'a reqwest::Client,
+    job: &'a Job,
+) -> BoxFuture<'a, Outcome> {
+    Box::pin(attempt::<K>(state, client, job))
+}
+
+/// Decodes the payload of a job of kind `K`; one that does not decode can
+/// never run.
+pub fn payload<K: JobKind>(job: &Job) -> Result<K, JobError> {
+    serde_json::from_str(&job.payload).map_err(|e| JobError::Dead(format!("bad payload: {e}")))
+}
+
+/// Makes one attempt at `job` as a `K`, and on its last failure gives up.
+async fn attempt<K: BackgroundJob>(
+    state: &AppState,
+    client: &reqwest::Client,
+    job: &Job,
+) -> Outcome {
+    let payload = match payload::<K>(job) {
+        Ok(p) => p,
+        Err(JobError::Dead(e) | JobError::Retry(e)) => return Outcome::Dead(e),
+    };
+    let ctx = JobContext {
+        state,
+        client,
+        job,
+        policy: K::retry_policy(&state.config),
+    };
+    let error = match AssertUnwindSafe(payload.run(&ctx)).catch_unwind().await {
+        Ok(Ok(())) => return Outcome::Done,
+        Ok(Err(JobError::Dead(e))) => return Outcome::Dead(e),
+        Ok(Err(JobError::Retry(e))) => e,
+        Err(_) => "the job panicked".to_string(),
+    };
+    match ctx.policy.after_failure(ctx.attempt(), state.now()) {
+        AfterFailure::RetryAt(at) => Outcome::Retry { at, error },
+        AfterFailure::GiveUp => {
+            let given_up = AssertUnwindSafe(payload.give_up(&ctx, &error))
+                .catch_unwind()
+                .await;
+            match given_up {
+                Ok(Ok(())) => Outcome::OutOfAttempts(error),
+                Ok(Err(e)) => Outcome::Dead(format!("{error}; giving up failed too: {e:#}")),
+                Err(_) => Outcome::Dead(format!("{error}; giving up panicked")),
+            }
+        }
+    }
+}
+
 /// Takes and runs one due job of the given kinds; false when none was due.
 pub async fn run_next_job(
     state: &AppState,
@@ -197,73 +360,34 @@ pub async fn run_next_job(
         return Ok(false);
     };
     let started = std::time::Instant::now();
-    let run = AssertUnwindSafe(run_job(state, client, &job))
-        .catch_unwind()
-        .await;
-    let result = match run {
-        Ok(r) => r,
-        Err(_) => Err(JobError::Retry("the job panicked".into())),
+    let outcome = match REGISTRY.iter().find(|r| r.kind == job.kind) {
+        Some(kind) => (kind.attempt)(state, client, &job).await,
+        None => Outcome::Dead(format!("unknown job kind {:?}", job.kind)),
     };
     let now = state.now();
     let seconds = started.elapsed().as_secs_f64();
-    match result {
-        Ok(()) => {
+    let attempts = job.attempts + 1;
+    match outcome {
+        Outcome::Done => {
             crate::metrics::job_attempt(&job.kind, "done", seconds);
             jobs::complete(&state.db, &job.id, now).await?
         }
-        Err(JobError::Retry(msg)) => {
-            let attempts = job.attempts + 1;
-            let retry_at = (attempts < state.config.webhook_max_attempts).then(|| {
-                now + webhook::backoff_ms(
-                    attempts,
-                    state.config.webhook_backoff_base_ms,
-                    state.config.webhook_backoff_max_ms,
-                )
-            });
-            crate::metrics::job_attempt(
-                &job.kind,
-                if retry_at.is_some() { "failed" } else { "dead" },
-                seconds,
-            );
-            tracing::warn!(job = %job.id, kind = %job.kind, attempts, error = %msg, "job failed");
-            jobs::fail(&state.db, &job.id, &msg, retry_at, now).await?;
-            if retry_at.is_none() && job.kind == crate::db::export::EXPORT_JOB {
-                // Out of attempts (a panic among them): the export says so.
-                if let Ok(args) = serde_json::from_str::<serde_json::Value>(&job.payload) {
-                    if let Some(id) = args["export_id"].as_str() {
-                        export::give_up(state, id, crate::db::export::ERROR_FAILED, &msg).await;
-                    }
-                }
-            }
+        Outcome::Retry { at, error } => {
+            crate::metrics::job_attempt(&job.kind, "failed", seconds);
+            tracing::warn!(job = %job.id, kind = %job.kind, attempts, error = %error, "job failed");
+            jobs::fail(&state.db, &job.id, &error, Some(at), now).await?;
         }
-        Err(JobError::Dead(msg)) => {
+        Outcome::OutOfAttempts(error) => {
             crate::metrics::job_attempt(&job.kind, "dead", seconds);
-            tracing::error!(job = %job.id, kind = %job.kind, error = %msg, "job cannot succeed");
-            jobs::fail(&state.db, &job.id, &msg, None, now).await?;
+            tracing::warn!(job = %job.id, kind = %job.kind, attempts, error = %error, "job failed");
+            tracing::error!(job = %job.id, kind = %job.kind, attempts, "job gave up after its last attempt");
+            jobs::fail(&state.db, &job.id, &error, None, now).await?;
+        }
+        Outcome::Dead(error) => {
+            crate::metrics::job_attempt(&job.kind, "dead", seconds);
+            tracing::error!(job = %job.id, kind = %job.kind, error = %error, "job cannot succeed");
+            jobs::fail(&state.db, &job.id, &error, None, now).await?;
         }
     }
     Ok(true)
-}
-
-/// How a job run failed.
-#[derive(Debug)]
-pub enum JobError {
-    /// Worth trying again later.
-    Retry(String),
-    /// Can never succeed (e.g. its store is gone); kept as dead with the error.
-    Dead(String),
-}
-
-async fn run_job(
-    state: &AppState,
-    client: &reqwest::Client,
-    job: &jobs::Job,
-) -> Result<(), JobError> {
-    match job.kind.as_str() {
-        crate::db::receipts::WEBHOOK_JOB => webhook::deliver(state, client, job).await,
-        crate::db::clips::PROCESS_JOB => media::process_clip(state, job).await,
-        crate::db::clips::POSTERS_JOB => media::make_posters(state, job).await,
-        crate::db::export::EXPORT_JOB => export::run(state, job).await,
-        other => Err(JobError::Dead(format!("unknown job kind {other:?}"))),
-    }
 }

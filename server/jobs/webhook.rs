@@ -12,12 +12,11 @@ use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
 
-use super::JobError;
+use super::{BackgroundJob, JobContext, JobError};
 use crate::config::Config;
-use crate::db::jobs::Job;
-use crate::db::receipts::{self, Receipt, WebhookJob};
+use crate::db::receipts::{self, Receipt};
 use crate::db::stores;
-use crate::AppState;
+use crate::domain::job::{DeliverReceipt, RetryPolicy};
 
 /// Body of a receipt webhook.
 #[derive(Debug, Serialize)]
@@ -50,20 +49,32 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
     format!("v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// Delay before attempt `attempts + 1`: `base × 2^(attempts-1)`, capped.
-pub fn backoff_ms(attempts: i64, base_ms: i64, max_ms: i64) -> i64 {
-    let exp = (attempts - 1).clamp(0, 40) as u32;
-    base_ms.saturating_mul(1i64 << exp).min(max_ms)
+/// The webhook settings: `webhook_max_attempts` deliveries, backed off
+/// from `webhook_backoff_base_ms` up to `webhook_backoff_max_ms`.
+pub fn retry_policy(config: &Config) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: config.webhook_max_attempts,
+        backoff_base_ms: config.webhook_backoff_base_ms,
+        backoff_max_ms: config.webhook_backoff_max_ms,
+    }
+}
+
+/// A receipt webhook: retried under the webhook settings; a delivery that
+/// runs out of attempts leaves nothing else to settle (the store can still
+/// read the receipt).
+impl BackgroundJob for DeliverReceipt {
+    fn retry_policy(config: &Config) -> RetryPolicy {
+        retry_policy(config)
+    }
+
+    async fn run(&self, ctx: &JobContext<'_>) -> Result<(), JobError> {
+        deliver(ctx, self).await
+    }
 }
 
 /// Delivers one receipt webhook.
-pub async fn deliver(
-    state: &AppState,
-    client: &reqwest::Client,
-    job: &Job,
-) -> Result<(), JobError> {
-    let args: WebhookJob = serde_json::from_str(&job.payload)
-        .map_err(|e| JobError::Dead(format!("bad payload: {e}")))?;
+async fn deliver(ctx: &JobContext<'_>, args: &DeliverReceipt) -> Result<(), JobError> {
+    let (state, client, job) = (ctx.state, ctx.client, ctx.job);
     let retry = |e: &dyn std::fmt::Display| JobError::Retry(e.to_string());
     let mut conn = state.db.reader().acquire().await.map_err(|e| retry(&e))?;
     let store = stores::get(&mut conn, &args.store_id)
@@ -119,14 +130,5 @@ mod tests {
             sign("whsec_test", 1_700_000_000, br#"{"a":1}"#),
             "v1=38877139021993b830af32feea6e18a8da83eb2f6e49ee50bd9e4cf4ca4d3789"
         );
-    }
-
-    #[test]
-    fn backoff_doubles_and_is_capped() {
-        assert_eq!(backoff_ms(1, 1000, 60_000), 1000);
-        assert_eq!(backoff_ms(2, 1000, 60_000), 2000);
-        assert_eq!(backoff_ms(4, 1000, 60_000), 8000);
-        assert_eq!(backoff_ms(30, 1000, 60_000), 60_000);
-        assert_eq!(backoff_ms(100, i64::MAX / 2, i64::MAX), i64::MAX);
     }
 }
