@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::{jobs, new_id, placeholders, Db, Tx};
 use crate::domain::time::format_rfc3339_ms;
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::storage::Blobs;
 
 /// Job kind: transcode an uploaded clip and make its filmstrip.
@@ -647,7 +647,10 @@ pub async fn check_owned(tx: &mut Tx, store_id: &str, clip_ids: &[String]) -> Re
 }
 
 fn unknown_clip(clip_id: &str) -> Error {
-    Error::unprocessable("unknown-clip", format!("no clip {clip_id:?} of this store"))
+    Error::new(
+        Code::UnknownClipInEvent,
+        format!("no clip {clip_id:?} of this store"),
+    )
 }
 
 /// Artifacts of a processed clip.

@@ -20,7 +20,7 @@ use crate::domain::consensus::Answer;
 use crate::domain::gold;
 use crate::domain::time::format_rfc3339_ms;
 use crate::domain::{Action, Label};
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 
 /// Status of a gold copy that was answered.
 pub const ANSWERED: &str = "gold-answered";
@@ -98,7 +98,7 @@ fn gold_from_row(r: &sqlx::any::AnyRow) -> Result<GoldTask> {
 }
 
 fn unknown_gold(gold_id: &str) -> Error {
-    Error::not_found("unknown-gold", format!("no gold task {gold_id:?}"))
+    Error::new(Code::UnknownGold, format!("no gold task {gold_id:?}"))
 }
 
 /// One gold task.
@@ -135,18 +135,18 @@ pub async fn mark(db: &Db, supervisor: &User, task_id: &str, now: i64) -> Result
     .bind(task_id)
     .fetch_optional(&mut *tx)
     .await?
-    .ok_or_else(|| Error::not_found("unknown-task", format!("no task {task_id:?}")))?;
+    .ok_or_else(|| Error::new(Code::UnknownTask, format!("no task {task_id:?}")))?;
     if row.try_get::<Option<String>, _>("gold_id")?.is_some() {
-        return Err(Error::conflict(
-            "task-is-gold",
+        return Err(Error::new(
+            Code::TaskIsGold,
             format!("task {task_id:?} is a copy of a gold task; mark its source instead"),
         ));
     }
     let status: String = row.try_get("status")?;
     let event_status: String = row.try_get("event_status")?;
     if status != "resolved" || event_status != "resolved" {
-        return Err(Error::conflict(
-            "task-not-resolved",
+        return Err(Error::new(
+            Code::TaskNotResolved,
             format!("task {task_id:?} is {status}; only a resolved task has a known label"),
         ));
     }
@@ -177,8 +177,8 @@ pub async fn mark(db: &Db, supervisor: &User, task_id: &str, now: i64) -> Result
                 .bind(task_id)
                 .fetch_one(&mut *tx)
                 .await?;
-        return Err(Error::conflict(
-            "already-gold",
+        return Err(Error::new(
+            Code::AlreadyGold,
             format!("task {task_id:?} is already gold task {existing:?} (retired ones included)"),
         ));
     }

@@ -10,7 +10,7 @@ use crate::db::stores::Store;
 use crate::domain::receipt::{self, ReceiptLine, SettledEvent};
 use crate::domain::time::format_rfc3339_ms;
 use crate::domain::{Action, Label};
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 
 /// A receipt as stores read it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -56,8 +56,8 @@ pub async fn exit(
     match lock_session(&mut tx, &store.id, session_id, now).await?.1 {
         Some(t) if t == exited_at => {}
         Some(_) => {
-            return Err(Error::conflict(
-                "session-already-exited",
+            return Err(Error::new(
+                Code::SessionAlreadyExited,
                 format!("session {session_id:?} already exited at another time"),
             ))
         }

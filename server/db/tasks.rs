@@ -12,7 +12,7 @@ use crate::domain::event::{CandidateInput, MAX_QUANTITY};
 use crate::domain::receipt::ReceiptLine;
 use crate::domain::time::format_rfc3339_ms;
 use crate::domain::{Action, Label};
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 
 /// Longest note a labeler may attach.
 pub const MAX_NOTE_LEN: usize = 2000;
@@ -174,8 +174,8 @@ pub async fn claim(
     .fetch_one(&mut *tx)
     .await?;
     if held >= max_leases {
-        return Err(Error::conflict(
-            "too-many-leases",
+        return Err(Error::new(
+            Code::TooManyLeases,
             format!("you already hold {held} tasks; answer or release one first"),
         ));
     }
@@ -304,7 +304,7 @@ pub async fn view(conn: &mut AnyConnection, task_id: &str) -> Result<TaskView> {
 }
 
 fn unknown_task(task_id: &str) -> Error {
-    Error::not_found("unknown-task", format!("no task {task_id:?}"))
+    Error::new(Code::UnknownTask, format!("no task {task_id:?}"))
 }
 
 async fn lock_task(db: &Db, tx: &mut Tx, task_id: &str) -> Result<TaskRow> {
@@ -364,16 +364,16 @@ async fn lease_error(tx: &mut Tx, task: &TaskRow, user: &User, now: i64) -> Resu
         }
     };
     Ok(if expired {
-        Error::conflict(
-            "lease-expired",
+        Error::new(
+            Code::LeaseExpired,
             format!(
                 "your lease on task {:?} expired; claim the next task",
                 task.id
             ),
         )
     } else {
-        Error::forbidden(
-            "lease-not-held",
+        Error::new(
+            Code::LeaseNotHeld,
             format!("you do not hold the lease on task {:?}", task.id),
         )
     })
@@ -479,8 +479,8 @@ pub async fn expire_leases(db: &Db, now: i64) -> Result<u64> {
 async fn answer_from_input(tx: &mut Tx, task: &TaskRow, input: &VerdictInput) -> Result<Answer> {
     if let Some(note) = &input.note {
         if note.chars().count() > MAX_NOTE_LEN {
-            return Err(Error::unprocessable(
-                "note-too-long",
+            return Err(Error::new(
+                Code::NoteTooLong,
                 format!("note must be at most {MAX_NOTE_LEN} characters"),
             ));
         }
@@ -489,8 +489,8 @@ async fn answer_from_input(tx: &mut Tx, task: &TaskRow, input: &VerdictInput) ->
         return Ok(Answer::CantTell);
     }
     let Some(action) = input.action else {
-        return Err(Error::unprocessable(
-            "missing-action",
+        return Err(Error::new(
+            Code::MissingAction,
             "action (pick, return or none) is required unless cant_tell is true",
         ));
     };
@@ -498,15 +498,15 @@ async fn answer_from_input(tx: &mut Tx, task: &TaskRow, input: &VerdictInput) ->
         return Ok(Answer::Label(Label::new(Action::None, None, 0)));
     }
     let Some(sku) = &input.sku else {
-        return Err(Error::unprocessable(
-            "missing-sku",
+        return Err(Error::new(
+            Code::MissingSku,
             "sku is required for pick and return",
         ));
     };
     let found = products::find(tx, &task.store_id, &[sku.as_str()]).await?;
     if found.is_empty() {
-        return Err(Error::unprocessable(
-            "unknown-sku",
+        return Err(Error::new(
+            Code::UnknownSku,
             format!("sku {sku:?} is not in the store's catalog"),
         ));
     }
@@ -520,8 +520,8 @@ async fn answer_from_input(tx: &mut Tx, task: &TaskRow, input: &VerdictInput) ->
         }
     };
     if !(1..=MAX_QUANTITY).contains(&quantity) {
-        return Err(Error::unprocessable(
-            "invalid-quantity",
+        return Err(Error::new(
+            Code::InvalidQuantity,
             format!("quantity must be between 1 and {MAX_QUANTITY}, not {quantity}"),
         ));
     }
@@ -583,8 +583,8 @@ pub async fn submit_verdict(
     .await?;
     if let Some(previous) = previous {
         if answer_from_row(&previous)? != answer {
-            return Err(Error::conflict(
-                "verdict-conflict",
+            return Err(Error::new(
+                Code::VerdictConflict,
                 format!("you already answered task {task_id:?} differently"),
             ));
         }
@@ -717,14 +717,14 @@ pub async fn resolve_escalation(
     let mut tx = db.begin().await?;
     let task = lock_session_then_task(db, &mut tx, task_id, now).await?;
     if task.status != "escalated" {
-        return Err(Error::conflict(
-            "task-not-escalated",
+        return Err(Error::new(
+            Code::TaskNotEscalated,
             format!("task {task_id:?} is {}, not escalated", task.status),
         ));
     }
     let Answer::Label(label) = answer_from_input(&mut tx, &task, input).await? else {
-        return Err(Error::unprocessable(
-            "cant-tell-not-allowed",
+        return Err(Error::new(
+            Code::CantTellNotAllowed,
             "a supervisor's resolution must give an action",
         ));
     };
