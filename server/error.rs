@@ -1,32 +1,14 @@
-//! The one error type of request handling, turned into a response only at the
-//! HTTP edge.
+//! The one error type of request handling, in no protocol's terms.
 //!
-//! Client errors carry a stable kebab-case code and a message meant for the
-//! caller. Database and internal errors are logged in full and answered with a
-//! generic message: their text can hold SQL, file paths or secrets, and a
-//! client can do nothing with it anyway.
+//! A refusal carries a registry [`Code`] and a message meant for the caller;
+//! which HTTP status that code answers with is decided only at the HTTP edge
+//! ([`crate::http::error`]), so the database layer and the jobs can refuse
+//! without knowing they are behind HTTP. Database and internal errors are
+//! logged in full and answered with a generic message: their text can hold
+//! SQL, file paths or secrets, and a client can do nothing with it anyway.
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde::Serialize;
-use utoipa::ToSchema;
-
-/// An error answer: `{"error":{"code","message"}}`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// The error.
-    pub error: ErrorDetail,
-}
-
-/// The code and message of an error answer.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// Stable machine-readable code, e.g. `lease-expired`.
-    pub code: String,
-    /// Human-readable explanation.
-    pub message: String,
-}
+pub use crate::domain::code::Code;
+use crate::media::MediaError;
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -34,18 +16,16 @@ pub enum Error {
     /// The caller's fault, or a state the caller must handle.
     #[error("{code}: {message}")]
     Client {
-        /// HTTP status.
-        status: StatusCode,
         /// Stable code.
-        code: &'static str,
+        code: Code,
         /// Explanation for the caller.
         message: String,
     },
-    /// Too many attempts: 429 with `Retry-After`.
+    /// Too many attempts: the caller may retry after `retry_after_s`.
     #[error("{code}: {message}")]
     Throttled {
         /// Stable code.
-        code: &'static str,
+        code: Code,
         /// Explanation for the caller.
         message: String,
         /// Seconds until a retry can succeed.
@@ -63,46 +43,21 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// A client error with status, code and message.
-    pub fn client(status: StatusCode, code: &'static str, message: impl Into<String>) -> Error {
+    /// A refusal with its code and message.
+    pub fn new(code: Code, message: impl Into<String>) -> Error {
         Error::Client {
-            status,
             code,
             message: message.into(),
         }
     }
 
-    /// 400.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Error {
-        Error::client(StatusCode::BAD_REQUEST, code, message)
-    }
-
-    /// 404.
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Error {
-        Error::client(StatusCode::NOT_FOUND, code, message)
-    }
-
-    /// 409.
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Error {
-        Error::client(StatusCode::CONFLICT, code, message)
-    }
-
-    /// 422.
-    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Error {
-        Error::client(StatusCode::UNPROCESSABLE_ENTITY, code, message)
-    }
-
-    /// 403.
-    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Error {
-        Error::client(StatusCode::FORBIDDEN, code, message)
-    }
-
-    /// The stable code, for logs and tests.
-    pub fn code(&self) -> &'static str {
+    /// The code the caller gets: the refusal's own, `unavailable` for a busy
+    /// database, `internal-error` for anything else.
+    pub fn code(&self) -> Code {
         match self {
-            Error::Client { code, .. } | Error::Throttled { code, .. } => code,
-            Error::Database(e) if is_busy(e) => "unavailable",
-            Error::Database(_) | Error::Internal(_) => "internal-error",
+            Error::Client { code, .. } | Error::Throttled { code, .. } => *code,
+            Error::Database(e) if is_busy(e) => Code::Unavailable,
+            Error::Database(_) | Error::Internal(_) => Code::InternalError,
         }
     }
 }
@@ -116,65 +71,67 @@ fn is_busy(e: &sqlx::Error) -> bool {
 
 impl From<crate::domain::event::EventError> for Error {
     fn from(e: crate::domain::event::EventError) -> Error {
-        Error::unprocessable(e.code, e.message)
+        Error::new(e.code, e.message)
     }
 }
 
-/// Writes an error answer.
-pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = ErrorBody {
-        error: ErrorDetail {
-            code: code.to_string(),
-            message: message.to_string(),
-        },
-    };
-    (status, Json(body)).into_response()
-}
-
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        match &self {
-            Error::Client {
-                status,
-                code,
-                message,
-            } => error_response(*status, code, message),
-            Error::Throttled {
-                code,
-                message,
-                retry_after_s,
-            } => {
-                let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, code, message);
-                response.headers_mut().insert(
-                    axum::http::header::RETRY_AFTER,
-                    axum::http::HeaderValue::from(*retry_after_s),
-                );
-                response
-            }
-            Error::Database(e) if is_busy(e) => {
-                tracing::warn!(error = %e, "database busy");
-                error_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "the database is busy; retry shortly",
-                )
-            }
-            Error::Database(e) => {
-                tracing::error!(error = %e, "database error");
-                internal()
-            }
-            Error::Internal(e) => {
-                tracing::error!(error = %format!("{e:#}"), "internal error");
-                internal()
-            }
+/// A media failure: the uploader's fault answers with the media code, ours
+/// is an internal error.
+impl From<MediaError> for Error {
+    fn from(e: MediaError) -> Error {
+        match media_code(&e) {
+            Some(code) => Error::new(code, e.message),
+            None => Error::Internal(anyhow::anyhow!("media: {e}")),
         }
     }
 }
 
-fn internal() -> Response {
-    error_response(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal-error",
-        "an internal error occurred; it has been logged",
-    )
+/// The registry code of a media failure the uploader caused; `None` for
+/// failures on our side. Media codes are the media layer's named constants
+/// (its own crate-level table); the test below proves every one of the
+/// uploader's fault has its registry code.
+fn media_code(e: &MediaError) -> Option<Code> {
+    if !e.client_fault {
+        return None;
+    }
+    Some(match e.code {
+        MediaError::EMPTY_FILE => Code::EmptyFile,
+        MediaError::NOT_VIDEO => Code::NotVideo,
+        MediaError::TRUNCATED => Code::Truncated,
+        MediaError::NO_VIDEO_STREAM => Code::NoVideoStream,
+        MediaError::UNSUPPORTED_CODEC => Code::UnsupportedCodec,
+        MediaError::CORRUPT_VIDEO => Code::CorruptVideo,
+        MediaError::DIMENSIONS_TOO_LARGE => Code::DimensionsTooLarge,
+        MediaError::DURATION_TOO_LONG => Code::DurationTooLong,
+        MediaError::INVALID_WINDOW => Code::InvalidWindow,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_media_code_of_the_uploaders_fault_keeps_its_code() {
+        for &(media, client_fault) in MediaError::CODES {
+            let e = Error::from(MediaError::new(media, "m"));
+            if client_fault {
+                assert_eq!(e.code(), media, "{media}");
+                assert!(matches!(e, Error::Client { .. }), "{media}");
+            } else {
+                assert_eq!(e.code(), Code::InternalError, "{media}");
+            }
+        }
+    }
+
+    #[test]
+    fn event_errors_keep_their_code_and_message() {
+        let e = Error::from(crate::domain::event::check_id("sku", "").unwrap_err());
+        assert_eq!(e.code(), Code::InvalidId);
+        assert_eq!(
+            e.to_string(),
+            "invalid-id: sku must be 1 to 128 printable characters"
+        );
+    }
 }

@@ -2,7 +2,9 @@
 //!
 //! Data flows through the modules in this order:
 //!
-//! - [`api`] receives a store's catalog and events over HTTP;
+//! - [`api`] receives a store's catalog and events over HTTP, standing with
+//!   the pages ([`web`]) on one edge, [`http`]: who is calling, sessions,
+//!   and the HTTP status of each error code ([`error::Code`]);
 //! - [`domain`] decides, without I/O, whether an event needs a human
 //!   ([`domain::routing`]), when verdicts settle a task
 //!   ([`domain::consensus`]) and what a receipt says ([`domain::receipt`]);
@@ -26,6 +28,7 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod export;
+pub mod http;
 pub mod jobs;
 pub mod login;
 pub mod media;
@@ -39,7 +42,6 @@ mod layout_tests;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use axum::Router;
 use tower_http::trace::TraceLayer;
 
@@ -49,7 +51,8 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::users::TokenCache;
 use crate::db::Db;
-use crate::error::error_response;
+use crate::error::Code;
+use crate::http::error::error_response;
 use crate::media::{MediaLimits, MediaRunner};
 use crate::storage::Blobs;
 
@@ -127,13 +130,10 @@ pub fn app(state: AppState) -> Router {
                 async move { axum::Json(doc.as_ref().clone()) }
             }),
         )
-        .fallback(|| async {
-            error_response(StatusCode::NOT_FOUND, "not-found", "no such endpoint")
-        })
+        .fallback(|| async { error_response(Code::NotFound, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             error_response(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method-not-allowed",
+                Code::MethodNotAllowed,
                 "this endpoint does not take that method",
             )
         })

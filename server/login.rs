@@ -4,12 +4,10 @@
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-use axum::http::StatusCode;
-
 use crate::auth::verify_password;
 use crate::db::users::{self, User};
 use crate::domain::ratelimit::{FailureWindows, Limit};
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::AppState;
 
 /// Failed logins of this instance, per username and per client address.
@@ -32,8 +30,8 @@ impl LoginGuard {
     }
 }
 
-/// The user whose password this is, or `invalid-credentials` (401) or
-/// `too-many-attempts` (429, with the seconds to wait).
+/// The user whose password this is, or `invalid-credentials` or
+/// `too-many-attempts` (with the seconds to wait).
 pub async fn authenticate(
     state: &AppState,
     username: &str,
@@ -84,9 +82,8 @@ pub async fn authenticate(
             if let Some(k) = &addr_key {
                 w.fail(k, per_addr, now);
             }
-            Err(Error::client(
-                StatusCode::UNAUTHORIZED,
-                "invalid-credentials",
+            Err(Error::new(
+                Code::InvalidCredentials,
                 "unknown username or wrong password",
             ))
         }
@@ -96,17 +93,8 @@ pub async fn authenticate(
 fn too_many_attempts(wait_ms: i64) -> Error {
     let seconds = (wait_ms + 999) / 1000;
     Error::Throttled {
-        code: "too-many-attempts",
+        code: Code::TooManyAttempts,
         message: format!("too many failed logins; try again in {seconds} s"),
         retry_after_s: seconds,
     }
-}
-
-/// The client's address, when the server was started with connection info
-/// (`recount serve` is; a test router served without it throttles per
-/// username only).
-pub fn client_addr(extensions: &axum::http::Extensions) -> Option<IpAddr> {
-    extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip())
 }

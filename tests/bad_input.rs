@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use common::{code, event, Backend, TestApp};
 use recount::auth::Role;
+use recount::error::Code;
 
 const UNSURE: &[(&str, f64)] = &[("milk", 0.55), ("cola", 0.30)];
 
@@ -437,3 +438,86 @@ async fn bad_exits_and_policies_are_refused(backend: Backend) {
     assert_eq!(p["threshold"], 0.8);
 }
 dual!(bad_exits_and_policies_are_refused);
+
+/// The codes of the registry as (spelling, status, meaning), sorted.
+fn registry() -> Vec<(String, u16, String)> {
+    let mut all: Vec<_> = Code::ALL
+        .iter()
+        .map(|c| {
+            (
+                c.as_str().to_string(),
+                recount::http::error::status(*c).as_u16(),
+                c.meaning().to_string(),
+            )
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+/// The rows of docs/api.md's "Error codes" table as (code, status, meaning),
+/// sorted.
+fn documented_codes() -> Vec<(String, u16, String)> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/api.md");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let section = text
+        .split("\n## Error codes\n")
+        .nth(1)
+        .expect("docs/api.md has a section \"Error codes\"");
+    let section = section.split("\n## ").next().unwrap();
+    let mut rows: Vec<_> = section
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split(" | ").collect();
+            let status = cells.first()?.strip_prefix("| ")?.parse::<u16>().ok()?;
+            let code = cells.get(1)?.trim_matches('`').to_string();
+            let meaning = cells.get(2..)?.join(" | ");
+            let meaning = meaning.strip_suffix(" |")?.to_string();
+            Some((code, status, meaning))
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+async fn the_openapi_document_and_the_docs_list_exactly_the_registrys_codes(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (s, doc) = app.call_anon(Method::GET, "/api/openapi.json", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let mut listed: Vec<String> = doc["components"]["schemas"]["ErrorDetail"]["properties"]["code"]
+        ["enum"]
+        .as_array()
+        .expect("ErrorDetail.code has an enum")
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    listed.sort();
+    let mut spellings: Vec<String> = Code::ALL.iter().map(|c| c.as_str().to_string()).collect();
+    spellings.sort();
+    spellings.dedup();
+    assert_eq!(listed, spellings);
+    assert!(listed.contains(&"lease-expired".to_string()));
+
+    let documented = documented_codes();
+    let registry = registry();
+    let undocumented: Vec<_> = registry
+        .iter()
+        .filter(|r| !documented.contains(r))
+        .collect();
+    let unregistered: Vec<_> = documented
+        .iter()
+        .filter(|d| !registry.contains(d))
+        .collect();
+    assert_eq!(
+        (undocumented, unregistered),
+        (vec![], vec![]),
+        "(registry rows missing from docs/api.md, rows of docs/api.md not in the registry)"
+    );
+    assert_eq!(documented, registry, "each code documented once");
+    assert!(documented.contains(&(
+        "unknown-clip".to_string(),
+        422,
+        Code::UnknownClipInEvent.meaning().to_string()
+    )));
+}
+dual!(the_openapi_document_and_the_docs_list_exactly_the_registrys_codes);

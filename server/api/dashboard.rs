@@ -5,12 +5,14 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{Path, Query, SupervisorCaller};
 use crate::db::{dashboard, stores};
 use crate::domain::dashboard::{ConfidenceBin, Dashboard};
 use crate::domain::recommend::{self, Recommendation};
 use crate::domain::time::format_rfc3339_ms;
-use crate::error::{Error, ErrorBody, Result};
+use crate::error::{Code, Error, Result};
+use crate::http::error::ErrorBody;
+use crate::http::extract::{Path, Query, SupervisorCaller};
+use crate::http::query::RecommendationQuery;
 use crate::AppState;
 
 /// The whole dashboard now (supervisors).
@@ -84,16 +86,16 @@ pub async fn get_confidence_bins(
             .ok()
             .filter(|d| (1..=MAX_DAYS).contains(d))
             .ok_or_else(|| {
-                Error::unprocessable(
-                    "invalid-days",
+                Error::new(
+                    Code::InvalidDays,
                     format!("days must be a whole number from 1 to {MAX_DAYS}, not {text:?}"),
                 )
             })?,
     };
     let mut conn = state.db.reader().acquire().await?;
     if stores::get(&mut conn, &store_id).await?.is_none() {
-        return Err(Error::not_found(
-            "unknown-store",
+        return Err(Error::new(
+            Code::UnknownStore,
             format!("no store {store_id:?}"),
         ));
     }
@@ -107,14 +109,6 @@ pub async fn get_confidence_bins(
         to: format_rfc3339_ms(now),
         bins,
     }))
-}
-
-/// Query of the threshold recommendation.
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct RecommendationQuery {
-    /// Highest acceptable auto-accept error rate, above 0 and below 1
-    /// (default 0.005).
-    pub target: Option<String>,
 }
 
 /// The routing-threshold recommendation for a store (supervisors): from
@@ -137,11 +131,11 @@ pub async fn get_recommendation(
     Query(query): Query<RecommendationQuery>,
 ) -> Result<axum::Json<Recommendation>> {
     let target = recommend::parse_target(query.target.as_deref())
-        .map_err(|m| Error::unprocessable("invalid-target", m))?;
+        .map_err(|m| Error::new(Code::InvalidTarget, m))?;
     let mut conn = state.db.reader().acquire().await?;
     let store = stores::get(&mut conn, &store_id)
         .await?
-        .ok_or_else(|| Error::not_found("unknown-store", format!("no store {store_id:?}")))?;
+        .ok_or_else(|| Error::new(Code::UnknownStore, format!("no store {store_id:?}")))?;
     drop(conn);
     Ok(axum::Json(
         dashboard::recommendation(&state.db, &store_id, state.now(), &store.policy, target).await?,

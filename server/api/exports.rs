@@ -8,12 +8,13 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::{AdminCaller, Json, Path, Query, SupervisorCaller};
 use super::queue::ListQuery;
 use crate::db::export::{self as exports, Export};
 use crate::db::stores;
 use crate::domain::export::ExportSpec;
-use crate::error::{Error, ErrorBody, Result};
+use crate::error::{Code, Error, Result};
+use crate::http::error::ErrorBody;
+use crate::http::extract::{AdminCaller, Json, Path, Query, SupervisorCaller};
 use crate::AppState;
 
 /// Starts an export of resolved events as a background job (supervisors).
@@ -106,7 +107,7 @@ pub async fn delete(
 }
 
 fn unknown(id: &str) -> Error {
-    Error::not_found("unknown-export", format!("no export {id:?}"))
+    Error::new(Code::UnknownExport, format!("no export {id:?}"))
 }
 
 /// A file of a finished export: `manifest.jsonl`, `dataset-card.md`,
@@ -133,8 +134,8 @@ pub async fn file(
         if exports::get(&state.db, &export_id).await?.is_none() {
             return Err(unknown(&export_id));
         }
-        return Err(Error::not_found(
-            "unknown-export-file",
+        return Err(Error::new(
+            Code::UnknownExportFile,
             format!("export {export_id} has no finished file {name:?}"),
         ));
     }
@@ -193,8 +194,8 @@ pub async fn put_training(
     Json(body): Json<TrainingConsent>,
 ) -> Result<axum::Json<TrainingConsent>> {
     if !stores::set_training_allowed(&state.db, &store_id, body.allowed).await? {
-        return Err(Error::not_found(
-            "unknown-store",
+        return Err(Error::new(
+            Code::UnknownStore,
             format!("no store {store_id:?}"),
         ));
     }

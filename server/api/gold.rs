@@ -8,10 +8,11 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::{Json, Path, Query, SupervisorCaller};
 use super::queue::ListQuery;
 use crate::db::gold::{self, GoldTask, QualityReport};
-use crate::error::{ErrorBody, Result};
+use crate::error::Result;
+use crate::http::error::ErrorBody;
+use crate::http::extract::{Json, Path, Query, SupervisorCaller};
 use crate::AppState;
 
 /// The task to mark as gold.

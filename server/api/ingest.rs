@@ -7,14 +7,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{Caller, Json, Path, Query, StoreCaller};
 use crate::auth::digest;
 use crate::db::events::{self, IngestOutcome};
 use crate::db::products::{self, Product};
 use crate::db::receipts::{self, Receipt};
 use crate::domain::event::{check_id, EventInput};
 use crate::domain::time::parse_rfc3339_ms;
-use crate::error::{Error, ErrorBody, Result};
+use crate::error::{Code, Error, Result};
+use crate::http::error::ErrorBody;
+use crate::http::extract::{Caller, Json, Path, Query, StoreCaller};
 use crate::AppState;
 
 /// Most products in one catalog upload.
@@ -40,28 +41,28 @@ pub async fn put_products(
     Json(list): Json<Vec<Product>>,
 ) -> Result<axum::Json<UpsertedProducts>> {
     if list.len() > MAX_PRODUCTS {
-        return Err(Error::unprocessable(
-            "too-many-products",
+        return Err(Error::new(
+            Code::TooManyProducts,
             format!("at most {MAX_PRODUCTS} products per request"),
         ));
     }
     for (i, p) in list.iter().enumerate() {
         check_id(&format!("[{i}].sku"), &p.sku)?;
         if p.name.trim().is_empty() || p.name.chars().count() > 200 {
-            return Err(Error::unprocessable(
-                "invalid-name",
+            return Err(Error::new(
+                Code::InvalidName,
                 format!("[{i}].name must be 1 to 200 characters"),
             ));
         }
         if p.price_cents < 0 {
-            return Err(Error::unprocessable(
-                "invalid-price",
+            return Err(Error::new(
+                Code::InvalidPrice,
                 format!("[{i}].price_cents must not be negative"),
             ));
         }
         if list[..i].iter().any(|o| o.sku == p.sku) {
-            return Err(Error::unprocessable(
-                "duplicate-sku",
+            return Err(Error::new(
+                Code::DuplicateSku,
                 format!("[{i}].sku {:?} appears twice", p.sku),
             ));
         }
@@ -112,14 +113,11 @@ pub async fn post_events(
     let (inputs, batch) = match body {
         Value::Array(items) => {
             if items.is_empty() {
-                return Err(Error::unprocessable(
-                    "empty-batch",
-                    "the array holds no event",
-                ));
+                return Err(Error::new(Code::EmptyBatch, "the array holds no event"));
             }
             if items.len() > state.config.max_batch_events {
-                return Err(Error::unprocessable(
-                    "batch-too-large",
+                return Err(Error::new(
+                    Code::BatchTooLarge,
                     format!("at most {} events per batch", state.config.max_batch_events),
                 ));
             }
@@ -166,18 +164,13 @@ pub async fn post_events(
 }
 
 fn parse_event(v: Value) -> Result<EventInput> {
-    serde_json::from_value(v).map_err(|e| Error::unprocessable("invalid-body", e.to_string()))
+    serde_json::from_value(v).map_err(|e| Error::new(Code::InvalidBody, e.to_string()))
 }
 
 /// Prefixes a batch error with the index of the event that caused it.
 fn at_index(e: Error, i: usize) -> Error {
     match e {
-        Error::Client {
-            status,
-            code,
-            message,
-        } => Error::Client {
-            status,
+        Error::Client { code, message } => Error::Client {
             code,
             message: format!("events[{i}]: {message}"),
         },
@@ -210,8 +203,8 @@ pub async fn exit_session(
 ) -> Result<axum::Json<Receipt>> {
     check_id("session_id", &session_id)?;
     let exited_at = parse_rfc3339_ms(&input.exited_at).ok_or_else(|| {
-        Error::unprocessable(
-            "invalid-timestamp",
+        Error::new(
+            Code::InvalidTimestamp,
             format!(
                 "exited_at must be an RFC 3339 timestamp, not {:?}",
                 input.exited_at
@@ -245,14 +238,14 @@ pub async fn get_receipt(
     let store_id = match caller {
         Caller::Store(store) => store.id,
         Caller::User(user) if user.role.is_supervisor() => q.store_id.ok_or_else(|| {
-            Error::unprocessable(
-                "missing-store-id",
+            Error::new(
+                Code::MissingStoreId,
                 "supervisors must name the store: ?store_id=",
             )
         })?,
         Caller::User(_) => {
-            return Err(Error::forbidden(
-                "role-forbidden",
+            return Err(Error::new(
+                Code::RoleForbidden,
                 "receipts are for the store and supervisors",
             ))
         }
@@ -261,7 +254,7 @@ pub async fn get_receipt(
     receipts::read(&mut conn, &store_id, &session_id)
         .await?
         .map(axum::Json)
-        .ok_or_else(|| Error::not_found("unknown-session", format!("no session {session_id:?}")))
+        .ok_or_else(|| Error::new(Code::UnknownSession, format!("no session {session_id:?}")))
 }
 
 /// 204 with no body.

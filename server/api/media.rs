@@ -15,12 +15,13 @@ use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use utoipa::ToSchema;
 
-use super::extract::{Caller, Path, StoreCaller};
 use crate::db::clips::{self, ClipRow, ClipStatus, NewClip, NewFootage};
 use crate::db::new_id;
 use crate::domain::event::check_id;
 use crate::domain::time::{format_rfc3339_ms, parse_rfc3339_ms};
-use crate::error::{Error, ErrorBody, Result};
+use crate::error::{Code, Error, Result};
+use crate::http::error::ErrorBody;
+use crate::http::extract::{Caller, Path, StoreCaller};
 use crate::AppState;
 
 /// Deletes a temporary file when the request ends, however it ends.
@@ -163,16 +164,16 @@ async fn accept_upload(
     let temp = TempFile(state.scratch.join(format!("{id}.upload")));
     let size = receive(body, &temp.0, state.config.max_upload_bytes).await?;
     if size == 0 {
-        return Err(Error::unprocessable("empty-file", "the upload is empty"));
+        return Err(Error::new(Code::EmptyFile, "the upload is empty"));
     }
     let info = state
         .media
         .probe(temp.0.clone())
         .await
-        .map_err(media_error)?;
+        .map_err(Error::from)?;
     if info.duration_ms > max_ms {
-        return Err(Error::unprocessable(
-            "duration-too-long",
+        return Err(Error::new(
+            Code::DurationTooLong,
             format!(
                 "the video lasts {} ms; at most {max_ms} ms are accepted here",
                 info.duration_ms
@@ -210,31 +211,30 @@ fn check_upload_headers(
 ) -> Result<(String, Option<i64>)> {
     let content_type = header_text(headers, "content-type").unwrap_or("");
     if !(content_type.starts_with("video/") || content_type == "application/octet-stream") {
-        return Err(Error::client(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
+        return Err(Error::new(
+            Code::UnsupportedMediaType,
             "send the clip as Content-Type: video/*",
         ));
     }
     let camera_id = header_text(headers, "x-camera-id").unwrap_or("");
     if camera_id.is_empty() {
-        return Err(Error::unprocessable(
-            "missing-camera-id",
+        return Err(Error::new(
+            Code::MissingCameraId,
             "the X-Camera-Id header is required",
         ));
     }
     check_id("X-Camera-Id", camera_id)?;
     let started_at = match header_text(headers, start_header) {
         None if start_required => {
-            return Err(Error::unprocessable(
-                "missing-footage-start",
+            return Err(Error::new(
+                Code::MissingFootageStart,
                 format!("the {start_header} header (RFC 3339) is required"),
             ))
         }
         None => None,
         Some(s) => Some(parse_rfc3339_ms(s).ok_or_else(|| {
-            Error::unprocessable(
-                "invalid-timestamp",
+            Error::new(
+                Code::InvalidTimestamp,
                 format!("{start_header} must be RFC 3339, not {s:?}"),
             )
         })?),
@@ -248,9 +248,8 @@ fn check_upload_headers(
 }
 
 fn too_large(limit: u64) -> Error {
-    Error::client(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "upload-too-large",
+    Error::new(
+        Code::UploadTooLarge,
         format!("uploads are limited to {limit} bytes"),
     )
 }
@@ -265,7 +264,10 @@ async fn receive(body: Body, path: &std::path::Path, limit: u64) -> Result<u64> 
     let mut size = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
-            Error::bad_request("upload-incomplete", format!("the upload ended early: {e}"))
+            Error::new(
+                Code::UploadIncomplete,
+                format!("the upload ended early: {e}"),
+            )
         })?;
         size += chunk.len() as u64;
         if size > limit {
@@ -279,16 +281,6 @@ async fn receive(body: Body, path: &std::path::Path, limit: u64) -> Result<u64> 
         .await
         .map_err(|e| anyhow::anyhow!("writing upload: {e}"))?;
     Ok(size)
-}
-
-/// A media failure as an answer: the uploader's fault is a 422 with the
-/// media code; ours is an internal error.
-fn media_error(e: crate::media::MediaError) -> Error {
-    if e.client_fault {
-        Error::unprocessable(e.code, e.message)
-    } else {
-        Error::Internal(anyhow::anyhow!("media: {e}"))
-    }
 }
 
 /// What a media request reads of a clip.
@@ -319,7 +311,7 @@ async fn authorize(
     let mut conn = state.db.reader().acquire().await?;
     let clip = clips::get(&mut conn, clip_id).await?;
     drop(conn);
-    let unknown = || Error::not_found("unknown-clip", format!("no clip {clip_id:?}"));
+    let unknown = || Error::new(Code::UnknownClip, format!("no clip {clip_id:?}"));
     let clip = clip.ok_or_else(unknown)?;
     let allowed = match caller {
         Caller::Store(store) => {
@@ -339,8 +331,8 @@ async fn authorize(
         }
     };
     if !allowed {
-        return Err(Error::forbidden(
-            "clip-forbidden",
+        return Err(Error::new(
+            Code::ClipForbidden,
             match scope {
                 Scope::Clip => "only the labeler holding a task that shows this clip may fetch it",
                 Scope::Task(_) => "only the labeler holding this task may fetch its poster",
@@ -434,8 +426,8 @@ pub async fn task_clip_poster(
 }
 
 fn not_ready() -> Error {
-    Error::not_found(
-        "clip-not-ready",
+    Error::new(
+        Code::ClipNotReady,
         "this artifact does not exist (yet); see the clip's status",
     )
 }
@@ -524,9 +516,8 @@ pub async fn send_blob(
             RangeRequest::Satisfiable(r) => Some(r),
             RangeRequest::Ignored => None,
             RangeRequest::Unsatisfiable => {
-                let mut resp = Error::client(
-                    StatusCode::RANGE_NOT_SATISFIABLE,
-                    "range-not-satisfiable",
+                let mut resp = Error::new(
+                    Code::RangeNotSatisfiable,
                     format!("the blob has {size} bytes"),
                 )
                 .into_response();

@@ -1,9 +1,9 @@
 //! The review-queue API: JSON handlers and the OpenAPI document generated
-//! from their own types.
+//! from their own types. Who is calling and how errors are answered is the
+//! HTTP edge's part ([`crate::http`]).
 
 pub mod dashboard;
 pub mod exports;
-pub mod extract;
 pub mod gold;
 pub mod ingest;
 pub mod media;
@@ -15,6 +15,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::http::error::ErrorCodes;
 use crate::AppState;
 
 #[derive(OpenApi)]
@@ -48,7 +49,7 @@ impl Modify for BearerAuth {
 
 /// Every API route, with its OpenAPI description collected alongside.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let mut router = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(ingest::put_products, ingest::list_products))
         .routes(routes!(ingest::post_events))
         .routes(routes!(ingest::exit_session))
@@ -82,5 +83,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(exports::file))
         .routes(routes!(exports::put_training))
         .routes(routes!(system::healthz))
-        .routes(routes!(system::metrics))
+        .routes(routes!(system::metrics));
+    // The error schema exists once a route has used it.
+    ErrorCodes.modify(router.get_openapi_mut());
+    router
 }

@@ -8,7 +8,6 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{AdminCaller, ConnectAddr, Json, Path, Query, SupervisorCaller, UserCaller};
 use super::ingest::no_content;
 use crate::auth::Role;
 use crate::db::products::{self, Product};
@@ -17,7 +16,11 @@ use crate::db::{stores, users};
 use crate::domain::gold;
 use crate::domain::routing::RoutingPolicy;
 use crate::domain::time::format_rfc3339_ms;
-use crate::error::{Error, ErrorBody, Result};
+use crate::error::{Code, Error, Result};
+use crate::http::error::ErrorBody;
+use crate::http::extract::{
+    AdminCaller, ConnectAddr, Json, Path, Query, SupervisorCaller, UserCaller,
+};
 use crate::login;
 use crate::AppState;
 
@@ -342,7 +345,7 @@ async fn load_policy(state: &AppState, store_id: &str) -> Result<RoutingPolicy> 
     stores::get(&mut conn, store_id)
         .await?
         .map(|s| s.policy)
-        .ok_or_else(|| Error::not_found("unknown-store", format!("no store {store_id:?}")))
+        .ok_or_else(|| Error::new(Code::UnknownStore, format!("no store {store_id:?}")))
 }
 
 /// A store's routing policy (supervisors).
@@ -378,7 +381,7 @@ pub async fn put_policy(
     let policy = patch.apply(&load_policy(&state, &store_id).await?);
     policy
         .validate()
-        .map_err(|e| Error::unprocessable("invalid-policy", e.to_string()))?;
+        .map_err(|e| Error::new(Code::InvalidPolicy, e.to_string()))?;
     stores::set_policy(&state.db, &store_id, &policy).await?;
     Ok(axum::Json(policy))
 }

@@ -14,7 +14,7 @@ use crate::domain::lifecycle::{
     self, ClipStatus as ClipState, FootageStatus, PosterStatus, TaskStatus,
 };
 use crate::domain::time::format_rfc3339_ms;
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::storage::Blobs;
 
 /// A clip's state as stores and labelers see it.
@@ -671,7 +671,10 @@ pub async fn check_owned(tx: &mut Tx, store_id: &str, clip_ids: &[String]) -> Re
 }
 
 fn unknown_clip(clip_id: &str) -> Error {
-    Error::unprocessable("unknown-clip", format!("no clip {clip_id:?} of this store"))
+    Error::new(
+        Code::UnknownClipInEvent,
+        format!("no clip {clip_id:?} of this store"),
+    )
 }
 
 /// Artifacts of a processed clip.

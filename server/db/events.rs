@@ -10,7 +10,7 @@ use crate::db::stores::Store;
 use crate::domain::event::ValidEvent;
 use crate::domain::lifecycle::{self, EventStatus, RouteName, SessionStatus, TaskStatus};
 use crate::domain::routing::{self, Route};
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 
 /// The answer to one ingested event (also the answer replayed on a retry).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -102,8 +102,8 @@ impl Batch {
     fn replay(&self, event_id: &str, request_hash: &str) -> Result<Option<IngestOutcome>> {
         match self.stored.get(event_id) {
             None => Ok(None),
-            Some((hash, _)) if hash != request_hash => Err(Error::conflict(
-                "event-conflict",
+            Some((hash, _)) if hash != request_hash => Err(Error::new(
+                Code::EventConflict,
                 format!("event {event_id:?} was already received with different content"),
             )),
             Some((_, outcome)) => Ok(Some(IngestOutcome {
@@ -136,8 +136,8 @@ pub async fn ingest(
     let skus: Vec<&str> = ev.candidates.iter().map(|c| c.sku.as_str()).collect();
     let catalog = &batch.catalog;
     if let Some(unknown) = skus.iter().find(|s| !catalog.contains_key(**s)) {
-        return Err(Error::unprocessable(
-            "unknown-sku",
+        return Err(Error::new(
+            Code::UnknownSku,
             format!("sku {unknown:?} is not in the store's catalog"),
         ));
     }
@@ -151,8 +151,8 @@ pub async fn ingest(
     let exited_at = match batch.sessions.get(&ev.session_id) {
         Some((status, exited_at)) => {
             if lifecycle::accepts_events(*status).is_err() {
-                return Err(Error::conflict(
-                    "session-finalized",
+                return Err(Error::new(
+                    Code::SessionFinalized,
                     format!(
                         "the receipt of session {:?} is already final",
                         ev.session_id
@@ -321,8 +321,8 @@ async fn replay(
     let Some(row) = row else { return Ok(None) };
     let stored_hash: String = row.try_get("request_hash")?;
     if stored_hash != request_hash {
-        return Err(Error::conflict(
-            "event-conflict",
+        return Err(Error::new(
+            Code::EventConflict,
             format!("event {event_id:?} was already received with different content"),
         ));
     }

@@ -20,7 +20,7 @@ use crate::domain::job::RunExport;
 use crate::domain::lifecycle::{ClipStatus, EventStatus, ExportStatus, RouteName};
 use crate::domain::time::format_rfc3339_ms;
 use crate::domain::Label;
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 
 /// A bind value of a built query.
 #[derive(Debug, Clone)]
@@ -757,11 +757,11 @@ pub async fn is_deleted(db: &Db, id: &str) -> Result<bool> {
 /// 422 `training-not-allowed`).
 pub async fn check(db: &Db, spec: &ExportSpec) -> Result<()> {
     spec.validate()
-        .map_err(|m| Error::unprocessable("invalid-export", m))?;
+        .map_err(|m| Error::new(Code::InvalidExport, m))?;
     let refused = refused_stores(db, &spec.filter.stores).await?;
     if !refused.is_empty() {
-        return Err(Error::unprocessable(
-            "training-not-allowed",
+        return Err(Error::new(
+            Code::TrainingNotAllowed,
             format!(
                 "store(s) {} are unknown or do not allow their data to be used for training",
                 refused.join(", ")

@@ -21,7 +21,7 @@ use crate::domain::gold;
 use crate::domain::lifecycle::{EventStatus, RouteName, TaskStatus};
 use crate::domain::time::format_rfc3339_ms;
 use crate::domain::{Action, Label};
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 
 /// A gold task as supervisors see it.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -94,7 +94,7 @@ fn gold_from_row(r: &sqlx::any::AnyRow) -> Result<GoldTask> {
 }
 
 fn unknown_gold(gold_id: &str) -> Error {
-    Error::not_found("unknown-gold", format!("no gold task {gold_id:?}"))
+    Error::new(Code::UnknownGold, format!("no gold task {gold_id:?}"))
 }
 
 /// One gold task.
@@ -131,10 +131,10 @@ pub async fn mark(db: &Db, supervisor: &User, task_id: &str, now: i64) -> Result
     .bind(task_id)
     .fetch_optional(&mut *tx)
     .await?
-    .ok_or_else(|| Error::not_found("unknown-task", format!("no task {task_id:?}")))?;
+    .ok_or_else(|| Error::new(Code::UnknownTask, format!("no task {task_id:?}")))?;
     if row.try_get::<Option<String>, _>("gold_id")?.is_some() {
-        return Err(Error::conflict(
-            "task-is-gold",
+        return Err(Error::new(
+            Code::TaskIsGold,
             format!("task {task_id:?} is a copy of a gold task; mark its source instead"),
         ));
     }
@@ -144,8 +144,8 @@ pub async fn mark(db: &Db, supervisor: &User, task_id: &str, now: i64) -> Result
         EventStatus::parse,
     )?;
     if status != TaskStatus::Resolved || event_status != EventStatus::Resolved {
-        return Err(Error::conflict(
-            "task-not-resolved",
+        return Err(Error::new(
+            Code::TaskNotResolved,
             format!("task {task_id:?} is {status}; only a resolved task has a known label"),
         ));
     }
@@ -176,8 +176,8 @@ pub async fn mark(db: &Db, supervisor: &User, task_id: &str, now: i64) -> Result
                 .bind(task_id)
                 .fetch_one(&mut *tx)
                 .await?;
-        return Err(Error::conflict(
-            "already-gold",
+        return Err(Error::new(
+            Code::AlreadyGold,
             format!("task {task_id:?} is already gold task {existing:?} (retired ones included)"),
         ));
     }

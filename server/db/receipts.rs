@@ -12,7 +12,7 @@ use crate::domain::lifecycle::{self, EventStatus, Exit, SessionStatus, TaskStatu
 use crate::domain::receipt::{self, ReceiptLine, SettledEvent};
 use crate::domain::time::format_rfc3339_ms;
 use crate::domain::{Action, Label};
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 
 /// A receipt as stores read it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -47,8 +47,8 @@ pub async fn exit(
     match lifecycle::exit(recorded, exited_at) {
         Ok(Exit::AlreadyRecorded) => {}
         Err(_) => {
-            return Err(Error::conflict(
-                "session-already-exited",
+            return Err(Error::new(
+                Code::SessionAlreadyExited,
                 format!("session {session_id:?} already exited at another time"),
             ))
         }

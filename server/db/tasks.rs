@@ -15,7 +15,7 @@ use crate::domain::lifecycle::{
 use crate::domain::receipt::ReceiptLine;
 use crate::domain::time::format_rfc3339_ms;
 use crate::domain::{Action, Label};
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 
 /// Longest note a labeler may attach.
 pub const MAX_NOTE_LEN: usize = 2000;
@@ -330,7 +330,7 @@ pub async fn view(conn: &mut AnyConnection, task_id: &str) -> Result<TaskView> {
 }
 
 fn unknown_task(task_id: &str) -> Error {
-    Error::not_found("unknown-task", format!("no task {task_id:?}"))
+    Error::new(Code::UnknownTask, format!("no task {task_id:?}"))
 }
 
 async fn lock_task(tx: &mut Tx, task_id: &str) -> Result<TaskRow> {
@@ -394,28 +394,28 @@ async fn lease_error(tx: &mut Tx, task: &TaskRow, user: &User, now: i64) -> Resu
 /// The error answer for a refused transition on task `task_id`.
 fn refused(r: Refused, task_id: &str) -> Error {
     match r {
-        Refused::TooManyLeases { held } => Error::conflict(
-            "too-many-leases",
+        Refused::TooManyLeases { held } => Error::new(
+            Code::TooManyLeases,
             format!("you already hold {held} tasks; answer or release one first"),
         ),
-        Refused::LeaseExpired => Error::conflict(
-            "lease-expired",
+        Refused::LeaseExpired => Error::new(
+            Code::LeaseExpired,
             format!("your lease on task {task_id:?} expired; claim the next task"),
         ),
-        Refused::LeaseNotHeld => Error::forbidden(
-            "lease-not-held",
+        Refused::LeaseNotHeld => Error::new(
+            Code::LeaseNotHeld,
             format!("you do not hold the lease on task {task_id:?}"),
         ),
-        Refused::VerdictConflict => Error::conflict(
-            "verdict-conflict",
+        Refused::VerdictConflict => Error::new(
+            Code::VerdictConflict,
             format!("you already answered task {task_id:?} differently"),
         ),
-        Refused::NotEscalated { status } => Error::conflict(
-            "task-not-escalated",
+        Refused::NotEscalated { status } => Error::new(
+            Code::TaskNotEscalated,
             format!("task {task_id:?} is {status}, not escalated"),
         ),
-        Refused::CantTellNotAllowed => Error::unprocessable(
-            "cant-tell-not-allowed",
+        Refused::CantTellNotAllowed => Error::new(
+            Code::CantTellNotAllowed,
             "a supervisor's resolution must give an action",
         ),
         Refused::AlreadyExited | Refused::SessionFinalized => {
@@ -533,8 +533,8 @@ pub async fn expire_leases(db: &Db, now: i64) -> Result<u64> {
 async fn answer_from_input(tx: &mut Tx, task: &TaskRow, input: &VerdictInput) -> Result<Answer> {
     if let Some(note) = &input.note {
         if note.chars().count() > MAX_NOTE_LEN {
-            return Err(Error::unprocessable(
-                "note-too-long",
+            return Err(Error::new(
+                Code::NoteTooLong,
                 format!("note must be at most {MAX_NOTE_LEN} characters"),
             ));
         }
@@ -543,8 +543,8 @@ async fn answer_from_input(tx: &mut Tx, task: &TaskRow, input: &VerdictInput) ->
         return Ok(Answer::CantTell);
     }
     let Some(action) = input.action else {
-        return Err(Error::unprocessable(
-            "missing-action",
+        return Err(Error::new(
+            Code::MissingAction,
             "action (pick, return or none) is required unless cant_tell is true",
         ));
     };
@@ -552,15 +552,15 @@ async fn answer_from_input(tx: &mut Tx, task: &TaskRow, input: &VerdictInput) ->
         return Ok(Answer::Label(Label::new(Action::None, None, 0)));
     }
     let Some(sku) = &input.sku else {
-        return Err(Error::unprocessable(
-            "missing-sku",
+        return Err(Error::new(
+            Code::MissingSku,
             "sku is required for pick and return",
         ));
     };
     let found = products::find(tx, &task.store_id, &[sku.as_str()]).await?;
     if found.is_empty() {
-        return Err(Error::unprocessable(
-            "unknown-sku",
+        return Err(Error::new(
+            Code::UnknownSku,
             format!("sku {sku:?} is not in the store's catalog"),
         ));
     }
@@ -574,8 +574,8 @@ async fn answer_from_input(tx: &mut Tx, task: &TaskRow, input: &VerdictInput) ->
         }
     };
     if !(1..=MAX_QUANTITY).contains(&quantity) {
-        return Err(Error::unprocessable(
-            "invalid-quantity",
+        return Err(Error::new(
+            Code::InvalidQuantity,
             format!("quantity must be between 1 and {MAX_QUANTITY}, not {quantity}"),
         ));
     }

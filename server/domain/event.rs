@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::code::Code;
 use super::{time::parse_rfc3339_ms, Action};
 
 /// Largest quantity one event may carry; more is a model fault, not a shopper.
@@ -113,13 +114,13 @@ pub struct ValidEvent {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct EventError {
-    /// Stable kebab-case code.
-    pub code: &'static str,
+    /// Stable code.
+    pub code: Code,
     /// Human explanation naming the field.
     pub message: String,
 }
 
-fn fail<T>(code: &'static str, message: impl Into<String>) -> Result<T, EventError> {
+fn fail<T>(code: Code, message: impl Into<String>) -> Result<T, EventError> {
     Err(EventError {
         code,
         message: message.into(),
@@ -130,7 +131,7 @@ fn fail<T>(code: &'static str, message: impl Into<String>) -> Result<T, EventErr
 pub fn check_id(field: &str, value: &str) -> Result<(), EventError> {
     if value.is_empty() || value.len() > MAX_ID_LEN || value.chars().any(|c| c.is_control()) {
         return fail(
-            "invalid-id",
+            Code::InvalidId,
             format!("{field} must be 1 to {MAX_ID_LEN} printable characters"),
         );
     }
@@ -147,14 +148,14 @@ impl EventInput {
             "return" => Action::Return,
             other => {
                 return fail(
-                    "invalid-kind",
+                    Code::InvalidKind,
                     format!("kind must be \"pick\" or \"return\", not {other:?}"),
                 )
             }
         };
         if !(1..=MAX_QUANTITY).contains(&self.quantity) {
             return fail(
-                "invalid-quantity",
+                Code::InvalidQuantity,
                 format!(
                     "quantity must be between 1 and {MAX_QUANTITY}, not {}",
                     self.quantity
@@ -163,7 +164,7 @@ impl EventInput {
         }
         let Some(occurred_at) = parse_rfc3339_ms(&self.occurred_at) else {
             return fail(
-                "invalid-timestamp",
+                Code::InvalidTimestamp,
                 format!(
                     "occurred_at must be an RFC 3339 timestamp, not {:?}",
                     self.occurred_at
@@ -172,7 +173,7 @@ impl EventInput {
         };
         if self.candidates.len() > MAX_CANDIDATES {
             return fail(
-                "too-many-candidates",
+                Code::TooManyCandidates,
                 format!("at most {MAX_CANDIDATES} candidates per event"),
             );
         }
@@ -180,7 +181,7 @@ impl EventInput {
             check_id(&format!("candidates[{i}].sku"), &c.sku)?;
             if !(c.confidence.is_finite() && (0.0..=1.0).contains(&c.confidence)) {
                 return fail(
-                    "invalid-confidence",
+                    Code::InvalidConfidence,
                     format!(
                         "candidates[{i}].confidence must be between 0 and 1, not {}",
                         c.confidence
@@ -189,14 +190,14 @@ impl EventInput {
             }
             if self.candidates[..i].iter().any(|o| o.sku == c.sku) {
                 return fail(
-                    "duplicate-candidate",
+                    Code::DuplicateCandidate,
                     format!("candidates[{i}].sku {:?} is listed twice", c.sku),
                 );
             }
         }
         if self.clips.len() > MAX_CLIPS {
             return fail(
-                "too-many-clips",
+                Code::TooManyClips,
                 format!("at most {MAX_CLIPS} clips per event"),
             );
         }
@@ -210,13 +211,13 @@ impl EventInput {
             .find(|(i, c)| self.clips[..*i].contains(c))
         {
             return fail(
-                "duplicate-clip",
+                Code::DuplicateClip,
                 format!("clips[{}] {:?} is listed twice", dup.0, dup.1),
             );
         }
         if self.clips.len() + self.cameras.len() > MAX_CLIPS {
             return fail(
-                "too-many-clips",
+                Code::TooManyClips,
                 format!("at most {MAX_CLIPS} clips and camera windows per event"),
             );
         }
@@ -226,13 +227,13 @@ impl EventInput {
             let (Some(from), Some(to)) = (parse_rfc3339_ms(&w.from), parse_rfc3339_ms(&w.to))
             else {
                 return fail(
-                    "invalid-timestamp",
+                    Code::InvalidTimestamp,
                     format!("cameras[{i}].from and .to must be RFC 3339 timestamps"),
                 );
             };
             if to <= from || to - from > MAX_WINDOW_MS {
                 return fail(
-                    "invalid-window",
+                    Code::InvalidWindow,
                     format!(
                         "cameras[{i}] must end after it starts and last at most {MAX_WINDOW_MS} ms"
                     ),
@@ -243,7 +244,7 @@ impl EventInput {
                 Some("frame") => true,
                 Some(other) => {
                     return fail(
-                        "invalid-accuracy",
+                        Code::InvalidAccuracy,
                         format!(
                         "cameras[{i}].accuracy must be \"keyframe\" or \"frame\", not {other:?}"
                     ),
@@ -299,7 +300,7 @@ mod tests {
     }
 
     fn code(e: EventInput) -> &'static str {
-        e.validate().unwrap_err().code
+        e.validate().unwrap_err().code.as_str()
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! exhaustively with plain unit tests and the database layer only stores what
 //! these functions decide.
 
+pub mod code;
 pub mod consensus;
 pub mod dashboard;
 pub mod event;

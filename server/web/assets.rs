@@ -12,7 +12,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-use crate::error::Error;
+use crate::error::{Code, Error};
 
 struct Asset {
     name: &'static str,
@@ -61,7 +61,7 @@ fn etags() -> &'static [String] {
 /// `GET /static/{file}`.
 pub async fn serve(Path(file): Path<String>, headers: HeaderMap) -> Response {
     let Some(i) = ASSETS.iter().position(|a| a.name == file) else {
-        return Error::not_found("not-found", "no such file").into_response();
+        return Error::new(Code::NotFound, "no such file").into_response();
     };
     let asset = &ASSETS[i];
     let etag = &etags()[i];

@@ -4,7 +4,8 @@
 //! Pages are askama templates (`web/templates`) rendered on the server; the
 //! console's behaviour is a few vanilla JavaScript modules (`web/static`)
 //! that talk to the same JSON API as any other client, authenticated by the
-//! session cookie ([`session`]). Static files are compiled into the binary
+//! session cookie ([`crate::http::session`]). Who may see a page is decided
+//! by its extractor ([`crate::http::pages`]). Static files are compiled into the binary
 //! ([`assets`]): one file to deploy, nothing fetched from elsewhere. Charts
 //! are SVG drawn on the server ([`charts`]), so they need no script either.
 
@@ -12,22 +13,24 @@ pub mod assets;
 pub mod charts;
 pub mod dashboard_view;
 pub mod format;
-pub mod session;
 pub mod supervisor;
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 
-use crate::api::extract::ConnectAddr;
 use crate::auth::{generate_secret, Role};
 use crate::db::users::{self, User};
-use crate::error::Error;
+use crate::error::{Code, Error};
+use crate::http;
+use crate::http::extract::ConnectAddr;
+use crate::http::pages::{render, PageRefusal, PageUser};
+use crate::http::session;
 use crate::login;
 use crate::AppState;
 
@@ -49,54 +52,11 @@ pub fn router() -> Router<AppState> {
 
 /// Supervisors land on their dashboard, labelers (and visitors, through the
 /// login page) on the console.
-async fn home(State(state): State<AppState>, headers: HeaderMap) -> Redirect {
-    match signed_in(&state, &headers).await {
-        Some((user, _)) if user.role != Role::Labeler => Redirect::to("/dashboard"),
+async fn home(signed_in: Result<PageUser, PageRefusal>) -> Redirect {
+    match signed_in {
+        Ok(PageUser { user, .. }) if user.role != Role::Labeler => Redirect::to("/dashboard"),
         _ => Redirect::to("/console"),
     }
-}
-
-/// Headers every page carries: no inline scripts or styles, no framing, no
-/// resources from elsewhere except product images (stores host those).
-fn page(html: String) -> Response {
-    let mut response = Html(html).into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; img-src 'self' data: https:; media-src 'self' blob:; \
-             frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'",
-        ),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
-fn render(t: &impl Template) -> Response {
-    match t.render() {
-        Ok(html) => page(html),
-        Err(e) => Error::Internal(anyhow::anyhow!("rendering a page: {e}")).into_response(),
-    }
-}
-
-/// The signed-in user of a page request and their session token.
-async fn signed_in(state: &AppState, headers: &HeaderMap) -> Option<(User, String)> {
-    let token = session::token(headers)?;
-    let user = state
-        .tokens
-        .user(&state.db, &token, state.now())
-        .await
-        .ok()??;
-    Some((user, token))
 }
 
 #[derive(Template)]
@@ -123,11 +83,12 @@ fn safe_next(next: Option<&str>) -> &str {
 
 async fn login_page(
     State(state): State<AppState>,
+    signed_in: Result<PageUser, PageRefusal>,
     headers: HeaderMap,
     Query(q): Query<NextQuery>,
 ) -> Response {
     let next = safe_next(q.next.as_deref());
-    if signed_in(&state, &headers).await.is_some() {
+    if signed_in.is_ok() {
         return Redirect::to(next).into_response();
     }
     login_form(&state, &headers, "", None, next, StatusCode::OK)
@@ -191,19 +152,15 @@ async fn login_submit(
             &form.username,
             Some(message),
             &next,
-            StatusCode::FORBIDDEN,
+            http::error::status(Code::CsrfFailed),
         );
     }
     let user = match login::authenticate(&state, &form.username, &form.password, addr).await {
         Ok(user) => user,
         Err(e) => {
-            let (status, message) = match &e {
-                Error::Throttled { message, .. } => {
-                    (StatusCode::TOO_MANY_REQUESTS, capitalize(message))
-                }
-                Error::Client { status, .. } => {
-                    (*status, "Unknown username or wrong password.".to_string())
-                }
+            let message = match &e {
+                Error::Throttled { message, .. } => capitalize(message),
+                Error::Client { .. } => "Unknown username or wrong password.".to_string(),
                 _ => return e.into_response(),
             };
             return login_form(
@@ -212,7 +169,7 @@ async fn login_submit(
                 &form.username,
                 Some(message),
                 &next,
-                status,
+                http::error::status(e.code()),
             );
         }
     };
@@ -276,10 +233,8 @@ struct ConsolePage<'a> {
     is_supervisor: bool,
 }
 
-async fn console_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some((user, token)) = signed_in(&state, &headers).await else {
-        return Redirect::to("/login?next=/console").into_response();
-    };
+async fn console_page(State(state): State<AppState>, signed_in: PageUser) -> Response {
+    let PageUser { user, token } = signed_in;
     render(&ConsolePage {
         user: &user,
         csrf: session::csrf_token(&token),

@@ -10,21 +10,22 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+use super::charts;
 use super::dashboard_view::{self, DashboardView};
 use super::format::{count, duration_ms, percent};
-use super::{charts, page, render, session, signed_in};
-use crate::api::dashboard::RecommendationQuery;
 use crate::auth::Role;
 use crate::db::users::User;
 use crate::db::{dashboard, stores};
 use crate::domain::recommend::{self, Recommendation};
 use crate::domain::routing::RoutingPolicy;
-use crate::error::Error;
+use crate::error::{Code, Error};
+use crate::http::pages::{page, render, PageRefusal, SupervisorPage};
+use crate::http::query::RecommendationQuery;
+use crate::http::session;
 use crate::AppState;
 
 use crate::db::dashboard::RECOMMENDATION_DAYS;
@@ -39,23 +40,6 @@ pub fn router() -> Router<AppState> {
         .route("/policy", get(policy_index))
         .route("/policy/{store_id}", get(policy_page))
         .route("/exports", get(exports_page))
-}
-
-/// The signed-in supervisor (or admin) of a page request; a redirect to the
-/// login page for nobody, a plain 403 page for a labeler.
-async fn supervisor(
-    state: &AppState,
-    headers: &HeaderMap,
-    here: &str,
-) -> Result<(User, String), Response> {
-    let Some((user, token)) = signed_in(state, headers).await else {
-        return Err(Redirect::to(&format!("/login?next={here}")).into_response());
-    };
-    if user.role == Role::Labeler {
-        let body = render(&Forbidden { user: &user });
-        return Err((StatusCode::FORBIDDEN, body).into_response());
-    }
-    Ok((user, token))
 }
 
 /// What every supervisor page's frame needs.
@@ -76,12 +60,6 @@ impl<'a> Frame<'a> {
             is_admin: user.role == Role::Admin,
         }
     }
-}
-
-#[derive(Template)]
-#[template(path = "forbidden.html")]
-struct Forbidden<'a> {
-    user: &'a User,
 }
 
 #[derive(Template)]
@@ -118,11 +96,10 @@ async fn dashboard_body(state: &AppState) -> Result<String, Error> {
         .map_err(|e| Error::Internal(anyhow::anyhow!("rendering the dashboard: {e}")))
 }
 
-async fn dashboard_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let (user, token) = match supervisor(&state, &headers, "/dashboard").await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
+async fn dashboard_page(
+    State(state): State<AppState>,
+    SupervisorPage { user, token }: SupervisorPage,
+) -> Response {
     let body = match dashboard_body(&state).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
@@ -136,17 +113,18 @@ async fn dashboard_page(State(state): State<AppState>, headers: HeaderMap) -> Re
 
 /// The dashboard body alone, for the page's refresh: 401 once the session
 /// is gone, so the page can say so instead of showing stale numbers.
-async fn dashboard_live(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some((user, _)) = signed_in(&state, &headers).await else {
-        return Error::client(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "the session ended; sign in again",
-        )
-        .into_response();
-    };
-    if user.role == Role::Labeler {
-        return Error::forbidden("forbidden", "supervisors only").into_response();
+async fn dashboard_live(
+    State(state): State<AppState>,
+    supervisor: Result<SupervisorPage, PageRefusal>,
+) -> Response {
+    if let Err(refusal) = supervisor {
+        let e = match refusal {
+            PageRefusal::SignIn { .. } => {
+                Error::new(Code::Unauthorized, "the session ended; sign in again")
+            }
+            PageRefusal::NotSupervisor(_) => Error::new(Code::Forbidden, "supervisors only"),
+        };
+        return e.into_response();
     }
     match dashboard_body(&state).await {
         Ok(b) => page(b),
@@ -160,13 +138,10 @@ struct EscalationsPage<'a> {
     frame: Frame<'a>,
 }
 
-async fn escalations_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match supervisor(&state, &headers, "/escalations").await {
-        Ok((user, token)) => render(&EscalationsPage {
-            frame: Frame::new(&user, &token, "escalations"),
-        }),
-        Err(r) => r,
-    }
+async fn escalations_page(SupervisorPage { user, token }: SupervisorPage) -> Response {
+    render(&EscalationsPage {
+        frame: Frame::new(&user, &token, "escalations"),
+    })
 }
 
 #[derive(Template)]
@@ -178,16 +153,16 @@ struct GoldPage<'a> {
     rate: String,
 }
 
-async fn gold_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match supervisor(&state, &headers, "/gold").await {
-        Ok((user, token)) => render(&GoldPage {
-            frame: Frame::new(&user, &token, "gold"),
-            min_accuracy: percent(Some(state.config.gold_min_accuracy)),
-            min_answers: state.config.gold_min_answers,
-            rate: percent(Some(state.config.gold_rate)),
-        }),
-        Err(r) => r,
-    }
+async fn gold_page(
+    State(state): State<AppState>,
+    SupervisorPage { user, token }: SupervisorPage,
+) -> Response {
+    render(&GoldPage {
+        frame: Frame::new(&user, &token, "gold"),
+        min_accuracy: percent(Some(state.config.gold_min_accuracy)),
+        min_answers: state.config.gold_min_answers,
+        rate: percent(Some(state.config.gold_rate)),
+    })
 }
 
 /// A store in the export form.
@@ -204,11 +179,10 @@ struct ExportsPage<'a> {
     stores: Vec<ExportStore>,
 }
 
-async fn exports_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let (user, token) = match supervisor(&state, &headers, "/exports").await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
+async fn exports_page(
+    State(state): State<AppState>,
+    SupervisorPage { user, token }: SupervisorPage,
+) -> Response {
     match stores::list(&state.db).await {
         Ok(list) => render(&ExportsPage {
             frame: Frame::new(&user, &token, "exports"),
@@ -242,11 +216,10 @@ struct PolicyIndex<'a> {
     stores: Vec<StoreRow>,
 }
 
-async fn policy_index(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let (user, token) = match supervisor(&state, &headers, "/policy").await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
+async fn policy_index(
+    State(state): State<AppState>,
+    SupervisorPage { user, token }: SupervisorPage,
+) -> Response {
     let stores = match stores::list(&state.db).await {
         Ok(s) => s,
         Err(e) => return Error::from(e).into_response(),
@@ -358,26 +331,27 @@ fn candidate_rows(rec: &Recommendation) -> Vec<CandidateRow> {
 
 async fn policy_page(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    supervisor: Result<SupervisorPage, PageRefusal>,
     Path(store_id): Path<String>,
     Query(query): Query<RecommendationQuery>,
 ) -> Response {
     let target = recommend::parse_target(query.target.as_deref());
-    // Back here after signing in, with the same target (a number printed
-    // by Rust needs no escaping in a query).
-    let here = match (&query.target, &target) {
-        (Some(_), Ok(t)) => format!("/policy/{store_id}?target={t}"),
-        _ => format!("/policy/{store_id}"),
-    };
-    let (user, token) = match supervisor(&state, &headers, &here).await {
-        Ok(u) => u,
-        Err(r) => return r,
+    let SupervisorPage { user, token } = match (supervisor, &query.target, &target) {
+        (Ok(s), _, _) => s,
+        // Back here after signing in, with the same target (a number
+        // printed by Rust needs no escaping in a query).
+        (Err(refusal), Some(_), Ok(t)) => {
+            return refusal
+                .returning_to(format!("/policy/{store_id}?target={t}"))
+                .into_response()
+        }
+        (Err(refusal), _, _) => return refusal.into_response(),
     };
     // Who asks is checked first: a bad target is only worth telling a
     // supervisor.
     let target = match target {
         Ok(t) => t,
-        Err(m) => return Error::unprocessable("invalid-target", m).into_response(),
+        Err(m) => return Error::new(Code::InvalidTarget, m).into_response(),
     };
     let store = match state.db.reader().acquire().await {
         Ok(mut conn) => stores::get(&mut conn, &store_id).await,
@@ -386,8 +360,7 @@ async fn policy_page(
     let store = match store {
         Ok(Some(s)) => s,
         Ok(None) => {
-            return Error::not_found("unknown-store", format!("no store {store_id:?}"))
-                .into_response()
+            return Error::new(Code::UnknownStore, format!("no store {store_id:?}")).into_response()
         }
         Err(e) => return Error::from(e).into_response(),
     };

@@ -7,11 +7,11 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
+use super::session;
 use crate::auth::{Role, STORE_KEY_PREFIX, USER_TOKEN_PREFIX};
 use crate::db::stores::{self, Store};
 use crate::db::users::User;
-use crate::error::Error;
-use crate::web;
+use crate::error::{Code, Error};
 use crate::AppState;
 
 /// Who is calling: a store system or a person.
@@ -24,7 +24,7 @@ pub enum Caller {
 }
 
 fn unauthorized(message: &str) -> Error {
-    Error::client(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    Error::new(Code::Unauthorized, message)
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -43,9 +43,9 @@ impl FromRequestParts<AppState> for Caller {
                 .to_string(),
             // The console: its session cookie holds a user token, and every
             // state-changing request must prove it comes from our page.
-            None => match web::session::token(&parts.headers) {
+            None => match session::token(&parts.headers) {
                 Some(token) => {
-                    web::session::check_csrf(&parts.method, &parts.headers, &token)?;
+                    session::check_csrf(&parts.method, &parts.headers, &token)?;
                     token
                 }
                 None => {
@@ -68,8 +68,9 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// The client's address, when the server knows it (see
-/// [`crate::login::client_addr`]).
+/// The client's address, when the server was started with connection info
+/// (`recount serve` is; a test router served without it throttles logins
+/// per username only).
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectAddr(pub Option<std::net::IpAddr>);
 
@@ -77,7 +78,12 @@ impl<S: Send + Sync> FromRequestParts<S> for ConnectAddr {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ConnectAddr(crate::login::client_addr(&parts.extensions)))
+        Ok(ConnectAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
     }
 }
 
@@ -91,8 +97,8 @@ impl FromRequestParts<AppState> for StoreCaller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         match Caller::from_request_parts(parts, state).await? {
             Caller::Store(s) => Ok(StoreCaller(s)),
-            Caller::User(_) => Err(Error::forbidden(
-                "store-key-required",
+            Caller::User(_) => Err(Error::new(
+                Code::StoreKeyRequired,
                 "this endpoint is for store systems; use the store's API key",
             )),
         }
@@ -109,8 +115,8 @@ impl FromRequestParts<AppState> for UserCaller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         match Caller::from_request_parts(parts, state).await? {
             Caller::User(u) => Ok(UserCaller(u)),
-            Caller::Store(_) => Err(Error::forbidden(
-                "user-token-required",
+            Caller::Store(_) => Err(Error::new(
+                Code::UserTokenRequired,
                 "this endpoint is for labelers and supervisors; a store key cannot use it",
             )),
         }
@@ -150,8 +156,8 @@ impl FromRequestParts<AppState> for AdminCaller {
 }
 
 fn role_forbidden(needed: &str) -> Error {
-    Error::forbidden(
-        "role-forbidden",
+    Error::new(
+        Code::RoleForbidden,
         format!("this endpoint needs the {needed} role"),
     )
 }
@@ -174,24 +180,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 /// Maps axum's JSON rejections to stable codes.
 pub fn json_rejection(rejection: JsonRejection) -> Error {
     match rejection {
-        JsonRejection::JsonSyntaxError(e) => Error::bad_request(
-            "malformed-json",
+        JsonRejection::JsonSyntaxError(e) => Error::new(
+            Code::MalformedJson,
             format!("the body is not valid JSON: {}", source_text(&e)),
         ),
-        JsonRejection::JsonDataError(e) => Error::unprocessable("invalid-body", source_text(&e)),
-        JsonRejection::MissingJsonContentType(_) => Error::client(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
+        JsonRejection::JsonDataError(e) => Error::new(Code::InvalidBody, source_text(&e)),
+        JsonRejection::MissingJsonContentType(_) => Error::new(
+            Code::UnsupportedMediaType,
             "send the body as Content-Type: application/json",
         ),
         JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            Error::client(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body-too-large",
+            Error::new(
+                Code::BodyTooLarge,
                 "the request body is larger than the server accepts",
             )
         }
-        other => Error::bad_request("unreadable-body", other.body_text()),
+        other => Error::new(Code::UnreadableBody, other.body_text()),
     }
 }
 
@@ -211,7 +215,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| Path(p.0))
-            .map_err(|r| Error::bad_request("invalid-path", r.body_text()))
+            .map_err(|r| Error::new(Code::InvalidPath, r.body_text()))
     }
 }
 
@@ -226,6 +230,6 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Query<T
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| Query(q.0))
-            .map_err(|r| Error::bad_request("invalid-query", r.body_text()))
+            .map_err(|r| Error::new(Code::InvalidQuery, r.body_text()))
     }
 }

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, Method};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use sha2::{Digest, Sha256};
 
-use crate::error::Error;
+use crate::error::{Code, Error};
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "recount_session";
@@ -64,10 +64,10 @@ pub fn check_csrf(method: &Method, headers: &HeaderMap, session_token: &str) -> 
     }
 }
 
-/// 403 `csrf-failed`.
+/// The refusal of a state change without the session's CSRF token.
 pub fn csrf_failed() -> Error {
-    Error::forbidden(
-        "csrf-failed",
+    Error::new(
+        Code::CsrfFailed,
         "this request did not come from a Recount page; reload the page and try again",
     )
 }
