@@ -9,11 +9,11 @@ use tracing_subscriber::EnvFilter;
 
 use recount::api::queue::PolicyPatch;
 use recount::auth::{generate_password, hash_password, Role};
+#[cfg(feature = "bench")]
+use recount::bench;
 use recount::clock::{Clock, SystemClock};
 use recount::config::Config;
 use recount::db::{stores, users, Db};
-#[cfg(feature = "bench")]
-use recount::bench;
 #[cfg(feature = "demo")]
 use recount::demo;
 use recount::{jobs, AppState};

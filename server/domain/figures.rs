@@ -15,9 +15,7 @@ use crate::dashboard::{
     ReliabilityBin, StoreQueue, Window,
 };
 use crate::histogram::Histogram;
-use crate::rollup::{
-    bucket, LabelerFlow, Rollup, StoreFlow, CALIBRATION_BINS, DAY, HOUR, MINUTE,
-};
+use crate::rollup::{bucket, LabelerFlow, Rollup, StoreFlow, CALIBRATION_BINS, DAY, HOUR, MINUTE};
 use crate::stats::{self, AlphaSums, BinTotals};
 use crate::time::format_rfc3339_ms;
 
