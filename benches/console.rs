@@ -5,7 +5,7 @@
 //! (`/console?prefetch=0`) in the same run, on the same server and data.
 //!
 //! ```sh
-//! cargo bench --bench console -- [--answers 8] [--think-ms 1500]
+//! cargo bench --features bench,demo --bench console -- [--answers 8] [--think-ms 1500]
 //! ```
 //!
 //! The server is the real app on a loopback port (release build, SQLite in a

@@ -13,28 +13,33 @@
 //!   receipts exactly once;
 //! - [`jobs`] runs background work from the database: lease expiry and
 //!   receipt webhooks with retries;
-//! - [`demo`] fills a fresh install with a store, users and a stream of
-//!   simulated shoppers.
+//! - `demo` (with the `demo` feature) fills a fresh install with a store,
+//!   users and a stream of simulated shoppers.
 //!
 //! [`app`] builds the HTTP router that `recount serve` and the tests run.
 
 pub mod api;
 pub mod auth;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod clock;
 pub mod config;
 pub mod db;
+#[cfg(feature = "demo")]
 pub mod demo;
-pub mod domain;
 pub mod error;
 pub mod export;
 pub mod http;
 pub mod jobs;
 pub mod login;
-pub mod media;
 pub mod metrics;
 pub mod storage;
 pub mod web;
+
+/// The pure rules (crate `recount-domain`).
+pub use recount_domain as domain;
+/// FFmpeg work (crate `recount-media`).
+pub use recount_media as media;
 
 #[cfg(test)]
 mod layout_tests;
@@ -83,7 +88,10 @@ impl AppState {
         config.validate()?;
         let blobs = Blobs::from_config(&config)?;
         let scratch = storage::scratch_dir(&config.data_dir)?;
-        let media = Arc::new(MediaRunner::new(media_limits(&config)));
+        let media = Arc::new(MediaRunner::with_observer(
+            media_limits(&config),
+            metrics::media_operation,
+        ));
         Ok(AppState {
             db,
             config: Arc::new(config),

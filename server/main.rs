@@ -9,10 +9,14 @@ use tracing_subscriber::EnvFilter;
 
 use recount::api::queue::PolicyPatch;
 use recount::auth::{generate_password, hash_password, Role};
+#[cfg(feature = "bench")]
+use recount::bench;
 use recount::clock::{Clock, SystemClock};
 use recount::config::Config;
 use recount::db::{stores, users, Db};
-use recount::{bench, demo, jobs, AppState};
+#[cfg(feature = "demo")]
+use recount::demo;
+use recount::{jobs, AppState};
 
 /// Recount: human-in-the-loop video review for checkout-free stores.
 #[derive(Parser, Debug)]
@@ -46,12 +50,14 @@ enum Command {
         #[arg(long, env = "RECOUNT_ADDR")]
         addr: Option<String>,
         /// Creates demo data and simulates shoppers.
+        #[cfg_attr(not(feature = "demo"), doc = "Needs a build with `--features demo`.")]
         #[arg(long)]
         demo: bool,
     },
     /// Applies database migrations.
     Migrate,
     /// Creates the demo store, catalog and users, and prints the credentials.
+    #[cfg_attr(not(feature = "demo"), doc = "Needs a build with `--features demo`.")]
     Demo,
     /// Manages stores.
     #[command(subcommand)]
@@ -63,8 +69,17 @@ enum Command {
     /// tar shards and a dataset card (see docs/export.md).
     Export(recount::export::cli::ExportArgs),
     /// Measures throughput and latency (see docs/benchmarks.md).
+    #[cfg(feature = "bench")]
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Measures throughput and latency (see docs/benchmarks.md).
+    /// Needs a build with `--features bench`.
+    #[cfg(not(feature = "bench"))]
+    Bench {
+        /// What the bench would take.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -159,13 +174,22 @@ fn print(value: serde_json::Value) {
     println!("{value}");
 }
 
+/// Why a command this binary was built without cannot run, and how to get it.
+#[cfg(not(all(feature = "demo", feature = "bench")))]
+fn not_built(command: &str, feature: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "`{command}` is not in this build of recount: build it with `--features {feature}` \
+         (e.g. `cargo build --release --features {feature}`)"
+    )
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // A bench overloads the pools on purpose; sqlx would warn about every
     // slow acquire and drown the results.
     let default_filter = match cli.command {
-        Command::Bench(_) => "warn,sqlx=error",
+        Command::Bench { .. } => "warn,sqlx=error",
         _ => "info,sqlx=warn",
     };
     tracing_subscriber::fmt()
@@ -182,6 +206,10 @@ async fn main() -> anyhow::Result<()> {
             addr,
             demo: with_demo,
         } => {
+            #[cfg(not(feature = "demo"))]
+            if with_demo {
+                return Err(not_built("recount serve --demo", "demo"));
+            }
             if let Some(addr) = addr {
                 config.addr = addr;
             }
@@ -191,6 +219,7 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("binding {}", config.addr))?;
             let addr = listener.local_addr()?;
+            #[cfg(feature = "demo")]
             if with_demo {
                 let creds = demo::setup(&state).await?;
                 print(creds.to_json(&format!("http://{addr}")));
@@ -213,6 +242,9 @@ async fn main() -> anyhow::Result<()> {
                 json!({"migrated": true, "database": format!("{:?}", db.backend).to_lowercase()}),
             );
         }
+        #[cfg(not(feature = "demo"))]
+        Command::Demo => return Err(not_built("recount demo", "demo")),
+        #[cfg(feature = "demo")]
         Command::Demo => {
             let db = open_db(&config).await?;
             let state = AppState::new(db, config.clone(), std::sync::Arc::new(SystemClock))?;
@@ -291,7 +323,10 @@ async fn main() -> anyhow::Result<()> {
             users::upsert(&db, &name, &hash, role, clock.now_ms()).await?;
             print(json!({"username": name, "password": password, "role": role}));
         }
+        #[cfg(feature = "bench")]
         Command::Bench(cmd) => bench::run(cmd, &config).await?,
+        #[cfg(not(feature = "bench"))]
+        Command::Bench { .. } => return Err(not_built("recount bench", "bench")),
     }
     Ok(())
 }

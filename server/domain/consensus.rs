@@ -69,7 +69,7 @@ pub fn decide(required: i64, answers: &[Answer]) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Action;
+    use crate::Action;
 
     fn pick(sku: &str, q: i64) -> Answer {
         Answer::Label(Label::new(Action::Pick, Some(sku.into()), q))

@@ -71,7 +71,7 @@ impl Rate {
         let interval = u64::try_from(count)
             .ok()
             .zip(u64::try_from(total).ok())
-            .and_then(|(c, n)| crate::domain::stats::wilson_interval(c, n, 1.96));
+            .and_then(|(c, n)| crate::stats::wilson_interval(c, n, 1.96));
         Rate {
             count,
             total,

@@ -3,7 +3,7 @@
 //! says, where it goes among the shards, and the dataset card's counts.
 //!
 //! Everything here is decided from values: the database layer feeds events
-//! in, the writer (`crate::export`) puts the decisions on disk.
+//! in, the writer (`recount::export`) puts the decisions on disk.
 
 use std::collections::BTreeMap;
 
@@ -631,7 +631,7 @@ pub fn tar_header(name: &str, size: u64, mtime: i64) -> Result<[u8; 512], String
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Action;
+    use crate::Action;
 
     fn facts() -> EventFacts {
         EventFacts {

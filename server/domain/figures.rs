@@ -10,16 +10,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::domain::dashboard::{
+use crate::dashboard::{
     Agreement, Dashboard, Flow, HourlySeries, LabelerStats, ModelCalibration, Rate, Receipts,
     ReliabilityBin, StoreQueue, Window,
 };
-use crate::domain::histogram::Histogram;
-use crate::domain::rollup::{
-    bucket, LabelerFlow, Rollup, StoreFlow, CALIBRATION_BINS, DAY, HOUR, MINUTE,
-};
-use crate::domain::stats::{self, AlphaSums, BinTotals};
-use crate::domain::time::format_rfc3339_ms;
+use crate::histogram::Histogram;
+use crate::rollup::{bucket, LabelerFlow, Rollup, StoreFlow, CALIBRATION_BINS, DAY, HOUR, MINUTE};
+use crate::stats::{self, AlphaSums, BinTotals};
+use crate::time::format_rfc3339_ms;
 
 /// The windows of a snapshot taken at `now`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +75,7 @@ pub struct GoldRule {
 
 /// Whether a gold accuracy flags its labeler.
 fn flagged(gold: &Rate, rule: GoldRule) -> bool {
-    crate::domain::gold::flagged(gold.total, gold.count, rule.min_accuracy, rule.min_answers)
+    crate::gold::flagged(gold.total, gold.count, rule.min_accuracy, rule.min_answers)
 }
 
 /// Store-level totals of the buckets of `grain` starting in `[from, ..)`.
@@ -291,7 +289,7 @@ fn models(w: &Windows, rollup: &Rollup) -> Vec<ModelCalibration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::rollup::{EventCreated, GoldAnswered, ReceiptFinalized, VerdictGiven};
+    use crate::rollup::{EventCreated, GoldAnswered, ReceiptFinalized, VerdictGiven};
 
     const NOW: i64 = 1_795_600_800_000 + 30 * MINUTE + 15_000; // 10:30:15 UTC
 

@@ -50,7 +50,7 @@ pub fn flagged(answers: i64, correct: i64, min_accuracy: f64, min_answers: u64) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Action;
+    use crate::Action;
 
     #[test]
     fn the_draw_decides_against_the_rate() {

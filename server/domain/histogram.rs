@@ -110,7 +110,7 @@ impl Histogram {
     }
 
     /// The estimated `p`-th percentile (0–100), by the same rank
-    /// interpolation as [`crate::domain::stats::percentile`]: the values at
+    /// interpolation as [`crate::stats::percentile`]: the values at
     /// ranks `⌊h⌋` and `⌊h⌋ + 1` (`h = (n − 1) · p / 100`) are taken as
     /// their buckets' representatives. `None` when empty.
     pub fn percentile(&self, p: f64) -> Option<f64> {
@@ -179,7 +179,7 @@ impl Histogram {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::stats::percentile;
+    use crate::stats::percentile;
 
     /// Relative error the bucket width allows.
     fn tolerance() -> f64 {

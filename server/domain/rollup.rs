@@ -16,11 +16,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::domain::dashboard::ConfidenceBin;
-use crate::domain::histogram::Histogram;
-use crate::domain::routing::ReviewReason;
-use crate::domain::stats::{self, AlphaSums};
-use crate::domain::Label;
+use crate::dashboard::ConfidenceBin;
+use crate::histogram::Histogram;
+use crate::routing::ReviewReason;
+use crate::stats::{self, AlphaSums};
+use crate::Label;
 
 /// One minute in milliseconds.
 pub const MINUTE: i64 = 60_000;
@@ -503,7 +503,7 @@ impl Rollup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Action;
+    use crate::Action;
 
     fn pick(sku: &str, qty: i64) -> Label {
         Label::new(Action::Pick, Some(sku.into()), qty)

@@ -14,12 +14,14 @@
 //! - [`filmstrip`] writes evenly spread thumbnails in one sprite JPEG, with
 //!   their times ([`Filmstrip`]); with [`Decode::EveryFrame`] it also checks
 //!   every frame of a remuxed video, which nothing else decoded.
-//! - [`synth`] films synthetic shelf clips (a hand taking a product) for the demo.
+//! - `synth` (with the `synth` feature, for the demo) films synthetic shelf
+//!   clips (a hand taking a product).
 //!
 //! These functions block; each takes the [`MediaLimits`] and a [`Cancel`]
 //! flag it checks between packets and frames. Async code calls them through
 //! a [`MediaRunner`], which runs them on tokio's blocking pool under a
-//! concurrency permit and a timeout. Times are milliseconds from the start
+//! concurrency permit and a timeout, and tells its [`Observer`] (the
+//! server's metrics) how each went. Times are milliseconds from the start
 //! of the clip's video stream. Outputs appear only when complete.
 //!
 //! Every failure is a [`MediaError`] with a stable code and `client_fault`:
@@ -38,6 +40,7 @@ mod poster;
 mod probe;
 mod runner;
 mod sniff;
+#[cfg(feature = "synth")]
 pub mod synth;
 mod transcode;
 
@@ -53,7 +56,7 @@ pub use limits::MediaLimits;
 pub use picture::JPEG_QUALITY;
 pub use poster::{poster, PosterInfo};
 pub use probe::{probe, ProbeInfo};
-pub use runner::MediaRunner;
+pub use runner::{MediaRunner, Observer};
 pub use transcode::{make_browser_mp4, Method, OutputInfo, X264_CRF, X264_PRESET};
 
 /// Where an output is written before it is complete: beside it, so the

@@ -143,7 +143,7 @@ mod tests {
 
     fn fixture(name: &str) -> std::path::PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/media")
+            .join("../../fixtures/media")
             .join(name)
     }
 

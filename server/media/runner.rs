@@ -29,15 +29,33 @@ use super::transcode::OutputInfo;
 pub struct MediaRunner {
     limits: Arc<MediaLimits>,
     permits: Arc<Semaphore>,
+    observer: Option<Arc<Observer>>,
 }
 
+/// Told of every finished operation: its name, its error code if it failed,
+/// and the seconds it ran. The server passes its metrics here, so this crate
+/// needs nothing from the server.
+pub type Observer = dyn Fn(&str, Option<&str>, f64) + Send + Sync;
+
 impl MediaRunner {
-    /// A runner enforcing `limits`.
+    /// A runner enforcing `limits` that reports to no one.
     pub fn new(limits: MediaLimits) -> MediaRunner {
         let permits = Arc::new(Semaphore::new(limits.max_concurrent.max(1)));
         MediaRunner {
             limits: Arc::new(limits),
             permits,
+            observer: None,
+        }
+    }
+
+    /// A runner enforcing `limits` that tells `observer` of every operation.
+    pub fn with_observer(
+        limits: MediaLimits,
+        observer: impl Fn(&str, Option<&str>, f64) + Send + Sync + 'static,
+    ) -> MediaRunner {
+        MediaRunner {
+            observer: Some(Arc::new(observer)),
+            ..MediaRunner::new(limits)
         }
     }
 
@@ -92,11 +110,13 @@ impl MediaRunner {
         };
         let elapsed = started.elapsed();
         let elapsed_ms = elapsed.as_millis() as u64;
-        crate::metrics::media_operation(
-            operation,
-            outcome.as_ref().err().map(|e| e.code),
-            elapsed.as_secs_f64(),
-        );
+        if let Some(observe) = &self.observer {
+            observe(
+                operation,
+                outcome.as_ref().err().map(|e| e.code),
+                elapsed.as_secs_f64(),
+            );
+        }
         match &outcome {
             Ok(_) => tracing::debug!(operation, elapsed_ms, "media operation done"),
             Err(e) if e.client_fault => {

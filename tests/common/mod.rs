@@ -534,6 +534,7 @@ pub fn tiny_clip(dir: &Path) -> Vec<u8> {
 /// Seeds `samples` resolved events of a store that allows training use and
 /// `forbidden` of one that does not, each with a clip pointing at one of
 /// `videos` copies of [`tiny_clip`] (made in `dir`).
+#[cfg(feature = "bench")]
 pub async fn seed_training_data(
     app: &TestApp,
     dir: &Path,
