@@ -1,7 +1,7 @@
 //! Bad input gets a precise 4xx with a stable code and changes nothing, on
 //! SQLite and on PostgreSQL.
 
-mod common;
+use crate::common;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

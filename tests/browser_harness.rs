@@ -1,7 +1,7 @@
 //! Self-test of the headless Chromium harness (tests/browser/) against a tiny
 //! axum app served on a loopback port inside the test.
 
-mod browser;
+use crate::browser;
 
 use std::time::{Duration, Instant};
 

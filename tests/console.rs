@@ -4,8 +4,8 @@
 //! "can't tell", a lost lease, an empty queue, two labelers side by side.
 //! Screenshots of each main state go to `target/browser-artifacts/`.
 
-mod browser;
-mod common;
+use crate::browser;
+use crate::common;
 
 use std::collections::HashSet;
 use std::time::Duration;

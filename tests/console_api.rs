@@ -3,7 +3,7 @@
 //! console uses (shopper context, catalog search, held leases). Browser
 //! behaviour is in tests/console.rs.
 
-mod common;
+use crate::common;
 
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Method, StatusCode};

@@ -1,7 +1,7 @@
 //! The core loop over real HTTP, each test on SQLite and on PostgreSQL:
 //! ingest → routing → review queue → verdicts → receipts → webhooks.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 

@@ -16,7 +16,7 @@
 //!   one leased, a pending receipt past its deadline, a gold copy of an
 //!   event and gold tasks (which only labeler figures may count).
 
-mod common;
+use crate::common;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

@@ -5,7 +5,7 @@
 //! session leakage, shards read back by `tar` and by Python's `webdataset`,
 //! and a 100 000-sample export from the CLI staying under 100 MB of memory.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

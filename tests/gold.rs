@@ -3,7 +3,7 @@
 //! any task, scoring and flagging labelers, and the guarantee that a gold
 //! answer never touches a receipt.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 

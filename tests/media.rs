@@ -6,7 +6,7 @@
 //! barcode of the frame number in their top tenth, so a test reads which
 //! source frame a picture shows straight from its pixels.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

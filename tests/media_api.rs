@@ -1,7 +1,7 @@
 //! Clips over real HTTP, on SQLite and PostgreSQL: upload, processing by the
 //! media jobs on real FFmpeg, task readiness, access rules, byte ranges.
 
-mod common;
+use crate::common;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

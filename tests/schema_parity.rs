@@ -49,7 +49,7 @@
 //!
 //! Differences inherent to an engine go in [`ALLOWED`], each with its reason.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

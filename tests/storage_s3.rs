@@ -3,7 +3,7 @@
 //! `Blobs` on its own, then a clip uploaded, processed and served over real
 //! HTTP with nothing written to the local blob directory.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

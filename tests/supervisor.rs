@@ -5,8 +5,8 @@
 //! started from the dashboard and downloaded. Screenshots go to
 //! `target/browser-artifacts/`.
 
-mod browser;
-mod common;
+use crate::browser;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! the hand is there at the event instant), and the demo's events come with
 //! clips that go through the media jobs to claimable tasks.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Instant;
