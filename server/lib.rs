@@ -1,22 +1,77 @@
 //! Recount: human-in-the-loop video review for checkout-free stores.
 //!
-//! Data flows through the modules in this order:
+//! Stores send the events their cameras' model saw (a shopper took or put
+//! back a product, with its confidence) and the clips that show them.
+//! Recount settles the sure ones at once, sends the unsure ones to
+//! labelers, and answers each shopper's session with a receipt once every
+//! event of it is settled.
 //!
-//! - [`api`] receives a store's catalog and events over HTTP, standing with
-//!   the pages ([`web`]) on one edge, [`http`]: who is calling, sessions,
-//!   and the HTTP status of each error code ([`error::Code`]);
-//! - [`domain`] decides, without I/O, whether an event needs a human
-//!   ([`domain::routing`]), when verdicts settle a task
-//!   ([`domain::consensus`]) and what a receipt says ([`domain::receipt`]);
-//! - [`db`] stores each decision in SQLite or PostgreSQL through one query
-//!   layer, runs the review queue (claims, leases, verdicts) and finalizes
-//!   receipts exactly once;
-//! - [`jobs`] runs background work from the database: lease expiry and
-//!   receipt webhooks with retries;
-//! - `demo` (with the `demo` feature) fills a fresh install with a store,
-//!   users and a stream of simulated shoppers.
+//! # Layout
 //!
-//! [`app`] builds the HTTP router that `recount serve` and the tests run.
+//! The modules, in the order data flows through them:
+//!
+//! * [`http`]: the HTTP edge under both faces: who is calling, the session
+//!   cookie and its CSRF token, page sign-in, and the HTTP status of every
+//!   error code.
+//!
+//! * [`api`]: the JSON API and its OpenAPI document: a store's catalog,
+//!   clips, events, exits and receipts; labelers' claims and verdicts;
+//!   supervisors' escalations, gold tasks, policies and exports.
+//!
+//! * [`web`]: the browser pages: sign-in, the labeling console and the
+//!   supervisor pages (dashboard with server-drawn charts, escalations,
+//!   gold, policy, exports). It never imports [`api`], nor [`api`] it.
+//!
+//! * [`login`]: one password check and one throttle for the sign-in form
+//!   and `POST /api/v1/auth/token`.
+//!
+//! * [`error`]: the one error type of request handling, a registry code and
+//!   a message, in no protocol's terms.
+//!
+//! * [`db`]: the one query layer over SQLite and PostgreSQL: ingest, the
+//!   review queue (claims, leases, verdicts), gold copies, exactly-once
+//!   receipts, the job queue, rollups and the dashboard snapshot.
+//!
+//! * [`jobs`]: the background loops of every instance: lease expiry,
+//!   workers for receipt webhooks, media and exports, dashboard rollups.
+//!
+//! * [`export`]: the training-data export writer (manifest, tar shards,
+//!   dataset card), run by `recount export` and by the export job.
+//!
+//! * [`domain`]: crate `recount-domain`, the pure rules without I/O: the
+//!   review lifecycle, routing, consensus, receipts, error codes, job
+//!   retries, the dashboard's arithmetic.
+//!
+//! * [`media`]: crate `recount-media`, in-process FFmpeg: probe, browser
+//!   MP4, poster, filmstrip, under the limits and timeouts of a
+//!   `MediaRunner`.
+//!
+//! * [`storage`]: blobs (clips, posters, filmstrips, exports) in a local
+//!   directory or S3, and per-process scratch directories.
+//!
+//! Beside the flow:
+//!
+//! * [`auth`]: store API keys, user tokens and passwords, roles.
+//!
+//! * [`config`]: settings from defaults, a TOML file, `RECOUNT_*` variables
+//!   and flags.
+//!
+//! * [`clock`]: the time source, replaceable in tests.
+//!
+//! * [`metrics`]: the Prometheus metrics.
+//!
+//! * `demo` (feature `demo`): a demo store, users, and simulated shoppers
+//!   and labelers with synthetic footage.
+//!
+//! * `bench` (feature `bench`): `recount bench`, load tests on a throw-away
+//!   database.
+//!
+//! * `layout_tests` (tests only): the checks of the source tree's shape the
+//!   compiler cannot make.
+//!
+//! [`AppState`] is what every handler and job shares; [`app`] builds the HTTP
+//! router that `recount serve` and the tests run. `docs/architecture.md`
+//! maps every source file.
 
 pub mod api;
 pub mod auth;
