@@ -211,7 +211,7 @@ async fn drives_a_page_with_clicks_typing_keys_and_scripts() -> anyhow::Result<(
     let shot = b.screenshot("home").await?;
     assert!(
         shot.ends_with(
-            "browser-artifacts/drives_a_page_with_clicks_typing_keys_and_scripts/home.png"
+            "browser-artifacts/browser_harness-drives_a_page_with_clicks_typing_keys_and_scripts/home.png"
         ),
         "{}",
         shot.display()

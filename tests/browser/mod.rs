@@ -259,7 +259,25 @@ struct Driver {
 }
 
 impl Driver {
+    /// Starts chromedriver, up to three times: told `--port=0`, it picks a
+    /// free port itself and, when another process takes that port first,
+    /// exits with "IPv4 port not available" instead of picking another.
     fn spawn(chromedriver: &Path, log_dir: &Path) -> Result<Driver> {
+        const ATTEMPTS: u32 = 3;
+        let mut attempt = 1;
+        loop {
+            match Self::spawn_once(chromedriver, log_dir) {
+                Ok(driver) => return Ok(driver),
+                Err(e) if attempt < ATTEMPTS => {
+                    eprintln!("chromedriver start {attempt} of {ATTEMPTS} failed: {e:#}");
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn spawn_once(chromedriver: &Path, log_dir: &Path) -> Result<Driver> {
         use std::os::unix::process::CommandExt;
 
         let stderr = std::fs::File::create(log_dir.join("chromedriver-stderr.log"))
