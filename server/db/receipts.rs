@@ -70,11 +70,7 @@ pub async fn exit(
                  AND status IN ({}) AND gold_id IS NULL",
                 super::sql_list(&TaskStatus::OPEN)
             ))
-            .bind(lifecycle::receipt_deadline(
-                &store.policy,
-                Some(exited_at),
-                exited_at,
-            ))
+            .bind(lifecycle::deadline_after_exit(&store.policy, exited_at))
             .bind(&store.id)
             .bind(session_id)
             .execute(&mut *tx)

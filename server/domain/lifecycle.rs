@@ -543,10 +543,15 @@ pub fn exit(recorded: Option<i64>, exited_at: i64) -> Result<Exit, Refused> {
 /// while the shopper is still in the store, after the exit the policy
 /// expects following the event.
 pub fn receipt_deadline(policy: &RoutingPolicy, exited_at: Option<i64>, occurred_at: i64) -> i64 {
-    match exited_at {
-        Some(exit) => exit + policy.receipt_sla_ms,
-        None => occurred_at + policy.expected_exit_ms + policy.receipt_sla_ms,
-    }
+    deadline_after_exit(
+        policy,
+        exited_at.unwrap_or(occurred_at + policy.expected_exit_ms),
+    )
+}
+
+/// The receipt deadline once the shopper's exit is known: the SLA after it.
+pub fn deadline_after_exit(policy: &RoutingPolicy, exited_at: i64) -> i64 {
+    exited_at + policy.receipt_sla_ms
 }
 
 /// Whether a session's receipt becomes final: once the shopper has exited
@@ -910,6 +915,7 @@ mod tests {
         };
         assert_eq!(receipt_deadline(&policy, Some(1_000), 0), 601_000);
         assert_eq!(receipt_deadline(&policy, None, 1_000), 901_000);
+        assert_eq!(deadline_after_exit(&policy, 1_000), 601_000);
     }
 
     #[test]
