@@ -33,7 +33,7 @@ pub enum Error {
     },
     /// A database failure; details are logged, never sent.
     #[error(transparent)]
-    Database(#[from] sqlx::Error),
+    Database(#[from] crate::db::Error),
     /// Anything else unexpected; details are logged, never sent.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -56,17 +56,16 @@ impl Error {
     pub fn code(&self) -> Code {
         match self {
             Error::Client { code, .. } | Error::Throttled { code, .. } => *code,
-            Error::Database(e) if is_busy(e) => Code::Unavailable,
+            Error::Database(e) if e.is_busy() => Code::Unavailable,
             Error::Database(_) | Error::Internal(_) => Code::InternalError,
         }
     }
 }
 
-/// A database that is overloaded or restarting: worth retrying, not a bug.
-fn is_busy(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_))
-        || e.as_database_error()
-            .is_some_and(|d| d.message().contains("database is locked"))
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Error {
+        Error::Database(e.into())
+    }
 }
 
 impl From<crate::domain::event::EventError> for Error {

@@ -22,15 +22,19 @@
 //!   supervisor pages (dashboard with server-drawn charts, escalations,
 //!   gold, policy, exports). It never imports [`api`], nor [`api`] it.
 //!
+//! * [`review`]: the use cases: each request's transaction, the lock
+//!   order (a session before its task), refusals with their codes, jobs
+//!   enqueued and metrics recorded after commit.
+//!
 //! * [`login`]: one password check and one throttle for the sign-in form
 //!   and `POST /api/v1/auth/token`.
 //!
 //! * [`error`]: the one error type of request handling, a registry code and
 //!   a message, in no protocol's terms.
 //!
-//! * [`db`]: the one query layer over SQLite and PostgreSQL: ingest, the
-//!   review queue (claims, leases, verdicts), gold copies, exactly-once
-//!   receipts, the job queue, rollups and the dashboard snapshot.
+//! * [`db`]: row I/O over SQLite and PostgreSQL, with its own error type:
+//!   events and sessions, review tasks and leases, gold copies, receipts,
+//!   clips, the job queue, rollups and the dashboard snapshot.
 //!
 //! * [`jobs`]: the background loops of every instance: lease expiry,
 //!   workers for receipt webhooks, media and exports, dashboard rollups.
@@ -88,6 +92,7 @@ pub mod http;
 pub mod jobs;
 pub mod login;
 pub mod metrics;
+pub mod review;
 pub mod storage;
 pub mod web;
 

@@ -19,6 +19,7 @@
 pub mod bulk;
 pub mod clips;
 pub mod dashboard;
+mod error;
 pub mod events;
 pub mod export;
 pub mod gold;
@@ -38,6 +39,8 @@ use std::time::Duration;
 use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor, Transaction};
+
+pub use error::{Error, Result};
 
 /// Which engine a [`Db`] talks to, and so which SQL dialect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
