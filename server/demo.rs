@@ -10,13 +10,17 @@ use serde_json::json;
 
 use crate::auth::{digest, generate_password, hash_password, Role};
 use crate::db::clips::{self, NewClip};
-use crate::db::products::{self, Product};
+use crate::db::products::Product;
 use crate::db::stores::{self, Store};
-use crate::db::{events, new_id, receipts, users};
+use crate::db::tasks::TaskCard;
+use crate::db::{new_id, users};
 use crate::domain::event::{CandidateInput, EventInput};
 use crate::domain::lifecycle::TaskStatus;
 use crate::domain::time::format_rfc3339_ms;
 use crate::media::synth::{self, ShelfAction, ShelfCamera, ShelfScene};
+use crate::review::ingest::{self, Incoming};
+use crate::review::queue::{self, Verdict};
+use crate::review::receipts;
 use crate::AppState;
 
 /// Name of the demo store.
@@ -106,9 +110,7 @@ pub async fn setup(state: &AppState) -> anyhow::Result<DemoCredentials> {
             image_url: None,
         })
         .collect();
-    let mut tx = state.db.begin().await?;
-    products::upsert(&mut tx, &store.id, &catalog, now).await?;
-    tx.commit().await?;
+    ingest::upsert_products(&state.db, &store.id, &catalog, now).await?;
 
     let mut created_users = Vec::new();
     for (name, role) in [
@@ -239,25 +241,21 @@ pub async fn simulate_step(
         .iter()
         .map(|input| input.validate().map_err(|e| anyhow::anyhow!("{e}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut tx = state.db.begin().await?;
-    let mut prepared = events::Batch::prepare(&mut tx, &store, &valid, now)
+    let hashes = inputs
+        .iter()
+        .map(|input| Ok(digest(&serde_json::to_string(input)?)))
+        .collect::<anyhow::Result<Vec<String>>>()?;
+    let incoming: Vec<Incoming> = valid
+        .iter()
+        .zip(&hashes)
+        .map(|(event, request_hash)| Incoming {
+            event,
+            request_hash,
+        })
+        .collect();
+    ingest::ingest(&state.db, &store, &incoming, now, rand::random::<f64>)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    for (input, valid) in inputs.iter().zip(&valid) {
-        let hash = digest(&serde_json::to_string(input)?);
-        events::ingest(
-            &mut tx,
-            &mut prepared,
-            &store,
-            valid,
-            &hash,
-            now,
-            rand::random(),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    tx.commit().await?;
+        .map_err(|r| anyhow::anyhow!("{}", r.error))?;
     Ok(())
 }
 
@@ -485,7 +483,7 @@ async fn crew_step(state: &AppState) -> anyhow::Result<()> {
         return Ok(());
     };
     let config = &state.config;
-    let Some(claim) = crate::db::tasks::claim(
+    let Some(claim) = queue::claim(
         &state.db,
         &user,
         state.now(),
@@ -501,22 +499,21 @@ async fn crew_step(state: &AppState) -> anyhow::Result<()> {
         let mut rng = rand::thread_rng();
         (
             rng.gen_range(3_000..12_000),
-            crew_answer(&mut rng, &claim.task, accuracy),
+            crew_answer(&mut rng, &claim.card, accuracy),
         )
     };
     tokio::time::sleep(Duration::from_millis(think_ms)).await;
-    crate::db::tasks::submit_verdict(&state.db, &user, &claim.task.task_id, &answer, state.now())
-        .await?;
+    queue::submit_verdict(&state.db, &user, &claim.card.task_id, &answer, state.now()).await?;
     Ok(())
 }
 
 /// What a crew member of the given accuracy answers.
 fn crew_answer(
     rng: &mut impl Rng,
-    task: &crate::db::tasks::TaskView,
+    task: &TaskCard,
     accuracy: f64,
-) -> crate::db::tasks::VerdictInput {
-    let pick = |sku: &str| crate::db::tasks::VerdictInput {
+) -> Verdict {
+    let pick = |sku: &str| Verdict {
         action: Some(if task.kind == "return" {
             crate::domain::Action::Return
         } else {
@@ -541,7 +538,7 @@ fn crew_answer(
     match (truth.as_deref(), wrong) {
         (Some(truth), _) if rng.gen_bool(accuracy) => pick(truth),
         (_, Some(wrong)) if rng.gen_bool(0.7) => pick(wrong),
-        _ => crate::db::tasks::VerdictInput {
+        _ => Verdict {
             action: None,
             sku: None,
             quantity: None,

@@ -1,8 +1,9 @@
 //! Checks of the source tree's shape that the compiler cannot make: the
 //! lifecycle states are spelled only in [`crate::domain::lifecycle`] (and
 //! the job states in [`crate::domain::job`]), the
-//! top-level modules import each other without cycles, and
-//! `docs/architecture.md` maps every source file.
+//! top-level modules import each other without cycles, the lower layers
+//! never import the upper ones, and `docs/architecture.md` maps every
+//! source file.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -165,6 +166,59 @@ fn top_level_modules_import_each_other_without_cycles() {
         visit(m, &graph, &mut Vec::new(), &mut done, &mut cycles);
     }
     assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
+}
+
+/// What each lower layer must never import: the layers above it, and for
+/// storage also the request-level error, metrics and blobs (docs/architecture.md,
+/// "Layers").
+const FORBIDDEN_IMPORTS: &[(&str, &[&str])] = &[
+    (
+        "db",
+        &[
+            "api", "web", "http", "review", "jobs", "login", "export", "error", "metrics",
+            "storage", "demo", "bench",
+        ],
+    ),
+    ("review", &["api", "web", "http", "jobs", "login", "demo", "bench"]),
+    ("http", &["api", "web", "review", "jobs"]),
+    ("api", &["web"]),
+    ("web", &["api"]),
+];
+
+#[test]
+fn lower_layers_never_import_upper_ones() {
+    let graph = import_graph();
+    let mut found = Vec::new();
+    for (module, forbidden) in FORBIDDEN_IMPORTS {
+        for used in graph.get(*module).into_iter().flatten() {
+            if forbidden.contains(&used.as_str()) {
+                found.push(format!("{module} imports {used}"));
+            }
+        }
+    }
+    assert!(found.is_empty(), "layer violations:\n{}", found.join("\n"));
+}
+
+#[test]
+fn storage_does_row_io_only() {
+    // db/ runs statements in the transactions it is given: it opens none
+    // (`Db::begin` is defined in db/mod.rs, called from review/ and jobs/),
+    // and it defines no wire types: those live with the API.
+    let mut found = Vec::new();
+    for file in rust_files(&root().join("server/db")) {
+        let source = std::fs::read_to_string(root().join(&file)).expect("readable source");
+        for (n, line) in shipped_lines(&source) {
+            let opens = line.contains(".begin()") && !file.ends_with("mod.rs");
+            if opens || line.contains("utoipa") || line.contains("ToSchema") {
+                found.push(format!("{}:{n}: {}", file.display(), line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "db/ must stay row I/O:\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]

@@ -8,15 +8,78 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::digest;
-use crate::db::events::{self, IngestOutcome};
-use crate::db::products::{self, Product};
-use crate::db::receipts::{self, Receipt};
+use crate::db::{products, receipts};
 use crate::domain::event::{check_id, EventInput};
+use crate::domain::receipt::Receipt;
 use crate::domain::time::parse_rfc3339_ms;
 use crate::error::{Code, Error, Result};
 use crate::http::error::ErrorBody;
 use crate::http::extract::{Caller, Json, Path, Query, StoreCaller};
+use crate::review::ingest::{self, Incoming, Outcome};
 use crate::AppState;
+
+/// A product of a store's catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Product {
+    /// Stock-keeping unit, unique per store.
+    pub sku: String,
+    /// Display name.
+    pub name: String,
+    /// Unit price in cents.
+    pub price_cents: i64,
+    /// Optional product image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_url: Option<String>,
+}
+
+impl From<products::Product> for Product {
+    fn from(p: products::Product) -> Product {
+        Product {
+            sku: p.sku,
+            name: p.name,
+            price_cents: p.price_cents,
+            image_url: p.image_url,
+        }
+    }
+}
+
+impl From<Product> for products::Product {
+    fn from(p: Product) -> products::Product {
+        products::Product {
+            sku: p.sku,
+            name: p.name,
+            price_cents: p.price_cents,
+            image_url: p.image_url,
+        }
+    }
+}
+
+/// The answer to one ingested event (also the answer replayed on a retry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct IngestOutcome {
+    /// The store's event id.
+    pub event_id: String,
+    /// `auto_accepted` or `review`.
+    pub route: String,
+    /// Why the event went to review.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The review task, when one was opened.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+}
+
+impl From<Outcome> for IngestOutcome {
+    fn from(o: Outcome) -> IngestOutcome {
+        IngestOutcome {
+            event_id: o.event_id,
+            route: o.route,
+            reason: o.reason,
+            task_id: o.task_id,
+        }
+    }
+}
 
 /// Most products in one catalog upload.
 pub const MAX_PRODUCTS: usize = 10_000;
@@ -67,12 +130,10 @@ pub async fn put_products(
             ));
         }
     }
-    let mut tx = state.db.begin().await?;
-    products::upsert(&mut tx, &store.id, &list, state.now()).await?;
-    tx.commit().await?;
-    Ok(axum::Json(UpsertedProducts {
-        upserted: list.len(),
-    }))
+    let upserted = list.len();
+    let rows: Vec<products::Product> = list.into_iter().map(Into::into).collect();
+    ingest::upsert_products(&state.db, &store.id, &rows, state.now()).await?;
+    Ok(axum::Json(UpsertedProducts { upserted }))
 }
 
 /// The caller's catalog.
@@ -82,7 +143,8 @@ pub async fn list_products(
     State(state): State<AppState>,
     StoreCaller(store): StoreCaller,
 ) -> Result<axum::Json<Vec<Product>>> {
-    Ok(axum::Json(products::list(&state.db, &store.id).await?))
+    let list = products::list(&state.db, &store.id).await?;
+    Ok(axum::Json(list.into_iter().map(Into::into).collect()))
 }
 
 /// One event or an array of events.
@@ -138,24 +200,25 @@ pub async fn post_events(
             v?
         });
     }
-    let now = state.now();
-    let mut tx = state.db.begin().await?;
-    let mut prepared = events::Batch::prepare(&mut tx, &store, &valid, now).await?;
-    let mut outcomes = Vec::with_capacity(valid.len());
-    for (i, (input, ev)) in inputs.iter().zip(&valid).enumerate() {
-        let hash = digest(&serde_json::to_string(input).map_err(anyhow::Error::from)?);
-        let draw: f64 = rand::random();
-        let outcome = events::ingest(&mut tx, &mut prepared, &store, ev, &hash, now, draw).await;
-        outcomes.push(if batch {
-            outcome.map_err(|e| at_index(e, i))?
-        } else {
-            outcome?
-        });
-    }
-    tx.commit().await?;
-    for o in outcomes.iter().filter(|o| !o.replayed) {
-        crate::metrics::event_ingested(&o.route);
-    }
+    let hashes = inputs
+        .iter()
+        .map(|input| Ok(digest(&serde_json::to_string(input).map_err(anyhow::Error::from)?)))
+        .collect::<Result<Vec<String>>>()?;
+    let incoming: Vec<Incoming> = valid
+        .iter()
+        .zip(&hashes)
+        .map(|(event, request_hash)| Incoming {
+            event,
+            request_hash,
+        })
+        .collect();
+    let outcomes = ingest::ingest(&state.db, &store, &incoming, state.now(), rand::random::<f64>)
+        .await
+        .map_err(|r| match r.index {
+            Some(i) if batch => at_index(r.error, i),
+            _ => r.error,
+        })?;
+    let mut outcomes: Vec<IngestOutcome> = outcomes.into_iter().map(Into::into).collect();
     Ok(if batch {
         axum::Json(outcomes).into_response()
     } else {
@@ -211,7 +274,7 @@ pub async fn exit_session(
             ),
         )
     })?;
-    let receipt = receipts::exit(&state.db, &store, &session_id, exited_at, state.now()).await?;
+    let receipt = crate::review::receipts::exit(&state.db, &store, &session_id, exited_at, state.now()).await?;
     Ok(axum::Json(receipt))
 }
 

@@ -8,21 +8,265 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::ingest::no_content;
+use super::ingest::{no_content, Product};
+use super::media::TaskClip;
 use crate::auth::Role;
-use crate::db::products::{self, Product};
-use crate::db::tasks::{self, Claim, TaskContext, TaskDetail, VerdictInput, VerdictOutcome};
-use crate::db::{stores, users};
+use crate::db::tasks::{CandidateRow, TaskCard, VerdictRow};
+use crate::db::{products, stores, users};
 use crate::domain::gold;
+use crate::domain::lifecycle::TaskStatus;
+use crate::domain::receipt::ReceiptLine;
 use crate::domain::routing::RoutingPolicy;
 use crate::domain::time::format_rfc3339_ms;
+use crate::domain::Action;
 use crate::error::{Code, Error, Result};
 use crate::http::error::ErrorBody;
 use crate::http::extract::{
     AdminCaller, ConnectAddr, Json, Path, Query, SupervisorCaller, UserCaller,
 };
 use crate::login;
+use crate::review::queue::{self, Claimed, Context, Detail, Verdict};
 use crate::AppState;
+
+/// A candidate as a labeler sees it: the model's guess with catalog details.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct CandidateView {
+    /// Product sku.
+    pub sku: String,
+    /// Product name.
+    pub name: String,
+    /// Unit price in cents.
+    pub price_cents: i64,
+    /// Product image.
+    pub image_url: Option<String>,
+    /// The model's confidence.
+    pub confidence: f64,
+}
+
+impl From<CandidateRow> for CandidateView {
+    fn from(c: CandidateRow) -> CandidateView {
+        CandidateView {
+            sku: c.sku,
+            name: c.name,
+            price_cents: c.price_cents,
+            image_url: c.image_url,
+            confidence: c.confidence,
+        }
+    }
+}
+
+/// A review task as a labeler sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TaskView {
+    /// Task id.
+    pub task_id: String,
+    /// Store id.
+    pub store_id: String,
+    /// The store's session id.
+    pub session_id: String,
+    /// The store's event id.
+    pub event_id: String,
+    /// What the model believes happened: `pick` or `return`.
+    pub kind: String,
+    /// Units the model believes moved.
+    pub quantity: i64,
+    /// When it happened (RFC 3339).
+    pub occurred_at: String,
+    /// Why the event needs a human.
+    pub reason: String,
+    /// Agreeing verdicts needed.
+    pub required_verdicts: i64,
+    /// Receipt deadline (RFC 3339).
+    pub deadline_at: String,
+    /// The model that made the guess.
+    pub model_version: Option<String>,
+    /// The model's guesses, best first.
+    pub candidates: Vec<CandidateView>,
+    /// Video of the event, one clip per camera.
+    pub clips: Vec<TaskClip>,
+}
+
+impl From<TaskCard> for TaskView {
+    fn from(t: TaskCard) -> TaskView {
+        TaskView {
+            task_id: t.task_id,
+            store_id: t.store_id,
+            session_id: t.session_id,
+            event_id: t.event_id,
+            kind: t.kind,
+            quantity: t.quantity,
+            occurred_at: format_rfc3339_ms(t.occurred_at),
+            reason: t.reason,
+            required_verdicts: t.required_verdicts,
+            deadline_at: format_rfc3339_ms(t.deadline_at),
+            model_version: t.model_version,
+            candidates: t.candidates.into_iter().map(Into::into).collect(),
+            clips: t.clips.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// The answer to a claim.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Claim {
+    /// The task.
+    pub task: TaskView,
+    /// When the lease ends unless renewed by a heartbeat (RFC 3339).
+    pub lease_expires_at: String,
+}
+
+impl From<Claimed> for Claim {
+    fn from(c: Claimed) -> Claim {
+        Claim {
+            task: c.card.into(),
+            lease_expires_at: format_rfc3339_ms(c.lease_expires_at),
+        }
+    }
+}
+
+/// A labeler's answer to `POST /api/v1/tasks/{id}/verdict`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerdictInput {
+    /// What the shopper did; not needed with `cant_tell`.
+    #[serde(default)]
+    pub action: Option<Action>,
+    /// The product; needed for pick and return.
+    #[serde(default)]
+    pub sku: Option<String>,
+    /// Units; defaults to the event's quantity.
+    #[serde(default)]
+    pub quantity: Option<i64>,
+    /// The video does not show what happened.
+    #[serde(default)]
+    pub cant_tell: bool,
+    /// Free text for supervisors.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+impl From<VerdictInput> for Verdict {
+    fn from(v: VerdictInput) -> Verdict {
+        Verdict {
+            action: v.action,
+            sku: v.sku,
+            quantity: v.quantity,
+            cant_tell: v.cant_tell,
+            note: v.note,
+        }
+    }
+}
+
+/// The state of a task after a verdict or resolution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct VerdictOutcome {
+    /// Task id.
+    pub task_id: String,
+    /// `ready` (needs another labeler), `resolved` or `escalated`.
+    pub status: String,
+}
+
+impl VerdictOutcome {
+    fn new(task_id: String, status: TaskStatus) -> VerdictOutcome {
+        VerdictOutcome {
+            task_id,
+            status: status.as_str().into(),
+        }
+    }
+}
+
+/// One verdict as a supervisor sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct VerdictView {
+    /// Who answered.
+    pub labeler: String,
+    /// Action, absent for "can't tell".
+    pub action: Option<String>,
+    /// Product.
+    pub sku: Option<String>,
+    /// Units.
+    pub quantity: Option<i64>,
+    /// The labeler could not tell.
+    pub cant_tell: bool,
+    /// The labeler's note.
+    pub note: Option<String>,
+    /// When (RFC 3339).
+    pub created_at: String,
+    /// Milliseconds from claim to verdict.
+    pub handling_ms: i64,
+}
+
+impl From<VerdictRow> for VerdictView {
+    fn from(v: VerdictRow) -> VerdictView {
+        VerdictView {
+            labeler: v.labeler,
+            action: v.action,
+            sku: v.sku,
+            quantity: v.quantity,
+            cant_tell: v.cant_tell,
+            note: v.note,
+            created_at: format_rfc3339_ms(v.created_at),
+            handling_ms: v.handling_ms,
+        }
+    }
+}
+
+/// A task with its verdicts, for supervisors.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TaskDetail {
+    /// The task as labelers see it.
+    pub task: TaskView,
+    /// `waiting`, `ready`, `leased`, `escalated` or `resolved`; for a gold
+    /// copy `leased`, `gold-answered` or `gold-dropped`.
+    pub status: String,
+    /// Why it was escalated.
+    pub escalation_reason: Option<String>,
+    /// Every verdict so far.
+    pub verdicts: Vec<VerdictView>,
+}
+
+impl From<Detail> for TaskDetail {
+    fn from(d: Detail) -> TaskDetail {
+        TaskDetail {
+            task: d.card.into(),
+            status: d.status,
+            escalation_reason: d.escalation_reason,
+            verdicts: d.verdicts.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// What else the shopper of a task has done: the cart as settled so far and
+/// how many other events still wait for review.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TaskContext {
+    /// The task.
+    pub task_id: String,
+    /// The store's session id.
+    pub session_id: String,
+    /// Net products of the session's settled events (model-accepted or
+    /// reviewed), priced as the receipt will price them.
+    pub cart: Vec<ReceiptLine>,
+    /// Sum of the cart lines.
+    pub cart_total_cents: i64,
+    /// Other events of the session still in review.
+    pub other_events_in_review: i64,
+    /// Whether the shopper has left the store.
+    pub exited: bool,
+}
+
+impl From<Context> for TaskContext {
+    fn from(c: Context) -> TaskContext {
+        TaskContext {
+            task_id: c.task_id,
+            session_id: c.session_id,
+            cart: c.cart,
+            cart_total_cents: c.cart_total_cents,
+            other_events_in_review: c.other_events_in_review,
+            exited: c.exited,
+        }
+    }
+}
 
 /// Login for the API.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -81,7 +325,7 @@ pub async fn claim(
 ) -> Result<Response> {
     let started = Instant::now();
     let try_gold = gold::serves_gold(state.config.gold_rate, rand::random::<f64>());
-    let claim = tasks::claim(
+    let claim = queue::claim(
         &state.db,
         &user,
         state.now(),
@@ -92,7 +336,7 @@ pub async fn claim(
     .await?;
     crate::metrics::claim_observed(started.elapsed().as_secs_f64());
     Ok(match claim {
-        Some(c) => axum::Json(c).into_response(),
+        Some(c) => axum::Json(Claim::from(c)).into_response(),
         None => no_content(),
     })
 }
@@ -120,7 +364,7 @@ pub async fn heartbeat(
     UserCaller(user): UserCaller,
     Path(task_id): Path<String>,
 ) -> Result<axum::Json<LeaseResponse>> {
-    let expires = tasks::heartbeat(
+    let expires = queue::heartbeat(
         &state.db,
         &user,
         &task_id,
@@ -130,7 +374,7 @@ pub async fn heartbeat(
     .await?;
     Ok(axum::Json(LeaseResponse {
         task_id,
-        lease_expires_at: expires,
+        lease_expires_at: format_rfc3339_ms(expires),
     }))
 }
 
@@ -148,7 +392,7 @@ pub async fn release(
     UserCaller(user): UserCaller,
     Path(task_id): Path<String>,
 ) -> Result<Response> {
-    tasks::release(&state.db, &user, &task_id, state.now()).await?;
+    queue::release(&state.db, &user, &task_id, state.now()).await?;
     Ok(no_content())
 }
 
@@ -169,9 +413,9 @@ pub async fn verdict(
     Path(task_id): Path<String>,
     Json(input): Json<VerdictInput>,
 ) -> Result<axum::Json<VerdictOutcome>> {
-    Ok(axum::Json(
-        tasks::submit_verdict(&state.db, &user, &task_id, &input, state.now()).await?,
-    ))
+    let status =
+        queue::submit_verdict(&state.db, &user, &task_id, &input.into(), state.now()).await?;
+    Ok(axum::Json(VerdictOutcome::new(task_id, status)))
 }
 
 /// A task with every verdict (supervisors).
@@ -186,7 +430,7 @@ pub async fn task_detail(
     _supervisor: SupervisorCaller,
     Path(task_id): Path<String>,
 ) -> Result<axum::Json<TaskDetail>> {
-    Ok(axum::Json(tasks::detail(&state.db, &task_id).await?))
+    Ok(axum::Json(queue::detail(&state.db, &task_id).await?.into()))
 }
 
 /// The shopper context of a task: the cart so far (lease holder or
@@ -204,9 +448,11 @@ pub async fn task_context(
     UserCaller(user): UserCaller,
     Path(task_id): Path<String>,
 ) -> Result<axum::Json<TaskContext>> {
-    let (store_id, session_id) = tasks::viewable(&state.db, &user, &task_id, state.now()).await?;
+    let (store_id, session_id) = queue::viewable(&state.db, &user, &task_id, state.now()).await?;
     Ok(axum::Json(
-        tasks::context(&state.db, &task_id, &store_id, &session_id).await?,
+        queue::context(&state.db, &task_id, &store_id, &session_id)
+            .await?
+            .into(),
     ))
 }
 
@@ -235,12 +481,11 @@ pub async fn task_products(
     Path(task_id): Path<String>,
     Query(q): Query<ProductQuery>,
 ) -> Result<axum::Json<Vec<Product>>> {
-    let (store_id, _) = tasks::viewable(&state.db, &user, &task_id, state.now()).await?;
+    let (store_id, _) = queue::viewable(&state.db, &user, &task_id, state.now()).await?;
     let mut conn = state.db.reader().acquire().await?;
     let limit = q.limit.unwrap_or(20);
-    Ok(axum::Json(
-        products::search(&mut conn, &store_id, &q.q, limit).await?,
-    ))
+    let found = products::search(&mut conn, &store_id, &q.q, limit).await?;
+    Ok(axum::Json(found.into_iter().map(Into::into).collect()))
 }
 
 /// The tasks the caller holds leases on, oldest claim first (a console
@@ -251,9 +496,8 @@ pub async fn leased(
     State(state): State<AppState>,
     UserCaller(user): UserCaller,
 ) -> Result<axum::Json<Vec<Claim>>> {
-    Ok(axum::Json(
-        tasks::held(&state.db, &user, state.now()).await?,
-    ))
+    let held = queue::held(&state.db, &user, state.now()).await?;
+    Ok(axum::Json(held.into_iter().map(Into::into).collect()))
 }
 
 /// Paging of lists.
@@ -273,7 +517,8 @@ pub async fn escalations(
     Query(q): Query<ListQuery>,
 ) -> Result<axum::Json<Vec<TaskDetail>>> {
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    Ok(axum::Json(tasks::escalated(&state.db, limit).await?))
+    let escalated = queue::escalated(&state.db, limit).await?;
+    Ok(axum::Json(escalated.into_iter().map(Into::into).collect()))
 }
 
 /// Resolves an escalated task (supervisors).
@@ -292,9 +537,9 @@ pub async fn resolve(
     Path(task_id): Path<String>,
     Json(input): Json<VerdictInput>,
 ) -> Result<axum::Json<VerdictOutcome>> {
-    Ok(axum::Json(
-        tasks::resolve_escalation(&state.db, &user, &task_id, &input, state.now()).await?,
-    ))
+    let status =
+        queue::resolve_escalation(&state.db, &user, &task_id, &input.into(), state.now()).await?;
+    Ok(axum::Json(VerdictOutcome::new(task_id, status)))
 }
 
 /// Fields of a routing policy to change; absent fields keep their value.

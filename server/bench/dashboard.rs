@@ -238,7 +238,7 @@ const EVENT_COLUMNS: &str = "id, store_id, event_id, session_id, kind, quantity,
      candidates, clips, model_version, top_sku, top_confidence, route";
 
 impl Rows {
-    async fn write(&mut self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    async fn write(&mut self, conn: &mut AnyConnection) -> crate::db::Result<()> {
         let mut tx = conn.begin().await?;
         let events = |rest: &str| format!("INSERT INTO events ({EVENT_COLUMNS}, {rest})");
         let statements: [(String, &Vec<Vec<Val>>); 10] = [

@@ -225,7 +225,12 @@ async fn put_catalog(client: &reqwest::Client, base: &str, key: &str) -> anyhow:
     let resp = client
         .put(format!("{base}/api/v1/products"))
         .bearer_auth(key)
-        .json(&catalog())
+        .json(
+            &catalog()
+                .into_iter()
+                .map(crate::api::ingest::Product::from)
+                .collect::<Vec<_>>(),
+        )
         .send()
         .await?;
     anyhow::ensure!(

@@ -14,7 +14,7 @@ use super::seed::{self, Labeler};
 use super::server::{self, Server};
 use super::{backend_name, QueueArgs};
 use crate::config::Config;
-use crate::db::tasks::{self, VerdictInput};
+use crate::review::queue::{self, Verdict};
 use crate::db::users::User;
 use crate::db::{Backend, Db};
 use crate::domain::Action;
@@ -333,7 +333,7 @@ impl Driver {
                 }
             }
             Driver::Direct { state, user } => {
-                let claim = tasks::claim(
+                let claim = queue::claim(
                     &state.db,
                     user,
                     state.now(),
@@ -345,12 +345,12 @@ impl Driver {
                 .map_err(|e| format!("claim: {e}"))?;
                 Ok(claim.map(|c| Claimed {
                     sku: c
-                        .task
+                        .card
                         .candidates
                         .first()
                         .map(|c| c.sku.clone())
                         .unwrap_or_default(),
-                    task_id: c.task.task_id,
+                    task_id: c.card.task_id,
                 }))
             }
         }
@@ -382,14 +382,12 @@ impl Driver {
                 }
             }
             Driver::Direct { state, user } => {
-                let input = VerdictInput {
+                let input = Verdict {
                     action: Some(Action::Pick),
                     sku: Some(claimed.sku.clone()),
-                    quantity: None,
-                    cant_tell: false,
-                    note: None,
+                    ..Verdict::default()
                 };
-                tasks::submit_verdict(&state.db, user, &claimed.task_id, &input, state.now())
+                queue::submit_verdict(&state.db, user, &claimed.task_id, &input, state.now())
                     .await
                     .map(|_| ())
                     .map_err(|e| format!("verdict: {e}"))

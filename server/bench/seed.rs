@@ -113,7 +113,7 @@ async fn insert_sessions(
     store_id: &str,
     tasks: usize,
     now: i64,
-) -> Result<(), sqlx::Error> {
+) -> crate::db::Result<()> {
     let mut open_reviews: Vec<i64> = Vec::new();
     for i in 0..tasks {
         let s = session_of(i);
@@ -152,7 +152,7 @@ async fn insert_tasks(
     store_id: &str,
     range: std::ops::Range<usize>,
     now: i64,
-) -> Result<(), sqlx::Error> {
+) -> crate::db::Result<()> {
     let mut events = Vec::with_capacity(range.len());
     let mut tasks = Vec::with_capacity(range.len());
     for i in range {

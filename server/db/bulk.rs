@@ -4,7 +4,7 @@
 
 use sqlx::AnyConnection;
 
-use super::placeholders;
+use super::{placeholders, Result};
 
 /// Bind parameters per statement.
 pub const MAX_PARAMS: usize = 16_000;
@@ -29,7 +29,7 @@ pub async fn insert_rows(
     head: &str,
     rows: &[Vec<Val>],
     tail: &str,
-) -> Result<(), sqlx::Error> {
+) -> Result<()> {
     let Some(width) = rows.first().map(Vec::len) else {
         return Ok(());
     };

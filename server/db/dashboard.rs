@@ -16,7 +16,7 @@ use crate::domain::lifecycle::{SessionStatus, TaskStatus};
 use crate::domain::recommend::{self, Recommendation};
 use crate::domain::rollup::{bucket, merge_confidence, Rollup, DAY};
 use crate::domain::routing::RoutingPolicy;
-use crate::error::Result;
+use super::Result;
 
 /// The dashboard at `now`. A labeler is flagged when their gold accuracy
 /// over the last 7 days is below `gold_min_accuracy` over at least
@@ -176,7 +176,7 @@ async fn usernames(conn: &mut AnyConnection) -> Result<BTreeMap<String, String>>
         .await?;
     rows.iter()
         .map(|r| Ok((r.try_get("id")?, r.try_get("username")?)))
-        .collect::<Result<_, sqlx::Error>>()
+        .collect::<Result<_>>()
         .map_err(Into::into)
 }
 

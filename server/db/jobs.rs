@@ -8,7 +8,7 @@
 
 use sqlx::Row;
 
-use super::{new_id, Db, Tx};
+use super::{new_id, Db, Result, Tx};
 use crate::domain::job::{JobKind, JobStatus};
 
 /// A job taken by a worker.
@@ -32,8 +32,8 @@ pub async fn enqueue<K: JobKind>(
     payload: &K,
     run_at: i64,
     now: i64,
-) -> Result<String, sqlx::Error> {
-    let payload = serde_json::to_string(payload).map_err(|e| sqlx::Error::Encode(e.into()))?;
+) -> Result<String> {
+    let payload = serde_json::to_string(payload)?;
     let id = new_id();
     sqlx::query(
         "INSERT INTO jobs (id, kind, payload, status, attempts, run_at, created_at, updated_at) \
@@ -57,7 +57,7 @@ pub async fn take_due(
     kinds: &[&str],
     now: i64,
     lease_ms: i64,
-) -> Result<Option<Job>, sqlx::Error> {
+) -> Result<Option<Job>> {
     let sql = format!(
         "UPDATE jobs SET attempts = CASE WHEN status = '{running}' THEN attempts + 1 ELSE attempts END, \
          status = '{running}', lease_expires_at = $1, updated_at = $2 \
@@ -86,7 +86,7 @@ pub async fn take_due(
 }
 
 /// Extends the lease of a running job whose worker is still at it.
-pub async fn extend(db: &Db, id: &str, until: i64) -> Result<(), sqlx::Error> {
+pub async fn extend(db: &Db, id: &str, until: i64) -> Result<()> {
     sqlx::query("UPDATE jobs SET lease_expires_at = $1 WHERE id = $2 AND status = $3")
         .bind(until)
         .bind(id)
@@ -97,7 +97,7 @@ pub async fn extend(db: &Db, id: &str, until: i64) -> Result<(), sqlx::Error> {
 }
 
 /// Marks a job done.
-pub async fn complete(db: &Db, id: &str, now: i64) -> Result<(), sqlx::Error> {
+pub async fn complete(db: &Db, id: &str, now: i64) -> Result<()> {
     sqlx::query(
         "UPDATE jobs SET status = $1, attempts = attempts + 1, lease_expires_at = NULL, \
                  last_error = NULL, updated_at = $2 WHERE id = $3",
@@ -118,7 +118,7 @@ pub async fn fail(
     error: &str,
     retry_at: Option<i64>,
     now: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<()> {
     let status = if retry_at.is_some() {
         JobStatus::Queued
     } else {
@@ -152,7 +152,7 @@ pub struct JobState {
 }
 
 /// Jobs of a kind, oldest first.
-pub async fn list(db: &Db, kind: &str) -> Result<Vec<JobState>, sqlx::Error> {
+pub async fn list(db: &Db, kind: &str) -> Result<Vec<JobState>> {
     let rows = sqlx::query(
         "SELECT status, attempts, last_error, run_at FROM jobs WHERE kind = $1 ORDER BY created_at",
     )
@@ -163,9 +163,7 @@ pub async fn list(db: &Db, kind: &str) -> Result<Vec<JobState>, sqlx::Error> {
         .map(|r| {
             let status: String = r.try_get("status")?;
             Ok(JobState {
-                status: JobStatus::parse(&status).ok_or_else(|| {
-                    sqlx::Error::Decode(format!("unknown job status {status:?}").into())
-                })?,
+                status: super::state(&status, JobStatus::parse)?,
                 attempts: r.try_get("attempts")?,
                 last_error: r.try_get("last_error")?,
                 run_at: r.try_get("run_at")?,

@@ -98,8 +98,8 @@ impl Tx {
     }
 
     /// Commits.
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.conn.commit().await
+    pub async fn commit(self) -> Result<()> {
+        Ok(self.conn.commit().await?)
     }
 }
 
@@ -220,7 +220,7 @@ impl Db {
     }
 
     /// Starts a write transaction.
-    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+    pub async fn begin(&self) -> Result<Tx> {
         Ok(Tx {
             conn: self.write.begin().await?,
             backend: self.backend,
@@ -234,7 +234,7 @@ impl Db {
     /// snapshot (WAL) is fixed by its first read. The dashboard needs it to
     /// read the rollup watermark, the rollup rows and the raw rows after the
     /// watermark as of one instant.
-    pub async fn begin_snapshot(&self) -> Result<Tx, sqlx::Error> {
+    pub async fn begin_snapshot(&self) -> Result<Tx> {
         let mut conn = self.read.begin().await?;
         if self.backend == Backend::Postgres {
             sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -293,12 +293,12 @@ pub fn sql_list<T: std::fmt::Display>(states: &[T]) -> String {
 }
 
 /// Reads a lifecycle state column; a value no state has is a decode error.
-pub fn state<T>(value: &str, parse: fn(&str) -> Option<T>) -> Result<T, sqlx::Error> {
-    parse(value).ok_or_else(|| sqlx::Error::Decode(format!("unknown state {value:?}").into()))
+pub fn state<T>(value: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
+    parse(value).ok_or_else(|| Error::Data(format!("unknown state {value:?}")))
 }
 
 /// Reads a review task's status column.
-pub fn task_status(value: &str) -> Result<crate::domain::lifecycle::TaskStatus, sqlx::Error> {
+pub fn task_status(value: &str) -> Result<crate::domain::lifecycle::TaskStatus> {
     state(value, crate::domain::lifecycle::TaskStatus::parse)
 }
 

@@ -2,15 +2,12 @@
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Row};
-use utoipa::ToSchema;
 
-use super::{placeholders, Db, Tx};
+use super::{placeholders, Db, Result, Tx};
 
-/// A product of a store's catalog.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+/// A product row of a store's catalog.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Product {
     /// Stock-keeping unit, unique per store.
     pub sku: String,
@@ -18,8 +15,7 @@ pub struct Product {
     pub name: String,
     /// Unit price in cents.
     pub price_cents: i64,
-    /// Optional product image.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Product image.
     pub image_url: Option<String>,
 }
 
@@ -31,7 +27,7 @@ pub async fn upsert(
     store_id: &str,
     products: &[Product],
     now: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<()> {
     for p in products {
         let old: Option<i64> =
             sqlx::query_scalar("SELECT price_cents FROM products WHERE store_id = $1 AND sku = $2")
@@ -75,7 +71,7 @@ pub async fn upsert(
 }
 
 /// The catalog of a store, by sku.
-pub async fn list(db: &Db, store_id: &str) -> Result<Vec<Product>, sqlx::Error> {
+pub async fn list(db: &Db, store_id: &str) -> Result<Vec<Product>> {
     let rows = sqlx::query(
         "SELECT sku, name, price_cents, image_url FROM products WHERE store_id = $1 ORDER BY sku",
     )
@@ -92,7 +88,7 @@ pub async fn search(
     store_id: &str,
     query: &str,
     limit: i64,
-) -> Result<Vec<Product>, sqlx::Error> {
+) -> Result<Vec<Product>> {
     let words: Vec<String> = query
         .split_whitespace()
         .take(5)
@@ -131,7 +127,7 @@ pub async fn search(
     rows.iter().map(from_row).collect()
 }
 
-fn from_row(r: &sqlx::any::AnyRow) -> Result<Product, sqlx::Error> {
+fn from_row(r: &sqlx::any::AnyRow) -> Result<Product> {
     Ok(Product {
         sku: r.try_get("sku")?,
         name: r.try_get("name")?,
@@ -140,27 +136,31 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Product, sqlx::Error> {
     })
 }
 
+/// Largest `IN (…)` list sent at once.
+const CHUNK: usize = 500;
+
 /// The products among `skus` that exist in the store's catalog.
 pub async fn find(
     conn: &mut AnyConnection,
     store_id: &str,
     skus: &[&str],
-) -> Result<HashMap<String, Product>, sqlx::Error> {
-    if skus.is_empty() {
-        return Ok(HashMap::new());
+) -> Result<HashMap<String, Product>> {
+    let mut found = HashMap::with_capacity(skus.len());
+    for chunk in skus.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT sku, name, price_cents, image_url FROM products WHERE store_id = $1 AND sku IN ({})",
+            placeholders(2, chunk.len())
+        );
+        let mut q = sqlx::query(&sql).bind(store_id);
+        for sku in chunk {
+            q = q.bind(*sku);
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            let p = from_row(&r)?;
+            found.insert(p.sku.clone(), p);
+        }
     }
-    let sql = format!(
-        "SELECT sku, name, price_cents, image_url FROM products WHERE store_id = $1 AND sku IN ({})",
-        placeholders(2, skus.len())
-    );
-    let mut q = sqlx::query(&sql).bind(store_id);
-    for sku in skus {
-        q = q.bind(*sku);
-    }
-    let rows = q.fetch_all(conn).await?;
-    rows.iter()
-        .map(|r| from_row(r).map(|p| (p.sku.clone(), p)))
-        .collect()
+    Ok(found)
 }
 
 /// The unit price of a sku at a moment.
@@ -169,8 +169,8 @@ pub async fn price_at(
     store_id: &str,
     sku: &str,
     at: i64,
-) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar(
+) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(
         "SELECT price_cents FROM product_prices WHERE store_id = $1 AND sku = $2 \
          AND valid_from <= $3 ORDER BY valid_from DESC LIMIT 1",
     )
@@ -178,5 +178,5 @@ pub async fn price_at(
     .bind(sku)
     .bind(at)
     .fetch_optional(conn)
-    .await
+    .await?)
 }

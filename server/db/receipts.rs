@@ -1,153 +1,102 @@
-//! Session exit and receipts: finalized exactly once, announced by webhook.
+//! Rows of sessions' receipts: the exit, the exactly-once finalization
+//! (a conditional update), the receipt as stores read it, the settled cart.
 
-use serde::Serialize;
 use sqlx::{AnyConnection, Row};
-use utoipa::ToSchema;
 
-use super::{jobs, products, Db, Tx};
-use crate::db::events::lock_session;
-use crate::db::stores::Store;
-use crate::domain::job::DeliverReceipt;
-use crate::domain::lifecycle::{self, EventStatus, Exit, SessionStatus, TaskStatus};
-use crate::domain::receipt::{self, ReceiptLine, SettledEvent};
+use super::{products, Result, Tx};
+use crate::domain::lifecycle::{EventStatus, SessionStatus, TaskStatus};
+use crate::domain::receipt::{self, Receipt, ReceiptLine, SettledEvent};
 use crate::domain::time::format_rfc3339_ms;
 use crate::domain::{Action, Label};
-use crate::error::{Code, Error, Result};
 
-/// A receipt as stores read it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct Receipt {
-    /// The store's session id.
-    pub session_id: String,
-    /// `pending` until every event is settled after exit, then `final`.
-    pub status: String,
-    /// Net lines; while pending, what is settled so far.
-    pub lines: Vec<ReceiptLine>,
-    /// Sum of the lines in cents.
-    pub total_cents: i64,
-    /// When the shopper left (RFC 3339), once known.
-    pub exited_at: Option<String>,
-    /// When the receipt became final (RFC 3339).
-    pub finalized_at: Option<String>,
-    /// Events of the session still waiting for a human.
-    pub events_in_review: i64,
-}
-
-/// Records the shopper's exit; finalizes the receipt when nothing is in review.
-pub async fn exit(
-    db: &Db,
-    store: &Store,
+/// Records the shopper's exit on a session, and the receipt deadline it
+/// fixes (`deadline_at`) on the session's open tasks; gold copies keep
+/// theirs: they do not wait for this shopper.
+pub async fn record_exit(
+    tx: &mut Tx,
+    store_id: &str,
     session_id: &str,
     exited_at: i64,
-    now: i64,
-) -> Result<Receipt> {
-    let mut tx = db.begin().await?;
-    let mut finalized = Finalized::default();
-    let recorded = lock_session(&mut tx, &store.id, session_id, now).await?.1;
-    match lifecycle::exit(recorded, exited_at) {
-        Ok(Exit::AlreadyRecorded) => {}
-        Err(_) => {
-            return Err(Error::new(
-                Code::SessionAlreadyExited,
-                format!("session {session_id:?} already exited at another time"),
-            ))
-        }
-        Ok(Exit::Leaves) => {
-            sqlx::query(&format!(
-                "UPDATE sessions SET status = '{}', exited_at = $1 \
-                 WHERE store_id = $2 AND session_id = $3",
-                SessionStatus::Exited
-            ))
-            .bind(exited_at)
-            .bind(&store.id)
-            .bind(session_id)
-            .execute(&mut *tx)
-            .await?;
-            // The shopper is gone: the receipt deadline is now known exactly.
-            // Gold copies keep theirs: they do not wait for this shopper.
-            sqlx::query(&format!(
-                "UPDATE review_tasks SET deadline_at = $1 WHERE store_id = $2 AND session_id = $3 \
-                 AND status IN ({}) AND gold_id IS NULL",
-                super::sql_list(&TaskStatus::OPEN)
-            ))
-            .bind(lifecycle::deadline_after_exit(&store.policy, exited_at))
-            .bind(&store.id)
-            .bind(session_id)
-            .execute(&mut *tx)
-            .await?;
-            finalized = try_finalize(&mut tx, store, session_id, now).await?;
-        }
-    }
-    let receipt = read(&mut tx, &store.id, session_id).await?;
-    tx.commit().await?;
-    finalized.record();
-    receipt.ok_or_else(|| anyhow::anyhow!("session vanished during exit").into())
+    deadline_at: i64,
+) -> Result<()> {
+    sqlx::query(&format!(
+        "UPDATE sessions SET status = '{}', exited_at = $1 \
+         WHERE store_id = $2 AND session_id = $3",
+        SessionStatus::Exited
+    ))
+    .bind(exited_at)
+    .bind(store_id)
+    .bind(session_id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(&format!(
+        "UPDATE review_tasks SET deadline_at = $1 WHERE store_id = $2 AND session_id = $3 \
+         AND status IN ({}) AND gold_id IS NULL",
+        super::sql_list(&TaskStatus::OPEN)
+    ))
+    .bind(deadline_at)
+    .bind(store_id)
+    .bind(session_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
-/// Whether a transaction finalized a receipt, to be recorded once it commits.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-#[must_use = "record() it after the transaction commits"]
-pub struct Finalized(Option<i64>);
-
-impl Finalized {
-    /// Records the receipt latency metric; call after commit.
-    pub fn record(self) {
-        if let Some(latency_ms) = self.0 {
-            crate::metrics::receipt_finalized(latency_ms);
-        }
-    }
-}
-
-/// Finalizes the receipt if the session has exited and nothing is in review
-/// ([`lifecycle::may_finalize`], checked by the update's condition). The
-/// conditional update makes this happen exactly once, whoever calls it.
-pub async fn try_finalize(
-    tx: &mut Tx,
-    store: &Store,
-    session_id: &str,
-    now: i64,
-) -> Result<Finalized> {
-    let exited_at: Option<i64> = sqlx::query_scalar(&format!(
+/// Marks the session finalized if it has exited and nothing of it is in
+/// review ([`crate::domain::lifecycle::may_finalize`], checked by the
+/// update's condition, so it happens once whoever calls it); its exit time
+/// when this call finalized it.
+pub async fn mark_finalized(tx: &mut Tx, store_id: &str, session_id: &str) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(&format!(
         "UPDATE sessions SET status = '{}' WHERE store_id = $1 AND session_id = $2 \
          AND status = '{}' AND open_reviews = 0 RETURNING exited_at",
         SessionStatus::Finalized,
         SessionStatus::Exited
     ))
-    .bind(&store.id)
+    .bind(store_id)
     .bind(session_id)
     .fetch_optional(&mut **tx)
-    .await?;
-    let Some(exited_at) = exited_at else {
-        return Ok(Finalized(None));
-    };
-    let settled = settled_events(tx, &store.id, session_id, None).await?;
-    let (lines, total) = receipt::compute(&settled);
+    .await?)
+}
+
+/// A final receipt to store.
+#[derive(Debug, Clone, Copy)]
+pub struct FinalReceipt<'a> {
+    /// Store id.
+    pub store_id: &'a str,
+    /// The store's session id.
+    pub session_id: &'a str,
+    /// Net lines.
+    pub lines: &'a [ReceiptLine],
+    /// Their sum.
+    pub total_cents: i64,
+    /// When the shopper left, epoch ms.
+    pub exited_at: i64,
+    /// When it became final, epoch ms.
+    pub finalized_at: i64,
+}
+
+/// Stores a final receipt (with its latency from the exit).
+pub async fn insert(tx: &mut Tx, r: &FinalReceipt<'_>) -> Result<()> {
     sqlx::query(
         "INSERT INTO receipts (store_id, session_id, lines, total_cents, exited_at, finalized_at, latency_ms) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(&store.id)
-    .bind(session_id)
-    .bind(serde_json::to_string(&lines).map_err(anyhow::Error::from)?)
-    .bind(total)
-    .bind(exited_at)
-    .bind(now)
-    .bind(now - exited_at)
+    .bind(r.store_id)
+    .bind(r.session_id)
+    .bind(serde_json::to_string(r.lines)?)
+    .bind(r.total_cents)
+    .bind(r.exited_at)
+    .bind(r.finalized_at)
+    .bind(r.finalized_at - r.exited_at)
     .execute(&mut **tx)
     .await?;
-    if store.webhook_url.is_some() {
-        let job = DeliverReceipt {
-            store_id: store.id.clone(),
-            session_id: session_id.to_string(),
-        };
-        jobs::enqueue(tx, &job, now, now).await?;
-    }
-    Ok(Finalized(Some(now - exited_at)))
+    Ok(())
 }
 
 /// The resolved events of a session with the prices valid when each
 /// happened, all of them or all but the event `except` (its `events.id`).
-async fn settled_events(
+pub async fn settled_events(
     conn: &mut AnyConnection,
     store_id: &str,
     session_id: &str,
@@ -173,7 +122,7 @@ async fn settled_events(
     for r in rows {
         let action: String = r.try_get("final_action")?;
         let action = Action::parse(&action)
-            .ok_or_else(|| anyhow::anyhow!("stored action {action:?} is unknown"))?;
+            .ok_or_else(|| super::Error::Data(format!("stored action {action:?} is unknown")))?;
         let sku: Option<String> = r.try_get("final_sku")?;
         let occurred_at: i64 = r.try_get("occurred_at")?;
         let unit_price_cents = match &sku {
@@ -217,7 +166,7 @@ pub async fn read(
     let finalized_at: Option<i64> = s.try_get("finalized_at")?;
     let (lines, total_cents) = match s.try_get::<Option<String>, _>("lines")? {
         Some(lines) => (
-            serde_json::from_str(&lines).map_err(anyhow::Error::from)?,
+            serde_json::from_str(&lines)?,
             s.try_get("total_cents")?,
         ),
         None => receipt::compute(&settled_events(conn, store_id, session_id, None).await?),

@@ -27,7 +27,7 @@ use crate::domain::rollup::{
 use crate::domain::routing::ReviewReason;
 use crate::domain::stats::AlphaSums;
 use crate::domain::{Action, Label};
-use crate::error::Result;
+use super::Result;
 
 /// How far behind now the rollup stays. Timestamps are taken when a request
 /// starts, and its transaction commits a little later; with several
@@ -358,9 +358,10 @@ async fn collect_gold_answers(
 
 /// An integer column whatever its width: PostgreSQL answers a literal or an
 /// `INTEGER` column as a 32-bit value.
-fn int(row: &sqlx::any::AnyRow, column: &str) -> Result<i64, sqlx::Error> {
-    row.try_get::<i64, _>(column)
-        .or_else(|_| row.try_get::<i32, _>(column).map(i64::from))
+fn int(row: &sqlx::any::AnyRow, column: &str) -> Result<i64> {
+    Ok(row
+        .try_get::<i64, _>(column)
+        .or_else(|_| row.try_get::<i32, _>(column).map(i64::from))?)
 }
 
 /// A verdict's answer from its `action`, `sku`, `quantity` and
@@ -386,7 +387,7 @@ pub(super) fn label(
     let action = action
         .as_deref()
         .and_then(Action::parse)
-        .ok_or_else(|| anyhow::anyhow!("stored action {action:?} is unknown"))?;
+        .ok_or_else(|| super::Error::Data(format!("stored action {action:?} is unknown")))?;
     Ok(Label::new(action, sku, quantity.unwrap_or(0)))
 }
 
@@ -435,7 +436,7 @@ pub async fn read(
     let fresh = read_from(conn, ranges).await?;
     settled
         .with(|s| windows(s, ranges, ranges, watermark, fresh))
-        .ok_or_else(|| anyhow::anyhow!("settled rollup buckets refused a whole read").into())
+        .ok_or_else(|| super::Error::Data("settled rollup buckets refused a whole read".into()))
 }
 
 /// Every bucket from the given starts on.
@@ -516,7 +517,7 @@ fn windows(
 fn hist(row: &sqlx::any::AnyRow, column: &str) -> Result<Histogram> {
     let text: String = row.try_get(column)?;
     Histogram::decode(&text)
-        .ok_or_else(|| anyhow::anyhow!("unreadable histogram in {column}: {text:?}").into())
+        .ok_or_else(|| super::Error::Data(format!("unreadable histogram in {column}: {text:?}")))
 }
 
 async fn read_stores(
@@ -540,9 +541,9 @@ async fn read_stores(
         let alpha = AlphaSums {
             units: row.try_get::<i64, _>("alpha_units")? as u64,
             marginals: serde_json::from_str(&row.try_get::<String, _>("alpha_marginals")?)
-                .map_err(anyhow::Error::from)?,
+                ?,
             disagreeing_pairs: serde_json::from_str(&row.try_get::<String, _>("alpha_pairs")?)
-                .map_err(anyhow::Error::from)?,
+                ?,
         };
         out.insert(
             StoreKey {

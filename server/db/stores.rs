@@ -2,7 +2,7 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::{flag, new_id, Db};
+use super::{flag, new_id, Db, Result};
 use crate::auth::{digest, generate_secret, STORE_KEY_PREFIX};
 use crate::domain::routing::RoutingPolicy;
 
@@ -35,7 +35,7 @@ pub struct NewStore {
 const COLUMNS: &str = "id, name, webhook_url, webhook_secret, threshold, margin, audit_rate, \
      audit_verdicts, high_value_cents, receipt_sla_ms, expected_exit_ms, training_allowed";
 
-fn from_row(r: &sqlx::any::AnyRow) -> Result<Store, sqlx::Error> {
+fn from_row(r: &sqlx::any::AnyRow) -> Result<Store> {
     Ok(Store {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
@@ -60,7 +60,7 @@ pub async fn create(
     name: &str,
     webhook_url: Option<&str>,
     now: i64,
-) -> Result<NewStore, sqlx::Error> {
+) -> Result<NewStore> {
     let api_key = generate_secret(STORE_KEY_PREFIX);
     let store = Store {
         id: new_id(),
@@ -97,7 +97,7 @@ pub async fn create(
 }
 
 /// The store an API key belongs to.
-pub async fn by_api_key(db: &Db, api_key: &str) -> Result<Option<Store>, sqlx::Error> {
+pub async fn by_api_key(db: &Db, api_key: &str) -> Result<Option<Store>> {
     let row = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM stores WHERE api_key_hash = $1"
     ))
@@ -108,7 +108,7 @@ pub async fn by_api_key(db: &Db, api_key: &str) -> Result<Option<Store>, sqlx::E
 }
 
 /// A store by id, read on the given connection (inside a transaction when needed).
-pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<Store>, sqlx::Error> {
+pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<Store>> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM stores WHERE id = $1"))
         .bind(id)
         .fetch_optional(conn)
@@ -117,7 +117,7 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<Store>, sq
 }
 
 /// Every store, by name (supervisor pages list them).
-pub async fn list(db: &Db) -> Result<Vec<Store>, sqlx::Error> {
+pub async fn list(db: &Db) -> Result<Vec<Store>> {
     let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM stores ORDER BY name, id"))
         .fetch_all(db.reader())
         .await?;
@@ -125,7 +125,7 @@ pub async fn list(db: &Db) -> Result<Vec<Store>, sqlx::Error> {
 }
 
 /// A store by name (the demo reuses its store across restarts).
-pub async fn by_name(db: &Db, name: &str) -> Result<Option<Store>, sqlx::Error> {
+pub async fn by_name(db: &Db, name: &str) -> Result<Option<Store>> {
     let row = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM stores WHERE name = $1 ORDER BY created_at LIMIT 1"
     ))
@@ -136,7 +136,7 @@ pub async fn by_name(db: &Db, name: &str) -> Result<Option<Store>, sqlx::Error> 
 }
 
 /// Replaces a store's routing policy; false when the store does not exist.
-pub async fn set_policy(db: &Db, id: &str, p: &RoutingPolicy) -> Result<bool, sqlx::Error> {
+pub async fn set_policy(db: &Db, id: &str, p: &RoutingPolicy) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE stores SET threshold = $1, margin = $2, audit_rate = $3, audit_verdicts = $4, \
          high_value_cents = $5, receipt_sla_ms = $6, expected_exit_ms = $7 WHERE id = $8",
@@ -156,7 +156,7 @@ pub async fn set_policy(db: &Db, id: &str, p: &RoutingPolicy) -> Result<bool, sq
 
 /// Allows or forbids the use of a store's data for training exports; false
 /// when there is no such store.
-pub async fn set_training_allowed(db: &Db, id: &str, allowed: bool) -> Result<bool, sqlx::Error> {
+pub async fn set_training_allowed(db: &Db, id: &str, allowed: bool) -> Result<bool> {
     let done = sqlx::query("UPDATE stores SET training_allowed = $1 WHERE id = $2")
         .bind(flag(allowed))
         .bind(id)
@@ -166,7 +166,7 @@ pub async fn set_training_allowed(db: &Db, id: &str, allowed: bool) -> Result<bo
 }
 
 /// Issues a new API key for a store, invalidating the old one.
-pub async fn rotate_api_key(db: &Db, id: &str) -> Result<Option<String>, sqlx::Error> {
+pub async fn rotate_api_key(db: &Db, id: &str) -> Result<Option<String>> {
     let key = generate_secret(STORE_KEY_PREFIX);
     let done = sqlx::query("UPDATE stores SET api_key_hash = $1 WHERE id = $2")
         .bind(digest(&key))

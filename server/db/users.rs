@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::Row;
 
-use super::{new_id, Db};
+use super::{new_id, Db, Result, Tx};
 use crate::auth::{digest, generate_secret, Role, USER_TOKEN_PREFIX};
 
 /// A signed-in user.
@@ -26,7 +26,7 @@ pub async fn upsert(
     password_hash: &str,
     role: Role,
     now: i64,
-) -> Result<User, sqlx::Error> {
+) -> Result<User> {
     let id: String = sqlx::query_scalar(
         "INSERT INTO users (id, username, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role \
@@ -46,8 +46,21 @@ pub async fn upsert(
     })
 }
 
+/// Locks a user's row for the rest of the transaction: one user's
+/// concurrent claims queue behind each other, so the lease limit holds.
+pub async fn lock(tx: &mut Tx, user_id: &str) -> Result<()> {
+    sqlx::query(&format!(
+        "SELECT id FROM users WHERE id = $1{}",
+        tx.backend().for_update()
+    ))
+    .bind(user_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// A user and password hash by login name.
-pub async fn by_username(db: &Db, username: &str) -> Result<Option<(User, String)>, sqlx::Error> {
+pub async fn by_username(db: &Db, username: &str) -> Result<Option<(User, String)>> {
     let row =
         sqlx::query("SELECT id, username, role, password_hash FROM users WHERE username = $1")
             .bind(username)
@@ -57,13 +70,13 @@ pub async fn by_username(db: &Db, username: &str) -> Result<Option<(User, String
         .transpose()
 }
 
-fn user_from_row(r: &sqlx::any::AnyRow) -> Result<User, sqlx::Error> {
+fn user_from_row(r: &sqlx::any::AnyRow) -> Result<User> {
     let role: String = r.try_get("role")?;
     Ok(User {
         id: r.try_get("id")?,
         username: r.try_get("username")?,
         role: Role::parse(&role)
-            .ok_or_else(|| sqlx::Error::Decode(format!("unknown role {role}").into()))?,
+            .ok_or_else(|| super::Error::Data(format!("unknown role {role}")))?,
     })
 }
 
@@ -73,7 +86,7 @@ pub async fn issue_token(
     user_id: &str,
     now: i64,
     ttl_ms: i64,
-) -> Result<String, sqlx::Error> {
+) -> Result<String> {
     let token = generate_secret(USER_TOKEN_PREFIX);
     sqlx::query("INSERT INTO api_tokens (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
         .bind(digest(&token))
@@ -90,7 +103,7 @@ async fn token_owner(
     db: &Db,
     token_hash: &str,
     now: i64,
-) -> Result<Option<(User, i64)>, sqlx::Error> {
+) -> Result<Option<(User, i64)>> {
     let row = sqlx::query(
         "SELECT u.id, u.username, u.role, t.expires_at FROM api_tokens t JOIN users u ON u.id = t.user_id \
          WHERE t.token_hash = $1 AND t.expires_at > $2",
@@ -119,7 +132,7 @@ impl TokenCache {
     const CAPACITY: usize = 50_000;
 
     /// The user of a live token, from the cache or the database.
-    pub async fn user(&self, db: &Db, token: &str, now: i64) -> Result<Option<User>, sqlx::Error> {
+    pub async fn user(&self, db: &Db, token: &str, now: i64) -> Result<Option<User>> {
         let hash = digest(token);
         if let Some((user, expires_at, seen)) = self.entries.lock().expect("token cache").get(&hash)
         {
@@ -146,7 +159,7 @@ impl TokenCache {
 
 /// Ends a token (console logout). This instance forgets it at once; other
 /// instances may accept it for up to [`TokenCache::FRESH`] from their cache.
-pub async fn revoke_token(db: &Db, cache: &TokenCache, token: &str) -> Result<(), sqlx::Error> {
+pub async fn revoke_token(db: &Db, cache: &TokenCache, token: &str) -> Result<()> {
     let hash = digest(token);
     sqlx::query("DELETE FROM api_tokens WHERE token_hash = $1")
         .bind(&hash)

@@ -20,6 +20,27 @@ pub struct SettledEvent {
     pub name: String,
 }
 
+/// A receipt as stores read it, from `GET …/receipt` and in the receipt
+/// webhook: the one contract of both channels, so it lives here rather than
+/// with either.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Receipt {
+    /// The store's session id.
+    pub session_id: String,
+    /// `pending` until every event is settled after exit, then `final`.
+    pub status: String,
+    /// Net lines; while pending, what is settled so far.
+    pub lines: Vec<ReceiptLine>,
+    /// Sum of the lines in cents.
+    pub total_cents: i64,
+    /// When the shopper left (RFC 3339), once known.
+    pub exited_at: Option<String>,
+    /// When the receipt became final (RFC 3339).
+    pub finalized_at: Option<String>,
+    /// Events of the session still waiting for a human.
+    pub events_in_review: i64,
+}
+
 /// One line of a receipt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ReceiptLine {

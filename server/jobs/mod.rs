@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::db::jobs::Job;
-use crate::db::{jobs, tasks};
+use crate::db::jobs;
 use crate::domain::job::{
     AfterFailure, DeliverReceipt, JobKind, MakePosters, ProcessClip, RetryPolicy, RunExport,
 };
@@ -73,7 +73,7 @@ pub fn spawn(state: AppState) -> Vec<JoinHandle<()>> {
 
 /// Returns tasks whose lease ran out to the queue, once.
 pub async fn sweep_leases(state: &AppState) -> crate::error::Result<u64> {
-    let n = tasks::expire_leases(&state.db, state.now()).await?;
+    let n = crate::review::queue::expire_leases(&state.db, state.now()).await?;
     if n > 0 {
         crate::metrics::leases_expired(n);
         tracing::info!(
@@ -353,7 +353,7 @@ pub async fn run_next_job(
     state: &AppState,
     client: &reqwest::Client,
     kinds: &[&str],
-) -> Result<bool, sqlx::Error> {
+) -> crate::db::Result<bool> {
     let Some(job) =
         jobs::take_due(&state.db, kinds, state.now(), state.config.job_lease_ms).await?
     else {

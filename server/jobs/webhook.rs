@@ -14,7 +14,8 @@ use sha2::Sha256;
 
 use super::{BackgroundJob, JobContext, JobError};
 use crate::config::Config;
-use crate::db::receipts::{self, Receipt};
+use crate::db::receipts;
+use crate::domain::receipt::Receipt;
 use crate::db::stores;
 use crate::domain::job::{DeliverReceipt, RetryPolicy};
 

@@ -1,1 +1,328 @@
-//! Placeholder.
+//! What stores send: their catalog, and events, each stored once, routed,
+//! and opened as a review task when a human must look.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::db::events::{self, NewEvent, SessionLock, StoredEvent};
+use crate::db::products::{self, Product};
+use crate::db::stores::Store;
+use crate::db::tasks::{self, NewTask};
+use crate::db::{new_id, Db, Tx};
+use crate::domain::event::ValidEvent;
+use crate::domain::lifecycle::{self, EventStatus, RouteName, TaskStatus};
+use crate::domain::routing::{self, Route};
+use crate::error::{Code, Error, Result};
+use crate::review::{locks, media};
+
+/// Inserts or updates products of a store's catalog, in one transaction.
+pub async fn upsert_products(db: &Db, store_id: &str, list: &[Product], now: i64) -> Result<()> {
+    let mut tx = db.begin().await?;
+    products::upsert(&mut tx, store_id, list, now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// What happened to one event (also the answer replayed on a retry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The store's event id.
+    pub event_id: String,
+    /// Its route column: `auto_accepted` or `review`.
+    pub route: String,
+    /// Why the event went to review.
+    pub reason: Option<String>,
+    /// The review task, when one was opened.
+    pub task_id: Option<String>,
+    /// Whether this answers a replay of an event stored earlier.
+    pub replayed: bool,
+}
+
+impl Outcome {
+    fn replay_of(stored: &StoredEvent) -> Outcome {
+        Outcome {
+            event_id: stored.event_id.clone(),
+            route: stored.route.clone(),
+            reason: stored.reason.clone(),
+            task_id: stored.task_id.clone(),
+            replayed: true,
+        }
+    }
+}
+
+/// An event to ingest: checked, with the digest of its request content.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    /// The checked event.
+    pub event: &'a ValidEvent,
+    /// Identifies the request's content: a replay with the same digest gets
+    /// the stored answer, one with another digest is refused.
+    pub request_hash: &'a str,
+}
+
+/// A refusal of a request of several events, with the index of the event
+/// that caused it (`None` when no one event did).
+#[derive(Debug)]
+pub struct Refusal {
+    /// Position of the event in the request.
+    pub index: Option<usize>,
+    /// Why.
+    pub error: Error,
+}
+
+impl From<Error> for Refusal {
+    fn from(error: Error) -> Refusal {
+        Refusal { index: None, error }
+    }
+}
+
+impl From<crate::db::Error> for Refusal {
+    fn from(e: crate::db::Error) -> Refusal {
+        Error::from(e).into()
+    }
+}
+
+impl From<sqlx::Error> for Refusal {
+    fn from(e: sqlx::Error) -> Refusal {
+        Error::from(e).into()
+    }
+}
+
+/// Ingests events in one transaction, all or none, in order; their outcomes
+/// in request order. `audit_draw` gives each new event its uniform draw for
+/// the audit sample.
+pub async fn ingest(
+    db: &Db,
+    store: &Store,
+    incoming: &[Incoming<'_>],
+    now: i64,
+    mut audit_draw: impl FnMut() -> f64,
+) -> Result<Vec<Outcome>, Refusal> {
+    let mut tx = db.begin().await?;
+    let events: Vec<&ValidEvent> = incoming.iter().map(|i| i.event).collect();
+    let mut batch = Batch::prepare(&mut tx, store, &events, now).await?;
+    let mut outcomes = Vec::with_capacity(incoming.len());
+    for (i, inc) in incoming.iter().enumerate() {
+        let outcome = one(&mut tx, &mut batch, store, inc, now, audit_draw())
+            .await
+            .map_err(|error| Refusal {
+                index: Some(i),
+                error,
+            })?;
+        outcomes.push(outcome);
+    }
+    tx.commit().await?;
+    for o in outcomes.iter().filter(|o| !o.replayed) {
+        crate::metrics::event_ingested(&o.route);
+    }
+    Ok(outcomes)
+}
+
+/// What a request of events needs from the database, read once for all of
+/// them instead of once per event: the catalog entries its candidates name,
+/// the events already stored under its event ids, and its sessions — locked
+/// in sorted order, so two requests naming the same sessions can never
+/// deadlock on PostgreSQL.
+#[derive(Debug, Default)]
+struct Batch {
+    catalog: HashMap<String, Product>,
+    stored: HashMap<String, (String, Outcome)>,
+    sessions: HashMap<String, SessionLock>,
+}
+
+impl Batch {
+    /// Reads and locks what `events` need, inside `tx`.
+    async fn prepare(
+        tx: &mut Tx,
+        store: &Store,
+        events: &[&ValidEvent],
+        now: i64,
+    ) -> Result<Batch> {
+        let mut batch = Batch::default();
+        let skus: BTreeSet<&str> = events
+            .iter()
+            .flat_map(|e| e.candidates.iter().map(|c| c.sku.as_str()))
+            .collect();
+        let skus: Vec<&str> = skus.into_iter().collect();
+        batch.catalog = products::find(tx, &store.id, &skus).await?;
+        let ids: BTreeSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+        let ids: Vec<&str> = ids.into_iter().collect();
+        for stored in events::stored(tx, &store.id, &ids).await? {
+            let outcome = Outcome::replay_of(&stored);
+            batch
+                .stored
+                .insert(stored.event_id, (stored.request_hash, outcome));
+        }
+        let sessions: BTreeSet<&str> = events.iter().map(|e| e.session_id.as_str()).collect();
+        for session_id in sessions {
+            let state = locks::session(tx, &store.id, session_id, now).await?;
+            batch.sessions.insert(session_id.to_string(), state);
+        }
+        Ok(batch)
+    }
+
+    /// The stored answer for an event id, or a conflict when the content differs.
+    fn replay(&self, event_id: &str, request_hash: &str) -> Result<Option<Outcome>> {
+        match self.stored.get(event_id) {
+            None => Ok(None),
+            Some((hash, _)) if hash != request_hash => Err(conflict(event_id)),
+            Some((_, outcome)) => Ok(Some(outcome.clone())),
+        }
+    }
+
+    /// Records a new event's answer, so a repeat of its id later in the same
+    /// request replays it.
+    fn remember(&mut self, request_hash: &str, outcome: Outcome) -> Outcome {
+        self.stored.insert(
+            outcome.event_id.clone(),
+            (
+                request_hash.to_string(),
+                Outcome {
+                    replayed: true,
+                    ..outcome.clone()
+                },
+            ),
+        );
+        outcome
+    }
+}
+
+fn conflict(event_id: &str) -> Error {
+    Error::new(
+        Code::EventConflict,
+        format!("event {event_id:?} was already received with different content"),
+    )
+}
+
+/// Ingests one event inside `tx`, with `batch` prepared for it.
+async fn one(
+    tx: &mut Tx,
+    batch: &mut Batch,
+    store: &Store,
+    inc: &Incoming<'_>,
+    now: i64,
+    audit_draw: f64,
+) -> Result<Outcome> {
+    let ev = inc.event;
+    if let Some(previous) = batch.replay(&ev.event_id, inc.request_hash)? {
+        return Ok(previous);
+    }
+
+    let catalog = &batch.catalog;
+    if let Some(unknown) = ev
+        .candidates
+        .iter()
+        .find(|c| !catalog.contains_key(&c.sku))
+    {
+        return Err(Error::new(
+            Code::UnknownSku,
+            format!("sku {:?} is not in the store's catalog", unknown.sku),
+        ));
+    }
+
+    media::check_event_clips(tx, &store.id, &ev.clips).await?;
+    let mut clip_ids = ev.clips.clone();
+    for window in &ev.cameras {
+        clip_ids.push(media::cut_window(tx, &store.id, window, now).await?);
+    }
+
+    let Some(session) = batch.sessions.get(&ev.session_id) else {
+        return Err(anyhow::anyhow!("session {} was not prepared", ev.session_id).into());
+    };
+    if lifecycle::accepts_events(session.status).is_err() {
+        return Err(Error::new(
+            Code::SessionFinalized,
+            format!(
+                "the receipt of session {:?} is already final",
+                ev.session_id
+            ),
+        ));
+    }
+    let exited_at = session.exited_at;
+
+    let confidences: Vec<f64> = ev.candidates.iter().map(|c| c.confidence).collect();
+    let top = routing::top_index(&confidences).map(|i| &ev.candidates[i]);
+    let top_value = top.map(|c| catalog[&c.sku].price_cents * ev.quantity);
+    let route = routing::route(&store.policy, &confidences, top_value, audit_draw);
+
+    let event_pk = new_id();
+    let (route_name, reason, status) = match route {
+        Route::AutoAccepted => (RouteName::AutoAccepted, None, EventStatus::Resolved),
+        Route::Review { reason, .. } => (
+            RouteName::Review,
+            Some(reason.as_str()),
+            EventStatus::Review,
+        ),
+    };
+    let row = NewEvent {
+        pk: &event_pk,
+        store_id: &store.id,
+        event: ev,
+        clip_ids: &clip_ids,
+        top: top.map(|c| (c.sku.as_str(), c.confidence)),
+        route: route_name,
+        reason,
+        status,
+        request_hash: inc.request_hash,
+        now,
+    };
+    if !events::insert(tx, &row).await? {
+        // Another request stored the same event id between our read and insert.
+        let stored = events::stored(tx, &store.id, &[ev.event_id.as_str()])
+            .await?
+            .pop()
+            .ok_or_else(|| anyhow::anyhow!("event {} vanished after a conflict", ev.event_id))?;
+        if stored.request_hash != inc.request_hash {
+            return Err(conflict(&ev.event_id));
+        }
+        return Ok(Outcome::replay_of(&stored));
+    }
+
+    let Route::Review {
+        reason,
+        required_verdicts,
+    } = route
+    else {
+        return Ok(batch.remember(
+            inc.request_hash,
+            Outcome {
+                event_id: ev.event_id.clone(),
+                route: route_name.as_str().into(),
+                reason: None,
+                task_id: None,
+                replayed: false,
+            },
+        ));
+    };
+
+    let task_id = new_id();
+    let task = NewTask {
+        id: &task_id,
+        event_pk: &event_pk,
+        store_id: &store.id,
+        session_id: &ev.session_id,
+        reason: reason.as_str(),
+        required_verdicts,
+        status: TaskStatus::Ready,
+        deadline_at: lifecycle::receipt_deadline(&store.policy, exited_at, ev.occurred_at),
+        now,
+    };
+    tasks::insert(tx, &task).await?;
+    // A task is claimable once its clips are processed (or have failed).
+    let posters =
+        media::attach_to_task(tx, &store.id, &task_id, &clip_ids, ev.occurred_at, now).await?;
+    let status = lifecycle::new_task_status(&posters);
+    if status != TaskStatus::Ready {
+        tasks::set_status(tx, &task_id, status).await?;
+    }
+    events::add_open_review(tx, &store.id, &ev.session_id).await?;
+    Ok(batch.remember(
+        inc.request_hash,
+        Outcome {
+            event_id: ev.event_id.clone(),
+            route: route_name.as_str().into(),
+            reason: Some(reason.as_str().into()),
+            task_id: Some(task_id),
+            replayed: false,
+        },
+    ))
+}

@@ -1,1 +1,49 @@
-//! Placeholder.
+//! The lock order, written once: a session before its task.
+//!
+//! Exit and ingest lock a session row and then touch its tasks; a verdict
+//! or resolution that locked its task first and the session last deadlocked
+//! with a concurrent exit of the same session on PostgreSQL. So every use
+//! case that changes a task and may change its session locks the session
+//! first, here.
+
+use crate::db::events::{self, SessionLock};
+use crate::db::tasks::{self, TaskRow};
+use crate::db::Tx;
+use crate::error::{Code, Error, Result};
+
+/// The error for a task id no row has.
+pub fn unknown_task(task_id: &str) -> Error {
+    Error::new(Code::UnknownTask, format!("no task {task_id:?}"))
+}
+
+/// Creates the session if needed and locks it for the rest of the
+/// transaction; its state. Ingest locks several sessions through this, in
+/// sorted order.
+pub async fn session(
+    tx: &mut Tx,
+    store_id: &str,
+    session_id: &str,
+    now: i64,
+) -> Result<SessionLock> {
+    Ok(events::lock_session(tx, store_id, session_id, now).await?)
+}
+
+/// Locks a task alone: for changes that never reach its session
+/// (heartbeat, release).
+pub async fn task(tx: &mut Tx, task_id: &str) -> Result<TaskRow> {
+    tasks::lock(tx, task_id)
+        .await?
+        .ok_or_else(|| unknown_task(task_id))
+}
+
+/// Locks the task's session, then the task. A gold copy never changes its
+/// session, so only the task is locked.
+pub async fn session_then_task(tx: &mut Tx, task_id: &str, now: i64) -> Result<TaskRow> {
+    let key = tasks::key(tx, task_id)
+        .await?
+        .ok_or_else(|| unknown_task(task_id))?;
+    if !key.gold {
+        session(tx, &key.store_id, &key.session_id, now).await?;
+    }
+    task(tx, task_id).await
+}

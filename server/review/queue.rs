@@ -1,1 +1,526 @@
-//! Placeholder.
+//! The review queue as labelers and supervisors use it: claim with a lease,
+//! heartbeat, release, verdicts and consensus, escalation and supervisor
+//! resolution, and what they read of a task.
+//!
+//! Every change is decided by a transition of [`crate::domain::lifecycle`];
+//! this module reads the rows it needs, in the lock order of [`locks`],
+//! stores the decision through [`crate::db::tasks`], answers refusals with
+//! their codes and records metrics once the change is committed.
+
+use crate::db::tasks::{self, NewLease, NewVerdict, Resolution, TaskCard, TaskRow, VerdictRow};
+use crate::db::users::User;
+use crate::db::{gold, new_id, products, receipts, stores, Db, Tx};
+use crate::domain::consensus::Answer;
+use crate::domain::event::MAX_QUANTITY;
+use crate::domain::lifecycle::{self, AfterVerdict, Lease, LeaseEnd, Refused, TaskStatus};
+use crate::domain::receipt::ReceiptLine;
+use crate::domain::{Action, Label};
+use crate::error::{Code, Error, Result};
+use crate::review::locks::{self, unknown_task};
+use crate::review::receipts::Finalized;
+
+/// Longest note a labeler may attach.
+pub const MAX_NOTE_LEN: usize = 2000;
+
+/// A labeler's or supervisor's answer, as sent.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Verdict {
+    /// What the shopper did; not needed with `cant_tell`.
+    pub action: Option<Action>,
+    /// The product; needed for pick and return.
+    pub sku: Option<String>,
+    /// Units; defaults to the event's quantity.
+    pub quantity: Option<i64>,
+    /// The video does not show what happened.
+    pub cant_tell: bool,
+    /// Free text for supervisors.
+    pub note: Option<String>,
+}
+
+/// A task leased to the claimant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    /// The task as the labeler sees it.
+    pub card: TaskCard,
+    /// When the lease ends unless renewed, epoch ms.
+    pub lease_expires_at: i64,
+}
+
+/// Takes the next ready task for `user`: earliest receipt deadline first, then
+/// oldest; never a task the user held before (answered, released or let
+/// expire), so a second opinion is always someone else's.
+///
+/// With `try_gold` (the caller's draw against `gold_rate`, see
+/// [`crate::domain::gold::serves_gold`]) and real work waiting for the user,
+/// a new copy of a gold task they have not seen is served instead, if there
+/// is one: gold is a share of real work, never what an idle labeler polls.
+pub async fn claim(
+    db: &Db,
+    user: &User,
+    now: i64,
+    ttl_ms: i64,
+    max_leases: i64,
+    try_gold: bool,
+) -> Result<Option<Claimed>> {
+    let mut tx = db.begin().await?;
+    // Serializes one user's concurrent claims so the lease limit holds.
+    crate::db::users::lock(&mut tx, &user.id).await?;
+    let held = tasks::live_leases(&mut tx, &user.id, now).await?;
+    lifecycle::may_claim(held, max_leases).map_err(|r| refused(r, ""))?;
+    let lease_id = new_id();
+    let lease = NewLease {
+        id: &lease_id,
+        user_id: &user.id,
+        claimed_at: now,
+        expires_at: Lease::new(&user.id, now, ttl_ms).expires_at,
+    };
+    let gold_copy = if try_gold && tasks::claimable_exists(&mut tx, &user.id).await? {
+        match gold::pick(&mut tx, &user.id).await? {
+            Some(gold_id) => {
+                let copy = gold::CopyLease {
+                    user_id: &user.id,
+                    lease_id: &lease_id,
+                    expires: lease.expires_at,
+                };
+                gold::make_copy(&mut tx, &gold_id, &copy, now).await?
+            }
+            None => None,
+        }
+    } else {
+        None
+    };
+    let task_id = match gold_copy {
+        Some(copy_id) => copy_id,
+        None => match tasks::lease_next(&mut tx, &lease).await? {
+            Some(id) => id,
+            None => {
+                tx.commit().await?;
+                return Ok(None);
+            }
+        },
+    };
+    tasks::insert_lease(&mut tx, &task_id, &lease).await?;
+    tx.commit().await?;
+    let mut conn = db.reader().acquire().await?;
+    let card = tasks::card(&mut conn, &task_id)
+        .await?
+        .ok_or_else(|| unknown_task(&task_id))?;
+    Ok(Some(Claimed {
+        card,
+        lease_expires_at: lease.expires_at,
+    }))
+}
+
+/// The precise error for a user acting on a task without a live lease
+/// (the choice is [`lifecycle::lease_refusal`]'s).
+async fn lease_error(tx: &mut Tx, task: &TaskRow, user: &User, now: i64) -> Result<Error> {
+    let latest = tasks::latest_lease(tx, &task.id, &user.id).await?;
+    Ok(refused(
+        lifecycle::lease_refusal(latest.as_ref(), now),
+        &task.id,
+    ))
+}
+
+/// The error answer for a refused transition on task `task_id`.
+fn refused(r: Refused, task_id: &str) -> Error {
+    match r {
+        Refused::TooManyLeases { held } => Error::new(
+            Code::TooManyLeases,
+            format!("you already hold {held} tasks; answer or release one first"),
+        ),
+        Refused::LeaseExpired => Error::new(
+            Code::LeaseExpired,
+            format!("your lease on task {task_id:?} expired; claim the next task"),
+        ),
+        Refused::LeaseNotHeld => Error::new(
+            Code::LeaseNotHeld,
+            format!("you do not hold the lease on task {task_id:?}"),
+        ),
+        Refused::VerdictConflict => Error::new(
+            Code::VerdictConflict,
+            format!("you already answered task {task_id:?} differently"),
+        ),
+        Refused::NotEscalated { status } => Error::new(
+            Code::TaskNotEscalated,
+            format!("task {task_id:?} is {status}, not escalated"),
+        ),
+        Refused::CantTellNotAllowed => Error::new(
+            Code::CantTellNotAllowed,
+            "a supervisor's resolution must give an action",
+        ),
+        // Session refusals come from exit and ingest, never from a task
+        // transition (see `review::receipts` and `review::ingest`).
+        Refused::AlreadyExited | Refused::SessionFinalized => {
+            anyhow::anyhow!("task {task_id}: a session refusal where a task was expected").into()
+        }
+    }
+}
+
+/// Extends the user's lease by the lease TTL; the new end, epoch ms.
+pub async fn heartbeat(
+    db: &Db,
+    user: &User,
+    task_id: &str,
+    now: i64,
+    ttl_ms: i64,
+) -> Result<i64> {
+    let mut tx = db.begin().await?;
+    let task = locks::task(&mut tx, task_id).await?;
+    let Ok(lease) = lifecycle::heartbeat(&task.state(), &user.id, now, ttl_ms) else {
+        return Err(lease_error(&mut tx, &task, user, now).await?);
+    };
+    tasks::renew_lease(&mut tx, &task, lease.expires_at, now).await?;
+    tx.commit().await?;
+    Ok(lease.expires_at)
+}
+
+/// Gives the task back to the queue.
+pub async fn release(db: &Db, user: &User, task_id: &str, now: i64) -> Result<()> {
+    let mut tx = db.begin().await?;
+    let task = locks::task(&mut tx, task_id).await?;
+    let Ok(after) = lifecycle::release(&task.state(), &user.id, now) else {
+        return Err(lease_error(&mut tx, &task, user, now).await?);
+    };
+    tasks::end_lease(&mut tx, &task, now, LeaseEnd::Released).await?;
+    match after {
+        TaskStatus::GoldDropped => gold::drop_copy(&mut tx, &task.id, now).await?,
+        _ => tasks::set_ready(&mut tx, &task.id, now).await?,
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Returns every task whose lease ran out to the queue; the number returned.
+/// Gold copies whose lease ran out end `gold-dropped` instead (not counted).
+pub async fn expire_leases(db: &Db, now: i64) -> Result<u64> {
+    let mut tx = db.begin().await?;
+    // Gold copies first, so the bulk update finds only real tasks.
+    gold::drop_expired(&mut tx, now).await?;
+    let returned = tasks::expire_lapsed(&mut tx, now).await?;
+    tx.commit().await?;
+    Ok(returned)
+}
+
+/// Checks a verdict against the event and the catalog and turns it into an answer.
+async fn answer_from_input(tx: &mut Tx, task: &TaskRow, input: &Verdict) -> Result<Answer> {
+    if let Some(note) = &input.note {
+        if note.chars().count() > MAX_NOTE_LEN {
+            return Err(Error::new(
+                Code::NoteTooLong,
+                format!("note must be at most {MAX_NOTE_LEN} characters"),
+            ));
+        }
+    }
+    if input.cant_tell {
+        return Ok(Answer::CantTell);
+    }
+    let Some(action) = input.action else {
+        return Err(Error::new(
+            Code::MissingAction,
+            "action (pick, return or none) is required unless cant_tell is true",
+        ));
+    };
+    if action == Action::None {
+        return Ok(Answer::Label(Label::new(Action::None, None, 0)));
+    }
+    let Some(sku) = &input.sku else {
+        return Err(Error::new(
+            Code::MissingSku,
+            "sku is required for pick and return",
+        ));
+    };
+    let found = products::find(tx, &task.store_id, &[sku.as_str()]).await?;
+    if found.is_empty() {
+        return Err(Error::new(
+            Code::UnknownSku,
+            format!("sku {sku:?} is not in the store's catalog"),
+        ));
+    }
+    let quantity = match input.quantity {
+        Some(q) => q,
+        None => tasks::event_quantity(tx, &task.event_pk).await?,
+    };
+    if !(1..=MAX_QUANTITY).contains(&quantity) {
+        return Err(Error::new(
+            Code::InvalidQuantity,
+            format!("quantity must be between 1 and {MAX_QUANTITY}, not {quantity}"),
+        ));
+    }
+    Ok(Answer::Label(Label::new(
+        action,
+        Some(sku.clone()),
+        quantity,
+    )))
+}
+
+/// Records a labeler's verdict and applies consensus; the task's status as
+/// the labeler is told it. Sending the same verdict again is accepted and
+/// answers with the task's current state; a different one is refused.
+pub async fn submit_verdict(
+    db: &Db,
+    user: &User,
+    task_id: &str,
+    input: &Verdict,
+    now: i64,
+) -> Result<TaskStatus> {
+    let mut tx = db.begin().await?;
+    let task = locks::session_then_task(&mut tx, task_id, now).await?;
+    let answer = answer_from_input(&mut tx, &task, input).await?;
+
+    let state = task.state();
+    if let Some(previous) = tasks::answer_of(&mut tx, &task.id, &user.id).await? {
+        return lifecycle::repeat_verdict(&state, &previous, &answer)
+            .map_err(|r| refused(r, task_id));
+    }
+
+    // Consensus weighs every verdict so far with this one last; a gold copy
+    // is scored on this one alone.
+    let mut answers = if state.gold {
+        Vec::new()
+    } else {
+        tasks::answers(&mut tx, &task.id).await?
+    };
+    answers.push(answer);
+    let Ok(after) = lifecycle::verdict(&state, &user.id, now, &answers) else {
+        return Err(lease_error(&mut tx, &task, user, now).await?);
+    };
+    let answer = answers.last().expect("this verdict was just added");
+
+    let verdict_id = new_id();
+    let verdict = NewVerdict {
+        id: &verdict_id,
+        labeler_id: &user.id,
+        answer,
+        note: input.note.as_deref(),
+        created_at: now,
+    };
+    tasks::insert_verdict(&mut tx, &task, &verdict).await?;
+    tasks::end_lease(&mut tx, &task, now, LeaseEnd::Verdict).await?;
+
+    let verdict_count = answers.len() as i64;
+    let mut finalized = Finalized::default();
+    let mut gold_correct = None;
+    match &after {
+        AfterVerdict::GoldAnswered { .. } => {
+            // Scored, never applied: no consensus, no event, no receipt.
+            let gold_id = task
+                .gold_id
+                .as_deref()
+                .expect("a gold copy has its gold task");
+            gold_correct =
+                Some(gold::record_answer(&mut tx, &task.id, gold_id, &user.id, answer, now).await?);
+        }
+        AfterVerdict::NeedMore => {
+            tasks::set_ready(&mut tx, &task.id, now).await?;
+            tasks::set_verdict_count(&mut tx, &task.id, verdict_count).await?;
+        }
+        AfterVerdict::Escalate(reason) => {
+            tasks::escalate(&mut tx, &task.id, reason.as_str(), verdict_count, now).await?;
+        }
+        AfterVerdict::Resolve(label) => {
+            let resolution = Resolution {
+                label,
+                by: "human",
+                resolved_by: None,
+                verdict_count,
+            };
+            finalized = resolve(&mut tx, &task, &resolution, now).await?;
+        }
+    }
+    tx.commit().await?;
+    let status = after.reported();
+    match gold_correct {
+        Some(correct) => crate::metrics::gold_answered(correct),
+        None => {
+            finalized.record();
+            crate::metrics::verdict_recorded(status.as_str());
+        }
+    }
+    Ok(status)
+}
+
+/// A supervisor's decision on an escalated task.
+pub async fn resolve_escalation(
+    db: &Db,
+    supervisor: &User,
+    task_id: &str,
+    input: &Verdict,
+    now: i64,
+) -> Result<TaskStatus> {
+    let mut tx = db.begin().await?;
+    let task = locks::session_then_task(&mut tx, task_id, now).await?;
+    if task.status != TaskStatus::Escalated {
+        return Err(refused(
+            Refused::NotEscalated {
+                status: task.status,
+            },
+            task_id,
+        ));
+    }
+    let answer = answer_from_input(&mut tx, &task, input).await?;
+    let label =
+        lifecycle::supervisor_resolve(&task.state(), answer).map_err(|r| refused(r, task_id))?;
+    let resolution = Resolution {
+        label: &label,
+        by: "supervisor",
+        resolved_by: Some(&supervisor.id),
+        verdict_count: tasks::verdict_count(&mut tx, &task.id).await?,
+    };
+    let finalized = resolve(&mut tx, &task, &resolution, now).await?;
+    if let Some(note) = &input.note {
+        tasks::set_resolution_note(&mut tx, &task.id, note).await?;
+    }
+    tx.commit().await?;
+    finalized.record();
+    Ok(TaskStatus::Resolved)
+}
+
+/// Settles the task's event and finalizes the receipt if it was the
+/// session's last open review.
+async fn resolve(
+    tx: &mut Tx,
+    task: &TaskRow,
+    resolution: &Resolution<'_>,
+    now: i64,
+) -> Result<Finalized> {
+    tasks::resolve(tx, task, resolution, now).await?;
+    let store = stores::get(tx, &task.store_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("store {} of task {} is gone", task.store_id, task.id))?;
+    crate::review::receipts::try_finalize(tx, &store, &task.session_id, now).await
+}
+
+/// A task with its verdicts, for supervisors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detail {
+    /// The task as labelers see it.
+    pub card: TaskCard,
+    /// Its status column.
+    pub status: String,
+    /// Why it was escalated.
+    pub escalation_reason: Option<String>,
+    /// Every verdict so far.
+    pub verdicts: Vec<VerdictRow>,
+}
+
+/// A task with its verdicts.
+pub async fn detail(db: &Db, task_id: &str) -> Result<Detail> {
+    let mut conn = db.reader().acquire().await?;
+    let card = tasks::card(&mut conn, task_id)
+        .await?
+        .ok_or_else(|| unknown_task(task_id))?;
+    let (status, escalation_reason) = tasks::status(&mut conn, task_id)
+        .await?
+        .ok_or_else(|| unknown_task(task_id))?;
+    let verdicts = tasks::verdicts(&mut conn, task_id).await?;
+    Ok(Detail {
+        card,
+        status,
+        escalation_reason,
+        verdicts,
+    })
+}
+
+/// Escalated tasks, most urgent first.
+pub async fn escalated(db: &Db, limit: i64) -> Result<Vec<Detail>> {
+    let ids = tasks::escalated_ids(db, limit).await?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.push(detail(db, &id).await?);
+    }
+    Ok(out)
+}
+
+/// The store and session of a task the user may look at: a supervisor any
+/// task, a labeler only one whose lease they hold (`lease-expired` or
+/// `lease-not-held` otherwise, as for a verdict).
+pub async fn viewable(db: &Db, user: &User, task_id: &str, now: i64) -> Result<(String, String)> {
+    let mut tx = db.begin().await?;
+    let task = tasks::get(&mut tx, task_id)
+        .await?
+        .ok_or_else(|| unknown_task(task_id))?;
+    if !user.role.is_supervisor() && !task.state().is_leased_to(&user.id, now) {
+        return Err(lease_error(&mut tx, &task, user, now).await?);
+    }
+    tx.commit().await?;
+    Ok((task.store_id, task.session_id))
+}
+
+/// What else the shopper of a task has done.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Context {
+    /// The task.
+    pub task_id: String,
+    /// The store's session id.
+    pub session_id: String,
+    /// Net products of the session's settled events, priced as the receipt
+    /// will price them.
+    pub cart: Vec<ReceiptLine>,
+    /// Sum of the cart lines.
+    pub cart_total_cents: i64,
+    /// Other events of the session still in review.
+    pub other_events_in_review: i64,
+    /// Whether the shopper has left the store.
+    pub exited: bool,
+}
+
+/// The shopper context of a task: the cart as settled so far and how many
+/// other events still wait for review.
+pub async fn context(db: &Db, task_id: &str, store_id: &str, session_id: &str) -> Result<Context> {
+    let mut conn = db.reader().acquire().await?;
+    let receipt = receipts::read(&mut conn, store_id, session_id)
+        .await?
+        .ok_or_else(|| unknown_task(task_id))?;
+    let exited = receipt.exited_at.is_some();
+    let (cart, cart_total_cents, other_events_in_review) =
+        match gold::source_event(&mut conn, task_id).await? {
+            None => {
+                // The task's own event is one of the session's open reviews
+                // until the task is resolved.
+                let resolved = tasks::get(&mut conn, task_id)
+                    .await?
+                    .is_some_and(|t| t.status == TaskStatus::Resolved);
+                let own = i64::from(!resolved);
+                (
+                    receipt.lines,
+                    receipt.total_cents,
+                    (receipt.events_in_review - own).max(0),
+                )
+            }
+            Some(source_event) => {
+                // A gold copy: the cart as if its source were still in review.
+                // The source's settled label is the answer being tested, and a
+                // final receipt includes it, so the cart is always recomputed
+                // without it. The copy itself is not an open review.
+                let (cart, total) =
+                    receipts::cart_without(&mut conn, store_id, session_id, &source_event).await?;
+                (cart, total, receipt.events_in_review)
+            }
+        };
+    Ok(Context {
+        task_id: task_id.to_string(),
+        session_id: session_id.to_string(),
+        cart,
+        cart_total_cents,
+        other_events_in_review,
+        exited,
+    })
+}
+
+/// The tasks whose live leases the user holds, oldest claim first: a console
+/// that reloads picks up where it was instead of waiting for them to expire.
+pub async fn held(db: &Db, user: &User, now: i64) -> Result<Vec<Claimed>> {
+    let mut conn = db.reader().acquire().await?;
+    let leases = tasks::held(&mut conn, &user.id, now).await?;
+    let mut claims = Vec::with_capacity(leases.len());
+    for (id, lease_expires_at) in leases {
+        let card = tasks::card(&mut conn, &id)
+            .await?
+            .ok_or_else(|| unknown_task(&id))?;
+        claims.push(Claimed {
+            card,
+            lease_expires_at,
+        });
+    }
+    Ok(claims)
+}

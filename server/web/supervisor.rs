@@ -355,7 +355,7 @@ async fn policy_page(
     };
     let store = match state.db.reader().acquire().await {
         Ok(mut conn) => stores::get(&mut conn, &store_id).await,
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     };
     let store = match store {
         Ok(Some(s)) => s,
@@ -369,7 +369,7 @@ async fn policy_page(
             .await
         {
             Ok(r) => r,
-            Err(e) => return e.into_response(),
+            Err(e) => return Error::from(e).into_response(),
         };
     let summary = match (&rec.recommended, &rec.current) {
         (Some(r), Some(c)) => format!(
