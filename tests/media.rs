@@ -17,7 +17,7 @@ use ffmpeg_next as ff;
 use image::RgbImage;
 
 use recount::media::{
-    self, Cancel, CutAccuracy, Decode, MediaError, MediaLimits, MediaRunner, Method, ProbeInfo,
+    self, Cancel, CutAccuracy, Decode, MediaCode, MediaError, MediaLimits, MediaRunner, Method, ProbeInfo,
     Window,
 };
 
@@ -1175,12 +1175,13 @@ async fn a_panic_in_media_work_is_an_internal_error() {
 fn every_error_code_is_documented() {
     let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/media.md"))
         .expect("docs/media.md");
-    for (code, client) in MediaError::CODES {
+    for code in MediaCode::ALL {
+        let client = code.client_fault();
         let row = doc
             .lines()
             .find(|l| l.starts_with(&format!("| `{code}` |")))
             .unwrap_or_else(|| panic!("{code} is not in the table of docs/media.md"));
-        let fault = if *client { "client" } else { "server" };
+        let fault = if client { "client" } else { "server" };
         assert!(row.contains(fault), "{code} should say {fault}: {row}");
     }
 }

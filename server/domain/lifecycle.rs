@@ -269,6 +269,13 @@ pub enum Refused {
     },
     /// A supervisor's decision must name an action.
     CantTellNotAllowed,
+}
+
+/// Why a change to a session is refused: a type apart from [`Refused`], so
+/// the queue's refusals and the session's are each matched exhaustively
+/// where they can happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionRefused {
     /// The session already exited at another time.
     AlreadyExited,
     /// The session's receipt is final; it takes no more events.
@@ -510,9 +517,9 @@ pub fn clip_processed(succeeded: bool) -> ClipStatus {
 }
 
 /// Whether a session takes a new event: not once its receipt is final.
-pub fn accepts_events(session: SessionStatus) -> Result<(), Refused> {
+pub fn accepts_events(session: SessionStatus) -> Result<(), SessionRefused> {
     if session == SessionStatus::Finalized {
-        Err(Refused::SessionFinalized)
+        Err(SessionRefused::SessionFinalized)
     } else {
         Ok(())
     }
@@ -531,11 +538,11 @@ pub enum Exit {
 /// An exit at `exited_at` for a session that exited at `recorded` (if it
 /// did): the first exit is taken, the same one again is a retry, another
 /// time is refused.
-pub fn exit(recorded: Option<i64>, exited_at: i64) -> Result<Exit, Refused> {
+pub fn exit(recorded: Option<i64>, exited_at: i64) -> Result<Exit, SessionRefused> {
     match recorded {
         None => Ok(Exit::Leaves),
         Some(t) if t == exited_at => Ok(Exit::AlreadyRecorded),
-        Some(_) => Err(Refused::AlreadyExited),
+        Some(_) => Err(SessionRefused::AlreadyExited),
     }
 }
 
@@ -895,7 +902,7 @@ mod tests {
         assert_eq!(accepts_events(SessionStatus::Exited), Ok(()));
         assert_eq!(
             accepts_events(SessionStatus::Finalized),
-            Err(Refused::SessionFinalized)
+            Err(SessionRefused::SessionFinalized)
         );
     }
 
@@ -903,7 +910,7 @@ mod tests {
     fn the_first_exit_counts_a_repeat_is_a_retry_another_time_is_refused() {
         assert_eq!(exit(None, 5), Ok(Exit::Leaves));
         assert_eq!(exit(Some(5), 5), Ok(Exit::AlreadyRecorded));
-        assert_eq!(exit(Some(5), 6), Err(Refused::AlreadyExited));
+        assert_eq!(exit(Some(5), 6), Err(SessionRefused::AlreadyExited));
     }
 
     #[test]

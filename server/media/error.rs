@@ -12,8 +12,8 @@ use std::fmt;
 /// Why a media operation failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaError {
-    /// Stable machine code, one of [`MediaError::CODES`].
-    pub code: &'static str,
+    /// Stable machine code.
+    pub code: MediaCode,
     /// Explanation for a person.
     pub message: String,
     /// True when the input (or the caller's request about it) is at fault and
@@ -33,67 +33,102 @@ impl std::error::Error for MediaError {}
 pub type MediaResult<T> = Result<T, MediaError>;
 
 macro_rules! codes {
-    ($( $(#[$doc:meta])* $name:ident = $code:literal, client: $client:literal; )*) => {
+    ($( $(#[$doc:meta])* $variant:ident / $name:ident = $code:literal, client: $client:literal; )*) => {
+        /// The stable code of a media failure: a closed set, so whoever maps
+        /// it (the server's error registry) matches every one.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum MediaCode {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl MediaCode {
+            /// Every code.
+            pub const ALL: &'static [MediaCode] = &[$(MediaCode::$variant),*];
+
+            /// Its kebab-case spelling, as stored and answered.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(MediaCode::$variant => $code,)*
+                }
+            }
+
+            /// Whether the uploader is at fault (retrying cannot help).
+            pub fn client_fault(self) -> bool {
+                match self {
+                    $(MediaCode::$variant => $client,)*
+                }
+            }
+        }
+
         impl MediaError {
             $(
                 $(#[$doc])*
-                pub const $name: &'static str = $code;
+                pub const $name: MediaCode = MediaCode::$variant;
             )*
-
-            /// Every code, with whether it is the client's fault.
-            pub const CODES: &'static [(&'static str, bool)] = &[$(($code, $client)),*];
-
-            /// Builds the error for `code` (one of [`MediaError::CODES`]).
-            ///
-            /// # Panics
-            /// On an unknown code: codes are constants of this module.
-            pub fn new(code: &'static str, message: impl Into<String>) -> MediaError {
-                let client_fault = match code {
-                    $($code => $client,)*
-                    other => panic!("unknown media error code {other}"),
-                };
-                MediaError { code, message: message.into(), client_fault }
-            }
         }
     };
 }
 
+impl fmt::Display for MediaCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Lets a code be compared with its spelling (`err.code == "not-video"`).
+impl PartialEq<&str> for MediaCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl MediaError {
+    /// Builds the error for `code`; who is at fault follows from the code.
+    pub fn new(code: MediaCode, message: impl Into<String>) -> MediaError {
+        MediaError {
+            code,
+            message: message.into(),
+            client_fault: code.client_fault(),
+        }
+    }
+}
+
 codes! {
     /// The file has no bytes.
-    EMPTY_FILE = "empty-file", client: true;
+    EmptyFile / EMPTY_FILE = "empty-file", client: true;
     /// The bytes are not a video container we read (text, an image, a playlist…).
-    NOT_VIDEO = "not-video", client: true;
+    NotVideo / NOT_VIDEO = "not-video", client: true;
     /// The container is cut short: its index or frame data runs past the end.
-    TRUNCATED = "truncated", client: true;
+    Truncated / TRUNCATED = "truncated", client: true;
     /// A container without a video stream (audio only, subtitles only).
-    NO_VIDEO_STREAM = "no-video-stream", client: true;
+    NoVideoStream / NO_VIDEO_STREAM = "no-video-stream", client: true;
     /// A video codec outside the accepted list.
-    UNSUPPORTED_CODEC = "unsupported-codec", client: true;
+    UnsupportedCodec / UNSUPPORTED_CODEC = "unsupported-codec", client: true;
     /// Frames that fail to decode, or a stream whose frames contradict its header.
-    CORRUPT_VIDEO = "corrupt-video", client: true;
+    CorruptVideo / CORRUPT_VIDEO = "corrupt-video", client: true;
     /// Width, height or pixel count over the configured limits.
-    DIMENSIONS_TOO_LARGE = "dimensions-too-large", client: true;
+    DimensionsTooLarge / DIMENSIONS_TOO_LARGE = "dimensions-too-large", client: true;
     /// Duration over the configured limit.
-    DURATION_TOO_LONG = "duration-too-long", client: true;
+    DurationTooLong / DURATION_TOO_LONG = "duration-too-long", client: true;
     /// A cut window or instant that does not fall inside the clip.
-    INVALID_WINDOW = "invalid-window", client: true;
+    InvalidWindow / INVALID_WINDOW = "invalid-window", client: true;
     /// The operation ran past its time limit and was stopped.
-    TIMEOUT = "timeout", client: false;
+    Timeout / TIMEOUT = "timeout", client: false;
     /// The operation was cancelled before it finished.
-    CANCELLED = "cancelled", client: false;
+    Cancelled / CANCELLED = "cancelled", client: false;
     /// Options that no clip could satisfy (zero thumbnails, a zero-width tile).
-    INVALID_OPTIONS = "invalid-options", client: false;
+    InvalidOptions / INVALID_OPTIONS = "invalid-options", client: false;
     /// Reading the input or writing the output failed on our side.
-    IO_ERROR = "io-error", client: false;
+    IoError / IO_ERROR = "io-error", client: false;
     /// The encoder or muxer failed on a clip that decoded fine.
-    ENCODE_FAILED = "encode-failed", client: false;
+    EncodeFailed / ENCODE_FAILED = "encode-failed", client: false;
     /// A bug: a panic in media code or an FFmpeg state we did not expect.
-    INTERNAL = "internal", client: false;
+    Internal / INTERNAL = "internal", client: false;
 }
 
 impl MediaError {
     /// Wraps an FFmpeg error met while `doing` something, as `code`.
-    pub(crate) fn ffmpeg(code: &'static str, doing: &str, err: ffmpeg_next::Error) -> MediaError {
+    pub(crate) fn ffmpeg(code: MediaCode, doing: &str, err: ffmpeg_next::Error) -> MediaError {
         MediaError::new(code, format!("{doing}: {err}"))
     }
 
@@ -110,7 +145,7 @@ mod tests {
     #[test]
     fn every_code_is_kebab_case_and_unique() {
         let mut seen = std::collections::HashSet::new();
-        for (code, _) in MediaError::CODES {
+        for code in MediaCode::ALL.iter().map(|c| c.as_str()) {
             assert!(
                 code.chars().all(|c| c.is_ascii_lowercase() || c == '-'),
                 "{code}"

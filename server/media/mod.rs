@@ -3,7 +3,7 @@
 //! In-process FFmpeg 5.1 through `ffmpeg-next`. For each clip:
 //!
 //! - [`probe`] reads what it is ([`ProbeInfo`]) and refuses what we do not
-//!   take (see [`MediaError::CODES`]): the headers, then one pass over the
+//!   take (see [`MediaCode`]): the headers, then one pass over the
 //!   packets without decoding, against [`MediaLimits`];
 //! - [`make_browser_mp4`] writes an H.264 yuv420p MP4 with `moov` first,
 //!   optionally of a [`Window`] of the clip: remuxed when the source already
@@ -49,7 +49,7 @@ use std::path::{Path, PathBuf};
 
 pub use cancel::Cancel;
 pub use cut::{CutAccuracy, Window};
-pub use error::{MediaError, MediaResult};
+pub use error::{MediaCode, MediaError, MediaResult};
 pub use filmstrip::{filmstrip, Decode, Filmstrip, MAX_COLUMNS, MAX_TILES, MAX_TILE_WIDTH};
 pub use input::{ACCEPTED_CODECS, ACCEPTED_FORMATS};
 pub use limits::MediaLimits;

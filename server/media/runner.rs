@@ -113,17 +113,17 @@ impl MediaRunner {
         if let Some(observe) = &self.observer {
             observe(
                 operation,
-                outcome.as_ref().err().map(|e| e.code),
+                outcome.as_ref().err().map(|e| e.code.as_str()),
                 elapsed.as_secs_f64(),
             );
         }
         match &outcome {
             Ok(_) => tracing::debug!(operation, elapsed_ms, "media operation done"),
             Err(e) if e.client_fault => {
-                tracing::info!(operation, elapsed_ms, code = e.code, message = %e.message, "clip refused")
+                tracing::info!(operation, elapsed_ms, code = e.code.as_str(), message = %e.message, "clip refused")
             }
             Err(e) => {
-                tracing::warn!(operation, elapsed_ms, code = e.code, message = %e.message, "media operation failed")
+                tracing::warn!(operation, elapsed_ms, code = e.code.as_str(), message = %e.message, "media operation failed")
             }
         }
         outcome

@@ -12,6 +12,7 @@ use crate::domain::event::ValidEvent;
 use crate::domain::lifecycle::{self, EventStatus, RouteName, TaskStatus};
 use crate::domain::routing::{self, Route};
 use crate::error::{Code, Error, Result};
+use crate::review::receipts::session_refused;
 use crate::review::{locks, media};
 
 /// Inserts or updates products of a store's catalog, in one transaction.
@@ -219,7 +220,7 @@ async fn one(
         ));
     }
 
-    media::check_event_clips(tx, &store.id, &ev.clips).await?;
+    media::check_owned(tx, &store.id, &ev.clips).await?;
     let mut clip_ids = ev.clips.clone();
     for window in &ev.cameras {
         clip_ids.push(media::cut_window(tx, &store.id, window, now).await?);
@@ -228,15 +229,8 @@ async fn one(
     let Some(session) = batch.sessions.get(&ev.session_id) else {
         return Err(anyhow::anyhow!("session {} was not prepared", ev.session_id).into());
     };
-    if lifecycle::accepts_events(session.status).is_err() {
-        return Err(Error::new(
-            Code::SessionFinalized,
-            format!(
-                "the receipt of session {:?} is already final",
-                ev.session_id
-            ),
-        ));
-    }
+    lifecycle::accepts_events(session.status)
+        .map_err(|r| session_refused(r, &ev.session_id))?;
     let exited_at = session.exited_at;
 
     let confidences: Vec<f64> = ev.candidates.iter().map(|c| c.confidence).collect();

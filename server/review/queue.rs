@@ -148,11 +148,6 @@ fn refused(r: Refused, task_id: &str) -> Error {
             Code::CantTellNotAllowed,
             "a supervisor's resolution must give an action",
         ),
-        // Session refusals come from exit and ingest, never from a task
-        // transition (see `review::receipts` and `review::ingest`).
-        Refused::AlreadyExited | Refused::SessionFinalized => {
-            anyhow::anyhow!("task {task_id}: a session refusal where a task was expected").into()
-        }
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::db::stores::Store;
 use crate::db::{jobs, receipts, Db, Tx};
 use crate::domain::job::DeliverReceipt;
-use crate::domain::lifecycle::{self, Exit};
+use crate::domain::lifecycle::{self, Exit, SessionRefused};
 use crate::domain::receipt::{self, Receipt};
 use crate::error::{Code, Error, Result};
 use crate::review::locks;
@@ -23,12 +23,7 @@ pub async fn exit(
         .exited_at;
     match lifecycle::exit(recorded, exited_at) {
         Ok(Exit::AlreadyRecorded) => {}
-        Err(_) => {
-            return Err(Error::new(
-                Code::SessionAlreadyExited,
-                format!("session {session_id:?} already exited at another time"),
-            ))
-        }
+        Err(refusal) => return Err(session_refused(refusal, session_id)),
         Ok(Exit::Leaves) => {
             // The shopper is gone: the receipt deadline is now known exactly.
             let deadline = lifecycle::deadline_after_exit(&store.policy, exited_at);
@@ -40,6 +35,20 @@ pub async fn exit(
     tx.commit().await?;
     finalized.record();
     receipt.ok_or_else(|| anyhow::anyhow!("session vanished during exit").into())
+}
+
+/// The error answer for a refused change to session `session_id`.
+pub fn session_refused(r: SessionRefused, session_id: &str) -> Error {
+    match r {
+        SessionRefused::AlreadyExited => Error::new(
+            Code::SessionAlreadyExited,
+            format!("session {session_id:?} already exited at another time"),
+        ),
+        SessionRefused::SessionFinalized => Error::new(
+            Code::SessionFinalized,
+            format!("the receipt of session {session_id:?} is already final"),
+        ),
+    }
 }
 
 /// Whether a transaction finalized a receipt, to be recorded once it commits.
