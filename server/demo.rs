@@ -9,7 +9,6 @@ use rand::Rng;
 use serde_json::json;
 
 use crate::auth::{digest, generate_password, hash_password, Role};
-use crate::db::clips::{self, NewClip};
 use crate::db::products::{self, Product};
 use crate::db::stores::{self, Store};
 use crate::db::{events, new_id, receipts, users};
@@ -17,6 +16,7 @@ use crate::domain::event::{CandidateInput, EventInput};
 use crate::domain::lifecycle::TaskStatus;
 use crate::domain::time::format_rfc3339_ms;
 use crate::media::synth::{self, ShelfAction, ShelfCamera, ShelfScene};
+use crate::review::media::{store_clips, NewClip};
 use crate::AppState;
 
 /// Name of the demo store.
@@ -373,7 +373,7 @@ async fn film(
             path: &file.0,
         })
         .collect();
-    clips::store_clips(&state.db, &state.blobs, store_id, &new_clips, state.now())
+    store_clips(&state.db, &state.blobs, store_id, &new_clips, state.now())
         .await
         .map_err(|e| anyhow::anyhow!("storing the footage of {event_id}: {e:#}"))?;
     Ok(takes.into_iter().map(|(_, id, _)| id).collect())

@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use sqlx::Row;
 
-use super::{clips, new_id, products, Tx};
+use super::{new_id, products, Tx};
 use crate::db::products::Product;
 use crate::db::stores::Store;
 use crate::domain::event::ValidEvent;
@@ -142,10 +142,10 @@ pub async fn ingest(
         ));
     }
 
-    clips::check_owned(tx, &store.id, &ev.clips).await?;
+    crate::review::media::check_owned(tx, &store.id, &ev.clips).await?;
     let mut clip_ids = ev.clips.clone();
     for window in &ev.cameras {
-        clip_ids.push(clips::cut_window(tx, &store.id, window, now).await?);
+        clip_ids.push(crate::review::media::cut_window(tx, &store.id, window, now).await?);
     }
 
     let exited_at = match batch.sessions.get(&ev.session_id) {
@@ -254,8 +254,15 @@ pub async fn ingest(
     .execute(&mut **tx)
     .await?;
     // A task is claimable once its clips are processed (or have failed).
-    let posters =
-        clips::attach_to_task(tx, &store.id, &task_id, &clip_ids, ev.occurred_at, now).await?;
+    let posters = crate::review::media::attach_to_task(
+        tx,
+        &store.id,
+        &task_id,
+        &clip_ids,
+        ev.occurred_at,
+        now,
+    )
+    .await?;
     if lifecycle::new_task_status(&posters) == TaskStatus::Waiting {
         sqlx::query(&format!(
             "UPDATE review_tasks SET status = '{}' WHERE id = $1",

@@ -124,7 +124,7 @@ pub struct TaskView {
     /// The model's guesses, best first.
     pub candidates: Vec<CandidateView>,
     /// Video of the event, one clip per camera.
-    pub clips: Vec<clips::TaskClip>,
+    pub clips: Vec<crate::api::media::TaskClip>,
 }
 
 /// The answer to a claim.
@@ -300,6 +300,7 @@ pub async fn view(conn: &mut AnyConnection, task_id: &str) -> Result<TaskView> {
     let catalog = products::find(conn, &store_id, &skus).await?;
     let task_id: String = r.try_get("id")?;
     let clips = clips::for_task(conn, &task_id).await?;
+    let clips = clips.into_iter().map(Into::into).collect();
     Ok(TaskView {
         task_id,
         session_id: r.try_get("session_id")?,
