@@ -9,7 +9,6 @@ use rand::Rng;
 use serde_json::json;
 
 use crate::auth::{digest, generate_password, hash_password, Role};
-use crate::db::clips::{self, NewClip};
 use crate::db::products::Product;
 use crate::db::stores::{self, Store};
 use crate::db::tasks::TaskCard;
@@ -19,6 +18,7 @@ use crate::domain::lifecycle::TaskStatus;
 use crate::domain::time::format_rfc3339_ms;
 use crate::media::synth::{self, ShelfAction, ShelfCamera, ShelfScene};
 use crate::review::ingest::{self, Incoming};
+use crate::review::media::{store_clips, NewClip};
 use crate::review::queue::{self, Verdict};
 use crate::review::receipts;
 use crate::AppState;
@@ -371,7 +371,7 @@ async fn film(
             path: &file.0,
         })
         .collect();
-    clips::store_clips(&state.db, &state.blobs, store_id, &new_clips, state.now())
+    store_clips(&state.db, &state.blobs, store_id, &new_clips, state.now())
         .await
         .map_err(|e| anyhow::anyhow!("storing the footage of {event_id}: {e:#}"))?;
     Ok(takes.into_iter().map(|(_, id, _)| id).collect())
@@ -508,11 +508,7 @@ async fn crew_step(state: &AppState) -> anyhow::Result<()> {
 }
 
 /// What a crew member of the given accuracy answers.
-fn crew_answer(
-    rng: &mut impl Rng,
-    task: &TaskCard,
-    accuracy: f64,
-) -> Verdict {
+fn crew_answer(rng: &mut impl Rng, task: &TaskCard, accuracy: f64) -> Verdict {
     let pick = |sku: &str| Verdict {
         action: Some(if task.kind == "return" {
             crate::domain::Action::Return

@@ -10,7 +10,7 @@ use prometheus::{
     IntCounterVec, IntGaugeVec, Registry, TextEncoder,
 };
 
-use crate::domain::job::{DeliverReceipt, JobKind};
+use crate::domain::job::{DeliverReceipt, JobKind, JobStatus};
 
 /// All of Recount's metrics.
 pub struct Metrics {
@@ -152,8 +152,12 @@ pub fn job_attempt(kind: &str, result: &str, seconds: f64) {
         .job_seconds
         .with_label_values(&[kind, result])
         .observe(seconds);
-    if kind == DeliverReceipt::KIND && result != "done" {
-        let outcome = if result == "dead" { "dead" } else { "retry" };
+    if kind == DeliverReceipt::KIND && result != JobStatus::Done.as_str() {
+        let outcome = if result == JobStatus::Dead.as_str() {
+            "dead"
+        } else {
+            "retry"
+        };
         METRICS.webhook_failures.with_label_values(&[outcome]).inc();
     }
 }

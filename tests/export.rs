@@ -752,7 +752,7 @@ async fn the_training_switch_is_honoured(backend: Backend) {
         },
         ..ExportSpec::default()
     };
-    let refused = recount::db::export::check(&app.state.db, &only_b)
+    let refused = recount::review::exports::check(&app.state.db, &only_b)
         .await
         .unwrap_err();
     assert_eq!(refused.code(), "training-not-allowed");
@@ -992,6 +992,7 @@ async fn the_api_runs_an_export_in_the_background_with_range_able_files(backend:
 
 async fn a_run_that_was_taken_over_can_neither_report_nor_finish(backend: Backend) {
     use recount::db::export as exports;
+    use recount::review::exports as review;
     let f = fx(backend).await;
     let app = &f.app;
     let (s, created) = app
@@ -1005,14 +1006,14 @@ async fn a_run_that_was_taken_over_can_neither_report_nor_finish(backend: Backen
     let first = exports::start(db, id, now).await.unwrap().unwrap();
     let second = exports::start(db, id, now).await.unwrap().unwrap();
     assert_ne!(first.run_id, second.run_id);
-    assert!(exports::progress(db, id, &first.run_id, 1, 5, 1, 10)
+    assert!(review::progress(db, id, &first.run_id, 1, 5, 1, 10)
         .await
         .is_err());
     let stores = [f.a.clone()];
-    assert!(exports::finish(db, id, &first.run_id, &stores, &[], 0, now)
+    assert!(review::finish(db, id, &first.run_id, &stores, &[], 0, now)
         .await
         .is_err());
-    exports::progress(db, id, &second.run_id, 5, 5, 5, 10)
+    review::progress(db, id, &second.run_id, 5, 5, 5, 10)
         .await
         .unwrap();
     // Consent withdrawn at the last moment: not done, the store named.
@@ -1020,20 +1021,20 @@ async fn a_run_that_was_taken_over_can_neither_report_nor_finish(backend: Backen
         .await
         .unwrap();
     assert_eq!(
-        exports::finish(db, id, &second.run_id, &stores, &[], 5, now)
+        review::finish(db, id, &second.run_id, &stores, &[], 5, now)
             .await
             .unwrap(),
-        exports::Finish::Refused(vec![f.a.clone()])
+        review::Finish::Refused(vec![f.a.clone()])
     );
     assert_eq!(export_of(app, &f.sue, id).await["status"], "running");
     recount::db::stores::set_training_allowed(db, &f.a, true)
         .await
         .unwrap();
     assert_eq!(
-        exports::finish(db, id, &second.run_id, &stores, &[], 5, now)
+        review::finish(db, id, &second.run_id, &stores, &[], 5, now)
             .await
             .unwrap(),
-        exports::Finish::Done
+        review::Finish::Done
     );
     let done = export_of(app, &f.sue, id).await;
     assert_eq!(

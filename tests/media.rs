@@ -17,8 +17,8 @@ use ffmpeg_next as ff;
 use image::RgbImage;
 
 use recount::media::{
-    self, Cancel, CutAccuracy, Decode, MediaCode, MediaError, MediaLimits, MediaRunner, Method, ProbeInfo,
-    Window,
+    self, Cancel, CutAccuracy, Decode, MediaCode, MediaError, MediaLimits, MediaRunner, Method,
+    ProbeInfo, Window,
 };
 
 // ---------------------------------------------------------------- helpers

@@ -9,8 +9,9 @@ use tokio::io::AsyncWriteExt;
 
 use common::{code, event, files_under, fixture, run_media_jobs, Backend, TestApp};
 use recount::auth::Role;
-use recount::db::clips::{self, Swept};
+use recount::db::clips;
 use recount::db::new_id;
+use recount::review::media::{Swept, UPLOAD_GRACE_MS};
 
 const UNSURE: &[(&str, f64)] = &[("milk", 0.55), ("cola", 0.30)];
 
@@ -702,7 +703,7 @@ async fn interrupted_uploads_are_swept_and_accepted_ones_never_are(backend: Back
         .as_millis() as i64;
     let now = app.state.now();
     app.clock
-        .advance(wall.max(now) + clips::UPLOAD_GRACE_MS + 1_000 - now);
+        .advance(wall.max(now) + UPLOAD_GRACE_MS + 1_000 - now);
     let swept = recount::jobs::sweep_uploads(&app.state).await.unwrap();
     assert_eq!(swept, Swept { rows: 2, blobs: 2 });
     let mut kept = accepted.to_vec();

@@ -740,7 +740,8 @@ async fn a_training_export_is_started_from_the_dashboard_and_downloaded() {
             .await
             .unwrap()
             .unwrap()
-            .status,
+            .status
+            .as_str(),
         "done",
         "one click deletes nothing"
     );

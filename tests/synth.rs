@@ -15,10 +15,10 @@ use common::{
     assert_moov_before_mdat, code, decode_frames, files_under, run_media_jobs, Backend, TestApp,
 };
 use recount::auth::Role;
-use recount::db::clips::{self, NewClip};
 use recount::db::new_id;
 use recount::media::synth::{self, Rect, ShelfAction, ShelfCamera, ShelfScene};
 use recount::media::{self, Cancel, MediaError, MediaLimits};
+use recount::review::media::{store_clips, NewClip};
 
 // ---------------------------------------------------------------- helpers
 
@@ -384,7 +384,7 @@ async fn demo_events_come_with_two_cameras_of_ready_video() {
 }
 
 /// Stores two takes of one event as the demo does (`demo::film` hands them
-/// to `clips::store_clips`): the front camera's from `front`, the side
+/// to `review::media::store_clips`): the front camera's from `front`, the side
 /// camera's from `side`.
 async fn store_takes(
     app: &TestApp,
@@ -401,7 +401,7 @@ async fn store_takes(
     };
     let takes = [take(0, "cam-front", front), take(1, "cam-side", side)];
     let state = &app.state;
-    clips::store_clips(&state.db, &state.blobs, store_id, &takes, state.now()).await
+    store_clips(&state.db, &state.blobs, store_id, &takes, state.now()).await
 }
 
 /// The demo stores both cameras' clips of an event, or neither: a take that

@@ -9,13 +9,117 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::queue::ListQuery;
-use crate::db::export::{self as exports, Export};
+use crate::db::export::{self as exports, ExportRow, WrittenFile};
 use crate::db::stores;
 use crate::domain::export::ExportSpec;
+use crate::domain::time::format_rfc3339_ms;
 use crate::error::{Code, Error, Result};
 use crate::http::error::ErrorBody;
 use crate::http::extract::{AdminCaller, Json, Path, Query, SupervisorCaller};
+use crate::review::exports::{self as review, Deleted};
 use crate::AppState;
+
+/// An export job as clients see it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Export {
+    /// Export id.
+    pub export_id: String,
+    /// `queued`, `running`, `done`, `failed` or `deleted`.
+    pub status: String,
+    /// What was asked.
+    pub spec: ExportSpec,
+    /// Who asked (user id).
+    pub created_by: String,
+    /// When, RFC 3339.
+    pub created_at: String,
+    /// Only events resolved at or before this time are in it, RFC 3339.
+    pub as_of: String,
+    /// When the current (or last) run started.
+    pub started_at: Option<String>,
+    /// When it finished.
+    pub finished_at: Option<String>,
+    /// Events looked at so far.
+    pub progress: u64,
+    /// Events the database side of the filter keeps (the progress's end).
+    pub total: Option<u64>,
+    /// Samples written.
+    pub samples: u64,
+    /// Bytes written (all files).
+    pub bytes: u64,
+    /// Why it failed, as a stable code: `training-not-allowed` (a store it
+    /// reads withdrew its consent) or `export-failed` (anything else, after
+    /// retries).
+    pub error_code: Option<String>,
+    /// Why it failed, for people.
+    pub error: Option<String>,
+    /// Who deleted it (user id), when deleted.
+    pub deleted_by: Option<String>,
+    /// When it was deleted, RFC 3339.
+    pub deleted_at: Option<String>,
+    /// Its files, once done (none once deleted).
+    pub files: Vec<ExportFile>,
+}
+
+/// A file of a finished export.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ExportFile {
+    /// File name (`manifest.jsonl`, `dataset-card.md`, `train-000000.tar`).
+    pub name: String,
+    /// Size.
+    pub bytes: u64,
+    /// SHA-256, hex.
+    pub sha256: String,
+    /// Samples in it (shards and the manifest).
+    pub samples: u64,
+    /// Where to download it (byte ranges supported).
+    pub url: String,
+}
+
+impl ExportFile {
+    fn new(export_id: &str, f: WrittenFile) -> ExportFile {
+        ExportFile {
+            url: format!("/api/v1/exports/{export_id}/files/{}", f.name),
+            name: f.name,
+            bytes: f.bytes,
+            sha256: f.sha256,
+            samples: f.samples,
+        }
+    }
+}
+
+impl From<ExportRow> for Export {
+    fn from(r: ExportRow) -> Export {
+        let files = r
+            .files
+            .into_iter()
+            .map(|f| ExportFile::new(&r.export_id, f))
+            .collect();
+        Export {
+            export_id: r.export_id,
+            status: r.status.as_str().into(),
+            spec: r.spec,
+            created_by: r.created_by,
+            created_at: format_rfc3339_ms(r.created_at),
+            as_of: format_rfc3339_ms(r.as_of),
+            started_at: r.started_at.map(format_rfc3339_ms),
+            finished_at: r.finished_at.map(format_rfc3339_ms),
+            progress: r.progress,
+            total: r.total,
+            samples: r.samples,
+            bytes: r.bytes,
+            error_code: r.error_code,
+            error: r.error,
+            deleted_by: r.deleted_by,
+            deleted_at: r.deleted_at.map(format_rfc3339_ms),
+            files,
+        }
+    }
+}
+
+/// The export of this id as clients see it, if there is one.
+async fn export_of(state: &AppState, id: &str) -> Result<Option<Export>> {
+    Ok(exports::get(&state.db, id).await?.map(Export::from))
+}
 
 /// Starts an export of resolved events as a background job (supervisors).
 /// Only events resolved by now are in it, however long it takes.
@@ -30,9 +134,9 @@ pub async fn create(
     SupervisorCaller(user): SupervisorCaller,
     Json(spec): Json<ExportSpec>,
 ) -> Result<Response> {
-    exports::check(&state.db, &spec).await?;
-    let id = exports::create(&state.db, &spec, &user.id, state.now()).await?;
-    let export = exports::get(&state.db, &id)
+    review::check(&state.db, &spec).await?;
+    let id = review::create(&state.db, &spec, &user.id, state.now()).await?;
+    let export = export_of(&state, &id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("export {id} vanished after it was created"))?;
     let mut resp = (StatusCode::ACCEPTED, axum::Json(export)).into_response();
@@ -53,7 +157,8 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<axum::Json<Vec<Export>>> {
     let limit = q.limit.unwrap_or(20).clamp(1, 200);
-    Ok(axum::Json(exports::list(&state.db, limit).await?))
+    let rows = exports::list(&state.db, limit).await?;
+    Ok(axum::Json(rows.into_iter().map(Export::from).collect()))
 }
 
 /// An export's status, progress and, once done, its files (supervisors).
@@ -69,7 +174,7 @@ pub async fn get(
     Path(export_id): Path<String>,
 ) -> Result<axum::Json<Export>> {
     Ok(axum::Json(
-        exports::get(&state.db, &export_id)
+        export_of(&state, &export_id)
             .await?
             .ok_or_else(|| unknown(&export_id))?,
     ))
@@ -90,17 +195,17 @@ pub async fn delete(
     SupervisorCaller(user): SupervisorCaller,
     Path(export_id): Path<String>,
 ) -> Result<axum::Json<Export>> {
-    match exports::delete(&state.db, &export_id, &user.id, state.now()).await? {
-        exports::Deleted::Unknown => return Err(unknown(&export_id)),
-        exports::Deleted::Now => {
+    match review::delete(&state.db, &export_id, &user.id, state.now()).await? {
+        Deleted::Unknown => return Err(unknown(&export_id)),
+        Deleted::Now => {
             tracing::info!(export = %export_id, by = %user.id, "export deleted");
         }
-        exports::Deleted::Already => {}
+        Deleted::Already => {}
     }
     // Also on a repeat: a removal that failed halfway is finished now.
     crate::jobs::export::remove_files(&state, &export_id).await;
     Ok(axum::Json(
-        exports::get(&state.db, &export_id)
+        export_of(&state, &export_id)
             .await?
             .ok_or_else(|| unknown(&export_id))?,
     ))

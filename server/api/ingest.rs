@@ -202,7 +202,11 @@ pub async fn post_events(
     }
     let hashes = inputs
         .iter()
-        .map(|input| Ok(digest(&serde_json::to_string(input).map_err(anyhow::Error::from)?)))
+        .map(|input| {
+            Ok(digest(
+                &serde_json::to_string(input).map_err(anyhow::Error::from)?,
+            ))
+        })
         .collect::<Result<Vec<String>>>()?;
     let incoming: Vec<Incoming> = valid
         .iter()
@@ -212,12 +216,18 @@ pub async fn post_events(
             request_hash,
         })
         .collect();
-    let outcomes = ingest::ingest(&state.db, &store, &incoming, state.now(), rand::random::<f64>)
-        .await
-        .map_err(|r| match r.index {
-            Some(i) if batch => at_index(r.error, i),
-            _ => r.error,
-        })?;
+    let outcomes = ingest::ingest(
+        &state.db,
+        &store,
+        &incoming,
+        state.now(),
+        rand::random::<f64>,
+    )
+    .await
+    .map_err(|r| match r.index {
+        Some(i) if batch => at_index(r.error, i),
+        _ => r.error,
+    })?;
     let mut outcomes: Vec<IngestOutcome> = outcomes.into_iter().map(Into::into).collect();
     Ok(if batch {
         axum::Json(outcomes).into_response()
@@ -274,7 +284,9 @@ pub async fn exit_session(
             ),
         )
     })?;
-    let receipt = crate::review::receipts::exit(&state.db, &store, &session_id, exited_at, state.now()).await?;
+    let receipt =
+        crate::review::receipts::exit(&state.db, &store, &session_id, exited_at, state.now())
+            .await?;
     Ok(axum::Json(receipt))
 }
 

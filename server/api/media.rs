@@ -15,14 +15,123 @@ use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use utoipa::ToSchema;
 
-use crate::db::clips::{self, ClipRow, ClipStatus, NewClip, NewFootage};
+use crate::db::clips::{self, ClipFailure, ClipRow, TaskClipRow};
 use crate::db::new_id;
 use crate::domain::event::check_id;
 use crate::domain::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use crate::error::{Code, Error, Result};
 use crate::http::error::ErrorBody;
 use crate::http::extract::{Caller, Path, StoreCaller};
+use crate::review::media::{self as review, NewClip, NewFootage};
 use crate::AppState;
+
+/// A clip's state as stores and labelers see it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, ToSchema)]
+pub struct ClipStatus {
+    /// Clip id.
+    pub clip_id: String,
+    /// The camera that recorded it.
+    pub camera_id: String,
+    /// `processing`, `ready` or `failed`.
+    pub status: String,
+    /// Why processing failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ClipError>,
+    /// Length of the processed clip.
+    pub duration_ms: Option<i64>,
+    /// Displayed width.
+    pub width: Option<i64>,
+    /// Displayed height.
+    pub height: Option<i64>,
+    /// Wall-clock time of the first frame (RFC 3339), when the store sent it.
+    pub started_at: Option<String>,
+}
+
+impl From<&ClipRow> for ClipStatus {
+    fn from(row: &ClipRow) -> ClipStatus {
+        ClipStatus {
+            clip_id: row.id.clone(),
+            camera_id: row.camera_id.clone(),
+            status: row.status.clone(),
+            error: row.failure().map(ClipError::from),
+            duration_ms: row.duration_ms,
+            width: row.width,
+            height: row.height,
+            started_at: row.started_at.map(format_rfc3339_ms),
+        }
+    }
+}
+
+/// A stored processing error.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, ToSchema)]
+pub struct ClipError {
+    /// Stable code, e.g. `corrupt-video`.
+    pub code: String,
+    /// Explanation.
+    pub message: String,
+}
+
+impl From<ClipFailure> for ClipError {
+    fn from(f: ClipFailure) -> ClipError {
+        ClipError {
+            code: f.code,
+            message: f.message,
+        }
+    }
+}
+
+/// One clip of a task as the console needs it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, ToSchema)]
+pub struct TaskClip {
+    /// Clip id.
+    pub clip_id: String,
+    /// The camera.
+    pub camera_id: String,
+    /// `ready` or `failed` (`processing` only while the task waits).
+    pub status: String,
+    /// Why the clip cannot be shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ClipError>,
+    /// The browser MP4 (byte ranges supported).
+    pub video_url: Option<String>,
+    /// The frame at the event instant.
+    pub poster_url: Option<String>,
+    /// The filmstrip sprite.
+    pub filmstrip_url: Option<String>,
+    /// Layout and times of the filmstrip tiles.
+    #[schema(value_type = Option<Object>)]
+    pub filmstrip: Option<serde_json::Value>,
+    /// Where the event happens in the clip.
+    pub event_offset_ms: Option<i64>,
+    /// Length of the clip.
+    pub duration_ms: Option<i64>,
+    /// Width.
+    pub width: Option<i64>,
+    /// Height.
+    pub height: Option<i64>,
+    /// Frames per second, for stepping frame by frame.
+    pub frame_rate: Option<f64>,
+}
+
+impl From<TaskClipRow> for TaskClip {
+    fn from(r: TaskClipRow) -> TaskClip {
+        TaskClip {
+            clip_id: r.clip_id,
+            camera_id: r.camera_id,
+            status: r.status,
+            error: r.error.map(ClipError::from),
+            video_url: r.video_url,
+            poster_url: r.poster_url,
+            filmstrip_url: r.filmstrip_url,
+            filmstrip: r.filmstrip,
+            event_offset_ms: r.event_offset_ms,
+            duration_ms: r.duration_ms,
+            width: r.width,
+            height: r.height,
+            frame_rate: r.frame_rate,
+        }
+    }
+}
 
 /// Deletes a temporary file when the request ends, however it ends.
 struct TempFile(PathBuf);
@@ -68,12 +177,12 @@ pub async fn upload_clip(
         started_at: upload.started_at,
         path: &upload.temp.0,
     };
-    clips::store_clips(&state.db, &state.blobs, &store.id, &[clip], state.now()).await?;
+    review::store_clips(&state.db, &state.blobs, &store.id, &[clip], state.now()).await?;
     let mut conn = state.db.reader().acquire().await?;
     let row = clips::get(&mut conn, &upload.id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("clip {} vanished after upload", upload.id))?;
-    Ok((StatusCode::ACCEPTED, axum::Json(row.status())).into_response())
+    Ok((StatusCode::ACCEPTED, axum::Json(ClipStatus::from(&row))).into_response())
 }
 
 /// Uploads a continuous recording of one camera; events then name windows
@@ -106,7 +215,7 @@ pub async fn upload_footage(
         ended_at,
         path: &upload.temp.0,
     };
-    clips::store_footage(&state.db, &state.blobs, &store.id, &recording, state.now()).await?;
+    review::store_footage(&state.db, &state.blobs, &store.id, &recording, state.now()).await?;
     let footage = Footage {
         footage_id: upload.id.clone(),
         camera_id: upload.camera_id.clone(),
@@ -363,7 +472,7 @@ pub async fn clip_status(
     Path(clip_id): Path<String>,
 ) -> Result<axum::Json<ClipStatus>> {
     let clip = authorize(&state, &caller, &clip_id, Scope::Clip).await?;
-    Ok(axum::Json(clip.status()))
+    Ok(axum::Json(ClipStatus::from(&clip)))
 }
 
 /// The browser-playable MP4 of a clip (byte ranges supported).

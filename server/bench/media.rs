@@ -29,6 +29,7 @@ use crate::db::{new_id, stores, Backend};
 use crate::media::{
     self, Cancel, CutAccuracy, Decode, MediaLimits, Method, Window, X264_CRF, X264_PRESET,
 };
+use crate::review::media as review;
 
 /// Most our keyframe cut may take, as a share of the CLI's stream copy.
 const TARGET_CUT_RATIO: f64 = 0.5;
@@ -917,7 +918,7 @@ async fn range_phase(
     let clip_id = new_id();
     let video_key = clips::blob_key(&created.store.id, &clip_id, "video.mp4");
     let size = state.blobs.put_file(&video_key, &inputs.served).await?;
-    clips::create(
+    review::create(
         &db,
         &clip_id,
         &created.store.id,
@@ -928,7 +929,7 @@ async fn range_phase(
     )
     .await?;
     let info = media::probe(&inputs.served, &crate::media_limits(config), &Cancel::new())?;
-    clips::settle(
+    review::settle(
         &db,
         &clip_id,
         Ok(Processed {

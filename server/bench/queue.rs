@@ -14,10 +14,10 @@ use super::seed::{self, Labeler};
 use super::server::{self, Server};
 use super::{backend_name, QueueArgs};
 use crate::config::Config;
-use crate::review::queue::{self, Verdict};
 use crate::db::users::User;
 use crate::db::{Backend, Db};
 use crate::domain::Action;
+use crate::review::queue::{self, Verdict};
 use crate::AppState;
 
 /// Claim p99 the queue is meant to stay under, in milliseconds.

@@ -1,47 +1,24 @@
 //! Clips: uploaded video, its processing state and artifacts, and the clips
 //! each review task shows.
+//!
+//! Row I/O only: the upload protocol (blobs first, then rows and jobs), the
+//! refusals of unknown clips and the jobs a change queues are
+//! [`crate::review::media`]'s.
 
-use std::path::Path;
+use std::collections::HashSet;
 
-use futures::StreamExt;
-use serde::Serialize;
 use sqlx::{AnyConnection, Row};
-use utoipa::ToSchema;
 
-use super::{jobs, new_id, placeholders, Db, Tx};
-use crate::domain::job::{MakePosters, ProcessClip};
+use super::{new_id, placeholders, Db, Result, Tx};
+use crate::domain::event::CameraWindow;
 use crate::domain::lifecycle::{
     self, ClipStatus as ClipState, FootageStatus, PosterStatus, TaskStatus,
 };
 use crate::domain::time::format_rfc3339_ms;
-use crate::error::{Code, Error, Result};
-use crate::storage::Blobs;
-
-/// A clip's state as stores and labelers see it.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct ClipStatus {
-    /// Clip id.
-    pub clip_id: String,
-    /// The camera that recorded it.
-    pub camera_id: String,
-    /// `processing`, `ready` or `failed`.
-    pub status: String,
-    /// Why processing failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<ClipError>,
-    /// Length of the processed clip.
-    pub duration_ms: Option<i64>,
-    /// Displayed width.
-    pub width: Option<i64>,
-    /// Displayed height.
-    pub height: Option<i64>,
-    /// Wall-clock time of the first frame (RFC 3339), when the store sent it.
-    pub started_at: Option<String>,
-}
 
 /// A stored processing error.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct ClipError {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClipFailure {
     /// Stable code, e.g. `corrupt-video`.
     pub code: String,
     /// Explanation.
@@ -117,21 +94,12 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<ClipRow, sqlx::Error> {
 }
 
 impl ClipRow {
-    /// The public view.
-    pub fn status(&self) -> ClipStatus {
-        ClipStatus {
-            clip_id: self.id.clone(),
-            camera_id: self.camera_id.clone(),
-            status: self.status.clone(),
-            error: self.error_code.as_ref().map(|code| ClipError {
-                code: code.clone(),
-                message: self.error_message.clone().unwrap_or_default(),
-            }),
-            duration_ms: self.duration_ms,
-            width: self.width,
-            height: self.height,
-            started_at: self.started_at.map(format_rfc3339_ms),
-        }
+    /// The stored processing error, if processing failed.
+    pub fn failure(&self) -> Option<ClipFailure> {
+        self.error_code.as_ref().map(|code| ClipFailure {
+            code: code.clone(),
+            message: self.error_message.clone().unwrap_or_default(),
+        })
     }
 }
 
@@ -145,11 +113,9 @@ pub fn footage_key(store_id: &str, footage_id: &str) -> String {
     format!("footage/{store_id}/{footage_id}/source")
 }
 
-/// Records a clip whose source blob is already stored and queues its
-/// processing. Uploads go through [`store_clips`] instead, which never
-/// leaves a blob without its row.
-pub async fn create(
-    db: &Db,
+/// Records a clip whose source blob is already stored, `processing`.
+pub async fn insert(
+    tx: &mut Tx,
     clip_id: &str,
     store_id: &str,
     camera_id: &str,
@@ -157,7 +123,6 @@ pub async fn create(
     size_bytes: i64,
     now: i64,
 ) -> Result<()> {
-    let mut tx = db.begin().await?;
     sqlx::query(&format!(
         "INSERT INTO clips (id, store_id, camera_id, status, started_at, source_key, size_bytes, \
          created_at, updated_at) VALUES ($1, $2, $3, '{}', $4, $5, $6, $7, $7)",
@@ -170,62 +135,28 @@ pub async fn create(
     .bind(blob_key(store_id, clip_id, "source"))
     .bind(size_bytes)
     .bind(now)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    let job = ProcessClip {
-        clip_id: clip_id.to_string(),
-    };
-    jobs::enqueue(&mut tx, &job, now, now).await?;
-    tx.commit().await?;
     Ok(())
-}
-
-/// How long an upload may take to store its blob. A row still `uploading`
-/// after that, and a blob older than that without a row, are left over
-/// from a crash: [`sweep_uploads`] removes them.
-pub const UPLOAD_GRACE_MS: i64 = 15 * 60 * 1000;
-
-/// A probed file to store as the source of a new clip.
-#[derive(Debug, Clone, Copy)]
-pub struct NewClip<'a> {
-    /// Clip id.
-    pub id: &'a str,
-    /// The camera.
-    pub camera_id: &'a str,
-    /// First frame's wall-clock time, epoch ms.
-    pub started_at: Option<i64>,
-    /// The local file.
-    pub path: &'a Path,
-}
-
-/// A probed file to store as a recording of one camera.
-#[derive(Debug, Clone, Copy)]
-pub struct NewFootage<'a> {
-    /// Footage id.
-    pub id: &'a str,
-    /// The camera.
-    pub camera_id: &'a str,
-    /// First frame, epoch ms.
-    pub started_at: i64,
-    /// End of the last frame, epoch ms.
-    pub ended_at: i64,
-    /// The local file.
-    pub path: &'a Path,
 }
 
 /// The two tables whose rows own an uploaded source blob; each is also the
 /// first segment of its blob keys (`clips/<store>/<id>/…`,
 /// `footage/<store>/<id>/source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Owner {
+pub enum Owner {
+    /// `clips`.
     Clip,
+    /// `footage`.
     Footage,
 }
 
 impl Owner {
-    const ALL: [Owner; 2] = [Owner::Clip, Owner::Footage];
+    /// Both owners.
+    pub const ALL: [Owner; 2] = [Owner::Clip, Owner::Footage];
 
-    fn table(self) -> &'static str {
+    /// The table, and the first segment of its blob keys.
+    pub fn table(self) -> &'static str {
         match self {
             Owner::Clip => "clips",
             Owner::Footage => "footage",
@@ -241,291 +172,180 @@ impl Owner {
     }
 }
 
-/// A row recorded as `uploading` and the blob it will own.
-struct Reserved<'a> {
-    id: &'a str,
-    key: String,
-    path: &'a Path,
-}
-
-/// Stores probed files as new clips, all or none, in an order no crash can
-/// break: the rows are recorded as `uploading` first, then the blobs are
-/// written under keys derived from them, then one transaction makes every
-/// clip `processing` and queues its processing. A failure removes what was
-/// stored; a crash leaves `uploading` rows that [`sweep_uploads`] removes
-/// with their blobs. Once this returns `Ok`, every clip is accepted.
-pub async fn store_clips(
-    db: &Db,
-    blobs: &Blobs,
+/// Records a clip as `uploading`, its source blob to be written under `key`.
+pub async fn insert_uploading(
+    tx: &mut Tx,
+    clip_id: &str,
     store_id: &str,
-    clips: &[NewClip<'_>],
+    camera_id: &str,
+    started_at: Option<i64>,
+    key: &str,
     now: i64,
 ) -> Result<()> {
-    let reserved: Vec<Reserved> = clips
-        .iter()
-        .map(|c| Reserved {
-            id: c.id,
-            key: blob_key(store_id, c.id, "source"),
-            path: c.path,
-        })
-        .collect();
-    let mut tx = db.begin().await?;
-    for (c, r) in clips.iter().zip(&reserved) {
-        sqlx::query(&format!(
-            "INSERT INTO clips (id, store_id, camera_id, status, started_at, source_key, \
-             created_at, updated_at) VALUES ($1, $2, $3, '{}', $4, $5, $6, $6)",
-            ClipState::Uploading
-        ))
-        .bind(c.id)
-        .bind(store_id)
-        .bind(c.camera_id)
-        .bind(c.started_at)
-        .bind(&r.key)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    store_reserved(db, blobs, Owner::Clip, &reserved, now).await
+    sqlx::query(&format!(
+        "INSERT INTO clips (id, store_id, camera_id, status, started_at, source_key, \
+         created_at, updated_at) VALUES ($1, $2, $3, '{}', $4, $5, $6, $6)",
+        ClipState::Uploading
+    ))
+    .bind(clip_id)
+    .bind(store_id)
+    .bind(camera_id)
+    .bind(started_at)
+    .bind(key)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
-/// Stores a probed recording the way [`store_clips`] stores clips: the row
-/// as `uploading`, the blob, then the row `ready`, when events may cut it.
-pub async fn store_footage(
+/// Records a recording as `uploading`, its source blob to be written under
+/// `key`.
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_footage_uploading(
     db: &Db,
-    blobs: &Blobs,
+    footage_id: &str,
     store_id: &str,
-    footage: &NewFootage<'_>,
+    camera_id: &str,
+    started_at: i64,
+    ended_at: i64,
+    key: &str,
     now: i64,
 ) -> Result<()> {
-    let key = footage_key(store_id, footage.id);
     sqlx::query(&format!(
         "INSERT INTO footage (id, store_id, camera_id, started_at, ended_at, size_bytes, \
          source_key, created_at, status) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, '{}')",
         FootageStatus::Uploading
     ))
-    .bind(footage.id)
+    .bind(footage_id)
     .bind(store_id)
-    .bind(footage.camera_id)
-    .bind(footage.started_at)
-    .bind(footage.ended_at)
-    .bind(&key)
+    .bind(camera_id)
+    .bind(started_at)
+    .bind(ended_at)
+    .bind(key)
     .bind(now)
     .execute(db.writer())
     .await?;
-    let reserved = [Reserved {
-        id: footage.id,
-        key,
-        path: footage.path,
-    }];
-    store_reserved(db, blobs, Owner::Footage, &reserved, now).await
-}
-
-/// Writes the blobs of reserved rows and commits the rows; on any failure
-/// removes them all and fails.
-async fn store_reserved(
-    db: &Db,
-    blobs: &Blobs,
-    owner: Owner,
-    reserved: &[Reserved<'_>],
-    now: i64,
-) -> Result<()> {
-    let mut sizes = Vec::with_capacity(reserved.len());
-    for r in reserved {
-        match blobs.put_file(&r.key, r.path).await {
-            Ok(size) => sizes.push(size),
-            Err(e) => {
-                abandon(db, blobs, owner, reserved).await;
-                return Err(e.into());
-            }
-        }
-    }
-    if let Err(e) = commit(db, owner, reserved, &sizes, now).await {
-        abandon(db, blobs, owner, reserved).await;
-        return Err(e);
-    }
     Ok(())
 }
 
-/// Makes reserved rows usable, in one transaction: a clip `processing` with
-/// its job queued, a recording `ready`. Fails when a row is no longer
-/// `uploading` (the sweep took it for abandoned): the upload is then refused,
-/// never half accepted.
-async fn commit(
-    db: &Db,
+/// Makes an `uploading` row usable, its blob of `size` bytes stored: a clip
+/// `processing`, a recording `ready`. False when the row is no longer
+/// `uploading` (the sweep took it for abandoned).
+pub async fn commit_upload(
+    tx: &mut Tx,
     owner: Owner,
-    reserved: &[Reserved<'_>],
-    sizes: &[u64],
+    id: &str,
+    size: u64,
     now: i64,
-) -> Result<()> {
-    let mut tx = db.begin().await?;
-    let clip_sql = format!(
-        "UPDATE clips SET status = '{}', size_bytes = $1, updated_at = $2 \
-         WHERE id = $3 AND status = '{}'",
-        ClipState::Processing,
-        ClipState::Uploading
-    );
-    let footage_sql = format!(
-        "UPDATE footage SET status = '{}', size_bytes = $1 WHERE id = $2 AND status = '{}'",
-        FootageStatus::Ready,
-        FootageStatus::Uploading
-    );
-    for (r, size) in reserved.iter().zip(sizes) {
-        let updated = match owner {
-            Owner::Clip => sqlx::query(&clip_sql)
-                .bind(*size as i64)
-                .bind(now)
-                .bind(r.id),
-            Owner::Footage => sqlx::query(&footage_sql).bind(*size as i64).bind(r.id),
-        }
-        .execute(&mut *tx)
+) -> Result<bool> {
+    let updated = match owner {
+        Owner::Clip => sqlx::query(&format!(
+            "UPDATE clips SET status = '{}', size_bytes = $1, updated_at = $2 \
+             WHERE id = $3 AND status = '{}'",
+            ClipState::Processing,
+            ClipState::Uploading
+        ))
+        .bind(size as i64)
+        .bind(now)
+        .bind(id)
+        .execute(&mut **tx)
         .await?
-        .rows_affected();
-        if updated != 1 {
-            return Err(anyhow::anyhow!(
-                "the upload of {} {} was swept as abandoned before it was stored",
-                owner.table(),
-                r.id
-            )
-            .into());
-        }
-        if owner == Owner::Clip {
-            let job = ProcessClip {
-                clip_id: r.id.to_string(),
-            };
-            jobs::enqueue(&mut tx, &job, now, now).await?;
-        }
-    }
-    tx.commit().await?;
-    Ok(())
+        .rows_affected(),
+        Owner::Footage => sqlx::query(&format!(
+            "UPDATE footage SET status = '{}', size_bytes = $1 WHERE id = $2 AND status = '{}'",
+            FootageStatus::Ready,
+            FootageStatus::Uploading
+        ))
+        .bind(size as i64)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected(),
+    };
+    Ok(updated == 1)
 }
 
-/// Removes reserved uploads that will not be committed. What cannot be
-/// removed now is left to [`sweep_uploads`].
-async fn abandon(db: &Db, blobs: &Blobs, owner: Owner, reserved: &[Reserved<'_>]) {
-    for r in reserved {
-        if let Err(e) = remove_upload(db, blobs, owner, r.id, &r.key).await {
-            tracing::warn!(id = r.id, error = %format!("{e:#}"),
-                "could not remove an abandoned upload; the startup sweep will");
-        }
-    }
-}
-
-/// Deletes an upload's row if it is still `uploading`, then its blob if no
-/// row is left: a row committed meanwhile keeps its blob. True when the
-/// row was removed here.
-async fn remove_upload(db: &Db, blobs: &Blobs, owner: Owner, id: &str, key: &str) -> Result<bool> {
-    let table = owner.table();
+/// Deletes an upload's row if it is still `uploading`; true when it did.
+pub async fn delete_uploading(db: &Db, owner: Owner, id: &str) -> Result<bool> {
     let removed = sqlx::query(&format!(
-        "DELETE FROM {table} WHERE id = $1 AND status = '{}'",
+        "DELETE FROM {} WHERE id = $1 AND status = '{}'",
+        owner.table(),
         owner.uploading()
     ))
     .bind(id)
     .execute(db.writer())
     .await?
     .rows_affected();
-    let left: Option<String> = sqlx::query_scalar(&format!("SELECT id FROM {table} WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(db.writer())
-        .await?;
-    if left.is_none() && !key.is_empty() {
-        blobs.delete(key).await?;
-    }
     Ok(removed == 1)
 }
 
-/// What [`sweep_uploads`] removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Swept {
-    /// Rows left `uploading` (with their blobs).
-    pub rows: u64,
-    /// Blobs that no row owns.
-    pub blobs: u64,
+/// Whether a row of `owner` with this id exists, in any state. Read on the
+/// writer, so a commit just made is seen.
+pub async fn exists(db: &Db, owner: Owner, id: &str) -> Result<bool> {
+    let left: Option<String> =
+        sqlx::query_scalar(&format!("SELECT id FROM {} WHERE id = $1", owner.table()))
+            .bind(id)
+            .fetch_optional(db.writer())
+            .await?;
+    Ok(left.is_some())
 }
 
-/// Removes what crashed uploads left behind, for clips and recordings
-/// alike: rows still `uploading` that were recorded before `stale_before`
-/// (with their blobs), and source or artifact blobs whose clip or recording
-/// has no row, last written before `stale_before`. Rows and blobs younger
-/// than that may belong to an upload in progress, here or on another
-/// instance, and are left alone. Anything accepted has its row out of
-/// `uploading`, so it is never touched.
-pub async fn sweep_uploads(db: &Db, blobs: &Blobs, stale_before: i64) -> Result<Swept> {
-    let mut swept = Swept::default();
-    for owner in Owner::ALL {
-        let table = owner.table();
-        let stuck = sqlx::query(&format!(
-            "SELECT id, source_key FROM {table} WHERE status = '{}' AND created_at < $1",
-            owner.uploading()
-        ))
-        .bind(stale_before)
-        .fetch_all(db.reader())
-        .await?;
-        for row in stuck {
-            let id: String = row.try_get("id")?;
-            let key: Option<String> = row.try_get("source_key")?;
-            let key = key.unwrap_or_default();
-            if remove_upload(db, blobs, owner, &id, &key).await? {
-                swept.rows += 1;
-            }
-        }
-        // Blobs by the id their key names: `<table>/<store>/<id>/<name>`.
-        let mut listed = blobs.list(table);
-        let mut batch: Vec<(String, String)> = Vec::new();
-        while let Some((key, modified)) = listed.next().await.transpose()? {
-            let id = key.split('/').nth(2).unwrap_or_default().to_string();
-            if modified < stale_before && !id.is_empty() {
-                batch.push((id, key));
-            }
-            if batch.len() >= 500 {
-                swept.blobs += delete_unowned(db, blobs, owner, &batch).await?;
-                batch.clear();
-            }
-        }
-        if !batch.is_empty() {
-            swept.blobs += delete_unowned(db, blobs, owner, &batch).await?;
-        }
-    }
-    Ok(swept)
-}
-
-/// Deletes the blobs of `(id, key)` pairs whose id has no row.
-async fn delete_unowned(
+/// Rows still `uploading` that were recorded before `stale_before`, with
+/// their source keys (empty when none was recorded).
+pub async fn stale_uploads(
     db: &Db,
-    blobs: &Blobs,
     owner: Owner,
-    batch: &[(String, String)],
-) -> Result<u64> {
+    stale_before: i64,
+) -> Result<Vec<(String, String)>> {
+    let stuck = sqlx::query(&format!(
+        "SELECT id, source_key FROM {} WHERE status = '{}' AND created_at < $1",
+        owner.table(),
+        owner.uploading()
+    ))
+    .bind(stale_before)
+    .fetch_all(db.reader())
+    .await?;
+    let mut out = Vec::with_capacity(stuck.len());
+    for row in stuck {
+        let id: String = row.try_get("id")?;
+        let key: Option<String> = row.try_get("source_key")?;
+        out.push((id, key.unwrap_or_default()));
+    }
+    Ok(out)
+}
+
+/// Of `ids`, those that have a row of `owner`.
+pub async fn existing(db: &Db, owner: Owner, ids: &[&str]) -> Result<HashSet<String>> {
     let sql = format!(
         "SELECT id FROM {} WHERE id IN ({})",
         owner.table(),
-        placeholders(1, batch.len())
+        placeholders(1, ids.len())
     );
     let mut query = sqlx::query_scalar::<_, String>(&sql);
-    for (id, _) in batch {
-        query = query.bind(id);
+    for id in ids {
+        query = query.bind(*id);
     }
-    let owned: std::collections::HashSet<String> =
-        query.fetch_all(db.reader()).await?.into_iter().collect();
-    let mut deleted = 0;
-    for (id, key) in batch {
-        if !owned.contains(id) {
-            blobs.delete(key).await?;
-            deleted += 1;
-        }
-    }
-    Ok(deleted)
+    Ok(query.fetch_all(db.reader()).await?.into_iter().collect())
 }
 
-/// Creates the clip of one camera window inside the ingest transaction: a
-/// cut of the latest recording that covers the whole window, queued for
-/// processing, or a failed clip with `footage-gap` when none covers it.
-pub async fn cut_window(
+/// A ready recording that covers a camera window.
+#[derive(Debug, Clone)]
+pub struct Covering {
+    /// Footage id.
+    pub id: String,
+    /// Its first frame, epoch ms.
+    pub started_at: i64,
+    /// Key of its source blob.
+    pub source_key: String,
+}
+
+/// The latest ready recording of the window's camera that covers the whole
+/// window.
+pub async fn covering_footage(
     tx: &mut Tx,
     store_id: &str,
-    window: &crate::domain::event::CameraWindow,
-    now: i64,
-) -> Result<String> {
+    window: &CameraWindow,
+) -> Result<Option<Covering>> {
     let footage = sqlx::query(&format!(
         "SELECT id, started_at, source_key FROM footage WHERE store_id = $1 AND camera_id = $2 \
          AND started_at <= $3 AND ended_at >= $4 AND status = '{}' \
@@ -538,55 +358,75 @@ pub async fn cut_window(
     .bind(window.to)
     .fetch_optional(&mut **tx)
     .await?;
-    let clip_id = new_id();
-    match footage {
-        Some(f) => {
-            let footage_start: i64 = f.try_get("started_at")?;
-            sqlx::query(&format!(
-                "INSERT INTO clips (id, store_id, camera_id, status, started_at, source_key, footage_id, \
-                 window_from, window_to, frame_accurate, created_at, updated_at) \
-                 VALUES ($1, $2, $3, '{}', $4, $5, $6, $7, $8, $9, $10, $10)",
-                ClipState::Processing
-            ))
-            .bind(&clip_id)
-            .bind(store_id)
-            .bind(&window.camera_id)
-            .bind(window.from)
-            .bind(f.try_get::<String, _>("source_key")?)
-            .bind(f.try_get::<String, _>("id")?)
-            .bind(window.from - footage_start)
-            .bind(window.to - footage_start)
-            .bind(super::flag(window.frame_accurate))
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-            let job = ProcessClip {
-                clip_id: clip_id.clone(),
-            };
-            jobs::enqueue(tx, &job, now, now).await?;
-        }
-        None => {
-            sqlx::query(&format!(
-                "INSERT INTO clips (id, store_id, camera_id, status, started_at, error_code, error_message, \
-                 created_at, updated_at) VALUES ($1, $2, $3, '{}', $4, 'footage-gap', $5, $6, $6)",
-                ClipState::Failed
-            ))
-            .bind(&clip_id)
-            .bind(store_id)
-            .bind(&window.camera_id)
-            .bind(window.from)
-            .bind(format!(
-                "no footage of camera {:?} covers {} to {}",
-                window.camera_id,
-                format_rfc3339_ms(window.from),
-                format_rfc3339_ms(window.to)
-            ))
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-        }
-    }
-    Ok(clip_id)
+    let Some(f) = footage else {
+        return Ok(None);
+    };
+    Ok(Some(Covering {
+        id: f.try_get("id")?,
+        started_at: f.try_get("started_at")?,
+        source_key: f.try_get("source_key")?,
+    }))
+}
+
+/// Records the clip of a camera window cut from `footage`, `processing`.
+pub async fn insert_cut(
+    tx: &mut Tx,
+    clip_id: &str,
+    store_id: &str,
+    window: &CameraWindow,
+    footage: &Covering,
+    now: i64,
+) -> Result<()> {
+    let footage_start = footage.started_at;
+    sqlx::query(&format!(
+        "INSERT INTO clips (id, store_id, camera_id, status, started_at, source_key, footage_id, \
+         window_from, window_to, frame_accurate, created_at, updated_at) \
+         VALUES ($1, $2, $3, '{}', $4, $5, $6, $7, $8, $9, $10, $10)",
+        ClipState::Processing
+    ))
+    .bind(clip_id)
+    .bind(store_id)
+    .bind(&window.camera_id)
+    .bind(window.from)
+    .bind(&footage.source_key)
+    .bind(&footage.id)
+    .bind(window.from - footage_start)
+    .bind(window.to - footage_start)
+    .bind(super::flag(window.frame_accurate))
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Records the clip of a camera window no recording covers: failed with
+/// `footage-gap`.
+pub async fn insert_gap(
+    tx: &mut Tx,
+    clip_id: &str,
+    store_id: &str,
+    window: &CameraWindow,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(&format!(
+        "INSERT INTO clips (id, store_id, camera_id, status, started_at, error_code, error_message, \
+         created_at, updated_at) VALUES ($1, $2, $3, '{}', $4, 'footage-gap', $5, $6, $6)",
+        ClipState::Failed
+    ))
+    .bind(clip_id)
+    .bind(store_id)
+    .bind(&window.camera_id)
+    .bind(window.from)
+    .bind(format!(
+        "no footage of camera {:?} covers {} to {}",
+        window.camera_id,
+        format_rfc3339_ms(window.from),
+        format_rfc3339_ms(window.to)
+    ))
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// A clip by id; one still `uploading` does not exist yet.
@@ -601,80 +441,76 @@ pub async fn get(conn: &mut AnyConnection, clip_id: &str) -> Result<Option<ClipR
     Ok(row.as_ref().map(from_row).transpose()?)
 }
 
-/// Attaches an event's clips to its review task, inside the ingest
-/// transaction. Each clip row is locked so a clip finishing processing at
-/// the same moment either sees this task or is seen as ready here.
-pub async fn attach_to_task(
-    tx: &mut Tx,
-    store_id: &str,
-    task_id: &str,
-    clip_ids: &[String],
-    occurred_at: i64,
-    now: i64,
-) -> Result<Vec<PosterStatus>> {
-    let mut posters = Vec::with_capacity(clip_ids.len());
-    let mut needs_posters = false;
-    for (position, clip_id) in clip_ids.iter().enumerate() {
-        let row = sqlx::query(&format!(
-            "SELECT status, started_at FROM clips WHERE id = $1 AND store_id = $2 \
-             AND status <> '{}'{}",
-            ClipState::Uploading,
-            tx.backend().for_update()
-        ))
-        .bind(clip_id)
-        .bind(store_id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or_else(|| unknown_clip(clip_id))?;
-        let status = super::state(&row.try_get::<String, _>("status")?, ClipState::parse)?;
-        let started_at: Option<i64> = row.try_get("started_at")?;
-        let poster_status = lifecycle::poster_for(status);
-        posters.push(poster_status);
-        needs_posters |= status == ClipState::Ready;
-        sqlx::query(
-            "INSERT INTO task_clips (task_id, clip_id, position, event_offset_ms, poster_status) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(task_id)
-        .bind(clip_id)
-        .bind(position as i64)
-        .bind(started_at.map(|s| occurred_at - s))
-        .bind(poster_status.as_str())
-        .execute(&mut **tx)
-        .await?;
-    }
-    if needs_posters {
-        let job = MakePosters {
-            task_id: task_id.to_string(),
-        };
-        jobs::enqueue(tx, &job, now, now).await?;
-    }
-    Ok(posters)
+/// A store's clip as a task being opened sees it, its row locked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockedClip {
+    /// Its processing state.
+    pub status: ClipState,
+    /// First frame's wall-clock time, epoch ms.
+    pub started_at: Option<i64>,
 }
 
-/// Checks that every clip id belongs to the store.
-pub async fn check_owned(tx: &mut Tx, store_id: &str, clip_ids: &[String]) -> Result<()> {
-    for clip_id in clip_ids {
-        let found: Option<String> = sqlx::query_scalar(&format!(
-            "SELECT id FROM clips WHERE id = $1 AND store_id = $2 AND status <> '{}'",
-            ClipState::Uploading
-        ))
-        .bind(clip_id)
-        .bind(store_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-        if found.is_none() {
-            return Err(unknown_clip(clip_id));
-        }
-    }
+/// Reads a clip of the store (not one still `uploading`) and locks its row
+/// until the transaction ends, so a clip finishing processing at the same
+/// moment either sees the task being opened or is seen as ready by it.
+pub async fn lock_of_store(
+    tx: &mut Tx,
+    store_id: &str,
+    clip_id: &str,
+) -> Result<Option<LockedClip>> {
+    let row = sqlx::query(&format!(
+        "SELECT status, started_at FROM clips WHERE id = $1 AND store_id = $2 \
+         AND status <> '{}'{}",
+        ClipState::Uploading,
+        tx.backend().for_update()
+    ))
+    .bind(clip_id)
+    .bind(store_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    Ok(Some(LockedClip {
+        status: super::state(&row.try_get::<String, _>("status")?, ClipState::parse)?,
+        started_at: row.try_get("started_at")?,
+    }))
+}
+
+/// Shows a clip in a task, at `position` of the event's list.
+pub async fn insert_task_clip(
+    tx: &mut Tx,
+    task_id: &str,
+    clip_id: &str,
+    position: i64,
+    event_offset_ms: Option<i64>,
+    poster_status: PosterStatus,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO task_clips (task_id, clip_id, position, event_offset_ms, poster_status) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(task_id)
+    .bind(clip_id)
+    .bind(position)
+    .bind(event_offset_ms)
+    .bind(poster_status.as_str())
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
-fn unknown_clip(clip_id: &str) -> Error {
-    Error::new(
-        Code::UnknownClipInEvent,
-        format!("no clip {clip_id:?} of this store"),
-    )
+/// Whether the store has a clip of this id (not one still `uploading`).
+pub async fn of_store(conn: &mut AnyConnection, store_id: &str, clip_id: &str) -> Result<bool> {
+    let found: Option<String> = sqlx::query_scalar(&format!(
+        "SELECT id FROM clips WHERE id = $1 AND store_id = $2 AND status <> '{}'",
+        ClipState::Uploading
+    ))
+    .bind(clip_id)
+    .bind(store_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(found.is_some())
 }
 
 /// Artifacts of a processed clip.
@@ -699,90 +535,83 @@ pub struct Processed {
     pub frame_rate: Option<f64>,
 }
 
-/// Marks a clip processed (or failed) and queues the posters of every task
-/// waiting for it; tasks that waited only for a failed clip become ready.
-pub async fn settle(
-    db: &Db,
+/// Marks a clip processed with its artifacts.
+pub async fn mark_processed(tx: &mut Tx, clip_id: &str, p: &Processed, now: i64) -> Result<()> {
+    if let Some(started_at) = p.started_at {
+        // Event offsets were counted from the window's start; the cut
+        // begins at the keyframe before it.
+        sqlx::query(
+            "UPDATE task_clips SET event_offset_ms = event_offset_ms + \
+             (SELECT started_at FROM clips WHERE id = $1) - $2 WHERE clip_id = $1",
+        )
+        .bind(clip_id)
+        .bind(started_at)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query("UPDATE clips SET started_at = $1 WHERE id = $2")
+            .bind(started_at)
+            .bind(clip_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    sqlx::query(&format!(
+        "UPDATE clips SET status = '{}', video_key = $1, filmstrip_key = $2, filmstrip = $3, \
+         duration_ms = $4, width = $5, height = $6, updated_at = $7, frame_rate = NULLIF($9, -1.0) \
+         WHERE id = $8",
+        lifecycle::clip_processed(true)
+    ))
+    .bind(&p.video_key)
+    .bind(&p.filmstrip_key)
+    .bind(&p.filmstrip)
+    .bind(p.duration_ms)
+    .bind(p.width)
+    .bind(p.height)
+    .bind(now)
+    .bind(clip_id)
+    .bind(super::non_negative_or_null(p.frame_rate))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Marks a clip failed with its code and message; its tasks will get no
+/// poster of it.
+pub async fn mark_failed(
+    tx: &mut Tx,
     clip_id: &str,
-    outcome: Result<Processed, (String, String)>,
+    code: &str,
+    message: &str,
     now: i64,
 ) -> Result<()> {
-    let mut tx = db.begin().await?;
-    match &outcome {
-        Ok(p) => {
-            if let Some(started_at) = p.started_at {
-                // Event offsets were counted from the window's start; the cut
-                // begins at the keyframe before it.
-                sqlx::query(
-                    "UPDATE task_clips SET event_offset_ms = event_offset_ms + \
-                     (SELECT started_at FROM clips WHERE id = $1) - $2 WHERE clip_id = $1",
-                )
-                .bind(clip_id)
-                .bind(started_at)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query("UPDATE clips SET started_at = $1 WHERE id = $2")
-                    .bind(started_at)
-                    .bind(clip_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sqlx::query(&format!(
-                "UPDATE clips SET status = '{}', video_key = $1, filmstrip_key = $2, filmstrip = $3, \
-                 duration_ms = $4, width = $5, height = $6, updated_at = $7, frame_rate = NULLIF($9, -1.0) \
-                 WHERE id = $8",
-                lifecycle::clip_processed(true)
-            ))
-            .bind(&p.video_key)
-            .bind(&p.filmstrip_key)
-            .bind(&p.filmstrip)
-            .bind(p.duration_ms)
-            .bind(p.width)
-            .bind(p.height)
-            .bind(now)
-            .bind(clip_id)
-            .bind(super::non_negative_or_null(p.frame_rate))
-            .execute(&mut *tx)
-            .await?;
-        }
-        Err((code, message)) => {
-            sqlx::query(&format!(
-                "UPDATE clips SET status = '{}', error_code = $1, error_message = $2, updated_at = $3 \
-                 WHERE id = $4",
-                lifecycle::clip_processed(false)
-            ))
-            .bind(code)
-            .bind(message)
-            .bind(now)
-            .bind(clip_id)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(&format!(
-                "UPDATE task_clips SET poster_status = '{}' WHERE clip_id = $1",
-                lifecycle::poster_for(ClipState::Failed)
-            ))
-            .bind(clip_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-    }
-    let tasks: Vec<String> =
+    sqlx::query(&format!(
+        "UPDATE clips SET status = '{}', error_code = $1, error_message = $2, updated_at = $3 \
+         WHERE id = $4",
+        lifecycle::clip_processed(false)
+    ))
+    .bind(code)
+    .bind(message)
+    .bind(now)
+    .bind(clip_id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(&format!(
+        "UPDATE task_clips SET poster_status = '{}' WHERE clip_id = $1",
+        lifecycle::poster_for(ClipState::Failed)
+    ))
+    .bind(clip_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The tasks that show a clip.
+pub async fn tasks_showing(conn: &mut AnyConnection, clip_id: &str) -> Result<Vec<String>> {
+    Ok(
         sqlx::query_scalar("SELECT task_id FROM task_clips WHERE clip_id = $1")
             .bind(clip_id)
-            .fetch_all(&mut *tx)
-            .await?;
-    for task_id in &tasks {
-        if outcome.is_ok() {
-            let job = MakePosters {
-                task_id: task_id.clone(),
-            };
-            jobs::enqueue(&mut tx, &job, now, now).await?;
-        } else {
-            release_if_settled(&mut tx, task_id, now).await?;
-        }
-    }
-    tx.commit().await?;
-    Ok(())
+            .fetch_all(conn)
+            .await?,
+    )
 }
 
 /// A task whose every clip has its poster (or failed) becomes claimable
@@ -835,19 +664,16 @@ pub async fn pending_posters(db: &Db, task_id: &str) -> Result<Vec<PendingPoster
             })
         })
         .collect::<Result<_, sqlx::Error>>()
-        .map_err(Error::from)
+        .map_err(Into::into)
 }
 
-/// Records a task clip's poster (`None`: it could not be made) and releases
-/// the task when nothing else is pending.
-pub async fn poster_done(
-    db: &Db,
+/// Records a task clip's poster (`None`: it could not be made).
+pub async fn set_poster(
+    tx: &mut Tx,
     task_id: &str,
     clip_id: &str,
     key: Option<&str>,
-    now: i64,
 ) -> Result<()> {
-    let mut tx = db.begin().await?;
     sqlx::query(
         "UPDATE task_clips SET poster_key = $1, poster_status = $2 WHERE task_id = $3 AND clip_id = $4",
     )
@@ -855,16 +681,14 @@ pub async fn poster_done(
     .bind(if key.is_some() { PosterStatus::Ready } else { PosterStatus::Failed }.as_str())
     .bind(task_id)
     .bind(clip_id)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    release_if_settled(&mut tx, task_id, now).await?;
-    tx.commit().await?;
     Ok(())
 }
 
 /// One clip of a task as the console needs it.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct TaskClip {
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskClipRow {
     /// Clip id.
     pub clip_id: String,
     /// The camera.
@@ -872,16 +696,15 @@ pub struct TaskClip {
     /// `ready` or `failed` (`processing` only while the task waits).
     pub status: String,
     /// Why the clip cannot be shown.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<ClipError>,
+    pub error: Option<ClipFailure>,
     /// The browser MP4 (byte ranges supported).
     pub video_url: Option<String>,
     /// The frame at the event instant.
     pub poster_url: Option<String>,
     /// The filmstrip sprite.
     pub filmstrip_url: Option<String>,
-    /// Layout and times of the filmstrip tiles.
-    #[schema(value_type = Option<Object>)]
+    /// Layout and times of the filmstrip tiles (the stored JSON, parsed;
+    /// `None` when missing or unreadable).
     pub filmstrip: Option<serde_json::Value>,
     /// Where the event happens in the clip.
     pub event_offset_ms: Option<i64>,
@@ -896,7 +719,7 @@ pub struct TaskClip {
 }
 
 /// The clips of a task in the order the event listed them.
-pub async fn for_task(conn: &mut AnyConnection, task_id: &str) -> Result<Vec<TaskClip>> {
+pub async fn for_task(conn: &mut AnyConnection, task_id: &str) -> Result<Vec<TaskClipRow>> {
     let rows = sqlx::query(
         "SELECT c.id, c.camera_id, c.status, c.error_code, c.error_message, c.duration_ms, c.width, \
          c.height, c.frame_rate, c.filmstrip, tc.event_offset_ms, tc.poster_key FROM task_clips tc \
@@ -914,7 +737,7 @@ pub async fn for_task(conn: &mut AnyConnection, task_id: &str) -> Result<Vec<Tas
         let offset: Option<i64> = r.try_get("event_offset_ms")?;
         let filmstrip: Option<String> = r.try_get("filmstrip")?;
         let error_code: Option<String> = r.try_get("error_code")?;
-        out.push(TaskClip {
+        out.push(TaskClipRow {
             video_url: ready.then(|| format!("/api/v1/clips/{id}/video")),
             filmstrip_url: ready.then(|| format!("/api/v1/clips/{id}/filmstrip")),
             poster_url: r
@@ -922,7 +745,7 @@ pub async fn for_task(conn: &mut AnyConnection, task_id: &str) -> Result<Vec<Tas
                 .map(|_| format!("/api/v1/tasks/{task_id}/clips/{id}/poster")),
             filmstrip: filmstrip.and_then(|f| serde_json::from_str(&f).ok()),
             event_offset_ms: offset.or(duration_ms.map(|d| d / 2)),
-            error: error_code.map(|code| ClipError {
+            error: error_code.map(|code| ClipFailure {
                 code,
                 message: r
                     .try_get::<Option<String>, _>("error_message")

@@ -10,13 +10,13 @@ use sqlx::{AnyConnection, Row};
 
 use super::rollup::{self, BucketRanges};
 use super::Db;
+use super::Result;
 use crate::domain::dashboard::{ConfidenceBin, Dashboard, StoreQueue};
 use crate::domain::figures::{self, GoldRule, Live, Windows};
 use crate::domain::lifecycle::{SessionStatus, TaskStatus};
 use crate::domain::recommend::{self, Recommendation};
 use crate::domain::rollup::{bucket, merge_confidence, Rollup, DAY};
 use crate::domain::routing::RoutingPolicy;
-use super::Result;
 
 /// The dashboard at `now`. A labeler is flagged when their gold accuracy
 /// over the last 7 days is below `gold_min_accuracy` over at least
@@ -177,7 +177,6 @@ async fn usernames(conn: &mut AnyConnection) -> Result<BTreeMap<String, String>>
     rows.iter()
         .map(|r| Ok((r.try_get("id")?, r.try_get("username")?)))
         .collect::<Result<_>>()
-        .map_err(Into::into)
 }
 
 /// Days of audit samples and labels a threshold recommendation looks at.

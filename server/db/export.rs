@@ -1,6 +1,9 @@
 //! Reading resolved events for the training-data export, page by page, and
 //! keeping export jobs (`exports`, `export_files`).
 //!
+//! Row I/O only: the checks of a spec, the job that runs an export and the
+//! transaction that finishes one are [`crate::review::exports`]'s.
+//!
 //! Pages are keyset-paginated by event id (UUIDv7, so roughly time order)
 //! in short read transactions: memory stays bounded by the page size, and no
 //! transaction is held open while shards are written. An export only sees
@@ -9,18 +12,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
 use sqlx::{AnyConnection, Row};
-use utoipa::ToSchema;
 
 use super::rollup::{label, verdict_answer};
-use super::{jobs, new_id, placeholders, Db};
+use super::{new_id, placeholders, Db, Error, Result, Tx};
 use crate::domain::export::{Candidate, EventFacts, ExportSpec, Filter, Resolution, SampleClip};
-use crate::domain::job::RunExport;
 use crate::domain::lifecycle::{ClipStatus, EventStatus, ExportStatus, RouteName};
-use crate::domain::time::format_rfc3339_ms;
 use crate::domain::Label;
-use crate::error::{Code, Error, Result};
 
 /// A bind value of a built query.
 #[derive(Debug, Clone)]
@@ -95,7 +93,7 @@ pub async fn refused_stores(db: &Db, stores: &[String]) -> Result<Vec<String>> {
 
 /// [`refused_stores`] on `conn`, reading each store's row with `lock`
 /// appended (a row lock inside a transaction, or nothing).
-async fn refused_in(
+pub async fn refused_in(
     conn: &mut sqlx::AnyConnection,
     stores: &[String],
     lock: &str,
@@ -128,9 +126,11 @@ pub async fn count(db: &Db, filter: &Filter, as_of: i64) -> Result<u64> {
 }
 
 /// Up to `limit` events after `after` (by id) that the filter's database
-/// conditions keep, with their verdicts, clips and gold flag.
+/// conditions keep, with their verdicts, clips and gold flag. `tx` is a
+/// snapshot ([`Db::begin_snapshot`]): every statement of the page sees the
+/// database as of one instant.
 pub async fn page(
-    db: &Db,
+    tx: &mut Tx,
     filter: &Filter,
     as_of: i64,
     after: Option<&str>,
@@ -146,20 +146,16 @@ pub async fn page(
          ORDER BY e.id LIMIT {limit}",
         binds.len()
     );
-    let mut tx = db.begin_snapshot().await?;
     let rows = bind_all(sqlx::query(&sql), &binds)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?;
     let mut events = Vec::with_capacity(rows.len());
     let mut clip_ids: Vec<Vec<String>> = Vec::with_capacity(rows.len());
     for r in &rows {
         let resolution: String = r.try_get("resolution")?;
         let candidates: Vec<Candidate> =
-            serde_json::from_str(&r.try_get::<String, _>("candidates")?)
-                .map_err(anyhow::Error::from)?;
-        clip_ids.push(
-            serde_json::from_str(&r.try_get::<String, _>("clips")?).map_err(anyhow::Error::from)?,
-        );
+            serde_json::from_str(&r.try_get::<String, _>("candidates")?)?;
+        clip_ids.push(serde_json::from_str(&r.try_get::<String, _>("clips")?)?);
         events.push(EventFacts {
             id: r.try_get("id")?,
             event_id: r.try_get("event_id")?,
@@ -179,8 +175,9 @@ pub async fn page(
                 r.try_get("final_sku")?,
                 r.try_get("final_quantity")?,
             )?,
-            resolution: Resolution::parse(&resolution)
-                .ok_or_else(|| anyhow::anyhow!("stored resolution {resolution:?} is unknown"))?,
+            resolution: Resolution::parse(&resolution).ok_or_else(|| {
+                Error::Data(format!("stored resolution {resolution:?} is unknown"))
+            })?,
             verdicts: Vec::new(),
             gold: false,
             clips: Vec::new(),
@@ -188,15 +185,13 @@ pub async fn page(
         });
     }
     if events.is_empty() {
-        tx.commit().await?;
         return Ok(events);
     }
     let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
-    let mut verdicts = verdicts_of(&mut tx, &ids).await?;
-    let gold = gold_sources(&mut tx, &ids).await?;
+    let mut verdicts = verdicts_of(tx, &ids).await?;
+    let gold = gold_sources(tx, &ids).await?;
     let all_clips: BTreeSet<&str> = clip_ids.iter().flatten().map(String::as_str).collect();
-    let clips = clips_by_id(&mut tx, &all_clips.into_iter().collect::<Vec<_>>()).await?;
-    tx.commit().await?;
+    let clips = clips_by_id(tx, &all_clips.into_iter().collect::<Vec<_>>()).await?;
     for (e, ids) in events.iter_mut().zip(clip_ids) {
         e.verdicts = verdicts.remove(&e.id).unwrap_or_default();
         e.gold = gold.contains(&e.id);
@@ -298,25 +293,25 @@ async fn clips_by_id(
     Ok(out)
 }
 
-/// An export job as clients see it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Export {
+/// An export job's row, with its files once done.
+#[derive(Debug, Clone)]
+pub struct ExportRow {
     /// Export id.
     pub export_id: String,
-    /// `queued`, `running`, `done`, `failed` or `deleted`.
-    pub status: String,
+    /// Its state.
+    pub status: ExportStatus,
     /// What was asked.
     pub spec: ExportSpec,
     /// Who asked (user id).
     pub created_by: String,
-    /// When, RFC 3339.
-    pub created_at: String,
-    /// Only events resolved at or before this time are in it, RFC 3339.
-    pub as_of: String,
+    /// When, epoch ms.
+    pub created_at: i64,
+    /// Only events resolved at or before this time are in it, epoch ms.
+    pub as_of: i64,
     /// When the current (or last) run started.
-    pub started_at: Option<String>,
+    pub started_at: Option<i64>,
     /// When it finished.
-    pub finished_at: Option<String>,
+    pub finished_at: Option<i64>,
     /// Events looked at so far.
     pub progress: u64,
     /// Events the database side of the filter keeps (the progress's end).
@@ -325,33 +320,16 @@ pub struct Export {
     pub samples: u64,
     /// Bytes written (all files).
     pub bytes: u64,
-    /// Why it failed, as a stable code: `training-not-allowed` (a store it
-    /// reads withdrew its consent) or `export-failed` (anything else, after
-    /// retries).
+    /// Why it failed, as a stable code ([`ERROR_REFUSED`], [`ERROR_FAILED`]).
     pub error_code: Option<String>,
     /// Why it failed, for people.
     pub error: Option<String>,
     /// Who deleted it (user id), when deleted.
     pub deleted_by: Option<String>,
-    /// When it was deleted, RFC 3339.
-    pub deleted_at: Option<String>,
-    /// Its files, once done (none once deleted).
-    pub files: Vec<ExportFile>,
-}
-
-/// A file of a finished export.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ExportFile {
-    /// File name (`manifest.jsonl`, `dataset-card.md`, `train-000000.tar`).
-    pub name: String,
-    /// Size.
-    pub bytes: u64,
-    /// SHA-256, hex.
-    pub sha256: String,
-    /// Samples in it (shards and the manifest).
-    pub samples: u64,
-    /// Where to download it (byte ranges supported).
-    pub url: String,
+    /// When it was deleted, epoch ms.
+    pub deleted_at: Option<i64>,
+    /// Its files in order, once done (none once deleted).
+    pub files: Vec<WrittenFile>,
 }
 
 /// The blob key of an export's file.
@@ -359,36 +337,25 @@ pub fn blob_key(export_id: &str, name: &str) -> String {
     format!("exports/{export_id}/{name}")
 }
 
-/// Records an export and the job that runs it, in one transaction.
-pub async fn create(db: &Db, spec: &ExportSpec, user_id: &str, now: i64) -> Result<String> {
+/// Records a new export, `queued`; its id.
+pub async fn insert(tx: &mut Tx, spec: &ExportSpec, user_id: &str, now: i64) -> Result<String> {
     let id = new_id();
-    let mut tx = db.begin().await?;
     sqlx::query(&format!(
         "INSERT INTO exports (id, status, spec, created_by, created_at, as_of, progress, samples, bytes) \
          VALUES ($1, '{}', $2, $3, $4, $4, 0, 0, 0)",
         ExportStatus::Queued
     ))
     .bind(&id)
-    .bind(serde_json::to_string(spec).map_err(anyhow::Error::from)?)
+    .bind(serde_json::to_string(spec)?)
     .bind(user_id)
     .bind(now)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    jobs::enqueue(
-        &mut tx,
-        &RunExport {
-            export_id: id.clone(),
-        },
-        now,
-        now,
-    )
-    .await?;
-    tx.commit().await?;
     Ok(id)
 }
 
 /// An export by id.
-pub async fn get(db: &Db, id: &str) -> Result<Option<Export>> {
+pub async fn get(db: &Db, id: &str) -> Result<Option<ExportRow>> {
     let row = sqlx::query(
         "SELECT id, status, spec, created_by, created_at, as_of, started_at, finished_at, progress, \
          total, samples, bytes, error_code, error, deleted_by, deleted_at FROM exports WHERE id = $1",
@@ -400,14 +367,14 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<Export>> {
         return Ok(None);
     };
     let mut export = from_row(&row)?;
-    if export.status == "done" {
+    if export.status == ExportStatus::Done {
         export.files = files(db, id).await?;
     }
     Ok(Some(export))
 }
 
 /// The latest exports, newest first.
-pub async fn list(db: &Db, limit: i64) -> Result<Vec<Export>> {
+pub async fn list(db: &Db, limit: i64) -> Result<Vec<ExportRow>> {
     let rows = sqlx::query(
         "SELECT id, status, spec, created_by, created_at, as_of, started_at, finished_at, progress, \
          total, samples, bytes, error_code, error, deleted_by, deleted_at FROM exports ORDER BY created_at DESC, id DESC LIMIT $1",
@@ -419,7 +386,7 @@ pub async fn list(db: &Db, limit: i64) -> Result<Vec<Export>> {
     // The files of all the done ones in one query.
     let done: Vec<&str> = out
         .iter()
-        .filter(|e| e.status == "done")
+        .filter(|e| e.status == ExportStatus::Done)
         .map(|e| e.export_id.as_str())
         .collect();
     let mut by_export = files_of(db, &done).await?;
@@ -429,21 +396,22 @@ pub async fn list(db: &Db, limit: i64) -> Result<Vec<Export>> {
     Ok(out)
 }
 
-fn from_row(r: &sqlx::any::AnyRow) -> Result<Export> {
-    let spec: ExportSpec = serde_json::from_str(&r.try_get::<String, _>("spec")?)
-        .map_err(|e| anyhow::anyhow!("stored export spec is unreadable: {e}"))?;
-    let time = |c: &str| -> Result<Option<String>> {
-        Ok(r.try_get::<Option<i64>, _>(c)?.map(format_rfc3339_ms))
-    };
-    Ok(Export {
+/// A stored export spec; unreadable JSON is stored data no row accepts.
+fn spec_of(json: &str) -> Result<ExportSpec> {
+    serde_json::from_str(json)
+        .map_err(|e| Error::Data(format!("stored export spec is unreadable: {e}")))
+}
+
+fn from_row(r: &sqlx::any::AnyRow) -> Result<ExportRow> {
+    Ok(ExportRow {
         export_id: r.try_get("id")?,
-        status: r.try_get("status")?,
-        spec,
+        status: super::state(&r.try_get::<String, _>("status")?, ExportStatus::parse)?,
+        spec: spec_of(&r.try_get::<String, _>("spec")?)?,
         created_by: r.try_get("created_by")?,
-        created_at: format_rfc3339_ms(r.try_get("created_at")?),
-        as_of: format_rfc3339_ms(r.try_get("as_of")?),
-        started_at: time("started_at")?,
-        finished_at: time("finished_at")?,
+        created_at: r.try_get("created_at")?,
+        as_of: r.try_get("as_of")?,
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
         progress: r.try_get::<i64, _>("progress")? as u64,
         total: r.try_get::<Option<i64>, _>("total")?.map(|t| t as u64),
         samples: r.try_get::<i64, _>("samples")? as u64,
@@ -451,12 +419,12 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Export> {
         error_code: r.try_get("error_code")?,
         error: r.try_get("error")?,
         deleted_by: r.try_get("deleted_by")?,
-        deleted_at: time("deleted_at")?,
+        deleted_at: r.try_get("deleted_at")?,
         files: Vec::new(),
     })
 }
 
-async fn files(db: &Db, export_id: &str) -> Result<Vec<ExportFile>> {
+async fn files(db: &Db, export_id: &str) -> Result<Vec<WrittenFile>> {
     Ok(files_of(db, &[export_id])
         .await?
         .remove(export_id)
@@ -464,8 +432,8 @@ async fn files(db: &Db, export_id: &str) -> Result<Vec<ExportFile>> {
 }
 
 /// The files of these exports, in order, by export.
-async fn files_of(db: &Db, export_ids: &[&str]) -> Result<BTreeMap<String, Vec<ExportFile>>> {
-    let mut out: BTreeMap<String, Vec<ExportFile>> = BTreeMap::new();
+async fn files_of(db: &Db, export_ids: &[&str]) -> Result<BTreeMap<String, Vec<WrittenFile>>> {
+    let mut out: BTreeMap<String, Vec<WrittenFile>> = BTreeMap::new();
     if export_ids.is_empty() {
         return Ok(out);
     }
@@ -480,10 +448,8 @@ async fn files_of(db: &Db, export_ids: &[&str]) -> Result<BTreeMap<String, Vec<E
     }
     for r in q.fetch_all(db.reader()).await? {
         let export_id: String = r.try_get("export_id")?;
-        let name: String = r.try_get("name")?;
-        out.entry(export_id.clone()).or_default().push(ExportFile {
-            url: format!("/api/v1/exports/{export_id}/files/{name}"),
-            name,
+        out.entry(export_id).or_default().push(WrittenFile {
+            name: r.try_get("name")?,
             bytes: r.try_get::<i64, _>("bytes")? as u64,
             sha256: r.try_get("sha256")?,
             samples: r.try_get::<i64, _>("samples")? as u64,
@@ -539,8 +505,7 @@ pub async fn start(db: &Db, id: &str, now: i64) -> Result<Option<Run>> {
     let Some(row) = row else {
         return Ok(None);
     };
-    let spec = serde_json::from_str(&row.try_get::<String, _>("spec")?)
-        .map_err(|e| anyhow::anyhow!("stored export spec is unreadable: {e}"))?;
+    let spec = spec_of(&row.try_get::<String, _>("spec")?)?;
     sqlx::query("DELETE FROM export_files WHERE export_id = $1")
         .bind(id)
         .execute(db.writer())
@@ -552,12 +517,8 @@ pub async fn start(db: &Db, id: &str, now: i64) -> Result<Option<Run>> {
     }))
 }
 
-/// Error of a run that another worker took over.
-fn taken_over(id: &str) -> Error {
-    anyhow::anyhow!("export {id} was taken over by another run").into()
-}
-
-/// Progress of a running export; an error when the run was taken over.
+/// Progress of a running export; false when the export is no longer this
+/// run's (taken over, or deleted).
 pub async fn progress(
     db: &Db,
     id: &str,
@@ -566,7 +527,7 @@ pub async fn progress(
     total: u64,
     samples: u64,
     bytes: u64,
-) -> Result<()> {
+) -> Result<bool> {
     let done = sqlx::query(&format!(
         "UPDATE exports SET progress = $1, total = $2, samples = $3, bytes = $4 \
          WHERE id = $5 AND run_id = $6 AND status = '{}'",
@@ -580,14 +541,11 @@ pub async fn progress(
     .bind(run_id)
     .execute(db.writer())
     .await?;
-    if done.rows_affected() == 0 {
-        return Err(taken_over(id));
-    }
-    Ok(())
+    Ok(done.rows_affected() > 0)
 }
 
-/// A file written to blob storage.
-#[derive(Debug, Clone)]
+/// A file written to blob storage (an `export_files` row).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrittenFile {
     /// Name inside the export.
     pub name: String,
@@ -599,32 +557,10 @@ pub struct WrittenFile {
     pub samples: u64,
 }
 
-/// What finishing an export found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Finish {
-    /// Marked done with its files.
-    Done,
-    /// Not marked: these stores, whose events it holds, no longer allow
-    /// training use.
-    Refused(Vec<String>),
-}
-
-/// Marks an export done with its files, if it is still this run's and every
-/// store whose events it holds (`stores`) still allows training use. The
-/// stores' rows are read in the same transaction, share-locked on PostgreSQL, so
-/// consent withdrawn at the last moment is either seen here or comes after
-/// the export is done.
-pub async fn finish(
-    db: &Db,
-    id: &str,
-    run_id: &str,
-    stores: &[String],
-    files: &[WrittenFile],
-    samples: u64,
-    now: i64,
-) -> Result<Finish> {
-    let mut tx = db.begin().await?;
-    // Taking the row first (a write lock) keeps a concurrent run out.
+/// Takes a running export's row for finishing, if it is still this run's;
+/// false when it is not. Taking the row first (a write lock) keeps a
+/// concurrent run out.
+pub async fn take_for_finish(tx: &mut Tx, id: &str, run_id: &str, now: i64) -> Result<bool> {
     let mine = sqlx::query(&format!(
         "UPDATE exports SET finished_at = $1 WHERE id = $2 AND run_id = $3 AND status = '{}'",
         ExportStatus::Running
@@ -632,18 +568,19 @@ pub async fn finish(
     .bind(now)
     .bind(id)
     .bind(run_id)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    if mine.rows_affected() == 0 {
-        return Err(taken_over(id));
-    }
-    // Shared row locks: a concurrent withdrawal waits for this commit (the
-    // export was done before it), while ingest into the stores goes on.
-    let lock = tx.backend().for_share();
-    let refused = refused_in(&mut tx, stores, lock).await?;
-    if !refused.is_empty() {
-        return Ok(Finish::Refused(refused));
-    }
+    Ok(mine.rows_affected() > 0)
+}
+
+/// Records an export's files in order and marks it done.
+pub async fn mark_done(
+    tx: &mut Tx,
+    id: &str,
+    files: &[WrittenFile],
+    samples: u64,
+    now: i64,
+) -> Result<()> {
     for (position, f) in files.iter().enumerate() {
         sqlx::query(
             "INSERT INTO export_files (export_id, name, position, bytes, sha256, samples) \
@@ -655,7 +592,7 @@ pub async fn finish(
         .bind(f.bytes as i64)
         .bind(&f.sha256)
         .bind(f.samples as i64)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     }
     let bytes: u64 = files.iter().map(|f| f.bytes).sum();
@@ -667,10 +604,9 @@ pub async fn finish(
     .bind(samples as i64)
     .bind(bytes as i64)
     .bind(id)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    tx.commit().await?;
-    Ok(Finish::Done)
+    Ok(())
 }
 
 /// `error_code` of an export that read a store no longer allowing training use.
@@ -697,23 +633,11 @@ pub async fn fail(db: &Db, id: &str, code: &str, error: &str, now: i64) -> Resul
     Ok(())
 }
 
-/// What deleting an export found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Deleted {
-    /// It was queued, running, done or failed and is now deleted: its files
-    /// are no longer listed and a run still going stops at its next report.
-    Now,
-    /// It had been deleted before.
-    Already,
-    /// No such export.
-    Unknown,
-}
-
-/// Marks an export deleted and forgets its files, in one transaction; the
-/// caller removes the blobs. Taking the run token away stops a running run
-/// at its next progress report (it cannot finish either).
-pub async fn delete(db: &Db, id: &str, user_id: &str, now: i64) -> Result<Deleted> {
-    let mut tx = db.begin().await?;
+/// Marks an export deleted unless it already is; false when no row
+/// changed (deleted before, or no such export). Taking the run token away
+/// stops a running run at its next progress report (it cannot finish
+/// either).
+pub async fn mark_deleted(tx: &mut Tx, id: &str, user_id: &str, now: i64) -> Result<bool> {
     let marked = sqlx::query(&format!(
         "UPDATE exports SET status = '{}', run_id = NULL, deleted_by = $1, deleted_at = $2 \
          WHERE id = $3 AND status <> '{}'",
@@ -723,25 +647,27 @@ pub async fn delete(db: &Db, id: &str, user_id: &str, now: i64) -> Result<Delete
     .bind(user_id)
     .bind(now)
     .bind(id)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    if marked.rows_affected() == 0 {
-        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM exports WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        return Ok(if exists.is_some() {
-            Deleted::Already
-        } else {
-            Deleted::Unknown
-        });
-    }
+    Ok(marked.rows_affected() > 0)
+}
+
+/// Whether an export of this id exists, in any state.
+pub async fn exists(conn: &mut AnyConnection, id: &str) -> Result<bool> {
+    let exists: Option<String> = sqlx::query_scalar("SELECT id FROM exports WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(exists.is_some())
+}
+
+/// Forgets an export's files (their rows; the blobs are the caller's).
+pub async fn delete_files(tx: &mut Tx, id: &str) -> Result<()> {
     sqlx::query("DELETE FROM export_files WHERE export_id = $1")
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-    tx.commit().await?;
-    Ok(Deleted::Now)
+    Ok(())
 }
 
 /// Whether an export was deleted (a run that stops checks it to clean up).
@@ -750,23 +676,5 @@ pub async fn is_deleted(db: &Db, id: &str) -> Result<bool> {
         .bind(id)
         .fetch_optional(db.writer())
         .await?;
-    Ok(status.as_deref() == Some("deleted"))
-}
-
-/// Validates a spec against the stores it names (422 `invalid-export`,
-/// 422 `training-not-allowed`).
-pub async fn check(db: &Db, spec: &ExportSpec) -> Result<()> {
-    spec.validate()
-        .map_err(|m| Error::new(Code::InvalidExport, m))?;
-    let refused = refused_stores(db, &spec.filter.stores).await?;
-    if !refused.is_empty() {
-        return Err(Error::new(
-            Code::TrainingNotAllowed,
-            format!(
-                "store(s) {} are unknown or do not allow their data to be used for training",
-                refused.join(", ")
-            ),
-        ));
-    }
-    Ok(())
+    Ok(status.as_deref().and_then(ExportStatus::parse) == Some(ExportStatus::Deleted))
 }

@@ -9,23 +9,21 @@
 //! (a verdict) or `gold-dropped` (release or lease expiry): it is never
 //! `ready`, so no one else ever claims it. It never touches the source
 //! event, the session, its receipt or the webhook outbox.
+//!
+//! Row I/O only: marking and retiring, with their refusals, are
+//! [`crate::review::gold`]'s.
 
-use serde::Serialize;
 use sqlx::{AnyConnection, Row};
-use utoipa::ToSchema;
 
-use super::{flag, new_id, stores, Db, Tx};
-use crate::db::users::User;
+use super::{flag, new_id, stores, Db, Error, Result, Tx};
 use crate::domain::consensus::Answer;
 use crate::domain::gold;
 use crate::domain::lifecycle::{EventStatus, RouteName, TaskStatus};
-use crate::domain::time::format_rfc3339_ms;
 use crate::domain::{Action, Label};
-use crate::error::{Code, Error, Result};
 
-/// A gold task as supervisors see it.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct GoldTask {
+/// A gold task's row, with the answers to its copies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GoldRow {
     /// Gold task id.
     pub gold_id: String,
     /// The resolved task it was made from.
@@ -40,17 +38,14 @@ pub struct GoldTask {
     pub active: bool,
     /// The supervisor who marked it (username).
     pub created_by: String,
-    /// When it was marked (RFC 3339).
-    pub created_at: String,
-    /// When it was retired (RFC 3339).
-    pub retired_at: Option<String>,
+    /// When it was marked, epoch ms.
+    pub created_at: i64,
+    /// When it was retired, epoch ms.
+    pub retired_at: Option<i64>,
     /// Answers given to its copies, all time (retired or not).
     pub answers: i64,
     /// Of them, those matching the label.
     pub correct: i64,
-    /// `correct / answers`; absent without answers. A gold task most
-    /// labelers get "wrong" may carry a wrong label.
-    pub accuracy: Option<f64>,
 }
 
 const GOLD_SELECT: &str =
@@ -64,7 +59,7 @@ const GOLD_SELECT: &str =
 fn label_from(r: &sqlx::any::AnyRow) -> Result<Label> {
     let action: String = r.try_get("action")?;
     let action = Action::parse(&action)
-        .ok_or_else(|| anyhow::anyhow!("stored gold action {action:?} is unknown"))?;
+        .ok_or_else(|| Error::Data(format!("stored gold action {action:?} is unknown")))?;
     Ok(Label::new(
         action,
         r.try_get("sku")?,
@@ -72,10 +67,8 @@ fn label_from(r: &sqlx::any::AnyRow) -> Result<Label> {
     ))
 }
 
-fn gold_from_row(r: &sqlx::any::AnyRow) -> Result<GoldTask> {
-    let answers: i64 = r.try_get("answers")?;
-    let correct: i64 = r.try_get("correct")?;
-    Ok(GoldTask {
+fn gold_from_row(r: &sqlx::any::AnyRow) -> Result<GoldRow> {
+    Ok(GoldRow {
         gold_id: r.try_get("id")?,
         task_id: r.try_get("source_task_id")?,
         event_id: r.try_get("event_id")?,
@@ -83,32 +76,24 @@ fn gold_from_row(r: &sqlx::any::AnyRow) -> Result<GoldTask> {
         label: label_from(r)?,
         active: r.try_get::<i64, _>("active")? != 0,
         created_by: r.try_get("username")?,
-        created_at: format_rfc3339_ms(r.try_get("created_at")?),
-        retired_at: r
-            .try_get::<Option<i64>, _>("retired_at")?
-            .map(format_rfc3339_ms),
-        answers,
-        correct,
-        accuracy: gold::accuracy(answers, correct),
+        created_at: r.try_get("created_at")?,
+        retired_at: r.try_get("retired_at")?,
+        answers: r.try_get("answers")?,
+        correct: r.try_get("correct")?,
     })
 }
 
-fn unknown_gold(gold_id: &str) -> Error {
-    Error::new(Code::UnknownGold, format!("no gold task {gold_id:?}"))
-}
-
 /// One gold task.
-pub async fn get(conn: &mut AnyConnection, gold_id: &str) -> Result<GoldTask> {
+pub async fn get(conn: &mut AnyConnection, gold_id: &str) -> Result<Option<GoldRow>> {
     let row = sqlx::query(&format!("{GOLD_SELECT} WHERE g.id = $1"))
         .bind(gold_id)
         .fetch_optional(conn)
-        .await?
-        .ok_or_else(|| unknown_gold(gold_id))?;
-    gold_from_row(&row)
+        .await?;
+    row.as_ref().map(gold_from_row).transpose()
 }
 
 /// Gold tasks, newest first, retired ones included.
-pub async fn list(db: &Db, limit: i64) -> Result<Vec<GoldTask>> {
+pub async fn list(db: &Db, limit: i64) -> Result<Vec<GoldRow>> {
     let rows = sqlx::query(&format!(
         "{GOLD_SELECT} ORDER BY g.created_at DESC, g.id DESC LIMIT $1"
     ))
@@ -118,40 +103,66 @@ pub async fn list(db: &Db, limit: i64) -> Result<Vec<GoldTask>> {
     rows.iter().map(gold_from_row).collect()
 }
 
-/// Marks a resolved task as gold: its event's final label becomes the known
-/// answer. A gold copy, an unresolved task and a task already marked are
-/// refused.
-pub async fn mark(db: &Db, supervisor: &User, task_id: &str, now: i64) -> Result<GoldTask> {
-    let mut tx = db.begin().await?;
+/// A task a supervisor asks to mark as gold, with its event's final label.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceTask {
+    /// The task's status.
+    pub status: TaskStatus,
+    /// Set when the task is itself a gold copy.
+    pub gold_id: Option<String>,
+    /// Store id.
+    pub store_id: String,
+    /// The event's status.
+    pub event_status: EventStatus,
+    /// The event's final action (stored text); none before it is resolved.
+    pub action: Option<String>,
+    /// The event's final SKU.
+    pub sku: Option<String>,
+    /// The event's final quantity.
+    pub quantity: Option<i64>,
+}
+
+/// A task to mark as gold; `None` when there is no such task.
+pub async fn source_task(tx: &mut Tx, task_id: &str) -> Result<Option<SourceTask>> {
     let row = sqlx::query(
         "SELECT t.status, t.gold_id, t.store_id, e.status AS event_status, e.final_action AS action, \
          e.final_sku AS sku, e.final_quantity AS quantity \
          FROM review_tasks t JOIN events e ON e.id = t.event_pk WHERE t.id = $1",
     )
     .bind(task_id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(|| Error::new(Code::UnknownTask, format!("no task {task_id:?}")))?;
-    if row.try_get::<Option<String>, _>("gold_id")?.is_some() {
-        return Err(Error::new(
-            Code::TaskIsGold,
-            format!("task {task_id:?} is a copy of a gold task; mark its source instead"),
-        ));
-    }
-    let status = super::task_status(&row.try_get::<String, _>("status")?)?;
-    let event_status = super::state(
-        &row.try_get::<String, _>("event_status")?,
-        EventStatus::parse,
-    )?;
-    if status != TaskStatus::Resolved || event_status != EventStatus::Resolved {
-        return Err(Error::new(
-            Code::TaskNotResolved,
-            format!("task {task_id:?} is {status}; only a resolved task has a known label"),
-        ));
-    }
-    let action: String = row.try_get("action")?;
-    let sku: Option<String> = row.try_get("sku")?;
-    let quantity: Option<i64> = row.try_get("quantity")?;
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    Ok(Some(SourceTask {
+        status: super::task_status(&row.try_get::<String, _>("status")?)?,
+        gold_id: row.try_get("gold_id")?,
+        store_id: row.try_get("store_id")?,
+        event_status: super::state(
+            &row.try_get::<String, _>("event_status")?,
+            EventStatus::parse,
+        )?,
+        action: row.try_get("action")?,
+        sku: row.try_get("sku")?,
+        quantity: row.try_get("quantity")?,
+    }))
+}
+
+/// Records a gold task made from `task_id` by `created_by` (user id), with
+/// the source task's final label; its id, or `None` when the task is gold
+/// already (retired ones included).
+pub async fn insert(
+    tx: &mut Tx,
+    task_id: &str,
+    source: &SourceTask,
+    created_by: &str,
+    now: i64,
+) -> Result<Option<String>> {
+    let action = source
+        .action
+        .as_deref()
+        .ok_or_else(|| Error::Data(format!("task {task_id} has no final label to make gold")))?;
     let gold_id = new_id();
     // The unique source_task_id decides between two supervisors marking the
     // same task at once: one inserts, the other is told it is gold already.
@@ -162,49 +173,43 @@ pub async fn mark(db: &Db, supervisor: &User, task_id: &str, now: i64) -> Result
     )
     .bind(&gold_id)
     .bind(task_id)
-    .bind(row.try_get::<String, _>("store_id")?)
-    .bind(&action)
-    .bind(&sku)
-    .bind(quantity.unwrap_or(0))
-    .bind(&supervisor.id)
+    .bind(&source.store_id)
+    .bind(action)
+    .bind(&source.sku)
+    .bind(source.quantity.unwrap_or(0))
+    .bind(created_by)
     .bind(now)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    if inserted.rows_affected() == 0 {
-        let existing: String =
-            sqlx::query_scalar("SELECT id FROM gold_tasks WHERE source_task_id = $1")
-                .bind(task_id)
-                .fetch_one(&mut *tx)
-                .await?;
-        return Err(Error::new(
-            Code::AlreadyGold,
-            format!("task {task_id:?} is already gold task {existing:?} (retired ones included)"),
-        ));
-    }
-    let gold = get(&mut tx, &gold_id).await?;
-    tx.commit().await?;
-    Ok(gold)
+    Ok((inserted.rows_affected() > 0).then_some(gold_id))
 }
 
-/// Retires a gold task: it is served no more; its answers still count.
-/// Retiring a retired task changes nothing.
-pub async fn retire(db: &Db, gold_id: &str, now: i64) -> Result<GoldTask> {
-    let mut tx = db.begin().await?;
+/// The gold task made from `task_id`, if any.
+pub async fn of_source(conn: &mut AnyConnection, task_id: &str) -> Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM gold_tasks WHERE source_task_id = $1")
+            .bind(task_id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+/// Stops serving a gold task; its answers still count. A retired task
+/// keeps its first retirement time.
+pub async fn retire(tx: &mut Tx, gold_id: &str, now: i64) -> Result<()> {
     sqlx::query("UPDATE gold_tasks SET active = 0, retired_at = $1 WHERE id = $2 AND active = 1")
         .bind(now)
         .bind(gold_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-    let gold = get(&mut tx, gold_id).await?;
-    tx.commit().await?;
-    Ok(gold)
+    Ok(())
 }
 
 /// The active gold task to serve `user_id` next, if any: one they were
 /// never served, whose source task they never held (so never answered), did
 /// not resolve as a supervisor and did not mark themselves. Newest first, so
 /// a labeler who has seen the old ones finds a new one without walking far.
-pub(super) async fn pick(tx: &mut Tx, user_id: &str) -> Result<Option<String>> {
+pub async fn pick(tx: &mut Tx, user_id: &str) -> Result<Option<String>> {
     Ok(sqlx::query_scalar(
         "SELECT g.id FROM gold_tasks g JOIN review_tasks s ON s.id = g.source_task_id \
          WHERE g.active = 1 AND g.created_by <> $1 AND COALESCE(s.resolved_by, '') <> $1 \
@@ -218,7 +223,7 @@ pub(super) async fn pick(tx: &mut Tx, user_id: &str) -> Result<Option<String>> {
 }
 
 /// A lease to put on a new gold copy.
-pub(super) struct CopyLease<'a> {
+pub struct CopyLease<'a> {
     /// The labeler.
     pub user_id: &'a str,
     /// The lease id (its `task_leases` row is written by the caller).
@@ -231,7 +236,7 @@ pub(super) struct CopyLease<'a> {
 /// or `None` when a concurrent claim served this labeler this gold task
 /// first (a labeler answers each gold task once).
 /// Deadline: now + the store's receipt SLA, as for a shopper who just left.
-pub(super) async fn make_copy(
+pub async fn make_copy(
     tx: &mut Tx,
     gold_id: &str,
     lease: &CopyLease<'_>,
@@ -262,7 +267,7 @@ pub(super) async fn make_copy(
     let store_id: String = src.try_get("store_id")?;
     let store = stores::get(tx, &store_id)
         .await?
-        .ok_or_else(|| anyhow::anyhow!("store {store_id} of gold task {gold_id} is gone"))?;
+        .ok_or_else(|| Error::Data(format!("store {store_id} of gold task {gold_id} is gone")))?;
     let event_pk = new_id();
     sqlx::query(&format!(
         "INSERT INTO events (id, store_id, event_id, session_id, kind, quantity, occurred_at, \
@@ -318,7 +323,7 @@ pub(super) async fn make_copy(
 
 /// Scores the verdict on a gold copy and closes the copy; whether the
 /// answer was correct.
-pub(super) async fn record_answer(
+pub async fn record_answer(
     tx: &mut Tx,
     task_id: &str,
     gold_id: &str,
@@ -356,7 +361,7 @@ pub(super) async fn record_answer(
 
 /// Ends a released gold copy: it was made for one labeler, so it never goes
 /// back to the queue.
-pub(super) async fn drop_copy(tx: &mut Tx, task_id: &str, now: i64) -> Result<()> {
+pub async fn drop_copy(tx: &mut Tx, task_id: &str, now: i64) -> Result<()> {
     sqlx::query(
         "UPDATE review_tasks SET status = $1, leased_by = NULL, lease_id = NULL, \
          lease_expires_at = NULL, updated_at = $2 WHERE id = $3",
@@ -370,7 +375,7 @@ pub(super) async fn drop_copy(tx: &mut Tx, task_id: &str, now: i64) -> Result<()
 }
 
 /// Ends every gold copy whose lease ran out; the number ended.
-pub(super) async fn drop_expired(tx: &mut Tx, now: i64) -> Result<u64> {
+pub async fn drop_expired(tx: &mut Tx, now: i64) -> Result<u64> {
     let dropped = sqlx::query(&format!(
         "UPDATE review_tasks SET status = $1, leased_by = NULL, lease_id = NULL, \
          lease_expires_at = NULL, updated_at = $2 \
@@ -386,10 +391,7 @@ pub(super) async fn drop_expired(tx: &mut Tx, now: i64) -> Result<u64> {
 
 /// For a gold copy, the source task's event (whose final label is the gold
 /// answer, so it must not show in the copy's context); `None` for a real task.
-pub(super) async fn source_event(
-    conn: &mut AnyConnection,
-    task_id: &str,
-) -> Result<Option<String>> {
+pub async fn source_event(conn: &mut AnyConnection, task_id: &str) -> Result<Option<String>> {
     Ok(sqlx::query_scalar(
         "SELECT s.event_pk FROM review_tasks t JOIN gold_tasks g ON g.id = t.gold_id \
          JOIN review_tasks s ON s.id = g.source_task_id WHERE t.id = $1",
@@ -399,9 +401,9 @@ pub(super) async fn source_event(
     .await?)
 }
 
-/// One labeler's gold record over the quality window.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct LabelerQuality {
+/// One labeler's gold answers over a window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelerAnswers {
     /// User id.
     pub labeler_id: String,
     /// Login name.
@@ -410,38 +412,10 @@ pub struct LabelerQuality {
     pub answers: i64,
     /// Of them, correct ones.
     pub correct: i64,
-    /// `correct / answers`.
-    pub accuracy: Option<f64>,
-    /// Lower end of the 95 % Wilson interval of the accuracy.
-    pub accuracy_low: Option<f64>,
-    /// Upper end of the same.
-    pub accuracy_high: Option<f64>,
-    /// At least `min_answers` answers and accuracy below `min_accuracy`.
-    pub flagged: bool,
 }
 
-/// Gold accuracy of every labeler who answered gold in the window.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct QualityReport {
-    /// Start of the window (RFC 3339): answers after it count.
-    pub since: String,
-    /// Accuracy below which a labeler is flagged (`gold_min_accuracy`).
-    pub min_accuracy: f64,
-    /// Answers needed before a labeler is flagged (`gold_min_answers`).
-    pub min_answers: u64,
-    /// Flagged labelers first, then lowest accuracy first.
-    pub labelers: Vec<LabelerQuality>,
-}
-
-/// Labelers' gold accuracy over their answers since
-/// [`gold::quality_window_start`].
-pub async fn quality(
-    db: &Db,
-    now: i64,
-    min_accuracy: f64,
-    min_answers: u64,
-) -> Result<QualityReport> {
-    let since = gold::quality_window_start(now);
+/// Every labeler's gold answers since `since` (epoch ms), in no order.
+pub async fn answers_since(db: &Db, since: i64) -> Result<Vec<LabelerAnswers>> {
     // COUNT, not SUM: PostgreSQL sums BIGINT to NUMERIC, which the Any
     // driver does not decode.
     let rows = sqlx::query(
@@ -453,42 +427,15 @@ pub async fn quality(
     .bind(since)
     .fetch_all(db.reader())
     .await?;
-    let mut labelers = rows
-        .iter()
+    rows.iter()
         .map(|r| {
-            let answers: i64 = r.try_get("answers")?;
-            let correct: i64 = r.try_get("correct")?;
-            let interval = crate::domain::stats::wilson_interval(
-                correct.max(0) as u64,
-                answers.max(0) as u64,
-                gold::Z_95,
-            );
-            Ok(LabelerQuality {
+            Ok(LabelerAnswers {
                 labeler_id: r.try_get("labeler_id")?,
                 username: r.try_get("username")?,
-                answers,
-                correct,
-                accuracy: gold::accuracy(answers, correct),
-                accuracy_low: interval.map(|i| i.0),
-                accuracy_high: interval.map(|i| i.1),
-                flagged: gold::flagged(answers, correct, min_accuracy, min_answers),
+                answers: r.try_get("answers")?,
+                correct: r.try_get("correct")?,
             })
         })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    labelers.sort_by(|a, b| {
-        b.flagged
-            .cmp(&a.flagged)
-            .then(
-                a.accuracy
-                    .unwrap_or(1.0)
-                    .total_cmp(&b.accuracy.unwrap_or(1.0)),
-            )
-            .then_with(|| a.username.cmp(&b.username))
-    });
-    Ok(QualityReport {
-        since: format_rfc3339_ms(since),
-        min_accuracy,
-        min_answers,
-        labelers,
-    })
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(Into::into)
 }

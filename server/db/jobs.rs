@@ -52,12 +52,7 @@ pub async fn enqueue<K: JobKind>(
 
 /// Takes the next due job of one of `kinds` (or one whose worker's lease
 /// ran out; the attempt that worker made counts).
-pub async fn take_due(
-    db: &Db,
-    kinds: &[&str],
-    now: i64,
-    lease_ms: i64,
-) -> Result<Option<Job>> {
+pub async fn take_due(db: &Db, kinds: &[&str], now: i64, lease_ms: i64) -> Result<Option<Job>> {
     let sql = format!(
         "UPDATE jobs SET attempts = CASE WHEN status = '{running}' THEN attempts + 1 ELSE attempts END, \
          status = '{running}', lease_expires_at = $1, updated_at = $2 \
@@ -112,13 +107,7 @@ pub async fn complete(db: &Db, id: &str, now: i64) -> Result<()> {
 
 /// Records a failed attempt: the job runs again at `retry_at`, or is dead
 /// (kept with its error) when `retry_at` is `None`.
-pub async fn fail(
-    db: &Db,
-    id: &str,
-    error: &str,
-    retry_at: Option<i64>,
-    now: i64,
-) -> Result<()> {
+pub async fn fail(db: &Db, id: &str, error: &str, retry_at: Option<i64>, now: i64) -> Result<()> {
     let status = if retry_at.is_some() {
         JobStatus::Queued
     } else {

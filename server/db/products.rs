@@ -22,12 +22,7 @@ pub struct Product {
 /// Inserts or updates products. A changed price opens a new price period at
 /// `now`, so receipts keep charging the price that was valid when each event
 /// happened.
-pub async fn upsert(
-    tx: &mut Tx,
-    store_id: &str,
-    products: &[Product],
-    now: i64,
-) -> Result<()> {
+pub async fn upsert(tx: &mut Tx, store_id: &str, products: &[Product], now: i64) -> Result<()> {
     for p in products {
         let old: Option<i64> =
             sqlx::query_scalar("SELECT price_cents FROM products WHERE store_id = $1 AND sku = $2")

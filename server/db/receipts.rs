@@ -165,10 +165,7 @@ pub async fn read(
     let exited_at: Option<i64> = s.try_get("exited_at")?;
     let finalized_at: Option<i64> = s.try_get("finalized_at")?;
     let (lines, total_cents) = match s.try_get::<Option<String>, _>("lines")? {
-        Some(lines) => (
-            serde_json::from_str(&lines)?,
-            s.try_get("total_cents")?,
-        ),
+        Some(lines) => (serde_json::from_str(&lines)?, s.try_get("total_cents")?),
         None => receipt::compute(&settled_events(conn, store_id, session_id, None).await?),
     };
     Ok(Some(Receipt {

@@ -16,6 +16,7 @@ use sqlx::{AnyConnection, Row};
 use super::bulk::{insert_rows, Val};
 use super::rollup_cache::{Settled, SettledSeries};
 use super::Db;
+use super::Result;
 use crate::domain::dashboard::ConfidenceBin;
 use crate::domain::histogram::Histogram;
 use crate::domain::lifecycle::RouteName;
@@ -27,7 +28,6 @@ use crate::domain::rollup::{
 use crate::domain::routing::ReviewReason;
 use crate::domain::stats::AlphaSums;
 use crate::domain::{Action, Label};
-use super::Result;
 
 /// How far behind now the rollup stays. Timestamps are taken when a request
 /// starts, and its transaction commits a little later; with several
@@ -184,7 +184,8 @@ async fn collect_events_created(
         r.event_created(&EventCreated {
             store_id: row.try_get("store_id")?,
             at: row.try_get("created_at")?,
-            reviewed: row.try_get::<String, _>("route")? == "review",
+            reviewed: RouteName::parse(&row.try_get::<String, _>("route")?)
+                == Some(RouteName::Review),
         });
     }
     Ok(())
@@ -220,7 +221,8 @@ pub async fn collect_events_resolved(
             store_id: row.try_get("store_id")?,
             at: row.try_get("resolved_at")?,
             model_version: row.try_get("model_version")?,
-            reviewed: row.try_get::<String, _>("route")? == "review",
+            reviewed: RouteName::parse(&row.try_get::<String, _>("route")?)
+                == Some(RouteName::Review),
             reason: row
                 .try_get::<Option<String>, _>("route_reason")?
                 .as_deref()
@@ -540,10 +542,8 @@ async fn read_stores(
     for row in rows {
         let alpha = AlphaSums {
             units: row.try_get::<i64, _>("alpha_units")? as u64,
-            marginals: serde_json::from_str(&row.try_get::<String, _>("alpha_marginals")?)
-                ?,
-            disagreeing_pairs: serde_json::from_str(&row.try_get::<String, _>("alpha_pairs")?)
-                ?,
+            marginals: serde_json::from_str(&row.try_get::<String, _>("alpha_marginals")?)?,
+            disagreeing_pairs: serde_json::from_str(&row.try_get::<String, _>("alpha_pairs")?)?,
         };
         out.insert(
             StoreKey {

@@ -55,12 +55,7 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Store> {
 }
 
 /// Creates a store with the default policy and fresh secrets.
-pub async fn create(
-    db: &Db,
-    name: &str,
-    webhook_url: Option<&str>,
-    now: i64,
-) -> Result<NewStore> {
+pub async fn create(db: &Db, name: &str, webhook_url: Option<&str>, now: i64) -> Result<NewStore> {
     let api_key = generate_secret(STORE_KEY_PREFIX);
     let store = Store {
         id: new_id(),

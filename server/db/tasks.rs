@@ -124,10 +124,11 @@ pub struct TaskKey {
 
 /// The store and session of a task, without locking it.
 pub async fn key(tx: &mut Tx, task_id: &str) -> Result<Option<TaskKey>> {
-    let Some(r) = sqlx::query("SELECT store_id, session_id, gold_id FROM review_tasks WHERE id = $1")
-        .bind(task_id)
-        .fetch_optional(&mut **tx)
-        .await?
+    let Some(r) =
+        sqlx::query("SELECT store_id, session_id, gold_id FROM review_tasks WHERE id = $1")
+            .bind(task_id)
+            .fetch_optional(&mut **tx)
+            .await?
     else {
         return Ok(None);
     };
@@ -306,10 +307,12 @@ pub async fn expire_lapsed(tx: &mut Tx, now: i64) -> Result<u64> {
 
 /// The units the model saw in the task's event.
 pub async fn event_quantity(tx: &mut Tx, event_pk: &str) -> Result<i64> {
-    Ok(sqlx::query_scalar("SELECT quantity FROM events WHERE id = $1")
-        .bind(event_pk)
-        .fetch_one(&mut **tx)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT quantity FROM events WHERE id = $1")
+            .bind(event_pk)
+            .fetch_one(&mut **tx)
+            .await?,
+    )
 }
 
 fn answer_columns(answer: &Answer) -> (Option<&'static str>, Option<String>, Option<i64>, bool) {

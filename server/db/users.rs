@@ -81,12 +81,7 @@ fn user_from_row(r: &sqlx::any::AnyRow) -> Result<User> {
 }
 
 /// Issues an API token for a user.
-pub async fn issue_token(
-    db: &Db,
-    user_id: &str,
-    now: i64,
-    ttl_ms: i64,
-) -> Result<String> {
+pub async fn issue_token(db: &Db, user_id: &str, now: i64, ttl_ms: i64) -> Result<String> {
     let token = generate_secret(USER_TOKEN_PREFIX);
     sqlx::query("INSERT INTO api_tokens (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
         .bind(digest(&token))
@@ -99,11 +94,7 @@ pub async fn issue_token(
 }
 
 /// The user a live token (by digest) belongs to, with the token's expiry.
-async fn token_owner(
-    db: &Db,
-    token_hash: &str,
-    now: i64,
-) -> Result<Option<(User, i64)>> {
+async fn token_owner(db: &Db, token_hash: &str, now: i64) -> Result<Option<(User, i64)>> {
     let row = sqlx::query(
         "SELECT u.id, u.username, u.role, t.expires_at FROM api_tokens t JOIN users u ON u.id = t.user_id \
          WHERE t.token_hash = $1 AND t.expires_at > $2",

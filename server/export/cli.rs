@@ -12,11 +12,12 @@ use serde_json::json;
 use super::{run, Destination};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::db::{export as exports, Db};
+use crate::db::Db;
 use crate::domain::export::{
     ExportSpec, Filter, Resolution, SplitPlan, DEFAULT_SEED, DEFAULT_SHARD_BYTES,
 };
 use crate::domain::time::parse_rfc3339_ms;
+use crate::review::exports;
 use crate::storage::Blobs;
 
 /// How a resolution is named on the command line.

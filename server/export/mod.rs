@@ -380,7 +380,11 @@ where
     let mut after: Option<String> = None;
     let mut reported = Instant::now();
     loop {
-        let page = store::page(db, &spec.filter, as_of, after.as_deref(), PAGE).await?;
+        // Each page in a short read transaction of its own: one snapshot
+        // for its statements, none held while shards are written.
+        let mut snapshot = db.begin_snapshot().await?;
+        let page = store::page(&mut snapshot, &spec.filter, as_of, after.as_deref(), PAGE).await?;
+        snapshot.commit().await?;
         let Some(last) = page.last() else {
             break;
         };

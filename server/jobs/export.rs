@@ -17,6 +17,7 @@ use crate::db::export::{self as exports, Run};
 use crate::db::jobs::{self, Job};
 use crate::domain::job::{RetryPolicy, RunExport};
 use crate::export::{self, Destination, Progress};
+use crate::review::exports as review;
 use crate::AppState;
 
 /// What runs after each progress report of an export job, once the report
@@ -111,7 +112,9 @@ pub async fn remove_files(state: &AppState, export_id: &str) {
 }
 
 async fn run_once(state: &AppState, job: &Job, id: &str, watch: &Watch) -> Result<(), Stop> {
-    let retry = |e: crate::error::Error| Stop::Retry(e.to_string());
+    fn retry(e: impl std::fmt::Display) -> Stop {
+        Stop::Retry(e.to_string())
+    }
     let Some(Run {
         spec,
         as_of,
@@ -146,7 +149,7 @@ async fn run_once(state: &AppState, job: &Job, id: &str, watch: &Watch) -> Resul
         as_of,
         &dest,
         |p| async move {
-            exports::progress(
+            review::progress(
                 &state.db,
                 id,
                 run_id,
@@ -166,7 +169,7 @@ async fn run_once(state: &AppState, job: &Job, id: &str, watch: &Watch) -> Resul
     .map_err(|e| Stop::Retry(format!("{e:#}")))?;
     // Consent withdrawn while it ran: what was read before must not ship.
     let stores: Vec<String> = summary.card.stores.keys().cloned().collect();
-    let finished = exports::finish(
+    let finished = review::finish(
         &state.db,
         id,
         run_id,
@@ -177,7 +180,7 @@ async fn run_once(state: &AppState, job: &Job, id: &str, watch: &Watch) -> Resul
     )
     .await
     .map_err(retry)?;
-    if let exports::Finish::Refused(refused) = finished {
+    if let review::Finish::Refused(refused) = finished {
         return Err(refusal(&refused));
     }
     tracing::info!(

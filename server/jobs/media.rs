@@ -18,6 +18,7 @@ use crate::db::jobs::Job;
 use crate::domain::job::{MakePosters, ProcessClip, RetryPolicy};
 use crate::domain::lifecycle::ClipStatus;
 use crate::media::{CutAccuracy, Decode, MediaError, Window};
+use crate::review::media as review;
 use crate::AppState;
 
 /// Width of a filmstrip tile.
@@ -82,7 +83,7 @@ impl BackgroundJob for ProcessClip {
             "processing failed after {} attempts: {error}",
             ctx.attempt()
         );
-        clips::settle(
+        review::settle(
             &state.db,
             &self.clip_id,
             Err(("processing-failed".into(), message)),
@@ -179,14 +180,14 @@ async fn process_clip(state: &AppState, job: &Job, args: &ProcessClip) -> Result
                 height: i64::from(out.height),
                 frame_rate: frame_rate(out.frame_count, out.duration_ms),
             };
-            clips::settle(&state.db, &clip.id, Ok(processed), now)
+            review::settle(&state.db, &clip.id, Ok(processed), now)
                 .await
                 .map_err(retry)?;
             Ok(())
         }
         Err(e) if e.client_fault => {
-            tracing::info!(clip = %clip.id, code = e.code, "clip cannot be processed");
-            clips::settle(
+            tracing::info!(clip = %clip.id, code = e.code.as_str(), "clip cannot be processed");
+            review::settle(
                 &state.db,
                 &clip.id,
                 Err((e.code.to_string(), e.message)),
@@ -216,7 +217,7 @@ impl BackgroundJob for MakePosters {
     async fn give_up(&self, ctx: &JobContext<'_>, _error: &str) -> anyhow::Result<()> {
         let state = ctx.state;
         for p in clips::pending_posters(&state.db, &self.task_id).await? {
-            clips::poster_done(&state.db, &self.task_id, &p.clip.id, None, state.now()).await?;
+            review::poster_done(&state.db, &self.task_id, &p.clip.id, None, state.now()).await?;
         }
         Ok(())
     }
@@ -263,12 +264,12 @@ async fn make_posters(ctx: &JobContext<'_>, args: &MakePosters) -> Result<(), Jo
                 Some(key)
             }
             Err(e) if e.client_fault || ctx.is_last_attempt() => {
-                tracing::warn!(task = %args.task_id, clip = %p.clip.id, code = e.code, "no poster");
+                tracing::warn!(task = %args.task_id, clip = %p.clip.id, code = e.code.as_str(), "no poster");
                 None
             }
             Err(e) => return Err(JobError::Retry(e.to_string())),
         };
-        clips::poster_done(
+        review::poster_done(
             &state.db,
             &args.task_id,
             &p.clip.id,

@@ -29,8 +29,8 @@ use futures::FutureExt;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
-use crate::db::jobs::Job;
 use crate::db::jobs;
+use crate::db::jobs::Job;
 use crate::domain::job::{
     AfterFailure, DeliverReceipt, JobKind, MakePosters, ProcessClip, RetryPolicy, RunExport,
 };
@@ -121,12 +121,12 @@ async fn rollup_loop(state: AppState) {
 }
 
 /// Removes what uploads interrupted by a crash left behind (see
-/// [`crate::db::clips::sweep_uploads`]): rows still `uploading` and blobs
-/// without a row, older than [`crate::db::clips::UPLOAD_GRACE_MS`].
-pub async fn sweep_uploads(state: &AppState) -> crate::error::Result<crate::db::clips::Swept> {
-    let stale_before = state.now() - crate::db::clips::UPLOAD_GRACE_MS;
-    let swept = crate::db::clips::sweep_uploads(&state.db, &state.blobs, stale_before).await?;
-    if swept != crate::db::clips::Swept::default() {
+/// [`crate::review::media::sweep_uploads`]): rows still `uploading` and
+/// blobs without a row, older than [`crate::review::media::UPLOAD_GRACE_MS`].
+pub async fn sweep_uploads(state: &AppState) -> crate::error::Result<crate::review::media::Swept> {
+    let stale_before = state.now() - crate::review::media::UPLOAD_GRACE_MS;
+    let swept = crate::review::media::sweep_uploads(&state.db, &state.blobs, stale_before).await?;
+    if swept != crate::review::media::Swept::default() {
         tracing::info!(
             rows = swept.rows,
             blobs = swept.blobs,
@@ -139,7 +139,7 @@ pub async fn sweep_uploads(state: &AppState) -> crate::error::Result<crate::db::
 /// The startup cleanup: sweeps once now and once more when the uploads the
 /// crash interrupted just before this start are past their grace period.
 async fn upload_cleanup(state: AppState) {
-    let grace = Duration::from_millis(crate::db::clips::UPLOAD_GRACE_MS as u64);
+    let grace = Duration::from_millis(crate::review::media::UPLOAD_GRACE_MS as u64);
     for wait in [Duration::ZERO, grace] {
         tokio::time::sleep(wait).await;
         if let Err(e) = sweep_uploads(&state).await {

@@ -15,9 +15,9 @@ use sha2::Sha256;
 use super::{BackgroundJob, JobContext, JobError};
 use crate::config::Config;
 use crate::db::receipts;
-use crate::domain::receipt::Receipt;
 use crate::db::stores;
 use crate::domain::job::{DeliverReceipt, RetryPolicy};
+use crate::domain::receipt::Receipt;
 
 /// Body of a receipt webhook.
 #[derive(Debug, Serialize)]

@@ -209,11 +209,7 @@ async fn one(
     }
 
     let catalog = &batch.catalog;
-    if let Some(unknown) = ev
-        .candidates
-        .iter()
-        .find(|c| !catalog.contains_key(&c.sku))
-    {
+    if let Some(unknown) = ev.candidates.iter().find(|c| !catalog.contains_key(&c.sku)) {
         return Err(Error::new(
             Code::UnknownSku,
             format!("sku {:?} is not in the store's catalog", unknown.sku),
@@ -229,8 +225,7 @@ async fn one(
     let Some(session) = batch.sessions.get(&ev.session_id) else {
         return Err(anyhow::anyhow!("session {} was not prepared", ev.session_id).into());
     };
-    lifecycle::accepts_events(session.status)
-        .map_err(|r| session_refused(r, &ev.session_id))?;
+    lifecycle::accepts_events(session.status).map_err(|r| session_refused(r, &ev.session_id))?;
     let exited_at = session.exited_at;
 
     let confidences: Vec<f64> = ev.candidates.iter().map(|c| c.confidence).collect();

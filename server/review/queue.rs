@@ -152,13 +152,7 @@ fn refused(r: Refused, task_id: &str) -> Error {
 }
 
 /// Extends the user's lease by the lease TTL; the new end, epoch ms.
-pub async fn heartbeat(
-    db: &Db,
-    user: &User,
-    task_id: &str,
-    now: i64,
-    ttl_ms: i64,
-) -> Result<i64> {
+pub async fn heartbeat(db: &Db, user: &User, task_id: &str, now: i64, ttl_ms: i64) -> Result<i64> {
     let mut tx = db.begin().await?;
     let task = locks::task(&mut tx, task_id).await?;
     let Ok(lease) = lifecycle::heartbeat(&task.state(), &user.id, now, ttl_ms) else {
