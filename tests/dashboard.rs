@@ -803,15 +803,15 @@ async fn every_figure_matches_the_timeline_whatever_the_rollups_did(backend: Bac
     };
     // Rolled up to 12:10 (s4's receipt at 12:10:00 is just after the
     // watermark, in the live tail), then to now, twice.
-    let run = recount::db::rollup::roll_up(db, P3 + 10 * MIN)
+    let run = recount::review::rollup::roll_up(db, P3 + 10 * MIN)
         .await
         .unwrap();
     assert_eq!((run.from, run.to), (0, P3 + 10 * MIN - 5 * SEC));
     let partly = f.snapshot().await;
     assert_eq!(partly.rollup_watermark, "2026-11-26T12:09:55.000Z");
     assert_eq!(same(&partly), same(&never));
-    recount::db::rollup::roll_up(db, NOW).await.unwrap();
-    let again = recount::db::rollup::roll_up(db, NOW).await.unwrap();
+    recount::review::rollup::roll_up(db, NOW).await.unwrap();
+    let again = recount::review::rollup::roll_up(db, NOW).await.unwrap();
     assert_eq!(
         (again.steps, again.to),
         (0, NOW - 5 * SEC),
@@ -841,8 +841,8 @@ async fn concurrent_rollups_never_count_a_fact_twice(backend: Backend) {
         f.app.db_handle.connect().await,
     );
     let (r1, r2) = tokio::join!(
-        recount::db::rollup::roll_up(&one, NOW),
-        recount::db::rollup::roll_up(&two, NOW)
+        recount::review::rollup::roll_up(&one, NOW),
+        recount::review::rollup::roll_up(&two, NOW)
     );
     let (r1, r2) = (r1.unwrap(), r2.unwrap());
     assert_eq!((r1.to, r2.to), (NOW - 5 * SEC, NOW - 5 * SEC));

@@ -19,7 +19,7 @@ use super::{backend_name, backends, BackendChoice};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::db::bulk::{insert_rows, Val};
-use crate::db::{dashboard, new_id, rollup, stores, Backend, Db};
+use crate::db::{dashboard, new_id, stores, Backend, Db};
 use crate::domain::dashboard::Dashboard;
 use crate::domain::figures::Windows;
 use crate::domain::lifecycle::{EventStatus, RouteName, SessionStatus, TaskStatus};
@@ -169,7 +169,7 @@ async fn phase(
         backend_name(backend)
     );
     let started = Instant::now();
-    let run = rollup::roll_up(db, now).await?;
+    let run = crate::review::rollup::roll_up(db, now).await?;
     let catch_up_s = started.elapsed().as_secs_f64();
     sqlx::raw_sql("ANALYZE").execute(db.writer()).await?;
 

@@ -3,7 +3,7 @@
 //! watermark.
 //!
 //! [`collect`] turns the raw rows of a time range into buckets. The rollup
-//! job ([`roll_up`]) runs it from the watermark up to `now − LAG_MS` and
+//! job (`review::rollup::roll_up`) runs it from the watermark up to `now − LAG_MS` and
 //! adds the result to the stored buckets; the dashboard runs the very same
 //! function from the watermark to now (the live tail) and adds the result to
 //! the buckets it reads. So a fact before the watermark is counted once, by
@@ -15,8 +15,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::bulk::{insert_rows, Val};
 use super::rollup_cache::{Settled, SettledSeries};
-use super::Db;
-use super::Result;
+use super::{Db, Result, Tx};
 use crate::domain::dashboard::ConfidenceBin;
 use crate::domain::histogram::Histogram;
 use crate::domain::lifecycle::RouteName;
@@ -40,21 +39,10 @@ pub const LAG_MS: i64 = 5_000;
 /// Longest span rolled up in one transaction: catching up on a month of
 /// history takes many short transactions, so SQLite's single writer is never
 /// held for long. Steps end on hour boundaries.
-const STEP_MS: i64 = HOUR;
+pub const STEP_MS: i64 = HOUR;
 
 /// Minute buckets older than this are deleted; only the last hour reads them.
-const MINUTE_RETENTION_MS: i64 = 2 * DAY;
-
-/// What one [`roll_up`] call did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RollupRun {
-    /// The watermark before.
-    pub from: i64,
-    /// The watermark after.
-    pub to: i64,
-    /// Transactions that advanced it.
-    pub steps: u64,
-}
+pub const MINUTE_RETENTION_MS: i64 = 2 * DAY;
 
 /// How far the rollups reach: every fact before it is in the tables.
 pub async fn watermark(conn: &mut AnyConnection) -> Result<i64> {
@@ -65,68 +53,39 @@ pub async fn watermark(conn: &mut AnyConnection) -> Result<i64> {
     )
 }
 
-/// Adds every fact in `[watermark, now − LAG_MS)` to the rollup tables and
-/// moves the watermark there, an hour at most per transaction.
-///
-/// Each transaction starts by locking the watermark row (a no-op update,
+/// Locks the watermark row for the rest of the transaction (a no-op update,
 /// which takes the row lock on PostgreSQL and the write lock on SQLite
-/// before anything is read), then reads the watermark, counts, writes and
-/// advances it. A concurrent call on another instance waits for the lock
-/// and then sees the advanced watermark, so no fact is ever counted twice.
-pub async fn roll_up(db: &Db, now: i64) -> Result<RollupRun> {
-    let target = now - LAG_MS;
-    let mut run: Option<RollupRun> = None;
-    loop {
-        let mut tx = db.begin().await?;
-        let from: i64 = sqlx::query_scalar(
-            "UPDATE rollup_state SET watermark = watermark WHERE id = 1 RETURNING watermark",
-        )
-        .fetch_one(&mut *tx)
+/// before anything is read) and reads it.
+pub async fn lock_watermark(tx: &mut Tx) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "UPDATE rollup_state SET watermark = watermark WHERE id = 1 RETURNING watermark",
+    )
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// Moves the watermark to `to`.
+pub async fn advance_watermark(tx: &mut Tx, to: i64, now: i64) -> Result<()> {
+    sqlx::query("UPDATE rollup_state SET watermark = $1, updated_at = $2 WHERE id = 1")
+        .bind(to)
+        .bind(now)
+        .execute(&mut **tx)
         .await?;
-        let run = run.get_or_insert(RollupRun {
-            from,
-            to: from,
-            steps: 0,
-        });
-        if from >= target {
-            // Another instance may have advanced it since our last step.
-            run.to = from;
-            tx.commit().await?;
-            break;
-        }
-        // Skip empty stretches (a fresh install, a quiet night) at once.
-        let to = match first_fact(&mut tx, from, target).await? {
-            Some(first) => (bucket(first, STEP_MS) + STEP_MS).min(target),
-            None => target,
-        };
-        let counted = collect(&mut tx, from, to).await?;
-        write(&mut tx, &counted).await?;
-        sqlx::query("UPDATE rollup_state SET watermark = $1, updated_at = $2 WHERE id = 1")
-            .bind(to)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        run.to = to;
-        run.steps += 1;
-    }
-    let run = run.unwrap_or(RollupRun {
-        from: target,
-        to: target,
-        steps: 0,
-    });
-    if run.steps > 0 {
-        sqlx::query("DELETE FROM rollup_store WHERE grain_ms = $1 AND bucket_start < $2")
-            .bind(MINUTE)
-            .bind(now - MINUTE_RETENTION_MS)
-            .execute(db.writer())
-            .await?;
-    }
-    Ok(run)
+    Ok(())
+}
+
+/// Deletes minute buckets that start before `before`.
+pub async fn delete_minutes_before(db: &Db, before: i64) -> Result<()> {
+    sqlx::query("DELETE FROM rollup_store WHERE grain_ms = $1 AND bucket_start < $2")
+        .bind(MINUTE)
+        .bind(before)
+        .execute(db.writer())
+        .await?;
+    Ok(())
 }
 
 /// The earliest fact timestamp in `[from, to)`, if any.
-async fn first_fact(conn: &mut AnyConnection, from: i64, to: i64) -> Result<Option<i64>> {
+pub async fn first_fact(conn: &mut AnyConnection, from: i64, to: i64) -> Result<Option<i64>> {
     let mut first: Option<i64> = None;
     for (table, column) in [
         ("events", "created_at"),
@@ -687,7 +646,7 @@ fn span(starts: impl Iterator<Item = i64>) -> Option<(i64, i64)> {
 /// Adds `counted` to the stored buckets: reads the buckets it touches,
 /// merges in memory (`domain::rollup`), writes them back. Only the rollup
 /// job writes these tables, under the watermark lock.
-async fn write(conn: &mut AnyConnection, counted: &Rollup) -> Result<()> {
+pub async fn write(conn: &mut AnyConnection, counted: &Rollup) -> Result<()> {
     let mut stores = BTreeMap::new();
     for grain in STORE_GRAINS {
         let keys = counted.stores.keys().filter(|k| k.grain == grain);

@@ -86,10 +86,10 @@ pub async fn sweep_leases(state: &AppState) -> crate::error::Result<u64> {
 
 /// Adds the facts that arrived since the last run to the dashboard's
 /// rollup tables, up to a few seconds before now (see
-/// [`crate::db::rollup::roll_up`]).
-pub async fn roll_up(state: &AppState) -> crate::error::Result<crate::db::rollup::RollupRun> {
+/// [`crate::review::rollup::roll_up`]).
+pub async fn roll_up(state: &AppState) -> crate::error::Result<crate::review::rollup::RollupRun> {
     let started = std::time::Instant::now();
-    let run = crate::db::rollup::roll_up(&state.db, state.now()).await?;
+    let run = crate::review::rollup::roll_up(&state.db, state.now()).await?;
     // Catching up (the first run after a start, or after a pause) is worth a
     // line in the log; the regular few-second step is not.
     if run.steps > 1 {

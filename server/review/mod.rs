@@ -23,3 +23,4 @@ pub mod locks;
 pub mod media;
 pub mod queue;
 pub mod receipts;
+pub mod rollup;
