@@ -256,21 +256,21 @@ fn probe_tells_variable_frame_rate() {
 fn zero_bytes_is_empty_file() {
     let err = probe_err(&fixture("empty.mp4"), &limits());
     assert_eq!(err.code, "empty-file");
-    assert!(err.client_fault);
+    assert!(err.client_fault());
 }
 
 #[test]
 fn text_renamed_to_mp4_is_not_video() {
     let err = probe_err(&fixture("text.mp4"), &limits());
     assert_eq!(err.code, "not-video");
-    assert!(err.client_fault);
+    assert!(err.client_fault());
 }
 
 #[test]
 fn mp4_cut_inside_its_frame_data_is_truncated() {
     let err = probe_err(&fixture("truncated.mp4"), &limits());
     assert_eq!(err.code, "truncated");
-    assert!(err.client_fault);
+    assert!(err.client_fault());
 }
 
 #[test]
@@ -283,7 +283,7 @@ fn mp4_cut_before_its_index_is_truncated() {
 fn audio_only_file_has_no_video_stream() {
     let err = probe_err(&fixture("audio-only.m4a"), &limits());
     assert_eq!(err.code, "no-video-stream");
-    assert!(err.client_fault);
+    assert!(err.client_fault());
 }
 
 #[test]
@@ -343,7 +343,7 @@ fn checking_every_frame_of_a_damaged_remux_fails_with_corrupt_video() {
     )
     .unwrap_err();
     assert_eq!(err.code, "corrupt-video");
-    assert!(err.client_fault);
+    assert!(err.client_fault());
     assert_no_output(&strip);
 }
 
@@ -356,7 +356,7 @@ async fn the_clip_job_refuses_a_damaged_clip_whole_or_cut() {
             .await
             .unwrap_err();
         assert_eq!(err.code, "corrupt-video", "{window:?}");
-        assert!(err.client_fault);
+        assert!(err.client_fault());
         assert_no_output(&dir.path().join("filmstrip.jpg"));
     }
 }
@@ -448,7 +448,7 @@ fn width_over_the_limit_is_refused() {
     };
     let err = probe_err(&fixture("h264.mp4"), &narrow);
     assert_eq!(err.code, "dimensions-too-large");
-    assert!(err.client_fault);
+    assert!(err.client_fault());
 }
 
 #[test]
@@ -471,7 +471,7 @@ fn duration_over_the_limit_is_refused() {
     };
     let err = probe_err(&fixture("h264.mp4"), &short);
     assert_eq!(err.code, "duration-too-long");
-    assert!(err.client_fault);
+    assert!(err.client_fault());
     let exact = MediaLimits {
         max_duration_ms: 4000,
         ..limits()
@@ -543,7 +543,7 @@ fn playlists_naming_other_files_are_not_video() {
 fn a_missing_input_is_our_fault_not_the_clients() {
     let err = probe_err(&fixture("no-such-file.mp4"), &limits());
     assert_eq!(err.code, "io-error");
-    assert!(!err.client_fault);
+    assert!(!err.client_fault());
 }
 
 // ---------------------------------------------------------------- remux
@@ -806,7 +806,7 @@ fn a_window_outside_the_clip_is_refused() {
         CutAccuracy::Frame,
     );
     assert_eq!(err.code, "invalid-window");
-    assert!(err.client_fault);
+    assert!(err.client_fault());
     assert_no_output(&out);
 }
 
@@ -1059,7 +1059,7 @@ fn filmstrip_refuses_impossible_options() {
         )
         .unwrap_err();
         assert_eq!(err.code, "invalid-options");
-        assert!(!err.client_fault);
+        assert!(!err.client_fault());
     }
 }
 
@@ -1099,7 +1099,7 @@ async fn timeout_stops_the_work_and_frees_the_permit() {
         .await
         .unwrap_err();
     assert_eq!(err.code, "timeout");
-    assert!(!err.client_fault);
+    assert!(!err.client_fault());
     // The runner answers only once the blocking work has returned: its
     // permit is back and it left no file behind.
     assert_eq!(runner.available_permits(), 1);
@@ -1165,7 +1165,7 @@ async fn a_panic_in_media_work_is_an_internal_error() {
         .await
         .unwrap_err();
     assert_eq!(err.code, "internal");
-    assert!(!err.client_fault);
+    assert!(!err.client_fault());
     assert_eq!(runner.available_permits(), 2);
 }
 

@@ -5,7 +5,7 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::db::{dashboard, stores};
+use crate::db::stores;
 use crate::domain::dashboard::{ConfidenceBin, Dashboard};
 use crate::domain::recommend::{self, Recommendation};
 use crate::domain::time::format_rfc3339_ms;
@@ -13,6 +13,7 @@ use crate::error::{Code, Error, Result};
 use crate::http::error::ErrorBody;
 use crate::http::extract::{Path, Query, SupervisorCaller};
 use crate::http::query::RecommendationQuery;
+use crate::review::dashboard;
 use crate::AppState;
 
 /// The whole dashboard now (supervisors).

@@ -109,37 +109,27 @@ fn quality_report(
     min_accuracy: f64,
     min_answers: u64,
 ) -> QualityReport {
-    let mut labelers: Vec<LabelerQuality> = rows
+    let mut scored: Vec<(LabelerAnswers, gold::Score)> = rows
         .into_iter()
         .map(|r| {
-            let (answers, correct) = (r.answers, r.correct);
-            let interval = crate::domain::stats::wilson_interval(
-                correct.max(0) as u64,
-                answers.max(0) as u64,
-                gold::Z_95,
-            );
-            LabelerQuality {
-                labeler_id: r.labeler_id,
-                username: r.username,
-                answers,
-                correct,
-                accuracy: gold::accuracy(answers, correct),
-                accuracy_low: interval.map(|i| i.0),
-                accuracy_high: interval.map(|i| i.1),
-                flagged: gold::flagged(answers, correct, min_accuracy, min_answers),
-            }
+            let score = gold::score(r.answers, r.correct, min_accuracy, min_answers);
+            (r, score)
         })
         .collect();
-    labelers.sort_by(|a, b| {
-        b.flagged
-            .cmp(&a.flagged)
-            .then(
-                a.accuracy
-                    .unwrap_or(1.0)
-                    .total_cmp(&b.accuracy.unwrap_or(1.0)),
-            )
-            .then_with(|| a.username.cmp(&b.username))
-    });
+    scored.sort_by(|a, b| gold::report_order((&a.1, &a.0.username), (&b.1, &b.0.username)));
+    let labelers = scored
+        .into_iter()
+        .map(|(r, score)| LabelerQuality {
+            labeler_id: r.labeler_id,
+            username: r.username,
+            answers: r.answers,
+            correct: r.correct,
+            accuracy: score.accuracy,
+            accuracy_low: score.interval.map(|i| i.0),
+            accuracy_high: score.interval.map(|i| i.1),
+            flagged: score.flagged,
+        })
+        .collect();
     QualityReport {
         since: format_rfc3339_ms(since),
         min_accuracy,

@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 use crate::db::clips::{self, ClipFailure, ClipRow, TaskClipRow};
 use crate::db::new_id;
 use crate::domain::event::check_id;
+use crate::domain::lifecycle::ClipStatus as ClipState;
 use crate::domain::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use crate::error::{Code, Error, Result};
 use crate::http::error::ErrorBody;
@@ -52,7 +53,7 @@ impl From<&ClipRow> for ClipStatus {
         ClipStatus {
             clip_id: row.id.clone(),
             camera_id: row.camera_id.clone(),
-            status: row.status.clone(),
+            status: row.status.as_str().into(),
             error: row.failure().map(ClipError::from),
             duration_ms: row.duration_ms,
             width: row.width,
@@ -113,16 +114,21 @@ pub struct TaskClip {
     pub frame_rate: Option<f64>,
 }
 
-impl From<TaskClipRow> for TaskClip {
-    fn from(r: TaskClipRow) -> TaskClip {
+impl TaskClip {
+    /// The clip `r` of task `task_id`, with the URLs the console fetches.
+    pub fn of(task_id: &str, r: TaskClipRow) -> TaskClip {
+        let id = &r.clip_id;
+        let ready = r.status == ClipState::Ready;
         TaskClip {
+            video_url: ready.then(|| format!("/api/v1/clips/{id}/video")),
+            filmstrip_url: ready.then(|| format!("/api/v1/clips/{id}/filmstrip")),
+            poster_url: r
+                .has_poster
+                .then(|| format!("/api/v1/tasks/{task_id}/clips/{id}/poster")),
             clip_id: r.clip_id,
             camera_id: r.camera_id,
-            status: r.status,
+            status: r.status.as_str().into(),
             error: r.error.map(ClipError::from),
-            video_url: r.video_url,
-            poster_url: r.poster_url,
-            filmstrip_url: r.filmstrip_url,
             filmstrip: r.filmstrip,
             event_offset_ms: r.event_offset_ms,
             duration_ms: r.duration_ms,

@@ -88,6 +88,11 @@ pub struct TaskView {
 
 impl From<TaskCard> for TaskView {
     fn from(t: TaskCard) -> TaskView {
+        let clips = t
+            .clips
+            .into_iter()
+            .map(|c| TaskClip::of(&t.task_id, c))
+            .collect();
         TaskView {
             task_id: t.task_id,
             store_id: t.store_id,
@@ -101,7 +106,7 @@ impl From<TaskCard> for TaskView {
             deadline_at: format_rfc3339_ms(t.deadline_at),
             model_version: t.model_version,
             candidates: t.candidates.into_iter().map(Into::into).collect(),
-            clips: t.clips.into_iter().map(Into::into).collect(),
+            clips,
         }
     }
 }

@@ -19,13 +19,14 @@ use super::{backend_name, backends, BackendChoice};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::db::bulk::{insert_rows, Val};
-use crate::db::{dashboard, new_id, stores, Backend, Db};
+use crate::db::{new_id, stores, Backend, Db};
 use crate::domain::dashboard::Dashboard;
 use crate::domain::figures::Windows;
 use crate::domain::lifecycle::{EventStatus, RouteName, SessionStatus, TaskStatus};
 use crate::domain::rollup::{label_key, HOUR};
 use crate::domain::stats::{percentile, AlphaSums};
 use crate::domain::{Action, Label};
+use crate::review::dashboard;
 
 /// Snapshot p95 the dashboard must stay under, in milliseconds.
 const TARGET_P95_MS: f64 = 50.0;
@@ -935,9 +936,9 @@ async fn plain_figures(db: &Db, now: i64) -> anyhow::Result<Figures> {
     }
     out.alpha = sums.alpha();
 
-    let queue = dashboard::queue(conn, now).await?;
+    let queue = crate::db::dashboard::queue(conn, now).await?;
     out.open_tasks = queue.iter().map(|q| q.ready + q.leased + q.escalated).sum();
-    dashboard::pending_receipts(conn, now).await?;
+    crate::db::dashboard::pending_receipts(conn, now).await?;
     Ok(out)
 }
 

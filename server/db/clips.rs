@@ -34,8 +34,8 @@ pub struct ClipRow {
     pub store_id: String,
     /// Camera.
     pub camera_id: String,
-    /// `processing`, `ready`, `failed`.
-    pub status: String,
+    /// Its state.
+    pub status: ClipState,
     /// First frame's wall-clock time, epoch ms.
     pub started_at: Option<i64>,
     /// Key of the uploaded original.
@@ -68,12 +68,12 @@ const COLUMNS: &str = "id, store_id, camera_id, status, started_at, source_key, 
      filmstrip_key, filmstrip, duration_ms, width, height, error_code, error_message, \
      footage_id, window_from, window_to, frame_accurate";
 
-fn from_row(r: &sqlx::any::AnyRow) -> Result<ClipRow, sqlx::Error> {
+fn from_row(r: &sqlx::any::AnyRow) -> Result<ClipRow> {
     Ok(ClipRow {
         id: r.try_get("id")?,
         store_id: r.try_get("store_id")?,
         camera_id: r.try_get("camera_id")?,
-        status: r.try_get("status")?,
+        status: super::state(&r.try_get::<String, _>("status")?, ClipState::parse)?,
         started_at: r.try_get("started_at")?,
         source_key: r.try_get("source_key")?,
         video_key: r.try_get("video_key")?,
@@ -438,7 +438,7 @@ pub async fn get(conn: &mut AnyConnection, clip_id: &str) -> Result<Option<ClipR
     .bind(clip_id)
     .fetch_optional(conn)
     .await?;
-    Ok(row.as_ref().map(from_row).transpose()?)
+    row.as_ref().map(from_row).transpose()
 }
 
 /// A store's clip as a task being opened sees it, its row locked.
@@ -663,8 +663,7 @@ pub async fn pending_posters(db: &Db, task_id: &str) -> Result<Vec<PendingPoster
                 event_offset_ms: r.try_get("event_offset_ms")?,
             })
         })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(Into::into)
+        .collect()
 }
 
 /// Records a task clip's poster (`None`: it could not be made).
@@ -694,15 +693,11 @@ pub struct TaskClipRow {
     /// The camera.
     pub camera_id: String,
     /// `ready` or `failed` (`processing` only while the task waits).
-    pub status: String,
+    pub status: ClipState,
     /// Why the clip cannot be shown.
     pub error: Option<ClipFailure>,
-    /// The browser MP4 (byte ranges supported).
-    pub video_url: Option<String>,
-    /// The frame at the event instant.
-    pub poster_url: Option<String>,
-    /// The filmstrip sprite.
-    pub filmstrip_url: Option<String>,
+    /// Whether the task has its poster of this clip.
+    pub has_poster: bool,
     /// Layout and times of the filmstrip tiles (the stored JSON, parsed;
     /// `None` when missing or unreadable).
     pub filmstrip: Option<serde_json::Value>,
@@ -731,18 +726,13 @@ pub async fn for_task(conn: &mut AnyConnection, task_id: &str) -> Result<Vec<Tas
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let id: String = r.try_get("id")?;
-        let status: String = r.try_get("status")?;
-        let ready = ClipState::parse(&status) == Some(ClipState::Ready);
+        let status = super::state(&r.try_get::<String, _>("status")?, ClipState::parse)?;
         let duration_ms: Option<i64> = r.try_get("duration_ms")?;
         let offset: Option<i64> = r.try_get("event_offset_ms")?;
         let filmstrip: Option<String> = r.try_get("filmstrip")?;
         let error_code: Option<String> = r.try_get("error_code")?;
         out.push(TaskClipRow {
-            video_url: ready.then(|| format!("/api/v1/clips/{id}/video")),
-            filmstrip_url: ready.then(|| format!("/api/v1/clips/{id}/filmstrip")),
-            poster_url: r
-                .try_get::<Option<String>, _>("poster_key")?
-                .map(|_| format!("/api/v1/tasks/{task_id}/clips/{id}/poster")),
+            has_poster: r.try_get::<Option<String>, _>("poster_key")?.is_some(),
             filmstrip: filmstrip.and_then(|f| serde_json::from_str(&f).ok()),
             event_offset_ms: offset.or(duration_ms.map(|d| d / 2)),
             error: error_code.map(|code| ClipFailure {

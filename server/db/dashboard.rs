@@ -1,95 +1,15 @@
-//! The dashboard snapshot: rollup buckets for the windows, plus the live
-//! tail after the watermark counted by the same code as the rollup job,
-//! plus the state of the queue and of pending receipts, all read in one
-//! consistent snapshot of the database.
+//! Rows the dashboard reads beside the rollups: the state of the queue per
+//! store, receipts waiting past their deadline, usernames. The snapshot
+//! that combines them with the rollup buckets in one consistent read is
+//! `review::dashboard`'s.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use sqlx::{AnyConnection, Row};
 
-use super::rollup::{self, BucketRanges};
-use super::Db;
 use super::Result;
-use crate::domain::dashboard::{ConfidenceBin, Dashboard, StoreQueue};
-use crate::domain::figures::{self, GoldRule, Live, Windows};
+use crate::domain::dashboard::StoreQueue;
 use crate::domain::lifecycle::{SessionStatus, TaskStatus};
-use crate::domain::recommend::{self, Recommendation};
-use crate::domain::rollup::{bucket, merge_confidence, Rollup, DAY};
-use crate::domain::routing::RoutingPolicy;
-
-/// The dashboard at `now`. A labeler is flagged when their gold accuracy
-/// over the last 7 days is below `gold_min_accuracy` over at least
-/// `gold_min_answers` answers.
-pub async fn snapshot(
-    db: &Db,
-    now: i64,
-    gold_min_accuracy: f64,
-    gold_min_answers: u64,
-) -> Result<Dashboard> {
-    snapshot_timed(db, now, gold_min_accuracy, gold_min_answers, &mut |_, _| {}).await
-}
-
-/// [`snapshot`], telling `step` how long each of its steps took (`recount
-/// bench dashboard` prints where the time goes).
-pub async fn snapshot_timed(
-    db: &Db,
-    now: i64,
-    gold_min_accuracy: f64,
-    gold_min_answers: u64,
-    step: &mut (dyn FnMut(&'static str, Duration) + Send),
-) -> Result<Dashboard> {
-    let mut clock = Instant::now();
-    let mut lap = |name: &'static str| {
-        let t = Instant::now();
-        step(name, t - clock);
-        clock = t;
-    };
-    let w = Windows::at(now);
-    let mut tx = db.begin_snapshot().await?;
-    let watermark = rollup::watermark(&mut tx).await?;
-    lap("begin");
-    let ranges = BucketRanges {
-        store_minutes_from: w.hour_from,
-        store_hours_from: w.day_from,
-        labeler_hours_from: w.day_from,
-        labeler_days_from: w.week_from,
-        models_from: w.week_from,
-    };
-    let mut counted = rollup::read(&mut tx, &ranges, watermark, &db.settled).await?;
-    lap("rollup rows");
-    // Facts after the watermark are not in the tables yet: count them live.
-    let tail_from = watermark.max(w.earliest());
-    if tail_from <= now {
-        counted.merge(&rollup::collect(&mut tx, tail_from, now + 1).await?);
-    }
-    lap("live tail");
-    let queue = queue(&mut tx, now).await?;
-    lap("queue");
-    let (pending, pending_past_deadline) = pending_receipts(&mut tx, now).await?;
-    lap("pending receipts");
-    let usernames = usernames(&mut tx).await?;
-    tx.commit().await?;
-    lap("usernames");
-    let live = Live {
-        queue,
-        pending,
-        pending_past_deadline,
-        watermark,
-        usernames,
-    };
-    let dashboard = figures::build(
-        &w,
-        live,
-        &counted,
-        GoldRule {
-            min_accuracy: gold_min_accuracy,
-            min_answers: gold_min_answers,
-        },
-    );
-    lap("figures");
-    Ok(dashboard)
-}
 
 /// Open tasks per store (every store is listed, busy or not). Gold tasks
 /// are labelers' tests, not a store's work, and are left out.
@@ -170,78 +90,11 @@ pub async fn pending_receipts(conn: &mut AnyConnection, now: i64) -> Result<(i64
     ))
 }
 
-async fn usernames(conn: &mut AnyConnection) -> Result<BTreeMap<String, String>> {
+pub async fn usernames(conn: &mut AnyConnection) -> Result<BTreeMap<String, String>> {
     let rows = sqlx::query("SELECT id, username FROM users")
         .fetch_all(conn)
         .await?;
     rows.iter()
         .map(|r| Ok((r.try_get("id")?, r.try_get("username")?)))
         .collect::<Result<_>>()
-}
-
-/// Days of audit samples and labels a threshold recommendation looks at.
-pub const RECOMMENDATION_DAYS: i64 = 30;
-
-/// The start of the last `days` UTC days, today included: the window of
-/// the confidence bins a store's page and API show, and of the
-/// recommendation, so the bins the API returns reproduce it.
-pub fn days_window_start(now: i64, days: i64) -> i64 {
-    bucket(now, DAY) - (days - 1) * DAY
-}
-
-/// The routing-threshold recommendation for a store with `policy`, from
-/// its last [`RECOMMENDATION_DAYS`] days of resolved events (today
-/// included), for an auto-accept error under `target_error` (at 95 %
-/// confidence).
-pub async fn recommendation(
-    db: &Db,
-    store_id: &str,
-    now: i64,
-    policy: &RoutingPolicy,
-    target_error: f64,
-) -> Result<Recommendation> {
-    let since = days_window_start(now, RECOMMENDATION_DAYS);
-    let bins = confidence_bins(db, store_id, since, now).await?;
-    Ok(recommend::recommend(
-        &bins,
-        policy,
-        target_error,
-        recommend::DEFAULT_Z,
-    ))
-}
-
-/// Resolved events of a store per top-confidence bin, from the start of the
-/// UTC day of `since` to `now`: the non-empty bins, lowest first.
-pub async fn confidence_bins(
-    db: &Db,
-    store_id: &str,
-    since: i64,
-    now: i64,
-) -> Result<Vec<ConfidenceBin>> {
-    let from = bucket(since, DAY);
-    let mut tx = db.begin_snapshot().await?;
-    let watermark = rollup::watermark(&mut tx).await?;
-    let mut counted = Rollup {
-        confidence: rollup::read_confidence(&mut tx, store_id, from, i64::MAX).await?,
-        ..Rollup::default()
-    };
-    let tail_from = watermark.max(from);
-    if tail_from <= now {
-        let mut tail = Rollup::default();
-        rollup::collect_events_resolved(&mut tx, tail_from, now + 1, &mut tail).await?;
-        tail.confidence.retain(|k, _| k.store_id == store_id);
-        counted.merge(&tail);
-    }
-    tx.commit().await?;
-    let mut bins: BTreeMap<i64, ConfidenceBin> = BTreeMap::new();
-    for (k, b) in &counted.confidence {
-        merge_confidence(
-            bins.entry(k.bin).or_insert_with(|| ConfidenceBin {
-                bin: k.bin,
-                ..ConfidenceBin::default()
-            }),
-            b,
-        );
-    }
-    Ok(bins.into_values().collect())
 }

@@ -32,13 +32,10 @@ fn stored_from_row(r: &sqlx::any::AnyRow) -> Result<StoredEvent> {
     })
 }
 
-/// Largest `IN (…)` list sent at once.
-const CHUNK: usize = 500;
-
 /// The events of a store already stored under any of `event_ids`.
 pub async fn stored(tx: &mut Tx, store_id: &str, event_ids: &[&str]) -> Result<Vec<StoredEvent>> {
     let mut out = Vec::new();
-    for chunk in event_ids.chunks(CHUNK) {
+    for chunk in event_ids.chunks(super::IN_LIST_MAX) {
         let sql = format!(
             "SELECT e.event_id, e.request_hash, e.route, e.route_reason, t.id AS task_id FROM events e \
              LEFT JOIN review_tasks t ON t.event_pk = e.id WHERE e.store_id = $1 AND e.event_id IN ({})",

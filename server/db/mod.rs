@@ -273,6 +273,10 @@ pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// Most values bound in one `IN (…)` list: longer lists go in chunks, well
+/// under every engine's bind-parameter limit.
+pub const IN_LIST_MAX: usize = 500;
+
 /// `$first, $first+1, …` for an `IN (…)` list of `n` values.
 pub fn placeholders(first: usize, n: usize) -> String {
     (first..first + n)

@@ -131,9 +131,6 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Product> {
     })
 }
 
-/// Largest `IN (…)` list sent at once.
-const CHUNK: usize = 500;
-
 /// The products among `skus` that exist in the store's catalog.
 pub async fn find(
     conn: &mut AnyConnection,
@@ -141,7 +138,7 @@ pub async fn find(
     skus: &[&str],
 ) -> Result<HashMap<String, Product>> {
     let mut found = HashMap::with_capacity(skus.len());
-    for chunk in skus.chunks(CHUNK) {
+    for chunk in skus.chunks(super::IN_LIST_MAX) {
         let sql = format!(
             "SELECT sku, name, price_cents, image_url FROM products WHERE store_id = $1 AND sku IN ({})",
             placeholders(2, chunk.len())

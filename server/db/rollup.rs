@@ -151,7 +151,7 @@ async fn collect_events_created(
 }
 
 /// Resolved events in `[from, to)` into their confidence and calibration
-/// buckets (also the live tail of [`crate::db::dashboard::confidence_bins`]).
+/// buckets (also the live tail of [`crate::review::dashboard::confidence_bins`]).
 pub async fn collect_events_resolved(
     conn: &mut AnyConnection,
     from: i64,

@@ -1,9 +1,9 @@
 //! Rows of the review queue: tasks, their leases and verdicts.
 //!
-//! Each function reads or writes rows inside the transaction it is given;
-//! which change a request makes, and in which order rows are locked, is
-//! decided by [`crate::review::queue`] with the rules of
-//! [`crate::domain::lifecycle`].
+//! Changes run inside the transaction they are given, reads on the
+//! connection or pool they are given; which change a request makes, and in
+//! which order rows are locked, is decided by [`crate::review::queue`] with
+//! the rules of [`crate::domain::lifecycle`].
 
 use sqlx::{AnyConnection, Row};
 

@@ -1,7 +1,7 @@
 //! What the supervisor dashboard shows: one snapshot answered by
 //! `GET /api/v1/dashboard` and drawn by the dashboard page.
 //!
-//! Plain values only; `db::dashboard` fills them from the rollup tables and
+//! Plain values only; `review::dashboard` fills them from the rollup tables and
 //! the live tail, `domain::stats` does the arithmetic.
 
 use serde::{Deserialize, Serialize};

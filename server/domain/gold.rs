@@ -47,10 +47,59 @@ pub fn flagged(answers: i64, correct: i64, min_accuracy: f64, min_answers: u64) 
     enough && accuracy(answers, correct).is_some_and(|a| a < min_accuracy)
 }
 
+/// A labeler's gold record judged for the quality report.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Score {
+    /// `correct / answers`.
+    pub accuracy: Option<f64>,
+    /// The 95 % Wilson interval of the accuracy.
+    pub interval: Option<(f64, f64)>,
+    /// See [`flagged`].
+    pub flagged: bool,
+}
+
+/// Judges `correct` of `answers` gold answers.
+pub fn score(answers: i64, correct: i64, min_accuracy: f64, min_answers: u64) -> Score {
+    Score {
+        accuracy: accuracy(answers, correct),
+        interval: crate::stats::wilson_interval(correct.max(0) as u64, answers.max(0) as u64, Z_95),
+        flagged: flagged(answers, correct, min_accuracy, min_answers),
+    }
+}
+
+/// The quality report's order: flagged labelers first, then lowest accuracy
+/// first (none counts as perfect), then by name.
+pub fn report_order(a: (&Score, &str), b: (&Score, &str)) -> std::cmp::Ordering {
+    b.0.flagged
+        .cmp(&a.0.flagged)
+        .then(
+            a.0.accuracy
+                .unwrap_or(1.0)
+                .total_cmp(&b.0.accuracy.unwrap_or(1.0)),
+        )
+        .then_with(|| a.1.cmp(b.1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Action;
+
+    #[test]
+    fn the_report_puts_flagged_first_then_the_least_accurate() {
+        let weak = score(20, 10, 0.8, 10);
+        let new = score(2, 0, 0.8, 10);
+        let good = score(20, 19, 0.8, 10);
+        let none = score(0, 0, 0.8, 10);
+        assert!(weak.flagged && !new.flagged && !good.flagged && !none.flagged);
+        let mut rows = [(none, "d"), (good, "c"), (new, "b"), (weak, "a")];
+        rows.sort_by(|x, y| report_order((&x.0, x.1), (&y.0, y.1)));
+        let names: Vec<&str> = rows.iter().map(|r| r.1).collect();
+        assert_eq!(names, ["a", "b", "c", "d"]);
+        let (low, high) = good.interval.expect("answers give an interval");
+        assert!(low < 0.95 && 0.95 < high);
+        assert_eq!(none.interval, None);
+    }
 
     #[test]
     fn the_draw_decides_against_the_rate() {

@@ -76,7 +76,7 @@ impl BackgroundJob for ProcessClip {
         let clip = clips::get(&mut conn, &self.clip_id).await?;
         drop(conn);
         // Gone, or settled by an attempt that then failed: nothing waits.
-        if clip.is_none_or(|c| c.status != ClipStatus::Processing.as_str()) {
+        if clip.is_none_or(|c| c.status != ClipStatus::Processing) {
             return Ok(());
         }
         let message = format!(
@@ -101,7 +101,7 @@ async fn process_clip(state: &AppState, job: &Job, args: &ProcessClip) -> Result
         .map_err(retry)?
         .ok_or_else(|| JobError::Dead("the clip no longer exists".into()))?;
     drop(conn);
-    if clip.status != ClipStatus::Processing.as_str() {
+    if clip.status != ClipStatus::Processing {
         return Ok(());
     }
     let source_key = clip
@@ -185,7 +185,7 @@ async fn process_clip(state: &AppState, job: &Job, args: &ProcessClip) -> Result
                 .map_err(retry)?;
             Ok(())
         }
-        Err(e) if e.client_fault => {
+        Err(e) if e.client_fault() => {
             tracing::info!(clip = %clip.id, code = e.code.as_str(), "clip cannot be processed");
             review::settle(
                 &state.db,
@@ -263,7 +263,7 @@ async fn make_posters(ctx: &JobContext<'_>, args: &MakePosters) -> Result<(), Jo
                 state.blobs.put_file(&key, &out).await.map_err(retry)?;
                 Some(key)
             }
-            Err(e) if e.client_fault || ctx.is_last_attempt() => {
+            Err(e) if e.client_fault() || ctx.is_last_attempt() => {
                 tracing::warn!(task = %args.task_id, clip = %p.clip.id, code = e.code.as_str(), "no poster");
                 None
             }

@@ -16,9 +16,6 @@ pub struct MediaError {
     pub code: MediaCode,
     /// Explanation for a person.
     pub message: String,
-    /// True when the input (or the caller's request about it) is at fault and
-    /// retrying cannot help; false for failures on our side.
-    pub client_fault: bool,
 }
 
 impl fmt::Display for MediaError {
@@ -83,13 +80,19 @@ impl PartialEq<&str> for MediaCode {
 }
 
 impl MediaError {
-    /// Builds the error for `code`; who is at fault follows from the code.
+    /// Builds the error for `code`.
     pub fn new(code: MediaCode, message: impl Into<String>) -> MediaError {
         MediaError {
             code,
             message: message.into(),
-            client_fault: code.client_fault(),
         }
+    }
+
+    /// True when the input (or the caller's request about it) is at fault
+    /// and retrying cannot help; false for failures on our side. It follows
+    /// from the code alone.
+    pub fn client_fault(&self) -> bool {
+        self.code.client_fault()
     }
 }
 
@@ -157,8 +160,8 @@ mod tests {
 
     #[test]
     fn new_takes_client_fault_from_the_code_table() {
-        assert!(MediaError::new(MediaError::NOT_VIDEO, "x").client_fault);
-        assert!(!MediaError::new(MediaError::TIMEOUT, "x").client_fault);
+        assert!(MediaError::new(MediaError::NOT_VIDEO, "x").client_fault());
+        assert!(!MediaError::new(MediaError::TIMEOUT, "x").client_fault());
         assert_eq!(
             MediaError::new(MediaError::TRUNCATED, "cut short").to_string(),
             "truncated: cut short"

@@ -24,7 +24,7 @@
 //! server's metrics) how each went. Times are milliseconds from the start
 //! of the clip's video stream. Outputs appear only when complete.
 //!
-//! Every failure is a [`MediaError`] with a stable code and `client_fault`:
+//! Every failure is a [`MediaError`] with a stable code and `client_fault()`:
 //! true means the upload is bad (answer 4xx, do not retry), false means we
 //! failed (retry later). See `docs/media.md`.
 

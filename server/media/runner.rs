@@ -119,7 +119,7 @@ impl MediaRunner {
         }
         match &outcome {
             Ok(_) => tracing::debug!(operation, elapsed_ms, "media operation done"),
-            Err(e) if e.client_fault => {
+            Err(e) if e.client_fault() => {
                 tracing::info!(operation, elapsed_ms, code = e.code.as_str(), message = %e.message, "clip refused")
             }
             Err(e) => {

@@ -11,6 +11,7 @@ use crate::db::users::User;
 use crate::db::Db;
 use crate::domain::lifecycle::{EventStatus, TaskStatus};
 use crate::error::{Code, Error, Result};
+use crate::review::locks::unknown_task;
 
 fn unknown_gold(gold_id: &str) -> Error {
     Error::new(Code::UnknownGold, format!("no gold task {gold_id:?}"))
@@ -23,7 +24,7 @@ pub async fn mark(db: &Db, supervisor: &User, task_id: &str, now: i64) -> Result
     let mut tx = db.begin().await?;
     let source = gold::source_task(&mut tx, task_id)
         .await?
-        .ok_or_else(|| Error::new(Code::UnknownTask, format!("no task {task_id:?}")))?;
+        .ok_or_else(|| unknown_task(task_id))?;
     if source.gold_id.is_some() {
         return Err(Error::new(
             Code::TaskIsGold,

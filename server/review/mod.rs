@@ -3,7 +3,7 @@
 //!
 //! This layer sits between the HTTP edge (`api/`, `web/`) and storage
 //! (`db/`). It
-//! * opens and commits every multi-statement transaction, taking locks in
+//! * opens and commits the transaction of every request, taking locks in
 //!   the one order the whole server uses (a session before its task,
 //!   [`locks`]);
 //! * asks the pure rules of `domain` what a request changes, and has `db`
@@ -16,6 +16,7 @@
 //!
 //! `db/` below it reads and writes rows and knows none of this.
 
+pub mod dashboard;
 pub mod exports;
 pub mod gold;
 pub mod ingest;

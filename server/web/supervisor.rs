@@ -18,17 +18,18 @@ use super::charts;
 use super::dashboard_view::{self, DashboardView};
 use super::format::{count, duration_ms, percent};
 use crate::auth::Role;
+use crate::db::stores;
 use crate::db::users::User;
-use crate::db::{dashboard, stores};
 use crate::domain::recommend::{self, Recommendation};
 use crate::domain::routing::RoutingPolicy;
 use crate::error::{Code, Error};
 use crate::http::pages::{page, render, PageRefusal, SupervisorPage};
 use crate::http::query::RecommendationQuery;
 use crate::http::session;
+use crate::review::dashboard;
 use crate::AppState;
 
-use crate::db::dashboard::RECOMMENDATION_DAYS;
+use crate::review::dashboard::RECOMMENDATION_DAYS;
 
 /// Routes of the supervisor pages.
 pub fn router() -> Router<AppState> {
@@ -369,7 +370,7 @@ async fn policy_page(
             .await
         {
             Ok(r) => r,
-            Err(e) => return Error::from(e).into_response(),
+            Err(e) => return e.into_response(),
         };
     let summary = match (&rec.recommended, &rec.current) {
         (Some(r), Some(c)) => format!(
