@@ -24,15 +24,28 @@ pub struct Config {
     pub lease_ttl_ms: i64,
     /// Tasks one labeler may hold at once (the console prefetches one).
     pub max_leases_per_labeler: i64,
+    /// A console left without input (or hidden) this long stops, gives its
+    /// tasks back and waits for the labeler to start again; 0 never does.
+    pub console_idle_release_ms: i64,
     /// How often expired leases are returned to the queue.
     pub lease_sweep_interval_ms: u64,
     /// How often the job worker looks for due jobs when idle.
     pub job_poll_interval_ms: u64,
-    /// How long a job may run before another worker may take it over; longer
-    /// than `media_timeout_ms`, so a slow transcode is never run twice. A
-    /// take-over counts as a failed attempt, so a file that crashes the
-    /// worker cannot be retried forever.
+    /// How long a taken job stays reserved for its worker without a renewal.
+    /// A worker renews it every third of this while the job runs, so a job
+    /// of an instance that died is taken over within this time, whatever
+    /// the job. A take-over counts as a failed attempt, so a file that
+    /// crashes the worker cannot be retried forever.
     pub job_lease_ms: i64,
+    /// How long before a task's receipt deadline it goes to supervisors if
+    /// nobody settled it (the deadline guarantee).
+    pub deadline_lead_ms: i64,
+    /// How often each instance looks for tasks at risk of missing their
+    /// receipt deadline.
+    pub deadline_sweep_interval_ms: u64,
+    /// A labeler who claimed work within this window counts as active: the
+    /// crew the deadline guarantee counts on.
+    pub labeler_active_window_ms: i64,
     /// Webhook deliveries tried before the job is dead.
     pub webhook_max_attempts: i64,
     /// First retry delay of a webhook; doubled on each attempt.
@@ -115,9 +128,13 @@ impl Default for Config {
             max_connections: 16,
             lease_ttl_ms: 60_000,
             max_leases_per_labeler: 2,
+            console_idle_release_ms: 120_000,
             lease_sweep_interval_ms: 1_000,
             job_poll_interval_ms: 500,
-            job_lease_ms: 300_000,
+            job_lease_ms: 15_000,
+            deadline_lead_ms: 60_000,
+            deadline_sweep_interval_ms: 5_000,
+            labeler_active_window_ms: 10 * 60_000,
             webhook_max_attempts: 12,
             webhook_backoff_base_ms: 2_000,
             webhook_backoff_max_ms: 3_600_000,

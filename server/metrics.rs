@@ -26,6 +26,8 @@ pub struct Metrics {
     media_seconds: HistogramVec,
     media_failures: IntCounterVec,
     queue: IntGaugeVec,
+    deadlines: IntGaugeVec,
+    escalations: IntCounterVec,
     gold_answers: IntCounterVec,
 }
 
@@ -111,6 +113,22 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             r
         )
         .expect("metric"),
+        deadlines: register_int_gauge_vec_with_registry!(
+            "deadline_items",
+            "Open review tasks and pending receipts against their receipt deadline: \
+             `tasks_past`, `tasks_at_risk` (within deadline_lead_ms of it), `receipts_past`",
+            &["state"],
+            r
+        )
+        .expect("metric"),
+        escalations: register_int_counter_vec_with_registry!(
+            "deadline_escalations_total",
+            "Tasks handed to supervisors by the deadline guarantee, by reason \
+             (`deadline`, `no-eligible-labeler`)",
+            &["reason"],
+            r
+        )
+        .expect("metric"),
         gold_answers: register_int_counter_vec_with_registry!(
             "gold_answers_total",
             "Answers to gold tasks, by whether they matched the known label",
@@ -181,6 +199,22 @@ pub fn media_operation(operation: &str, code: Option<&str>, seconds: f64) {
     }
 }
 
+/// The deadline guarantee handed a task to supervisors for `reason`.
+pub fn task_escalated(reason: &str) {
+    METRICS.escalations.with_label_values(&[reason]).inc();
+}
+
+/// What is late or about to be, read when `/metrics` is scraped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Deadlines {
+    /// Open real tasks past their receipt deadline.
+    pub tasks_past: i64,
+    /// Open real tasks within `deadline_lead_ms` of it.
+    pub tasks_at_risk: i64,
+    /// Exited sessions whose receipt is not final past the deadline.
+    pub receipts_past: i64,
+}
+
 /// A labeler answered a gold task, `correct`ly or not.
 pub fn gold_answered(correct: bool) {
     METRICS
@@ -190,8 +224,15 @@ pub fn gold_answered(correct: bool) {
 }
 
 /// Renders every metric in Prometheus text format, with the queue gauges set
-/// from `queue_counts`.
-pub fn render(queue_counts: &[(String, i64)]) -> String {
+/// from `queue_counts` and the deadline gauges from `deadlines`.
+pub fn render(queue_counts: &[(String, i64)], deadlines: Deadlines) -> String {
+    for (state, n) in [
+        ("tasks_past", deadlines.tasks_past),
+        ("tasks_at_risk", deadlines.tasks_at_risk),
+        ("receipts_past", deadlines.receipts_past),
+    ] {
+        METRICS.deadlines.with_label_values(&[state]).set(n);
+    }
     for status in crate::domain::lifecycle::TaskStatus::OPEN {
         let status = status.as_str();
         let n = queue_counts

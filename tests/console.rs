@@ -692,3 +692,61 @@ async fn with_one_lease_per_labeler_the_console_works_without_prefetch() {
     assert_eq!(refused, 1, "prefetch asks once and stops after the refusal");
     b.assert_no_console_errors().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_console_gives_its_tasks_back() {
+    // Eight seconds without input stand for the default two minutes: long
+    // enough to see both tasks held first, on a loaded machine too.
+    let app = TestApp::start_with(Backend::Sqlite, |c| c.console_idle_release_ms = 8_000).await;
+    let (_, key) = app.store_with_catalog().await;
+    app.add_user("ana", Role::Labeler).await;
+    let tasks = tasks_with_video(&app, &key, 3).await;
+
+    let b = launch("console_idle").await;
+    sign_in(&b, &app, "ana", None).await;
+    b.press_key("Enter").await.unwrap();
+    assert_eq!(wait_for_task(&b, "the task", None).await, tasks[0]);
+    // The task on screen and the prefetched one are both Ana's.
+    until(
+        &b,
+        "the next task loaded",
+        "document.getElementById('queue-status').textContent.includes('next task loaded')",
+    )
+    .await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM review_tasks WHERE status = 'leased'")
+            .await,
+        2
+    );
+
+    // Ana walks away: the console stops and gives both back.
+    until_state(&b, "the start view after idling", "start").await;
+    until(
+        &b,
+        "the idle note",
+        "!document.getElementById('idle-note').hidden",
+    )
+    .await;
+    b.screenshot("idle-released").await.unwrap();
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM review_tasks WHERE status = 'ready'")
+            .await,
+        3,
+        "both held tasks are back in the queue beside the third"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM task_leases WHERE end_reason = 'released'")
+            .await,
+        2
+    );
+    assert!(verdicts(&app).await.is_empty());
+
+    // Back at the desk, one key starts again, on a task Ana never held (a
+    // second look at a task is always someone else's).
+    b.press_key("Enter").await.unwrap();
+    assert_eq!(
+        wait_for_task(&b, "a task after coming back", None).await,
+        tasks[2]
+    );
+    b.assert_no_console_errors().await;
+}

@@ -15,6 +15,7 @@ mod console;
 mod console_api;
 mod core_loop;
 mod dashboard;
+mod deadlines;
 #[cfg(feature = "bench")]
 mod export;
 mod gold;

@@ -35,8 +35,18 @@ pub async fn healthz(State(state): State<AppState>) -> Result<axum::Json<Health>
     responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse> {
     let counts = tasks::counts_by_status(&state.db).await?;
+    let now = state.now();
+    let mut conn = state.db.reader().acquire().await?;
+    let (tasks_past, tasks_at_risk) =
+        tasks::deadline_counts(&mut conn, now, state.config.deadline_lead_ms).await?;
+    let (_, receipts_past) = crate::db::dashboard::pending_receipts(&mut conn, now).await?;
+    let deadlines = crate::metrics::Deadlines {
+        tasks_past,
+        tasks_at_risk,
+        receipts_past,
+    };
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        crate::metrics::render(&counts),
+        crate::metrics::render(&counts, deadlines),
     ))
 }

@@ -10,7 +10,9 @@ use sqlx::{AnyConnection, Row};
 use super::{clips, flag, products, Db, Result, Tx};
 use crate::domain::consensus::Answer;
 use crate::domain::event::CandidateInput;
-use crate::domain::lifecycle::{EventStatus, Lease, LeaseEnd, PastLease, Task, TaskStatus};
+use crate::domain::lifecycle::{
+    Crew, EventStatus, Lease, LeaseEnd, PastLease, Pending, Task, TaskStatus,
+};
 use crate::domain::{Action, Label};
 
 /// A review task row.
@@ -779,4 +781,101 @@ pub async fn set_status(tx: &mut Tx, task_id: &str, status: TaskStatus) -> Resul
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// An open task the deadline guarantee looks at, with who could answer it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AtRiskRow {
+    /// Task id.
+    pub id: String,
+    /// The task as the rule sees it.
+    pub pending: Pending,
+    /// The crew active since the window's start, and of them those who
+    /// never held the task.
+    pub crew: Crew,
+}
+
+/// The open real tasks that may be at risk at `now`: `ready` or `waiting`
+/// ones whose deadline is before `deadline_before`, and `ready` ones that
+/// someone already held or that need more verdicts than the active crew
+/// (labelers who claimed anything since `active_since`) can give. Read on
+/// the reader pool; whoever escalates one re-checks its state.
+pub async fn at_risk_candidates(
+    conn: &mut AnyConnection,
+    deadline_before: i64,
+    active_since: i64,
+) -> Result<Vec<AtRiskRow>> {
+    let sql = format!(
+        "WITH active AS (SELECT DISTINCT labeler_id FROM task_leases WHERE claimed_at > $1) \
+         SELECT t.id, t.status, t.deadline_at, t.required_verdicts, t.verdict_count, \
+         (SELECT COUNT(*) FROM active) AS active, \
+         (SELECT COUNT(*) FROM active a WHERE NOT EXISTS \
+           (SELECT 1 FROM task_leases l WHERE l.task_id = t.id AND l.labeler_id = a.labeler_id)) AS eligible \
+         FROM review_tasks t WHERE t.gold_id IS NULL AND ( \
+           (t.status IN ('{ready}', '{waiting}') AND t.deadline_at < $2) \
+           OR (t.status = '{ready}' AND EXISTS (SELECT 1 FROM task_leases l WHERE l.task_id = t.id)) \
+           OR (t.status = '{ready}' AND t.required_verdicts - t.verdict_count > 1))",
+        ready = TaskStatus::Ready,
+        waiting = TaskStatus::Waiting,
+    );
+    sqlx::query(&sql)
+        .bind(active_since)
+        .bind(deadline_before)
+        .fetch_all(conn)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(AtRiskRow {
+                id: r.try_get("id")?,
+                pending: Pending {
+                    status: super::task_status(&r.try_get::<String, _>("status")?)?,
+                    deadline_at: r.try_get("deadline_at")?,
+                    required_verdicts: r.try_get("required_verdicts")?,
+                    verdicts: r.try_get("verdict_count")?,
+                },
+                crew: Crew {
+                    active: r.try_get("active")?,
+                    eligible: r.try_get("eligible")?,
+                },
+            })
+        })
+        .collect()
+}
+
+/// Hands an open task that is still `ready` or `waiting` to supervisors
+/// with `reason`; false when it moved on meanwhile (claimed, answered).
+pub async fn escalate_open(tx: &mut Tx, task_id: &str, reason: &str, now: i64) -> Result<bool> {
+    let done = sqlx::query(&format!(
+        "UPDATE review_tasks SET status = '{}', escalation_reason = $1, updated_at = $2 \
+         WHERE id = $3 AND status IN ('{}', '{}')",
+        TaskStatus::Escalated,
+        TaskStatus::Ready,
+        TaskStatus::Waiting
+    ))
+    .bind(reason)
+    .bind(now)
+    .bind(task_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Open real tasks past their deadline (it is before `now`), and those
+/// within `lead_ms` of it.
+pub async fn deadline_counts(
+    conn: &mut AnyConnection,
+    now: i64,
+    lead_ms: i64,
+) -> Result<(i64, i64)> {
+    let r = sqlx::query(&format!(
+        "SELECT COALESCE(SUM(CASE WHEN deadline_at < $1 THEN 1 ELSE 0 END), 0) AS past, \
+         COALESCE(SUM(CASE WHEN deadline_at >= $1 THEN 1 ELSE 0 END), 0) AS at_risk \
+         FROM review_tasks WHERE status IN ({}) AND gold_id IS NULL AND deadline_at <= $2",
+        super::sql_list(&TaskStatus::OPEN)
+    ))
+    .bind(now)
+    .bind(now + lead_ms)
+    .fetch_one(conn)
+    .await?;
+    Ok((r.try_get("past")?, r.try_get("at_risk")?))
 }

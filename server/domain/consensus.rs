@@ -29,6 +29,12 @@ pub enum EscalationReason {
     CantTell,
     /// Two labelers gave different labels.
     Disagreement,
+    /// The receipt deadline is near and no verdict settled the task
+    /// (`lifecycle::at_risk`).
+    Deadline,
+    /// No active labeler who may still answer it is left, or too few for the
+    /// verdicts it still needs (`lifecycle::at_risk`).
+    NoEligibleLabeler,
 }
 
 impl EscalationReason {
@@ -37,6 +43,8 @@ impl EscalationReason {
         match self {
             EscalationReason::CantTell => "cant-tell",
             EscalationReason::Disagreement => "disagreement",
+            EscalationReason::Deadline => "deadline",
+            EscalationReason::NoEligibleLabeler => "no-eligible-labeler",
         }
     }
 }

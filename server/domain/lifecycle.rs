@@ -568,10 +568,156 @@ pub fn may_finalize(session: SessionStatus, open_reviews: i64) -> bool {
     session == SessionStatus::Exited && open_reviews == 0
 }
 
+/// An open task as the deadline guarantee sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pending {
+    /// `ready` or `waiting` (a leased task is being answered; if its lease
+    /// lapses it is `ready` again and looked at then).
+    pub status: TaskStatus,
+    /// Its receipt deadline, epoch ms.
+    pub deadline_at: i64,
+    /// Agreeing verdicts it needs.
+    pub required_verdicts: i64,
+    /// Verdicts it has (all agreeing: a disagreement escalates at once).
+    pub verdicts: i64,
+}
+
+/// Who could still answer a task: the labelers active lately (`crew`), and
+/// of them those who never held this task (`eligible`; a second opinion is
+/// always someone else's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Crew {
+    /// Labelers who claimed work within the activity window.
+    pub active: i64,
+    /// Of them, the ones who never held the task.
+    pub eligible: i64,
+}
+
+/// Whether an open task must go to supervisors now so that its receipt is
+/// not late for a reason inside Recount, and why:
+/// * `Deadline` when its deadline is within `lead_ms` of `now` (or past);
+/// * `NoEligibleLabeler` when a crew is at work but fewer of them may still
+///   answer it than the verdicts it still needs: everyone active answered
+///   or released it, or the crew is smaller than the verdicts it needs.
+///
+/// With nobody active at all, only the deadline rule applies: escalating
+/// early would only move work from an absent crew to supervisors hours
+/// before it is due. Gold copies are never at risk (they hold no receipt);
+/// the caller leaves them out.
+pub fn at_risk(task: &Pending, crew: Crew, now: i64, lead_ms: i64) -> Option<EscalationReason> {
+    if !matches!(task.status, TaskStatus::Ready | TaskStatus::Waiting) {
+        return None;
+    }
+    if task.deadline_at - now <= lead_ms {
+        return Some(EscalationReason::Deadline);
+    }
+    let still_needed = (task.required_verdicts - task.verdicts).max(1);
+    (task.status == TaskStatus::Ready && crew.active > 0 && crew.eligible < still_needed)
+        .then_some(EscalationReason::NoEligibleLabeler)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::Action;
     use super::*;
+
+    #[test]
+    fn a_task_near_its_deadline_is_escalated_before_it_passes() {
+        let t = Pending {
+            status: TaskStatus::Ready,
+            deadline_at: 100_000,
+            required_verdicts: 1,
+            verdicts: 0,
+        };
+        let crew = Crew {
+            active: 3,
+            eligible: 3,
+        };
+        assert_eq!(at_risk(&t, crew, 39_999, 60_000), None);
+        assert_eq!(
+            at_risk(&t, crew, 40_000, 60_000),
+            Some(EscalationReason::Deadline)
+        );
+        assert_eq!(
+            at_risk(&t, crew, 200_000, 60_000),
+            Some(EscalationReason::Deadline),
+            "past its deadline"
+        );
+        let waiting = Pending {
+            status: TaskStatus::Waiting,
+            ..t
+        };
+        assert_eq!(
+            at_risk(&waiting, crew, 40_000, 60_000),
+            Some(EscalationReason::Deadline),
+            "clips still processing near the deadline"
+        );
+        for status in [
+            TaskStatus::Leased,
+            TaskStatus::Escalated,
+            TaskStatus::Resolved,
+        ] {
+            assert_eq!(
+                at_risk(&Pending { status, ..t }, crew, 99_000, 60_000),
+                None
+            );
+        }
+    }
+
+    #[test]
+    fn a_task_nobody_active_may_answer_is_escalated() {
+        let needs_two = Pending {
+            status: TaskStatus::Ready,
+            deadline_at: i64::MAX,
+            required_verdicts: 2,
+            verdicts: 1,
+        };
+        let lone = Crew {
+            active: 1,
+            eligible: 0,
+        };
+        assert_eq!(
+            at_risk(&needs_two, lone, 0, 60_000),
+            Some(EscalationReason::NoEligibleLabeler),
+            "the only labeler already answered"
+        );
+        let fresh_audit = Pending {
+            verdicts: 0,
+            ..needs_two
+        };
+        let one = Crew {
+            active: 1,
+            eligible: 1,
+        };
+        assert_eq!(
+            at_risk(&fresh_audit, one, 0, 60_000),
+            Some(EscalationReason::NoEligibleLabeler),
+            "a crew of one cannot give two verdicts"
+        );
+        let two = Crew {
+            active: 2,
+            eligible: 2,
+        };
+        assert_eq!(at_risk(&fresh_audit, two, 0, 60_000), None);
+        let nobody = Crew {
+            active: 0,
+            eligible: 0,
+        };
+        assert_eq!(
+            at_risk(&fresh_audit, nobody, 0, 60_000),
+            None,
+            "no crew at all: only the deadline rule"
+        );
+        let waiting = Pending {
+            status: TaskStatus::Waiting,
+            ..needs_two
+        };
+        assert_eq!(
+            at_risk(&waiting, lone, 0, 60_000),
+            None,
+            "a task waiting for its clips is not yet anyone's to answer"
+        );
+    }
 
     const TTL: i64 = 60_000;
 

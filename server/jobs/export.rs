@@ -14,7 +14,7 @@ use super::media::Scratch;
 use super::{BackgroundJob, JobContext, JobError};
 use crate::config::Config;
 use crate::db::export::{self as exports, Run};
-use crate::db::jobs::{self, Job};
+use crate::db::jobs::Job;
 use crate::domain::job::{RetryPolicy, RunExport};
 use crate::export::{self, Destination, Progress};
 use crate::review::exports as review;
@@ -140,7 +140,6 @@ async fn run_once(state: &AppState, job: &Job, id: &str, watch: &Watch) -> Resul
         export_id: id.to_string(),
         scratch: scratch.0.clone(),
     };
-    let lease_ms = state.config.job_lease_ms;
     let run_id = run_id.as_str();
     let summary = export::run(
         &state.db,
@@ -159,8 +158,6 @@ async fn run_once(state: &AppState, job: &Job, id: &str, watch: &Watch) -> Resul
                 p.bytes,
             )
             .await?;
-            // Still working: keep the job from being taken over.
-            jobs::extend(&state.db, &job.id, state.now() + lease_ms).await?;
             watch(p).await;
             Ok(())
         },

@@ -51,6 +51,7 @@ pub fn spawn(state: AppState) -> Vec<JoinHandle<()>> {
     let mut handles = vec![
         tokio::spawn(upload_cleanup(state.clone())),
         tokio::spawn(lease_loop(state.clone())),
+        tokio::spawn(deadline_loop(state.clone())),
         tokio::spawn(job_loop(state.clone(), client.clone(), DELIVERY_JOBS)),
         tokio::spawn(job_loop(state.clone(), client.clone(), EXPORT_JOBS)),
     ];
@@ -186,6 +187,35 @@ async fn lease_loop(state: AppState) {
         tick.tick().await;
         if let Err(e) = sweep_leases(&state).await {
             tracing::warn!(error = %e, "lease sweep failed; retrying next tick");
+        }
+    }
+}
+
+/// Hands tasks at risk of a late receipt to supervisors
+/// ([`crate::review::queue::escalate_at_risk`]); the number escalated.
+pub async fn escalate_at_risk(state: &AppState) -> crate::error::Result<usize> {
+    let escalated = crate::review::queue::escalate_at_risk(
+        &state.db,
+        state.now(),
+        state.config.deadline_lead_ms,
+        state.config.labeler_active_window_ms,
+    )
+    .await?;
+    for (task, reason) in &escalated {
+        tracing::info!(task = %task, reason = reason.as_str(), "task escalated to keep its receipt on time");
+    }
+    Ok(escalated.len())
+}
+
+async fn deadline_loop(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_millis(
+        state.config.deadline_sweep_interval_ms.max(1),
+    ));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = escalate_at_risk(&state).await {
+            tracing::warn!(error = %e, "deadline sweep failed; retrying next tick");
         }
     }
 }
@@ -348,6 +378,30 @@ async fn attempt<K: BackgroundJob>(
     }
 }
 
+/// Runs `work` while renewing the job's lease every third of
+/// `job_lease_ms`. The lease is short, so a job whose instance died is taken
+/// over within one lease (a receipt webhook waits seconds, not minutes);
+/// renewing keeps a job that runs longer than one lease from being taken
+/// over while its worker is alive. A renewal that fails is logged: the job
+/// goes on, and at worst runs twice, which every job kind tolerates.
+pub async fn renewing_lease<F: Future>(state: &AppState, job_id: &str, work: F) -> F::Output {
+    let lease_ms = state.config.job_lease_ms;
+    let every = Duration::from_millis((lease_ms / 3).max(1) as u64);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut work = std::pin::pin!(work);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = tick.tick() => {
+                if let Err(e) = jobs::extend(&state.db, job_id, state.now() + lease_ms).await {
+                    tracing::warn!(job = %job_id, error = %e, "could not renew a job's lease");
+                }
+            }
+        }
+    }
+}
+
 /// Takes and runs one due job of the given kinds; false when none was due.
 pub async fn run_next_job(
     state: &AppState,
@@ -361,7 +415,7 @@ pub async fn run_next_job(
     };
     let started = std::time::Instant::now();
     let outcome = match REGISTRY.iter().find(|r| r.kind == job.kind) {
-        Some(kind) => (kind.attempt)(state, client, &job).await,
+        Some(kind) => renewing_lease(state, &job.id, (kind.attempt)(state, client, &job)).await,
         None => Outcome::Dead(format!("unknown job kind {:?}", job.kind)),
     };
     let now = state.now();

@@ -10,7 +10,7 @@
 use crate::db::tasks::{self, NewLease, NewVerdict, Resolution, TaskCard, TaskRow, VerdictRow};
 use crate::db::users::User;
 use crate::db::{gold, new_id, products, receipts, stores, Db, Tx};
-use crate::domain::consensus::Answer;
+use crate::domain::consensus::{Answer, EscalationReason};
 use crate::domain::event::MAX_QUANTITY;
 use crate::domain::lifecycle::{self, AfterVerdict, Lease, LeaseEnd, Refused, TaskStatus};
 use crate::domain::receipt::ReceiptLine;
@@ -512,4 +512,41 @@ pub async fn held(db: &Db, user: &User, now: i64) -> Result<Vec<Claimed>> {
         });
     }
     Ok(claims)
+}
+
+/// Hands to supervisors every open task that would otherwise make its
+/// receipt late for a reason inside Recount ([`lifecycle::at_risk`]): near
+/// its deadline, or with no active labeler left who may answer it. Returns
+/// what was escalated and why. The candidates are read without a lock; each
+/// escalation is a conditional update, so a task claimed meanwhile is left
+/// to its labeler.
+pub async fn escalate_at_risk(
+    db: &Db,
+    now: i64,
+    lead_ms: i64,
+    active_window_ms: i64,
+) -> Result<Vec<(String, EscalationReason)>> {
+    let candidates = {
+        let mut conn = db.reader().acquire().await?;
+        tasks::at_risk_candidates(&mut conn, now + lead_ms + 1, now - active_window_ms).await?
+    };
+    let decided: Vec<(String, EscalationReason)> = candidates
+        .into_iter()
+        .filter_map(|c| lifecycle::at_risk(&c.pending, c.crew, now, lead_ms).map(|r| (c.id, r)))
+        .collect();
+    if decided.is_empty() {
+        return Ok(decided);
+    }
+    let mut tx = db.begin().await?;
+    let mut escalated = Vec::with_capacity(decided.len());
+    for (id, reason) in decided {
+        if tasks::escalate_open(&mut tx, &id, reason.as_str(), now).await? {
+            escalated.push((id, reason));
+        }
+    }
+    tx.commit().await?;
+    for (_, reason) in &escalated {
+        crate::metrics::task_escalated(reason.as_str());
+    }
+    Ok(escalated)
 }

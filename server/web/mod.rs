@@ -230,6 +230,7 @@ struct ConsolePage<'a> {
     user: &'a User,
     csrf: String,
     lease_ttl_ms: i64,
+    idle_release_ms: i64,
     is_supervisor: bool,
 }
 
@@ -239,6 +240,7 @@ async fn console_page(State(state): State<AppState>, signed_in: PageUser) -> Res
         user: &user,
         csrf: session::csrf_token(&token),
         lease_ttl_ms: state.config.lease_ttl_ms,
+        idle_release_ms: state.config.console_idle_release_ms,
         is_supervisor: user.role != Role::Labeler,
     })
 }

@@ -441,6 +441,8 @@ async function adoptHeld() {
 async function start() {
   if (reviewing && current) return;
   reviewing = true;
+  lastInput = Date.now();
+  $('idle-note').hidden = true;
   if (!(await adoptHeld())) advance();
 }
 
@@ -456,6 +458,41 @@ async function pauseReviewing() {
     await e.lease.release();
   }
   setView('start');
+}
+
+// ---- Idle: give the work back ---------------------------------------------
+
+// A labeler who walks away (no key, pointer or scroll input, or the tab
+// hidden) for `idle-release-ms` stops reviewing: the held tasks go back to
+// the queue at once instead of being heartbeaten for nobody until their
+// receipts run late. Starting again is one key press.
+const idleReleaseMs = Number(document.querySelector('meta[name="idle-release-ms"]')?.content ?? 120000);
+let lastInput = Date.now();
+let hiddenSince = document.hidden ? Date.now() : null;
+for (const type of ['keydown', 'pointerdown', 'pointermove', 'wheel', 'input']) {
+  addEventListener(type, () => { lastInput = Date.now(); }, { capture: true, passive: true });
+}
+document.addEventListener('visibilitychange', () => {
+  hiddenSince = document.hidden ? Date.now() : null;
+  if (!document.hidden) lastInput = Date.now();
+});
+
+function idleForMs() {
+  const since = hiddenSince == null ? lastInput : Math.min(lastInput, hiddenSince);
+  return Date.now() - since;
+}
+
+if (idleReleaseMs > 0) {
+  setInterval(() => {
+    if (!reviewing || idleForMs() < idleReleaseMs) return;
+    const away = idleReleaseMs < 60000
+      ? `${Math.round(idleReleaseMs / 1000)} s`
+      : `${Math.round(idleReleaseMs / 60000)} min`;
+    pauseReviewing().then(() => {
+      $('idle-note').hidden = false;
+      toast(`Paused after ${away} without input; your tasks went back to the queue.`);
+    });
+  }, Math.min(1000, idleReleaseMs));
 }
 
 // Closing the tab gives held tasks back at once instead of after the lease.
