@@ -41,7 +41,7 @@ pub struct Config {
     /// nobody settled it (the deadline guarantee).
     pub deadline_lead_ms: i64,
     /// How often each instance looks for tasks at risk of missing their
-    /// receipt deadline.
+    /// receipt deadline; 0 turns the deadline guarantee off.
     pub deadline_sweep_interval_ms: u64,
     /// A labeler who claimed work within this window counts as active: the
     /// crew the deadline guarantee counts on.

@@ -8,7 +8,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use serde_json::json;
 
-use crate::auth::{digest, generate_password, hash_password, Role};
+use crate::auth::{generate_password, hash_password, Role};
 use crate::db::products::Product;
 use crate::db::stores::{self, Store};
 use crate::db::tasks::TaskCard;
@@ -241,18 +241,8 @@ pub async fn simulate_step(
         .iter()
         .map(|input| input.validate().map_err(|e| anyhow::anyhow!("{e}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let hashes = inputs
-        .iter()
-        .map(|input| Ok(digest(&serde_json::to_string(input)?)))
-        .collect::<anyhow::Result<Vec<String>>>()?;
-    let incoming: Vec<Incoming> = valid
-        .iter()
-        .zip(&hashes)
-        .map(|(event, request_hash)| Incoming {
-            event,
-            request_hash,
-        })
-        .collect();
+    let hashes: Vec<String> = inputs.iter().map(ingest::request_hash).collect();
+    let incoming = Incoming::list(&valid, &hashes);
     ingest::ingest(&state.db, &store, &incoming, now, rand::random::<f64>)
         .await
         .map_err(|r| anyhow::anyhow!("{}", r.error))?;

@@ -161,7 +161,11 @@ async fn a_task_near_its_deadline_goes_to_supervisors_before_it_passes(backend: 
 
     // If nobody settles it either, the gauges say so once it is late.
     app.clock.advance(lead);
-    assert_eq!(gauge(&app.metrics().await, "tasks_past"), 0, "due now, not late");
+    assert_eq!(
+        gauge(&app.metrics().await, "tasks_past"),
+        0,
+        "due now, not late"
+    );
     app.clock.advance(1);
     let metrics = app.metrics().await;
     assert_eq!(gauge(&metrics, "tasks_past"), 1);

@@ -561,6 +561,10 @@ async fn fifty_claimers_on_two_instances_share_one_postgres_safely() {
     let env = [
         ("RECOUNT_JOB_POLL_INTERVAL_MS", "100"),
         ("RECOUNT_MAX_CONNECTIONS", "10"),
+        // Events dated days before the real clock are past their deadline:
+        // keep the deadline guarantee from escalating them (see
+        // tests/deadlines.rs for it).
+        ("RECOUNT_DEADLINE_SWEEP_INTERVAL_MS", "0"),
     ];
     let (a, b) = tokio::join!(
         Server::start("a", &db.url, dir.path(), &env),
@@ -1237,6 +1241,11 @@ async fn sigkill_during_load_loses_nothing_acknowledged(backend: Backend) {
         ("RECOUNT_LEASE_TTL_MS", "1500"),
         ("RECOUNT_LEASE_SWEEP_INTERVAL_MS", "200"),
         ("RECOUNT_MAX_CONNECTIONS", "8"),
+        // The events are dated days before the server's real clock, so
+        // every receipt is past its deadline and the deadline guarantee
+        // would hand tasks to supervisors (nobody resolves them here). This
+        // test is about what a kill loses; tests/deadlines.rs covers that.
+        ("RECOUNT_DEADLINE_SWEEP_INTERVAL_MS", "0"),
     ];
     let server = Server::start("before-kill", &db.url, dir.path(), &env).await;
     let api = server.api();

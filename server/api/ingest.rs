@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::digest;
 use crate::db::{products, receipts};
 use crate::domain::event::{check_id, EventInput};
 use crate::domain::receipt::Receipt;
@@ -200,22 +199,8 @@ pub async fn post_events(
             v?
         });
     }
-    let hashes = inputs
-        .iter()
-        .map(|input| {
-            Ok(digest(
-                &serde_json::to_string(input).map_err(anyhow::Error::from)?,
-            ))
-        })
-        .collect::<Result<Vec<String>>>()?;
-    let incoming: Vec<Incoming> = valid
-        .iter()
-        .zip(&hashes)
-        .map(|(event, request_hash)| Incoming {
-            event,
-            request_hash,
-        })
-        .collect();
+    let hashes: Vec<String> = inputs.iter().map(ingest::request_hash).collect();
+    let incoming = Incoming::list(&valid, &hashes);
     let outcomes = ingest::ingest(
         &state.db,
         &store,

@@ -51,12 +51,14 @@ pub fn spawn(state: AppState) -> Vec<JoinHandle<()>> {
     let mut handles = vec![
         tokio::spawn(upload_cleanup(state.clone())),
         tokio::spawn(lease_loop(state.clone())),
-        tokio::spawn(deadline_loop(state.clone())),
         tokio::spawn(job_loop(state.clone(), client.clone(), DELIVERY_JOBS)),
         tokio::spawn(job_loop(state.clone(), client.clone(), EXPORT_JOBS)),
     ];
     if state.config.rollup_interval_ms > 0 {
         handles.push(tokio::spawn(rollup_loop(state.clone())));
+    }
+    if state.config.deadline_sweep_interval_ms > 0 {
+        handles.push(tokio::spawn(deadline_loop(state.clone())));
     }
     if state.db.backend == crate::db::Backend::Postgres && state.config.queue_vacuum_interval_ms > 0
     {
@@ -209,7 +211,7 @@ pub async fn escalate_at_risk(state: &AppState) -> crate::error::Result<usize> {
 
 async fn deadline_loop(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_millis(
-        state.config.deadline_sweep_interval_ms.max(1),
+        state.config.deadline_sweep_interval_ms,
     ));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

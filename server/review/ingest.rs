@@ -3,12 +3,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use crate::auth::digest;
 use crate::db::events::{self, NewEvent, SessionLock, StoredEvent};
 use crate::db::products::{self, Product};
 use crate::db::stores::Store;
 use crate::db::tasks::{self, NewTask};
 use crate::db::{new_id, Db, Tx};
-use crate::domain::event::ValidEvent;
+use crate::domain::event::{EventInput, ValidEvent};
 use crate::domain::lifecycle::{self, EventStatus, RouteName, TaskStatus};
 use crate::domain::routing::{self, Route};
 use crate::error::{Code, Error, Result};
@@ -58,6 +59,25 @@ pub struct Incoming<'a> {
     /// Identifies the request's content: a replay with the same digest gets
     /// the stored answer, one with another digest is refused.
     pub request_hash: &'a str,
+}
+
+impl<'a> Incoming<'a> {
+    /// The checked events paired with their request digests, in order.
+    pub fn list(events: &'a [ValidEvent], hashes: &'a [String]) -> Vec<Incoming<'a>> {
+        events
+            .iter()
+            .zip(hashes)
+            .map(|(event, request_hash)| Incoming {
+                event,
+                request_hash,
+            })
+            .collect()
+    }
+}
+
+/// The digest that identifies an event's content as the store sent it.
+pub fn request_hash(input: &EventInput) -> String {
+    digest(&serde_json::to_string(input).expect("an event serializes to JSON"))
 }
 
 /// A refusal of a request of several events, with the index of the event
