@@ -20,9 +20,9 @@ pub struct SettledEvent {
     pub name: String,
 }
 
-/// A receipt as stores read it, from `GET …/receipt` and in the receipt
-/// webhook: the one contract of both channels, so it lives here rather than
-/// with either.
+// The one contract of `GET …/receipt` and of the receipt webhook, so it
+// lives here rather than with either (its doc comment is the API's text).
+/// A receipt as stores read it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Receipt {
     /// The store's session id.
