@@ -601,9 +601,10 @@ fn check(d: &Dashboard, f: &Fixture) {
             qa.leased,
             qa.escalated,
             qa.oldest_ready_ms,
-            qa.past_deadline
+            qa.past_deadline,
+            qa.at_risk
         ),
-        (0, 0, 1, None, 1)
+        (0, 0, 1, None, 1, 0)
     );
     assert_eq!(
         (qb.store_id.as_str(), qb.store_name.as_str()),
@@ -615,9 +616,10 @@ fn check(d: &Dashboard, f: &Fixture) {
             qb.leased,
             qb.escalated,
             qb.oldest_ready_ms,
-            qb.past_deadline
+            qb.past_deadline,
+            qb.at_risk
         ),
-        (1, 1, 0, Some(14 * MIN), 1)
+        (1, 1, 0, Some(14 * MIN), 1, 1)
     );
 
     // Verdicts: 6 at 10:00 (ann, bob, ann, bob, cat, ann), 5 since 12:00

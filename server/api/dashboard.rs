@@ -29,13 +29,7 @@ pub async fn get_dashboard(
 ) -> Result<axum::Json<Dashboard>> {
     let c = &state.config;
     Ok(axum::Json(
-        dashboard::snapshot(
-            &state.db,
-            state.now(),
-            c.gold_min_accuracy,
-            c.gold_min_answers,
-        )
-        .await?,
+        dashboard::snapshot(&state.db, state.now(), dashboard::Rules::of(c)).await?,
     ))
 }
 

@@ -41,6 +41,13 @@ const SESSIONS_PER_TX: usize = 4_000;
 const REVIEW_SHARE: f64 = 0.20 + 0.03 + 0.77 * 0.02;
 /// Share of the review tasks in the open window left open.
 const OPEN_SHARE: f64 = 0.5;
+/// The dashboard's rules in the measured snapshots (the defaults).
+const RULES: dashboard::Rules = dashboard::Rules {
+    gold_min_accuracy: 0.8,
+    gold_min_answers: 10,
+    deadline_lead_ms: 60_000,
+};
+
 /// The rollup job's default interval: a snapshot is measured as if taken
 /// just before its next run, with the longest live tail.
 const TAIL_MS: i64 = 10_000;
@@ -178,7 +185,7 @@ async fn phase(
     // The first snapshot reads every bucket; later ones only those still
     // filling (db::rollup_cache).
     let t = Instant::now();
-    let snap = dashboard::snapshot(db, at, 0.8, 10).await?;
+    let snap = dashboard::snapshot(db, at, RULES).await?;
     let cold_ms = t.elapsed().as_secs_f64() * 1000.0;
     let plain = plain_figures(db, at).await?;
     let checks = compare(&snap, &plain);
@@ -187,7 +194,7 @@ async fn phase(
     let mut steps: Vec<(&'static str, Vec<f64>)> = Vec::new();
     for _ in 0..args.runs {
         let t = Instant::now();
-        dashboard::snapshot_timed(db, at, 0.8, 10, &mut |name, took| {
+        dashboard::snapshot_timed(db, at, RULES, &mut |name, took| {
             let ms = took.as_secs_f64() * 1000.0;
             match steps.iter_mut().find(|(n, _)| *n == name) {
                 Some((_, v)) => v.push(ms),
@@ -936,7 +943,7 @@ async fn plain_figures(db: &Db, now: i64) -> anyhow::Result<Figures> {
     }
     out.alpha = sums.alpha();
 
-    let queue = crate::db::dashboard::queue(conn, now).await?;
+    let queue = crate::db::dashboard::queue(conn, now, RULES.deadline_lead_ms).await?;
     out.open_tasks = queue.iter().map(|q| q.ready + q.leased + q.escalated).sum();
     crate::db::dashboard::pending_receipts(conn, now).await?;
     Ok(out)

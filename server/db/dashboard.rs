@@ -11,9 +11,10 @@ use super::Result;
 use crate::domain::dashboard::StoreQueue;
 use crate::domain::lifecycle::{SessionStatus, TaskStatus};
 
-/// Open tasks per store (every store is listed, busy or not). Gold tasks
-/// are labelers' tests, not a store's work, and are left out.
-pub async fn queue(conn: &mut AnyConnection, now: i64) -> Result<Vec<StoreQueue>> {
+/// Open tasks per store (every store is listed, busy or not), with those
+/// past their deadline and those due within `lead_ms`. Gold tasks are
+/// labelers' tests, not a store's work, and are left out.
+pub async fn queue(conn: &mut AnyConnection, now: i64, lead_ms: i64) -> Result<Vec<StoreQueue>> {
     let stores = sqlx::query("SELECT id, name FROM stores ORDER BY name, id")
         .fetch_all(&mut *conn)
         .await?;
@@ -33,6 +34,7 @@ pub async fn queue(conn: &mut AnyConnection, now: i64) -> Result<Vec<StoreQueue>
                 escalated: 0,
                 oldest_ready_ms: None,
                 past_deadline: 0,
+                at_risk: 0,
             },
         );
     }
@@ -40,12 +42,15 @@ pub async fn queue(conn: &mut AnyConnection, now: i64) -> Result<Vec<StoreQueue>
     // tasks are read, however many resolved ones the table holds.
     let rows = sqlx::query(&format!(
         "SELECT store_id, status, COUNT(*) AS n, MIN(created_at) AS oldest, \
-         SUM(CASE WHEN deadline_at < $1 THEN 1 ELSE 0 END) AS late FROM review_tasks \
+         SUM(CASE WHEN deadline_at < $1 THEN 1 ELSE 0 END) AS late, \
+         SUM(CASE WHEN deadline_at >= $1 AND deadline_at <= $2 THEN 1 ELSE 0 END) AS at_risk \
+         FROM review_tasks \
          WHERE status IN ({}) AND gold_id IS NULL \
          GROUP BY store_id, status",
         super::sql_list(&TaskStatus::OPEN)
     ))
     .bind(now)
+    .bind(now + lead_ms)
     .fetch_all(&mut *conn)
     .await?;
     for r in rows {
@@ -66,6 +71,7 @@ pub async fn queue(conn: &mut AnyConnection, now: i64) -> Result<Vec<StoreQueue>
             _ => q.escalated = n,
         }
         q.past_deadline += r.try_get::<Option<i64>, _>("late")?.unwrap_or(0);
+        q.at_risk += r.try_get::<Option<i64>, _>("at_risk")?.unwrap_or(0);
     }
     Ok(order
         .into_iter()

@@ -48,6 +48,10 @@ pub struct StoreQueue {
     /// Open tasks (waiting, ready, leased, escalated) whose receipt deadline
     /// has passed.
     pub past_deadline: i64,
+    /// Open tasks whose receipt deadline is due within `deadline_lead_ms`
+    /// (not yet passed): the ones the deadline guarantee hands to
+    /// supervisors if nobody settles them.
+    pub at_risk: i64,
 }
 
 /// An estimated share with its 95 % Wilson interval.

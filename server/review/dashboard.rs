@@ -17,16 +17,32 @@ use crate::domain::rollup::{bucket, merge_confidence, Rollup, DAY};
 use crate::domain::routing::RoutingPolicy;
 use crate::error::Result;
 
-/// The dashboard at `now`. A labeler is flagged when their gold accuracy
-/// over the last 7 days is below `gold_min_accuracy` over at least
-/// `gold_min_answers` answers.
-pub async fn snapshot(
-    db: &Db,
-    now: i64,
-    gold_min_accuracy: f64,
-    gold_min_answers: u64,
-) -> Result<Dashboard> {
-    snapshot_timed(db, now, gold_min_accuracy, gold_min_answers, &mut |_, _| {}).await
+/// What the dashboard judges by, from the settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rules {
+    /// A labeler is flagged when their gold accuracy over the last 7 days
+    /// is below this…
+    pub gold_min_accuracy: f64,
+    /// …over at least this many answers.
+    pub gold_min_answers: u64,
+    /// Tasks due within this are at risk (`deadline_lead_ms`).
+    pub deadline_lead_ms: i64,
+}
+
+impl Rules {
+    /// The rules of `config`.
+    pub fn of(config: &crate::config::Config) -> Rules {
+        Rules {
+            gold_min_accuracy: config.gold_min_accuracy,
+            gold_min_answers: config.gold_min_answers,
+            deadline_lead_ms: config.deadline_lead_ms,
+        }
+    }
+}
+
+/// The dashboard at `now`.
+pub async fn snapshot(db: &Db, now: i64, rules: Rules) -> Result<Dashboard> {
+    snapshot_timed(db, now, rules, &mut |_, _| {}).await
 }
 
 /// [`snapshot`], telling `step` how long each of its steps took (`recount
@@ -34,8 +50,7 @@ pub async fn snapshot(
 pub async fn snapshot_timed(
     db: &Db,
     now: i64,
-    gold_min_accuracy: f64,
-    gold_min_answers: u64,
+    rules: Rules,
     step: &mut (dyn FnMut(&'static str, Duration) + Send),
 ) -> Result<Dashboard> {
     let mut clock = Instant::now();
@@ -63,7 +78,7 @@ pub async fn snapshot_timed(
         counted.merge(&rollup::collect(&mut tx, tail_from, now + 1).await?);
     }
     lap("live tail");
-    let queue = queue(&mut tx, now).await?;
+    let queue = queue(&mut tx, now, rules.deadline_lead_ms).await?;
     lap("queue");
     let (pending, pending_past_deadline) = pending_receipts(&mut tx, now).await?;
     lap("pending receipts");
@@ -82,8 +97,8 @@ pub async fn snapshot_timed(
         live,
         &counted,
         GoldRule {
-            min_accuracy: gold_min_accuracy,
-            min_answers: gold_min_answers,
+            min_accuracy: rules.gold_min_accuracy,
+            min_answers: rules.gold_min_answers,
         },
     );
     lap("figures");

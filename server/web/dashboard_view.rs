@@ -47,7 +47,9 @@ pub struct QueueRow {
     pub oldest: String,
     /// Open tasks past their receipt deadline.
     pub past_deadline: String,
-    /// `bad` when any task is late.
+    /// Open tasks due within the deadline lead time.
+    pub at_risk: String,
+    /// `bad` when any task is late, `warn` when any is at risk.
     pub state: &'static str,
 }
 
@@ -158,6 +160,7 @@ struct QueueCounts {
     escalated: i64,
     oldest: Option<i64>,
     late: i64,
+    at_risk: i64,
 }
 
 fn queue_row(store: String, store_id: String, c: QueueCounts) -> QueueRow {
@@ -168,6 +171,7 @@ fn queue_row(store: String, store_id: String, c: QueueCounts) -> QueueRow {
         escalated,
         oldest,
         late,
+        at_risk,
     } = c;
     QueueRow {
         store,
@@ -178,7 +182,14 @@ fn queue_row(store: String, store_id: String, c: QueueCounts) -> QueueRow {
         escalated: count(escalated),
         oldest: duration_ms(oldest.map(|v| v as f64)),
         past_deadline: count(late),
-        state: if late > 0 { "bad" } else { "" },
+        at_risk: count(at_risk),
+        state: if late > 0 {
+            "bad"
+        } else if at_risk > 0 {
+            "warn"
+        } else {
+            ""
+        },
     }
 }
 
@@ -199,6 +210,7 @@ pub fn view(d: &Dashboard) -> DashboardView {
                     escalated: q.escalated,
                     oldest: q.oldest_ready_ms,
                     late: q.past_deadline,
+                    at_risk: q.at_risk,
                 },
             )
         })
@@ -213,6 +225,7 @@ pub fn view(d: &Dashboard) -> DashboardView {
             escalated: d.queue.iter().map(|q| q.escalated).sum(),
             oldest: d.queue.iter().filter_map(|q| q.oldest_ready_ms).max(),
             late: d.queue.iter().map(|q| q.past_deadline).sum(),
+            at_risk: d.queue.iter().map(|q| q.at_risk).sum(),
         },
     );
 
@@ -410,6 +423,7 @@ mod tests {
                     escalated: 3,
                     oldest_ready_ms: Some(185_000),
                     past_deadline: 2,
+                    at_risk: 1,
                 },
                 StoreQueue {
                     store_id: "s2".into(),
@@ -420,6 +434,7 @@ mod tests {
                     escalated: 0,
                     oldest_ready_ms: None,
                     past_deadline: 0,
+                    at_risk: 0,
                 },
             ],
             flow: Flow {
@@ -514,6 +529,10 @@ mod tests {
             ("12", "12")
         );
         assert_eq!(v.queue_total.past_deadline, "2");
+        assert_eq!(
+            (v.queue[0].at_risk.as_str(), v.queue_total.at_risk.as_str()),
+            ("1", "1")
+        );
         let tile = |id: &str| {
             v.flow
                 .iter()

@@ -84,13 +84,7 @@ const REFRESH_MS: i64 = 5_000;
 
 async fn dashboard_body(state: &AppState) -> Result<String, Error> {
     let c = &state.config;
-    let snapshot = dashboard::snapshot(
-        &state.db,
-        state.now(),
-        c.gold_min_accuracy,
-        c.gold_min_answers,
-    )
-    .await?;
+    let snapshot = dashboard::snapshot(&state.db, state.now(), dashboard::Rules::of(c)).await?;
     let view = dashboard_view::view(&snapshot);
     DashboardBody { v: &view }
         .render()
