@@ -9,6 +9,8 @@
 //!   claims and verdicts, then restarted on the same database (SQLite and
 //!   PostgreSQL): nothing it acknowledged is lost, final receipts stay final,
 //!   and the leases it held come back to the queue.
+//! - A server killed while it sends a receipt webhook: another instance
+//!   sends it within one job lease, with the same delivery id.
 #![cfg(unix)]
 
 use crate::common;
@@ -1598,3 +1600,182 @@ async fn sigkill_during_load_loses_nothing_acknowledged(backend: Backend) {
 }
 
 dual!(sigkill_during_load_loses_nothing_acknowledged);
+
+// ---------------------------------------------------------------------------
+// 3. A receipt webhook of a killed instance goes out within one job lease
+// ---------------------------------------------------------------------------
+
+/// A webhook endpoint that hangs on the first delivery it gets (the worker
+/// sending it is about to be killed) and answers the later ones: the
+/// headers of the first, and the later deliveries with when they arrived.
+struct StuckHooks {
+    url: String,
+    first: tokio::sync::oneshot::Receiver<Delivery>,
+    later: Arc<Mutex<Vec<(Delivery, Instant)>>>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+async fn start_stuck_hooks() -> StuckHooks {
+    use axum::http::HeaderMap;
+    let (tx, first) = tokio::sync::oneshot::channel();
+    let first_tx = Arc::new(Mutex::new(Some(tx)));
+    let later: Arc<Mutex<Vec<(Delivery, Instant)>>> = Arc::default();
+    let record = later.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let first_tx = first_tx.clone();
+            let record = record.clone();
+            async move {
+                let header = |name: &str| {
+                    headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                let delivery = Delivery {
+                    id: header("recount-delivery"),
+                    timestamp: header("recount-timestamp"),
+                    signature: header("recount-signature"),
+                    body: body.to_vec(),
+                };
+                let first = first_tx.lock().unwrap().take();
+                if let Some(tx) = first {
+                    let _ = tx.send(delivery.clone());
+                    // Never answer: the sender dies waiting.
+                    std::future::pending::<()>().await;
+                }
+                record.lock().unwrap().push((delivery, Instant::now()));
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the webhook receiver");
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("webhook receiver");
+    });
+    StuckHooks {
+        url,
+        first,
+        later,
+        _server: server,
+    }
+}
+
+async fn a_webhook_of_a_killed_instance_goes_out_within_one_job_lease(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let hooks = start_stuck_hooks().await;
+    let store = cli(
+        &db.url,
+        dir.path(),
+        &["store", "add", "Hooked", "--webhook-url", &hooks.url],
+    )
+    .await;
+    let store_id = store["store_id"].as_str().expect("store_id").to_string();
+    let key = store["api_key"].as_str().expect("api_key").to_string();
+    // No random audit sample: the event below is settled at once.
+    cli(
+        &db.url,
+        dir.path(),
+        &["store", "policy", &store_id, "--audit-rate", "0"],
+    )
+    .await;
+    // The default job lease (15 s): the bound this test states.
+    let env = [
+        ("RECOUNT_JOB_POLL_INTERVAL_MS", "100"),
+        ("RECOUNT_WEBHOOK_TIMEOUT_MS", "120000"),
+    ];
+    let a = Server::start("a", &db.url, dir.path(), &env).await;
+    let api = a.api();
+    let (status, body) = api
+        .must(Method::PUT, "/api/v1/products", &key, Some(&catalog_body()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let at = recount::domain::time::format_rfc3339_ms;
+    let now = now_ms();
+    let event = json!({
+        "event_id": "e1", "session_id": "s1", "kind": "pick", "quantity": 1,
+        "occurred_at": at(now),
+        "candidates": [{"sku": "milk", "confidence": 0.99}],
+    });
+    let (status, body) = api
+        .must(Method::POST, "/api/v1/events", &key, Some(&event))
+        .await;
+    assert_eq!(
+        (status, body["route"].as_str()),
+        (StatusCode::OK, Some("auto_accepted")),
+        "{body}"
+    );
+    let (status, receipt) = api
+        .must(
+            Method::POST,
+            "/api/v1/sessions/s1/exit",
+            &key,
+            Some(&json!({"exited_at": at(now)})),
+        )
+        .await;
+    assert_eq!(
+        (status, receipt["status"].as_str()),
+        (StatusCode::OK, Some("final")),
+        "{receipt}"
+    );
+
+    // Instance A sends the receipt webhook and dies before the answer.
+    let first = tokio::time::timeout(Duration::from_secs(20), hooks.first)
+        .await
+        .expect("instance A sends the webhook")
+        .expect("the receiver saw it");
+    a.sigkill().await;
+    let killed = Instant::now();
+
+    // Instance B takes the job over once A's lease runs out.
+    let b = Server::start("b", &db.url, dir.path(), &env).await;
+    let delivered = loop {
+        if let Some((d, when)) = hooks.later.lock().unwrap().first().cloned() {
+            break (d, when);
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(60),
+            "no delivery within 60 s of the kill:\n{}",
+            b.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (delivery, when) = delivered;
+    let took = when.duration_since(killed);
+    assert!(
+        took < Duration::from_secs(30),
+        "delivered {took:?} after the kill: one 15 s lease plus a restart should do"
+    );
+    assert_eq!(
+        delivery.id, first.id,
+        "the same delivery, so the store can drop a repeat"
+    );
+    assert_eq!(delivery.body, first.body);
+    let sent: Value = serde_json::from_slice(&delivery.body).expect("JSON body");
+    assert_eq!(sent["receipt"]["status"], "final", "{sent}");
+    assert_eq!(sent["receipt"]["total_cents"], 129, "{sent}");
+    // B records the delivery done; the attempt A died in is counted.
+    let pool = pool(&db.url).await;
+    let done_by = Instant::now() + Duration::from_secs(30);
+    while scalar(&pool, "SELECT COUNT(*) FROM jobs WHERE status = 'done'").await != 1 {
+        assert!(
+            Instant::now() < done_by,
+            "the job never completed:\n{}",
+            b.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(scalar(&pool, "SELECT attempts FROM jobs").await, 2);
+    assert_eq!(
+        hooks.later.lock().unwrap().len(),
+        1,
+        "delivered once after the kill"
+    );
+}
+dual!(a_webhook_of_a_killed_instance_goes_out_within_one_job_lease);
