@@ -706,7 +706,8 @@ fn check(d: &Dashboard, f: &Fixture) {
     let (bob, ann, cat) = (&d.labelers[0], &d.labelers[1], &d.labelers[2]);
     // ann: a-audit1 5 s, a-low1 8 s, b-none 20 s at 10:00; a-esc 7 s and the
     // gold answer 4 s at 12:00. Tasks resolved in the day: a-audit1, a-low1,
-    // b-none, all agreeing (a-esc is still open, gold tasks do not count).
+    // b-none (a-esc is still open, gold tasks do not count); only a-audit1
+    // has two verdicts, and ann agrees there.
     assert_eq!((ann.verdicts, ann.tasks_per_hour), (5, 2.5));
     assert_estimate(
         ann.median_handling_ms,
@@ -715,10 +716,11 @@ fn check(d: &Dashboard, f: &Fixture) {
         7000.0,
         "ann median",
     );
-    assert_rate(&ann.agreement, 3, 3, "ann agreement");
+    assert_rate(&ann.agreement, 1, 1, "ann agreement");
     assert_rate(&ann.gold_accuracy, 3, 3, "ann gold");
     assert!(!ann.flagged);
-    // bob: a-audit1 4 s, a-low2 12 s, a-audit2 6 s; all agree with the final label.
+    // bob: a-audit1 4 s, a-low2 12 s, a-audit2 6 s; all agree with the final
+    // label, and the two audits have two verdicts each.
     assert_eq!((bob.verdicts, bob.tasks_per_hour), (3, 1.5));
     assert_estimate(
         bob.median_handling_ms,
@@ -727,11 +729,12 @@ fn check(d: &Dashboard, f: &Fixture) {
         6000.0,
         "bob median",
     );
-    assert_rate(&bob.agreement, 3, 3, "bob agreement");
+    assert_rate(&bob.agreement, 2, 2, "bob agreement");
     assert_rate(&bob.gold_accuracy, 7, 10, "bob gold");
     assert!(bob.flagged);
     // cat: can't tell on a-margin, bread × 2 on a-audit2 (the supervisor
-    // decided one), milk on a-low3: one of three agrees.
+    // decided one), milk on a-low3: only a-audit2 has a second verdict, and
+    // cat disagrees there.
     assert_eq!((cat.verdicts, cat.tasks_per_hour), (3, 1.5));
     assert_estimate(
         cat.median_handling_ms,
@@ -740,7 +743,7 @@ fn check(d: &Dashboard, f: &Fixture) {
         5000.0,
         "cat median",
     );
-    assert_rate(&cat.agreement, 1, 3, "cat agreement");
+    assert_rate(&cat.agreement, 0, 1, "cat agreement");
     assert_eq!(
         (cat.gold_accuracy.total, cat.gold_accuracy.value),
         (0, None)

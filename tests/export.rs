@@ -348,7 +348,7 @@ async fn an_export_holds_exactly_the_resolved_events_of_allowed_stores(backend: 
                 "human",
                 json!("low-confidence"),
                 1,
-                json!(1.0),
+                Value::Null,
                 false,
                 false,
                 true,
@@ -363,7 +363,7 @@ async fn an_export_holds_exactly_the_resolved_events_of_allowed_stores(backend: 
                 "human",
                 json!("low-confidence"),
                 1,
-                json!(1.0),
+                Value::Null,
                 false,
                 true,
                 false,
@@ -378,7 +378,7 @@ async fn an_export_holds_exactly_the_resolved_events_of_allowed_stores(backend: 
                 "supervisor",
                 json!("low-confidence"),
                 1,
-                json!(0.0),
+                Value::Null,
                 false,
                 false,
                 true,
@@ -632,20 +632,20 @@ async fn each_filter_keeps_what_it_says(backend: Backend) {
             vec!["e1", "e4"],
         ),
         (
-            "minimum agreement 1",
+            "minimum agreement 1 (two or more verdicts)",
             Filter {
                 min_agreement: Some(1.0),
                 ..Filter::default()
             },
-            vec!["e2", "e3", "e7"],
+            vec!["e7"],
         ),
         (
-            "minimum agreement 0 (any verdict)",
+            "minimum agreement 0 (any two or more verdicts)",
             Filter {
                 min_agreement: Some(0.0),
                 ..Filter::default()
             },
-            vec!["e2", "e3", "e4", "e7"],
+            vec!["e7"],
         ),
         (
             "hard examples",

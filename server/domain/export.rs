@@ -393,9 +393,10 @@ pub struct EventFacts {
 }
 
 /// Share of verdicts giving `label` (a "can't tell" never agrees); `None`
-/// without verdicts.
+/// with fewer than two verdicts: one verdict is the label it settled, and
+/// would agree with itself.
 pub fn agreement(label: &Label, verdicts: &[Option<Label>]) -> Option<f64> {
-    if verdicts.is_empty() {
+    if verdicts.len() < 2 {
         return None;
     }
     let agreeing = verdicts
@@ -717,12 +718,14 @@ mod tests {
     }
 
     #[test]
-    fn agreement_needs_verdicts_and_cant_tell_never_agrees() {
+    fn agreement_needs_two_verdicts_and_cant_tell_never_agrees() {
         let l = Label::new(Action::None, None, 0);
         assert_eq!(agreement(&l, &[]), None);
+        assert_eq!(agreement(&l, &[Some(l.clone())]), None, "a lone verdict");
         assert_eq!(agreement(&l, &[None, None]), Some(0.0));
+        let none_with_sku = Some(Label::new(Action::None, Some("x".into()), 3));
         assert_eq!(
-            agreement(&l, &[Some(Label::new(Action::None, Some("x".into()), 3))]),
+            agreement(&l, &[none_with_sku.clone(), none_with_sku]),
             Some(1.0),
             "labels are normalized: none carries no sku"
         );

@@ -428,14 +428,19 @@ impl Rollup {
     }
 
     /// Counts a resolved task: each verdict against the final label, and the
-    /// labels for alpha ("can't tell" is a missing value there).
+    /// labels for alpha ("can't tell" is a missing value there). Only a task
+    /// with two or more verdicts says anything about agreement: with one,
+    /// the final label is that verdict (or a supervisor's call on it), and
+    /// the labeler would agree with themselves.
     pub fn task_resolved(&mut self, t: &TaskResolved) {
-        for (labeler_id, answer) in &t.verdicts {
-            let agreed = answer.as_ref() == Some(&t.label);
-            self.labeler(labeler_id, t.at, |l| {
-                l.judged += 1;
-                l.agreed += i64::from(agreed);
-            });
+        if t.verdicts.len() >= 2 {
+            for (labeler_id, answer) in &t.verdicts {
+                let agreed = answer.as_ref() == Some(&t.label);
+                self.labeler(labeler_id, t.at, |l| {
+                    l.judged += 1;
+                    l.agreed += i64::from(agreed);
+                });
+            }
         }
         let values: Vec<String> = t
             .verdicts
@@ -722,6 +727,19 @@ mod tests {
         }];
         assert_eq!((m4.labelled, m4.correct, m4.audited), (1, 0, 0));
         assert_eq!(r.models.len(), 2);
+    }
+
+    #[test]
+    fn a_lone_verdict_is_not_counted_as_agreement() {
+        let mut r = Rollup::default();
+        r.task_resolved(&TaskResolved {
+            store_id: "s".into(),
+            at: 0,
+            label: pick("milk", 1),
+            verdicts: vec![("ann".into(), Some(pick("milk", 1)))],
+        });
+        assert!(r.labelers.is_empty(), "one verdict agrees with itself");
+        assert!(r.stores.is_empty());
     }
 
     #[test]
