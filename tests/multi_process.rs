@@ -430,6 +430,25 @@ struct Delivery {
     body: Vec<u8>,
 }
 
+impl Delivery {
+    /// A delivery as the endpoint received it.
+    fn of(headers: &axum::http::HeaderMap, body: &[u8]) -> Delivery {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        Delivery {
+            id: header("recount-delivery"),
+            timestamp: header("recount-timestamp"),
+            signature: header("recount-signature"),
+            body: body.to_vec(),
+        }
+    }
+}
+
 struct Hooks {
     url: String,
     seen: Arc<Mutex<Vec<Delivery>>>,
@@ -446,19 +465,7 @@ async fn start_hooks() -> Hooks {
         axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
             let record = record.clone();
             async move {
-                let header = |name: &str| {
-                    headers
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_string()
-                };
-                record.lock().unwrap().push(Delivery {
-                    id: header("recount-delivery"),
-                    timestamp: header("recount-timestamp"),
-                    signature: header("recount-signature"),
-                    body: body.to_vec(),
-                });
+                record.lock().unwrap().push(Delivery::of(&headers, &body));
                 axum::http::StatusCode::OK
             }
         }),
@@ -1627,19 +1634,7 @@ async fn start_stuck_hooks() -> StuckHooks {
             let first_tx = first_tx.clone();
             let record = record.clone();
             async move {
-                let header = |name: &str| {
-                    headers
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_string()
-                };
-                let delivery = Delivery {
-                    id: header("recount-delivery"),
-                    timestamp: header("recount-timestamp"),
-                    signature: header("recount-signature"),
-                    body: body.to_vec(),
-                };
+                let delivery = Delivery::of(&headers, &body);
                 let first = first_tx.lock().unwrap().take();
                 if let Some(tx) = first {
                     let _ = tx.send(delivery.clone());
