@@ -455,6 +455,18 @@ struct Hooks {
     _server: tokio::task::JoinHandle<()>,
 }
 
+/// Serves `app` on a loopback port; the `/hook` URL and the server task.
+async fn serve_hooks(app: axum::Router) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the webhook receiver");
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("webhook receiver");
+    });
+    (url, server)
+}
+
 /// A store's webhook endpoint on loopback that records every delivery.
 async fn start_hooks() -> Hooks {
     use axum::http::HeaderMap;
@@ -470,13 +482,7 @@ async fn start_hooks() -> Hooks {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind the webhook receiver");
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("webhook receiver");
-    });
+    let (url, server) = serve_hooks(app).await;
     Hooks {
         url,
         seen,
@@ -1646,13 +1652,7 @@ async fn start_stuck_hooks() -> StuckHooks {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind the webhook receiver");
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("webhook receiver");
-    });
+    let (url, server) = serve_hooks(app).await;
     StuckHooks {
         url,
         first,

@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::db::tasks;
+use crate::db::{dashboard, tasks};
 use crate::error::Result;
 use crate::AppState;
 
@@ -37,12 +37,12 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse>
     let counts = tasks::counts_by_status(&state.db).await?;
     let now = state.now();
     let mut conn = state.db.reader().acquire().await?;
-    let (tasks_past, tasks_at_risk) =
-        tasks::deadline_counts(&mut conn, now, state.config.deadline_lead_ms).await?;
-    let (_, receipts_past) = crate::db::dashboard::pending_receipts(&mut conn, now).await?;
+    // The dashboard's per-store queue already counts both, by the same rule.
+    let queue = dashboard::queue(&mut conn, now, state.config.deadline_lead_ms).await?;
+    let (_, receipts_past) = dashboard::pending_receipts(&mut conn, now).await?;
     let deadlines = crate::metrics::Deadlines {
-        tasks_past,
-        tasks_at_risk,
+        tasks_past: queue.iter().map(|q| q.past_deadline).sum(),
+        tasks_at_risk: queue.iter().map(|q| q.at_risk).sum(),
         receipts_past,
     };
     Ok((

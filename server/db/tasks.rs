@@ -859,23 +859,3 @@ pub async fn escalate_open(tx: &mut Tx, task_id: &str, reason: &str, now: i64) -
     .await?;
     Ok(done.rows_affected() == 1)
 }
-
-/// Open real tasks past their deadline (it is before `now`), and those
-/// within `lead_ms` of it.
-pub async fn deadline_counts(
-    conn: &mut AnyConnection,
-    now: i64,
-    lead_ms: i64,
-) -> Result<(i64, i64)> {
-    let r = sqlx::query(&format!(
-        "SELECT COALESCE(SUM(CASE WHEN deadline_at < $1 THEN 1 ELSE 0 END), 0) AS past, \
-         COALESCE(SUM(CASE WHEN deadline_at >= $1 THEN 1 ELSE 0 END), 0) AS at_risk \
-         FROM review_tasks WHERE status IN ({}) AND gold_id IS NULL AND deadline_at <= $2",
-        super::sql_list(&TaskStatus::OPEN)
-    ))
-    .bind(now)
-    .bind(now + lead_ms)
-    .fetch_one(conn)
-    .await?;
-    Ok((r.try_get("past")?, r.try_get("at_risk")?))
-}

@@ -467,24 +467,18 @@ async function pauseReviewing() {
 // the queue at once instead of being heartbeaten for nobody until their
 // receipts run late. Starting again is one key press.
 const idleReleaseMs = Number(document.querySelector('meta[name="idle-release-ms"]')?.content ?? 120000);
+// A hidden tab gets no input, so the time since the last input covers it.
 let lastInput = Date.now();
-let hiddenSince = document.hidden ? Date.now() : null;
 for (const type of ['keydown', 'pointerdown', 'pointermove', 'wheel', 'input']) {
   addEventListener(type, () => { lastInput = Date.now(); }, { capture: true, passive: true });
 }
 document.addEventListener('visibilitychange', () => {
-  hiddenSince = document.hidden ? Date.now() : null;
   if (!document.hidden) lastInput = Date.now();
 });
 
-function idleForMs() {
-  const since = hiddenSince == null ? lastInput : Math.min(lastInput, hiddenSince);
-  return Date.now() - since;
-}
-
 if (idleReleaseMs > 0) {
   setInterval(() => {
-    if (!reviewing || idleForMs() < idleReleaseMs) return;
+    if (!reviewing || Date.now() - lastInput < idleReleaseMs) return;
     const away = idleReleaseMs < 60000
       ? `${Math.round(idleReleaseMs / 1000)} s`
       : `${Math.round(idleReleaseMs / 60000)} min`;
