@@ -129,6 +129,18 @@ enum StoreCommand {
         #[arg(long)]
         deny: bool,
     },
+    /// Shows every task of a store blind (`--on`), or only audit samples,
+    /// gold copies and disputes (`--off`).
+    Blind {
+        /// Store id.
+        store_id: String,
+        /// Every task blind.
+        #[arg(long, conflicts_with = "off", required_unless_present = "off")]
+        on: bool,
+        /// Only the tasks that measure.
+        #[arg(long)]
+        off: bool,
+    },
     /// Issues a new API key; the old one stops working.
     RotateKey {
         /// Store id.
@@ -304,6 +316,14 @@ async fn main() -> anyhow::Result<()> {
                 "no store {store_id:?}"
             );
             print(json!({"store_id": store_id, "training_allowed": allow}));
+        }
+        Command::Store(StoreCommand::Blind { store_id, on, .. }) => {
+            let db = open_db(&config).await?;
+            anyhow::ensure!(
+                stores::set_blind_review(&db, &store_id, on).await?,
+                "no store {store_id:?}"
+            );
+            print(json!({"store_id": store_id, "blind_review": on}));
         }
         Command::Export(args) => {
             let db = open_db(&config).await?;

@@ -28,6 +28,7 @@ pub struct Metrics {
     queue: IntGaugeVec,
     deadlines: IntGaugeVec,
     escalations: IntCounterVec,
+    adjustments: IntCounterVec,
     gold_answers: IntCounterVec,
 }
 
@@ -129,6 +130,13 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             r
         )
         .expect("metric"),
+        adjustments: register_int_counter_vec_with_registry!(
+            "receipt_adjustments_total",
+            "New versions of final receipts, by cause (`audit`, `correction`, `dispute`)",
+            &["cause"],
+            r
+        )
+        .expect("metric"),
         gold_answers: register_int_counter_vec_with_registry!(
             "gold_answers_total",
             "Answers to gold tasks, by whether they matched the known label",
@@ -160,6 +168,11 @@ pub fn receipt_finalized(latency_ms: i64) {
     METRICS
         .receipt_latency_seconds
         .observe(latency_ms.max(0) as f64 / 1000.0);
+}
+
+/// A final receipt got a new version because of `cause`.
+pub fn receipt_adjusted(cause: &str) {
+    METRICS.adjustments.with_label_values(&[cause]).inc();
 }
 
 /// A job attempt of `kind` ended with `result` (`done`, `failed`, `dead`)

@@ -750,3 +750,141 @@ async fn an_idle_console_gives_its_tasks_back() {
     );
     b.assert_no_console_errors().await;
 }
+
+/// What the console shows of the model on the task on screen: the reason
+/// tag, the model line, and how many confidences the candidate list draws.
+async fn model_shown(b: &Browser) -> (String, String, bool, bool, usize, usize) {
+    let v: Value = b
+        .eval(
+            "return [document.getElementById('task-reason').textContent, \
+             document.getElementById('task-model').textContent, \
+             document.getElementById('task-reason').hidden, \
+             document.getElementById('task-model').hidden, \
+             document.querySelectorAll('#candidates .confidence').length, \
+             document.querySelectorAll('#candidates button.product').length]",
+        )
+        .await
+        .unwrap();
+    (
+        v[0].as_str().unwrap().to_string(),
+        v[1].as_str().unwrap().to_string(),
+        v[2].as_bool().unwrap(),
+        v[3].as_bool().unwrap(),
+        v[4].as_u64().unwrap() as usize,
+        v[5].as_u64().unwrap() as usize,
+    )
+}
+
+/// A gold copy and an audit sample reach the labeler without the model's
+/// answer, confidences or reason, in the same console as an ordinary review
+/// (which shows them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_and_gold_tasks_show_nothing_of_the_model() {
+    let app = TestApp::start_with(Backend::Sqlite, |c| c.gold_rate = 1.0).await;
+    let (store_id, key) = app.store_with_catalog().await;
+    app.add_user("ana", Role::Labeler).await;
+    let bob = app.user("bob", Role::Labeler).await;
+    let sue = app.user("sue", Role::Supervisor).await;
+    let boss = app.user("boss", Role::Admin).await;
+
+    // Bob settles a review that a supervisor makes gold.
+    let gold_source = tasks_with_video(&app, &key, 1).await.remove(0);
+    let (_, c) = app.claim(&bob).await;
+    assert_eq!(c["task"]["task_id"], gold_source.as_str());
+    app.verdict(&bob, &gold_source, json!({"action": "pick", "sku": "milk"}))
+        .await;
+    let (s, g) = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/gold",
+            &sue,
+            Some(json!({"task_id": gold_source})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{g}");
+
+    // An ordinary review, then an audit sample of a confident event.
+    let front = app
+        .upload_clip(&key, "h264.mp4", "cam-front", "2026-11-25T09:59:58.500Z")
+        .await;
+    let mut review = event("r1", "s-r", "pick", 1, UNSURE);
+    review["clips"] = json!([front]);
+    app.events(&key, review).await;
+    let (s, b) = app
+        .call(
+            reqwest::Method::PUT,
+            &format!("/api/v1/stores/{store_id}/policy"),
+            &boss,
+            Some(json!({"audit_rate": 1.0, "audit_verdicts": 1})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let side = app
+        .upload_clip(&key, "h264.mp4", "cam-side", "2026-11-25T09:59:58.500Z")
+        .await;
+    let mut audit = event("a1", "s-a", "pick", 2, &[("cola", 0.97), ("milk", 0.02)]);
+    audit["clips"] = json!([side]);
+    let (_, out) = app.events(&key, audit).await;
+    assert_eq!(out["reason"], "audit-sample", "{out}");
+    let audit_task = out["task_id"].as_str().unwrap().to_string();
+    run_media_jobs(&app).await;
+
+    let b = launch("console_blind").await;
+    sign_in(&b, &app, "ana", None).await;
+    b.press_key("Enter").await.unwrap();
+
+    // First the gold copy (gold is served while real work waits): blind.
+    let first = wait_for_task(&b, "the gold copy", None).await;
+    let is_gold = app
+        .count(&format!(
+            "SELECT COUNT(*) FROM review_tasks WHERE id = '{first}' AND gold_id IS NOT NULL"
+        ))
+        .await;
+    assert_eq!(is_gold, 1, "the first task is a gold copy");
+    let (reason, model, reason_hidden, model_hidden, confidences, candidates) =
+        model_shown(&b).await;
+    assert_eq!((reason.as_str(), model.as_str()), ("", ""));
+    assert!(reason_hidden && model_hidden);
+    assert_eq!(confidences, 0, "no confidence drawn");
+    assert_eq!(candidates, 3, "the products to choose from are all there");
+    b.screenshot("blind-gold").await.unwrap();
+    b.press_keys(&["p", "1", "Enter"]).await.unwrap();
+
+    // Then the ordinary review: the model's guess and confidences are shown.
+    let second = wait_for_task(&b, "the review", Some(&first)).await;
+    let (reason, model, reason_hidden, _, confidences, _) = model_shown(&b).await;
+    assert_eq!(reason, "Low confidence");
+    assert!(model.starts_with("Model: took"), "{model}");
+    assert!(!reason_hidden);
+    assert_eq!(confidences, 3);
+    b.screenshot("review-shows-model").await.unwrap();
+    b.press_keys(&["p", "1", "Enter"]).await.unwrap();
+
+    // Last the audit sample: blind, its quantity not preset to the model's 2.
+    let third = wait_for_task(&b, "the audit sample", Some(&second)).await;
+    assert_eq!(third, audit_task);
+    let (reason, model, _, _, confidences, _) = model_shown(&b).await;
+    assert_eq!((reason.as_str(), model.as_str(), confidences), ("", "", 0));
+    let quantity: String = b
+        .eval("return document.getElementById('quantity').value")
+        .await
+        .unwrap();
+    assert_eq!(quantity, "1", "the model's quantity is not preset");
+    let cart_note: String = b
+        .eval("return document.getElementById('cart-note').textContent")
+        .await
+        .unwrap();
+    assert!(!cart_note.contains("waits"), "{cart_note}");
+    b.screenshot("blind-audit").await.unwrap();
+    b.press_keys(&["p", "1", "Enter"]).await.unwrap();
+    until_state(&b, "the empty queue", "empty").await;
+
+    // The audit's answer was recorded with the quantity the labeler gave.
+    let v = verdicts(&app).await;
+    let audit_verdict = v
+        .iter()
+        .find(|v| v.0 == audit_task)
+        .expect("audit answered");
+    assert_eq!(audit_verdict.3, Some(1));
+    b.assert_no_console_errors().await;
+}

@@ -3,12 +3,10 @@
 
 use crate::common;
 
-use std::sync::{Arc, Mutex};
-
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use common::{code, event, Backend, TestApp};
+use common::{code, event, start_receiver, Backend, TestApp};
 use recount::auth::Role;
 
 /// Confident enough for the default policy, and not drawn for audit
@@ -304,15 +302,23 @@ async fn audit_samples_need_two_labelers_and_never_return_to_the_first(backend: 
     let (_, c) = app.claim(&ann).await;
     assert_eq!(c["task"]["task_id"], task.as_str());
     let (_, v) = app
-        .verdict(&ann, &task, json!({"action": "pick", "sku": "milk"}))
+        .verdict(
+            &ann,
+            &task,
+            json!({"action": "pick", "sku": "milk", "quantity": 1}),
+        )
         .await;
     assert_eq!(v["status"], "ready");
 
     // Ann answered it already: she never gets it again.
     let (s, _) = app.claim(&ann).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
+    // The audit never held the receipt: final at exit with the model's answer.
     let (_, receipt) = app.receipt(&key, "s1").await;
-    assert_eq!(receipt["status"], "pending");
+    assert_eq!(
+        (receipt["status"].as_str(), receipt["version"].as_i64()),
+        (Some("final"), Some(1))
+    );
 
     let (_, c) = app.claim(&bob).await;
     assert_eq!(c["task"]["task_id"], task.as_str());
@@ -324,10 +330,15 @@ async fn audit_samples_need_two_labelers_and_never_return_to_the_first(backend: 
         )
         .await;
     assert_eq!(v["status"], "resolved");
+    // The audit agreed with the model: nothing to adjust.
     let (_, receipt) = app.receipt(&key, "s1").await;
     assert_eq!(
-        (receipt["status"].as_str(), receipt["total_cents"].as_i64()),
-        (Some("final"), Some(129))
+        (
+            receipt["status"].as_str(),
+            receipt["version"].as_i64(),
+            receipt["total_cents"].as_i64()
+        ),
+        (Some("final"), Some(1), Some(129))
     );
 }
 dual!(audit_samples_need_two_labelers_and_never_return_to_the_first);
@@ -354,12 +365,16 @@ async fn disagreement_escalates_and_a_supervisor_resolves_it(backend: Backend) {
     app.verdict(
         &ann,
         &task,
-        json!({"action": "pick", "sku": "milk", "note": "clear view"}),
+        json!({"action": "pick", "sku": "milk", "quantity": 1, "note": "clear view"}),
     )
     .await;
     app.claim(&bob).await;
     let (_, v) = app
-        .verdict(&bob, &task, json!({"action": "pick", "sku": "cola"}))
+        .verdict(
+            &bob,
+            &task,
+            json!({"action": "pick", "sku": "cola", "quantity": 1}),
+        )
         .await;
     assert_eq!(v["status"], "escalated");
 
@@ -399,10 +414,15 @@ async fn disagreement_escalates_and_a_supervisor_resolves_it(backend: Backend) {
         .await;
     assert_eq!(s, StatusCode::OK, "{r}");
     assert_eq!(r["status"], "resolved");
+    // Final at exit with the model's milk; the audit's cola is version 2.
     let (_, receipt) = app.receipt(&key, "s1").await;
     assert_eq!(
-        (receipt["status"].as_str(), receipt["total_cents"].as_i64()),
-        (Some("final"), Some(149))
+        (
+            receipt["status"].as_str(),
+            receipt["version"].as_i64(),
+            receipt["total_cents"].as_i64()
+        ),
+        (Some("final"), Some(2), Some(149))
     );
     assert_eq!(
         app.count("SELECT COUNT(*) FROM events WHERE resolution = 'supervisor'")
@@ -681,40 +701,6 @@ async fn exit_is_idempotent_and_a_different_exit_time_is_refused(backend: Backen
     assert_eq!(app.count("SELECT COUNT(*) FROM receipts").await, 1);
 }
 dual!(exit_is_idempotent_and_a_different_exit_time_is_refused);
-
-/// Records webhook deliveries; answers 500 to the first `fail_first`.
-#[derive(Clone, Default)]
-struct Receiver {
-    seen: Arc<Mutex<Vec<(axum::http::HeaderMap, String)>>>,
-    fail_first: usize,
-}
-
-async fn start_receiver(fail_first: usize) -> (String, Receiver) {
-    let receiver = Receiver {
-        fail_first,
-        ..Default::default()
-    };
-    let r = receiver.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
-            let r = r.clone();
-            async move {
-                let mut seen = r.seen.lock().unwrap();
-                seen.push((headers, body));
-                if seen.len() <= r.fail_first {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                } else {
-                    StatusCode::NO_CONTENT
-                }
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, receiver)
-}
 
 async fn final_receipts_reach_the_store_by_signed_webhook_with_retries(backend: Backend) {
     let app = TestApp::start_with(backend, |c| {

@@ -12,9 +12,13 @@
 //!   low-confidence, small-margin and candidate-less events of models m1
 //!   and m2, one escalation resolved by the supervisor, three receipts;
 //! - 11-26 12:00, in the last hour: an audit sample whose labelers disagree
-//!   (the supervisor decides), an open escalation, a task left ready and
-//!   one leased, a pending receipt past its deadline, a gold copy of an
-//!   event and gold tasks (which only labeler figures may count).
+//!   (the supervisor decides; the receipt never waited for it), an open
+//!   escalation, a task left ready and one leased, a pending receipt past
+//!   its deadline, a gold copy of an event and gold tasks (which only
+//!   labeler figures may count).
+//!
+//! Audit samples hold nothing and come after receipt work in the queue, so
+//! each is answered before the receipt work of its phase arrives.
 
 use crate::common;
 
@@ -255,7 +259,10 @@ async fn fixture(backend: Backend, rollup_midway: bool) -> Fixture {
             "m0",
         )
         .await;
-    assert_eq!(route, "review");
+    assert_eq!(
+        route, "auto_accepted",
+        "an audit sample is accepted, then checked"
+    );
     f.audit(&a, 0.0).await;
     f.at(T0 + SEC);
     f.event(&ka, "p1-auto", "s1", &[("bread", 0.955)], T0, "m0")
@@ -295,56 +302,8 @@ async fn fixture(backend: Backend, rollup_midway: bool) -> Fixture {
     )
     .await;
     f.audit(&a, 0.0).await;
-    f.at(P2 + SEC);
-    f.event(
-        &ka,
-        "a-low1",
-        "s2",
-        &[("milk", 0.555), ("cola", 0.305)],
-        P2,
-        "m1",
-    )
-    .await;
-    f.at(P2 + 2 * SEC);
-    f.event(
-        &ka,
-        "a-low2",
-        "s2",
-        &[("cola", 0.605), ("milk", 0.205)],
-        P2,
-        "m1",
-    )
-    .await;
-    f.at(P2 + 3 * SEC);
-    let (route, _) = f
-        .event(
-            &ka,
-            "a-auto1",
-            "s2",
-            &[("milk", 0.985), ("cola", 0.005)],
-            P2,
-            "m1",
-        )
-        .await;
-    assert_eq!(route, "auto_accepted");
-    f.at(P2 + 4 * SEC);
-    let (_, t3) = f
-        .event(
-            &ka,
-            "a-margin",
-            "s2",
-            &[("milk", 0.935), ("cola", 0.905)],
-            P2,
-            "m1",
-        )
-        .await;
-    f.at(P2 + 5 * SEC);
-    f.event(&kb, "b-auto1", "s8", &[("cola", 0.995)], P2, "m2")
-        .await;
-    f.at(P2 + 6 * SEC);
-    f.event(&kb, "b-none", "s3", &[], P2, "m2").await;
-    f.at(P2 + 7 * SEC);
-    f.exit(&kb, "s8", P2 + 6 * SEC, "final").await;
+    // The audit sample is answered before the receipt work arrives: it
+    // holds nothing, so any review would be claimed before it.
     f.answer(
         &f.ann,
         P2 + 10 * SEC,
@@ -363,6 +322,56 @@ async fn fixture(backend: Backend, rollup_midway: bool) -> Fixture {
         "resolved",
     )
     .await;
+    f.at(P2 + 20 * SEC + 100);
+    f.event(
+        &ka,
+        "a-low1",
+        "s2",
+        &[("milk", 0.555), ("cola", 0.305)],
+        P2,
+        "m1",
+    )
+    .await;
+    f.at(P2 + 20 * SEC + 200);
+    f.event(
+        &ka,
+        "a-low2",
+        "s2",
+        &[("cola", 0.605), ("milk", 0.205)],
+        P2,
+        "m1",
+    )
+    .await;
+    f.at(P2 + 20 * SEC + 300);
+    let (route, _) = f
+        .event(
+            &ka,
+            "a-auto1",
+            "s2",
+            &[("milk", 0.985), ("cola", 0.005)],
+            P2,
+            "m1",
+        )
+        .await;
+    assert_eq!(route, "auto_accepted");
+    f.at(P2 + 20 * SEC + 400);
+    let (_, t3) = f
+        .event(
+            &ka,
+            "a-margin",
+            "s2",
+            &[("milk", 0.935), ("cola", 0.905)],
+            P2,
+            "m1",
+        )
+        .await;
+    f.at(P2 + 20 * SEC + 500);
+    f.event(&kb, "b-auto1", "s8", &[("cola", 0.995)], P2, "m2")
+        .await;
+    f.at(P2 + 20 * SEC + 600);
+    f.event(&kb, "b-none", "s3", &[], P2, "m2").await;
+    f.at(P2 + 20 * SEC + 700);
+    f.exit(&kb, "s8", P2 + 19 * SEC + 700, "final").await;
     f.answer(
         &f.ann,
         P2 + 21 * SEC,
@@ -419,15 +428,6 @@ async fn fixture(backend: Backend, rollup_midway: bool) -> Fixture {
         .event(&ka, "a-audit2", "s4", &[("bread", 0.965)], P3, "m1")
         .await;
     f.audit(&a, 0.0).await;
-    f.at(P3 + SEC);
-    f.event(&ka, "a-low3", "s4", &[("milk", 0.405)], P3, "m1")
-        .await;
-    f.at(P3 + 2 * SEC);
-    f.event(&ka, "a-esc", "s7", &[("cola", 0.455)], P3, "m1")
-        .await;
-    f.at(P3 + 3 * SEC);
-    f.event(&kb, "b-low", "s5", &[("cola", 0.505)], P3, "m2")
-        .await;
     f.answer(
         &f.bob,
         P3 + 10 * SEC,
@@ -446,6 +446,15 @@ async fn fixture(backend: Backend, rollup_midway: bool) -> Fixture {
         "escalated",
     )
     .await;
+    f.at(P3 + 29 * SEC + 100);
+    f.event(&ka, "a-low3", "s4", &[("milk", 0.405)], P3, "m1")
+        .await;
+    f.at(P3 + 29 * SEC + 200);
+    f.event(&ka, "a-esc", "s7", &[("cola", 0.455)], P3, "m1")
+        .await;
+    f.at(P3 + 29 * SEC + 300);
+    f.event(&kb, "b-low", "s5", &[("cola", 0.505)], P3, "m2")
+        .await;
     f.answer(
         &f.cat,
         P3 + 30 * SEC,
@@ -464,8 +473,11 @@ async fn fixture(backend: Backend, rollup_midway: bool) -> Fixture {
         "escalated",
     )
     .await;
+    // s4 waits only for a-low3, settled already: the open audit sample
+    // holds nothing, so the receipt is final when the exit (at 12:00:51)
+    // is reported at 12:01.
     f.at(P3 + MIN);
-    f.exit(&ka, "s4", P3 + MIN, "pending").await;
+    f.exit(&ka, "s4", P3 + 51 * SEC, "final").await;
     f.at(P3 + 5 * MIN);
     f.exit(&kb, "s5", P3 + 5 * MIN, "pending").await;
     f.at(P3 + 10 * MIN);
@@ -664,24 +676,26 @@ fn check(d: &Dashboard, f: &Fixture) {
         12000.0,
         "handling p90 day",
     );
-    // Events of the last day: 7 at 10:00 (5 reviewed), 5 since 12:00 (all
-    // reviewed); the gold copy is not an event.
-    assert_rate(&d.flow.event_review_rate, 10, 12, "event review rate");
+    // Events of the last day: 7 at 10:00 (4 reviewed), 5 since 12:00 (4
+    // reviewed); audit samples are accepted (people check them, nothing
+    // waits for them) and the gold copy is not an event.
+    assert_rate(&d.flow.event_review_rate, 8, 12, "event review rate");
     // Receipts of the last day: s8 (auto only), s2, s3, s4.
     assert_rate(&d.flow.session_review_rate, 3, 4, "session review rate");
     // Audit samples over 7 days: p1-audit (model wrong), a-audit1 and
     // a-audit2 (right).
     assert_rate(&d.flow.auto_accept_error, 1, 3, "auto-accept error");
 
-    // Receipt latency: s8 1 s, s2 5 s, s3 3 s at 10:00; s4 9 min at 12:10.
+    // Receipt latency: s8 1 s, s2 5 s, s3 3 s at 10:00; s4 9 s at 12:01
+    // (its open audit sample does not hold it).
     let r = &d.receipts;
     assert_eq!((r.finalized_last_hour, r.finalized_last_day), (1, 4));
-    let day = [1000.0, 5000.0, 3000.0, 540_000.0];
+    let day = [1000.0, 5000.0, 3000.0, 9000.0];
     assert_estimate(r.p50_ms.day, &day, 50.0, 4000.0, "receipt p50 day");
-    assert_estimate(r.p95_ms.day, &day, 95.0, 459_750.0, "receipt p95 day");
-    assert_estimate(r.p99_ms.day, &day, 99.0, 523_950.0, "receipt p99 day");
+    assert_estimate(r.p95_ms.day, &day, 95.0, 8400.0, "receipt p95 day");
+    assert_estimate(r.p99_ms.day, &day, 99.0, 8880.0, "receipt p99 day");
     for (w, what) in [(&r.p50_ms, "p50"), (&r.p95_ms, "p95"), (&r.p99_ms, "p99")] {
-        assert_estimate(w.hour, &[540_000.0], 50.0, 540_000.0, what);
+        assert_estimate(w.hour, &[9000.0], 50.0, 9000.0, what);
     }
     assert_eq!(
         (r.pending, r.pending_past_deadline),
@@ -697,7 +711,7 @@ fn check(d: &Dashboard, f: &Fixture) {
         4800.0,
         "p95 of 10:00",
     );
-    assert_estimate(Some(p95[23]), &[540_000.0], 95.0, 540_000.0, "p95 of 12:00");
+    assert_estimate(Some(p95[23]), &[9000.0], 95.0, 9000.0, "p95 of 12:00");
     assert_eq!(p95.iter().filter(|v| **v == 0.0).count(), 22);
 
     // Labelers: bob first (flagged: 7 of 10 gold), then ann, then cat.
@@ -806,8 +820,8 @@ async fn every_figure_matches_the_timeline_whatever_the_rollups_did(backend: Bac
         rollup_watermark: String::new(),
         ..d.clone()
     };
-    // Rolled up to 12:10 (s4's receipt at 12:10:00 is just after the
-    // watermark, in the live tail), then to now, twice.
+    // Rolled up to 12:10 (the supervisor's settling of a-audit2 at 12:10:00
+    // is just after the watermark, in the live tail), then to now, twice.
     let run = recount::review::rollup::roll_up(db, P3 + 10 * MIN)
         .await
         .unwrap();

@@ -6,7 +6,6 @@
 use crate::common;
 
 use reqwest::{Method, StatusCode};
-use serde_json::json;
 
 use common::{event, Backend, TestApp};
 use recount::auth::Role;
@@ -44,84 +43,6 @@ fn gauge(metrics: &str, state: &str) -> i64 {
         .parse()
         .unwrap()
 }
-
-/// The lone-labeler audit of the issue: every event is an audit sample that
-/// needs two agreeing verdicts, and one labeler works the store.
-async fn an_audit_the_lone_labeler_cannot_finish_goes_to_supervisors(backend: Backend) {
-    let app = TestApp::start(backend).await;
-    let (store_id, key) = app.store_with_catalog().await;
-    let admin = app.user("boss", Role::Admin).await;
-    let (s, b) = app
-        .call(
-            Method::PUT,
-            &format!("/api/v1/stores/{store_id}/policy"),
-            &admin,
-            Some(json!({"audit_rate": 1.0, "audit_verdicts": 2})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
-    let ann = app.user("ann", Role::Labeler).await;
-
-    let (_, out) = app.events(&key, event("e1", "s1", "pick", 1, SURE)).await;
-    assert_eq!(out["reason"], "audit-sample", "{out}");
-    let task = out["task_id"].as_str().unwrap().to_string();
-    // Nobody has worked yet: no crew to count on, and the deadline is far.
-    assert_eq!(
-        recount::jobs::escalate_at_risk(&app.state).await.unwrap(),
-        0
-    );
-
-    let (s, claim) = app.claim(&ann).await;
-    assert_eq!(s, StatusCode::OK, "{claim}");
-    // Leased: it is Ann's to answer, not at risk.
-    assert_eq!(
-        recount::jobs::escalate_at_risk(&app.state).await.unwrap(),
-        0
-    );
-    let (s, v) = app
-        .verdict(&ann, &task, json!({"action": "pick", "sku": "milk"}))
-        .await;
-    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("ready")));
-
-    // Ann answered; the second verdict it needs has nobody to give it.
-    assert_eq!(
-        recount::jobs::escalate_at_risk(&app.state).await.unwrap(),
-        1
-    );
-    let boss = app.user("sue", Role::Supervisor).await;
-    assert_eq!(
-        escalations(&app, &boss).await,
-        [(task.clone(), "no-eligible-labeler".to_string())]
-    );
-    assert_eq!(
-        app.count("SELECT verdict_count FROM review_tasks").await,
-        1,
-        "Ann's verdict is kept"
-    );
-    // Nothing else to escalate, and a second sweep changes nothing.
-    assert_eq!(
-        recount::jobs::escalate_at_risk(&app.state).await.unwrap(),
-        0
-    );
-
-    // The supervisor settles it and the receipt is final at exit.
-    let (s, b) = app
-        .call(
-            Method::POST,
-            &format!("/api/v1/tasks/{task}/resolve"),
-            &boss,
-            Some(json!({"action": "pick", "sku": "milk"})),
-        )
-        .await;
-    assert_eq!(
-        (s, b["status"].as_str()),
-        (StatusCode::OK, Some("resolved"))
-    );
-    let (_, receipt) = app.exit(&key, "s1", "2026-11-25T10:00:01Z").await;
-    assert_eq!(receipt["status"], "final");
-    assert_eq!(receipt["total_cents"], 129);
-}
-dual!(an_audit_the_lone_labeler_cannot_finish_goes_to_supervisors);
 
 async fn a_task_near_its_deadline_goes_to_supervisors_before_it_passes(backend: Backend) {
     let app = TestApp::start(backend).await;

@@ -1247,6 +1247,15 @@ async fn sigkill_during_load_loses_nothing_acknowledged(backend: Backend) {
 
     let store = cli(&db.url, dir.path(), &["store", "add", "Crash store"]).await;
     let key = store["api_key"].as_str().expect("api_key").to_string();
+    // No random audit sample: labelers answer what the model said, which a
+    // blind audit would not show them.
+    let store_id = store["store_id"].as_str().expect("store_id");
+    cli(
+        &db.url,
+        dir.path(),
+        &["store", "policy", store_id, "--audit-rate", "0"],
+    )
+    .await;
     let mut names: Vec<String> = (0..4).map(|i| format!("worker-{i}")).collect();
     names.extend(["holder-0".to_string(), "holder-1".to_string()]);
     let passwords = add_labelers(&db.url, dir.path(), &names).await;

@@ -22,6 +22,7 @@ mod gold;
 mod media;
 mod media_api;
 mod multi_process;
+mod receipts;
 mod schema_parity;
 #[cfg(feature = "bench")]
 mod storage_s3;

@@ -418,7 +418,11 @@ async fn labelled_events(
         let sku = if i < wrong { "cola" } else { "milk" };
         app.clock.advance(1_000);
         let (status, body) = app
-            .verdict(labeler, &task, json!({"action": "pick", "sku": sku}))
+            .verdict(
+                labeler,
+                &task,
+                json!({"action": "pick", "sku": sku, "quantity": 1}),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }

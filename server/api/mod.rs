@@ -3,6 +3,7 @@
 //! HTTP edge's part ([`crate::http`]).
 
 pub mod dashboard;
+pub mod disputes;
 pub mod exports;
 pub mod gold;
 pub mod ingest;
@@ -54,6 +55,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(ingest::post_events))
         .routes(routes!(ingest::exit_session))
         .routes(routes!(ingest::get_receipt))
+        .routes(routes!(disputes::open))
+        .routes(routes!(disputes::get))
+        .routes(routes!(disputes::put_blind_review))
         .routes(routes!(media::upload_clip))
         .routes(routes!(media::upload_footage))
         .routes(routes!(media::clip_status))
@@ -71,6 +75,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(queue::task_products))
         .routes(routes!(queue::escalations))
         .routes(routes!(queue::resolve))
+        .routes(routes!(queue::correct))
         .routes(routes!(queue::get_policy, queue::put_policy))
         .routes(routes!(gold::mark, gold::list))
         .routes(routes!(gold::retire))

@@ -39,23 +39,28 @@ pub struct CandidateView {
     pub price_cents: i64,
     /// Product image.
     pub image_url: Option<String>,
-    /// The model's confidence.
-    pub confidence: f64,
+    /// The model's confidence; `null` on a blind task.
+    pub confidence: Option<f64>,
 }
 
-impl From<CandidateRow> for CandidateView {
-    fn from(c: CandidateRow) -> CandidateView {
+impl CandidateView {
+    fn of(c: CandidateRow, blind: bool) -> CandidateView {
         CandidateView {
             sku: c.sku,
             name: c.name,
             price_cents: c.price_cents,
             image_url: c.image_url,
-            confidence: c.confidence,
+            confidence: (!blind).then_some(c.confidence),
         }
     }
 }
 
-/// A review task as a labeler sees it.
+/// A review task as a labeler sees it. On a blind task (audit samples, gold
+/// copies, disputes, and every task of a store with blind review on) the
+/// model's answer is withheld: `kind`, `quantity`, `reason`,
+/// `model_version` and every confidence are `null`, and the candidates come
+/// in a neutral order (by name), so the answers measure the model instead
+/// of echoing it.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct TaskView {
     /// Task id.
@@ -66,46 +71,69 @@ pub struct TaskView {
     pub session_id: String,
     /// The store's event id.
     pub event_id: String,
+    /// Whether the model's answer is withheld.
+    pub blind: bool,
     /// What the model believes happened: `pick` or `return`.
-    pub kind: String,
+    pub kind: Option<String>,
     /// Units the model believes moved.
-    pub quantity: i64,
+    pub quantity: Option<i64>,
     /// When it happened (RFC 3339).
     pub occurred_at: String,
     /// Why the event needs a human.
-    pub reason: String,
+    pub reason: Option<String>,
     /// Agreeing verdicts needed.
     pub required_verdicts: i64,
-    /// Receipt deadline (RFC 3339).
+    /// Deadline (RFC 3339): the receipt's, or the store's wait for a dispute.
     pub deadline_at: String,
     /// The model that made the guess.
     pub model_version: Option<String>,
-    /// The model's guesses, best first.
+    /// The model's guesses, best first (by name on a blind task).
     pub candidates: Vec<CandidateView>,
     /// Video of the event, one clip per camera.
     pub clips: Vec<TaskClip>,
 }
 
-impl From<TaskCard> for TaskView {
-    fn from(t: TaskCard) -> TaskView {
+impl TaskView {
+    /// The task as its labeler sees it: blind when the card says so.
+    pub fn for_labeler(card: TaskCard) -> TaskView {
+        let blind = card.blind;
+        TaskView::shown(card, blind)
+    }
+
+    /// The task with everything the model said, for supervisors.
+    pub fn full(card: TaskCard) -> TaskView {
+        TaskView::shown(card, false)
+    }
+
+    fn shown(mut t: TaskCard, blind: bool) -> TaskView {
         let clips = t
             .clips
             .into_iter()
             .map(|c| TaskClip::of(&t.task_id, c))
             .collect();
+        if blind {
+            t.candidates
+                .sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.sku.cmp(&b.sku)));
+        }
+        let unless_blind = |v| (!blind).then_some(v);
         TaskView {
             task_id: t.task_id,
             store_id: t.store_id,
             session_id: t.session_id,
             event_id: t.event_id,
-            kind: t.kind,
-            quantity: t.quantity,
+            blind,
+            kind: unless_blind(t.kind),
+            quantity: (!blind).then_some(t.quantity),
             occurred_at: format_rfc3339_ms(t.occurred_at),
-            reason: t.reason,
+            reason: unless_blind(t.reason),
             required_verdicts: t.required_verdicts,
             deadline_at: format_rfc3339_ms(t.deadline_at),
-            model_version: t.model_version,
-            candidates: t.candidates.into_iter().map(Into::into).collect(),
+            model_version: t.model_version.filter(|_| !blind),
+            candidates: t
+                .candidates
+                .into_iter()
+                .map(|c| CandidateView::of(c, blind))
+                .collect(),
             clips,
         }
     }
@@ -123,7 +151,7 @@ pub struct Claim {
 impl From<Claimed> for Claim {
     fn from(c: Claimed) -> Claim {
         Claim {
-            task: c.card.into(),
+            task: TaskView::for_labeler(c.card),
             lease_expires_at: format_rfc3339_ms(c.lease_expires_at),
         }
     }
@@ -139,7 +167,8 @@ pub struct VerdictInput {
     /// The product; needed for pick and return.
     #[serde(default)]
     pub sku: Option<String>,
-    /// Units; defaults to the event's quantity.
+    /// Units; defaults to the event's quantity, except on a blind task
+    /// (`missing-quantity`).
     #[serde(default)]
     pub quantity: Option<i64>,
     /// The video does not show what happened.
@@ -219,8 +248,10 @@ impl From<VerdictRow> for VerdictView {
 /// A task with its verdicts, for supervisors.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct TaskDetail {
-    /// The task as labelers see it.
+    /// The task with everything the model said.
     pub task: TaskView,
+    /// What it is for: `review`, `audit`, `dispute` or `gold`.
+    pub purpose: String,
     /// `waiting`, `ready`, `leased`, `escalated` or `resolved`; for a gold
     /// copy `leased`, `gold-answered` or `gold-dropped`.
     pub status: String,
@@ -233,7 +264,8 @@ pub struct TaskDetail {
 impl From<Detail> for TaskDetail {
     fn from(d: Detail) -> TaskDetail {
         TaskDetail {
-            task: d.card.into(),
+            purpose: d.card.purpose.as_str().into(),
+            task: TaskView::full(d.card),
             status: d.status,
             escalation_reason: d.escalation_reason,
             verdicts: d.verdicts.into_iter().map(Into::into).collect(),
@@ -545,6 +577,43 @@ pub async fn resolve(
     let status =
         queue::resolve_escalation(&state.db, &user, &task_id, &input.into(), state.now()).await?;
     Ok(axum::Json(VerdictOutcome::new(task_id, status)))
+}
+
+/// The answer to a correction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct CorrectionOutcome {
+    /// Task id.
+    pub task_id: String,
+    /// The receipt's version afterwards (a new one when the correction
+    /// changed a final receipt); `null` while the receipt is not final, in
+    /// which case it will be computed with the corrected label.
+    pub receipt_version: Option<i64>,
+}
+
+/// Corrects the label of a resolved review or audit task after the fact
+/// (supervisors). When it changes a final receipt, the receipt gets a new
+/// version and the store a `receipt.adjusted` webhook.
+#[utoipa::path(post, path = "/api/v1/tasks/{task_id}/correction", tag = "queue", security(("bearer" = [])),
+    params(("task_id" = String, Path)),
+    request_body = VerdictInput,
+    responses(
+        (status = 200, body = CorrectionOutcome),
+        (status = 404, description = "`unknown-task`", body = ErrorBody),
+        (status = 409, description = "`not-correctable`: not resolved, a dispute or a gold copy", body = ErrorBody),
+        (status = 422, description = "`cant-tell-not-allowed`, `missing-action`, `missing-sku`, `unknown-sku`, `invalid-quantity`", body = ErrorBody),
+    ))]
+pub async fn correct(
+    State(state): State<AppState>,
+    SupervisorCaller(user): SupervisorCaller,
+    Path(task_id): Path<String>,
+    Json(input): Json<VerdictInput>,
+) -> Result<axum::Json<CorrectionOutcome>> {
+    let receipt_version =
+        queue::correct(&state.db, &user, &task_id, &input.into(), state.now()).await?;
+    Ok(axum::Json(CorrectionOutcome {
+        task_id,
+        receipt_version,
+    }))
 }
 
 /// Fields of a routing policy to change; absent fields keep their value.

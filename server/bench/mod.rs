@@ -16,6 +16,7 @@ mod queue;
 mod report;
 mod seed;
 pub mod server;
+mod storeday;
 
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -38,6 +39,10 @@ pub enum BenchCommand {
     Dashboard(dashboard::DashboardArgs),
     /// Training-data export throughput against tar packing the same files.
     Export(export::ExportArgs),
+    /// A store day of shoppers and a crew through the server's rules on a
+    /// virtual clock: receipt latency with audit samples off and on the
+    /// receipt's path, with the same draws.
+    Storeday(storeday::StoreDayArgs),
 }
 
 /// Options of `recount bench queue`.
@@ -110,6 +115,7 @@ pub async fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<()> {
         BenchCommand::Media(args) => media::run(&args, config).await,
         BenchCommand::Dashboard(args) => dashboard::run(&args, config).await,
         BenchCommand::Export(args) => export::run(&args, config).await,
+        BenchCommand::Storeday(args) => storeday::run(&args, config).await,
     }
 }
 

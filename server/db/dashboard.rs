@@ -9,7 +9,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::Result;
 use crate::domain::dashboard::StoreQueue;
-use crate::domain::lifecycle::{SessionStatus, TaskStatus};
+use crate::domain::lifecycle::{SessionStatus, TaskPurpose, TaskStatus};
 
 /// Open tasks per store (every store is listed, busy or not), with those
 /// past their deadline and those due within `lead_ms`. Gold tasks are
@@ -42,12 +42,13 @@ pub async fn queue(conn: &mut AnyConnection, now: i64, lead_ms: i64) -> Result<V
     // tasks are read, however many resolved ones the table holds.
     let rows = sqlx::query(&format!(
         "SELECT store_id, status, COUNT(*) AS n, MIN(created_at) AS oldest, \
-         SUM(CASE WHEN deadline_at < $1 THEN 1 ELSE 0 END) AS late, \
-         SUM(CASE WHEN deadline_at >= $1 AND deadline_at <= $2 THEN 1 ELSE 0 END) AS at_risk \
+         SUM(CASE WHEN purpose IN ({due}) AND deadline_at < $1 THEN 1 ELSE 0 END) AS late, \
+         SUM(CASE WHEN purpose IN ({due}) AND deadline_at >= $1 AND deadline_at <= $2 THEN 1 ELSE 0 END) AS at_risk \
          FROM review_tasks \
-         WHERE status IN ({}) AND gold_id IS NULL \
+         WHERE status IN ({open}) AND gold_id IS NULL \
          GROUP BY store_id, status",
-        super::sql_list(&TaskStatus::OPEN)
+        open = super::sql_list(&TaskStatus::OPEN),
+        due = super::sql_list(&TaskPurpose::WITH_DEADLINE),
     ))
     .bind(now)
     .bind(now + lead_ms)

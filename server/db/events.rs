@@ -6,6 +6,7 @@ use sqlx::Row;
 use super::{Result, Tx};
 use crate::domain::event::ValidEvent;
 use crate::domain::lifecycle::{EventStatus, RouteName, SessionStatus};
+use crate::domain::Label;
 
 /// An event stored earlier, as a replay of its id needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +72,10 @@ pub struct NewEvent<'a> {
     pub reason: Option<&'a str>,
     /// `resolved` when accepted as the model saw it, `review` otherwise.
     pub status: EventStatus,
+    /// Drawn for the audit sample: settled with the model's answer at once,
+    /// but counted by the rollups (its `resolved_at`) only once its audit
+    /// gives the human label.
+    pub audit: bool,
     /// Digest of the request.
     pub request_hash: &'a str,
     /// When it arrived, epoch ms.
@@ -113,7 +118,7 @@ pub async fn insert(tx: &mut Tx, e: &NewEvent<'_>) -> Result<bool> {
     .bind(auto.then_some("auto"))
     .bind(e.request_hash)
     .bind(e.now)
-    .bind(auto.then_some(e.now))
+    .bind((auto && !e.audit).then_some(e.now))
     .execute(&mut **tx)
     .await?;
     Ok(inserted.rows_affected() == 1)
@@ -146,6 +151,18 @@ pub async fn lock_session(
     .bind(now)
     .execute(&mut **tx)
     .await?;
+    lock_existing_session(tx, store_id, session_id)
+        .await?
+        .ok_or_else(|| super::Error::Data(format!("session {session_id} vanished")))
+}
+
+/// Locks a session row for the rest of the transaction if it exists; its
+/// status and exit time.
+pub async fn lock_existing_session(
+    tx: &mut Tx,
+    store_id: &str,
+    session_id: &str,
+) -> Result<Option<SessionLock>> {
     // A no-op update takes the row lock on PostgreSQL and is portable.
     let row = sqlx::query(
         "UPDATE sessions SET open_reviews = open_reviews WHERE store_id = $1 AND session_id = $2 \
@@ -153,12 +170,13 @@ pub async fn lock_session(
     )
     .bind(store_id)
     .bind(session_id)
-    .fetch_one(&mut **tx)
+    .fetch_optional(&mut **tx)
     .await?;
-    Ok(SessionLock {
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some(SessionLock {
         status: super::state(&row.try_get::<String, _>("status")?, SessionStatus::parse)?,
         exited_at: row.try_get("exited_at")?,
-    })
+    }))
 }
 
 /// Counts one more open review on a session (its receipt waits for it).
@@ -168,6 +186,204 @@ pub async fn add_open_review(tx: &mut Tx, store_id: &str, session_id: &str) -> R
     )
     .bind(store_id)
     .bind(session_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Counts one open review fewer on a session.
+pub async fn release_open_review(tx: &mut Tx, store_id: &str, session_id: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE sessions SET open_reviews = open_reviews - 1 WHERE store_id = $1 AND session_id = $2",
+    )
+    .bind(store_id)
+    .bind(session_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Settles an event with a human label: `by` is `human` (consensus) or
+/// `supervisor`. Its `resolved_at` is when people settled it, which is when
+/// the rollups count its label.
+pub async fn settle(tx: &mut Tx, event_pk: &str, label: &Label, by: &str, now: i64) -> Result<()> {
+    sqlx::query(&format!(
+        "UPDATE events SET status = '{}', final_action = $1, final_sku = $2, final_quantity = $3, \
+         resolution = $4, resolved_at = $5 WHERE id = $6",
+        EventStatus::Resolved
+    ))
+    .bind(label.action.as_str())
+    .bind(&label.sku)
+    .bind(label.quantity)
+    .bind(by)
+    .bind(now)
+    .bind(event_pk)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Changes the label of an event settled earlier (a supervisor's
+/// correction), keeping its status and when it was settled: the rollups
+/// counted it then, and a correction is recorded as a receipt adjustment.
+pub async fn relabel(tx: &mut Tx, event_pk: &str, label: &Label, by: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE events SET final_action = $1, final_sku = $2, final_quantity = $3, resolution = $4 \
+         WHERE id = $5",
+    )
+    .bind(label.action.as_str())
+    .bind(&label.sku)
+    .bind(label.quantity)
+    .bind(by)
+    .bind(event_pk)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The label an event is settled with, if it is.
+pub async fn final_label(tx: &mut Tx, event_pk: &str) -> Result<Option<Label>> {
+    let Some(r) = sqlx::query(&format!(
+        "SELECT final_action, final_sku, final_quantity FROM events WHERE id = $1 AND status = '{}'",
+        EventStatus::Resolved
+    ))
+    .bind(event_pk)
+    .fetch_optional(&mut **tx)
+    .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(super::rollup::label(
+        r.try_get("final_action")?,
+        r.try_get("final_sku")?,
+        r.try_get("final_quantity")?,
+    )?))
+}
+
+/// An event behind a receipt line, as a dispute needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineEvent {
+    /// Its `events.id`.
+    pub pk: String,
+    /// When it happened, epoch ms.
+    pub occurred_at: i64,
+    /// The model's candidates as stored (JSON).
+    pub candidates: String,
+    /// Its clip ids as stored (JSON).
+    pub clips: String,
+}
+
+/// The settled events of a session whose label names `sku`, oldest first.
+pub async fn behind_line(
+    tx: &mut Tx,
+    store_id: &str,
+    session_id: &str,
+    sku: &str,
+) -> Result<Vec<LineEvent>> {
+    sqlx::query(&format!(
+        "SELECT id, occurred_at, candidates, clips FROM events WHERE store_id = $1 AND session_id = $2 \
+         AND status = '{}' AND final_sku = $3 ORDER BY occurred_at, id",
+        EventStatus::Resolved
+    ))
+    .bind(store_id)
+    .bind(session_id)
+    .bind(sku)
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(LineEvent {
+            pk: r.try_get("id")?,
+            occurred_at: r.try_get("occurred_at")?,
+            candidates: r.try_get("candidates")?,
+            clips: r.try_get("clips")?,
+        })
+    })
+    .collect()
+}
+
+/// The event row a dispute's task shows: the contested line's product and
+/// units, every clip and candidate of the events behind it. Its status
+/// (`dispute`) keeps it out of the receipt and of every count.
+#[derive(Debug, Clone, Copy)]
+pub struct DisputeEvent<'a> {
+    /// Its `events.id`.
+    pub pk: &'a str,
+    /// The dispute.
+    pub dispute_id: &'a str,
+    /// Store id.
+    pub store_id: &'a str,
+    /// The store's session id.
+    pub session_id: &'a str,
+    /// The contested line's units.
+    pub quantity: i64,
+    /// The latest event behind the line, epoch ms.
+    pub occurred_at: i64,
+    /// Candidates (JSON).
+    pub candidates: &'a str,
+    /// Clip ids (JSON).
+    pub clips: &'a str,
+    /// The contested sku.
+    pub sku: &'a str,
+    /// When, epoch ms.
+    pub now: i64,
+}
+
+/// Stores the event row of a dispute's task.
+pub async fn insert_dispute(tx: &mut Tx, d: &DisputeEvent<'_>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO events (id, store_id, event_id, session_id, kind, quantity, occurred_at, \
+         candidates, clips, top_sku, route, status, request_hash, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, '', $13)",
+    )
+    .bind(d.pk)
+    .bind(d.store_id)
+    .bind(format!("dispute:{}", d.dispute_id))
+    .bind(d.session_id)
+    .bind(crate::domain::Action::Pick.as_str())
+    .bind(d.quantity)
+    .bind(d.occurred_at)
+    .bind(d.candidates)
+    .bind(d.clips)
+    .bind(d.sku)
+    .bind(RouteName::Dispute.as_str())
+    .bind(EventStatus::Dispute.as_str())
+    .bind(d.now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Stores one correcting label of an upheld dispute as a settled event of
+/// the session (route `dispute`, so no count of the model or the crew sees
+/// it), dated at `occurred_at` so it is priced as the line was.
+pub async fn insert_correction(
+    tx: &mut Tx,
+    store_id: &str,
+    session_id: &str,
+    event_id: &str,
+    label: &Label,
+    occurred_at: i64,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO events (id, store_id, event_id, session_id, kind, quantity, occurred_at, \
+         candidates, clips, route, status, final_action, final_sku, final_quantity, resolution, \
+         request_hash, created_at, resolved_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, '[]', '[]', $8, $9, $5, $10, $6, $11, '', $12, $12)",
+    )
+    .bind(super::new_id())
+    .bind(store_id)
+    .bind(event_id)
+    .bind(session_id)
+    .bind(label.action.as_str())
+    .bind(label.quantity)
+    .bind(occurred_at)
+    .bind(RouteName::Dispute.as_str())
+    .bind(EventStatus::Resolved.as_str())
+    .bind(&label.sku)
+    .bind(RouteName::Dispute.as_str())
+    .bind(now)
     .execute(&mut **tx)
     .await?;
     Ok(())

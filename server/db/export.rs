@@ -31,10 +31,10 @@ enum Bind {
 /// with their binds from `$first`.
 fn conditions(filter: &Filter, as_of: i64, first: usize) -> (String, Vec<Bind>) {
     let mut sql = format!(
-        "e.status = '{}' AND e.route <> '{}' AND s.training_allowed = 1 \
+        "e.status = '{}' AND e.route NOT IN ({}) AND s.training_allowed = 1 \
          AND e.resolved_at <= $",
         EventStatus::Resolved,
-        RouteName::Gold
+        super::sql_list(&RouteName::MADE)
     );
     let mut binds = vec![Bind::Int(as_of)];
     sql.push_str(&first.to_string());

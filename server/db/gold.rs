@@ -18,7 +18,7 @@ use sqlx::{AnyConnection, Row};
 use super::{flag, new_id, stores, Db, Error, Result, Tx};
 use crate::domain::consensus::Answer;
 use crate::domain::gold;
-use crate::domain::lifecycle::{EventStatus, RouteName, TaskStatus};
+use crate::domain::lifecycle::{EventStatus, RouteName, TaskPurpose, TaskStatus};
 use crate::domain::{Action, Label};
 
 /// A gold task's row, with the answers to its copies.
@@ -287,9 +287,12 @@ pub async fn make_copy(
     .await?;
     sqlx::query(&format!(
         "INSERT INTO review_tasks (id, event_pk, store_id, session_id, reason, required_verdicts, \
-         status, deadline_at, created_at, leased_by, lease_id, lease_expires_at, updated_at, gold_id) \
-         VALUES ($1, $2, $3, $4, $5, $12, '{}', $6, $7, $8, $9, $10, $7, $11)",
-        TaskStatus::Leased
+         status, deadline_at, created_at, leased_by, lease_id, lease_expires_at, updated_at, gold_id, \
+         purpose, priority) \
+         VALUES ($1, $2, $3, $4, $5, $12, '{}', $6, $7, $8, $9, $10, $7, $11, '{}', {})",
+        TaskStatus::Leased,
+        TaskPurpose::Gold,
+        TaskPurpose::Gold.priority()
     ))
     .bind(&copy_id)
     .bind(&event_pk)

@@ -19,6 +19,7 @@
 pub mod bulk;
 pub mod clips;
 pub mod dashboard;
+pub mod disputes;
 mod error;
 pub mod events;
 pub mod export;

@@ -132,8 +132,8 @@ async fn collect_events_created(
 ) -> Result<()> {
     let rows = sqlx::query(&format!(
         "SELECT store_id, created_at, route FROM events \
-         WHERE created_at >= $1 AND created_at < $2 AND route <> '{}'",
-        RouteName::Gold
+         WHERE created_at >= $1 AND created_at < $2 AND route NOT IN ({})",
+        super::sql_list(&RouteName::MADE)
     ))
     .bind(from)
     .bind(to)
@@ -161,8 +161,8 @@ pub async fn collect_events_resolved(
     let rows = sqlx::query(&format!(
         "SELECT store_id, resolved_at, model_version, kind, quantity, top_sku, top_confidence, \
          route, route_reason, final_action, final_sku, final_quantity FROM events \
-         WHERE resolved_at >= $1 AND resolved_at < $2 AND route <> '{}'",
-        RouteName::Gold
+         WHERE resolved_at >= $1 AND resolved_at < $2 AND route NOT IN ({})",
+        super::sql_list(&RouteName::MADE)
     ))
     .bind(from)
     .bind(to)

@@ -21,6 +21,9 @@ pub struct Store {
     pub policy: RoutingPolicy,
     /// Whether the store's events may become training data.
     pub training_allowed: bool,
+    /// Whether every task of the store is shown blind (audits, gold copies
+    /// and disputes always are).
+    pub blind_review: bool,
 }
 
 /// A newly created store with its one-time secrets.
@@ -33,7 +36,7 @@ pub struct NewStore {
 }
 
 const COLUMNS: &str = "id, name, webhook_url, webhook_secret, threshold, margin, audit_rate, \
-     audit_verdicts, high_value_cents, receipt_sla_ms, expected_exit_ms, training_allowed";
+     audit_verdicts, high_value_cents, receipt_sla_ms, expected_exit_ms, training_allowed, blind_review";
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<Store> {
     Ok(Store {
@@ -51,6 +54,7 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Store> {
             expected_exit_ms: r.try_get("expected_exit_ms")?,
         },
         training_allowed: r.try_get::<i64, _>("training_allowed")? != 0,
+        blind_review: r.try_get::<i64, _>("blind_review")? != 0,
     })
 }
 
@@ -64,6 +68,7 @@ pub async fn create(db: &Db, name: &str, webhook_url: Option<&str>, now: i64) ->
         webhook_secret: generate_secret("whsec_"),
         policy: RoutingPolicy::default(),
         training_allowed: false,
+        blind_review: false,
     };
     let p = &store.policy;
     sqlx::query(
@@ -154,6 +159,17 @@ pub async fn set_policy(db: &Db, id: &str, p: &RoutingPolicy) -> Result<bool> {
 pub async fn set_training_allowed(db: &Db, id: &str, allowed: bool) -> Result<bool> {
     let done = sqlx::query("UPDATE stores SET training_allowed = $1 WHERE id = $2")
         .bind(flag(allowed))
+        .bind(id)
+        .execute(db.writer())
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Turns blind review of every task of a store on or off; false when there
+/// is no such store.
+pub async fn set_blind_review(db: &Db, id: &str, blind: bool) -> Result<bool> {
+    let done = sqlx::query("UPDATE stores SET blind_review = $1 WHERE id = $2")
+        .bind(flag(blind))
         .bind(id)
         .execute(db.writer())
         .await?;

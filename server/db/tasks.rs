@@ -11,7 +11,7 @@ use super::{clips, flag, products, Db, Result, Tx};
 use crate::domain::consensus::Answer;
 use crate::domain::event::CandidateInput;
 use crate::domain::lifecycle::{
-    Crew, EventStatus, Lease, LeaseEnd, PastLease, Pending, Task, TaskStatus,
+    Crew, Lease, LeaseEnd, PastLease, Pending, Task, TaskPurpose, TaskStatus,
 };
 use crate::domain::{Action, Label};
 
@@ -38,6 +38,8 @@ pub struct TaskRow {
     pub lease_expires_at: Option<i64>,
     /// Set on a gold copy: the gold task it copies.
     pub gold_id: Option<String>,
+    /// What it is for.
+    pub purpose: TaskPurpose,
 }
 
 impl TaskRow {
@@ -68,12 +70,17 @@ impl TaskRow {
             lease_id: r.try_get("lease_id")?,
             lease_expires_at: r.try_get("lease_expires_at")?,
             gold_id: r.try_get("gold_id")?,
+            purpose: purpose(&r.try_get::<String, _>("purpose")?)?,
         })
     }
 }
 
+fn purpose(s: &str) -> Result<TaskPurpose> {
+    super::state(s, TaskPurpose::parse)
+}
+
 const TASK_COLUMNS: &str = "id, event_pk, store_id, session_id, required_verdicts, status, \
-     leased_by, lease_id, lease_expires_at, gold_id";
+     leased_by, lease_id, lease_expires_at, gold_id, purpose";
 
 /// What a user may claim: a ready task they never held. Shared by the claim
 /// and by the check that real work is waiting before gold is served.
@@ -178,15 +185,15 @@ pub struct NewLease<'a> {
     pub expires_at: i64,
 }
 
-/// Leases the next task `lease.user_id` may claim (earliest deadline, then
-/// oldest) as [`crate::domain::lifecycle::claim`] says, in one `UPDATE`;
+/// Leases the next task `lease.user_id` may claim (by purpose's priority,
+/// then earliest deadline, then oldest) as [`crate::domain::lifecycle::claim`] says, in one `UPDATE`;
 /// its id, or `None` when nothing is ready for them.
 pub async fn lease_next(tx: &mut Tx, lease: &NewLease<'_>) -> Result<Option<String>> {
     let sql = format!(
         "UPDATE review_tasks SET status = '{leased}', leased_by = $1, lease_id = $2, \
          lease_expires_at = $3, updated_at = $4 \
          WHERE status = '{ready}' AND id = (SELECT t.id FROM review_tasks t WHERE {claimable} \
-         ORDER BY t.deadline_at, t.created_at LIMIT 1{skip_locked}) RETURNING id",
+         ORDER BY t.priority, t.deadline_at, t.created_at LIMIT 1{skip_locked}) RETURNING id",
         leased = TaskStatus::Leased,
         ready = TaskStatus::Ready,
         claimable = claimable(),
@@ -311,6 +318,29 @@ pub async fn expire_lapsed(tx: &mut Tx, now: i64) -> Result<u64> {
 pub async fn event_quantity(tx: &mut Tx, event_pk: &str) -> Result<i64> {
     Ok(
         sqlx::query_scalar("SELECT quantity FROM events WHERE id = $1")
+            .bind(event_pk)
+            .fetch_one(&mut **tx)
+            .await?,
+    )
+}
+
+/// Whether labelers see a task blind ([`TaskPurpose::blind`]).
+pub async fn blind(tx: &mut Tx, task_id: &str) -> Result<bool> {
+    let r = sqlx::query(
+        "SELECT t.purpose, s.blind_review FROM review_tasks t JOIN stores s ON s.id = t.store_id \
+         WHERE t.id = $1",
+    )
+    .bind(task_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(purpose(&r.try_get::<String, _>("purpose")?)?
+        .blind(r.try_get::<i64, _>("blind_review")? != 0))
+}
+
+/// When the event a task shows happened, epoch ms.
+pub async fn event_occurred_at(tx: &mut Tx, event_pk: &str) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT occurred_at FROM events WHERE id = $1")
             .bind(event_pk)
             .fetch_one(&mut **tx)
             .await?,
@@ -470,8 +500,8 @@ pub struct Resolution<'a> {
     pub verdict_count: i64,
 }
 
-/// Resolves a task and settles its event with the label; the session has
-/// one open review fewer.
+/// Marks a task resolved (its row alone: what the label settles depends on
+/// the task's purpose, and [`crate::review::queue`] writes it).
 pub async fn resolve(tx: &mut Tx, task: &TaskRow, r: &Resolution<'_>, now: i64) -> Result<()> {
     sqlx::query(&format!(
         "UPDATE review_tasks SET status = '{}', verdict_count = $1, resolved_by = $2, \
@@ -483,26 +513,6 @@ pub async fn resolve(tx: &mut Tx, task: &TaskRow, r: &Resolution<'_>, now: i64) 
     .bind(r.resolved_by)
     .bind(now)
     .bind(&task.id)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(&format!(
-        "UPDATE events SET status = '{}', final_action = $1, final_sku = $2, final_quantity = $3, \
-         resolution = $4, resolved_at = $5 WHERE id = $6",
-        EventStatus::Resolved
-    ))
-    .bind(r.label.action.as_str())
-    .bind(&r.label.sku)
-    .bind(r.label.quantity)
-    .bind(r.by)
-    .bind(now)
-    .bind(&task.event_pk)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(
-        "UPDATE sessions SET open_reviews = open_reviews - 1 WHERE store_id = $1 AND session_id = $2",
-    )
-    .bind(&task.store_id)
-    .bind(&task.session_id)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -562,6 +572,10 @@ pub struct TaskCard {
     pub candidates: Vec<CandidateRow>,
     /// One clip per camera.
     pub clips: Vec<clips::TaskClipRow>,
+    /// What the task is for.
+    pub purpose: TaskPurpose,
+    /// Whether labelers see it blind ([`TaskPurpose::blind`]).
+    pub blind: bool,
 }
 
 /// What a labeler is shown of a task; `None` for an unknown task.
@@ -571,8 +585,8 @@ pub async fn card(conn: &mut AnyConnection, task_id: &str) -> Result<Option<Task
     let Some(r) = sqlx::query(
         "SELECT t.id, t.store_id, t.session_id, t.reason, t.required_verdicts, t.deadline_at, \
          COALESCE(se.event_id, e.event_id) AS event_id, e.kind, e.quantity, e.occurred_at, \
-         e.candidates, e.model_version \
-         FROM review_tasks t JOIN events e ON e.id = t.event_pk \
+         e.candidates, e.model_version, t.purpose, st.blind_review \
+         FROM review_tasks t JOIN events e ON e.id = t.event_pk JOIN stores st ON st.id = t.store_id \
          LEFT JOIN gold_tasks g ON g.id = t.gold_id \
          LEFT JOIN review_tasks s ON s.id = g.source_task_id \
          LEFT JOIN events se ON se.id = s.event_pk WHERE t.id = $1",
@@ -591,7 +605,10 @@ pub async fn card(conn: &mut AnyConnection, task_id: &str) -> Result<Option<Task
     let catalog = products::find(conn, &store_id, &skus).await?;
     let task_id: String = r.try_get("id")?;
     let clips = clips::for_task(conn, &task_id).await?;
+    let purpose = purpose(&r.try_get::<String, _>("purpose")?)?;
     Ok(Some(TaskCard {
+        purpose,
+        blind: purpose.blind(r.try_get::<i64, _>("blind_review")? != 0),
         task_id,
         session_id: r.try_get("session_id")?,
         event_id: r.try_get("event_id")?,
@@ -743,6 +760,8 @@ pub struct NewTask<'a> {
     pub session_id: &'a str,
     /// Why the event needs a human.
     pub reason: &'a str,
+    /// What the task is for.
+    pub purpose: TaskPurpose,
     /// Agreeing verdicts needed.
     pub required_verdicts: i64,
     /// `ready`, or `waiting` for its clips.
@@ -757,7 +776,8 @@ pub struct NewTask<'a> {
 pub async fn insert(tx: &mut Tx, t: &NewTask<'_>) -> Result<()> {
     sqlx::query(
         "INSERT INTO review_tasks (id, event_pk, store_id, session_id, reason, required_verdicts, \
-         status, deadline_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+         status, deadline_at, created_at, updated_at, purpose, priority) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11)",
     )
     .bind(t.id)
     .bind(t.event_pk)
@@ -768,6 +788,8 @@ pub async fn insert(tx: &mut Tx, t: &NewTask<'_>) -> Result<()> {
     .bind(t.status.as_str())
     .bind(t.deadline_at)
     .bind(t.now)
+    .bind(t.purpose.as_str())
+    .bind(t.purpose.priority())
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -807,7 +829,7 @@ pub async fn at_risk_candidates(
 ) -> Result<Vec<AtRiskRow>> {
     let sql = format!(
         "WITH active AS (SELECT DISTINCT labeler_id FROM task_leases WHERE claimed_at > $1) \
-         SELECT t.id, t.status, t.deadline_at, t.required_verdicts, t.verdict_count, \
+         SELECT t.id, t.purpose, t.status, t.deadline_at, t.required_verdicts, t.verdict_count, \
          (SELECT COUNT(*) FROM active) AS active, \
          (SELECT COUNT(*) FROM active a WHERE NOT EXISTS \
            (SELECT 1 FROM task_leases l WHERE l.task_id = t.id AND l.labeler_id = a.labeler_id)) AS eligible \
@@ -828,6 +850,7 @@ pub async fn at_risk_candidates(
             Ok(AtRiskRow {
                 id: r.try_get("id")?,
                 pending: Pending {
+                    purpose: purpose(&r.try_get::<String, _>("purpose")?)?,
                     status: super::task_status(&r.try_get::<String, _>("status")?)?,
                     deadline_at: r.try_get("deadline_at")?,
                     required_verdicts: r.try_get("required_verdicts")?,

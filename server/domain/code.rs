@@ -184,6 +184,8 @@ codes! {
         "a verdict without `action` whose `cant_tell` is not true";
     MissingSku = "missing-sku",
         "`pick` or `return` without `sku`";
+    MissingQuantity = "missing-quantity",
+        "`pick` or `return` without `quantity` on a blind task (its event's quantity is not shown, so it is not assumed)";
     NoteTooLong = "note-too-long",
         "a verdict's `note` is too long";
     VerdictConflict = "verdict-conflict",
@@ -194,6 +196,20 @@ codes! {
         "a supervisor's resolution must give an action";
     InvalidPolicy = "invalid-policy",
         "a routing policy value out of range";
+
+    // Receipts after finalization: corrections and disputes.
+    ReceiptNotFinal = "receipt-not-final",
+        "a dispute of a receipt that is not final yet";
+    SkuNotOnReceipt = "sku-not-on-receipt",
+        "a dispute names a sku the final receipt has no line for";
+    DisputeOpen = "dispute-open",
+        "a dispute of the same receipt line is still open";
+    ReasonTooLong = "reason-too-long",
+        "a dispute's `reason` is too long";
+    UnknownDispute = "unknown-dispute",
+        "no such dispute (or one of another store)";
+    NotCorrectable = "not-correctable",
+        "a correction of a task that is not resolved, or of a dispute or gold copy (correct the receipt by its dispute instead)";
 
     // Gold tasks.
     UnknownGold = "unknown-gold",

@@ -26,6 +26,47 @@ pub struct Dashboard {
     pub agreement: Agreement,
     /// Calibration per model version (last 7 days).
     pub models: Vec<ModelCalibration>,
+    /// Shopper disputes of final receipts (last 7 days).
+    pub disputes: Disputes,
+}
+
+/// Shopper disputes over the last 7 days: how often receipts are contested,
+/// and how often the shopper was right (an error that escaped review).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Disputes {
+    /// Disputes opened per receipt finalized.
+    pub rate: Rate,
+    /// Disputes upheld (the receipt was adjusted) per receipt finalized.
+    pub upheld_rate: Rate,
+    /// Disputes opened.
+    pub opened: i64,
+    /// Of them, upheld.
+    pub upheld: i64,
+    /// Of them, confirmed.
+    pub confirmed: i64,
+    /// Of them, still open.
+    pub open: i64,
+}
+
+impl Default for Disputes {
+    fn default() -> Disputes {
+        Disputes::of(0, 0, 0, 0)
+    }
+}
+
+impl Disputes {
+    /// The figures of `opened` disputes (`upheld` and `confirmed` of them)
+    /// against `receipts` finalized.
+    pub fn of(receipts: i64, opened: i64, upheld: i64, confirmed: i64) -> Disputes {
+        Disputes {
+            rate: Rate::new(opened, receipts),
+            upheld_rate: Rate::new(upheld, receipts),
+            opened,
+            upheld,
+            confirmed,
+            open: (opened - upheld - confirmed).max(0),
+        }
+    }
 }
 
 /// Open review work of one store.

@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::dashboard::{
-    Agreement, Dashboard, Flow, HourlySeries, LabelerStats, ModelCalibration, Rate, Receipts,
-    ReliabilityBin, StoreQueue, Window,
+    Agreement, Dashboard, Disputes, Flow, HourlySeries, LabelerStats, ModelCalibration, Rate,
+    Receipts, ReliabilityBin, StoreQueue, Window,
 };
 use crate::histogram::Histogram;
 use crate::rollup::{bucket, LabelerFlow, Rollup, StoreFlow, CALIBRATION_BINS, DAY, HOUR, MINUTE};
@@ -62,6 +62,8 @@ pub struct Live {
     pub watermark: i64,
     /// Login names by user id.
     pub usernames: BTreeMap<String, String>,
+    /// Shopper disputes of the last 7 days.
+    pub disputes: Disputes,
 }
 
 /// The minimum gold accuracy and the answers needed before it counts.
@@ -164,6 +166,7 @@ pub fn build(w: &Windows, live: Live, rollup: &Rollup, gold: GoldRule) -> Dashbo
         labelers: labelers(w, rollup, &live.usernames, gold),
         agreement: agreement(&last_day.alpha),
         models: models(w, rollup),
+        disputes: live.disputes,
     }
 }
 

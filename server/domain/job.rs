@@ -24,6 +24,11 @@ pub struct DeliverReceipt {
     pub store_id: String,
     /// The store's session whose receipt is final.
     pub session_id: String,
+    /// The receipt version to announce: 1 is `receipt.finalized`, later
+    /// ones `receipt.adjusted`. Absent in jobs queued before receipts had
+    /// versions, which announced the finalization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
 }
 
 impl JobKind for DeliverReceipt {
@@ -272,7 +277,8 @@ mod tests {
             webhook,
             DeliverReceipt {
                 store_id: "s".into(),
-                session_id: "x".into()
+                session_id: "x".into(),
+                version: None,
             }
         );
         assert_eq!(

@@ -95,6 +95,74 @@ impl TaskStatus {
 }
 
 states! {
+    /// What a review task is for. One place decides what each purpose
+    /// implies: whether it holds its shopper's receipt, whether it has a
+    /// deadline, where it stands in the queue and whether it is shown blind.
+    TaskPurpose {
+        /// Settles its event: the shopper's receipt waits for it.
+        Review = "review",
+        /// Checks an event already settled with the model's answer, to
+        /// measure the error of auto-accepted events; holds nothing. A
+        /// disagreeing answer corrects the event (and adjusts a final
+        /// receipt).
+        Audit = "audit",
+        /// Re-checks a receipt line a shopper contested.
+        Dispute = "dispute",
+        /// A gold copy: scored, never applied.
+        Gold = "gold",
+    }
+}
+
+impl TaskPurpose {
+    /// The purposes [`TaskPurpose::has_deadline`] holds for.
+    pub const WITH_DEADLINE: [TaskPurpose; 2] = [TaskPurpose::Review, TaskPurpose::Dispute];
+
+    /// Whether the session's receipt waits for the task.
+    pub fn holds_receipt(self) -> bool {
+        self == TaskPurpose::Review
+    }
+
+    /// Whether its deadline is one somebody waits for (a receipt, a store
+    /// waiting on a dispute): only such tasks are escalated near it and
+    /// counted late. An audit measures; nothing waits for it.
+    pub fn has_deadline(self) -> bool {
+        Self::WITH_DEADLINE.contains(&self)
+    }
+
+    /// Queue rank, lowest first: a contested charge before receipt work,
+    /// receipt work before measurement, so audits never take a labeler a
+    /// receipt is waiting for.
+    pub fn priority(self) -> i64 {
+        match self {
+            TaskPurpose::Dispute => 0,
+            TaskPurpose::Review | TaskPurpose::Gold => 1,
+            TaskPurpose::Audit => 2,
+        }
+    }
+
+    /// Whether labelers see the task without the model's answer, its
+    /// confidences, the event's quantity and the reason it was routed, with
+    /// candidates in a neutral order: always where the answers measure
+    /// something (audits, gold copies, disputes), and every task of a store
+    /// that switched blind review on.
+    pub fn blind(self, store_blind: bool) -> bool {
+        store_blind || self != TaskPurpose::Review
+    }
+}
+
+states! {
+    /// Where a shopper's dispute of a receipt line is.
+    DisputeStatus {
+        /// Its review task is not settled yet.
+        Open = "open",
+        /// The reviewers saw something else: the receipt was adjusted.
+        Upheld = "upheld",
+        /// The reviewers saw what the receipt charges.
+        Confirmed = "confirmed",
+    }
+}
+
+states! {
     /// Where a shopper's session is.
     SessionStatus {
         /// The shopper is in the store.
@@ -115,6 +183,9 @@ states! {
         Resolved = "resolved",
         /// The copied event of a gold task: never settles anything.
         Gold = "gold",
+        /// The event a dispute's task shows: never settles anything itself
+        /// (an upheld dispute adds correcting events instead).
+        Dispute = "dispute",
     }
 }
 
@@ -127,7 +198,15 @@ states! {
         Review = "review",
         /// A gold copy's event.
         Gold = "gold",
+        /// A dispute's event, or the correcting event of an upheld one.
+        Dispute = "dispute",
     }
+}
+
+impl RouteName {
+    /// Routes of events Recount made itself (gold copies, disputes): never
+    /// counted as the model's events or exported as training samples.
+    pub const MADE: [RouteName; 2] = [RouteName::Gold, RouteName::Dispute];
 }
 
 states! {
@@ -571,6 +650,8 @@ pub fn may_finalize(session: SessionStatus, open_reviews: i64) -> bool {
 /// An open task as the deadline guarantee sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pending {
+    /// What the task is for.
+    pub purpose: TaskPurpose,
     /// `ready` or `waiting` (a leased task is being answered; if its lease
     /// lapses it is `ready` again and looked at then).
     pub status: TaskStatus,
@@ -602,13 +683,15 @@ pub struct Crew {
 ///
 /// With nobody active at all, only the deadline rule applies: escalating
 /// early would only move work from an absent crew to supervisors hours
-/// before it is due. Gold copies are never at risk (they hold no receipt);
-/// the caller leaves them out.
+/// before it is due. An audit has no deadline anyone waits for, but one
+/// nobody left may answer is handed over too, or it would never end. Gold
+/// copies are never at risk (they hold no receipt); the caller leaves them
+/// out.
 pub fn at_risk(task: &Pending, crew: Crew, now: i64, lead_ms: i64) -> Option<EscalationReason> {
     if !matches!(task.status, TaskStatus::Ready | TaskStatus::Waiting) {
         return None;
     }
-    if task.deadline_at - now <= lead_ms {
+    if task.purpose.has_deadline() && task.deadline_at - now <= lead_ms {
         return Some(EscalationReason::Deadline);
     }
     let still_needed = (task.required_verdicts - task.verdicts).max(1);
@@ -624,6 +707,7 @@ mod tests {
     #[test]
     fn a_task_near_its_deadline_is_escalated_before_it_passes() {
         let t = Pending {
+            purpose: TaskPurpose::Review,
             status: TaskStatus::Ready,
             deadline_at: 100_000,
             required_verdicts: 1,
@@ -667,6 +751,7 @@ mod tests {
     #[test]
     fn a_task_nobody_active_may_answer_is_escalated() {
         let needs_two = Pending {
+            purpose: TaskPurpose::Review,
             status: TaskStatus::Ready,
             deadline_at: i64::MAX,
             required_verdicts: 2,
@@ -717,6 +802,55 @@ mod tests {
             None,
             "a task waiting for its clips is not yet anyone's to answer"
         );
+    }
+
+    #[test]
+    fn an_audit_is_never_escalated_for_its_deadline_only_when_nobody_may_answer_it() {
+        let audit = Pending {
+            purpose: TaskPurpose::Audit,
+            status: TaskStatus::Ready,
+            deadline_at: 100_000,
+            required_verdicts: 2,
+            verdicts: 1,
+        };
+        let two = Crew {
+            active: 2,
+            eligible: 1,
+        };
+        assert_eq!(
+            at_risk(&audit, two, 200_000, 60_000),
+            None,
+            "past its deadline"
+        );
+        let lone = Crew {
+            active: 1,
+            eligible: 0,
+        };
+        assert_eq!(
+            at_risk(&audit, lone, 200_000, 60_000),
+            Some(EscalationReason::NoEligibleLabeler)
+        );
+        let dispute = Pending {
+            purpose: TaskPurpose::Dispute,
+            ..audit
+        };
+        assert_eq!(
+            at_risk(&dispute, two, 40_000, 60_000),
+            Some(EscalationReason::Deadline),
+            "a store waits for its dispute"
+        );
+    }
+
+    #[test]
+    fn purposes_rank_and_blind_as_documented() {
+        use TaskPurpose::*;
+        assert!(Dispute.priority() < Review.priority());
+        assert!(Review.priority() < Audit.priority());
+        assert!(Review.holds_receipt() && !Audit.holds_receipt() && !Dispute.holds_receipt());
+        assert!(!Review.blind(false) && Review.blind(true));
+        for p in [Audit, Dispute, Gold] {
+            assert!(p.blind(false), "{p} is always blind");
+        }
     }
 
     const TTL: i64 = 60_000;

@@ -7,6 +7,7 @@
 pub mod code;
 pub mod consensus;
 pub mod dashboard;
+pub mod dispute;
 pub mod event;
 pub mod export;
 pub mod figures;

@@ -29,6 +29,9 @@ pub struct Receipt {
     pub session_id: String,
     /// `pending` until every event is settled after exit, then `final`.
     pub status: String,
+    /// The receipt's version once final: 1 at finalization, one more with
+    /// each adjustment; `null` while pending.
+    pub version: Option<i64>,
     /// Net lines; while pending, what is settled so far.
     pub lines: Vec<ReceiptLine>,
     /// Sum of the lines in cents.
@@ -39,6 +42,101 @@ pub struct Receipt {
     pub finalized_at: Option<String>,
     /// Events of the session still waiting for a human.
     pub events_in_review: i64,
+    /// Every adjustment of the final receipt, oldest first (versions 2, 3, …).
+    pub adjustments: Vec<Adjustment>,
+}
+
+/// A correction of a final receipt: the version it made and what changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Adjustment {
+    /// The receipt version this adjustment made (2 or more).
+    pub version: i64,
+    /// `audit` (an audit sample's reviewers disagreed with the model),
+    /// `correction` (a supervisor corrected a settled event) or `dispute`
+    /// (a shopper's dispute was upheld).
+    pub cause: String,
+    /// The dispute that was upheld, for `dispute`.
+    pub dispute_id: Option<String>,
+    /// When the receipt was adjusted (RFC 3339).
+    pub adjusted_at: String,
+    /// The lines that changed.
+    pub changes: Vec<LineChange>,
+    /// The total after minus the total before, in cents (negative: the
+    /// shopper is owed money back).
+    pub total_cents_delta: i64,
+}
+
+/// One receipt line before and after an adjustment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LineChange {
+    /// Product sku.
+    pub sku: String,
+    /// Product name.
+    pub name: String,
+    /// Units before (0: the line is new).
+    pub quantity_before: i64,
+    /// Units after (0: the line is gone).
+    pub quantity_after: i64,
+    /// The line's total after minus before, in cents.
+    pub total_cents_delta: i64,
+}
+
+/// Why a final receipt gets a new version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// An audit sample's reviewers settled on another label than the model.
+    Audit,
+    /// A supervisor corrected the label of a settled event.
+    Correction,
+    /// A shopper's dispute was upheld.
+    Dispute,
+}
+
+impl Cause {
+    /// The stored and sent spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Audit => "audit",
+            Cause::Correction => "correction",
+            Cause::Dispute => "dispute",
+        }
+    }
+}
+
+/// The lines that differ between two receipts (both sorted by sku, as
+/// [`compute`] makes them), sorted by sku; empty when nothing changed, in
+/// which case no new version is made.
+pub fn changes(before: &[ReceiptLine], after: &[ReceiptLine]) -> Vec<LineChange> {
+    let mut by_sku: BTreeMap<&str, (Option<&ReceiptLine>, Option<&ReceiptLine>)> = BTreeMap::new();
+    for l in before {
+        by_sku.entry(&l.sku).or_default().0 = Some(l);
+    }
+    for l in after {
+        by_sku.entry(&l.sku).or_default().1 = Some(l);
+    }
+    by_sku
+        .into_iter()
+        .filter(|(_, (b, a))| b != a)
+        .map(|(sku, (b, a))| {
+            let qty = |l: Option<&ReceiptLine>| l.map_or(0, |l| l.quantity);
+            let total = |l: Option<&ReceiptLine>| l.map_or(0, |l| l.total_cents);
+            LineChange {
+                sku: sku.to_string(),
+                name: a.or(b).map(|l| l.name.clone()).unwrap_or_default(),
+                quantity_before: qty(b),
+                quantity_after: qty(a),
+                total_cents_delta: total(a) - total(b),
+            }
+        })
+        .collect()
+}
+
+/// The net units of `sku` on a receipt (0 when it has no line).
+pub fn quantity_of(lines: &[ReceiptLine], sku: &str) -> i64 {
+    lines
+        .iter()
+        .find(|l| l.sku == sku)
+        .map_or(0, |l| l.quantity)
 }
 
 /// One line of a receipt.
@@ -158,6 +256,38 @@ mod tests {
         ]);
         assert_eq!(lines.len(), 1);
         assert_eq!(total, 100);
+    }
+
+    #[test]
+    fn changes_name_each_line_that_moved_and_nothing_else() {
+        let before = compute(&[
+            ev(Action::Pick, "a", 2, 1, 100),
+            ev(Action::Pick, "b", 1, 2, 250),
+            ev(Action::Pick, "c", 1, 3, 75),
+        ])
+        .0;
+        let after = compute(&[
+            ev(Action::Pick, "a", 1, 1, 100),
+            ev(Action::Pick, "c", 1, 3, 75),
+            ev(Action::Pick, "d", 3, 4, 10),
+        ])
+        .0;
+        let c = changes(&before, &after);
+        let got: Vec<(&str, i64, i64, i64)> = c
+            .iter()
+            .map(|c| {
+                (
+                    c.sku.as_str(),
+                    c.quantity_before,
+                    c.quantity_after,
+                    c.total_cents_delta,
+                )
+            })
+            .collect();
+        assert_eq!(got, [("a", 2, 1, -100), ("b", 1, 0, -250), ("d", 0, 3, 30)]);
+        assert!(changes(&after, &after).is_empty());
+        assert_eq!(quantity_of(&after, "d"), 3);
+        assert_eq!(quantity_of(&after, "b"), 0);
     }
 
     #[test]

@@ -73,8 +73,11 @@ pub fn category(
     top_confidence: Option<f64>,
 ) -> Category {
     match (reviewed, reason, top_confidence) {
+        // An audit sample is settled with the model's answer and checked by
+        // people (off the receipt's path, so routed `auto_accepted` since
+        // audits stopped holding receipts; `review` before).
+        (_, Some(ReviewReason::AuditSample), _) => Category::Audited,
         (false, _, _) => Category::AutoAccepted,
-        (true, Some(ReviewReason::AuditSample), _) => Category::Audited,
         (true, Some(ReviewReason::LowConfidence), Some(_)) => Category::LowConfidence,
         _ => Category::Forced,
     }
@@ -398,7 +401,8 @@ impl Rollup {
                 b.audited_wrong += wrong;
             }
         }
-        if let (true, Some(confidence)) = (e.reviewed, e.top_confidence) {
+        let human_label = e.reviewed || category == Category::Audited;
+        if let (true, Some(confidence)) = (human_label, e.top_confidence) {
             let key = ModelKey {
                 day: bucket(e.at, DAY),
                 model_version: e.model_version.clone().unwrap_or_default(),

@@ -92,6 +92,9 @@ pub enum ReviewReason {
     AuditSample,
     /// A confident event whose value needs a second pair of eyes.
     HighValue,
+    /// A shopper contested a line of the final receipt (never a routing
+    /// decision: the reason of a dispute's task).
+    Dispute,
 }
 
 impl ReviewReason {
@@ -102,6 +105,7 @@ impl ReviewReason {
             ReviewReason::SmallMargin => "small-margin",
             ReviewReason::AuditSample => "audit-sample",
             ReviewReason::HighValue => "high-value",
+            ReviewReason::Dispute => "dispute",
         }
     }
 
@@ -112,6 +116,7 @@ impl ReviewReason {
             ReviewReason::SmallMargin,
             ReviewReason::AuditSample,
             ReviewReason::HighValue,
+            ReviewReason::Dispute,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)

@@ -37,12 +37,11 @@ pub fn status(code: Code) -> StatusCode {
         StoreKeyRequired | UserTokenRequired | RoleForbidden | CsrfFailed | Forbidden
         | ClipForbidden | LeaseNotHeld => StatusCode::FORBIDDEN,
         NotFound | UnknownSession | UnknownStore | UnknownClip | ClipNotReady | UnknownTask
-        | UnknownGold | UnknownExport | UnknownExportFile => StatusCode::NOT_FOUND,
+        | UnknownGold | UnknownExport | UnknownExportFile | UnknownDispute => StatusCode::NOT_FOUND,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         EventConflict | SessionFinalized | SessionAlreadyExited | TooManyLeases | LeaseExpired
-        | VerdictConflict | TaskNotEscalated | TaskIsGold | TaskNotResolved | AlreadyGold => {
-            StatusCode::CONFLICT
-        }
+        | VerdictConflict | TaskNotEscalated | TaskIsGold | TaskNotResolved | AlreadyGold
+        | ReceiptNotFinal | DisputeOpen | NotCorrectable => StatusCode::CONFLICT,
         BodyTooLarge | UploadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
@@ -52,10 +51,9 @@ pub fn status(code: Code) -> StatusCode {
         | DuplicateClip | InvalidWindow | InvalidAccuracy | UnknownSku | UnknownClipInEvent
         | MissingStoreId | MissingCameraId | MissingFootageStart | EmptyFile | NotVideo
         | Truncated | NoVideoStream | UnsupportedCodec | CorruptVideo | DimensionsTooLarge
-        | DurationTooLong | MissingAction | MissingSku | NoteTooLong | CantTellNotAllowed
-        | InvalidPolicy | InvalidDays | InvalidTarget | InvalidExport | TrainingNotAllowed => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        | DurationTooLong | MissingAction | MissingSku | MissingQuantity | NoteTooLong
+        | CantTellNotAllowed | InvalidPolicy | InvalidDays | InvalidTarget | InvalidExport
+        | TrainingNotAllowed | SkuNotOnReceipt | ReasonTooLong => StatusCode::UNPROCESSABLE_ENTITY,
         TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
         InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         Unavailable => StatusCode::SERVICE_UNAVAILABLE,

@@ -1,9 +1,15 @@
 //! Receipt webhooks: signed with HMAC-SHA256, retried with exponential backoff.
 //!
+//! One delivery per receipt version: version 1 is `receipt.finalized`, each
+//! later one `receipt.adjusted`. The body names its event type, the receipt
+//! version and the delivery id, and carries the receipt as it was at that
+//! version (so a late or retried delivery never shows a newer one).
+//!
 //! Each delivery carries `Recount-Timestamp` (Unix seconds) and
 //! `Recount-Signature: v1=<hex>`, the HMAC-SHA256 of `"{timestamp}.{body}"`
-//! under the store's webhook secret. Stores recompute it and reject stale
-//! timestamps, which stops both forgery and replay. `Recount-Delivery` is
+//! under the store's webhook secret; the body holds the delivery id, so the
+//! signature covers it. Stores recompute it and reject stale timestamps,
+//! which stops both forgery and replay. `Recount-Delivery` (the same id) is
 //! stable across retries so a store can drop duplicates.
 
 use std::time::Duration;
@@ -17,18 +23,34 @@ use crate::config::Config;
 use crate::db::receipts;
 use crate::db::stores;
 use crate::domain::job::{DeliverReceipt, RetryPolicy};
-use crate::domain::receipt::Receipt;
+use crate::domain::receipt::{Adjustment, Receipt};
 
 /// Body of a receipt webhook.
 #[derive(Debug, Serialize)]
 pub struct ReceiptWebhook<'a> {
-    /// Always `receipt.finalized`.
+    /// `receipt.finalized` (version 1) or `receipt.adjusted`.
     #[serde(rename = "type")]
     pub kind: &'static str,
+    /// Stable across retries; also in the `Recount-Delivery` header.
+    pub delivery_id: &'a str,
+    /// The receipt version announced.
+    pub version: i64,
     /// The store.
     pub store_id: &'a str,
-    /// The final receipt.
+    /// The receipt as it was at `version`.
     pub receipt: &'a Receipt,
+    /// What this version changed, for `receipt.adjusted`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adjustment: Option<&'a Adjustment>,
+}
+
+/// The event type of a delivery announcing receipt `version`.
+pub fn event_type(version: i64) -> &'static str {
+    if version <= 1 {
+        "receipt.finalized"
+    } else {
+        "receipt.adjusted"
+    }
 }
 
 /// The HTTP client for deliveries.
@@ -85,15 +107,19 @@ async fn deliver(ctx: &JobContext<'_>, args: &DeliverReceipt) -> Result<(), JobE
     let Some(url) = &store.webhook_url else {
         return Err(JobError::Dead("store has no webhook URL any more".into()));
     };
-    let receipt = receipts::read(&mut conn, &args.store_id, &args.session_id)
+    let version = args.version.unwrap_or(1);
+    let receipt = receipts::at_version(&mut conn, &args.store_id, &args.session_id, version)
         .await
         .map_err(|e| retry(&e))?
-        .ok_or_else(|| JobError::Dead("session no longer exists".into()))?;
+        .ok_or_else(|| JobError::Dead("the receipt version no longer exists".into()))?;
     drop(conn);
     let body = serde_json::to_vec(&ReceiptWebhook {
-        kind: "receipt.finalized",
+        kind: event_type(version),
+        delivery_id: &job.id,
+        version,
         store_id: &store.id,
         receipt: &receipt,
+        adjustment: receipt.adjustments.iter().find(|a| a.version == version),
     })
     .map_err(|e| JobError::Dead(e.to_string()))?;
     let timestamp = state.now() / 1000;

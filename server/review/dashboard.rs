@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::db::dashboard::{pending_receipts, queue, usernames};
 use crate::db::rollup::{self, BucketRanges};
 use crate::db::Db;
-use crate::domain::dashboard::{ConfidenceBin, Dashboard};
+use crate::domain::dashboard::{ConfidenceBin, Dashboard, Disputes};
 use crate::domain::figures::{self, GoldRule, Live, Windows};
 use crate::domain::recommend::{self, Recommendation};
 use crate::domain::rollup::{bucket, merge_confidence, Rollup, DAY};
@@ -83,6 +83,7 @@ pub async fn snapshot_timed(
     let (pending, pending_past_deadline) = pending_receipts(&mut tx, now).await?;
     lap("pending receipts");
     let usernames = usernames(&mut tx).await?;
+    let d = crate::db::disputes::counts_since(&mut tx, w.week_from).await?;
     tx.commit().await?;
     lap("usernames");
     let live = Live {
@@ -91,6 +92,7 @@ pub async fn snapshot_timed(
         pending_past_deadline,
         watermark,
         usernames,
+        disputes: Disputes::of(d.receipts, d.opened, d.upheld, d.confirmed),
     };
     let dashboard = figures::build(
         &w,

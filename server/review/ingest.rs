@@ -10,8 +10,8 @@ use crate::db::stores::Store;
 use crate::db::tasks::{self, NewTask};
 use crate::db::{new_id, Db, Tx};
 use crate::domain::event::{EventInput, ValidEvent};
-use crate::domain::lifecycle::{self, EventStatus, RouteName, TaskStatus};
-use crate::domain::routing::{self, Route};
+use crate::domain::lifecycle::{self, EventStatus, RouteName, TaskPurpose, TaskStatus};
+use crate::domain::routing::{self, ReviewReason, Route};
 use crate::error::{Code, Error, Result};
 use crate::review::receipts::session_refused;
 use crate::review::{locks, media};
@@ -254,13 +254,23 @@ async fn one(
     let route = routing::route(&store.policy, &confidences, top_value, audit_draw);
 
     let event_pk = new_id();
-    let (route_name, reason, status) = match route {
-        Route::AutoAccepted => (RouteName::AutoAccepted, None, EventStatus::Resolved),
-        Route::Review { reason, .. } => (
-            RouteName::Review,
-            Some(reason.as_str()),
-            EventStatus::Review,
-        ),
+    // An audit sample is settled with the model's answer at once, as it
+    // would have been without the draw: its task measures, it holds nothing.
+    let purpose = match route {
+        Route::Review {
+            reason: ReviewReason::AuditSample,
+            ..
+        } => Some(TaskPurpose::Audit),
+        Route::Review { .. } => Some(TaskPurpose::Review),
+        Route::AutoAccepted => None,
+    };
+    let (route_name, status) = match purpose {
+        Some(TaskPurpose::Review) => (RouteName::Review, EventStatus::Review),
+        _ => (RouteName::AutoAccepted, EventStatus::Resolved),
+    };
+    let reason = match route {
+        Route::Review { reason, .. } => Some(reason.as_str()),
+        Route::AutoAccepted => None,
     };
     let row = NewEvent {
         pk: &event_pk,
@@ -271,6 +281,7 @@ async fn one(
         route: route_name,
         reason,
         status,
+        audit: purpose == Some(TaskPurpose::Audit),
         request_hash: inc.request_hash,
         now,
     };
@@ -303,6 +314,7 @@ async fn one(
         ));
     };
 
+    let purpose = purpose.unwrap_or(TaskPurpose::Review);
     let task_id = new_id();
     let task = NewTask {
         id: &task_id,
@@ -310,6 +322,7 @@ async fn one(
         store_id: &store.id,
         session_id: &ev.session_id,
         reason: reason.as_str(),
+        purpose,
         required_verdicts,
         status: TaskStatus::Ready,
         deadline_at: lifecycle::receipt_deadline(&store.policy, exited_at, ev.occurred_at),
@@ -323,7 +336,9 @@ async fn one(
     if status != TaskStatus::Ready {
         tasks::set_status(tx, &task_id, status).await?;
     }
-    events::add_open_review(tx, &store.id, &ev.session_id).await?;
+    if purpose.holds_receipt() {
+        events::add_open_review(tx, &store.id, &ev.session_id).await?;
+    }
     Ok(batch.remember(
         inc.request_hash,
         Outcome {

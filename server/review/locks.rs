@@ -28,6 +28,23 @@ pub async fn session(
     Ok(events::lock_session(tx, store_id, session_id, now).await?)
 }
 
+/// Locks a session that must exist already (`unknown-session` otherwise):
+/// for requests about a receipt, which must not create a session.
+pub async fn existing_session(
+    tx: &mut Tx,
+    store_id: &str,
+    session_id: &str,
+) -> Result<SessionLock> {
+    events::lock_existing_session(tx, store_id, session_id)
+        .await?
+        .ok_or_else(|| {
+            Error::new(
+                Code::UnknownSession,
+                format!("no session {session_id:?} in this store"),
+            )
+        })
+}
+
 /// Locks a task alone: for changes that never reach its session
 /// (heartbeat, release).
 pub async fn task(tx: &mut Tx, task_id: &str) -> Result<TaskRow> {

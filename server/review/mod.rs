@@ -17,6 +17,7 @@
 //! `db/` below it reads and writes rows and knows none of this.
 
 pub mod dashboard;
+pub mod disputes;
 pub mod exports;
 pub mod gold;
 pub mod ingest;

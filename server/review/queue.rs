@@ -9,15 +9,17 @@
 
 use crate::db::tasks::{self, NewLease, NewVerdict, Resolution, TaskCard, TaskRow, VerdictRow};
 use crate::db::users::User;
-use crate::db::{gold, new_id, products, receipts, stores, Db, Tx};
+use crate::db::{disputes, events, gold, new_id, products, receipts, stores, Db, Tx};
 use crate::domain::consensus::{Answer, EscalationReason};
 use crate::domain::event::MAX_QUANTITY;
-use crate::domain::lifecycle::{self, AfterVerdict, Lease, LeaseEnd, Refused, TaskStatus};
-use crate::domain::receipt::ReceiptLine;
+use crate::domain::lifecycle::{
+    self, AfterVerdict, Lease, LeaseEnd, Refused, TaskPurpose, TaskStatus,
+};
+use crate::domain::receipt::{Cause, ReceiptLine};
 use crate::domain::{Action, Label};
 use crate::error::{Code, Error, Result};
 use crate::review::locks::{self, unknown_task};
-use crate::review::receipts::Finalized;
+use crate::review::receipts::{self as receipt_flow, Adjusted, Finalized};
 
 /// Longest note a labeler may attach.
 pub const MAX_NOTE_LEN: usize = 2000;
@@ -190,8 +192,15 @@ pub async fn expire_leases(db: &Db, now: i64) -> Result<u64> {
     Ok(returned)
 }
 
-/// Checks a verdict against the event and the catalog and turns it into an answer.
-async fn answer_from_input(tx: &mut Tx, task: &TaskRow, input: &Verdict) -> Result<Answer> {
+/// Checks a verdict against the event and the catalog and turns it into an
+/// answer. A labeler's pick or return on a blind task must give its
+/// quantity; a supervisor, who sees everything, may leave it to the event's.
+async fn answer_from_input(
+    tx: &mut Tx,
+    task: &TaskRow,
+    input: &Verdict,
+    by_labeler: bool,
+) -> Result<Answer> {
     if let Some(note) = &input.note {
         if note.chars().count() > MAX_NOTE_LEN {
             return Err(Error::new(
@@ -227,6 +236,14 @@ async fn answer_from_input(tx: &mut Tx, task: &TaskRow, input: &Verdict) -> Resu
     }
     let quantity = match input.quantity {
         Some(q) => q,
+        // A blind task never showed the event's quantity: assuming it would
+        // put the model's answer back into the measurement.
+        None if by_labeler && tasks::blind(tx, &task.id).await? => {
+            return Err(Error::new(
+                Code::MissingQuantity,
+                "quantity is required for pick and return on this task",
+            ))
+        }
         None => tasks::event_quantity(tx, &task.event_pk).await?,
     };
     if !(1..=MAX_QUANTITY).contains(&quantity) {
@@ -254,7 +271,7 @@ pub async fn submit_verdict(
 ) -> Result<TaskStatus> {
     let mut tx = db.begin().await?;
     let task = locks::session_then_task(&mut tx, task_id, now).await?;
-    let answer = answer_from_input(&mut tx, &task, input).await?;
+    let answer = answer_from_input(&mut tx, &task, input, true).await?;
 
     let state = task.state();
     if let Some(previous) = tasks::answer_of(&mut tx, &task.id, &user.id).await? {
@@ -287,7 +304,7 @@ pub async fn submit_verdict(
     tasks::end_lease(&mut tx, &task, now, LeaseEnd::Verdict).await?;
 
     let verdict_count = answers.len() as i64;
-    let mut finalized = Finalized::default();
+    let mut settled = Settled::default();
     let mut gold_correct = None;
     match &after {
         AfterVerdict::GoldAnswered { .. } => {
@@ -313,7 +330,7 @@ pub async fn submit_verdict(
                 resolved_by: None,
                 verdict_count,
             };
-            finalized = resolve(&mut tx, &task, &resolution, now).await?;
+            settled = resolve(&mut tx, &task, &resolution, now).await?;
         }
     }
     tx.commit().await?;
@@ -321,7 +338,7 @@ pub async fn submit_verdict(
     match gold_correct {
         Some(correct) => crate::metrics::gold_answered(correct),
         None => {
-            finalized.record();
+            settled.record();
             crate::metrics::verdict_recorded(status.as_str());
         }
     }
@@ -346,7 +363,7 @@ pub async fn resolve_escalation(
             task_id,
         ));
     }
-    let answer = answer_from_input(&mut tx, &task, input).await?;
+    let answer = answer_from_input(&mut tx, &task, input, false).await?;
     let label =
         lifecycle::supervisor_resolve(&task.state(), answer).map_err(|r| refused(r, task_id))?;
     let resolution = Resolution {
@@ -355,28 +372,138 @@ pub async fn resolve_escalation(
         resolved_by: Some(&supervisor.id),
         verdict_count: tasks::verdict_count(&mut tx, &task.id).await?,
     };
-    let finalized = resolve(&mut tx, &task, &resolution, now).await?;
+    let settled = resolve(&mut tx, &task, &resolution, now).await?;
     if let Some(note) = &input.note {
         tasks::set_resolution_note(&mut tx, &task.id, note).await?;
     }
     tx.commit().await?;
-    finalized.record();
+    settled.record();
     Ok(TaskStatus::Resolved)
 }
 
-/// Settles the task's event and finalizes the receipt if it was the
-/// session's last open review.
+/// What settling a task did to its receipt, recorded once it commits.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[must_use = "record() it after the transaction commits"]
+pub struct Settled {
+    /// The receipt became final.
+    pub finalized: Finalized,
+    /// A final receipt got a new version.
+    pub adjusted: Adjusted,
+}
+
+impl Settled {
+    /// Records both; call after commit.
+    pub fn record(self) {
+        self.finalized.record();
+        self.adjusted.record();
+    }
+}
+
+/// Applies the label a task settled on, as its purpose says
+/// ([`TaskPurpose`]): a review settles its event and may finalize the
+/// receipt; an audit replaces the model's answer it checked (adjusting a
+/// final receipt it contradicts); a dispute ends as an adjustment or a
+/// confirmation. Runs under the session's and the task's locks.
 async fn resolve(
     tx: &mut Tx,
     task: &TaskRow,
     resolution: &Resolution<'_>,
     now: i64,
-) -> Result<Finalized> {
+) -> Result<Settled> {
     tasks::resolve(tx, task, resolution, now).await?;
     let store = stores::get(tx, &task.store_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("store {} of task {} is gone", task.store_id, task.id))?;
-    crate::review::receipts::try_finalize(tx, &store, &task.session_id, now).await
+    let label = resolution.label;
+    match task.purpose {
+        TaskPurpose::Review => {
+            events::settle(tx, &task.event_pk, label, resolution.by, now).await?;
+            events::release_open_review(tx, &task.store_id, &task.session_id).await?;
+            Ok(Settled {
+                finalized: receipt_flow::try_finalize(tx, &store, &task.session_id, now).await?,
+                adjusted: Adjusted::default(),
+            })
+        }
+        TaskPurpose::Audit => {
+            events::settle(tx, &task.event_pk, label, resolution.by, now).await?;
+            Ok(Settled {
+                finalized: Finalized::default(),
+                adjusted: receipt_flow::adjust(
+                    tx,
+                    &store,
+                    &task.session_id,
+                    Cause::Audit,
+                    &task.id,
+                    now,
+                )
+                .await?,
+            })
+        }
+        TaskPurpose::Dispute => Ok(Settled {
+            finalized: Finalized::default(),
+            adjusted: crate::review::disputes::decide(tx, &store, task, resolution, now).await?,
+        }),
+        TaskPurpose::Gold => {
+            Err(anyhow::anyhow!("gold copy {} cannot be resolved", task.id).into())
+        }
+    }
+}
+
+/// A supervisor's correction of a settled task's label after the fact (a
+/// review or an audit; a dispute is corrected by another dispute). The
+/// event takes the new label; a final receipt it changes gets a new version
+/// and its `receipt.adjusted` webhook. The receipt version afterwards, if
+/// the receipt is final.
+pub async fn correct(
+    db: &Db,
+    supervisor: &User,
+    task_id: &str,
+    input: &Verdict,
+    now: i64,
+) -> Result<Option<i64>> {
+    let mut tx = db.begin().await?;
+    let task = locks::session_then_task(&mut tx, task_id, now).await?;
+    let correctable = matches!(task.purpose, TaskPurpose::Review | TaskPurpose::Audit);
+    if !correctable || task.status != TaskStatus::Resolved {
+        return Err(Error::new(
+            Code::NotCorrectable,
+            format!(
+                "task {task_id:?} is a {} task that is {}: only a resolved review or audit can be corrected",
+                task.purpose, task.status
+            ),
+        ));
+    }
+    let answer = answer_from_input(&mut tx, &task, input, false).await?;
+    let Answer::Label(label) = answer else {
+        return Err(refused(Refused::CantTellNotAllowed, task_id));
+    };
+    events::relabel(&mut tx, &task.event_pk, &label, "correction").await?;
+    let note = input
+        .note
+        .clone()
+        .unwrap_or_else(|| format!("corrected by {}", supervisor.username));
+    tasks::set_resolution_note(&mut tx, &task.id, &note).await?;
+    let store = stores::get(&mut tx, &task.store_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("store {} of task {} is gone", task.store_id, task.id))?;
+    let adjusted = receipt_flow::adjust(
+        &mut tx,
+        &store,
+        &task.session_id,
+        Cause::Correction,
+        &task.id,
+        now,
+    )
+    .await?;
+    let version = match adjusted.version() {
+        Some(v) => Some(v),
+        None => receipts::current(&mut tx, &task.store_id, &task.session_id)
+            .await?
+            .map(|(v, _)| v),
+    };
+    tx.commit().await?;
+    adjusted.record();
+    Ok(version)
 }
 
 /// A task with its verdicts, for supervisors.
@@ -461,8 +588,36 @@ pub async fn context(db: &Db, task_id: &str, store_id: &str, session_id: &str) -
         .await?
         .ok_or_else(|| unknown_task(task_id))?;
     let exited = receipt.exited_at.is_some();
-    let (cart, cart_total_cents, other_events_in_review) =
-        match gold::source_event(&mut conn, task_id).await? {
+    let purpose = tasks::get(&mut conn, task_id)
+        .await?
+        .ok_or_else(|| unknown_task(task_id))?
+        .purpose;
+    let (cart, cart_total_cents, other_events_in_review) = match purpose {
+        // An audit's event is settled with the model's answer, which the
+        // labeler must not see: the cart as if it were still in review.
+        TaskPurpose::Audit => {
+            let event_pk = tasks::get(&mut conn, task_id)
+                .await?
+                .ok_or_else(|| unknown_task(task_id))?
+                .event_pk;
+            let (cart, total) =
+                receipts::cart_without(&mut conn, store_id, session_id, &event_pk).await?;
+            (cart, total, receipt.events_in_review)
+        }
+        // A dispute's line is what is contested: the cart without it.
+        TaskPurpose::Dispute => {
+            let sku = disputes::of_task(&mut conn, task_id)
+                .await?
+                .map(|d| d.sku)
+                .unwrap_or_default();
+            let cart: Vec<ReceiptLine> =
+                receipt.lines.into_iter().filter(|l| l.sku != sku).collect();
+            let total = cart.iter().map(|l| l.total_cents).sum();
+            (cart, total, receipt.events_in_review)
+        }
+        TaskPurpose::Review | TaskPurpose::Gold => match gold::source_event(&mut conn, task_id)
+            .await?
+        {
             None => {
                 // The task's own event is one of the session's open reviews
                 // until the task is resolved.
@@ -485,7 +640,8 @@ pub async fn context(db: &Db, task_id: &str, store_id: &str, session_id: &str) -
                     receipts::cart_without(&mut conn, store_id, session_id, &source_event).await?;
                 (cart, total, receipt.events_in_review)
             }
-        };
+        },
+    };
     Ok(Context {
         task_id: task_id.to_string(),
         session_id: session_id.to_string(),

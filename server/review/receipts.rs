@@ -4,7 +4,7 @@ use crate::db::stores::Store;
 use crate::db::{jobs, receipts, Db, Tx};
 use crate::domain::job::DeliverReceipt;
 use crate::domain::lifecycle::{self, Exit, SessionRefused};
-use crate::domain::receipt::{self, Receipt};
+use crate::domain::receipt::{self, Cause, Receipt};
 use crate::error::{Code, Error, Result};
 use crate::review::locks;
 
@@ -88,12 +88,87 @@ pub async fn try_finalize(
         finalized_at: now,
     };
     receipts::insert(tx, &row).await?;
+    announce(tx, store, session_id, 1, now).await?;
+    Ok(Finalized(Some(now - exited_at)))
+}
+
+/// Queues the webhook of receipt `version` in the transaction that made it
+/// (the outbox): it goes out once the change commits, and never without it.
+async fn announce(
+    tx: &mut Tx,
+    store: &Store,
+    session_id: &str,
+    version: i64,
+    now: i64,
+) -> Result<()> {
     if store.webhook_url.is_some() {
         let job = DeliverReceipt {
             store_id: store.id.clone(),
             session_id: session_id.to_string(),
+            version: Some(version),
         };
         jobs::enqueue(tx, &job, now, now).await?;
     }
-    Ok(Finalized(Some(now - exited_at)))
+    Ok(())
+}
+
+/// Whether a transaction adjusted a final receipt, to be recorded once it
+/// commits.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[must_use = "record() it after the transaction commits"]
+pub struct Adjusted(Option<(Cause, i64)>);
+
+impl Adjusted {
+    /// The receipt version the adjustment made.
+    pub fn version(self) -> Option<i64> {
+        self.0.map(|(_, v)| v)
+    }
+
+    /// Counts the adjustment by cause; call after commit.
+    pub fn record(self) {
+        if let Some((cause, _)) = self.0 {
+            crate::metrics::receipt_adjusted(cause.as_str());
+        }
+    }
+}
+
+/// Brings a final receipt in line with its session's settled events after
+/// human evidence changed one of them: when the lines differ from the
+/// current version, stores the next version with what changed and queues
+/// its `receipt.adjusted` webhook, all in `tx`, so an adjustment and its
+/// delivery commit together or not at all (exactly once across crashes).
+/// Nothing happens to a receipt that is not final yet: it will be computed
+/// from the corrected events when it is. Called under the session's lock.
+pub async fn adjust(
+    tx: &mut Tx,
+    store: &Store,
+    session_id: &str,
+    cause: Cause,
+    cause_id: &str,
+    now: i64,
+) -> Result<Adjusted> {
+    let Some((version, before)) = receipts::current(tx, &store.id, session_id).await? else {
+        return Ok(Adjusted(None));
+    };
+    let settled = receipts::settled_events(tx, &store.id, session_id, None).await?;
+    let (lines, total_cents) = receipt::compute(&settled);
+    let changes = receipt::changes(&before, &lines);
+    if changes.is_empty() {
+        return Ok(Adjusted(None));
+    }
+    let next = version + 1;
+    let row = receipts::NewVersion {
+        store_id: &store.id,
+        session_id,
+        version: next,
+        lines: &lines,
+        total_cents,
+        cause,
+        cause_id,
+        changes: &changes,
+        now,
+    };
+    receipts::add_version(tx, &row).await?;
+    announce(tx, store, session_id, next, now).await?;
+    Ok(Adjusted(Some((cause, next))))
 }

@@ -3,7 +3,7 @@
 //! server (see [`super::charts`]), so the page needs no charting script and
 //! the live refresh is a plain swap of server-rendered HTML.
 
-use crate::domain::dashboard::{Dashboard, HourlySeries, Rate, Window};
+use crate::domain::dashboard::{Dashboard, Disputes, HourlySeries, Rate, Window};
 use crate::domain::time::{format_rfc3339_ms, parse_rfc3339_ms};
 
 use super::charts;
@@ -138,6 +138,25 @@ fn tile(id: &'static str, label: &'static str, value: String, detail: String) ->
 fn rate_tile(id: &'static str, label: &'static str, r: &Rate) -> Tile {
     let (value, detail) = rate(r);
     tile(id, label, value, detail)
+}
+
+/// Disputes per receipt over 7 days, with how they ended; `bad` while any
+/// was upheld (an error that escaped review reached a shopper).
+fn dispute_tile(d: &Disputes) -> Tile {
+    let (value, _) = rate(&d.rate);
+    let mut t = tile(
+        "disputes",
+        "Disputes per receipt (7 days)",
+        value,
+        format!(
+            "{} upheld · {} confirmed · {} open",
+            count(d.upheld),
+            count(d.confirmed),
+            count(d.open)
+        ),
+    );
+    t.state = if d.upheld > 0 { "bad" } else { "" };
+    t
 }
 
 /// "HH:00" labels for the hours of a series.
@@ -294,6 +313,7 @@ pub fn view(d: &Dashboard) -> DashboardView {
         tile("receipt-p95", "Receipt latency, p95", r95, r95_day),
         tile("receipt-p99", "Receipt latency, p99", r99, r99_day),
         pending,
+        dispute_tile(&d.disputes),
     ];
 
     let mut labelers: Vec<LabelerRow> = d
@@ -511,6 +531,7 @@ mod tests {
                     accuracy: 0.6,
                 }],
             }],
+            disputes: Disputes::of(400, 4, 1, 2),
         }
     }
 
@@ -523,6 +544,13 @@ mod tests {
         assert_eq!(v.queue[0].state, "bad", "tasks past their deadline");
         assert_eq!(v.queue[1].oldest, "–");
         assert_eq!(v.queue[1].state, "");
+        let disputes = v.receipts.iter().find(|t| t.id == "disputes").unwrap();
+        assert_eq!(disputes.value, "1.0 %");
+        assert_eq!(disputes.detail, "1 upheld · 2 confirmed · 1 open");
+        assert_eq!(
+            disputes.state, "bad",
+            "an upheld dispute is an error that escaped"
+        );
         assert_eq!(v.queue_total.ready, "1,205");
         assert_eq!(
             (v.queue[0].waiting.as_str(), v.queue_total.waiting.as_str()),

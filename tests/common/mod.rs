@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -556,6 +556,42 @@ pub async fn seed_training_data(
     )
     .await
     .unwrap()
+}
+
+/// Records webhook deliveries; answers 500 to the first `fail_first`.
+#[derive(Clone, Default)]
+pub struct Receiver {
+    /// Every delivery: its headers and body.
+    pub seen: Arc<Mutex<Vec<(axum::http::HeaderMap, String)>>>,
+    fail_first: usize,
+}
+
+/// Starts a webhook receiver on loopback; its `/hook` URL.
+pub async fn start_receiver(fail_first: usize) -> (String, Receiver) {
+    let receiver = Receiver {
+        fail_first,
+        ..Default::default()
+    };
+    let r = receiver.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let r = r.clone();
+            async move {
+                let mut seen = r.seen.lock().unwrap();
+                seen.push((headers, body));
+                if seen.len() <= r.fail_first {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::NO_CONTENT
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, receiver)
 }
 
 /// The error code of an error answer.

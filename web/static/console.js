@@ -195,9 +195,15 @@ const REASONS = {
 };
 
 function renderTask(task) {
-  $('task-reason').textContent = REASONS[task.reason] ?? task.reason;
+  // A blind task (audit samples, gold copies, disputes, or every task of a
+  // store that asks for it) comes without the model's answer, confidences,
+  // quantity and reason: show nothing in their place, so it reads like any
+  // other task and nothing anchors the answer.
+  $('task-reason').hidden = task.blind;
+  $('task-model').hidden = task.blind;
+  $('task-reason').textContent = task.blind ? '' : (REASONS[task.reason] ?? task.reason);
   const qty = task.quantity > 1 ? ` ×${task.quantity}` : '';
-  $('task-model').textContent = `Model: ${task.kind === 'return' ? 'put back' : 'took'}${qty}`;
+  $('task-model').textContent = task.blind ? '' : `Model: ${task.kind === 'return' ? 'put back' : 'took'}${qty}`;
   const list = $('candidates');
   list.replaceChildren(
     ...task.candidates.map((c, i) =>
@@ -226,7 +232,8 @@ function renderContext(ctx) {
   if (ctx.other_events_in_review > 0) {
     notes.push(`${ctx.other_events_in_review} other event${ctx.other_events_in_review > 1 ? 's' : ''} in review.`);
   }
-  notes.push(ctx.exited ? 'The shopper has left; the receipt waits for this answer.' : 'The shopper is still in the store.');
+  const left = current?.task.blind ? 'The shopper has left.' : 'The shopper has left; the receipt waits for this answer.';
+  notes.push(ctx.exited ? left : 'The shopper is still in the store.');
   $('cart-note').textContent = notes.join(' ');
 }
 

@@ -1,0 +1,512 @@
+//! `recount bench storeday`: a store day of shoppers and a small crew run
+//! through the server's own use cases (ingest, claim, verdict, escalation,
+//! exit, finalization) on a virtual clock, twice with the same random draws:
+//! once with audit samples off the receipt's path (how Recount runs), once
+//! with each audit sample re-opened at ingest as a review its receipt waits
+//! for (how it ran before). Receipt latency p50/p95/p99 and the receipts past
+//! their deadline are read back from the stored receipts of each run.
+//!
+//! Every run is on a fresh database; one second of virtual time is one step
+//! in which due events are ingested, due shoppers leave, labelers whose
+//! handling time is up answer, idle labelers claim, and (every
+//! `deadline_sweep` seconds) the deadline guarantee and lease expiry run. A
+//! supervisor settles escalated tasks once a minute.
+
+use std::collections::HashMap;
+
+use clap::Args;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+
+use super::fresh::with_fresh_db;
+use super::{backend_name, backends, BackendChoice};
+use crate::auth::Role;
+use crate::config::Config;
+use crate::db::stores::{self, Store};
+use crate::db::users::{self, User};
+use crate::db::{Backend, Db};
+use crate::domain::consensus::EscalationReason;
+use crate::domain::event::{CandidateInput, EventInput};
+use crate::domain::lifecycle::{EventStatus, RouteName, TaskPurpose, TaskStatus};
+use crate::domain::routing::{ReviewReason, RoutingPolicy};
+use crate::domain::Action;
+use crate::review::ingest::{self, Incoming};
+use crate::review::queue::{self, Verdict};
+
+/// Options of `recount bench storeday`.
+#[derive(Args, Debug, Clone)]
+pub struct StoreDayArgs {
+    /// Hours shoppers arrive.
+    #[arg(long, default_value_t = 4)]
+    pub hours: i64,
+    /// Shoppers per hour.
+    #[arg(long, default_value_t = 120)]
+    pub sessions_per_hour: i64,
+    /// Share of confident events drawn for the audit sample.
+    #[arg(long, default_value_t = 0.05)]
+    pub audit_rate: f64,
+    /// Seed of every random draw (the same for both runs).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Engine(s) to run on (default: the one --database-url names).
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendChoice>,
+}
+
+/// The demo crew: accuracy and handling time range (seconds) of each.
+const CREW: &[(&str, f64, (i64, i64))] = &[
+    ("ana", 0.97, (10, 30)),
+    ("ben", 0.92, (15, 40)),
+    ("cho", 0.75, (20, 60)),
+];
+
+const CATALOG: &[(&str, i64)] = &[
+    ("milk", 129),
+    ("bread", 399),
+    ("cola", 149),
+    ("apples", 349),
+    ("cheese", 599),
+    ("coffee", 899),
+    ("water", 89),
+    ("chips", 249),
+];
+
+const SECOND: i64 = 1_000;
+const T0: i64 = 1_795_600_800_000; // 2026-11-25T08:00:00Z
+/// How often the deadline guarantee runs, in virtual seconds.
+const SWEEP_S: i64 = 5;
+/// How often the supervisor settles escalations, in virtual seconds.
+const SUPERVISOR_S: i64 = 60;
+
+/// One planned event: when, what the model says, what happened.
+#[derive(Debug, Clone)]
+struct Planned {
+    at: i64,
+    input: EventInput,
+    truth: String,
+}
+
+/// One shopper: events and exit time.
+#[derive(Debug, Clone)]
+struct Shopper {
+    session_id: String,
+    events: Vec<Planned>,
+    exit_at: i64,
+}
+
+/// The day, drawn once from the seed and replayed by every run.
+fn plan(args: &StoreDayArgs) -> Vec<Shopper> {
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    let n = args.hours * args.sessions_per_hour;
+    let mut day = Vec::new();
+    for s in 0..n {
+        let arrive = T0 + rng.gen_range(0..args.hours * 3_600) * SECOND;
+        let trip = rng.gen_range(4 * 60..15 * 60) * SECOND;
+        let session_id = format!("s{s}");
+        let mut events = Vec::new();
+        for e in 0..rng.gen_range(1..=4) {
+            let at = arrive + rng.gen_range(0..trip);
+            let mut skus: Vec<&str> = CATALOG.iter().map(|(s, _)| *s).collect();
+            let top = skus.swap_remove(rng.gen_range(0..skus.len()));
+            let second = skus[rng.gen_range(0..skus.len())];
+            // Most events are confident; a fifth are not.
+            let (c1, c2, right) = if rng.gen_bool(0.8) {
+                (rng.gen_range(0.92..0.995), rng.gen_range(0.0..0.04), 0.97)
+            } else {
+                (rng.gen_range(0.45..0.85), rng.gen_range(0.1..0.35), 0.7)
+            };
+            let truth = if rng.gen_bool(right) { top } else { second };
+            let input = EventInput {
+                event_id: format!("{session_id}-e{e}"),
+                session_id: session_id.clone(),
+                kind: "pick".into(),
+                quantity: 1,
+                occurred_at: crate::domain::time::format_rfc3339_ms(at),
+                candidates: vec![
+                    CandidateInput {
+                        sku: top.into(),
+                        confidence: c1,
+                    },
+                    CandidateInput {
+                        sku: second.into(),
+                        confidence: c2,
+                    },
+                ],
+                clips: vec![],
+                model_version: Some("day-v1".into()),
+                cameras: vec![],
+            };
+            events.push(Planned {
+                at,
+                input,
+                truth: truth.into(),
+            });
+        }
+        events.sort_by_key(|p| p.at);
+        day.push(Shopper {
+            session_id,
+            events,
+            exit_at: arrive + trip,
+        });
+    }
+    day
+}
+
+/// What one run measured.
+#[derive(Debug, Clone, PartialEq)]
+struct Measured {
+    receipts: usize,
+    p50_s: f64,
+    p95_s: f64,
+    p99_s: f64,
+    past_sla: usize,
+    audit_tasks: i64,
+    escalated_no_eligible: i64,
+    escalated_deadline: i64,
+}
+
+/// Runs the store day; prints one table and one JSON line per engine.
+pub async fn run(args: &StoreDayArgs, config: &Config) -> anyhow::Result<()> {
+    let day = plan(args);
+    let events: usize = day.iter().map(|s| s.events.len()).sum();
+    println!(
+        "store day: {} shoppers, {events} events over {} h, audit rate {}, crew of {}, seed {}",
+        day.len(),
+        args.hours,
+        args.audit_rate,
+        CREW.len(),
+        args.seed
+    );
+    for backend in backends(args.backend, config)? {
+        let mut results = Vec::new();
+        for audits_hold in [false, true] {
+            let m = with_fresh_db(backend, config, |fresh| {
+                let day = day.clone();
+                async move { simulate(&fresh.db, &day, args, audits_hold).await }
+            })
+            .await?;
+            results.push((audits_hold, m));
+        }
+        print_results(backend, args, &results);
+    }
+    Ok(())
+}
+
+fn print_results(backend: Backend, args: &StoreDayArgs, results: &[(bool, Measured)]) {
+    println!(
+        "\n{:<8} {:<30} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7} {:>12}",
+        "engine",
+        "audits",
+        "receipts",
+        "p50 s",
+        "p95 s",
+        "p99 s",
+        "past SLA",
+        "audits",
+        "no-eligible"
+    );
+    for (hold, m) in results {
+        println!(
+            "{:<8} {:<30} {:>8} {:>8.1} {:>8.1} {:>8.1} {:>9} {:>7} {:>12}",
+            backend_name(backend),
+            if *hold {
+                "on the receipt's path (before)"
+            } else {
+                "off the receipt's path"
+            },
+            m.receipts,
+            m.p50_s,
+            m.p95_s,
+            m.p99_s,
+            m.past_sla,
+            m.audit_tasks,
+            m.escalated_no_eligible
+        );
+    }
+    let json: Vec<_> = results
+        .iter()
+        .map(|(hold, m)| {
+            json!({
+                "engine": backend_name(backend),
+                "audits_hold_receipts": hold,
+                "seed": args.seed,
+                "receipts": m.receipts,
+                "p50_s": m.p50_s,
+                "p95_s": m.p95_s,
+                "p99_s": m.p99_s,
+                "past_sla": m.past_sla,
+                "audit_tasks": m.audit_tasks,
+                "escalated_no_eligible_labeler": m.escalated_no_eligible,
+                "escalated_deadline": m.escalated_deadline,
+            })
+        })
+        .collect();
+    println!("{}", serde_json::Value::Array(json));
+}
+
+/// A labeler of the crew and what they are doing.
+struct Member {
+    user: User,
+    accuracy: f64,
+    handling: (i64, i64),
+    /// The task in hand and when the answer is ready.
+    busy: Option<(String, i64)>,
+}
+
+async fn simulate(
+    db: &Db,
+    day: &[Shopper],
+    args: &StoreDayArgs,
+    audits_hold: bool,
+) -> anyhow::Result<Measured> {
+    let config = Config::default();
+    let created = stores::create(db, "Store day", None, T0).await?;
+    let policy = RoutingPolicy {
+        audit_rate: args.audit_rate,
+        ..RoutingPolicy::default()
+    };
+    stores::set_policy(db, &created.store.id, &policy).await?;
+    let store = Store {
+        policy,
+        ..created.store
+    };
+    let products: Vec<crate::db::products::Product> = CATALOG
+        .iter()
+        .map(|(sku, price)| crate::db::products::Product {
+            sku: sku.to_string(),
+            name: sku.to_string(),
+            price_cents: *price,
+            image_url: None,
+        })
+        .collect();
+    ingest::upsert_products(db, &store.id, &products, T0).await?;
+    let mut crew = Vec::new();
+    for (name, accuracy, handling) in CREW {
+        crew.push(Member {
+            user: users::upsert(db, name, "-", Role::Labeler, T0).await?,
+            accuracy: *accuracy,
+            handling: *handling,
+            busy: None,
+        });
+    }
+    let supervisor = users::upsert(db, "sue", "-", Role::Supervisor, T0).await?;
+
+    // The same draws in both runs: routing's audit draw and the crew's.
+    let mut rng = StdRng::seed_from_u64(args.seed ^ 0x5eed);
+    let truth: HashMap<String, String> = day
+        .iter()
+        .flat_map(|s| s.events.iter())
+        .map(|p| (p.input.event_id.clone(), p.truth.clone()))
+        .collect();
+    let mut due: Vec<(i64, usize, Option<usize>)> = Vec::new();
+    for (i, s) in day.iter().enumerate() {
+        for (j, e) in s.events.iter().enumerate() {
+            due.push((e.at, i, Some(j)));
+        }
+        due.push((s.exit_at, i, None));
+    }
+    due.sort_by_key(|d| (d.0, d.2.is_none()));
+    let end = due.last().map_or(T0, |d| d.0) + 2 * 3_600 * SECOND;
+    let mut next = 0;
+    let mut now = T0;
+    let mut tasks_of: HashMap<String, String> = HashMap::new();
+    while now <= end {
+        while next < due.len() && due[next].0 <= now {
+            let (_, i, event) = due[next];
+            let shopper = &day[i];
+            match event {
+                Some(j) => {
+                    let input = &shopper.events[j].input;
+                    let valid = input.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+                    let hashes = vec![ingest::request_hash(input)];
+                    let list = [valid];
+                    let incoming = Incoming::list(&list, &hashes);
+                    let draw: f64 = rng.gen();
+                    let out = ingest::ingest(db, &store, &incoming, now, || draw)
+                        .await
+                        .map_err(|r| anyhow::anyhow!("{}", r.error))?;
+                    if let Some(task_id) = &out[0].task_id {
+                        tasks_of.insert(task_id.clone(), input.event_id.clone());
+                        if audits_hold
+                            && out[0].reason.as_deref() == Some(ReviewReason::AuditSample.as_str())
+                        {
+                            hold_receipt(db, task_id, &store.id, &shopper.session_id).await?;
+                        }
+                    }
+                }
+                None => {
+                    crate::review::receipts::exit(db, &store, &shopper.session_id, now, now)
+                        .await?;
+                }
+            }
+            next += 1;
+        }
+        for m in crew.iter_mut() {
+            if let Some((task_id, ready_at)) = m.busy.clone() {
+                if ready_at > now {
+                    continue;
+                }
+                let sku = &truth[&tasks_of[&task_id]];
+                let answer = crew_answer(&mut rng, sku, m.accuracy);
+                // A lease lost meanwhile (expired and taken) is not an error
+                // of the run: the labeler moves on.
+                let _ = queue::submit_verdict(db, &m.user, &task_id, &answer, now).await;
+                m.busy = None;
+            }
+            if let Some(c) = queue::claim(
+                db,
+                &m.user,
+                now,
+                config.lease_ttl_ms,
+                config.max_leases_per_labeler,
+                false,
+            )
+            .await?
+            {
+                let handling = rng.gen_range(m.handling.0..=m.handling.1) * SECOND;
+                m.busy = Some((c.card.task_id, now + handling));
+            }
+        }
+        let tick = (now - T0) / SECOND;
+        if tick % SWEEP_S == 0 {
+            queue::escalate_at_risk(
+                db,
+                now,
+                config.deadline_lead_ms,
+                config.labeler_active_window_ms,
+            )
+            .await?;
+            queue::expire_leases(db, now).await?;
+        }
+        if tick % SUPERVISOR_S == 0 {
+            for d in queue::escalated(db, 500).await? {
+                let sku = &truth[&tasks_of[&d.card.task_id]];
+                let answer = Verdict {
+                    action: Some(Action::Pick),
+                    sku: Some(sku.clone()),
+                    quantity: Some(1),
+                    ..Verdict::default()
+                };
+                queue::resolve_escalation(db, &supervisor, &d.card.task_id, &answer, now).await?;
+            }
+        }
+        if next >= due.len() && all_final(db).await? {
+            break;
+        }
+        now += SECOND;
+    }
+    measure(db, store.policy.receipt_sla_ms, day.len()).await
+}
+
+/// What a labeler of `accuracy` answers when the shopper took `truth`.
+fn crew_answer(rng: &mut StdRng, truth: &str, accuracy: f64) -> Verdict {
+    let sku = if rng.gen_bool(accuracy) {
+        truth.to_string()
+    } else {
+        CATALOG[rng.gen_range(0..CATALOG.len())].0.to_string()
+    };
+    Verdict {
+        action: Some(Action::Pick),
+        sku: Some(sku),
+        quantity: Some(1),
+        ..Verdict::default()
+    }
+}
+
+/// Re-opens an audit sample as a review its receipt waits for: the rows
+/// ingest wrote before audits left the receipt's path.
+async fn hold_receipt(
+    db: &Db,
+    task_id: &str,
+    store_id: &str,
+    session_id: &str,
+) -> anyhow::Result<()> {
+    let mut tx = db.begin().await?;
+    sqlx::query(&format!(
+        "UPDATE review_tasks SET purpose = '{}', priority = $1 WHERE id = $2",
+        TaskPurpose::Review
+    ))
+    .bind(TaskPurpose::Review.priority())
+    .bind(task_id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(&format!(
+        "UPDATE events SET route = '{}', status = '{}', final_action = NULL, final_sku = NULL, \
+         final_quantity = NULL, resolution = NULL \
+         WHERE id = (SELECT event_pk FROM review_tasks WHERE id = $1)",
+        RouteName::Review,
+        EventStatus::Review
+    ))
+    .bind(task_id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE sessions SET open_reviews = open_reviews + 1 WHERE store_id = $1 AND session_id = $2",
+    )
+    .bind(store_id)
+    .bind(session_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn all_final(db: &Db) -> anyhow::Result<bool> {
+    let open: i64 = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM review_tasks WHERE status IN ({})",
+        crate::db::sql_list(&TaskStatus::OPEN)
+    ))
+    .fetch_one(db.reader())
+    .await?;
+    let pending: i64 = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM sessions WHERE status <> '{}'",
+        crate::domain::lifecycle::SessionStatus::Finalized
+    ))
+    .fetch_one(db.reader())
+    .await?;
+    Ok(open == 0 && pending == 0)
+}
+
+async fn measure(db: &Db, sla_ms: i64, sessions: usize) -> anyhow::Result<Measured> {
+    let mut latencies: Vec<i64> = sqlx::query_scalar("SELECT latency_ms FROM receipts")
+        .fetch_all(db.reader())
+        .await?;
+    anyhow::ensure!(
+        latencies.len() == sessions,
+        "{} of {sessions} receipts final at the end of the day",
+        latencies.len()
+    );
+    latencies.sort_unstable();
+    let q = |p: f64| {
+        let i = ((latencies.len() as f64 - 1.0) * p).round() as usize;
+        latencies.get(i).copied().unwrap_or(0) as f64 / 1000.0
+    };
+    let count = |sql: String| async move {
+        sqlx::query_scalar::<_, i64>(&sql)
+            .fetch_one(db.reader())
+            .await
+    };
+    Ok(Measured {
+        receipts: latencies.len(),
+        p50_s: q(0.5),
+        p95_s: q(0.95),
+        p99_s: q(0.99),
+        past_sla: latencies.iter().filter(|l| **l > sla_ms).count(),
+        audit_tasks: count(format!(
+            "SELECT COUNT(*) FROM review_tasks WHERE reason = '{}'",
+            ReviewReason::AuditSample.as_str()
+        ))
+        .await?,
+        escalated_no_eligible: count(format!(
+            "SELECT COUNT(*) FROM review_tasks WHERE escalation_reason = '{}'",
+            EscalationReason::NoEligibleLabeler.as_str()
+        ))
+        .await?,
+        escalated_deadline: count(format!(
+            "SELECT COUNT(*) FROM review_tasks WHERE escalation_reason = '{}'",
+            EscalationReason::Deadline.as_str()
+        ))
+        .await?,
+    })
+}
