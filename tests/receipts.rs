@@ -29,6 +29,28 @@ async fn set_policy(app: &TestApp, store_id: &str, admin: &str, patch: Value) {
     assert_eq!(s, StatusCode::OK, "{b}");
 }
 
+/// A store with the test catalog whose webhooks a receiver records.
+async fn hooked_store(app: &TestApp) -> (String, String, Receiver) {
+    let (url, receiver) = start_receiver(0).await;
+    let (store_id, key) = app.store("Hooked", Some(&url)).await;
+    app.catalog(&key).await;
+    (store_id, key, receiver)
+}
+
+/// Makes every confident event of the store an audit sample needing
+/// `verdicts` agreeing answers; returns a labeler's token.
+async fn audit_everything(app: &TestApp, store_id: &str, verdicts: i64) -> String {
+    let admin = app.user("boss", Role::Admin).await;
+    set_policy(
+        app,
+        store_id,
+        &admin,
+        json!({"audit_rate": 1.0, "audit_verdicts": verdicts}),
+    )
+    .await;
+    app.user("ann", Role::Labeler).await
+}
+
 /// Runs every due webhook delivery; how many ran.
 async fn deliver(app: &TestApp) -> usize {
     let client = recount::jobs::webhook::client(&app.state.config);
@@ -93,18 +115,8 @@ fn lines(receipt: &Value) -> Vec<(String, i64)> {
 /// disagrees the receipt gets version 2 and a signed `receipt.adjusted`.
 async fn an_audit_never_holds_its_receipt_and_one_that_disagrees_adjusts_it(backend: Backend) {
     let app = TestApp::start(backend).await;
-    let (url, receiver) = start_receiver(0).await;
-    let (store_id, key) = app.store("Hooked", Some(&url)).await;
-    app.catalog(&key).await;
-    let admin = app.user("boss", Role::Admin).await;
-    set_policy(
-        &app,
-        &store_id,
-        &admin,
-        json!({"audit_rate": 1.0, "audit_verdicts": 2}),
-    )
-    .await;
-    let ann = app.user("ann", Role::Labeler).await;
+    let (store_id, key, receiver) = hooked_store(&app).await;
+    let ann = audit_everything(&app, &store_id, 2).await;
 
     let (_, out) = app.events(&key, event("e1", "s1", "pick", 1, SURE)).await;
     assert_eq!(out["route"], "auto_accepted", "{out}");
@@ -239,15 +251,7 @@ dual!(an_audit_never_holds_its_receipt_and_one_that_disagrees_adjusts_it);
 async fn an_audit_that_agrees_leaves_the_receipt_at_version_1(backend: Backend) {
     let app = TestApp::start(backend).await;
     let (store_id, key) = app.store_with_catalog().await;
-    let admin = app.user("boss", Role::Admin).await;
-    set_policy(
-        &app,
-        &store_id,
-        &admin,
-        json!({"audit_rate": 1.0, "audit_verdicts": 1}),
-    )
-    .await;
-    let ann = app.user("ann", Role::Labeler).await;
+    let ann = audit_everything(&app, &store_id, 1).await;
     let (_, out) = app.events(&key, event("e1", "s1", "pick", 1, SURE)).await;
     let task = out["task_id"].as_str().unwrap().to_string();
     let (_, receipt) = app.exit(&key, "s1", "2026-11-25T10:00:00Z").await;
@@ -370,9 +374,7 @@ dual!(a_correction_after_finalization_adjusts_the_receipt);
 /// milk line is claimed before the ordinary work, blind.
 async fn disputes_end_as_an_adjustment_or_a_confirmation(backend: Backend) {
     let app = TestApp::start(backend).await;
-    let (url, receiver) = start_receiver(0).await;
-    let (store_id, key) = app.store("Hooked", Some(&url)).await;
-    app.catalog(&key).await;
+    let (store_id, key, receiver) = hooked_store(&app).await;
     let admin = app.user("boss", Role::Admin).await;
     set_policy(&app, &store_id, &admin, json!({"audit_verdicts": 1})).await;
     let ann = app.user("ann", Role::Labeler).await;
@@ -620,9 +622,7 @@ dual!(bad_disputes_get_coded_answers_and_change_nothing);
 /// sending it; another takes it over after one job lease and sends it once.
 async fn a_crash_between_adjustment_and_webhook_loses_and_doubles_nothing(backend: Backend) {
     let app = TestApp::start(backend).await;
-    let (url, receiver) = start_receiver(0).await;
-    let (store_id, key) = app.store("Hooked", Some(&url)).await;
-    app.catalog(&key).await;
+    let (store_id, key, receiver) = hooked_store(&app).await;
     let ann = app.user("ann", Role::Labeler).await;
     let sue = app.user("sue", Role::Supervisor).await;
     let (_, out) = app.events(&key, event("e1", "s1", "pick", 1, UNSURE)).await;

@@ -1,18 +1,22 @@
 //! `recount bench storeday`: a store day of shoppers and a small crew run
-//! through the server's own use cases (ingest, claim, verdict, escalation,
-//! exit, finalization) on a virtual clock, twice with the same random draws:
-//! once with audit samples off the receipt's path (how Recount runs), once
-//! with each audit sample re-opened at ingest as a review its receipt waits
-//! for (how it ran before). Receipt latency p50/p95/p99 and the receipts past
-//! their deadline are read back from the stored receipts of each run.
+//! through the server's own use cases (ingest, claim, verdict, heartbeat,
+//! escalation, exit, finalization) on a virtual clock, three times on the
+//! same day: without audit samples (the baseline), with audit samples off
+//! the receipt's path (how Recount runs), and with each audit sample
+//! re-opened at ingest as a review its receipt waits for (how it ran
+//! before). Receipt latency p50/p95/p99 and the receipts past their
+//! deadline are read back from the stored receipts of each run.
 //!
 //! Every run is on a fresh database; one second of virtual time is one step
 //! in which due events are ingested, due shoppers leave, labelers whose
-//! handling time is up answer, idle labelers claim, and (every
-//! `deadline_sweep` seconds) the deadline guarantee and lease expiry run. A
-//! supervisor settles escalated tasks once a minute.
+//! handling time is up answer (the others heartbeat every 20 s, as the
+//! console does), idle labelers claim, and every 5 s the deadline guarantee
+//! and lease expiry run. A supervisor settles escalated tasks once a
+//! minute. Latencies are virtual time, so they do not depend on the machine
+//! or the build; the day (arrivals, events, the model's answers, the audit
+//! draws) comes from `--seed` and is the same in both runs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use clap::Args;
 use rand::rngs::StdRng;
@@ -29,7 +33,7 @@ use crate::db::{Backend, Db};
 use crate::domain::consensus::EscalationReason;
 use crate::domain::event::{CandidateInput, EventInput};
 use crate::domain::lifecycle::{EventStatus, RouteName, TaskPurpose, TaskStatus};
-use crate::domain::routing::{ReviewReason, RoutingPolicy};
+use crate::domain::routing::{self, ReviewReason, Route, RoutingPolicy};
 use crate::domain::Action;
 use crate::review::ingest::{self, Incoming};
 use crate::review::queue::{self, Verdict};
@@ -41,7 +45,7 @@ pub struct StoreDayArgs {
     #[arg(long, default_value_t = 4)]
     pub hours: i64,
     /// Shoppers per hour.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = 240)]
     pub sessions_per_hour: i64,
     /// Share of confident events drawn for the audit sample.
     #[arg(long, default_value_t = 0.05)]
@@ -56,9 +60,9 @@ pub struct StoreDayArgs {
 
 /// The demo crew: accuracy and handling time range (seconds) of each.
 const CREW: &[(&str, f64, (i64, i64))] = &[
-    ("ana", 0.97, (10, 30)),
-    ("ben", 0.92, (15, 40)),
-    ("cho", 0.75, (20, 60)),
+    ("ana", 0.97, (20, 60)),
+    ("ben", 0.92, (25, 70)),
+    ("cho", 0.75, (30, 90)),
 ];
 
 const CATALOG: &[(&str, i64)] = &[
@@ -78,13 +82,17 @@ const T0: i64 = 1_795_600_800_000; // 2026-11-25T08:00:00Z
 const SWEEP_S: i64 = 5;
 /// How often the supervisor settles escalations, in virtual seconds.
 const SUPERVISOR_S: i64 = 60;
+/// How often a console renews the lease of the task on screen.
+const HEARTBEAT_MS: i64 = 20 * SECOND;
 
-/// One planned event: when, what the model says, what happened.
+/// One planned event: when, what the model says, what happened, and its
+/// audit draw (drawn with the day, so both runs route alike).
 #[derive(Debug, Clone)]
 struct Planned {
     at: i64,
     input: EventInput,
     truth: String,
+    audit_draw: f64,
 }
 
 /// One shopper: events and exit time.
@@ -102,7 +110,7 @@ fn plan(args: &StoreDayArgs) -> Vec<Shopper> {
     let mut day = Vec::new();
     for s in 0..n {
         let arrive = T0 + rng.gen_range(0..args.hours * 3_600) * SECOND;
-        let trip = rng.gen_range(4 * 60..15 * 60) * SECOND;
+        let trip = rng.gen_range(2 * 60..10 * 60) * SECOND;
         let session_id = format!("s{s}");
         let mut events = Vec::new();
         for e in 0..rng.gen_range(1..=4) {
@@ -141,6 +149,7 @@ fn plan(args: &StoreDayArgs) -> Vec<Shopper> {
                 at,
                 input,
                 truth: truth.into(),
+                audit_draw: rng.gen(),
             });
         }
         events.sort_by_key(|p| p.at);
@@ -153,10 +162,37 @@ fn plan(args: &StoreDayArgs) -> Vec<Shopper> {
     day
 }
 
+/// How audit samples are handled in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// No audit sample at all (audit rate 0): the baseline.
+    NoAudits,
+    /// Audit samples off the receipt's path, as Recount runs.
+    OffPath,
+    /// Each audit sample re-opened as a review its receipt waits for.
+    OnPath,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::NoAudits => "none (baseline)",
+            Mode::OffPath => "off the receipt's path",
+            Mode::OnPath => "on the receipt's path (before)",
+        }
+    }
+}
+
 /// What one run measured.
 #[derive(Debug, Clone, PartialEq)]
 struct Measured {
     receipts: usize,
+    /// Sessions that draw an audit sample at the bench's audit rate (in the
+    /// baseline too: the same shoppers, without the draw taking effect).
+    audited_sessions: usize,
+    /// p95 and largest receipt latency of those sessions.
+    audited_p95_s: f64,
+    audited_max_s: f64,
     p50_s: f64,
     p95_s: f64,
     p99_s: f64,
@@ -180,22 +216,22 @@ pub async fn run(args: &StoreDayArgs, config: &Config) -> anyhow::Result<()> {
     );
     for backend in backends(args.backend, config)? {
         let mut results = Vec::new();
-        for audits_hold in [false, true] {
+        for mode in [Mode::NoAudits, Mode::OffPath, Mode::OnPath] {
             let m = with_fresh_db(backend, config, |fresh| {
                 let day = day.clone();
-                async move { simulate(&fresh.db, &day, args, audits_hold).await }
+                async move { simulate(&fresh.db, &day, args, mode).await }
             })
             .await?;
-            results.push((audits_hold, m));
+            results.push((mode, m));
         }
         print_results(backend, args, &results);
     }
     Ok(())
 }
 
-fn print_results(backend: Backend, args: &StoreDayArgs, results: &[(bool, Measured)]) {
+fn print_results(backend: Backend, args: &StoreDayArgs, results: &[(Mode, Measured)]) {
     println!(
-        "\n{:<8} {:<30} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7} {:>12}",
+        "\n{:<8} {:<30} {:>8} {:>7} {:>7} {:>7} {:>9} {:>7} {:>12} {:>17}",
         "engine",
         "audits",
         "receipts",
@@ -204,32 +240,30 @@ fn print_results(backend: Backend, args: &StoreDayArgs, results: &[(bool, Measur
         "p99 s",
         "past SLA",
         "audits",
-        "no-eligible"
+        "no-eligible",
+        "audited p95/max s"
     );
-    for (hold, m) in results {
+    for (mode, m) in results {
         println!(
-            "{:<8} {:<30} {:>8} {:>8.1} {:>8.1} {:>8.1} {:>9} {:>7} {:>12}",
+            "{:<8} {:<30} {:>8} {:>7.1} {:>7.1} {:>7.1} {:>9} {:>7} {:>12} {:>17}",
             backend_name(backend),
-            if *hold {
-                "on the receipt's path (before)"
-            } else {
-                "off the receipt's path"
-            },
+            mode.name(),
             m.receipts,
             m.p50_s,
             m.p95_s,
             m.p99_s,
             m.past_sla,
             m.audit_tasks,
-            m.escalated_no_eligible
+            m.escalated_no_eligible,
+            format!("{:.1} / {:.1}", m.audited_p95_s, m.audited_max_s)
         );
     }
     let json: Vec<_> = results
         .iter()
-        .map(|(hold, m)| {
+        .map(|(mode, m)| {
             json!({
                 "engine": backend_name(backend),
-                "audits_hold_receipts": hold,
+                "audits": mode.name(),
                 "seed": args.seed,
                 "receipts": m.receipts,
                 "p50_s": m.p50_s,
@@ -239,6 +273,9 @@ fn print_results(backend: Backend, args: &StoreDayArgs, results: &[(bool, Measur
                 "audit_tasks": m.audit_tasks,
                 "escalated_no_eligible_labeler": m.escalated_no_eligible,
                 "escalated_deadline": m.escalated_deadline,
+                "audited_sessions": m.audited_sessions,
+                "audited_p95_s": m.audited_p95_s,
+                "audited_max_s": m.audited_max_s,
             })
         })
         .collect();
@@ -250,20 +287,24 @@ struct Member {
     user: User,
     accuracy: f64,
     handling: (i64, i64),
-    /// The task in hand and when the answer is ready.
-    busy: Option<(String, i64)>,
+    /// The task in hand, when it was claimed and when the answer is ready.
+    busy: Option<(String, i64, i64)>,
 }
 
 async fn simulate(
     db: &Db,
     day: &[Shopper],
     args: &StoreDayArgs,
-    audits_hold: bool,
+    mode: Mode,
 ) -> anyhow::Result<Measured> {
     let config = Config::default();
     let created = stores::create(db, "Store day", None, T0).await?;
     let policy = RoutingPolicy {
-        audit_rate: args.audit_rate,
+        audit_rate: if mode == Mode::NoAudits {
+            0.0
+        } else {
+            args.audit_rate
+        },
         ..RoutingPolicy::default()
     };
     stores::set_policy(db, &created.store.id, &policy).await?;
@@ -292,7 +333,8 @@ async fn simulate(
     }
     let supervisor = users::upsert(db, "sue", "-", Role::Supervisor, T0).await?;
 
-    // The same draws in both runs: routing's audit draw and the crew's.
+    // The crew's draws (answers, handling times) come from their own seed;
+    // they follow the claims, which differ between the runs.
     let mut rng = StdRng::seed_from_u64(args.seed ^ 0x5eed);
     let truth: HashMap<String, String> = day
         .iter()
@@ -322,13 +364,13 @@ async fn simulate(
                     let hashes = vec![ingest::request_hash(input)];
                     let list = [valid];
                     let incoming = Incoming::list(&list, &hashes);
-                    let draw: f64 = rng.gen();
+                    let draw = shopper.events[j].audit_draw;
                     let out = ingest::ingest(db, &store, &incoming, now, || draw)
                         .await
                         .map_err(|r| anyhow::anyhow!("{}", r.error))?;
                     if let Some(task_id) = &out[0].task_id {
                         tasks_of.insert(task_id.clone(), input.event_id.clone());
-                        if audits_hold
+                        if mode == Mode::OnPath
                             && out[0].reason.as_deref() == Some(ReviewReason::AuditSample.as_str())
                         {
                             hold_receipt(db, task_id, &store.id, &shopper.session_id).await?;
@@ -343,8 +385,13 @@ async fn simulate(
             next += 1;
         }
         for m in crew.iter_mut() {
-            if let Some((task_id, ready_at)) = m.busy.clone() {
+            if let Some((task_id, claimed_at, ready_at)) = m.busy.clone() {
                 if ready_at > now {
+                    // The console heartbeats while the labeler watches.
+                    if (now - claimed_at) % HEARTBEAT_MS == 0 {
+                        let _ =
+                            queue::heartbeat(db, &m.user, &task_id, now, config.lease_ttl_ms).await;
+                    }
                     continue;
                 }
                 let sku = &truth[&tasks_of[&task_id]];
@@ -365,7 +412,7 @@ async fn simulate(
             .await?
             {
                 let handling = rng.gen_range(m.handling.0..=m.handling.1) * SECOND;
-                m.busy = Some((c.card.task_id, now + handling));
+                m.busy = Some((c.card.task_id, now, now + handling));
             }
         }
         let tick = (now - T0) / SECOND;
@@ -396,7 +443,8 @@ async fn simulate(
         }
         now += SECOND;
     }
-    measure(db, store.policy.receipt_sla_ms, day.len()).await
+    let audited = audited_sessions(day, args.audit_rate);
+    measure(db, store.policy.receipt_sla_ms, day.len(), &audited).await
 }
 
 /// What a labeler of `accuracy` answers when the shopper took `truth`.
@@ -468,26 +516,69 @@ async fn all_final(db: &Db) -> anyhow::Result<bool> {
     Ok(open == 0 && pending == 0)
 }
 
-async fn measure(db: &Db, sla_ms: i64, sessions: usize) -> anyhow::Result<Measured> {
-    let mut latencies: Vec<i64> = sqlx::query_scalar("SELECT latency_ms FROM receipts")
+/// The sessions of the day that draw an audit sample at `audit_rate`, as
+/// routing decides it (the same draws as the runs).
+fn audited_sessions(day: &[Shopper], audit_rate: f64) -> HashSet<String> {
+    let policy = RoutingPolicy {
+        audit_rate,
+        ..RoutingPolicy::default()
+    };
+    day.iter()
+        .filter(|s| {
+            s.events.iter().any(|e| {
+                let confidences: Vec<f64> =
+                    e.input.candidates.iter().map(|c| c.confidence).collect();
+                matches!(
+                    routing::route(&policy, &confidences, None, e.audit_draw),
+                    Route::Review {
+                        reason: ReviewReason::AuditSample,
+                        ..
+                    }
+                )
+            })
+        })
+        .map(|s| s.session_id.clone())
+        .collect()
+}
+
+/// The `p`-quantile of sorted milliseconds, in seconds (0 when empty).
+fn quantile_s(sorted: &[i64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or(0) as f64 / 1000.0
+}
+
+async fn measure(
+    db: &Db,
+    sla_ms: i64,
+    sessions: usize,
+    audited: &HashSet<String>,
+) -> anyhow::Result<Measured> {
+    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT session_id, latency_ms FROM receipts")
         .fetch_all(db.reader())
         .await?;
     anyhow::ensure!(
-        latencies.len() == sessions,
+        rows.len() == sessions,
         "{} of {sessions} receipts final at the end of the day",
-        latencies.len()
+        rows.len()
     );
+    let mut latencies: Vec<i64> = rows.iter().map(|(_, l)| *l).collect();
     latencies.sort_unstable();
-    let q = |p: f64| {
-        let i = ((latencies.len() as f64 - 1.0) * p).round() as usize;
-        latencies.get(i).copied().unwrap_or(0) as f64 / 1000.0
-    };
+    let mut of_audited: Vec<i64> = rows
+        .iter()
+        .filter(|(s, _)| audited.contains(s))
+        .map(|(_, l)| *l)
+        .collect();
+    of_audited.sort_unstable();
+    let q = |p: f64| quantile_s(&latencies, p);
     let count = |sql: String| async move {
         sqlx::query_scalar::<_, i64>(&sql)
             .fetch_one(db.reader())
             .await
     };
     Ok(Measured {
+        audited_sessions: of_audited.len(),
+        audited_p95_s: quantile_s(&of_audited, 0.95),
+        audited_max_s: quantile_s(&of_audited, 1.0),
         receipts: latencies.len(),
         p50_s: q(0.5),
         p95_s: q(0.95),

@@ -588,20 +588,15 @@ pub async fn context(db: &Db, task_id: &str, store_id: &str, session_id: &str) -
         .await?
         .ok_or_else(|| unknown_task(task_id))?;
     let exited = receipt.exited_at.is_some();
-    let purpose = tasks::get(&mut conn, task_id)
+    let task = tasks::get(&mut conn, task_id)
         .await?
-        .ok_or_else(|| unknown_task(task_id))?
-        .purpose;
-    let (cart, cart_total_cents, other_events_in_review) = match purpose {
+        .ok_or_else(|| unknown_task(task_id))?;
+    let (cart, cart_total_cents, other_events_in_review) = match task.purpose {
         // An audit's event is settled with the model's answer, which the
         // labeler must not see: the cart as if it were still in review.
         TaskPurpose::Audit => {
-            let event_pk = tasks::get(&mut conn, task_id)
-                .await?
-                .ok_or_else(|| unknown_task(task_id))?
-                .event_pk;
             let (cart, total) =
-                receipts::cart_without(&mut conn, store_id, session_id, &event_pk).await?;
+                receipts::cart_without(&mut conn, store_id, session_id, &task.event_pk).await?;
             (cart, total, receipt.events_in_review)
         }
         // A dispute's line is what is contested: the cart without it.
@@ -621,10 +616,7 @@ pub async fn context(db: &Db, task_id: &str, store_id: &str, session_id: &str) -
             None => {
                 // The task's own event is one of the session's open reviews
                 // until the task is resolved.
-                let resolved = tasks::get(&mut conn, task_id)
-                    .await?
-                    .is_some_and(|t| t.status == TaskStatus::Resolved);
-                let own = i64::from(!resolved);
+                let own = i64::from(task.status != TaskStatus::Resolved);
                 (
                     receipt.lines,
                     receipt.total_cents,
