@@ -477,8 +477,7 @@ async fn crew_step(state: &AppState) -> anyhow::Result<()> {
         &state.db,
         &user,
         state.now(),
-        config.lease_ttl_ms,
-        config.max_leases_per_labeler,
+        queue::ClaimRules::of(config),
         crate::domain::gold::serves_gold(config.gold_rate, rand::random::<f64>()),
     )
     .await?

@@ -720,3 +720,33 @@ async fn a_store_can_make_every_task_blind(backend: Backend) {
     assert_eq!((s, code(&b)), (StatusCode::NOT_FOUND, "unknown-store"));
 }
 dual!(a_store_can_make_every_task_blind);
+
+/// A person finishes the task in hand first: an audit is handed out only
+/// while someone else at work is free for receipt work arriving meanwhile.
+async fn an_audit_is_not_taken_while_everyone_else_is_busy(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (store_id, key) = app.store_with_catalog().await;
+    let ann = audit_everything(&app, &store_id, 1).await;
+    let bob = app.user("bob", Role::Labeler).await;
+    let (_, review) = app.events(&key, event("e1", "s1", "pick", 1, UNSURE)).await;
+    let (_, audit) = app.events(&key, event("e2", "s2", "pick", 1, SURE)).await;
+    assert_eq!(audit["reason"], "audit-sample");
+
+    // Ann takes the receipt work; with Ann busy, Bob is the free one left.
+    let (_, c) = app.claim(&ann).await;
+    assert_eq!(c["task"]["task_id"], review["task_id"]);
+    let (s, _) = app.claim(&bob).await;
+    assert_eq!(
+        s,
+        StatusCode::NO_CONTENT,
+        "the audit waits while Ann is busy"
+    );
+    // Ann answers: she is free again, so Bob may take the audit.
+    let t = review["task_id"].as_str().unwrap();
+    app.verdict(&ann, t, json!({"action": "pick", "sku": "milk"}))
+        .await;
+    let (s, c) = app.claim(&bob).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(c["task"]["task_id"], audit["task_id"]);
+}
+dual!(an_audit_is_not_taken_while_everyone_else_is_busy);

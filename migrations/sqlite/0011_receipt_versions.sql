@@ -14,6 +14,10 @@ ALTER TABLE review_tasks ADD COLUMN priority INTEGER NOT NULL DEFAULT 1;
 DROP INDEX review_tasks_status;
 CREATE INDEX review_tasks_status ON review_tasks (status, priority, deadline_at, created_at);
 
+-- Who is at work (claimed within labeler_active_window_ms): read by the
+-- claim of an audit sample and by the deadline guarantee.
+CREATE INDEX task_leases_claimed ON task_leases (claimed_at);
+
 ALTER TABLE stores ADD COLUMN blind_review INTEGER NOT NULL DEFAULT 0;
 
 -- The current version of a final receipt stays in `receipts`; every version

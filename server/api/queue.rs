@@ -366,8 +366,7 @@ pub async fn claim(
         &state.db,
         &user,
         state.now(),
-        state.config.lease_ttl_ms,
-        state.config.max_leases_per_labeler,
+        queue::ClaimRules::of(&state.config),
         try_gold,
     )
     .await?;

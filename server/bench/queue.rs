@@ -337,8 +337,7 @@ impl Driver {
                     &state.db,
                     user,
                     state.now(),
-                    state.config.lease_ttl_ms,
-                    state.config.max_leases_per_labeler,
+                    queue::ClaimRules::of(&state.config),
                     false,
                 )
                 .await

@@ -401,15 +401,8 @@ async fn simulate(
                 let _ = queue::submit_verdict(db, &m.user, &task_id, &answer, now).await;
                 m.busy = None;
             }
-            if let Some(c) = queue::claim(
-                db,
-                &m.user,
-                now,
-                config.lease_ttl_ms,
-                config.max_leases_per_labeler,
-                false,
-            )
-            .await?
+            if let Some(c) =
+                queue::claim(db, &m.user, now, queue::ClaimRules::of(&config), false).await?
             {
                 let handling = rng.gen_range(m.handling.0..=m.handling.1) * SECOND;
                 m.busy = Some((c.card.task_id, now, now + handling));

@@ -185,14 +185,20 @@ pub struct NewLease<'a> {
     pub expires_at: i64,
 }
 
-/// Leases the next task `lease.user_id` may claim (by purpose's priority,
-/// then earliest deadline, then oldest) as [`crate::domain::lifecycle::claim`] says, in one `UPDATE`;
+/// Leases the next task `lease.user_id` may claim among those of priority
+/// `max_priority` or more urgent (by priority, then earliest deadline, then
+/// oldest) as [`crate::domain::lifecycle::claim`] says, in one `UPDATE`;
 /// its id, or `None` when nothing is ready for them.
-pub async fn lease_next(tx: &mut Tx, lease: &NewLease<'_>) -> Result<Option<String>> {
+pub async fn lease_next(
+    tx: &mut Tx,
+    lease: &NewLease<'_>,
+    max_priority: i64,
+) -> Result<Option<String>> {
     let sql = format!(
         "UPDATE review_tasks SET status = '{leased}', leased_by = $1, lease_id = $2, \
          lease_expires_at = $3, updated_at = $4 \
          WHERE status = '{ready}' AND id = (SELECT t.id FROM review_tasks t WHERE {claimable} \
+         AND t.priority <= $5 \
          ORDER BY t.priority, t.deadline_at, t.created_at LIMIT 1{skip_locked}) RETURNING id",
         leased = TaskStatus::Leased,
         ready = TaskStatus::Ready,
@@ -204,8 +210,33 @@ pub async fn lease_next(tx: &mut Tx, lease: &NewLease<'_>) -> Result<Option<Stri
         .bind(lease.id)
         .bind(lease.expires_at)
         .bind(lease.claimed_at)
+        .bind(max_priority)
         .fetch_optional(&mut **tx)
         .await?)
+}
+
+/// The other labelers at work (who claimed anything since `active_since`)
+/// besides `user_id`, and how many of them hold no live lease at `now`.
+pub async fn others_at_work(
+    tx: &mut Tx,
+    user_id: &str,
+    active_since: i64,
+    now: i64,
+) -> Result<(i64, i64)> {
+    let r = sqlx::query(&format!(
+        "WITH active AS (SELECT DISTINCT labeler_id FROM task_leases \
+           WHERE claimed_at > $1 AND labeler_id <> $2) \
+         SELECT (SELECT COUNT(*) FROM active) AS active, \
+         (SELECT COUNT(*) FROM active a WHERE NOT EXISTS (SELECT 1 FROM review_tasks t \
+           WHERE t.leased_by = a.labeler_id AND t.status = '{}' AND t.lease_expires_at > $3)) AS idle",
+        TaskStatus::Leased
+    ))
+    .bind(active_since)
+    .bind(user_id)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok((r.try_get("active")?, r.try_get("idle")?))
 }
 
 /// Writes the `task_leases` row of a lease on `task_id`.

@@ -647,6 +647,16 @@ pub fn may_finalize(session: SessionStatus, open_reviews: i64) -> bool {
     session == SessionStatus::Exited && open_reviews == 0
 }
 
+/// Whether a labeler may take an audit sample now (no receipt work being
+/// ready for them): only while another labeler at work is free to take
+/// receipt work that arrives meanwhile, since a person finishes the task in
+/// hand first; or when nobody else is at work, or the audits would never be
+/// done. `others_active` are the other labelers at work, `others_idle` those
+/// of them holding no lease.
+pub fn may_take_audit(others_active: i64, others_idle: i64) -> bool {
+    others_active == 0 || others_idle > 0
+}
+
 /// An open task as the deadline guarantee sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pending {
@@ -839,6 +849,13 @@ mod tests {
             Some(EscalationReason::Deadline),
             "a store waits for its dispute"
         );
+    }
+
+    #[test]
+    fn an_audit_is_taken_only_with_someone_else_free_for_receipt_work() {
+        assert!(may_take_audit(0, 0), "a lone labeler does the audits");
+        assert!(may_take_audit(2, 1));
+        assert!(!may_take_audit(2, 0), "the others are busy: stay free");
     }
 
     #[test]

@@ -39,6 +39,28 @@ pub struct Verdict {
     pub note: Option<String>,
 }
 
+/// The settings a claim follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimRules {
+    /// How long a lease lasts unless renewed (`lease_ttl_ms`).
+    pub ttl_ms: i64,
+    /// Live leases a labeler may hold (`max_leases_per_labeler`).
+    pub max_leases: i64,
+    /// Who counts as at work: claimed within this (`labeler_active_window_ms`).
+    pub active_window_ms: i64,
+}
+
+impl ClaimRules {
+    /// The rules of `config`.
+    pub fn of(config: &crate::config::Config) -> ClaimRules {
+        ClaimRules {
+            ttl_ms: config.lease_ttl_ms,
+            max_leases: config.max_leases_per_labeler,
+            active_window_ms: config.labeler_active_window_ms,
+        }
+    }
+}
+
 /// A task leased to the claimant.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claimed {
@@ -60,10 +82,14 @@ pub async fn claim(
     db: &Db,
     user: &User,
     now: i64,
-    ttl_ms: i64,
-    max_leases: i64,
+    rules: ClaimRules,
     try_gold: bool,
 ) -> Result<Option<Claimed>> {
+    let ClaimRules {
+        ttl_ms,
+        max_leases,
+        active_window_ms,
+    } = rules;
     let mut tx = db.begin().await?;
     // Serializes one user's concurrent claims so the lease limit holds.
     crate::db::users::lock(&mut tx, &user.id).await?;
@@ -93,7 +119,7 @@ pub async fn claim(
     };
     let task_id = match gold_copy {
         Some(copy_id) => copy_id,
-        None => match tasks::lease_next(&mut tx, &lease).await? {
+        None => match next_task(&mut tx, user, &lease, now, active_window_ms).await? {
             Some(id) => id,
             None => {
                 tx.commit().await?;
@@ -111,6 +137,26 @@ pub async fn claim(
         card,
         lease_expires_at: lease.expires_at,
     }))
+}
+
+/// Leases the next real task for the user: disputes and receipt work first;
+/// an audit sample only when [`lifecycle::may_take_audit`] allows it, so an
+/// audit never keeps the last free labeler from receipt work.
+async fn next_task(
+    tx: &mut Tx,
+    user: &User,
+    lease: &NewLease<'_>,
+    now: i64,
+    active_window_ms: i64,
+) -> Result<Option<String>> {
+    if let Some(id) = tasks::lease_next(tx, lease, TaskPurpose::Review.priority()).await? {
+        return Ok(Some(id));
+    }
+    let (active, idle) = tasks::others_at_work(tx, &user.id, now - active_window_ms, now).await?;
+    if !lifecycle::may_take_audit(active, idle) {
+        return Ok(None);
+    }
+    Ok(tasks::lease_next(tx, lease, TaskPurpose::Audit.priority()).await?)
 }
 
 /// The precise error for a user acting on a task without a live lease
