@@ -4,6 +4,8 @@
 //! exhaustively with plain unit tests and the database layer only stores what
 //! these functions decide.
 
+pub mod calibration;
+pub mod charge;
 pub mod code;
 pub mod consensus;
 pub mod dashboard;
