@@ -46,6 +46,12 @@ pub struct Config {
     /// A labeler who claimed work within this window counts as active: the
     /// crew the deadline guarantee counts on.
     pub labeler_active_window_ms: i64,
+    /// What an hour of a labeler costs, in cents: with `review_handling_ms`
+    /// the cost of a review for charge-aware routing, unless a store sets
+    /// its own (`review_cost_cents`).
+    pub labeler_hourly_cost_cents: i64,
+    /// How long a review usually takes, in milliseconds (see above).
+    pub review_handling_ms: i64,
     /// Webhook deliveries tried before the job is dead.
     pub webhook_max_attempts: i64,
     /// First retry delay of a webhook; doubled on each attempt.
@@ -135,6 +141,8 @@ impl Default for Config {
             deadline_lead_ms: 60_000,
             deadline_sweep_interval_ms: 5_000,
             labeler_active_window_ms: 10 * 60_000,
+            labeler_hourly_cost_cents: 2_250,
+            review_handling_ms: 8_000,
             webhook_max_attempts: 12,
             webhook_backoff_base_ms: 2_000,
             webhook_backoff_max_ms: 3_600_000,
@@ -259,6 +267,15 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// What a review costs in cents when a store does not say: the
+    /// labeler's hourly cost over the share of the hour a review takes.
+    pub fn review_cost_cents(&self) -> f64 {
+        crate::domain::charge::review_cost_cents(
+            self.labeler_hourly_cost_cents,
+            self.review_handling_ms,
+        )
     }
 
     /// The database URL to use: the configured one, or SQLite under `data_dir`.

@@ -243,9 +243,16 @@ pub async fn simulate_step(
         .collect::<anyhow::Result<Vec<_>>>()?;
     let hashes: Vec<String> = inputs.iter().map(ingest::request_hash).collect();
     let incoming = Incoming::list(&valid, &hashes);
-    ingest::ingest(&state.db, &store, &incoming, now, rand::random::<f64>)
-        .await
-        .map_err(|r| anyhow::anyhow!("{}", r.error))?;
+    ingest::ingest(
+        &state.db,
+        &store,
+        &incoming,
+        now,
+        state.config.review_cost_cents(),
+        rand::random::<f64>,
+    )
+    .await
+    .map_err(|r| anyhow::anyhow!("{}", r.error))?;
     Ok(())
 }
 

@@ -16,6 +16,7 @@ use recount::config::Config;
 use recount::db::{stores, users, Db};
 #[cfg(feature = "demo")]
 use recount::demo;
+use recount::domain::routing::RoutingMode;
 use recount::{jobs, AppState};
 
 /// Recount: human-in-the-loop video review for checkout-free stores.
@@ -117,6 +118,12 @@ enum StoreCommand {
         /// Receipt deadline after exit, in milliseconds.
         #[arg(long)]
         receipt_sla_ms: Option<i64>,
+        /// `threshold` or `charge-aware`.
+        #[arg(long)]
+        mode: Option<String>,
+        /// What a review costs the store, in cents (charge-aware routing).
+        #[arg(long)]
+        review_cost_cents: Option<i64>,
     },
     /// Allows or forbids the use of a store's data for training exports.
     Training {
@@ -282,7 +289,16 @@ async fn main() -> anyhow::Result<()> {
             high_value_cents,
             no_high_value,
             receipt_sla_ms,
+            mode,
+            review_cost_cents,
         }) => {
+            let mode = mode
+                .map(|m| {
+                    RoutingMode::parse(&m).with_context(|| {
+                        format!("--mode must be threshold or charge-aware, not {m:?}")
+                    })
+                })
+                .transpose()?;
             let db = open_db(&config).await?;
             let mut conn = db.reader().acquire().await?;
             let store = stores::get(&mut conn, &store_id)
@@ -301,6 +317,8 @@ async fn main() -> anyhow::Result<()> {
                 },
                 receipt_sla_ms,
                 expected_exit_ms: None,
+                mode,
+                review_cost_cents: review_cost_cents.map(Some),
             };
             let policy = patch.apply(&store.policy);
             policy.validate()?;

@@ -16,6 +16,7 @@ mod console_api;
 mod core_loop;
 mod dashboard;
 mod deadlines;
+mod economics;
 #[cfg(feature = "bench")]
 mod export;
 mod gold;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::db::stores;
+use crate::domain::calibration::{CalibrationBin, WINDOW_MS};
 use crate::domain::dashboard::{ConfidenceBin, Dashboard};
 use crate::domain::recommend::{self, Recommendation};
 use crate::domain::time::format_rfc3339_ms;
@@ -103,6 +104,64 @@ pub async fn get_confidence_bins(
         from: format_rfc3339_ms(from),
         to: format_rfc3339_ms(now),
         bins,
+    }))
+}
+
+/// Which calibration to show.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct CalibrationQuery {
+    /// The model version (absent: the events that named none).
+    pub model_version: Option<String>,
+}
+
+/// A store's calibration for one model version: the probability that the
+/// model's top candidate is right beside its raw confidence.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct StoreCalibration {
+    /// Store id.
+    pub store_id: String,
+    /// The model version.
+    pub model_version: Option<String>,
+    /// Start of the labels it is fitted on (RFC 3339): 30 days back.
+    pub from: String,
+    /// Now (RFC 3339).
+    pub to: String,
+    /// Human-labelled events it is fitted on.
+    pub labelled: u64,
+    /// Ten bins of confidence, lowest first: mean confidence, labels, their
+    /// effective size after weighting, and the calibrated probability.
+    pub bins: Vec<CalibrationBin>,
+}
+
+/// A store's calibration (supervisors): what charge-aware routing takes
+/// the model's confidence to mean.
+#[utoipa::path(get, path = "/api/v1/stores/{store_id}/calibration", tag = "dashboard",
+    security(("bearer" = [])),
+    params(("store_id" = String, Path), CalibrationQuery),
+    responses(
+        (status = 200, body = StoreCalibration),
+        (status = 404, description = "`unknown-store`", body = ErrorBody),
+    ))]
+pub async fn get_calibration(
+    State(state): State<AppState>,
+    _supervisor: SupervisorCaller,
+    Path(store_id): Path<String>,
+    Query(query): Query<CalibrationQuery>,
+) -> Result<axum::Json<StoreCalibration>> {
+    let mut conn = state.db.reader().acquire().await?;
+    let store = stores::get(&mut conn, &store_id)
+        .await?
+        .ok_or_else(|| Error::new(Code::UnknownStore, format!("no store {store_id:?}")))?;
+    let now = state.now();
+    let model = query.model_version.as_deref();
+    let fitted = crate::review::ingest::calibration_of(&mut conn, &store, model, now).await?;
+    Ok(axum::Json(StoreCalibration {
+        store_id,
+        model_version: query.model_version,
+        from: format_rfc3339_ms(now - WINDOW_MS),
+        to: format_rfc3339_ms(now),
+        labelled: fitted.bins.iter().map(|b| b.count).sum(),
+        bins: fitted.bins,
     }))
 }
 

@@ -82,6 +82,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(gold::quality))
         .routes(routes!(dashboard::get_dashboard))
         .routes(routes!(dashboard::get_confidence_bins))
+        .routes(routes!(dashboard::get_calibration))
         .routes(routes!(dashboard::get_recommendation))
         .routes(routes!(exports::create, exports::list))
         .routes(routes!(exports::get, exports::delete))

@@ -16,7 +16,7 @@ use crate::db::{products, stores, users};
 use crate::domain::gold;
 use crate::domain::lifecycle::TaskStatus;
 use crate::domain::receipt::ReceiptLine;
-use crate::domain::routing::RoutingPolicy;
+use crate::domain::routing::{RoutingMode, RoutingPolicy};
 use crate::domain::time::format_rfc3339_ms;
 use crate::domain::Action;
 use crate::error::{Code, Error, Result};
@@ -636,6 +636,13 @@ pub struct PolicyPatch {
     pub receipt_sla_ms: Option<i64>,
     /// Expected exit after an event of an open session.
     pub expected_exit_ms: Option<i64>,
+    /// `threshold` or `charge-aware`.
+    pub mode: Option<RoutingMode>,
+    /// What a review costs, in cents: a number sets it, `null` takes it
+    /// from the labeler hourly cost, absent keeps it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub review_cost_cents: Option<Option<i64>>,
 }
 
 /// Tells a field sent as `null` (`Some(None)`) from one not sent (`None`).
@@ -654,6 +661,8 @@ impl PolicyPatch {
             high_value_cents: self.high_value_cents.unwrap_or(p.high_value_cents),
             receipt_sla_ms: self.receipt_sla_ms.unwrap_or(p.receipt_sla_ms),
             expected_exit_ms: self.expected_exit_ms.unwrap_or(p.expected_exit_ms),
+            mode: self.mode.unwrap_or(p.mode),
+            review_cost_cents: self.review_cost_cents.unwrap_or(p.review_cost_cents),
         }
     }
 }

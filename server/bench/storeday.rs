@@ -365,9 +365,16 @@ async fn simulate(
                     let list = [valid];
                     let incoming = Incoming::list(&list, &hashes);
                     let draw = shopper.events[j].audit_draw;
-                    let out = ingest::ingest(db, &store, &incoming, now, || draw)
-                        .await
-                        .map_err(|r| anyhow::anyhow!("{}", r.error))?;
+                    let out = ingest::ingest(
+                        db,
+                        &store,
+                        &incoming,
+                        now,
+                        config.review_cost_cents(),
+                        || draw,
+                    )
+                    .await
+                    .map_err(|r| anyhow::anyhow!("{}", r.error))?;
                     if let Some(task_id) = &out[0].task_id {
                         tasks_of.insert(task_id.clone(), input.event_id.clone());
                         if mode == Mode::OnPath
@@ -522,7 +529,7 @@ fn audited_sessions(day: &[Shopper], audit_rate: f64) -> HashSet<String> {
                 let confidences: Vec<f64> =
                     e.input.candidates.iter().map(|c| c.confidence).collect();
                 matches!(
-                    routing::route(&policy, &confidences, None, e.audit_draw),
+                    routing::route(&policy, &confidences, None, None, e.audit_draw),
                     Route::Review {
                         reason: ReviewReason::AuditSample,
                         ..

@@ -17,6 +17,7 @@
 //! client hears "accepted", even across a power loss.
 
 pub mod bulk;
+pub mod calibration;
 pub mod clips;
 pub mod dashboard;
 pub mod disputes;

@@ -4,7 +4,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::{flag, new_id, Db, Result};
 use crate::auth::{digest, generate_secret, STORE_KEY_PREFIX};
-use crate::domain::routing::RoutingPolicy;
+use crate::domain::routing::{RoutingMode, RoutingPolicy};
 
 /// A store as the service needs it.
 #[derive(Debug, Clone)]
@@ -36,7 +36,8 @@ pub struct NewStore {
 }
 
 const COLUMNS: &str = "id, name, webhook_url, webhook_secret, threshold, margin, audit_rate, \
-     audit_verdicts, high_value_cents, receipt_sla_ms, expected_exit_ms, training_allowed, blind_review";
+     audit_verdicts, high_value_cents, receipt_sla_ms, expected_exit_ms, training_allowed, blind_review, \
+     routing_mode, review_cost_cents";
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<Store> {
     Ok(Store {
@@ -45,6 +46,8 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Store> {
         webhook_url: r.try_get("webhook_url")?,
         webhook_secret: r.try_get("webhook_secret")?,
         policy: RoutingPolicy {
+            mode: super::state(&r.try_get::<String, _>("routing_mode")?, RoutingMode::parse)?,
+            review_cost_cents: r.try_get("review_cost_cents")?,
             threshold: r.try_get("threshold")?,
             margin: r.try_get("margin")?,
             audit_rate: r.try_get("audit_rate")?,
@@ -139,7 +142,8 @@ pub async fn by_name(db: &Db, name: &str) -> Result<Option<Store>> {
 pub async fn set_policy(db: &Db, id: &str, p: &RoutingPolicy) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE stores SET threshold = $1, margin = $2, audit_rate = $3, audit_verdicts = $4, \
-         high_value_cents = $5, receipt_sla_ms = $6, expected_exit_ms = $7 WHERE id = $8",
+         high_value_cents = $5, receipt_sla_ms = $6, expected_exit_ms = $7, routing_mode = $9, \
+         review_cost_cents = $10 WHERE id = $8",
     )
     .bind(p.threshold)
     .bind(p.margin)
@@ -149,6 +153,8 @@ pub async fn set_policy(db: &Db, id: &str, p: &RoutingPolicy) -> Result<bool> {
     .bind(p.receipt_sla_ms)
     .bind(p.expected_exit_ms)
     .bind(id)
+    .bind(p.mode.as_str())
+    .bind(p.review_cost_cents)
     .execute(db.writer())
     .await?;
     Ok(done.rows_affected() == 1)

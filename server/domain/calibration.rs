@@ -23,6 +23,9 @@ use utoipa::ToSchema;
 /// Confidence bins of a calibration: `[0, 0.1)`, …, `[0.9, 1]`.
 pub const BINS: usize = 10;
 
+/// How far back the human labels a calibration is fitted on reach.
+pub const WINDOW_MS: i64 = 30 * 24 * 3_600_000;
+
 /// How many observations the prior is worth in each bin.
 pub const PRIOR_STRENGTH: f64 = 5.0;
 

@@ -4,14 +4,17 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::auth::digest;
+use crate::db::calibration;
 use crate::db::events::{self, NewEvent, SessionLock, StoredEvent};
 use crate::db::products::{self, Product};
 use crate::db::stores::Store;
 use crate::db::tasks::{self, NewTask};
 use crate::db::{new_id, Db, Tx};
+use crate::domain::calibration::Calibration;
+use crate::domain::charge;
 use crate::domain::event::{EventInput, ValidEvent};
 use crate::domain::lifecycle::{self, EventStatus, RouteName, TaskPurpose, TaskStatus};
-use crate::domain::routing::{self, ReviewReason, Route};
+use crate::domain::routing::{self, Exposure, ReviewReason, Route, RoutingMode};
 use crate::error::{Code, Error, Result};
 use crate::review::receipts::session_refused;
 use crate::review::{locks, media};
@@ -108,14 +111,36 @@ impl From<sqlx::Error> for Refusal {
     }
 }
 
+/// A store's calibration for `model` at `now`: fitted on the events people
+/// labelled within [`crate::domain::calibration::WINDOW_MS`].
+pub async fn calibration_of(
+    conn: &mut sqlx::AnyConnection,
+    store: &Store,
+    model: Option<&str>,
+    now: i64,
+) -> Result<Calibration> {
+    let seen = calibration::observations(
+        conn,
+        &store.id,
+        model,
+        now - crate::domain::calibration::WINDOW_MS,
+        store.policy.audit_rate,
+    )
+    .await?;
+    Ok(Calibration::fit(&seen))
+}
+
 /// Ingests events in one transaction, all or none, in order; their outcomes
 /// in request order. `audit_draw` gives each new event its uniform draw for
-/// the audit sample.
+/// the audit sample; `default_review_cost_cents` is what a review costs a
+/// store in charge-aware mode that does not set its own
+/// ([`crate::config::Config::review_cost_cents`]).
 pub async fn ingest(
     db: &Db,
     store: &Store,
     incoming: &[Incoming<'_>],
     now: i64,
+    default_review_cost_cents: f64,
     mut audit_draw: impl FnMut() -> f64,
 ) -> Result<Vec<Outcome>, Refusal> {
     let mut tx = db.begin().await?;
@@ -123,12 +148,20 @@ pub async fn ingest(
     let mut batch = Batch::prepare(&mut tx, store, &events, now).await?;
     let mut outcomes = Vec::with_capacity(incoming.len());
     for (i, inc) in incoming.iter().enumerate() {
-        let outcome = one(&mut tx, &mut batch, store, inc, now, audit_draw())
-            .await
-            .map_err(|error| Refusal {
-                index: Some(i),
-                error,
-            })?;
+        let outcome = one(
+            &mut tx,
+            &mut batch,
+            store,
+            inc,
+            now,
+            default_review_cost_cents,
+            audit_draw(),
+        )
+        .await
+        .map_err(|error| Refusal {
+            index: Some(i),
+            error,
+        })?;
         outcomes.push(outcome);
     }
     tx.commit().await?;
@@ -148,6 +181,9 @@ struct Batch {
     catalog: HashMap<String, Product>,
     stored: HashMap<String, (String, Outcome)>,
     sessions: HashMap<String, SessionLock>,
+    /// For charge-aware routing: the store's calibration per model version
+    /// of the batch.
+    calibrations: HashMap<Option<String>, Calibration>,
 }
 
 impl Batch {
@@ -177,6 +213,14 @@ impl Batch {
         for session_id in sessions {
             let state = locks::session(tx, &store.id, session_id, now).await?;
             batch.sessions.insert(session_id.to_string(), state);
+        }
+        if store.policy.mode == RoutingMode::ChargeAware {
+            let models: BTreeSet<Option<&str>> =
+                events.iter().map(|e| e.model_version.as_deref()).collect();
+            for model in models {
+                let fitted = calibration_of(tx, store, model, now).await?;
+                batch.calibrations.insert(model.map(str::to_string), fitted);
+            }
         }
         Ok(batch)
     }
@@ -221,6 +265,7 @@ async fn one(
     store: &Store,
     inc: &Incoming<'_>,
     now: i64,
+    default_review_cost_cents: f64,
     audit_draw: f64,
 ) -> Result<Outcome> {
     let ev = inc.event;
@@ -251,7 +296,39 @@ async fn one(
     let confidences: Vec<f64> = ev.candidates.iter().map(|c| c.confidence).collect();
     let top = routing::top_index(&confidences).map(|i| &ev.candidates[i]);
     let top_value = top.map(|c| catalog[&c.sku].price_cents * ev.quantity);
-    let route = routing::route(&store.policy, &confidences, top_value, audit_draw);
+    let exposure = match (store.policy.mode, routing::top_index(&confidences)) {
+        (RoutingMode::ChargeAware, Some(top)) => {
+            let calibration = batch
+                .calibrations
+                .get(&ev.model_version)
+                .cloned()
+                .unwrap_or_default();
+            let priced: Vec<charge::Priced> = ev
+                .candidates
+                .iter()
+                .map(|c| charge::Priced {
+                    confidence: c.confidence,
+                    unit_price_cents: catalog[&c.sku].price_cents,
+                })
+                .collect();
+            let p_top = calibration.probability(confidences[top]);
+            let outcomes = charge::outcomes(&priced, top, p_top);
+            Some(Exposure {
+                expected_error_cents: charge::expected_error_cents(
+                    &priced,
+                    top,
+                    ev.quantity,
+                    &outcomes,
+                ),
+                review_cost_cents: store
+                    .policy
+                    .review_cost_cents
+                    .map_or(default_review_cost_cents, |c| c as f64),
+            })
+        }
+        _ => None,
+    };
+    let route = routing::route(&store.policy, &confidences, top_value, exposure, audit_draw);
 
     let event_pk = new_id();
     // An audit sample is settled with the model's answer at once, as it
