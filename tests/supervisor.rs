@@ -584,6 +584,44 @@ async fn the_policy_page_recommends_a_threshold_that_an_admin_applies() {
     assert_eq!(loose, "0.75");
     assert!(text(&b, "#rec-title").await.contains("5.0 %"));
     b.screenshot("policy-target").await.unwrap();
+
+    // The calibration beside the raw confidence: ten bins; at 0.7–0.8 the
+    // 50 reviewed events, 40 right, lean a little on the prior:
+    // (40 + 5 · 0.75) / 55 = 0.795.
+    let rows: Vec<Vec<String>> = b
+        .eval(
+            "return [...document.querySelectorAll('#calibration-table tbody tr')] \
+             .map(r => [...r.children].map(c => c.textContent.trim()))",
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 10);
+    assert_eq!(rows[7], ["0.7 – 0.8", "0.750", "50 (≈ 50)", "0.795"]);
+    assert_eq!(rows[9][2], "200 (≈ 200)", "the audits, weighted alike");
+    assert!(text(&b, "#cal-title").await.contains("m1"));
+
+    // Charge-aware routing at 4 cents a review, chosen on the page.
+    b.eval::<Value>(
+        "document.getElementById('mode').value = 'charge-aware'; \
+         document.getElementById('review_cost_cents').value = '4'; return null",
+    )
+    .await
+    .unwrap();
+    b.click("#save-policy").await.unwrap();
+    b.wait_for(
+        "charge-aware routing saved",
+        "document.getElementById('policy-status').textContent.includes('charge-aware routing at 4 cents')",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    let mut conn = app.state.db.reader().acquire().await.unwrap();
+    let store = stores::get(&mut conn, &store_id).await.unwrap().unwrap();
+    assert_eq!(
+        (store.policy.mode.as_str(), store.policy.review_cost_cents),
+        ("charge-aware", Some(4))
+    );
+    b.screenshot("policy-charge-aware").await.unwrap();
     b.assert_no_console_errors().await;
 }
 

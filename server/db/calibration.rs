@@ -77,3 +77,17 @@ pub async fn observations(
     }
     Ok(out)
 }
+
+/// The model version of the store's latest event (`None` when it named
+/// none, or the store has no event).
+pub async fn latest_model(conn: &mut AnyConnection, store_id: &str) -> Result<Option<String>> {
+    let row: Option<(Option<String>,)> = sqlx::query_as(&format!(
+        "SELECT model_version FROM events WHERE store_id = $1 AND route NOT IN ({}) \
+         ORDER BY created_at DESC LIMIT 1",
+        super::sql_list(&RouteName::MADE)
+    ))
+    .bind(store_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.and_then(|(m,)| m))
+}

@@ -173,3 +173,17 @@ pub async fn confidence_bins(
     }
     Ok(bins.into_values().collect())
 }
+
+/// A store's calibration for the model version of its latest event, with
+/// that version (`None`: events that named none).
+pub async fn latest_calibration(
+    db: &Db,
+    store: &crate::db::stores::Store,
+    now: i64,
+) -> Result<(Option<String>, crate::domain::calibration::Calibration)> {
+    let mut conn = db.reader().acquire().await?;
+    let model = crate::db::calibration::latest_model(&mut conn, &store.id).await?;
+    let fitted =
+        crate::review::ingest::calibration_of(&mut conn, store, model.as_deref(), now).await?;
+    Ok((model, fitted))
+}

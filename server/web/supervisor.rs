@@ -261,6 +261,19 @@ struct PolicyPage<'a> {
     chart: String,
     rows: Vec<CandidateRow>,
     days: i64,
+    mode: &'static str,
+    review_cost: String,
+    default_cost: String,
+    calibration_model: String,
+    calibration: Vec<CalibrationRow>,
+}
+
+/// One bin of the store's calibration, for people.
+struct CalibrationRow {
+    range: String,
+    confidence: String,
+    labels: String,
+    probability: String,
 }
 
 /// A choice of the target error on the policy page.
@@ -399,8 +412,36 @@ async fn policy_page(
         rec.current.as_ref().map(|c| c.threshold),
         rec.recommended.as_ref().map(|c| c.threshold),
     );
+    let (model, fitted) = match dashboard::latest_calibration(&state.db, &store, state.now()).await
+    {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    let calibration = fitted
+        .bins
+        .iter()
+        .map(|b| CalibrationRow {
+            range: format!("{:.1} – {:.1}", b.from, b.to),
+            confidence: format!("{:.3}", b.confidence),
+            labels: if b.count == 0 {
+                "–".into()
+            } else {
+                format!("{} (≈ {:.0})", count(b.count as i64), b.effective)
+            },
+            probability: format!("{:.3}", b.probability),
+        })
+        .collect();
     render(&PolicyPage {
         frame: Frame::new(&user, &token, "policy"),
+        mode: store.policy.mode.as_str(),
+        review_cost: store
+            .policy
+            .review_cost_cents
+            .map(|v| v.to_string())
+            .unwrap_or_default(),
+        default_cost: format!("{:.1}", state.config.review_cost_cents()),
+        calibration_model: model.unwrap_or_else(|| "events without a model version".into()),
+        calibration,
         high_value: store
             .policy
             .high_value_cents

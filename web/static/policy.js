@@ -24,6 +24,7 @@ form?.addEventListener('submit', async (e) => {
   if (!document.getElementById('save-policy')) return;
   const number = (id) => Number(document.getElementById(id).value);
   const highValue = document.getElementById('high_value_cents').value.trim();
+  const reviewCost = document.getElementById('review_cost_cents').value.trim();
   const patch = {
     threshold: number('threshold'),
     margin: number('margin'),
@@ -31,10 +32,15 @@ form?.addEventListener('submit', async (e) => {
     audit_verdicts: number('audit_verdicts'),
     high_value_cents: highValue === '' ? null : Number(highValue),
     receipt_sla_ms: number('receipt_sla_ms'),
+    mode: document.getElementById('mode').value,
+    review_cost_cents: reviewCost === '' ? null : Number(reviewCost),
   };
   try {
     const saved = await call('PUT', '/api/v1/stores/' + encodeURIComponent(form.dataset.storeId) + '/policy', patch);
-    say('Saved: threshold ' + saved.threshold.toFixed(2) + '. New events follow it now.');
+    const rule = saved.mode === 'charge-aware'
+      ? 'charge-aware routing' + (saved.review_cost_cents == null ? '' : ' at ' + saved.review_cost_cents + ' cents a review')
+      : 'threshold ' + saved.threshold.toFixed(2);
+    say('Saved: ' + rule + '. New events follow it now.');
   } catch (err) {
     say('Not saved: ' + err.message, true);
   }
