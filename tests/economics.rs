@@ -24,6 +24,21 @@ async fn put_policy(
     .await
 }
 
+/// The store's policy as a supervisor reads it.
+async fn get_policy(app: &TestApp, store_id: &str) -> Value {
+    let sue = app.user("sue", Role::Supervisor).await;
+    let (s, p) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/stores/{store_id}/policy"),
+            &sue,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    p
+}
+
 /// Milk and oat milk cost the same; the television is dear.
 async fn store(app: &TestApp) -> (String, String, String) {
     let (store_id, key) = app.store_with_catalog().await;
@@ -81,16 +96,7 @@ async fn charge_aware_routing_reviews_where_a_charge_can_be_wrong(backend: Backe
         (p["mode"].as_str(), p["review_cost_cents"].as_i64()),
         (Some("charge-aware"), Some(5))
     );
-    let sue = app.user("sue", Role::Supervisor).await;
-    let (_, read) = app
-        .call(
-            Method::GET,
-            &format!("/api/v1/stores/{store_id}/policy"),
-            &sue,
-            None,
-        )
-        .await;
-    assert_eq!(read, p, "stored as answered");
+    assert_eq!(get_policy(&app, &store_id).await, p, "stored as answered");
 
     assert_eq!(
         routed(&app, &key, "c1", same_price).await,
@@ -226,15 +232,7 @@ async fn bad_routing_settings_are_refused_and_change_nothing(backend: Backend) {
         assert_eq!(code(&b), want, "{patch}: {b}");
         assert!(s.is_client_error());
     }
-    let sue = app.user("sue", Role::Supervisor).await;
-    let (_, p) = app
-        .call(
-            Method::GET,
-            &format!("/api/v1/stores/{store_id}/policy"),
-            &sue,
-            None,
-        )
-        .await;
+    let p = get_policy(&app, &store_id).await;
     assert_eq!(
         (p["mode"].as_str(), p["review_cost_cents"].is_null()),
         (Some("threshold"), true)
