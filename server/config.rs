@@ -46,11 +46,12 @@ pub struct Config {
     /// A labeler who claimed work within this window counts as active: the
     /// crew the deadline guarantee counts on.
     pub labeler_active_window_ms: i64,
-    /// What an hour of a labeler costs, in cents: with `review_handling_ms`
-    /// the cost of a review for charge-aware routing, unless a store sets
-    /// its own (`review_cost_cents`).
+    /// What an hour of a labeler costs, in cents: times a store's median
+    /// handling time, the cost of a review for charge-aware routing, unless
+    /// the store sets its own (`review_cost_cents`).
     pub labeler_hourly_cost_cents: i64,
-    /// How long a review usually takes, in milliseconds (see above).
+    /// The handling time used until a store has enough verdicts of its own,
+    /// in milliseconds.
     pub review_handling_ms: i64,
     /// Webhook deliveries tried before the job is dead.
     pub webhook_max_attempts: i64,
@@ -269,13 +270,13 @@ impl Config {
         Ok(())
     }
 
-    /// What a review costs in cents when a store does not say: the
-    /// labeler's hourly cost over the share of the hour a review takes.
-    pub fn review_cost_cents(&self) -> f64 {
-        crate::domain::charge::review_cost_cents(
-            self.labeler_hourly_cost_cents,
-            self.review_handling_ms,
-        )
+    /// What labeler time costs: the hourly cost and the configured time a
+    /// review takes (a store's measured one replaces it once known).
+    pub fn labor_cost(&self) -> crate::domain::charge::LaborCost {
+        crate::domain::charge::LaborCost {
+            hourly_cents: self.labeler_hourly_cost_cents,
+            handling_ms: self.review_handling_ms,
+        }
     }
 
     /// The database URL to use: the configured one, or SQLite under `data_dir`.

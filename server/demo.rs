@@ -248,7 +248,7 @@ pub async fn simulate_step(
         &store,
         &incoming,
         now,
-        state.config.review_cost_cents(),
+        state.config.labor_cost(),
         rand::random::<f64>,
     )
     .await

@@ -239,3 +239,53 @@ async fn bad_routing_settings_are_refused_and_change_nothing(backend: Backend) {
     );
 }
 dual!(bad_routing_settings_are_refused_and_change_nothing);
+
+/// Without a cost of its own, a review costs the store the labeler hourly
+/// cost over its own median handling time, once it has 20 verdicts.
+async fn the_default_review_cost_follows_the_stores_handling_time(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (store_id, key, admin) = store(&app).await;
+    put_policy(&app, &store_id, &admin, json!({"mode": "charge-aware"})).await;
+    // Taken at its word: 0.15 · 20 + 0.05 · 149 = 10.45 cents at stake,
+    // over the configured 5 cents (22.50 an hour, 8 s a review).
+    let probe: &[(&str, f64)] = &[("cola", 0.80), ("milk", 0.15)];
+    assert_eq!(
+        routed(&app, &key, "before", probe).await,
+        ("review".into(), Some("charge-risk".into()))
+    );
+
+    // Twenty reviews of another model version (so the probe's calibration
+    // stays the prior), each taking 50 s (within the 60 s lease).
+    put_policy(&app, &store_id, &admin, json!({"review_cost_cents": 0})).await;
+    let ann = app.user("ann", Role::Labeler).await;
+    for i in 0..20 {
+        let mut e = event(
+            &format!("h{i}"),
+            &format!("h{i}"),
+            "pick",
+            1,
+            &[("milk", 0.55), ("oat", 0.45)],
+        );
+        e["model_version"] = json!("m0");
+        let (s, out) = app.events(&key, e).await;
+        assert_eq!(
+            (s, out["route"].as_str()),
+            (StatusCode::OK, Some("review")),
+            "{out}"
+        );
+        let (_, c) = app.claim(&ann).await;
+        let task = c["task"]["task_id"].as_str().unwrap().to_string();
+        app.clock.advance(50_000);
+        let (s, v) = app
+            .verdict(&ann, &task, json!({"action": "pick", "sku": "milk"}))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    put_policy(&app, &store_id, &admin, json!({"review_cost_cents": null})).await;
+    // A review now costs 22.50 × 50 s / 1 h = 31.25 cents: not worth it.
+    assert_eq!(
+        routed(&app, &key, "after", probe).await,
+        ("auto_accepted".into(), None)
+    );
+}
+dual!(the_default_review_cost_follows_the_stores_handling_time);

@@ -206,7 +206,7 @@ pub async fn post_events(
         &store,
         &incoming,
         state.now(),
-        state.config.review_cost_cents(),
+        state.config.labor_cost(),
         rand::random::<f64>,
     )
     .await

@@ -365,16 +365,10 @@ async fn simulate(
                     let list = [valid];
                     let incoming = Incoming::list(&list, &hashes);
                     let draw = shopper.events[j].audit_draw;
-                    let out = ingest::ingest(
-                        db,
-                        &store,
-                        &incoming,
-                        now,
-                        config.review_cost_cents(),
-                        || draw,
-                    )
-                    .await
-                    .map_err(|r| anyhow::anyhow!("{}", r.error))?;
+                    let out =
+                        ingest::ingest(db, &store, &incoming, now, config.labor_cost(), || draw)
+                            .await
+                            .map_err(|r| anyhow::anyhow!("{}", r.error))?;
                     if let Some(task_id) = &out[0].task_id {
                         tasks_of.insert(task_id.clone(), input.event_id.clone());
                         if mode == Mode::OnPath

@@ -368,6 +368,22 @@ pub async fn blind(tx: &mut Tx, task_id: &str) -> Result<bool> {
         .blind(r.try_get::<i64, _>("blind_review")? != 0))
 }
 
+/// How long a store's latest `limit` verdicts took, claim to answer, in ms.
+pub async fn recent_handling_ms(
+    conn: &mut AnyConnection,
+    store_id: &str,
+    limit: i64,
+) -> Result<Vec<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT v.handling_ms FROM verdicts v JOIN review_tasks t ON t.id = v.task_id \
+         WHERE t.store_id = $1 ORDER BY v.created_at DESC LIMIT $2",
+    )
+    .bind(store_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
 /// When the event a task shows happened, epoch ms.
 pub async fn event_occurred_at(tx: &mut Tx, event_pk: &str) -> Result<i64> {
     Ok(

@@ -94,6 +94,47 @@ pub fn review_cost_cents(hourly_cost_cents: i64, median_handling_ms: i64) -> f64
     hourly_cost_cents.max(0) as f64 * median_handling_ms.max(0) as f64 / 3_600_000.0
 }
 
+/// Verdicts a store needs before its own median handling time replaces
+/// the configured one.
+pub const MIN_MEASURED: usize = 20;
+
+/// What labeler time costs: an hourly cost and how long a review takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaborCost {
+    /// An hour of a labeler, in cents.
+    pub hourly_cents: i64,
+    /// How long a review takes, in milliseconds.
+    pub handling_ms: i64,
+}
+
+impl LaborCost {
+    /// The same cost with the median of `handling_ms` (a store's recent
+    /// verdicts) as the time a review takes, once there are
+    /// [`MIN_MEASURED`] of them.
+    pub fn measured(self, handling_ms: &[i64]) -> LaborCost {
+        if handling_ms.len() < MIN_MEASURED {
+            return self;
+        }
+        let mut sorted = handling_ms.to_vec();
+        sorted.sort_unstable();
+        let n = sorted.len();
+        let median = if n % 2 == 1 {
+            sorted[n / 2]
+        } else {
+            (sorted[n / 2 - 1] + sorted[n / 2]) / 2
+        };
+        LaborCost {
+            handling_ms: median,
+            ..self
+        }
+    }
+
+    /// What one review costs, in cents.
+    pub fn review_cents(self) -> f64 {
+        review_cost_cents(self.hourly_cents, self.handling_ms)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +220,24 @@ mod tests {
             expected_error_cents(&cands, 0, 1, &outcomes(&cands, 0, 1.0)),
             0.0
         ));
+    }
+
+    #[test]
+    fn a_stores_own_handling_time_counts_once_there_is_enough_of_it() {
+        let labor = LaborCost {
+            hourly_cents: 2250,
+            handling_ms: 8000,
+        };
+        assert!(close(labor.review_cents(), 5.0));
+        let few = vec![60_000; MIN_MEASURED - 1];
+        assert_eq!(labor.measured(&few), labor);
+        let mut many = vec![60_000; MIN_MEASURED];
+        many.push(1_000);
+        let m = labor.measured(&many);
+        assert_eq!(m.handling_ms, 60_000);
+        assert!(close(m.review_cents(), 37.5));
+        let even: Vec<i64> = (1..=20).map(|i| i * 1000).collect();
+        assert_eq!(labor.measured(&even).handling_ms, 10_500);
     }
 
     #[test]

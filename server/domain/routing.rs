@@ -39,8 +39,9 @@ pub struct RoutingPolicy {
     #[serde(default)]
     pub mode: RoutingMode,
     /// What one review costs, in cents, for `charge-aware` routing; `null`
-    /// takes it from the labeler hourly cost and the usual handling time
-    /// (the settings `labeler_hourly_cost_cents` and `review_handling_ms`).
+    /// takes it from the labeler hourly cost (`labeler_hourly_cost_cents`)
+    /// and the store's median handling time (`review_handling_ms` until it
+    /// has enough verdicts).
     #[serde(default)]
     pub review_cost_cents: Option<i64>,
     /// Review when the top candidate's confidence is below this.

@@ -11,7 +11,7 @@ use crate::db::stores::Store;
 use crate::db::tasks::{self, NewTask};
 use crate::db::{new_id, Db, Tx};
 use crate::domain::calibration::Calibration;
-use crate::domain::charge;
+use crate::domain::charge::{self, LaborCost};
 use crate::domain::event::{EventInput, ValidEvent};
 use crate::domain::lifecycle::{self, EventStatus, RouteName, TaskPurpose, TaskStatus};
 use crate::domain::routing::{self, Exposure, ReviewReason, Route, RoutingMode};
@@ -111,6 +111,9 @@ impl From<sqlx::Error> for Refusal {
     }
 }
 
+/// The store's latest verdicts whose median handling time prices a review.
+const HANDLING_SAMPLE: i64 = 500;
+
 /// A store's calibration for `model` at `now`: fitted on the events people
 /// labelled within [`crate::domain::calibration::WINDOW_MS`].
 pub async fn calibration_of(
@@ -132,36 +135,29 @@ pub async fn calibration_of(
 
 /// Ingests events in one transaction, all or none, in order; their outcomes
 /// in request order. `audit_draw` gives each new event its uniform draw for
-/// the audit sample; `default_review_cost_cents` is what a review costs a
-/// store in charge-aware mode that does not set its own
-/// ([`crate::config::Config::review_cost_cents`]).
+/// the audit sample; `labor` is what labeler time costs, for a store in
+/// charge-aware mode that does not set its own review cost (its measured
+/// median handling time replaces the configured one once it has
+/// [`charge::MIN_MEASURED`] verdicts).
 pub async fn ingest(
     db: &Db,
     store: &Store,
     incoming: &[Incoming<'_>],
     now: i64,
-    default_review_cost_cents: f64,
+    labor: LaborCost,
     mut audit_draw: impl FnMut() -> f64,
 ) -> Result<Vec<Outcome>, Refusal> {
     let mut tx = db.begin().await?;
     let events: Vec<&ValidEvent> = incoming.iter().map(|i| i.event).collect();
-    let mut batch = Batch::prepare(&mut tx, store, &events, now).await?;
+    let mut batch = Batch::prepare(&mut tx, store, &events, now, labor).await?;
     let mut outcomes = Vec::with_capacity(incoming.len());
     for (i, inc) in incoming.iter().enumerate() {
-        let outcome = one(
-            &mut tx,
-            &mut batch,
-            store,
-            inc,
-            now,
-            default_review_cost_cents,
-            audit_draw(),
-        )
-        .await
-        .map_err(|error| Refusal {
-            index: Some(i),
-            error,
-        })?;
+        let outcome = one(&mut tx, &mut batch, store, inc, now, audit_draw())
+            .await
+            .map_err(|error| Refusal {
+                index: Some(i),
+                error,
+            })?;
         outcomes.push(outcome);
     }
     tx.commit().await?;
@@ -184,6 +180,8 @@ struct Batch {
     /// For charge-aware routing: the store's calibration per model version
     /// of the batch.
     calibrations: HashMap<Option<String>, Calibration>,
+    /// For charge-aware routing: what a review costs the store, in cents.
+    review_cost_cents: f64,
 }
 
 impl Batch {
@@ -193,6 +191,7 @@ impl Batch {
         store: &Store,
         events: &[&ValidEvent],
         now: i64,
+        labor: LaborCost,
     ) -> Result<Batch> {
         let mut batch = Batch::default();
         let skus: BTreeSet<&str> = events
@@ -215,6 +214,13 @@ impl Batch {
             batch.sessions.insert(session_id.to_string(), state);
         }
         if store.policy.mode == RoutingMode::ChargeAware {
+            batch.review_cost_cents = match store.policy.review_cost_cents {
+                Some(cents) => cents as f64,
+                None => {
+                    let recent = tasks::recent_handling_ms(tx, &store.id, HANDLING_SAMPLE).await?;
+                    labor.measured(&recent).review_cents()
+                }
+            };
             let models: BTreeSet<Option<&str>> =
                 events.iter().map(|e| e.model_version.as_deref()).collect();
             for model in models {
@@ -265,7 +271,6 @@ async fn one(
     store: &Store,
     inc: &Incoming<'_>,
     now: i64,
-    default_review_cost_cents: f64,
     audit_draw: f64,
 ) -> Result<Outcome> {
     let ev = inc.event;
@@ -320,10 +325,7 @@ async fn one(
                     ev.quantity,
                     &outcomes,
                 ),
-                review_cost_cents: store
-                    .policy
-                    .review_cost_cents
-                    .map_or(default_review_cost_cents, |c| c as f64),
+                review_cost_cents: batch.review_cost_cents,
             })
         }
         _ => None,

@@ -439,7 +439,7 @@ async fn policy_page(
             .review_cost_cents
             .map(|v| v.to_string())
             .unwrap_or_default(),
-        default_cost: format!("{:.1}", state.config.review_cost_cents()),
+        default_cost: format!("{:.1}", state.config.labor_cost().review_cents()),
         calibration_model: model.unwrap_or_else(|| "events without a model version".into()),
         calibration,
         high_value: store
