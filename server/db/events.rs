@@ -241,25 +241,6 @@ pub async fn relabel(tx: &mut Tx, event_pk: &str, label: &Label, by: &str) -> Re
     Ok(())
 }
 
-/// The label an event is settled with, if it is.
-pub async fn final_label(tx: &mut Tx, event_pk: &str) -> Result<Option<Label>> {
-    let Some(r) = sqlx::query(&format!(
-        "SELECT final_action, final_sku, final_quantity FROM events WHERE id = $1 AND status = '{}'",
-        EventStatus::Resolved
-    ))
-    .bind(event_pk)
-    .fetch_optional(&mut **tx)
-    .await?
-    else {
-        return Ok(None);
-    };
-    Ok(Some(super::rollup::label(
-        r.try_get("final_action")?,
-        r.try_get("final_sku")?,
-        r.try_get("final_quantity")?,
-    )?))
-}
-
 /// An event behind a receipt line, as a dispute needs it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LineEvent {

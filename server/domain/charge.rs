@@ -115,17 +115,13 @@ impl LaborCost {
         if handling_ms.len() < MIN_MEASURED {
             return self;
         }
-        let mut sorted = handling_ms.to_vec();
-        sorted.sort_unstable();
-        let n = sorted.len();
-        let median = if n % 2 == 1 {
-            sorted[n / 2]
-        } else {
-            (sorted[n / 2 - 1] + sorted[n / 2]) / 2
-        };
-        LaborCost {
-            handling_ms: median,
-            ..self
+        let times: Vec<f64> = handling_ms.iter().map(|&ms| ms as f64).collect();
+        match super::stats::percentile(&times, 50.0) {
+            Some(median) => LaborCost {
+                handling_ms: median.round() as i64,
+                ..self
+            },
+            None => self,
         }
     }
 

@@ -299,9 +299,10 @@ async fn one(
     let exited_at = session.exited_at;
 
     let confidences: Vec<f64> = ev.candidates.iter().map(|c| c.confidence).collect();
-    let top = routing::top_index(&confidences).map(|i| &ev.candidates[i]);
+    let top_index = routing::top_index(&confidences);
+    let top = top_index.map(|i| &ev.candidates[i]);
     let top_value = top.map(|c| catalog[&c.sku].price_cents * ev.quantity);
-    let exposure = match (store.policy.mode, routing::top_index(&confidences)) {
+    let exposure = match (store.policy.mode, top_index) {
         (RoutingMode::ChargeAware, Some(top)) => {
             let calibration = batch
                 .calibrations
