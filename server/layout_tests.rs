@@ -191,6 +191,15 @@ const FORBIDDEN_IMPORTS: &[(&str, &[&str])] = &[
         &["api", "web", "http", "jobs", "login", "demo", "bench"],
     ),
     ("http", &["api", "web", "review", "jobs"]),
+    // The simulator runs the domain's rules and nothing else: no database,
+    // no HTTP, no clock.
+    (
+        "sim",
+        &[
+            "api", "web", "http", "review", "jobs", "login", "db", "storage", "clock", "metrics",
+            "demo", "bench", "export", "error",
+        ],
+    ),
     ("api", &["web"]),
     ("web", &["api"]),
 ];

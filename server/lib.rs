@@ -93,6 +93,7 @@ pub mod jobs;
 pub mod login;
 pub mod metrics;
 pub mod review;
+pub mod sim;
 pub mod storage;
 pub mod web;
 

@@ -69,6 +69,9 @@ enum Command {
     /// Writes resolved events as training data: a JSONL manifest, WebDataset
     /// tar shards and a dataset card (see docs/export.md).
     Export(recount::export::cli::ExportArgs),
+    /// Runs store days through the review rules on a virtual clock and
+    /// compares routing policies (see docs/economics.md).
+    Simulate(recount::sim::cli::SimulateArgs),
     /// Measures throughput and latency (see docs/benchmarks.md).
     #[cfg(feature = "bench")]
     #[command(subcommand)]
@@ -343,6 +346,7 @@ async fn main() -> anyhow::Result<()> {
             );
             print(json!({"store_id": store_id, "blind_review": on}));
         }
+        Command::Simulate(args) => recount::sim::cli::run(&args)?,
         Command::Export(args) => {
             let db = open_db(&config).await?;
             recount::export::cli::export(&args, &config, &db).await?;

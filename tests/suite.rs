@@ -25,6 +25,7 @@ mod media_api;
 mod multi_process;
 mod receipts;
 mod schema_parity;
+mod simulate;
 #[cfg(feature = "bench")]
 mod storage_s3;
 #[cfg(feature = "bench")]

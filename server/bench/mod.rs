@@ -16,6 +16,7 @@ mod queue;
 mod report;
 mod seed;
 pub mod server;
+mod simulate;
 mod storeday;
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -43,6 +44,10 @@ pub enum BenchCommand {
     /// virtual clock: receipt latency with audit samples off and on the
     /// receipt's path, with the same draws.
     Storeday(storeday::StoreDayArgs),
+    /// The store-day simulator's targets on the standard day: review rate
+    /// and labeler-hours of charge-aware routing against the baseline, and
+    /// the time one day takes to simulate.
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Options of `recount bench queue`.
@@ -116,6 +121,7 @@ pub async fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<()> {
         BenchCommand::Dashboard(args) => dashboard::run(&args, config).await,
         BenchCommand::Export(args) => export::run(&args, config).await,
         BenchCommand::Storeday(args) => storeday::run(&args, config).await,
+        BenchCommand::Simulate(args) => simulate::run(&args),
     }
 }
 

@@ -13,6 +13,9 @@
 //! by `q · price_t`. A confusion between two products of the same price can
 //! make no wrong charge, however unsure the model is.
 
+use super::calibration::Calibration;
+use super::routing::Exposure;
+
 /// One candidate as the rule needs it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Priced {
@@ -86,6 +89,28 @@ pub fn expected_error_cents(
         .map(|(c, p)| p * (price - c.unit_price_cents as f64).abs())
         .sum();
     q * (wrong_product + outcomes.nothing * price)
+}
+
+/// What accepting candidate `top` at `quantity` units risks, as
+/// `charge-aware` routing weighs it: the expected charge error with the top
+/// candidate right as often as `calibration` says, against what a review
+/// costs. The server's ingest and the store-day simulator both route with
+/// this, so they weigh an event alike.
+pub fn exposure(
+    candidates: &[Priced],
+    top: usize,
+    quantity: i64,
+    calibration: &Calibration,
+    review_cost_cents: f64,
+) -> Exposure {
+    let p_top = candidates
+        .get(top)
+        .map_or(0.0, |c| calibration.probability(c.confidence));
+    let outcomes = outcomes(candidates, top, p_top);
+    Exposure {
+        expected_error_cents: expected_error_cents(candidates, top, quantity, &outcomes),
+        review_cost_cents,
+    }
 }
 
 /// The cost of one review in cents: a labeler's hourly cost over the hour's

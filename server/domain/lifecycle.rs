@@ -21,7 +21,7 @@
 use std::fmt;
 
 use super::consensus::{self, Answer, EscalationReason, Outcome};
-use super::routing::RoutingPolicy;
+use super::routing::{ReviewReason, Route, RoutingPolicy};
 use super::Label;
 
 /// Defines a state enum with its column values, `as_str`, `parse`, `ALL` and
@@ -645,6 +645,30 @@ pub fn deadline_after_exit(policy: &RoutingPolicy, exited_at: i64) -> i64 {
 /// finalized session is never finalized again.
 pub fn may_finalize(session: SessionStatus, open_reviews: i64) -> bool {
     session == SessionStatus::Exited && open_reviews == 0
+}
+
+/// What a routed event's task is for: an audit sample is settled with the
+/// model's answer at once, as it would have been without the draw (its task
+/// measures, it holds nothing); any other review holds the receipt; an
+/// auto-accepted event has no task.
+pub fn purpose_of(route: Route) -> Option<TaskPurpose> {
+    match route {
+        Route::Review {
+            reason: ReviewReason::AuditSample,
+            ..
+        } => Some(TaskPurpose::Audit),
+        Route::Review { .. } => Some(TaskPurpose::Review),
+        Route::AutoAccepted => None,
+    }
+}
+
+/// Where a ready task stands in the queue, lowest first: by purpose
+/// ([`TaskPurpose::priority`]), then the earliest receipt deadline, then
+/// the oldest. The claim query orders by the same three columns
+/// (`priority, deadline_at, created_at`); the store-day simulator sorts by
+/// this key.
+pub fn queue_rank(purpose: TaskPurpose, deadline_at: i64, created_at: i64) -> (i64, i64, i64) {
+    (purpose.priority(), deadline_at, created_at)
 }
 
 /// Whether a labeler may take an audit sample now (no receipt work being

@@ -14,7 +14,7 @@ use crate::domain::calibration::Calibration;
 use crate::domain::charge::{self, LaborCost};
 use crate::domain::event::{EventInput, ValidEvent};
 use crate::domain::lifecycle::{self, EventStatus, RouteName, TaskPurpose, TaskStatus};
-use crate::domain::routing::{self, Exposure, ReviewReason, Route, RoutingMode};
+use crate::domain::routing::{self, Route, RoutingMode};
 use crate::error::{Code, Error, Result};
 use crate::review::receipts::session_refused;
 use crate::review::{locks, media};
@@ -317,33 +317,20 @@ async fn one(
                     unit_price_cents: catalog[&c.sku].price_cents,
                 })
                 .collect();
-            let p_top = calibration.probability(confidences[top]);
-            let outcomes = charge::outcomes(&priced, top, p_top);
-            Some(Exposure {
-                expected_error_cents: charge::expected_error_cents(
-                    &priced,
-                    top,
-                    ev.quantity,
-                    &outcomes,
-                ),
-                review_cost_cents: batch.review_cost_cents,
-            })
+            Some(charge::exposure(
+                &priced,
+                top,
+                ev.quantity,
+                &calibration,
+                batch.review_cost_cents,
+            ))
         }
         _ => None,
     };
     let route = routing::route(&store.policy, &confidences, top_value, exposure, audit_draw);
 
     let event_pk = new_id();
-    // An audit sample is settled with the model's answer at once, as it
-    // would have been without the draw: its task measures, it holds nothing.
-    let purpose = match route {
-        Route::Review {
-            reason: ReviewReason::AuditSample,
-            ..
-        } => Some(TaskPurpose::Audit),
-        Route::Review { .. } => Some(TaskPurpose::Review),
-        Route::AutoAccepted => None,
-    };
+    let purpose = lifecycle::purpose_of(route);
     let (route_name, status) = match purpose {
         Some(TaskPurpose::Review) => (RouteName::Review, EventStatus::Review),
         _ => (RouteName::AutoAccepted, EventStatus::Resolved),
