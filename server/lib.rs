@@ -141,7 +141,14 @@ pub struct AppState {
     pub tokens: Arc<TokenCache>,
     /// Failed-login throttle.
     pub logins: Arc<login::LoginGuard>,
+    /// Where each new event's audit draw comes from (uniform in `[0, 1)`):
+    /// random in service; a run that must be repeatable (the simulator's
+    /// agreement test) gives its own sequence, as it gives its own clock.
+    pub audit_draw: AuditDraw,
 }
+
+/// A source of audit draws.
+pub type AuditDraw = Arc<dyn Fn() -> f64 + Send + Sync>;
 
 impl AppState {
     /// The state of one instance: blob store and media limits from `config`.
@@ -162,6 +169,7 @@ impl AppState {
             scratch,
             tokens: Arc::new(TokenCache::default()),
             logins: Arc::new(login::LoginGuard::default()),
+            audit_draw: Arc::new(rand::random::<f64>),
         })
     }
 

@@ -8,6 +8,7 @@
 mod common;
 mod browser;
 
+mod agreement;
 mod bad_input;
 mod browser_harness;
 #[cfg(feature = "demo")]

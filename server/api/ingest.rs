@@ -207,7 +207,7 @@ pub async fn post_events(
         &incoming,
         state.now(),
         state.config.labor_cost(),
-        rand::random::<f64>,
+        || (state.audit_draw)(),
     )
     .await
     .map_err(|r| match r.index {

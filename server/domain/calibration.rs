@@ -79,27 +79,78 @@ impl Calibration {
     /// Fits the calibration of `observations` (confidences outside `[0, 1]`
     /// are clamped, non-positive weights ignored).
     pub fn fit(observations: &[Observation]) -> Calibration {
-        #[derive(Default, Clone, Copy)]
-        struct Sums {
-            count: u64,
-            w: f64,
-            w2: f64,
-            w_right: f64,
-            w_conf: f64,
-        }
-        let mut sums = [Sums::default(); BINS];
+        let mut observed = Observed::default();
         for o in observations {
-            if !(o.weight > 0.0 && o.weight.is_finite() && o.confidence.is_finite()) {
-                continue;
-            }
-            let c = o.confidence.clamp(0.0, 1.0);
-            let s = &mut sums[bin_of(c)];
-            s.count += 1;
-            s.w += o.weight;
-            s.w2 += o.weight * o.weight;
-            s.w_right += if o.right { o.weight } else { 0.0 };
-            s.w_conf += o.weight * c;
+            observed.add(o);
         }
+        observed.fit()
+    }
+
+    /// The probability that a top candidate of `confidence` is right:
+    /// linear between the bins' mean confidences; beyond the outermost
+    /// ones, as far from the confidence as the nearest bin is (parallel to
+    /// the prior), within `[0, 1]`. Flat ends would rate every event above
+    /// the top bin's mean alike, and that bin holds most of a good model's
+    /// events: a 0.99 and a 0.95 call would carry the same risk.
+    pub fn probability(&self, confidence: f64) -> f64 {
+        let c = confidence.clamp(0.0, 1.0);
+        let (Some(first), Some(last)) = (self.bins.first(), self.bins.last()) else {
+            return c;
+        };
+        if c <= first.confidence {
+            return (first.probability + c - first.confidence).clamp(0.0, 1.0);
+        }
+        for pair in self.bins.windows(2) {
+            let (a, b) = (&pair[0], &pair[1]);
+            if c <= b.confidence {
+                let span = b.confidence - a.confidence;
+                if span <= 0.0 {
+                    return b.probability;
+                }
+                let t = (c - a.confidence) / span;
+                return a.probability + t * (b.probability - a.probability);
+            }
+        }
+        (last.probability + c - last.confidence).clamp(0.0, 1.0)
+    }
+}
+
+/// Observations summed per bin, added one at a time; [`Calibration::fit`]
+/// sums a list the same way. A caller that learns as events are labelled
+/// (the simulator, as the server refits at every ingest) keeps one.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Observed {
+    sums: [Sums; BINS],
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct Sums {
+    count: u64,
+    w: f64,
+    w2: f64,
+    w_right: f64,
+    w_conf: f64,
+}
+
+impl Observed {
+    /// Adds one observation (ignored when its weight is not positive or a
+    /// value is not finite).
+    pub fn add(&mut self, o: &Observation) {
+        if !(o.weight > 0.0 && o.weight.is_finite() && o.confidence.is_finite()) {
+            return;
+        }
+        let c = o.confidence.clamp(0.0, 1.0);
+        let s = &mut self.sums[bin_of(c)];
+        s.count += 1;
+        s.w += o.weight;
+        s.w2 += o.weight * o.weight;
+        s.w_right += if o.right { o.weight } else { 0.0 };
+        s.w_conf += o.weight * c;
+    }
+
+    /// The calibration of what was added.
+    pub fn fit(&self) -> Calibration {
+        let sums = &self.sums;
         let mut bins: Vec<CalibrationBin> = Vec::with_capacity(BINS);
         let mut evidence: Vec<f64> = Vec::with_capacity(BINS);
         for (i, s) in sums.iter().enumerate() {
@@ -131,34 +182,6 @@ impl Calibration {
             b.probability = p;
         }
         Calibration { bins }
-    }
-
-    /// The probability that a top candidate of `confidence` is right:
-    /// linear between the bins' mean confidences; beyond the outermost
-    /// ones, as far from the confidence as the nearest bin is (parallel to
-    /// the prior), within `[0, 1]`. Flat ends would rate every event above
-    /// the top bin's mean alike, and that bin holds most of a good model's
-    /// events: a 0.99 and a 0.95 call would carry the same risk.
-    pub fn probability(&self, confidence: f64) -> f64 {
-        let c = confidence.clamp(0.0, 1.0);
-        let (Some(first), Some(last)) = (self.bins.first(), self.bins.last()) else {
-            return c;
-        };
-        if c <= first.confidence {
-            return (first.probability + c - first.confidence).clamp(0.0, 1.0);
-        }
-        for pair in self.bins.windows(2) {
-            let (a, b) = (&pair[0], &pair[1]);
-            if c <= b.confidence {
-                let span = b.confidence - a.confidence;
-                if span <= 0.0 {
-                    return b.probability;
-                }
-                let t = (c - a.confidence) / span;
-                return a.probability + t * (b.probability - a.probability);
-            }
-        }
-        (last.probability + c - last.confidence).clamp(0.0, 1.0)
     }
 }
 

@@ -43,9 +43,13 @@ pub struct Event {
     pub candidates: [(u32, f64); 3],
     /// The routing rule's audit draw, uniform in `[0, 1)`.
     pub audit_draw: f64,
-    /// What accepting the top candidate risks (with the review cost of the
-    /// day; a policy with its own review cost replaces that part).
+    /// What accepting the top candidate risks as a store with no labelled
+    /// history weighs it (the prior calibration, the day's review cost).
     pub exposure: Exposure,
+    /// The expected charge error of accepting the top candidate with the
+    /// model's true accuracy at this confidence (the day's `overconfidence`
+    /// included): what the figures count, whatever routing believed.
+    pub true_expected_error_cents: f64,
 }
 
 impl Event {
@@ -155,6 +159,13 @@ impl Drawn {
                     unit_price_cents: products[p as usize].price_cents,
                 });
                 let exposure = charge::exposure(&priced, 0, 1, &calibration, day.review_cost_cents);
+                let p_right = top_confidence * (1.0 - day.model.overconfidence);
+                let true_expected_error_cents = charge::expected_error_cents(
+                    &priced,
+                    0,
+                    1,
+                    &charge::outcomes(&priced, 0, p_right),
+                );
                 events.push(Event {
                     shopper: i as u32,
                     at,
@@ -163,6 +174,7 @@ impl Drawn {
                     candidates,
                     audit_draw: rng.gen(),
                     exposure,
+                    true_expected_error_cents,
                 });
             }
             shoppers.push(Shopper {

@@ -21,10 +21,12 @@ use super::day::Day;
 use super::draw::{Drawn, Reviewer, HOUR, MINUTE};
 use super::figures::{Figures, Tally};
 use super::policy::{Audits, Order, SimPolicy};
+use crate::domain::calibration::{Calibration, Observation, Observed};
+use crate::domain::charge::{self, Priced};
 use crate::domain::consensus::{Answer, EscalationReason};
 use crate::domain::lifecycle::{self, Crew, Pending, SessionStatus, Task, TaskPurpose, TaskStatus};
 use crate::domain::receipt::{self, SettledEvent};
-use crate::domain::routing::{self, Exposure, Route, RoutingMode, RoutingPolicy};
+use crate::domain::routing::{self, Exposure, ReviewReason, Route, RoutingMode, RoutingPolicy};
 use crate::domain::{Action, Label};
 
 /// Lease length of a claim, as the server's default `lease_ttl_ms`.
@@ -72,16 +74,35 @@ impl Staffing {
 }
 
 /// How `policy` routes `event` of `drawn`: the server's rule, fed what the
-/// server's ingest would feed it.
-pub fn route_event(policy: &SimPolicy, day: &Day, drawn: &Drawn, event: usize) -> Route {
+/// server's ingest would feed it. `calibration` is the store's as learned
+/// so far; `None` takes the calibration a store starts with (the day's own
+/// exposure, computed once).
+pub fn route_event(
+    policy: &SimPolicy,
+    day: &Day,
+    drawn: &Drawn,
+    event: usize,
+    calibration: Option<&Calibration>,
+) -> Route {
     let e = &drawn.events[event];
     let r: &RoutingPolicy = &policy.routing;
     let top_value = drawn.products[e.top() as usize].price_cents;
-    let exposure = (r.mode == RoutingMode::ChargeAware).then(|| Exposure {
-        expected_error_cents: e.exposure.expected_error_cents,
-        review_cost_cents: r
-            .review_cost_cents
-            .map_or(day.review_cost_cents, |c| c as f64),
+    let review_cost = r
+        .review_cost_cents
+        .map_or(day.review_cost_cents, |c| c as f64);
+    let expected_error = match calibration {
+        Some(calibration) => {
+            let priced = e.candidates.map(|(p, c)| Priced {
+                confidence: c,
+                unit_price_cents: drawn.products[p as usize].price_cents,
+            });
+            charge::exposure(&priced, 0, 1, calibration, review_cost).expected_error_cents
+        }
+        None => e.exposure.expected_error_cents,
+    };
+    let exposure = (r.mode == RoutingMode::ChargeAware).then_some(Exposure {
+        expected_error_cents: expected_error,
+        review_cost_cents: review_cost,
     });
     routing::route(r, &e.confidences(), Some(top_value), exposure, e.audit_draw)
 }
@@ -94,6 +115,62 @@ pub fn purpose(policy: &SimPolicy, route: Route) -> Option<TaskPurpose> {
         (Some(TaskPurpose::Audit), Audits::Hold) => Some(TaskPurpose::Review),
         (p, _) => p,
     }
+}
+
+/// One person's turn on an event's task: how long it takes and the product
+/// their answer names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Turn {
+    /// Handling time, ms.
+    pub took_ms: i64,
+    /// The product named (the truth when they are right, else one of the
+    /// other candidates).
+    pub product: u32,
+}
+
+/// The `turn`-th turn (0 for the first verdict) of `who` on event `event`:
+/// a pure function of the day's seed, so a simulation and a run through the
+/// real server (the agreement test) see the same people.
+pub fn turn(day: &Day, drawn: &Drawn, event: usize, turn: u32, who: Reviewer) -> Turn {
+    let e = &drawn.events[event];
+    let draw = drawn.review(event, turn, who);
+    let (median_s, accuracy) = match who {
+        Reviewer::Labeler => (day.labelers.handling_median_seconds, day.labelers.accuracy),
+        Reviewer::Supervisor => (
+            day.supervisors.handling_median_seconds,
+            day.supervisors.accuracy,
+        ),
+    };
+    let product = if draw.is_right(accuracy) {
+        e.truth
+    } else {
+        let wrong: Vec<u32> = e
+            .candidates
+            .iter()
+            .map(|c| c.0)
+            .filter(|&p| p != e.truth)
+            .collect();
+        wrong[draw.wrong_choice(wrong.len())]
+    };
+    Turn {
+        took_ms: draw.time_ms(median_s * 1_000.0, day.labelers.handling_sigma),
+        product,
+    }
+}
+
+/// What happened to each event and receipt in a run, for comparing it with
+/// the real server.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Trace {
+    /// Per event: `None` when auto-accepted, else why it went to people.
+    pub reasons: Vec<Option<ReviewReason>>,
+    /// Per shopper: when the receipt became final (ms from opening).
+    pub finalized_at: Vec<Option<i64>>,
+    /// Per shopper: the receipt total at the end of the day, adjustments
+    /// included, in cents.
+    pub totals: Vec<i64>,
+    /// Per shopper: the receipt's version at the end of the day.
+    pub versions: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -117,7 +194,6 @@ struct SimTask {
     deadline: i64,
     generation: u32,
     key: Option<QueueKey>,
-    turns: u32,
 }
 
 type QueueKey = (i64, i64, i64, u32);
@@ -134,7 +210,15 @@ struct Session {
 #[derive(Clone, Copy, Default)]
 struct Worker {
     on: bool,
-    busy: Option<(u32, i64, i64)>,
+    busy: Option<Busy>,
+}
+
+#[derive(Clone, Copy)]
+struct Busy {
+    task: u32,
+    started: i64,
+    due: i64,
+    product: u32,
 }
 
 /// A run of one policy over one drawn day with one staffing.
@@ -156,6 +240,12 @@ pub struct Run<'a> {
     on_count: i64,
     idle_on: i64,
     tally: Tally,
+    reasons: Vec<Option<ReviewReason>>,
+    versions: Vec<u32>,
+    /// What people labelled so far, and the calibration fitted on it: the
+    /// server refits at every ingest, so routing learns during the day.
+    observed: Observed,
+    calibration: Option<Calibration>,
 }
 
 impl<'a> Run<'a> {
@@ -166,6 +256,16 @@ impl<'a> Run<'a> {
         policy: &'a SimPolicy,
         staffing: &'a Staffing,
     ) -> Figures {
+        Run::traced(day, drawn, policy, staffing).0
+    }
+
+    /// The same run, with what happened to each event and receipt.
+    pub fn traced(
+        day: &'a Day,
+        drawn: &'a Drawn,
+        policy: &'a SimPolicy,
+        staffing: &'a Staffing,
+    ) -> (Figures, Trace) {
         let crew = staffing.per_hour.iter().copied().max().unwrap_or(0) as usize;
         let mut run = Run {
             day,
@@ -187,6 +287,10 @@ impl<'a> Run<'a> {
             on_count: 0,
             idle_on: 0,
             tally: Tally::default(),
+            reasons: vec![None; drawn.events.len()],
+            versions: vec![0; drawn.shoppers.len()],
+            observed: Observed::default(),
+            calibration: None,
         };
         for h in 0..=staffing.per_hour.len() {
             run.at(h as i64 * HOUR, Happening::Staff(h as u32));
@@ -248,15 +352,24 @@ impl<'a> Run<'a> {
     fn occur(&mut self, now: i64, e: u32) {
         let event = &self.drawn.events[e as usize];
         let shopper = event.shopper as usize;
-        let route = route_event(self.policy, self.day, self.drawn, e as usize);
+        let calibration = self.calibration.get_or_insert_with(|| self.observed.fit());
+        let route = route_event(
+            self.policy,
+            self.day,
+            self.drawn,
+            e as usize,
+            Some(calibration),
+        );
         self.tally.events += 1;
         let Route::Review {
-            required_verdicts, ..
+            required_verdicts,
+            reason,
         } = route
         else {
             self.tally.auto_accepted(event);
             return;
         };
+        self.reasons[e as usize] = Some(reason);
         let purpose = purpose(self.policy, route).expect("a review has a purpose");
         if !purpose.holds_receipt() {
             // Settled with the model's answer now; the audit measures.
@@ -288,7 +401,6 @@ impl<'a> Run<'a> {
             deadline,
             generation: 0,
             key: None,
-            turns: 0,
         });
         self.sessions[shopper].tasks.push(t);
         self.enqueue(t);
@@ -429,13 +541,23 @@ impl<'a> Run<'a> {
         if let Some(key) = task.key.take() {
             self.ready.remove(&key);
         }
-        let draw = self
-            .drawn
-            .review(task.event as usize, task.turns, Reviewer::Labeler);
-        task.turns += 1;
-        let spec = &self.day.labelers;
-        let took = draw.time_ms(spec.handling_median_seconds * 1_000.0, spec.handling_sigma);
-        self.labelers[l as usize].busy = Some((t, now, now + took));
+        let n = task.answers.len() as u32;
+        let Turn {
+            took_ms: took,
+            product,
+        } = turn(
+            self.day,
+            self.drawn,
+            task.event as usize,
+            n,
+            Reviewer::Labeler,
+        );
+        self.labelers[l as usize].busy = Some(Busy {
+            task: t,
+            started: now,
+            due: now + took,
+            product,
+        });
         self.idle_on -= 1;
         self.at(now + took, Happening::Verdict(l, t));
         if took > HEARTBEAT_MS {
@@ -444,7 +566,10 @@ impl<'a> Run<'a> {
     }
 
     fn beat(&mut self, now: i64, l: u32, t: u32) {
-        let Some((held, _, due)) = self.labelers[l as usize].busy else {
+        let Some(Busy {
+            task: held, due, ..
+        }) = self.labelers[l as usize].busy
+        else {
             return;
         };
         if held != t {
@@ -460,29 +585,6 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn answer(&self, t: u32, turn: u32, who: Reviewer) -> (Answer, u32) {
-        let task = &self.tasks[t as usize];
-        let e = task.event as usize;
-        let event = &self.drawn.events[e];
-        let draw = self.drawn.review(e, turn, who);
-        let accuracy = match who {
-            Reviewer::Labeler => self.day.labelers.accuracy,
-            Reviewer::Supervisor => self.day.supervisors.accuracy,
-        };
-        let product = if draw.is_right(accuracy) {
-            event.truth
-        } else {
-            let wrong: Vec<u32> = event
-                .candidates
-                .iter()
-                .map(|c| c.0)
-                .filter(|&p| p != event.truth)
-                .collect();
-            wrong[draw.wrong_choice(wrong.len())]
-        };
-        (Answer::Label(self.label(event.action, product)), product)
-    }
-
     fn label(&self, action: Action, product: u32) -> Label {
         Label::new(
             action,
@@ -492,13 +594,14 @@ impl<'a> Run<'a> {
     }
 
     fn verdict(&mut self, now: i64, l: u32, t: u32) {
-        let (_, started, _) = self.labelers[l as usize].busy.take().expect("busy with it");
+        let busy = self.labelers[l as usize].busy.take().expect("busy with it");
         if self.labelers[l as usize].on {
             self.idle_on += 1;
         }
-        self.tally.verdict(now - started);
-        let turn = self.tasks[t as usize].answers.len() as u32;
-        let (answer, product) = self.answer(t, turn, Reviewer::Labeler);
+        self.tally.verdict(now - busy.started);
+        let product = busy.product;
+        let event = &self.drawn.events[self.tasks[t as usize].event as usize];
+        let answer = Answer::Label(self.label(event.action, product));
         let name = &self.names[l as usize];
         let task = &mut self.tasks[t as usize];
         task.answers.push(answer);
@@ -531,24 +634,26 @@ impl<'a> Run<'a> {
             };
             let t = key.3;
             let e = self.tasks[t as usize].event as usize;
-            let draw = self.drawn.review(e, 0, Reviewer::Supervisor);
-            let spec = &self.day.supervisors;
-            let took = draw.time_ms(
-                spec.handling_median_seconds * 1_000.0,
-                self.day.labelers.handling_sigma,
-            );
-            self.supervisors[s].busy = Some((t, now, now + took));
-            self.at(now + took, Happening::Settle(s as u32, t));
+            let Turn { took_ms, product } = turn(self.day, self.drawn, e, 0, Reviewer::Supervisor);
+            self.supervisors[s].busy = Some(Busy {
+                task: t,
+                started: now,
+                due: now + took_ms,
+                product,
+            });
+            self.at(now + took_ms, Happening::Settle(s as u32, t));
         }
     }
 
     fn settle_escalated(&mut self, now: i64, s: u32, t: u32) {
-        let (_, started, _) = self.supervisors[s as usize]
+        let busy = self.supervisors[s as usize]
             .busy
             .take()
             .expect("busy with it");
-        self.tally.settlement(now - started);
-        let (answer, product) = self.answer(t, 0, Reviewer::Supervisor);
+        self.tally.settlement(now - busy.started);
+        let product = busy.product;
+        let event = &self.drawn.events[self.tasks[t as usize].event as usize];
+        let answer = Answer::Label(self.label(event.action, product));
         lifecycle::supervisor_resolve(&self.tasks[t as usize].state, answer)
             .expect("supervisors settle escalated tasks with a label");
         self.settle(now, t, product);
@@ -568,6 +673,7 @@ impl<'a> Run<'a> {
         let shopper = self.drawn.events[e].shopper as usize;
         let changed = self.labels[e] != product;
         self.labels[e] = product;
+        self.learn(e, product);
         if purpose.holds_receipt() {
             self.sessions[shopper].open_reviews -= 1;
             self.maybe_finalize(now, shopper);
@@ -575,8 +681,28 @@ impl<'a> Run<'a> {
             self.tally.audits_answered += 1;
             if changed && self.sessions[shopper].finalized_at.is_some() {
                 self.tally.adjustments += 1;
+                self.versions[shopper] += 1;
             }
         }
+    }
+
+    /// An event people labelled becomes a calibration observation, as the
+    /// server's `db::calibration::observations` reads it: an audit sample
+    /// weighs the inverse of its chance of being drawn, a review 1.
+    fn learn(&mut self, e: usize, product: u32) {
+        let event = &self.drawn.events[e];
+        let audited = self.reasons[e] == Some(ReviewReason::AuditSample);
+        let rate = self.policy.routing.audit_rate;
+        self.observed.add(&Observation {
+            confidence: event.candidates[0].1,
+            right: product == event.top(),
+            weight: if audited && rate > 0.0 {
+                1.0 / rate
+            } else {
+                1.0
+            },
+        });
+        self.calibration = None;
     }
 
     fn maybe_finalize(&mut self, now: i64, s: usize) {
@@ -587,6 +713,7 @@ impl<'a> Run<'a> {
         }
         session.status = Some(SessionStatus::Finalized);
         session.finalized_at = Some(now);
+        self.versions[s] = 1;
         let needed_a_person = session.needed_a_person;
         let shopper = &self.drawn.shoppers[s];
         let charged = self.receipt_total(shopper.events.clone(), |e| self.labels[e]);
@@ -623,7 +750,7 @@ impl<'a> Run<'a> {
         (self.drawn.products[product as usize].price_cents - truth).abs()
     }
 
-    fn finish(self) -> Figures {
+    fn finish(self) -> (Figures, Trace) {
         let after_adjustments: i64 = (0..self.drawn.events.len())
             .map(|e| self.charge_error(e, self.labels[e]))
             .sum();
@@ -632,14 +759,26 @@ impl<'a> Run<'a> {
             .iter()
             .filter(|s| s.finalized_at.is_none())
             .count() as u64;
-        self.tally.figures(
+        let trace = Trace {
+            reasons: self.reasons.clone(),
+            finalized_at: self.sessions.iter().map(|s| s.finalized_at).collect(),
+            totals: self
+                .drawn
+                .shoppers
+                .iter()
+                .map(|s| self.receipt_total(s.events.clone(), |e| self.labels[e]))
+                .collect(),
+            versions: self.versions.clone(),
+        };
+        let figures = self.tally.figures(
             self.day,
             self.policy,
             self.staffing,
             self.drawn.shoppers.len() as u64,
             after_adjustments,
             unfinished,
-        )
+        );
+        (figures, trace)
     }
 }
 

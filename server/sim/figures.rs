@@ -45,8 +45,9 @@ pub struct Figures {
     pub auto_accepted: u64,
     /// Of them, the ones where the model was wrong.
     pub auto_accepted_errors: u64,
-    /// Expected charge error of the events settled with the model's answer
-    /// (what routing weighed), in cents.
+    /// Expected charge error of the events settled with the model's answer,
+    /// at the model's true accuracy (routing weighs its own estimate, from
+    /// the calibration learned so far), in cents.
     pub expected_charge_error_cents: f64,
     /// What final receipts charged wrongly, event by event, in cents.
     pub charge_error_cents: i64,
@@ -108,7 +109,7 @@ impl Tally {
     pub(super) fn auto_accepted(&mut self, event: &Event) {
         self.auto_accepted += 1;
         self.auto_accepted_errors += u64::from(event.top() != event.truth);
-        self.expected_error += event.exposure.expected_error_cents;
+        self.expected_error += event.true_expected_error_cents;
     }
 
     pub(super) fn escalated(&mut self, reason: EscalationReason) {

@@ -20,7 +20,8 @@ pub struct Routed {
     pub events: u64,
     /// Receipts of the day.
     pub receipts: u64,
-    /// Expected charge error of the events settled with the model's answer.
+    /// Expected charge error of the events settled with the model's answer
+    /// (at the model's true accuracy).
     pub expected_error: f64,
     /// Verdicts asked for by tasks created in each hour from opening.
     pub verdicts_by_hour: Vec<f64>,
@@ -38,7 +39,8 @@ impl Routed {
     }
 }
 
-/// Routes every event of the day by `policy`, with no queue.
+/// Routes every event of the day by `policy`, with no queue and the
+/// calibration the day starts with.
 pub fn routing_pass(day: &Day, drawn: &Drawn, policy: &SimPolicy) -> Routed {
     let mut r = Routed {
         to_people: 0,
@@ -48,12 +50,12 @@ pub fn routing_pass(day: &Day, drawn: &Drawn, policy: &SimPolicy) -> Routed {
         verdicts_by_hour: vec![0.0; engine::span_hours(day, drawn) + 1],
     };
     for (i, e) in drawn.events.iter().enumerate() {
-        let route = engine::route_event(policy, day, drawn, i);
+        let route = engine::route_event(policy, day, drawn, i, None);
         let Route::Review {
             required_verdicts, ..
         } = route
         else {
-            r.expected_error += e.exposure.expected_error_cents;
+            r.expected_error += e.true_expected_error_cents;
             continue;
         };
         let hour = ((e.at / HOUR) as usize).min(r.verdicts_by_hour.len() - 1);
@@ -61,7 +63,7 @@ pub fn routing_pass(day: &Day, drawn: &Drawn, policy: &SimPolicy) -> Routed {
         if engine::purpose(policy, route).is_some_and(|p| p.holds_receipt()) {
             r.to_people += 1;
         } else {
-            r.expected_error += e.exposure.expected_error_cents;
+            r.expected_error += e.true_expected_error_cents;
         }
     }
     r

@@ -130,6 +130,21 @@ impl TestApp {
         connections: u32,
         tweak: impl FnOnce(&mut Config),
     ) -> TestApp {
+        TestApp::start_full(backend, connections, tweak, None).await
+    }
+
+    /// An app whose events take their audit draws from `draws`, in the
+    /// order they are stored (a repeatable run).
+    pub async fn start_with_draws(backend: Backend, draws: recount::AuditDraw) -> TestApp {
+        TestApp::start_full(backend, 16, |_| {}, Some(draws)).await
+    }
+
+    async fn start_full(
+        backend: Backend,
+        connections: u32,
+        tweak: impl FnOnce(&mut Config),
+        draws: Option<recount::AuditDraw>,
+    ) -> TestApp {
         init_logs();
         let db_handle = TestDb::new(backend).await;
         let db = db_handle.connect_with(connections).await;
@@ -140,7 +155,10 @@ impl TestApp {
         };
         tweak(&mut config);
         let clock = Arc::new(ManualClock::new(T0));
-        let state = AppState::new(db, config, clock.clone()).expect("app state");
+        let mut state = AppState::new(db, config, clock.clone()).expect("app state");
+        if let Some(draws) = draws {
+            state.audit_draw = draws;
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let app = recount::app(state.clone());
