@@ -48,7 +48,10 @@ fn a_day_file_runs_policies_side_by_side_and_the_same_seed_repeats_itself() {
     let policies = report["policies"].as_array().unwrap();
     assert_eq!(policies.len(), 2);
     assert_eq!(policies[0]["figures"]["policy"], "baseline");
-    assert_eq!(policies[1]["figures"]["policy"], "charge-aware");
+    assert_eq!(
+        policies[1]["figures"]["policy"],
+        "charge-aware,review-cost-cents=8"
+    );
     for p in policies {
         let f = &p["figures"];
         assert_eq!(f["receipts"], 300);

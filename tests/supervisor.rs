@@ -22,13 +22,13 @@ use recount::domain::routing::RoutingPolicy;
 const WAIT: Duration = Duration::from_secs(20);
 
 async fn launch(name: &str) -> Browser {
-    Browser::launch(
-        BrowserOptions::default()
-            .test_name(name)
-            .window_size(1440, 1000),
-    )
-    .await
-    .expect("launching Chromium")
+    launch_with(BrowserOptions::default().test_name(name)).await
+}
+
+async fn launch_with(options: BrowserOptions) -> Browser {
+    Browser::launch(options.window_size(1440, 1000))
+        .await
+        .expect("launching Chromium")
 }
 
 /// Signs in through the form, landing on `page`.
@@ -97,6 +97,40 @@ async fn only_supervisors_open_the_supervisor_pages() {
             format!("/login?next={page}?target=0.05")
         )
     );
+    // A what-if: run for supervisors, refused with the simulation's code
+    // when it names an unknown policy or an impossible day.
+    for (token, query, expected) in [
+        (
+            &labeler,
+            "whatif=baseline&shoppers=100",
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &supervisor,
+            "whatif=cheapest",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            &supervisor,
+            "whatif=baseline&shoppers=10",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            &supervisor,
+            "whatif=baseline&shoppers=many",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            &supervisor,
+            "whatif=&shoppers=100",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (&supervisor, "whatif=baseline&shoppers=100", StatusCode::OK),
+    ] {
+        let path = format!("{page}?{query}");
+        let (status, _) = page_status(&app, &path, Some(token)).await;
+        assert_eq!(status, expected, "{path}");
+    }
     for (token, target, expected) in [
         (&labeler, "2", StatusCode::FORBIDDEN),
         (&supervisor, "2", StatusCode::UNPROCESSABLE_ENTITY),
@@ -450,7 +484,13 @@ async fn the_policy_page_recommends_a_threshold_that_an_admin_applies() {
     labelled_events(&app, &key, &ana, "c", 0.75, 50, 10).await;
     set_policy(&app, &store_id, audited(0.02)).await;
 
-    let b = launch("policy").await;
+    let b = launch_with(
+        BrowserOptions::default()
+            .test_name("policy")
+            // The refused what-if is a page answered 422.
+            .ignore_console("whatif=cheapest"),
+    )
+    .await;
     sign_in(
         &b,
         &app,
@@ -622,6 +662,89 @@ async fn the_policy_page_recommends_a_threshold_that_an_admin_applies() {
         ("charge-aware", Some(4))
     );
     b.screenshot("policy-charge-aware").await.unwrap();
+
+    // What if: the store's policy (now charge-aware at 4 cents) against
+    // the threshold and the baseline on a simulated day of 300 shoppers.
+    b.eval::<Value>(
+        "document.getElementById('whatif').value = 'threshold,threshold=0.95\\nbaseline'; \
+         document.getElementById('shoppers').value = '300'; \
+         document.getElementById('whatif-form').requestSubmit(); return null",
+    )
+    .await
+    .unwrap();
+    b.wait_for(
+        "the what-if comparison",
+        "document.getElementById('whatif-table') !== null",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    let table: Vec<Vec<String>> = b
+        .eval(
+            "return [...document.querySelectorAll('#whatif-table tr')] \
+             .map(r => [...r.children].map(c => c.textContent.trim()))",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        &table[0][1..],
+        ["current", "threshold,threshold=0.95", "baseline"],
+        "{table:?}"
+    );
+    assert!(table[0][0].ends_with("events"), "{table:?}");
+    let row = |label: &str| {
+        table
+            .iter()
+            .find(|r| r[0] == label)
+            .unwrap_or_else(|| panic!("no row {label}: {table:?}"))
+            .clone()
+    };
+    // A higher threshold sends more events to people than the baseline's
+    // 0.90, on the same day.
+    let reviewed = |cell: &str| cell.split(' ').next().unwrap().parse::<u64>().unwrap();
+    let to_people = row("events to people");
+    assert!(
+        reviewed(&to_people[2]) > reviewed(&to_people[3]),
+        "{to_people:?}"
+    );
+    assert_eq!(
+        row("audit samples (answered)")[3],
+        "0 (0)",
+        "the baseline's audits hold receipts"
+    );
+    assert_eq!(
+        text(&b, "#whatif").await,
+        "threshold,threshold=0.95\nbaseline",
+        "the form keeps what was asked"
+    );
+    b.eval::<Value>("document.getElementById('whatif-title').scrollIntoView(); return null")
+        .await
+        .unwrap();
+    b.screenshot("policy-what-if").await.unwrap();
+
+    // A policy Recount does not know is refused beside the form.
+    b.eval::<Value>(
+        "document.getElementById('whatif').value = 'cheapest'; \
+         document.getElementById('whatif-form').requestSubmit(); return null",
+    )
+    .await
+    .unwrap();
+    b.wait_for(
+        "the refusal",
+        "document.getElementById('whatif-error') !== null",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert!(text(&b, "#whatif-error")
+        .await
+        .contains("unknown policy \"cheapest\""));
+    assert_eq!(
+        b.eval::<i64>("return document.querySelectorAll('#whatif-table').length")
+            .await
+            .unwrap(),
+        0
+    );
     b.assert_no_console_errors().await;
 }
 

@@ -226,6 +226,8 @@ codes! {
         "`days` is not a whole number in the accepted range";
     InvalidTarget = "invalid-target",
         "the recommendation's `target` is not a number above 0 and below 1";
+    InvalidSimulation = "invalid-simulation",
+        "a what-if names an unknown policy or setting, too many policies, or a day size out of range";
     InvalidExport = "invalid-export",
         "an export's share, agreement, time range or shard size is out of bounds";
     TrainingNotAllowed = "training-not-allowed",

@@ -52,8 +52,10 @@ pub fn status(code: Code) -> StatusCode {
         | MissingStoreId | MissingCameraId | MissingFootageStart | EmptyFile | NotVideo
         | Truncated | NoVideoStream | UnsupportedCodec | CorruptVideo | DimensionsTooLarge
         | DurationTooLong | MissingAction | MissingSku | MissingQuantity | NoteTooLong
-        | CantTellNotAllowed | InvalidPolicy | InvalidDays | InvalidTarget | InvalidExport
-        | TrainingNotAllowed | SkuNotOnReceipt | ReasonTooLong => StatusCode::UNPROCESSABLE_ENTITY,
+        | CantTellNotAllowed | InvalidPolicy | InvalidDays | InvalidTarget | InvalidSimulation
+        | InvalidExport | TrainingNotAllowed | SkuNotOnReceipt | ReasonTooLong => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
         TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
         InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         Unavailable => StatusCode::SERVICE_UNAVAILABLE,

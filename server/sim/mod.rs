@@ -16,6 +16,7 @@ pub mod figures;
 pub mod policy;
 pub mod render;
 pub mod staffing;
+pub mod whatif;
 
 use serde::Serialize;
 

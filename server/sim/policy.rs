@@ -141,7 +141,10 @@ impl SimPolicy {
                 )))
             }
         };
+        let mut named = false;
+        let mut settings = false;
         for part in parts {
+            settings = true;
             let (key, value) = part
                 .split_once('=')
                 .ok_or_else(|| fail(format!("{part:?} is not key=value")))?;
@@ -183,11 +186,18 @@ impl SimPolicy {
                         }
                     }
                 }
-                "name" if !value.is_empty() => policy.name = value.to_string(),
+                "name" if !value.is_empty() => {
+                    policy.name = value.to_string();
+                    named = true;
+                }
                 _ => return Err(fail(format!("unknown setting {key:?}"))),
             }
         }
         policy.routing.validate().map_err(|e| fail(e.to_string()))?;
+        if settings && !named {
+            // Two variants of one policy side by side need telling apart.
+            policy.name = spec.trim().to_string();
+        }
         Ok(policy)
     }
 }
@@ -207,6 +217,7 @@ mod tests {
         assert_eq!(p.name, "t95");
         assert_eq!((p.order, p.audits), (Order::Deadline, Audits::OffPath));
         let p = SimPolicy::parse("charge-aware,review-cost-cents=12,order=fifo").unwrap();
+        assert_eq!(p.name, "charge-aware,review-cost-cents=12,order=fifo");
         assert_eq!(p.routing.mode, RoutingMode::ChargeAware);
         assert_eq!(p.routing.review_cost_cents, Some(12));
         assert_eq!(p.order, Order::Fifo);

@@ -89,12 +89,20 @@ fn dollars(cents: f64) -> String {
     format!("{:.2}", cents / 100.0)
 }
 
+/// Each figure's label and its value for each policy, in order: the rows
+/// of the text table and of the policy page's "What if".
+pub fn rows(policies: &[PolicyOutcome]) -> Vec<(&'static str, Vec<String>)> {
+    ROWS.iter()
+        .map(|(label, f)| (*label, policies.iter().map(f).collect()))
+        .collect()
+}
+
 /// The policies side by side, one column each.
 pub fn table(policies: &[PolicyOutcome]) -> String {
     let label_width = ROWS.iter().map(|r| r.0.len()).max().unwrap_or(0) + 2;
-    let cells: Vec<Vec<String>> = policies
-        .iter()
-        .map(|p| ROWS.iter().map(|(_, f)| f(p)).collect())
+    let rows = rows(policies);
+    let cells: Vec<Vec<String>> = (0..policies.len())
+        .map(|c| rows.iter().map(|(_, values)| values[c].clone()).collect())
         .collect();
     let widths: Vec<usize> = policies
         .iter()

@@ -24,9 +24,9 @@ use crate::domain::recommend::{self, Recommendation};
 use crate::domain::routing::RoutingPolicy;
 use crate::error::{Code, Error};
 use crate::http::pages::{page, render, PageRefusal, SupervisorPage};
-use crate::http::query::RecommendationQuery;
 use crate::http::session;
 use crate::review::dashboard;
+use crate::sim::{render as sim_render, whatif};
 use crate::AppState;
 
 use crate::review::dashboard::RECOMMENDATION_DAYS;
@@ -266,6 +266,88 @@ struct PolicyPage<'a> {
     default_cost: String,
     calibration_model: String,
     calibration: Vec<CalibrationRow>,
+    what_if: WhatIfView,
+}
+
+/// The policy page's query: the recommendation's target and a what-if.
+#[derive(Debug, serde::Deserialize)]
+struct PolicyPageQuery {
+    /// Highest acceptable auto-accept error (the recommendation's).
+    target: Option<String>,
+    /// Policies to compare with the store's, one `recount simulate` spec a
+    /// line.
+    whatif: Option<String>,
+    /// Shoppers of the simulated day.
+    shoppers: Option<String>,
+}
+
+/// The "What if" section: the form as asked, and the comparison once run.
+struct WhatIfView {
+    specs: String,
+    shoppers: String,
+    error: Option<String>,
+    names: Vec<String>,
+    rows: Vec<WhatIfRow>,
+    events: u64,
+}
+
+/// One figure of the comparison, a value per policy.
+struct WhatIfRow {
+    label: &'static str,
+    values: Vec<String>,
+}
+
+impl WhatIfView {
+    /// Runs the what-if of `query`, if it asks for one. The simulation is
+    /// CPU work: it runs on the blocking pool.
+    async fn of(query: &PolicyPageQuery, policy: &RoutingPolicy, review_cost: f64) -> WhatIfView {
+        let mut view = WhatIfView {
+            specs: query
+                .whatif
+                .clone()
+                .unwrap_or_else(|| "charge-aware\nthreshold,threshold=0.95".into()),
+            shoppers: query
+                .shoppers
+                .clone()
+                .unwrap_or_else(|| whatif::DEFAULT_SHOPPERS.to_string()),
+            error: None,
+            names: Vec::new(),
+            rows: Vec::new(),
+            events: 0,
+        };
+        let Some(specs) = query.whatif.clone() else {
+            return view;
+        };
+        let Ok(shoppers) = view.shoppers.trim().parse::<u32>() else {
+            view.error = Some(format!(
+                "shoppers: {:?} is not a whole number",
+                view.shoppers
+            ));
+            return view;
+        };
+        let policy = policy.clone();
+        let run = tokio::task::spawn_blocking(move || {
+            whatif::what_if(&policy, review_cost, &specs, shoppers, 1)
+        })
+        .await;
+        match run {
+            Ok(Ok(report)) => {
+                view.names = report
+                    .policies
+                    .iter()
+                    .map(|p| p.figures.policy.clone())
+                    .collect();
+                view.rows = sim_render::rows(&report.policies)
+                    .into_iter()
+                    .map(|(label, values)| WhatIfRow { label, values })
+                    .collect();
+                view.events = report.events;
+            }
+            Ok(Err(e)) => view.error = Some(e.to_string()),
+            Err(e) => view.error = Some(format!("the simulation stopped: {e}")),
+        }
+        view
+    }
 }
 
 /// One bin of the store's calibration, for people.
@@ -341,7 +423,7 @@ async fn policy_page(
     State(state): State<AppState>,
     supervisor: Result<SupervisorPage, PageRefusal>,
     Path(store_id): Path<String>,
-    Query(query): Query<RecommendationQuery>,
+    Query(query): Query<PolicyPageQuery>,
 ) -> Response {
     let target = recommend::parse_target(query.target.as_deref());
     let SupervisorPage { user, token } = match (supervisor, &query.target, &target) {
@@ -431,7 +513,14 @@ async fn policy_page(
             probability: format!("{:.3}", b.probability),
         })
         .collect();
-    render(&PolicyPage {
+    let review_cost = match store.policy.review_cost_cents {
+        Some(c) => c as f64,
+        None => state.config.labor_cost().review_cents(),
+    };
+    let what_if = WhatIfView::of(&query, &store.policy, review_cost).await;
+    let refused = what_if.error.is_some();
+    let page = render(&PolicyPage {
+        what_if,
         frame: Frame::new(&user, &token, "policy"),
         mode: store.policy.mode.as_str(),
         review_cost: store
@@ -461,5 +550,12 @@ async fn policy_page(
         store_name: store.name,
         policy: store.policy,
         days: RECOMMENDATION_DAYS,
-    })
+    });
+    if refused {
+        // The page, with the reason beside the form, under the code's status.
+        let mut page = page;
+        *page.status_mut() = crate::http::error::status(Code::InvalidSimulation);
+        return page;
+    }
+    page
 }
