@@ -25,6 +25,7 @@ mod media;
 mod media_api;
 mod multi_process;
 mod receipts;
+mod replay;
 mod schema_parity;
 mod simulate;
 #[cfg(feature = "bench")]

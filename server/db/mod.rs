@@ -25,6 +25,7 @@ mod error;
 pub mod events;
 pub mod export;
 pub mod gold;
+pub mod history;
 pub mod jobs;
 pub mod products;
 pub mod receipts;

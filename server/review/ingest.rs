@@ -114,6 +114,22 @@ impl From<sqlx::Error> for Refusal {
 /// The store's latest verdicts whose median handling time prices a review.
 const HANDLING_SAMPLE: i64 = 500;
 
+/// What one review costs `store`, in cents: its own setting, or the labor
+/// cost at its median handling time of recent verdicts.
+pub async fn review_cost_of(
+    conn: &mut sqlx::AnyConnection,
+    store: &Store,
+    labor: LaborCost,
+) -> Result<f64> {
+    Ok(match store.policy.review_cost_cents {
+        Some(cents) => cents as f64,
+        None => {
+            let recent = tasks::recent_handling_ms(conn, &store.id, HANDLING_SAMPLE).await?;
+            labor.measured(&recent).review_cents()
+        }
+    })
+}
+
 /// A store's calibration for `model` at `now`: fitted on the events people
 /// labelled within [`crate::domain::calibration::WINDOW_MS`].
 pub async fn calibration_of(
@@ -214,13 +230,7 @@ impl Batch {
             batch.sessions.insert(session_id.to_string(), state);
         }
         if store.policy.mode == RoutingMode::ChargeAware {
-            batch.review_cost_cents = match store.policy.review_cost_cents {
-                Some(cents) => cents as f64,
-                None => {
-                    let recent = tasks::recent_handling_ms(tx, &store.id, HANDLING_SAMPLE).await?;
-                    labor.measured(&recent).review_cents()
-                }
-            };
+            batch.review_cost_cents = review_cost_of(tx, store, labor).await?;
             let models: BTreeSet<Option<&str>> =
                 events.iter().map(|e| e.model_version.as_deref()).collect();
             for model in models {

@@ -25,4 +25,5 @@ pub mod locks;
 pub mod media;
 pub mod queue;
 pub mod receipts;
+pub mod replay;
 pub mod rollup;

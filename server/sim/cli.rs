@@ -29,6 +29,32 @@ pub struct SimulateArgs {
     /// Prints the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Replays this store's past events instead of simulating a day: what
+    /// each policy would have sent to people, and the charge error of what
+    /// it would have auto-accepted, estimated from audit samples (reads the
+    /// configured database).
+    #[arg(long, value_name = "STORE_ID", requires_all = ["from", "to"], conflicts_with_all = ["day", "seed"])]
+    pub replay: Option<String>,
+    /// Start of the replayed range (RFC 3339, inclusive).
+    #[arg(long, requires = "replay")]
+    pub from: Option<String>,
+    /// End of the replayed range (RFC 3339, exclusive).
+    #[arg(long, requires = "replay")]
+    pub to: Option<String>,
+}
+
+impl SimulateArgs {
+    /// The policies asked for, or `defaults` when none.
+    pub fn policies_or(&self, defaults: Vec<SimPolicy>) -> anyhow::Result<Vec<SimPolicy>> {
+        if self.policies.is_empty() {
+            return Ok(defaults);
+        }
+        Ok(self
+            .policies
+            .iter()
+            .map(|s| SimPolicy::parse(s))
+            .collect::<Result<Vec<_>, _>>()?)
+    }
 }
 
 /// Runs `recount simulate`.
@@ -42,14 +68,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         }
         None => Day::default(),
     };
-    let policies = if args.policies.is_empty() {
-        SimPolicy::defaults()
-    } else {
-        args.policies
-            .iter()
-            .map(|s| SimPolicy::parse(s))
-            .collect::<Result<Vec<_>, _>>()?
-    };
+    let policies = args.policies_or(SimPolicy::defaults())?;
     let started = Instant::now();
     let report = simulate(&day, args.seed, &policies);
     let elapsed = started.elapsed();

@@ -15,6 +15,7 @@ pub mod engine;
 pub mod figures;
 pub mod policy;
 pub mod render;
+pub mod replay;
 pub mod staffing;
 pub mod whatif;
 

@@ -131,6 +131,87 @@ pub fn table(policies: &[PolicyOutcome]) -> String {
     out
 }
 
+/// A replay's policies side by side.
+pub fn replay_table(policies: &[super::replay::Replayed]) -> String {
+    let money = |c: Option<f64>| c.map_or("no estimate".to_string(), dollars);
+    let rows: Vec<(&str, Vec<String>)> = vec![
+        (
+            "events",
+            policies.iter().map(|p| p.events.to_string()).collect(),
+        ),
+        (
+            "to people",
+            policies
+                .iter()
+                .map(|p| format!("{} ({:.1} %)", p.to_people, p.review_rate * 100.0))
+                .collect(),
+        ),
+        (
+            "auto-accepted",
+            policies
+                .iter()
+                .map(|p| p.auto_accepted.to_string())
+                .collect(),
+        ),
+        (
+            "audits it would draw",
+            policies
+                .iter()
+                .map(|p| format!("{:.0}", p.expected_audits))
+                .collect(),
+        ),
+        (
+            "labelled among them",
+            policies.iter().map(|p| p.labelled.to_string()).collect(),
+        ),
+        (
+            "charge error $ (est.)",
+            policies
+                .iter()
+                .map(|p| money(p.charge_error_cents))
+                .collect(),
+        ),
+        (
+            "  95 % interval $",
+            policies
+                .iter()
+                .map(
+                    |p| match (p.charge_error_low_cents, p.charge_error_high_cents) {
+                        (Some(l), Some(h)) => format!("{} – {}", dollars(l), dollars(h)),
+                        _ => "–".into(),
+                    },
+                )
+                .collect(),
+        ),
+    ];
+    let label_width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0) + 2;
+    let widths: Vec<usize> = policies
+        .iter()
+        .enumerate()
+        .map(|(c, p)| {
+            rows.iter()
+                .map(|r| r.1[c].chars().count())
+                .chain([p.policy.len()])
+                .max()
+                .unwrap_or(0)
+                + 2
+        })
+        .collect();
+    let mut out = format!("{:label_width$}", "");
+    for (p, w) in policies.iter().zip(&widths) {
+        let _ = write!(out, "{:>w$}", p.policy);
+    }
+    out.push('\n');
+    for (label, values) in &rows {
+        let _ = write!(out, "{label:label_width$}");
+        for (v, w) in values.iter().zip(&widths) {
+            let _ = write!(out, "{v:>w$}");
+        }
+        out.push('\n');
+    }
+    out
+}
+
 const WIDTH: usize = 60;
 const HEIGHT: usize = 16;
 
