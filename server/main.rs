@@ -414,22 +414,22 @@ async fn replay_history(
         now,
     )
     .await?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    let out = if args.json {
+        serde_json::to_string_pretty(&report)? + "\n"
     } else {
-        println!(
+        format!(
             "Replay of store {}: {} events from {} to {} ({} left out: a product no longer in the catalog); \
-             audit samples weighed at the store's audit rate {}\n",
+             audit samples weighed at the store's audit rate {}\n\n{}",
             report.store_id,
             report.events,
             recount::domain::time::format_rfc3339_ms(from),
             recount::domain::time::format_rfc3339_ms(to),
             report.skipped,
             report.audit_rate,
-        );
-        print!("{}", recount::sim::render::replay_table(&report.policies));
-    }
-    Ok(())
+            recount::sim::render::replay_table(&report.policies),
+        )
+    };
+    recount::sim::cli::emit(&out)
 }
 
 async fn shutdown_signal() {

@@ -72,15 +72,25 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let report = simulate(&day, args.seed, &policies);
     let elapsed = started.elapsed();
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    let out = if args.json {
+        serde_json::to_string_pretty(&report)? + "\n"
     } else {
-        print!("{}", render::text(&report));
-        println!(
-            "\nSimulated {} policies (with the staffing search) in {:.1} s.",
+        format!(
+            "{}\nSimulated {} policies (with the staffing search) in {:.1} s.\n",
+            render::text(&report),
             report.policies.len(),
             elapsed.as_secs_f64()
-        );
+        )
+    };
+    emit(&out)
+}
+
+/// Writes `text` to stdout; a reader that stopped early (`| head`) is not
+/// an error.
+pub fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
-    Ok(())
 }

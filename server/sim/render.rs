@@ -99,32 +99,36 @@ pub fn rows(policies: &[PolicyOutcome]) -> Vec<(&'static str, Vec<String>)> {
 
 /// The policies side by side, one column each.
 pub fn table(policies: &[PolicyOutcome]) -> String {
-    let label_width = ROWS.iter().map(|r| r.0.len()).max().unwrap_or(0) + 2;
-    let rows = rows(policies);
-    let cells: Vec<Vec<String>> = (0..policies.len())
-        .map(|c| rows.iter().map(|(_, values)| values[c].clone()).collect())
-        .collect();
-    let widths: Vec<usize> = policies
+    let names: Vec<&str> = policies.iter().map(|p| p.figures.policy.as_str()).collect();
+    columns(&names, &rows(policies))
+}
+
+/// A table of `rows` (a label and a value per column) under `names`,
+/// values right-aligned.
+fn columns(names: &[&str], rows: &[(&str, Vec<String>)]) -> String {
+    let width = |s: &str| s.chars().count();
+    let label_width = rows.iter().map(|r| width(r.0)).max().unwrap_or(0) + 2;
+    let widths: Vec<usize> = names
         .iter()
-        .zip(&cells)
-        .map(|(p, c)| {
-            c.iter()
-                .map(String::len)
-                .chain([p.figures.policy.len()])
+        .enumerate()
+        .map(|(c, name)| {
+            rows.iter()
+                .map(|r| width(&r.1[c]))
+                .chain([width(name)])
                 .max()
                 .unwrap_or(0)
                 + 2
         })
         .collect();
     let mut out = format!("{:label_width$}", "");
-    for (p, w) in policies.iter().zip(&widths) {
-        let _ = write!(out, "{:>w$}", p.figures.policy);
+    for (name, w) in names.iter().zip(&widths) {
+        let _ = write!(out, "{name:>w$}");
     }
     out.push('\n');
-    for (r, (label, _)) in ROWS.iter().enumerate() {
+    for (label, values) in rows {
         let _ = write!(out, "{label:label_width$}");
-        for (c, w) in cells.iter().zip(&widths) {
-            let _ = write!(out, "{:>w$}", c[r]);
+        for (v, w) in values.iter().zip(&widths) {
+            let _ = write!(out, "{v:>w$}");
         }
         out.push('\n');
     }
@@ -184,32 +188,8 @@ pub fn replay_table(policies: &[super::replay::Replayed]) -> String {
                 .collect(),
         ),
     ];
-    let label_width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0) + 2;
-    let widths: Vec<usize> = policies
-        .iter()
-        .enumerate()
-        .map(|(c, p)| {
-            rows.iter()
-                .map(|r| r.1[c].chars().count())
-                .chain([p.policy.len()])
-                .max()
-                .unwrap_or(0)
-                + 2
-        })
-        .collect();
-    let mut out = format!("{:label_width$}", "");
-    for (p, w) in policies.iter().zip(&widths) {
-        let _ = write!(out, "{:>w$}", p.policy);
-    }
-    out.push('\n');
-    for (label, values) in &rows {
-        let _ = write!(out, "{label:label_width$}");
-        for (v, w) in values.iter().zip(&widths) {
-            let _ = write!(out, "{v:>w$}");
-        }
-        out.push('\n');
-    }
-    out
+    let names: Vec<&str> = policies.iter().map(|p| p.policy.as_str()).collect();
+    columns(&names, &rows)
 }
 
 const WIDTH: usize = 60;
