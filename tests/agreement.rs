@@ -8,7 +8,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -291,12 +290,7 @@ async fn simulator_and_server_agree(backend: Backend) {
             _ => None,
         })
         .collect();
-    let draws = Arc::new(Mutex::new(draws));
-    let app = TestApp::start_with_draws(
-        backend,
-        Arc::new(move || draws.lock().unwrap().pop_front().expect("a draw per event")),
-    )
-    .await;
+    let app = TestApp::start_with_draws(backend, draws).await;
 
     let (store_id, key) = app.store("Agreement", None).await;
     let products: Vec<Value> = drawn
@@ -399,8 +393,8 @@ async fn simulator_and_server_agree(backend: Backend) {
         .map(|&e| {
             let ev = &drawn.events[e];
             format!(
-                "e{e}: simulator {:?}, server {:?}, candidates {:?}, expected error {:.2}",
-                sim_routes[e], server.routes[e], ev.candidates, ev.exposure.expected_error_cents
+                "e{e}: simulator {:?}, server {:?}, candidates {:?}, true expected error {:.2}",
+                sim_routes[e], server.routes[e], ev.candidates, ev.true_expected_error_cents
             )
         })
         .collect();

@@ -2,9 +2,6 @@
 //! the auto-accept charge error estimated from audit samples, on SQLite and
 //! PostgreSQL; and the command's refusals.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -20,12 +17,7 @@ type Past<'a> = (&'a str, &'a [(&'a str, f64)], &'a str);
 /// verdict each: two reviewed (one where the model was wrong by 20 cents),
 /// two audited (one wrong by 20 cents), one accepted unseen.
 async fn history(backend: Backend) -> (TestApp, String) {
-    let draws = Arc::new(Mutex::new(VecDeque::from([0.9, 0.9, 0.1, 0.1, 0.9])));
-    let app = TestApp::start_with_draws(
-        backend,
-        Arc::new(move || draws.lock().unwrap().pop_front().expect("a draw per event")),
-    )
-    .await;
+    let app = TestApp::start_with_draws(backend, [0.9, 0.9, 0.1, 0.1, 0.9]).await;
     let (store_id, key) = app.store_with_catalog().await;
     let admin = app.user("boss", Role::Admin).await;
     let (s, b) = app
@@ -86,17 +78,12 @@ async fn policies_replay_with_an_ipw_estimate_of_their_charge_error(backend: Bac
         handling_ms: 8000,
     };
     let hour = 3_600_000;
-    let report = recount::review::replay::replay(
-        &app.state.db,
-        &store_id,
-        T0 - hour,
-        T0 + hour,
-        &policies,
-        labor,
-        app.state.now(),
-    )
-    .await
-    .unwrap();
+    let (db, policies, now) = (&app.state.db, &policies, app.state.now());
+    let replay = |store: &str, from: i64, to: i64| {
+        let store = store.to_string();
+        async move { recount::review::replay::replay(db, &store, from, to, policies, labor, now).await }
+    };
+    let report = replay(&store_id, T0 - hour, T0 + hour).await.unwrap();
     assert_eq!(
         (report.events, report.skipped, report.audit_rate),
         (5, 0, 0.5)
@@ -140,32 +127,16 @@ async fn policies_replay_with_an_ipw_estimate_of_their_charge_error(backend: Bac
     );
 
     // A range without events says so; so does an unknown store.
-    let empty = recount::review::replay::replay(
-        &app.state.db,
-        &store_id,
-        T0 + hour,
-        T0 + 2 * hour,
-        &policies,
-        labor,
-        app.state.now(),
-    )
-    .await
-    .unwrap_err();
+    let empty = replay(&store_id, T0 + hour, T0 + 2 * hour)
+        .await
+        .unwrap_err();
     assert!(
         empty.to_string().contains("has no events between"),
         "{empty}"
     );
-    let unknown = recount::review::replay::replay(
-        &app.state.db,
-        "no-such-store",
-        T0 - hour,
-        T0 + hour,
-        &policies,
-        labor,
-        app.state.now(),
-    )
-    .await
-    .unwrap_err();
+    let unknown = replay("no-such-store", T0 - hour, T0 + hour)
+        .await
+        .unwrap_err();
     assert!(unknown.to_string().contains("no store"), "{unknown}");
 }
 

@@ -5,7 +5,7 @@
 use sqlx::{AnyConnection, Row};
 
 use super::Result;
-use crate::domain::calibration::{Observation, BINS};
+use crate::domain::calibration::{self, Observation, BINS};
 use crate::domain::lifecycle::{EventStatus, RouteName};
 use crate::domain::routing::ReviewReason;
 
@@ -57,18 +57,13 @@ pub async fn observations(
         .bind(since)
         .fetch_all(conn)
         .await?;
-    let audit_weight = if audit_rate > 0.0 {
-        1.0 / audit_rate
-    } else {
-        1.0
-    };
     let mut out = Vec::new();
     for r in rows {
         let n: i64 = r.try_get("n")?;
         let confidence: f64 = r.try_get("confidence")?;
         let audited = r.try_get::<i64, _>("audited")? != 0;
         let right = r.try_get::<i64, _>("right_answer")? != 0;
-        let weight = if audited { audit_weight } else { 1.0 };
+        let weight = calibration::weight(audited, audit_rate);
         out.extend((0..n).map(|_| Observation {
             confidence,
             right,

@@ -40,6 +40,17 @@ pub struct Observation {
     pub weight: f64,
 }
 
+/// How much a labelled event weighs in the fit: an audit sample stands for
+/// the `1 / audit_rate` confident events it was drawn from, a reviewed event
+/// for itself (every event of its kind was labelled).
+pub fn weight(audited: bool, audit_rate: f64) -> f64 {
+    if audited && audit_rate > 0.0 {
+        1.0 / audit_rate
+    } else {
+        1.0
+    }
+}
+
 /// One bin of a fitted calibration.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CalibrationBin {

@@ -14,7 +14,7 @@
 //! make no wrong charge, however unsure the model is.
 
 use super::calibration::Calibration;
-use super::routing::Exposure;
+use super::routing::{self, Exposure, Route, RoutingMode, RoutingPolicy};
 
 /// One candidate as the rule needs it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -111,6 +111,35 @@ pub fn exposure(
         expected_error_cents: expected_error_cents(candidates, top, quantity, &outcomes),
         review_cost_cents,
     }
+}
+
+/// The route of an event from its candidates priced from the catalog: the
+/// top candidate's value for the high-value rule and, for a charge-aware
+/// policy, what accepting it risks, weighed with `calibration` against
+/// `review_cost_cents` ([`exposure`]). The server's ingest, the store-day
+/// simulator and replay of history all route through this one function.
+pub fn route_event(
+    policy: &RoutingPolicy,
+    candidates: &[Priced],
+    quantity: i64,
+    calibration: &Calibration,
+    review_cost_cents: f64,
+    audit_draw: f64,
+) -> Route {
+    let confidences: Vec<f64> = candidates.iter().map(|c| c.confidence).collect();
+    let top = routing::top_index(&confidences);
+    let top_value = top.map(|t| candidates[t].unit_price_cents * quantity);
+    let exposure = match (policy.mode, top) {
+        (RoutingMode::ChargeAware, Some(t)) => Some(exposure(
+            candidates,
+            t,
+            quantity,
+            calibration,
+            review_cost_cents,
+        )),
+        _ => None,
+    };
+    routing::route(policy, &confidences, top_value, exposure, audit_draw)
 }
 
 /// The cost of one review in cents: a labeler's hourly cost over the hour's

@@ -309,35 +309,32 @@ async fn one(
     let exited_at = session.exited_at;
 
     let confidences: Vec<f64> = ev.candidates.iter().map(|c| c.confidence).collect();
-    let top_index = routing::top_index(&confidences);
-    let top = top_index.map(|i| &ev.candidates[i]);
-    let top_value = top.map(|c| catalog[&c.sku].price_cents * ev.quantity);
-    let exposure = match (store.policy.mode, top_index) {
-        (RoutingMode::ChargeAware, Some(top)) => {
-            let calibration = batch
-                .calibrations
-                .get(&ev.model_version)
-                .cloned()
-                .unwrap_or_default();
-            let priced: Vec<charge::Priced> = ev
-                .candidates
-                .iter()
-                .map(|c| charge::Priced {
-                    confidence: c.confidence,
-                    unit_price_cents: catalog[&c.sku].price_cents,
-                })
-                .collect();
-            Some(charge::exposure(
-                &priced,
-                top,
-                ev.quantity,
-                &calibration,
-                batch.review_cost_cents,
-            ))
+    let top = routing::top_index(&confidences).map(|i| &ev.candidates[i]);
+    let priced: Vec<charge::Priced> = ev
+        .candidates
+        .iter()
+        .map(|c| charge::Priced {
+            confidence: c.confidence,
+            unit_price_cents: catalog[&c.sku].price_cents,
+        })
+        .collect();
+    // Fitted only for charge-aware stores; the prior serves the others.
+    let prior;
+    let calibration = match batch.calibrations.get(&ev.model_version) {
+        Some(fitted) => fitted,
+        None => {
+            prior = Calibration::default();
+            &prior
         }
-        _ => None,
     };
-    let route = routing::route(&store.policy, &confidences, top_value, exposure, audit_draw);
+    let route = charge::route_event(
+        &store.policy,
+        &priced,
+        ev.quantity,
+        calibration,
+        batch.review_cost_cents,
+        audit_draw,
+    );
 
     let event_pk = new_id();
     let purpose = lifecycle::purpose_of(route);

@@ -108,12 +108,9 @@ fn past_of(row: &history::PastRow, prices: &HashMap<String, i64>) -> Option<Past
     } else {
         Settled::Accepted
     };
-    // An audit sample carries the model's answer until its audit ends.
-    let labelled = match settled {
-        Settled::Reviewed => row.resolved_at.is_some(),
-        Settled::Audited => row.resolved_at.is_some(),
-        Settled::Accepted => false,
-    };
+    // People settled it; an audit sample carries the model's answer until
+    // its audit ends (`resolved_at` is set then).
+    let labelled = settled != Settled::Accepted && row.resolved_at.is_some();
     let label = match (
         labelled,
         row.final_action.as_deref().and_then(Action::parse),

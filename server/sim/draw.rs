@@ -9,9 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Beta, Distribution, LogNormal, Normal, Poisson};
 
 use super::day::Day;
-use crate::domain::calibration::Calibration;
 use crate::domain::charge::{self, Priced};
-use crate::domain::routing::Exposure;
 use crate::domain::Action;
 
 /// Milliseconds in a minute.
@@ -43,9 +41,6 @@ pub struct Event {
     pub candidates: [(u32, f64); 3],
     /// The routing rule's audit draw, uniform in `[0, 1)`.
     pub audit_draw: f64,
-    /// What accepting the top candidate risks as a store with no labelled
-    /// history weighs it (the prior calibration, the day's review cost).
-    pub exposure: Exposure,
     /// The expected charge error of accepting the top candidate with the
     /// model's true accuracy at this confidence (the day's `overconfidence`
     /// included): what the figures count, whatever routing believed.
@@ -101,7 +96,6 @@ impl Drawn {
         let per_shopper = Poisson::new(day.events_per_shopper).expect("validated events");
         let confidence = Beta::new(day.model.confidence_alpha, day.model.confidence_beta)
             .expect("validated model");
-        let calibration = Calibration::default();
         let total: f64 = day.arrivals_by_hour.iter().sum();
         let mut arrivals: Vec<i64> = (0..day.shoppers)
             .map(|_| {
@@ -158,7 +152,6 @@ impl Drawn {
                     confidence: c,
                     unit_price_cents: products[p as usize].price_cents,
                 });
-                let exposure = charge::exposure(&priced, 0, 1, &calibration, day.review_cost_cents);
                 let p_right = top_confidence * (1.0 - day.model.overconfidence);
                 let true_expected_error_cents = charge::expected_error_cents(
                     &priced,
@@ -173,7 +166,6 @@ impl Drawn {
                     truth,
                     candidates,
                     audit_draw: rng.gen(),
-                    exposure,
                     true_expected_error_cents,
                 });
             }

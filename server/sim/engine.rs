@@ -21,12 +21,12 @@ use super::day::Day;
 use super::draw::{Drawn, Reviewer, HOUR, MINUTE};
 use super::figures::{Figures, Tally};
 use super::policy::{Audits, Order, SimPolicy};
-use crate::domain::calibration::{Calibration, Observation, Observed};
+use crate::domain::calibration::{self, Calibration, Observation, Observed};
 use crate::domain::charge::{self, Priced};
 use crate::domain::consensus::{Answer, EscalationReason};
 use crate::domain::lifecycle::{self, Crew, Pending, SessionStatus, Task, TaskPurpose, TaskStatus};
 use crate::domain::receipt::{self, SettledEvent};
-use crate::domain::routing::{self, Exposure, ReviewReason, Route, RoutingMode, RoutingPolicy};
+use crate::domain::routing::{ReviewReason, Route, RoutingPolicy};
 use crate::domain::{Action, Label};
 
 /// Lease length of a claim, as the server's default `lease_ttl_ms`.
@@ -73,38 +73,26 @@ impl Staffing {
     }
 }
 
-/// How `policy` routes `event` of `drawn`: the server's rule, fed what the
-/// server's ingest would feed it. `calibration` is the store's as learned
-/// so far; `None` takes the calibration a store starts with (the day's own
-/// exposure, computed once).
+/// How `policy` routes `event` of `drawn` with the store's `calibration`:
+/// the server's rule ([`charge::route_event`]), fed what the server's ingest
+/// would feed it.
 pub fn route_event(
     policy: &SimPolicy,
     day: &Day,
     drawn: &Drawn,
     event: usize,
-    calibration: Option<&Calibration>,
+    calibration: &Calibration,
 ) -> Route {
     let e = &drawn.events[event];
     let r: &RoutingPolicy = &policy.routing;
-    let top_value = drawn.products[e.top() as usize].price_cents;
     let review_cost = r
         .review_cost_cents
         .map_or(day.review_cost_cents, |c| c as f64);
-    let expected_error = match calibration {
-        Some(calibration) => {
-            let priced = e.candidates.map(|(p, c)| Priced {
-                confidence: c,
-                unit_price_cents: drawn.products[p as usize].price_cents,
-            });
-            charge::exposure(&priced, 0, 1, calibration, review_cost).expected_error_cents
-        }
-        None => e.exposure.expected_error_cents,
-    };
-    let exposure = (r.mode == RoutingMode::ChargeAware).then_some(Exposure {
-        expected_error_cents: expected_error,
-        review_cost_cents: review_cost,
+    let priced = e.candidates.map(|(p, c)| Priced {
+        confidence: c,
+        unit_price_cents: drawn.products[p as usize].price_cents,
     });
-    routing::route(r, &e.confidences(), Some(top_value), exposure, e.audit_draw)
+    charge::route_event(r, &priced, 1, calibration, review_cost, e.audit_draw)
 }
 
 /// What a routed event's task is for under `policy`: the server's rule,
@@ -353,13 +341,7 @@ impl<'a> Run<'a> {
         let event = &self.drawn.events[e as usize];
         let shopper = event.shopper as usize;
         let calibration = self.calibration.get_or_insert_with(|| self.observed.fit());
-        let route = route_event(
-            self.policy,
-            self.day,
-            self.drawn,
-            e as usize,
-            Some(calibration),
-        );
+        let route = route_event(self.policy, self.day, self.drawn, e as usize, calibration);
         self.tally.events += 1;
         let Route::Review {
             required_verdicts,
@@ -687,20 +669,15 @@ impl<'a> Run<'a> {
     }
 
     /// An event people labelled becomes a calibration observation, as the
-    /// server's `db::calibration::observations` reads it: an audit sample
-    /// weighs the inverse of its chance of being drawn, a review 1.
+    /// server's `db::calibration::observations` reads it
+    /// ([`calibration::weight`]).
     fn learn(&mut self, e: usize, product: u32) {
         let event = &self.drawn.events[e];
         let audited = self.reasons[e] == Some(ReviewReason::AuditSample);
-        let rate = self.policy.routing.audit_rate;
         self.observed.add(&Observation {
             confidence: event.candidates[0].1,
             right: product == event.top(),
-            weight: if audited && rate > 0.0 {
-                1.0 / rate
-            } else {
-                1.0
-            },
+            weight: calibration::weight(audited, self.policy.routing.audit_rate),
         });
         self.calibration = None;
     }

@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::policy::SimPolicy;
 use crate::domain::calibration::Calibration;
 use crate::domain::charge::{self, Priced};
-use crate::domain::routing::{self, Exposure, ReviewReason, Route, RoutingMode};
+use crate::domain::routing::{self, Route};
 use crate::domain::Action;
 
 /// How a past event was settled.
@@ -136,32 +136,15 @@ fn one(
     let (mut to_people, mut accepted, mut labelled) = (0u64, 0u64, 0u64);
     let (mut total, mut variance) = (0.0, 0.0);
     for e in past {
-        let confidences: Vec<f64> = e.candidates.iter().map(|c| c.confidence).collect();
-        let top = routing::top_index(&confidences);
-        let top_value = top.map(|t| e.candidates[t].unit_price_cents * e.quantity);
-        let exposure = match (r.mode, top) {
-            (RoutingMode::ChargeAware, Some(t)) => Some(charge::exposure(
-                &e.candidates,
-                t,
-                e.quantity,
-                calibration,
-                cost,
-            )),
-            _ => None::<Exposure>,
-        };
         // No audit draw: audits are counted from the rate, not replayed.
-        let route = routing::route(r, &confidences, top_value, exposure, 1.0);
-        let Some(top) = top.filter(|_| route == Route::AutoAccepted) else {
+        let route = charge::route_event(r, &e.candidates, e.quantity, calibration, cost, 1.0);
+        let confidences: Vec<f64> = e.candidates.iter().map(|c| c.confidence).collect();
+        // An event without candidates is never auto-accepted.
+        let Some(top) = routing::top_index(&confidences).filter(|_| route == Route::AutoAccepted)
+        else {
             to_people += 1;
             continue;
         };
-        debug_assert!(!matches!(
-            route,
-            Route::Review {
-                reason: ReviewReason::AuditSample,
-                ..
-            }
-        ));
         accepted += 1;
         let pi = match e.settled {
             Settled::Reviewed => 1.0,

@@ -9,6 +9,7 @@ use super::engine::{self, Run, Staffing};
 use super::figures::Figures;
 use super::policy::SimPolicy;
 use super::CurvePoint;
+use crate::domain::calibration::Calibration;
 use crate::domain::routing::Route;
 
 /// What a policy's routing alone makes of a day.
@@ -49,8 +50,9 @@ pub fn routing_pass(day: &Day, drawn: &Drawn, policy: &SimPolicy) -> Routed {
         expected_error: 0.0,
         verdicts_by_hour: vec![0.0; engine::span_hours(day, drawn) + 1],
     };
+    let prior = Calibration::default();
     for (i, e) in drawn.events.iter().enumerate() {
-        let route = engine::route_event(policy, day, drawn, i, None);
+        let route = engine::route_event(policy, day, drawn, i, &prior);
         let Route::Review {
             required_verdicts, ..
         } = route

@@ -133,10 +133,21 @@ impl TestApp {
         TestApp::start_full(backend, connections, tweak, None).await
     }
 
-    /// An app whose events take their audit draws from `draws`, in the
-    /// order they are stored (a repeatable run).
-    pub async fn start_with_draws(backend: Backend, draws: recount::AuditDraw) -> TestApp {
-        TestApp::start_full(backend, 16, |_| {}, Some(draws)).await
+    /// An app whose events take their audit draws from `draws`, one each
+    /// in the order they are stored (a repeatable run); an event beyond the
+    /// list is a test's mistake and fails it.
+    pub async fn start_with_draws(
+        backend: Backend,
+        draws: impl IntoIterator<Item = f64>,
+    ) -> TestApp {
+        let queue = std::sync::Mutex::new(
+            draws
+                .into_iter()
+                .collect::<std::collections::VecDeque<f64>>(),
+        );
+        let draw: recount::AuditDraw =
+            Arc::new(move || queue.lock().unwrap().pop_front().expect("a draw per event"));
+        TestApp::start_full(backend, 16, |_| {}, Some(draw)).await
     }
 
     async fn start_full(
