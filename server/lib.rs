@@ -145,6 +145,8 @@ pub struct AppState {
     /// random in service; a run that must be repeatable (the simulator's
     /// agreement test) gives its own sequence, as it gives its own clock.
     pub audit_draw: AuditDraw,
+    /// Staffing forecasts made on this instance.
+    pub forecasts: review::staffing::Forecasts,
 }
 
 /// A source of audit draws.
@@ -156,6 +158,7 @@ impl AppState {
         config.validate()?;
         let blobs = Blobs::from_config(&config)?;
         let scratch = storage::scratch_dir(&config.data_dir)?;
+        let forecasts = review::staffing::Forecasts::new(config.labor_cost());
         let media = Arc::new(MediaRunner::with_observer(
             media_limits(&config),
             metrics::media_operation,
@@ -170,6 +173,7 @@ impl AppState {
             tokens: Arc::new(TokenCache::default()),
             logins: Arc::new(login::LoginGuard::default()),
             audit_draw: Arc::new(rand::random::<f64>),
+            forecasts,
         })
     }
 

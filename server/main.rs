@@ -385,7 +385,7 @@ async fn replay_history(
     args: &recount::sim::cli::SimulateArgs,
     now: i64,
 ) -> anyhow::Result<()> {
-    use recount::sim::policy::{SimPolicy, Tune};
+    use recount::sim::policy::SimPolicy;
     let time = |name: &str, value: &Option<String>| {
         let text = value.as_deref().unwrap_or_default();
         recount::domain::time::parse_rfc3339_ms(text)
@@ -397,12 +397,6 @@ async fn replay_history(
         .map(|s| SimPolicy::parse(s))
         .collect::<Result<Vec<_>, _>>()?;
     let policies = args.policies_or(defaults)?;
-    if let Some(p) = policies.iter().find(|p| p.tune != Tune::Nothing) {
-        anyhow::bail!(
-            "policy {:?} is tuned on a simulated day; a replay takes fixed policies",
-            p.name
-        );
-    }
     let store_id = args.replay.as_deref().unwrap_or_default();
     let report = recount::review::replay::replay(
         db,

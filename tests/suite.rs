@@ -28,6 +28,7 @@ mod receipts;
 mod replay;
 mod schema_parity;
 mod simulate;
+mod staffing;
 #[cfg(feature = "bench")]
 mod storage_s3;
 #[cfg(feature = "bench")]

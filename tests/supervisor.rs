@@ -126,6 +126,29 @@ async fn only_supervisors_open_the_supervisor_pages() {
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
         (&supervisor, "whatif=baseline&shoppers=100", StatusCode::OK),
+        // A replay: refused for days without events, a bad day or a
+        // policy tuned on a simulated day.
+        (
+            &labeler,
+            "replay=baseline&replay_from=2026-11-19&replay_to=2026-11-25",
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &supervisor,
+            "replay=baseline&replay_from=2026-11-19&replay_to=2026-11-25",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            &supervisor,
+            "replay=baseline&replay_from=someday",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            &supervisor,
+            "replay=matched",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (&supervisor, "replay=", StatusCode::UNPROCESSABLE_ENTITY),
     ] {
         let path = format!("{page}?{query}");
         let (status, _) = page_status(&app, &path, Some(token)).await;
@@ -237,6 +260,10 @@ async fn the_dashboard_shows_the_queue_and_flow_and_updates_without_a_reload() {
         .await
         .unwrap();
     assert_eq!(reliability, 1, "one model version with human labels");
+    // Ana answered a minute ago: one labeler at work. The store has no
+    // history on past Wednesdays, so no forecast needs anyone.
+    assert_eq!(text(&b, "#tile-working-now .tile-value").await, "1");
+    assert_eq!(text(&b, "#tile-needed-now .tile-value").await, "–");
     b.screenshot("dashboard").await.unwrap();
 
     // New work arrives; the open page shows it by itself.
@@ -488,7 +515,8 @@ async fn the_policy_page_recommends_a_threshold_that_an_admin_applies() {
         BrowserOptions::default()
             .test_name("policy")
             // The refused what-if is a page answered 422.
-            .ignore_console("whatif=cheapest"),
+            .ignore_console("whatif=cheapest")
+            .ignore_console("replay_from=2026-01-01"),
     )
     .await;
     sign_in(
@@ -744,6 +772,91 @@ async fn the_policy_page_recommends_a_threshold_that_an_admin_applies() {
             .await
             .unwrap(),
         0
+    );
+
+    // Replay: the store's 300 events of this week through a threshold
+    // that auto-accepts everything, beside the store's own policy.
+    let days: Vec<String> = b
+        .eval("return ['replay-from', 'replay-to'].map(id => document.getElementById(id).value)")
+        .await
+        .unwrap();
+    assert_eq!(
+        days,
+        ["2026-11-19", "2026-11-25"],
+        "the last week by default"
+    );
+    b.eval::<Value>(
+        "document.getElementById('replay').value = 'threshold,threshold=0.5,margin=0'; \
+         document.getElementById('replay-form').requestSubmit(); return null",
+    )
+    .await
+    .unwrap();
+    b.wait_for(
+        "the replay",
+        "document.getElementById('replay-table') !== null",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    let table: Vec<Vec<String>> = b
+        .eval(
+            "return [...document.querySelectorAll('#replay-table tr')] \
+             .map(r => [...r.children].map(c => c.textContent.trim()))",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        &table[0][1..],
+        ["current", "threshold,threshold=0.5,margin=0"],
+        "{table:?}"
+    );
+    let row = |label: &str| {
+        table
+            .iter()
+            .find(|r| r[0] == label)
+            .unwrap_or_else(|| panic!("no row {label}: {table:?}"))
+            .clone()
+    };
+    assert_eq!(row("events")[1..], ["300", "300"]);
+    assert_eq!(row("to people")[2], "0 (0.0 %)", "{table:?}");
+    assert_eq!(row("auto-accepted")[2], "300");
+    assert_eq!(
+        row("labelled among them")[2],
+        "300",
+        "every event of the history has a person's label"
+    );
+    // The 10 wrong answers at 0.75 were 129 ¢ milk labelled 149 ¢ cola,
+    // 20 ¢ each, all reviewed (weight 1): $2.00 exactly.
+    assert_eq!(row("charge error $ (est.)")[2], "2.00", "{table:?}");
+    assert!(text(&b, "#replay-summary")
+        .await
+        .starts_with("300 events from 2026-11-19 to 2026-11-25"));
+    b.eval::<Value>("document.getElementById('replay-title').scrollIntoView(); return null")
+        .await
+        .unwrap();
+    b.screenshot("policy-replay").await.unwrap();
+
+    // Days without events are refused beside the form.
+    b.eval::<Value>(
+        "document.getElementById('replay-from').value = '2026-01-01'; \
+         document.getElementById('replay-to').value = '2026-01-31'; \
+         document.getElementById('replay-form').requestSubmit(); return null",
+    )
+    .await
+    .unwrap();
+    b.wait_for(
+        "the replay's refusal",
+        "document.getElementById('replay-error') !== null",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert!(
+        text(&b, "#replay-error")
+            .await
+            .contains("has no events between"),
+        "{}",
+        text(&b, "#replay-error").await
     );
     b.assert_no_console_errors().await;
 }

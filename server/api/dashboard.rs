@@ -1,5 +1,6 @@
-//! Supervisor endpoints of the dashboard: the snapshot and a store's
-//! confidence histogram.
+//! Supervisor endpoints of the dashboard: the snapshot, and a store's
+//! confidence histogram, calibration, threshold recommendation and
+//! staffing forecast.
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -9,12 +10,13 @@ use crate::db::stores;
 use crate::domain::calibration::{CalibrationBin, WINDOW_MS};
 use crate::domain::dashboard::{ConfidenceBin, Dashboard};
 use crate::domain::recommend::{self, Recommendation};
-use crate::domain::time::format_rfc3339_ms;
+use crate::domain::time::{date_and_weekday, format_rfc3339_ms, parse_date_ms};
 use crate::error::{Code, Error, Result};
 use crate::http::error::ErrorBody;
 use crate::http::extract::{Path, Query, SupervisorCaller};
 use crate::http::query::RecommendationQuery;
-use crate::review::dashboard;
+use crate::review::{dashboard, staffing};
+use crate::sim::forecast::{history_days, Basis};
 use crate::AppState;
 
 /// The whole dashboard now (supervisors).
@@ -30,7 +32,13 @@ pub async fn get_dashboard(
 ) -> Result<axum::Json<Dashboard>> {
     let c = &state.config;
     Ok(axum::Json(
-        dashboard::snapshot(&state.db, state.now(), dashboard::Rules::of(c)).await?,
+        dashboard::snapshot_with_staffing(
+            &state.db,
+            state.now(),
+            dashboard::Rules::of(c),
+            &state.forecasts,
+        )
+        .await?,
     ))
 }
 
@@ -194,4 +202,110 @@ pub async fn get_recommendation(
     Ok(axum::Json(
         dashboard::recommendation(&state.db, &store_id, state.now(), &store.policy, target).await?,
     ))
+}
+
+/// Which day to forecast.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct StaffingQuery {
+    /// The UTC day, `YYYY-MM-DD` (default: today).
+    pub date: Option<String>,
+}
+
+/// One hour of a staffing forecast.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct StaffingHour {
+    /// Start of the hour (RFC 3339, UTC).
+    pub start: String,
+    /// Shoppers expected to arrive in it.
+    pub shoppers: f64,
+    /// Labelers needed in it to hold p95 receipt latency within the SLA.
+    pub labelers: i64,
+}
+
+/// A store's staffing forecast for one day.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct StaffingForecast {
+    /// Store id.
+    pub store_id: String,
+    /// The day (UTC), `YYYY-MM-DD`.
+    pub date: String,
+    /// Its weekday: the history read is the same weekday of the four weeks
+    /// before.
+    pub weekday: String,
+    /// The days of history read, most recent first (`YYYY-MM-DD`).
+    pub history_days: Vec<String>,
+    /// What the forecast took from them; absent when they had no shoppers
+    /// (then `hours` is empty).
+    pub basis: Option<Basis>,
+    /// Share of events the store's policy sends to people on the forecast
+    /// day.
+    pub review_rate: Option<f64>,
+    /// p95 receipt latency with the forecast crew, in seconds.
+    pub latency_p95_s: Option<f64>,
+    /// Labeler-hours over the day.
+    pub labeler_hours: i64,
+    /// Hours from the first with shoppers to the last with work.
+    pub hours: Vec<StaffingHour>,
+}
+
+/// A store's staffing forecast (supervisors): labelers needed in each hour
+/// of a day to hold p95 receipt latency within the store's SLA, simulated
+/// from the same weekday of the last four weeks under the store's policy
+/// (docs/economics.md, "Staffing").
+#[utoipa::path(get, path = "/api/v1/stores/{store_id}/staffing", tag = "dashboard",
+    security(("bearer" = [])),
+    params(("store_id" = String, Path), StaffingQuery),
+    responses(
+        (status = 200, body = StaffingForecast),
+        (status = 404, description = "`unknown-store`", body = ErrorBody),
+        (status = 422, description = "`invalid-date`", body = ErrorBody),
+    ))]
+pub async fn get_staffing(
+    State(state): State<AppState>,
+    _supervisor: SupervisorCaller,
+    Path(store_id): Path<String>,
+    Query(query): Query<StaffingQuery>,
+) -> Result<axum::Json<StaffingForecast>> {
+    let day = match query.date.as_deref() {
+        None => staffing::day_start(state.now()),
+        Some(text) => parse_date_ms(text).ok_or_else(|| {
+            Error::new(
+                Code::InvalidDate,
+                format!("date must be a calendar day written YYYY-MM-DD, not {text:?}"),
+            )
+        })?,
+    };
+    let mut conn = state.db.reader().acquire().await?;
+    let store = stores::get(&mut conn, &store_id)
+        .await?
+        .ok_or_else(|| Error::new(Code::UnknownStore, format!("no store {store_id:?}")))?;
+    drop(conn);
+    let made = state.forecasts.get(&state.db, &store, day).await?;
+    let (date, weekday) = date_and_weekday(day);
+    let forecast = made.as_ref().as_ref();
+    Ok(axum::Json(StaffingForecast {
+        store_id,
+        date,
+        weekday,
+        history_days: history_days(day)
+            .into_iter()
+            .map(|(from, _)| date_and_weekday(from).0)
+            .collect(),
+        basis: forecast.map(|f| f.basis.clone()),
+        review_rate: forecast.map(|f| f.review_rate),
+        latency_p95_s: forecast.map(|f| f.latency_p95_s),
+        labeler_hours: forecast.map_or(0, |f| f.labeler_hours as i64),
+        hours: forecast
+            .map(|f| {
+                f.hours
+                    .iter()
+                    .map(|h| StaffingHour {
+                        start: format_rfc3339_ms(h.start),
+                        shoppers: h.shoppers,
+                        labelers: h.labelers as i64,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }))
 }

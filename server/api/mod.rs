@@ -84,6 +84,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(dashboard::get_confidence_bins))
         .routes(routes!(dashboard::get_calibration))
         .routes(routes!(dashboard::get_recommendation))
+        .routes(routes!(dashboard::get_staffing))
         .routes(routes!(exports::create, exports::list))
         .routes(routes!(exports::get, exports::delete))
         .routes(routes!(exports::file))

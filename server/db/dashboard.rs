@@ -105,3 +105,17 @@ pub async fn usernames(conn: &mut AnyConnection) -> Result<BTreeMap<String, Stri
         .map(|r| Ok((r.try_get("id")?, r.try_get("username")?)))
         .collect::<Result<_>>()
 }
+
+/// Labelers who hold a task now or gave a verdict at or after `since`.
+pub async fn working_labelers(conn: &mut AnyConnection, now: i64, since: i64) -> Result<i64> {
+    let r = sqlx::query(
+        "SELECT COUNT(*) AS n FROM (SELECT labeler_id FROM task_leases \
+         WHERE ended_at IS NULL AND expires_at > $1 \
+         UNION SELECT labeler_id FROM verdicts WHERE created_at >= $2) w",
+    )
+    .bind(now)
+    .bind(since)
+    .fetch_one(conn)
+    .await?;
+    Ok(r.try_get("n")?)
+}

@@ -227,7 +227,9 @@ codes! {
     InvalidTarget = "invalid-target",
         "the recommendation's `target` is not a number above 0 and below 1";
     InvalidSimulation = "invalid-simulation",
-        "a what-if names an unknown policy or setting, too many policies, or a day size out of range";
+        "a what-if or replay names an unknown policy or setting, too many policies, a day size out of range, or days without events";
+    InvalidDate = "invalid-date",
+        "a date is not a calendar day written YYYY-MM-DD";
     InvalidExport = "invalid-export",
         "an export's share, agreement, time range or shard size is out of bounds";
     TrainingNotAllowed = "training-not-allowed",

@@ -28,6 +28,40 @@ pub struct Dashboard {
     pub models: Vec<ModelCalibration>,
     /// Shopper disputes of final receipts (last 7 days).
     pub disputes: Disputes,
+    /// Labelers working now against those the stores' forecasts need.
+    pub staffing: Staffing,
+}
+
+/// Labelers at work now and the labelers needed this hour by each store's
+/// staffing forecast (`GET /api/v1/stores/{id}/staffing`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Staffing {
+    /// Start of the hour the forecasts are read at (RFC 3339).
+    pub hour: String,
+    /// Labelers who held a task in the last [`WORKING_WINDOW_MS`].
+    pub working: i64,
+    /// Labelers the stores need this hour, summed over stores with a
+    /// forecast; absent when none has one yet.
+    pub needed: Option<i64>,
+    /// Each store's need this hour.
+    pub stores: Vec<StoreNeed>,
+}
+
+/// How recently a labeler held a task to count as working.
+pub const WORKING_WINDOW_MS: i64 = 15 * 60_000;
+
+/// One store's forecast need this hour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StoreNeed {
+    /// Store id.
+    pub store_id: String,
+    /// Store name.
+    pub store_name: String,
+    /// `ready`, `making` (being computed) or `no-history` (no shoppers on
+    /// the same weekday in the last four weeks).
+    pub forecast: String,
+    /// Labelers needed this hour, when the forecast is ready.
+    pub needed: Option<i64>,
 }
 
 /// Shopper disputes over the last 7 days: how often receipts are contested,

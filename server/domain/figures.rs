@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::dashboard::{
     Agreement, Dashboard, Disputes, Flow, HourlySeries, LabelerStats, ModelCalibration, Rate,
-    Receipts, ReliabilityBin, StoreQueue, Window,
+    Receipts, ReliabilityBin, Staffing, StoreQueue, Window,
 };
 use crate::histogram::Histogram;
 use crate::rollup::{bucket, LabelerFlow, Rollup, StoreFlow, CALIBRATION_BINS, DAY, HOUR, MINUTE};
@@ -64,6 +64,8 @@ pub struct Live {
     pub usernames: BTreeMap<String, String>,
     /// Shopper disputes of the last 7 days.
     pub disputes: Disputes,
+    /// Labelers who held a task lately.
+    pub working: i64,
 }
 
 /// The minimum gold accuracy and the answers needed before it counts.
@@ -167,6 +169,12 @@ pub fn build(w: &Windows, live: Live, rollup: &Rollup, gold: GoldRule) -> Dashbo
         agreement: agreement(&last_day.alpha),
         models: models(w, rollup),
         disputes: live.disputes,
+        staffing: Staffing {
+            hour: format_rfc3339_ms(w.now - w.now.rem_euclid(HOUR)),
+            working: live.working,
+            needed: None,
+            stores: Vec::new(),
+        },
     }
 }
 

@@ -19,9 +19,52 @@ pub fn format_rfc3339_ms(ms: i64) -> String {
     t.format(&f).unwrap_or_default()
 }
 
+/// Midnight UTC of a calendar day written `YYYY-MM-DD`, in epoch
+/// milliseconds.
+pub fn parse_date_ms(s: &str) -> Option<i64> {
+    let well_formed = s.len() == 10
+        && s.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    well_formed.then(|| parse_rfc3339_ms(&format!("{s}T00:00:00Z")))?
+}
+
+/// The UTC calendar day of epoch milliseconds, `YYYY-MM-DD`, and its
+/// weekday's English name.
+pub fn date_and_weekday(ms: i64) -> (String, String) {
+    let t = OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    (
+        format_rfc3339_ms(ms)[..10].to_string(),
+        t.weekday().to_string(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_are_utc_days() {
+        assert_eq!(parse_date_ms("2026-11-25"), Some(1_795_564_800_000));
+        for bad in [
+            "2026-11-31",
+            "2026-1-25",
+            "25.11.2026",
+            "2026-11-25T00:00:00Z",
+            "",
+        ] {
+            assert_eq!(parse_date_ms(bad), None, "{bad}");
+        }
+        assert_eq!(
+            date_and_weekday(1_795_600_800_000),
+            ("2026-11-25".to_string(), "Wednesday".to_string())
+        );
+    }
 
     #[test]
     fn round_trips_with_millisecond_precision() {

@@ -53,7 +53,7 @@ pub fn status(code: Code) -> StatusCode {
         | Truncated | NoVideoStream | UnsupportedCodec | CorruptVideo | DimensionsTooLarge
         | DurationTooLong | MissingAction | MissingSku | MissingQuantity | NoteTooLong
         | CantTellNotAllowed | InvalidPolicy | InvalidDays | InvalidTarget | InvalidSimulation
-        | InvalidExport | TrainingNotAllowed | SkuNotOnReceipt | ReasonTooLong => {
+        | InvalidDate | InvalidExport | TrainingNotAllowed | SkuNotOnReceipt | ReasonTooLong => {
             StatusCode::UNPROCESSABLE_ENTITY
         }
         TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,

@@ -7,15 +7,16 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::db::dashboard::{pending_receipts, queue, usernames};
+use crate::db::dashboard::{pending_receipts, queue, usernames, working_labelers};
 use crate::db::rollup::{self, BucketRanges};
 use crate::db::Db;
-use crate::domain::dashboard::{ConfidenceBin, Dashboard, Disputes};
+use crate::domain::dashboard::{ConfidenceBin, Dashboard, Disputes, StoreNeed, WORKING_WINDOW_MS};
 use crate::domain::figures::{self, GoldRule, Live, Windows};
 use crate::domain::recommend::{self, Recommendation};
 use crate::domain::rollup::{bucket, merge_confidence, Rollup, DAY};
 use crate::domain::routing::RoutingPolicy;
 use crate::error::Result;
+use crate::review::staffing::{self, Cached, Forecasts};
 
 /// What the dashboard judges by, from the settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -43,6 +44,36 @@ impl Rules {
 /// The dashboard at `now`.
 pub async fn snapshot(db: &Db, now: i64, rules: Rules) -> Result<Dashboard> {
     snapshot_timed(db, now, rules, &mut |_, _| {}).await
+}
+
+/// [`snapshot`] with each store's labelers needed this hour, from the
+/// staffing forecasts of `forecasts` (those not made yet start in the
+/// background and show as `making`).
+pub async fn snapshot_with_staffing(
+    db: &Db,
+    now: i64,
+    rules: Rules,
+    forecasts: &Forecasts,
+) -> Result<Dashboard> {
+    let mut d = snapshot(db, now, rules).await?;
+    let needs = staffing::needed_now(db, forecasts, now).await?;
+    d.staffing.stores = needs
+        .into_iter()
+        .map(|(store, cached, needed)| StoreNeed {
+            store_id: store.id,
+            store_name: store.name,
+            forecast: match (&cached, needed) {
+                (Cached::Making, _) => "making",
+                (Cached::Made(_), Some(_)) => "ready",
+                (Cached::Made(_), None) => "no-history",
+            }
+            .into(),
+            needed: needed.map(i64::from),
+        })
+        .collect();
+    let ready: Vec<i64> = d.staffing.stores.iter().filter_map(|s| s.needed).collect();
+    d.staffing.needed = (!ready.is_empty()).then(|| ready.iter().sum());
+    Ok(d)
 }
 
 /// [`snapshot`], telling `step` how long each of its steps took (`recount
@@ -84,6 +115,7 @@ pub async fn snapshot_timed(
     lap("pending receipts");
     let usernames = usernames(&mut tx).await?;
     let d = crate::db::disputes::counts_since(&mut tx, w.week_from).await?;
+    let working = working_labelers(&mut tx, now, now - WORKING_WINDOW_MS).await?;
     tx.commit().await?;
     lap("usernames");
     let live = Live {
@@ -93,6 +125,7 @@ pub async fn snapshot_timed(
         watermark,
         usernames,
         disputes: Disputes::of(d.receipts, d.opened, d.upheld, d.confirmed),
+        working,
     };
     let dashboard = figures::build(
         &w,

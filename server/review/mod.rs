@@ -27,3 +27,4 @@ pub mod queue;
 pub mod receipts;
 pub mod replay;
 pub mod rollup;
+pub mod staffing;

@@ -10,7 +10,7 @@ use crate::db::{calibration as stored_calibration, history, products, stores, Db
 use crate::domain::charge::{LaborCost, Priced};
 use crate::domain::event::CandidateInput;
 use crate::domain::Action;
-use crate::sim::policy::SimPolicy;
+use crate::sim::policy::{SimPolicy, Tune};
 use crate::sim::replay::{self, Found, Past, Replayed, Settled};
 
 /// What a replay shows.
@@ -32,9 +32,40 @@ pub struct ReplayReport {
     pub policies: Vec<Replayed>,
 }
 
+/// Why a replay did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// What was asked for cannot be replayed: the reason, for the person
+    /// who asked.
+    #[error("{0}")]
+    Refused(String),
+    /// Reading the history failed.
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+impl From<crate::db::Error> for ReplayError {
+    fn from(e: crate::db::Error) -> ReplayError {
+        ReplayError::Failed(e.into())
+    }
+}
+
+impl From<crate::error::Error> for ReplayError {
+    fn from(e: crate::error::Error) -> ReplayError {
+        ReplayError::Failed(e.into())
+    }
+}
+
+impl From<sqlx::Error> for ReplayError {
+    fn from(e: sqlx::Error) -> ReplayError {
+        ReplayError::Failed(e.into())
+    }
+}
+
 /// Replays the store's events of `[from, to)` under `policies` (the
 /// store's own first, as `current`). Refused, with the reason, for an
-/// unknown store or a range without events.
+/// unknown store, a range the wrong way round, a policy tuned on a
+/// simulated day, or a range without events.
 pub async fn replay(
     db: &Db,
     store_id: &str,
@@ -43,19 +74,29 @@ pub async fn replay(
     policies: &[SimPolicy],
     labor: LaborCost,
     now: i64,
-) -> anyhow::Result<ReplayReport> {
-    anyhow::ensure!(from < to, "--from must be before --to");
+) -> Result<ReplayReport, ReplayError> {
+    let refuse = |m: String| Err(ReplayError::Refused(m));
+    if from >= to {
+        return refuse("the range must start before it ends".into());
+    }
+    if let Some(p) = policies.iter().find(|p| p.tune != Tune::Nothing) {
+        return refuse(format!(
+            "policy {:?} is tuned on a simulated day; a replay takes fixed policies",
+            p.name
+        ));
+    }
     let mut conn = db.reader().acquire().await?;
-    let store = stores::get(&mut conn, store_id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no store {store_id:?}"))?;
+    let Some(store) = stores::get(&mut conn, store_id).await? else {
+        return refuse(format!("no store {store_id:?}"));
+    };
     let rows = history::past_events(&mut conn, store_id, from, to).await?;
-    anyhow::ensure!(
-        !rows.is_empty(),
-        "store {store_id:?} has no events between {} and {}",
-        crate::domain::time::format_rfc3339_ms(from),
-        crate::domain::time::format_rfc3339_ms(to)
-    );
+    if rows.is_empty() {
+        return refuse(format!(
+            "store {store_id:?} has no events between {} and {}",
+            crate::domain::time::format_rfc3339_ms(from),
+            crate::domain::time::format_rfc3339_ms(to)
+        ));
+    }
     let prices: HashMap<String, i64> = products::list(db, store_id)
         .await?
         .into_iter()

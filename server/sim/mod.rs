@@ -13,6 +13,7 @@ pub mod day;
 pub mod draw;
 pub mod engine;
 pub mod figures;
+pub mod forecast;
 pub mod policy;
 pub mod render;
 pub mod replay;

@@ -137,8 +137,15 @@ fn columns(names: &[&str], rows: &[(&str, Vec<String>)]) -> String {
 
 /// A replay's policies side by side.
 pub fn replay_table(policies: &[super::replay::Replayed]) -> String {
+    let names: Vec<&str> = policies.iter().map(|p| p.policy.as_str()).collect();
+    columns(&names, &replay_rows(policies))
+}
+
+/// A replay's figures, a value per policy: [`replay_table`]'s rows and the
+/// policy page's.
+pub fn replay_rows(policies: &[super::replay::Replayed]) -> Vec<(&'static str, Vec<String>)> {
     let money = |c: Option<f64>| c.map_or("no estimate".to_string(), dollars);
-    let rows: Vec<(&str, Vec<String>)> = vec![
+    vec![
         (
             "events",
             policies.iter().map(|p| p.events.to_string()).collect(),
@@ -187,9 +194,7 @@ pub fn replay_table(policies: &[super::replay::Replayed]) -> String {
                 )
                 .collect(),
         ),
-    ];
-    let names: Vec<&str> = policies.iter().map(|p| p.policy.as_str()).collect();
-    columns(&names, &rows)
+    ]
 }
 
 const WIDTH: usize = 60;

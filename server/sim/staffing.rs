@@ -130,3 +130,49 @@ pub fn needed(day: &Day, drawn: &Drawn, policy: &SimPolicy) -> (Staffing, Figure
     }
     best
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::routing::ReviewReason;
+
+    /// With a calibrated model and the calibration a store starts with,
+    /// charge-aware routing reviews exactly the events whose expected
+    /// charge error is largest: for any number of reviews, no other choice
+    /// of events leaves less expected error auto-accepted. So no routing
+    /// rule beats its review-rate / error curve on such a day.
+    #[test]
+    fn charge_aware_reviews_the_largest_expected_errors_first() {
+        let day = Day {
+            shoppers: 400,
+            ..Day::default()
+        };
+        let drawn = Drawn::new(&day, 3);
+        let prior = Calibration::default();
+        for cents in [1, 5, 20, 80] {
+            let policy = SimPolicy::parse(&format!(
+                "charge-aware,review-cost-cents={cents},audit-rate=0"
+            ))
+            .unwrap();
+            let (mut reviewed, mut accepted) = (Vec::new(), Vec::new());
+            for (i, e) in drawn.events.iter().enumerate() {
+                match engine::route_event(&policy, &day, &drawn, i, &prior) {
+                    Route::Review {
+                        reason: ReviewReason::ChargeRisk,
+                        ..
+                    } => reviewed.push(e.true_expected_error_cents),
+                    Route::AutoAccepted => accepted.push(e.true_expected_error_cents),
+                    other => panic!("no other rule applies: {other:?}"),
+                }
+            }
+            let least_reviewed = reviewed.iter().copied().fold(f64::INFINITY, f64::min);
+            let most_accepted = accepted.iter().copied().fold(0.0, f64::max);
+            assert!(!reviewed.is_empty() && !accepted.is_empty(), "{cents} ¢");
+            assert!(
+                least_reviewed + 1e-9 >= most_accepted,
+                "{cents} ¢: reviewed {least_reviewed} < accepted {most_accepted}"
+            );
+            assert!(least_reviewed + 1e-9 >= cents as f64 && most_accepted < cents as f64);
+        }
+    }
+}

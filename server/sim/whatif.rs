@@ -33,6 +33,26 @@ pub fn current(routing: &RoutingPolicy) -> SimPolicy {
     }
 }
 
+/// The policies of `specs` (one `--policy` spec a line; blank lines
+/// ignored) to compare beside the store's: one to [`MAX_POLICIES`].
+pub fn parse_policies(specs: &str) -> Result<Vec<SimPolicy>, WhatIfError> {
+    let policies = specs
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| SimPolicy::parse(l).map_err(|e| WhatIfError(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    if policies.is_empty() {
+        return Err(WhatIfError("name at least one policy to compare".into()));
+    }
+    if policies.len() > MAX_POLICIES {
+        return Err(WhatIfError(format!(
+            "at most {MAX_POLICIES} policies beside the current one"
+        )));
+    }
+    Ok(policies)
+}
+
 /// Runs the store's policy and the policies of `specs` (one `--policy` spec
 /// a line; blank lines ignored) on a day of `shoppers` shaped like the
 /// standard day, with the store's receipt deadline and `review_cost_cents`.
@@ -51,17 +71,7 @@ pub fn what_if(
         )));
     }
     let mut policies = vec![current(routing)];
-    for line in specs.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        policies.push(SimPolicy::parse(line).map_err(|e| WhatIfError(e.to_string()))?);
-    }
-    if policies.len() == 1 {
-        return Err(WhatIfError("name at least one policy to compare".into()));
-    }
-    if policies.len() > MAX_POLICIES + 1 {
-        return Err(WhatIfError(format!(
-            "at most {MAX_POLICIES} policies beside the current one"
-        )));
-    }
+    policies.extend(parse_policies(specs)?);
     let day = Day {
         shoppers,
         sla_minutes: routing.receipt_sla_ms as f64 / 60_000.0,

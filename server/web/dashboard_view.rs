@@ -3,7 +3,9 @@
 //! server (see [`super::charts`]), so the page needs no charting script and
 //! the live refresh is a plain swap of server-rendered HTML.
 
-use crate::domain::dashboard::{Dashboard, Disputes, HourlySeries, Rate, Window};
+use crate::domain::dashboard::{
+    Dashboard, Disputes, HourlySeries, Rate, Staffing, StoreNeed, Window,
+};
 use crate::domain::time::{format_rfc3339_ms, parse_rfc3339_ms};
 
 use super::charts;
@@ -49,6 +51,9 @@ pub struct QueueRow {
     pub past_deadline: String,
     /// Open tasks due within the deadline lead time.
     pub at_risk: String,
+    /// Labelers its staffing forecast needs this hour (`…` while it is
+    /// made, `–` without history).
+    pub needed: String,
     /// `bad` when any task is late, `warn` when any is at risk.
     pub state: &'static str,
 }
@@ -100,6 +105,8 @@ pub struct DashboardView {
     pub queue: Vec<QueueRow>,
     /// Totals over all stores.
     pub queue_total: QueueRow,
+    /// Labelers working now and needed this hour.
+    pub staffing: Vec<Tile>,
     /// Flow tiles.
     pub flow: Vec<Tile>,
     /// Receipt tiles.
@@ -159,6 +166,54 @@ fn dispute_tile(d: &Disputes) -> Tile {
     t
 }
 
+/// A store's need this hour as its queue row shows it.
+fn store_need(d: &Dashboard, store_id: &str) -> String {
+    match d.staffing.stores.iter().find(|s| s.store_id == store_id) {
+        Some(StoreNeed {
+            needed: Some(n), ..
+        }) => count(*n),
+        Some(s) if s.forecast == "making" => "…".into(),
+        _ => "–".into(),
+    }
+}
+
+/// "Working now" against "needed this hour": `bad` when fewer work than
+/// the forecasts need, `ok` when enough do.
+fn staffing_tiles(s: &Staffing) -> Vec<Tile> {
+    let hour = parse_rfc3339_ms(&s.hour).unwrap_or(0);
+    let clock = |ms: i64| format_rfc3339_ms(ms).get(11..16).unwrap_or("").to_string();
+    let forecast = s.stores.iter().filter(|s| s.needed.is_some()).count();
+    let making = s.stores.iter().filter(|s| s.forecast == "making").count();
+    let mut detail = format!(
+        "{}–{} UTC · {} of {} stores forecast",
+        clock(hour),
+        clock(hour + 3_600_000),
+        count(forecast as i64),
+        count(s.stores.len() as i64)
+    );
+    if making > 0 {
+        detail.push_str(&format!(" · {} being made", count(making as i64)));
+    }
+    let needed = tile(
+        "needed-now",
+        "Labelers needed this hour",
+        s.needed.map_or("–".into(), count),
+        detail,
+    );
+    let mut working = tile(
+        "working-now",
+        "Labelers working now",
+        count(s.working),
+        "held a task in the last 15 min".into(),
+    );
+    working.state = match s.needed {
+        Some(n) if s.working < n => "bad",
+        Some(_) => "ok",
+        None => "",
+    };
+    vec![working, needed]
+}
+
 /// "HH:00" labels for the hours of a series.
 fn hour_labels(series: &HourlySeries) -> Vec<String> {
     let start = parse_rfc3339_ms(&series.start).unwrap_or(0);
@@ -180,6 +235,7 @@ struct QueueCounts {
     oldest: Option<i64>,
     late: i64,
     at_risk: i64,
+    needed: String,
 }
 
 fn queue_row(store: String, store_id: String, c: QueueCounts) -> QueueRow {
@@ -191,6 +247,7 @@ fn queue_row(store: String, store_id: String, c: QueueCounts) -> QueueRow {
         oldest,
         late,
         at_risk,
+        needed,
     } = c;
     QueueRow {
         store,
@@ -202,6 +259,7 @@ fn queue_row(store: String, store_id: String, c: QueueCounts) -> QueueRow {
         oldest: duration_ms(oldest.map(|v| v as f64)),
         past_deadline: count(late),
         at_risk: count(at_risk),
+        needed,
         state: if late > 0 {
             "bad"
         } else if at_risk > 0 {
@@ -230,6 +288,7 @@ pub fn view(d: &Dashboard) -> DashboardView {
                     oldest: q.oldest_ready_ms,
                     late: q.past_deadline,
                     at_risk: q.at_risk,
+                    needed: store_need(d, &q.store_id),
                 },
             )
         })
@@ -245,8 +304,10 @@ pub fn view(d: &Dashboard) -> DashboardView {
             oldest: d.queue.iter().filter_map(|q| q.oldest_ready_ms).max(),
             late: d.queue.iter().map(|q| q.past_deadline).sum(),
             at_risk: d.queue.iter().map(|q| q.at_risk).sum(),
+            needed: d.staffing.needed.map_or("–".into(), count),
         },
     );
+    let staffing = staffing_tiles(&d.staffing);
 
     let f = &d.flow;
     let (p50, p50_day) = window(&f.handling_p50_ms);
@@ -391,6 +452,7 @@ pub fn view(d: &Dashboard) -> DashboardView {
         generated_at_iso: d.generated_at.clone(),
         queue,
         queue_total,
+        staffing,
         flow,
         receipts,
         verdicts_chart: charts::bar_chart_hourly(
@@ -532,7 +594,57 @@ mod tests {
                 }],
             }],
             disputes: Disputes::of(400, 4, 1, 2),
+            staffing: Staffing {
+                hour: "2026-11-25T10:00:00.000Z".into(),
+                working: 3,
+                needed: Some(4),
+                stores: vec![
+                    StoreNeed {
+                        store_id: "s1".into(),
+                        store_name: "Main St".into(),
+                        forecast: "ready".into(),
+                        needed: Some(4),
+                    },
+                    StoreNeed {
+                        store_id: "s2".into(),
+                        store_name: "Airport".into(),
+                        forecast: "making".into(),
+                        needed: None,
+                    },
+                ],
+            },
         }
+    }
+
+    #[test]
+    fn staffing_shows_working_against_needed() {
+        let mut d = snapshot();
+        let v = view(&d);
+        assert_eq!(
+            (v.queue[0].needed.as_str(), v.queue[1].needed.as_str()),
+            ("4", "…")
+        );
+        assert_eq!(v.queue_total.needed, "4");
+        let working = &v.staffing[0];
+        assert_eq!((working.value.as_str(), working.state), ("3", "bad"));
+        assert_eq!(
+            v.staffing[1].detail,
+            "10:00–11:00 UTC · 1 of 2 stores forecast · 1 being made"
+        );
+        d.staffing.working = 4;
+        assert_eq!(view(&d).staffing[0].state, "ok", "enough at work");
+        d.staffing.needed = None;
+        d.staffing.stores[0] = StoreNeed {
+            forecast: "no-history".into(),
+            needed: None,
+            ..d.staffing.stores[0].clone()
+        };
+        let v = view(&d);
+        assert_eq!(
+            (v.staffing[0].state, v.staffing[1].value.as_str()),
+            ("", "–")
+        );
+        assert_eq!(v.queue[0].needed, "–");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod assets;
 pub mod charts;
 pub mod dashboard_view;
 pub mod format;
+pub mod simulation_view;
 pub mod supervisor;
 
 use askama::Template;

@@ -17,6 +17,7 @@ use axum::Router;
 use super::charts;
 use super::dashboard_view::{self, DashboardView};
 use super::format::{count, duration_ms, percent};
+use super::simulation_view::{PolicyPageQuery, ReplayView, WhatIfView};
 use crate::auth::Role;
 use crate::db::stores;
 use crate::db::users::User;
@@ -26,7 +27,6 @@ use crate::error::{Code, Error};
 use crate::http::pages::{page, render, PageRefusal, SupervisorPage};
 use crate::http::session;
 use crate::review::dashboard;
-use crate::sim::{render as sim_render, whatif};
 use crate::AppState;
 
 use crate::review::dashboard::RECOMMENDATION_DAYS;
@@ -84,7 +84,13 @@ const REFRESH_MS: i64 = 5_000;
 
 async fn dashboard_body(state: &AppState) -> Result<String, Error> {
     let c = &state.config;
-    let snapshot = dashboard::snapshot(&state.db, state.now(), dashboard::Rules::of(c)).await?;
+    let snapshot = dashboard::snapshot_with_staffing(
+        &state.db,
+        state.now(),
+        dashboard::Rules::of(c),
+        &state.forecasts,
+    )
+    .await?;
     let view = dashboard_view::view(&snapshot);
     DashboardBody { v: &view }
         .render()
@@ -267,87 +273,7 @@ struct PolicyPage<'a> {
     calibration_model: String,
     calibration: Vec<CalibrationRow>,
     what_if: WhatIfView,
-}
-
-/// The policy page's query: the recommendation's target and a what-if.
-#[derive(Debug, serde::Deserialize)]
-struct PolicyPageQuery {
-    /// Highest acceptable auto-accept error (the recommendation's).
-    target: Option<String>,
-    /// Policies to compare with the store's, one `recount simulate` spec a
-    /// line.
-    whatif: Option<String>,
-    /// Shoppers of the simulated day.
-    shoppers: Option<String>,
-}
-
-/// The "What if" section: the form as asked, and the comparison once run.
-struct WhatIfView {
-    specs: String,
-    shoppers: String,
-    error: Option<String>,
-    names: Vec<String>,
-    rows: Vec<WhatIfRow>,
-    events: u64,
-}
-
-/// One figure of the comparison, a value per policy.
-struct WhatIfRow {
-    label: &'static str,
-    values: Vec<String>,
-}
-
-impl WhatIfView {
-    /// Runs the what-if of `query`, if it asks for one. The simulation is
-    /// CPU work: it runs on the blocking pool.
-    async fn of(query: &PolicyPageQuery, policy: &RoutingPolicy, review_cost: f64) -> WhatIfView {
-        let mut view = WhatIfView {
-            specs: query
-                .whatif
-                .clone()
-                .unwrap_or_else(|| "charge-aware\nthreshold,threshold=0.95".into()),
-            shoppers: query
-                .shoppers
-                .clone()
-                .unwrap_or_else(|| whatif::DEFAULT_SHOPPERS.to_string()),
-            error: None,
-            names: Vec::new(),
-            rows: Vec::new(),
-            events: 0,
-        };
-        let Some(specs) = query.whatif.clone() else {
-            return view;
-        };
-        let Ok(shoppers) = view.shoppers.trim().parse::<u32>() else {
-            view.error = Some(format!(
-                "shoppers: {:?} is not a whole number",
-                view.shoppers
-            ));
-            return view;
-        };
-        let policy = policy.clone();
-        let run = tokio::task::spawn_blocking(move || {
-            whatif::what_if(&policy, review_cost, &specs, shoppers, 1)
-        })
-        .await;
-        match run {
-            Ok(Ok(report)) => {
-                view.names = report
-                    .policies
-                    .iter()
-                    .map(|p| p.figures.policy.clone())
-                    .collect();
-                view.rows = sim_render::rows(&report.policies)
-                    .into_iter()
-                    .map(|(label, values)| WhatIfRow { label, values })
-                    .collect();
-                view.events = report.events;
-            }
-            Ok(Err(e)) => view.error = Some(e.to_string()),
-            Err(e) => view.error = Some(format!("the simulation stopped: {e}")),
-        }
-        view
-    }
+    replay: ReplayView,
 }
 
 /// One bin of the store's calibration, for people.
@@ -513,14 +439,26 @@ async fn policy_page(
             probability: format!("{:.3}", b.probability),
         })
         .collect();
-    let review_cost = match store.policy.review_cost_cents {
-        Some(c) => c as f64,
-        None => state.config.labor_cost().review_cents(),
+    let review_cost = match state.db.reader().acquire().await {
+        Ok(mut conn) => {
+            crate::review::ingest::review_cost_of(&mut conn, &store, state.config.labor_cost())
+                .await
+        }
+        Err(e) => Err(e.into()),
+    };
+    let review_cost = match review_cost {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
     };
     let what_if = WhatIfView::of(&query, &store.policy, review_cost).await;
-    let refused = what_if.error.is_some();
+    let replay = match ReplayView::of(&state, &store.id, &query).await {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let refused = what_if.error.is_some() || replay.error.is_some();
     let page = render(&PolicyPage {
         what_if,
+        replay,
         frame: Frame::new(&user, &token, "policy"),
         mode: store.policy.mode.as_str(),
         review_cost: store
