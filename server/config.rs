@@ -105,15 +105,37 @@ pub struct Config {
     /// tables (0 turns it off: the dashboard then counts everything after
     /// the watermark from the raw tables, correct but slower).
     pub rollup_interval_ms: u64,
+    /// Time a connection has to send a request's headers (from its
+    /// opening, or from the previous response); past it, it is closed.
+    pub header_read_timeout_ms: u64,
+    /// Time a request has from its headers to its answer, uploads aside
+    /// (they stream as long as bytes keep coming): past it, `408
+    /// request-timeout`.
+    pub request_timeout_ms: u64,
+    /// Time a request body may pause between two pieces; past it, the
+    /// request is refused (`408 request-timeout`, an upload
+    /// `upload-incomplete`) and nothing is stored.
+    pub body_idle_timeout_ms: u64,
+    /// HTTP connections open at once; more wait in the listen backlog.
+    pub http_max_connections: usize,
     /// Marks the console's session cookie `Secure` (set it when Recount is
     /// served over HTTPS; a request with `X-Forwarded-Proto: https` from a
     /// TLS-terminating proxy gets a `Secure` cookie either way).
     pub secure_cookies: bool,
-    /// Failed logins allowed per username within `login_window_ms`; the next
-    /// attempt is refused with 429 until the window moves on.
+    /// Failed logins allowed per username from one client address within
+    /// `login_window_ms`; the next attempt from that address is refused
+    /// with 429 until the window moves on (others can still sign in).
     pub login_max_failures: usize,
+    /// Failed logins allowed per username from all addresses together
+    /// within `login_window_ms`: the slower limit on guessing one account
+    /// from many addresses.
+    pub login_max_failures_per_user: usize,
     /// Failed logins allowed per client address within `login_window_ms`.
     pub login_max_failures_per_address: usize,
+    /// Proxies whose `X-Forwarded-For` is believed (comma-separated
+    /// addresses and CIDR networks): behind them the client address of the
+    /// login limits is the one they saw, not theirs. Empty: nobody's.
+    pub trusted_proxies: String,
     /// The sliding window of the login limits.
     pub login_window_ms: i64,
     /// Share of claims (0 to 1) that serve a gold task instead of the next
@@ -167,9 +189,15 @@ impl Default for Config {
             media_max_attempts: 3,
             queue_vacuum_interval_ms: 60_000,
             rollup_interval_ms: 10_000,
+            header_read_timeout_ms: 10_000,
+            request_timeout_ms: 60_000,
+            body_idle_timeout_ms: 30_000,
+            http_max_connections: 1_024,
             secure_cookies: false,
             login_max_failures: 5,
+            login_max_failures_per_user: 100,
             login_max_failures_per_address: 50,
+            trusted_proxies: String::new(),
             login_window_ms: 15 * 60_000,
             gold_rate: 0.05,
             gold_min_accuracy: 0.8,
@@ -267,7 +295,14 @@ impl Config {
                 "{name} must be between 0 and 1, not {value}"
             );
         }
+        crate::domain::proxy::TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))?;
         Ok(())
+    }
+
+    /// The proxies whose `X-Forwarded-For` is believed.
+    pub fn trusted_proxies(&self) -> crate::domain::proxy::TrustedProxies {
+        crate::domain::proxy::TrustedProxies::parse(&self.trusted_proxies).unwrap_or_default()
     }
 
     /// What labeler time costs: the hourly cost and the configured time a

@@ -476,7 +476,7 @@ async fn crew_step(state: &AppState) -> anyhow::Result<()> {
     let (name, accuracy) = *CREW
         .choose(&mut rand::thread_rng())
         .expect("the crew is not empty");
-    let Some((user, _)) = users::by_username(&state.db, name).await? else {
+    let Some(users::Account { user, .. }) = users::by_username(&state.db, name).await? else {
         return Ok(());
     };
     let config = &state.config;

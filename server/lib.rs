@@ -109,6 +109,9 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
+use std::time::Duration;
+
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use std::path::PathBuf;
@@ -219,6 +222,37 @@ pub fn app(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(state.config.json_body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            answer_in_time,
+        ))
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_millis(
+            state.config.body_idle_timeout_ms,
+        )))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Answers `408 request-timeout` to a request not answered within
+/// `request_timeout_ms` (its work is dropped: a transaction in flight rolls
+/// back). Uploads are exempt: a large video on a slow link takes what it
+/// takes, as long as its bytes keep coming (`body_idle_timeout_ms`).
+async fn answer_in_time(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let upload = req.method() == axum::http::Method::POST
+        && matches!(req.uri().path(), "/api/v1/clips" | "/api/v1/footage");
+    if upload {
+        return next.run(req).await;
+    }
+    let limit = Duration::from_millis(state.config.request_timeout_ms);
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => error_response(
+            Code::RequestTimeout,
+            "the request took longer than the server waits",
+        ),
+    }
 }

@@ -168,6 +168,21 @@ enum UserCommand {
         #[arg(long, value_enum)]
         role: Role,
     },
+    /// Disables a user: their tokens end and they can no longer sign in.
+    Disable {
+        /// Login name.
+        name: String,
+    },
+    /// Enables a disabled user again.
+    Enable {
+        /// Login name.
+        name: String,
+    },
+    /// Ends every token of a user (signs them out everywhere).
+    RevokeTokens {
+        /// Login name.
+        name: String,
+    },
 }
 
 fn load_config(global: &GlobalArgs) -> anyhow::Result<Config> {
@@ -251,12 +266,9 @@ async fn main() -> anyhow::Result<()> {
             }
             let _jobs = jobs::spawn(state.clone());
             tracing::info!(%addr, database = ?state.db.backend, "recount is listening");
-            // Connection info gives the login throttle the client's address.
-            let app =
-                recount::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await?;
+            let limits = recount::http::serve::Limits::of(&state.config);
+            recount::http::serve::serve(listener, recount::app(state), limits, shutdown_signal())
+                .await;
         }
         Command::Migrate => {
             let db = open_db(&config).await?;
@@ -366,8 +378,28 @@ async fn main() -> anyhow::Result<()> {
             let db = open_db(&config).await?;
             let password = generate_password();
             let hash = hash_password(&password)?;
-            users::upsert(&db, &name, &hash, role, clock.now_ms()).await?;
-            print(json!({"username": name, "password": password, "role": role}));
+            let user = users::upsert(&db, &name, &hash, role, clock.now_ms()).await?;
+            // A reset password ends the sessions the old one opened.
+            let revoked = users::revoke_all(&db, &Default::default(), &user.id).await?;
+            print(
+                json!({"username": name, "password": password, "role": role, "tokens_revoked": revoked}),
+            );
+        }
+        Command::User(UserCommand::Disable { name }) => {
+            let db = open_db(&config).await?;
+            print(set_disabled(&db, &name, Some(clock.now_ms())).await?);
+        }
+        Command::User(UserCommand::Enable { name }) => {
+            let db = open_db(&config).await?;
+            print(set_disabled(&db, &name, None).await?);
+        }
+        Command::User(UserCommand::RevokeTokens { name }) => {
+            let db = open_db(&config).await?;
+            let account = users::by_username(&db, &name)
+                .await?
+                .with_context(|| format!("no user {name:?}"))?;
+            let revoked = users::revoke_all(&db, &Default::default(), &account.user.id).await?;
+            print(json!({"username": name, "tokens_revoked": revoked}));
         }
         #[cfg(feature = "bench")]
         Command::Bench(cmd) => bench::run(cmd, &config).await?,
@@ -375,6 +407,16 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench { .. } => return Err(not_built("recount bench", "bench")),
     }
     Ok(())
+}
+
+/// `recount user disable|enable`: what changed, as JSON.
+async fn set_disabled(db: &Db, name: &str, at: Option<i64>) -> anyhow::Result<serde_json::Value> {
+    // This process caches no token: other instances stop accepting the
+    // user's tokens within their cache's freshness.
+    let (user, revoked) = users::set_disabled(db, &Default::default(), name, at)
+        .await?
+        .with_context(|| format!("no user {name:?}"))?;
+    Ok(json!({"username": user.username, "disabled": at.is_some(), "tokens_revoked": revoked}))
 }
 
 /// `recount simulate --replay`: the store's past events through the

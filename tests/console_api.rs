@@ -166,7 +166,9 @@ async fn login_over_tls_proxy_marks_the_cookie_secure(backend: Backend) {
         .send()
         .await
         .unwrap();
-    let (csrf_cookie, header) = set_cookie(&form, "recount_login_csrf").unwrap();
+    // Over TLS the cookies carry the prefixes browsers enforce.
+    assert!(set_cookie(&form, "recount_login_csrf").is_none());
+    let (csrf_cookie, header) = set_cookie(&form, "__Secure-recount_login_csrf").unwrap();
     assert!(header.to_lowercase().contains("secure"), "{header}");
     let csrf = attr_after(&form.text().await.unwrap(), "name=\"csrf\" value=\"");
     let resp = http
@@ -178,8 +180,22 @@ async fn login_over_tls_proxy_marks_the_cookie_secure(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    let (_, header) = set_cookie(&resp, "recount_session").unwrap();
-    assert!(header.to_lowercase().contains("; secure"), "{header}");
+    assert!(set_cookie(&resp, "recount_session").is_none());
+    let (session, header) = set_cookie(&resp, "__Host-recount_session").unwrap();
+    let header = header.to_lowercase();
+    assert!(
+        header.contains("; secure") && header.contains("path=/"),
+        "{header}"
+    );
+    assert!(!header.contains("domain="), "{header}");
+    // The prefixed cookie is a session like the other.
+    let page = http
+        .get(format!("{}/console", app.base))
+        .header(COOKIE, session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
 }
 
 async fn login_without_the_form_token_is_refused_and_creates_no_session(backend: Backend) {
@@ -368,7 +384,26 @@ async fn pages_redirect_only_to_our_own_paths() {
     let app = TestApp::start(Backend::Sqlite).await;
     add_user(&app, "ana", Role::Labeler).await;
     let http = client();
-    for next in ["//evil.example/x", "https://evil.example/", "/\\evil"] {
+    // The page keeps no foreign target in its form either.
+    let page = http
+        .get(format!("{}/login?next=/%09/evil.example", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(attr_after(&page, "name=\"next\" value=\""), "/console");
+    for next in [
+        "//evil.example/x",
+        "https://evil.example/",
+        "/\\evil",
+        // Browsers drop tabs and line breaks: these are //evil.example.
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/\r\n/evil.example",
+        "/ /evil.example",
+    ] {
         let form = http
             .get(format!("{}/login", app.base))
             .send()
@@ -389,9 +424,115 @@ async fn pages_redirect_only_to_our_own_paths() {
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-        assert_eq!(resp.headers()[LOCATION], "/console", "next={next}");
+        assert_eq!(resp.headers()[LOCATION], "/console", "next={next:?}");
     }
 }
+
+/// Asks for a token as if through a proxy that saw the client at `from`.
+async fn token_from(app: &TestApp, from: &str, username: &str, password: &str) -> StatusCode {
+    client()
+        .post(format!("{}/api/v1/auth/token", app.base))
+        .header("x-forwarded-for", from)
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+async fn a_stranger_cannot_lock_out_the_owner_but_many_addresses_can_not_guess(backend: Backend) {
+    let app = TestApp::start_with(backend, |c| {
+        c.login_max_failures = 3;
+        c.login_max_failures_per_user = 6;
+        c.login_window_ms = 60_000;
+        // The test's client connects from the loopback: our "proxy".
+        c.trusted_proxies = "127.0.0.1, ::1".into();
+    })
+    .await;
+    add_user(&app, "ana", Role::Labeler).await;
+    let stranger = "203.0.113.5";
+    for _ in 0..3 {
+        assert_eq!(
+            token_from(&app, stranger, "ana", "guess").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        token_from(&app, stranger, "ana", PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the stranger's address is locked for ana, even with her password"
+    );
+    assert_eq!(
+        token_from(&app, "198.51.100.7", "ana", PASSWORD).await,
+        StatusCode::OK,
+        "ana, elsewhere, still signs in"
+    );
+    // Guessing from many addresses meets the slower per-user limit: three
+    // more failures make six.
+    for i in 1..=3 {
+        assert_eq!(
+            token_from(&app, &format!("192.0.2.{i}"), "ana", "guess").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        token_from(&app, "192.0.2.99", "ana", "guess").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    app.clock.advance(60_001);
+    assert_eq!(
+        token_from(&app, "192.0.2.99", "ana", PASSWORD).await,
+        StatusCode::OK
+    );
+}
+dual!(a_stranger_cannot_lock_out_the_owner_but_many_addresses_can_not_guess);
+
+async fn parallel_guesses_are_counted_before_the_password_is_checked(backend: Backend) {
+    let app = TestApp::start_with(backend, |c| {
+        c.login_max_failures = 3;
+        c.login_window_ms = 60_000;
+    })
+    .await;
+    add_user(&app, "ben", Role::Labeler).await;
+    // Ten guesses at once from one client: three are checked, the others
+    // refused before any check ends.
+    let guesses = (0..10).map(|i| {
+        let http = client();
+        let url = format!("{}/api/v1/auth/token", app.base);
+        async move {
+            http.post(url)
+                .json(&json!({"username": "ben", "password": format!("guess-{i}")}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    });
+    let statuses = futures::future::join_all(guesses).await;
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((checked, refused), (3, 7), "{statuses:?}");
+    // Without a trusted proxy, a client's own X-Forwarded-For is no way
+    // around its address's limit.
+    assert_eq!(
+        token_from(&app, "203.0.113.77", "ben", PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Another username from the same address is its own pair: a
+    // "username" the size of a body fails like any other.
+    let huge = "x".repeat(60_000);
+    assert_eq!(
+        token_from(&app, "-", &huge, "p").await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+dual!(parallel_guesses_are_counted_before_the_password_is_checked);
 
 #[tokio::test]
 async fn pages_carry_a_strict_content_security_policy_and_static_files_revalidate() {

@@ -152,10 +152,11 @@ async fn a_clip_is_processed_and_its_task_waits_for_it(backend: Backend) {
     assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(resp.headers()["content-type"], "video/mp4");
     assert_eq!(resp.headers()["accept-ranges"], "bytes");
-    assert!(resp.headers()["cache-control"]
-        .to_str()
-        .unwrap()
-        .contains("immutable"));
+    assert_eq!(
+        resp.headers()["cache-control"],
+        "private, max-age=300",
+        "shopper video is not kept in a labeler's browser"
+    );
     let total: u64 = resp.headers()["content-range"]
         .to_str()
         .unwrap()
@@ -212,8 +213,9 @@ async fn a_clip_is_processed_and_its_task_waits_for_it(backend: Backend) {
         StatusCode::PARTIAL_CONTENT
     );
 
-    // Views from byte 0 are audited: the first range, the whole file, the poster, the store's.
-    assert_eq!(app.count("SELECT COUNT(*) FROM clip_views").await, 4);
+    // Views are audited, one per viewer and artifact per viewing: ann's
+    // video (its ranges and the whole file), her poster, the store's video.
+    assert_eq!(app.count("SELECT COUNT(*) FROM clip_views").await, 3);
 }
 dual!(a_clip_is_processed_and_its_task_waits_for_it);
 
@@ -520,7 +522,7 @@ async fn a_task_poster_is_only_for_the_labeler_holding_that_task(backend: Backen
 }
 dual!(a_task_poster_is_only_for_the_labeler_holding_that_task);
 
-async fn only_gets_that_send_bytes_from_the_start_are_views(backend: Backend) {
+async fn every_get_that_sends_bytes_is_a_view_once_per_viewing(backend: Backend) {
     let app = TestApp::start(backend).await;
     let (_, key) = app.store_with_catalog().await;
     let ann = app.user("ann", Role::Labeler).await;
@@ -564,22 +566,43 @@ async fn only_gets_that_send_bytes_from_the_start_are_views(backend: Backend) {
     assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(views().await, 0);
 
-    // Playback from byte 0 is one view, whatever ranges follow it.
+    // A range anywhere is a view, and the ranges and reloads of one
+    // playback are that one view.
+    let resp = get(&app, &video, &ann, Some("bytes=100-199")).await;
+    assert_eq!(resp.bytes().await.unwrap().len(), 100);
+    assert_eq!(
+        views().await,
+        1,
+        "a range not from byte 0 shows the clip too"
+    );
     let resp = get(&app, &video, &ann, Some("bytes=0-")).await;
     assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(resp.bytes().await.unwrap().len() as u64, size);
-    let resp = get(&app, &video, &ann, Some("bytes=100-199")).await;
-    assert_eq!(resp.bytes().await.unwrap().len(), 100);
-    assert_eq!(views().await, 1);
-    // Whole artifacts are views.
     let resp = get(&app, &video, &ann, None).await;
     assert_eq!(resp.bytes().await.unwrap().len() as u64, size);
+    assert_eq!(views().await, 1);
+    // An end far past the last byte is cut to it, not overflowed.
+    let resp = get(&app, &video, &ann, Some("bytes=0-18446744073709551615")).await;
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        resp.headers()["content-range"].to_str().unwrap(),
+        format!("bytes 0-{}/{size}", size - 1)
+    );
     for path in [&filmstrip, &poster] {
         let resp = get(&app, path, &ann, None).await;
         assert_eq!(&resp.bytes().await.unwrap()[..2], &[0xFF, 0xD8]);
     }
+    assert_eq!(views().await, 3);
+    // Another viewer's look is theirs; the same viewer later is a new view.
+    let sue = app.user("sue", Role::Supervisor).await;
+    let resp = get(&app, &video, &sue, Some("bytes=500-")).await;
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(views().await, 4);
-    for (artifact, n) in [("video", 2), ("filmstrip", 1), ("poster", 1)] {
+    app.clock.advance(11 * 60_000);
+    let resp = get(&app, &video, &sue, Some("bytes=500-")).await;
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(views().await, 5);
+    for (artifact, n) in [("video", 3), ("filmstrip", 1), ("poster", 1)] {
         let sql = format!(
             "SELECT COUNT(*) FROM clip_views WHERE artifact = '{artifact}' AND clip_id = '{clip_id}' \
              AND viewer_kind = 'user'"
@@ -587,7 +610,7 @@ async fn only_gets_that_send_bytes_from_the_start_are_views(backend: Backend) {
         assert_eq!(app.count(&sql).await, n, "{artifact}");
     }
 }
-dual!(only_gets_that_send_bytes_from_the_start_are_views);
+dual!(every_get_that_sends_bytes_is_a_view_once_per_viewing);
 
 /// The keys stored in the local blob directory, sorted.
 fn stored_keys(app: &TestApp) -> Vec<String> {

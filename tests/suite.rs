@@ -21,9 +21,11 @@ mod economics;
 #[cfg(feature = "bench")]
 mod export;
 mod gold;
+mod limits;
 mod media;
 mod media_api;
 mod multi_process;
+mod people;
 mod receipts;
 mod replay;
 mod schema_parity;

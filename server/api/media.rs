@@ -1,4 +1,4 @@
-//! Clip upload, status and serving: byte ranges, long cache lifetimes,
+//! Clip upload, status and serving: byte ranges, short private caching,
 //! access only for the owning store, supervisors and the labeler holding a
 //! lease on a task that shows the clip (for a task's poster, on that task),
 //! decided in one place ([`authorize`]); every view recorded.
@@ -574,18 +574,22 @@ impl FromRequestParts<AppState> for Fetch {
 /// again from byte 0 for the picture.
 const PROBE_BYTES: u64 = 16;
 
-/// Whether an answer is a view to record: a `GET` that sends bytes from
-/// byte 0, the whole blob or a range that is not a probe. `HEAD` sends no
-/// bytes; a player's later ranges belong to the view that started at 0.
+/// Whether an answer shows the artifact to its caller: a `GET` that sends
+/// bytes, anywhere in the blob, unless it is a probe of the first bytes.
+/// `HEAD` sends none. The many ranges of one playback are one view:
+/// [`clips::record_view`] keeps one per viewer and artifact within
+/// [`clips::VIEW_WINDOW_MS`].
 fn is_view(method: &Method, status: StatusCode, sent: &Range<u64>) -> bool {
-    *method == Method::GET
-        && !sent.is_empty()
-        && sent.start == 0
-        && (status == StatusCode::OK || sent.end >= PROBE_BYTES)
+    let probe = status == StatusCode::PARTIAL_CONTENT && sent.start == 0 && sent.end < PROBE_BYTES;
+    *method == Method::GET && !sent.is_empty() && !probe
 }
 
+/// How long a browser may keep a clip's artifact: long enough for a
+/// player's seeks and a page's reloads during one review, short enough
+/// that shopper video does not stay on a labeler's disk.
+pub const MEDIA_CACHE_CONTROL: &str = "private, max-age=300";
+
 /// Sends a clip's artifact (see [`send_blob`]) and records the view.
-/// Artifacts never change once written, so clients may cache them for a year.
 async fn serve(
     state: &AppState,
     fetch: &Fetch,
@@ -600,7 +604,7 @@ async fn serve(
         &fetch.headers,
         key,
         content_type,
-        "private, max-age=31536000, immutable",
+        MEDIA_CACHE_CONTROL,
     )
     .await?;
     if let Some(sent) = sent {
@@ -730,7 +734,9 @@ pub fn parse_range(spec: &str, size: u64) -> RangeRequest {
                 if last < start {
                     return RangeRequest::Ignored;
                 }
-                (last + 1).min(size)
+                // `last` may be any u64 (bytes=0-18446744073709551615):
+                // past the end is cut to the end, without overflowing.
+                last.saturating_add(1).min(size)
             };
             if start >= size {
                 return RangeRequest::Unsatisfiable;
@@ -758,11 +764,21 @@ mod tests {
         assert_eq!(parse_range("bytes=0-1,5-6", 1000), Ignored);
         assert_eq!(parse_range("items=0-1", 1000), Ignored);
         assert_eq!(parse_range("bytes=5-1", 1000), Ignored);
+        assert_eq!(
+            parse_range("bytes=0-18446744073709551615", 1000),
+            Satisfiable(0..1000),
+            "an end past u64 arithmetic is cut, not wrapped"
+        );
+        assert_eq!(
+            parse_range("bytes=18446744073709551615-", 1000),
+            Unsatisfiable
+        );
+        assert_eq!(parse_range("bytes=0-18446744073709551616", 1000), Ignored);
         assert_eq!(parse_range("bytes=x-1", 1000), Ignored);
     }
 
     #[test]
-    fn only_gets_that_send_bytes_from_the_start_are_views() {
+    fn gets_that_send_bytes_are_views_but_probes() {
         let (get, head) = (Method::GET, Method::HEAD);
         assert!(is_view(&get, StatusCode::OK, &(0..1000)));
         assert!(is_view(&get, StatusCode::OK, &(0..3)), "a whole tiny blob");
@@ -772,7 +788,11 @@ mod tests {
             !is_view(&get, StatusCode::PARTIAL_CONTENT, &(0..2)),
             "a probe"
         );
-        assert!(!is_view(&get, StatusCode::PARTIAL_CONTENT, &(10..1000)));
+        assert!(
+            is_view(&get, StatusCode::PARTIAL_CONTENT, &(10..1000)),
+            "a range from anywhere shows the clip"
+        );
+        assert!(is_view(&get, StatusCode::PARTIAL_CONTENT, &(10..12)));
         assert!(!is_view(&get, StatusCode::OK, &(0..0)), "nothing sent");
         assert!(!is_view(&head, StatusCode::OK, &(0..1000)));
     }

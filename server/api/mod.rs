@@ -10,6 +10,7 @@ pub mod ingest;
 pub mod media;
 pub mod queue;
 pub mod system;
+pub mod users;
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -31,6 +32,7 @@ use crate::AppState;
         (name = "queue", description = "For labelers and supervisors, with a user token"),
         (name = "dashboard", description = "For supervisors: queue health, throughput, receipt latency, labeler quality, model calibration"),
         (name = "exports", description = "For supervisors: training-data exports; for admins: each store's consent to training use"),
+        (name = "admin", description = "For admins: people's access (disable, enable, sign out everywhere, reset a password)"),
         (name = "system", description = "Health, metrics and this document")
     )
 )]
@@ -85,6 +87,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(dashboard::get_calibration))
         .routes(routes!(dashboard::get_recommendation))
         .routes(routes!(dashboard::get_staffing))
+        .routes(routes!(users::disable))
+        .routes(routes!(users::enable))
+        .routes(routes!(users::revoke_tokens))
+        .routes(routes!(users::reset_password))
         .routes(routes!(exports::create, exports::list))
         .routes(routes!(exports::get, exports::delete))
         .routes(routes!(exports::file))

@@ -22,7 +22,7 @@ use crate::domain::Action;
 use crate::error::{Code, Error, Result};
 use crate::http::error::ErrorBody;
 use crate::http::extract::{
-    AdminCaller, ConnectAddr, Json, Path, Query, SupervisorCaller, UserCaller,
+    AdminCaller, ClientAddr, Json, Path, Query, SupervisorCaller, UserCaller,
 };
 use crate::login;
 use crate::review::queue::{self, Claimed, Context, Detail, Verdict};
@@ -336,7 +336,7 @@ pub struct TokenResponse {
     ))]
 pub async fn issue_token(
     State(state): State<AppState>,
-    ConnectAddr(addr): ConnectAddr,
+    ClientAddr(addr): ClientAddr,
     Json(req): Json<TokenRequest>,
 ) -> Result<axum::Json<TokenResponse>> {
     let user = login::authenticate(&state, &req.username, &req.password, addr).await?;

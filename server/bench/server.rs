@@ -36,15 +36,11 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let (shutdown, stop) = oneshot::channel::<()>();
+        let limits = crate::http::serve::Limits::of(&state.config);
         let app = crate::app(state);
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = stop.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::warn!(error = %e, "bench server stopped with an error");
-            }
-        });
+        let task = tokio::spawn(crate::http::serve::serve(listener, app, limits, async {
+            let _ = stop.await;
+        }));
         Ok(Server {
             base,
             shutdown,

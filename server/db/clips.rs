@@ -804,7 +804,9 @@ pub async fn record_view(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO clip_views (id, clip_id, artifact, viewer_kind, viewer_id, viewed_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+         SELECT $1, $2, $3, $4, $5, $6 WHERE NOT EXISTS (SELECT 1 FROM clip_views \
+         WHERE clip_id = $2 AND artifact = $3 AND viewer_kind = $4 AND viewer_id = $5 \
+         AND viewed_at > $7)",
     )
     .bind(new_id())
     .bind(clip_id)
@@ -812,7 +814,13 @@ pub async fn record_view(
     .bind(viewer_kind)
     .bind(viewer_id)
     .bind(now)
+    .bind(now - VIEW_WINDOW_MS)
     .execute(db.writer())
     .await?;
     Ok(())
 }
+
+/// One viewing: the ranges a player fetches, and fetches again after a
+/// reload, within this long of the viewer's last recorded view of the same
+/// artifact are part of it.
+pub const VIEW_WINDOW_MS: i64 = 10 * 60_000;

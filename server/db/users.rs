@@ -19,7 +19,8 @@ pub struct User {
     pub role: Role,
 }
 
-/// Creates a user, or replaces the password and role of an existing one.
+/// Creates a user, or replaces the password and role of an existing one
+/// (a reset should then [`revoke_all`] their tokens).
 pub async fn upsert(
     db: &Db,
     username: &str,
@@ -46,6 +47,75 @@ pub async fn upsert(
     })
 }
 
+/// Deletes every token of a user; how many there were.
+async fn delete_tokens(db: &Db, user_id: &str) -> Result<u64> {
+    Ok(sqlx::query("DELETE FROM api_tokens WHERE user_id = $1")
+        .bind(user_id)
+        .execute(db.writer())
+        .await?
+        .rows_affected())
+}
+
+/// Ends every token of a user (signs them out everywhere); how many.
+/// This instance forgets them at once, others within
+/// [`TokenCache::FRESH`].
+pub async fn revoke_all(db: &Db, cache: &TokenCache, user_id: &str) -> Result<u64> {
+    let n = delete_tokens(db, user_id).await?;
+    cache.forget_user(user_id);
+    Ok(n)
+}
+
+/// Disables (`Some(now)`) or enables (`None`) a user by login name; the
+/// user, or `None` when there is no such user. Disabling revokes every
+/// token of the user.
+pub async fn set_disabled(
+    db: &Db,
+    cache: &TokenCache,
+    username: &str,
+    disabled_at: Option<i64>,
+) -> Result<Option<(User, u64)>> {
+    let row = sqlx::query(
+        "UPDATE users SET disabled_at = $2 WHERE username = $1 RETURNING id, username, role",
+    )
+    .bind(username)
+    .bind(disabled_at)
+    .fetch_optional(db.writer())
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let user = user_from_row(&row)?;
+    let revoked = match disabled_at {
+        Some(_) => revoke_all(db, cache, &user.id).await?,
+        None => 0,
+    };
+    Ok(Some((user, revoked)))
+}
+
+/// Replaces a user's password hash and ends their tokens; how many.
+pub async fn reset_password(
+    db: &Db,
+    cache: &TokenCache,
+    user_id: &str,
+    password_hash: &str,
+) -> Result<u64> {
+    sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+        .bind(user_id)
+        .bind(password_hash)
+        .execute(db.writer())
+        .await?;
+    revoke_all(db, cache, user_id).await
+}
+
+/// Deletes tokens that expired at or before `now`; how many.
+pub async fn purge_expired_tokens(db: &Db, now: i64) -> Result<u64> {
+    Ok(sqlx::query("DELETE FROM api_tokens WHERE expires_at <= $1")
+        .bind(now)
+        .execute(db.writer())
+        .await?
+        .rows_affected())
+}
+
 /// Locks a user's row for the rest of the transaction: one user's
 /// concurrent claims queue behind each other, so the lease limit holds.
 pub async fn lock(tx: &mut Tx, user_id: &str) -> Result<()> {
@@ -59,15 +129,33 @@ pub async fn lock(tx: &mut Tx, user_id: &str) -> Result<()> {
     Ok(())
 }
 
-/// A user and password hash by login name.
-pub async fn by_username(db: &Db, username: &str) -> Result<Option<(User, String)>> {
-    let row =
-        sqlx::query("SELECT id, username, role, password_hash FROM users WHERE username = $1")
-            .bind(username)
-            .fetch_optional(db.reader())
-            .await?;
-    row.map(|r| Ok((user_from_row(&r)?, r.try_get("password_hash")?)))
-        .transpose()
+/// What signing in needs of a user.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// The user.
+    pub user: User,
+    /// Their password's argon2 hash.
+    pub password_hash: String,
+    /// Whether an admin disabled them.
+    pub disabled: bool,
+}
+
+/// A user's account by login name.
+pub async fn by_username(db: &Db, username: &str) -> Result<Option<Account>> {
+    let row = sqlx::query(
+        "SELECT id, username, role, password_hash, disabled_at FROM users WHERE username = $1",
+    )
+    .bind(username)
+    .fetch_optional(db.reader())
+    .await?;
+    row.map(|r| {
+        Ok(Account {
+            user: user_from_row(&r)?,
+            password_hash: r.try_get("password_hash")?,
+            disabled: r.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
+        })
+    })
+    .transpose()
 }
 
 fn user_from_row(r: &sqlx::any::AnyRow) -> Result<User> {
@@ -97,7 +185,7 @@ pub async fn issue_token(db: &Db, user_id: &str, now: i64, ttl_ms: i64) -> Resul
 async fn token_owner(db: &Db, token_hash: &str, now: i64) -> Result<Option<(User, i64)>> {
     let row = sqlx::query(
         "SELECT u.id, u.username, u.role, t.expires_at FROM api_tokens t JOIN users u ON u.id = t.user_id \
-         WHERE t.token_hash = $1 AND t.expires_at > $2",
+         WHERE t.token_hash = $1 AND t.expires_at > $2 AND u.disabled_at IS NULL",
     )
     .bind(token_hash)
     .bind(now)
@@ -145,6 +233,14 @@ impl TokenCache {
             }
         }
         Ok(found.map(|(user, _)| user))
+    }
+
+    /// Forgets every cached token of a user (revoked or disabled).
+    pub fn forget_user(&self, user_id: &str) {
+        self.entries
+            .lock()
+            .expect("token cache")
+            .retain(|_, (user, _, _)| user.id != user_id);
     }
 }
 

@@ -52,6 +52,12 @@ codes! {
         "no key or token, an unreadable or malformed `Authorization` header, or an unknown, rotated or expired key or token";
     InvalidCredentials = "invalid-credentials",
         "unknown username or wrong password (the same answer for both)";
+    UserDisabled = "user-disabled",
+        "the password is right but an admin disabled the user";
+    UnknownUser = "unknown-user",
+        "no user has this login name";
+    OwnAccount = "own-account",
+        "an admin may not disable their own account";
     TooManyAttempts = "too-many-attempts",
         "too many failed sign-ins for this username or address; `Retry-After` gives the seconds to wait";
     StoreKeyRequired = "store-key-required",
@@ -78,6 +84,8 @@ codes! {
         "the body is not valid JSON";
     UnreadableBody = "unreadable-body",
         "the body could not be read";
+    RequestTimeout = "request-timeout",
+        "the request took longer than `request_timeout_ms`, or its body paused longer than `body_idle_timeout_ms`";
     BodyTooLarge = "body-too-large",
         "the JSON body is larger than `json_body_limit`";
     UnsupportedMediaType = "unsupported-media-type",

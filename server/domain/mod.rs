@@ -18,6 +18,7 @@ pub mod histogram;
 pub mod job;
 pub mod label;
 pub mod lifecycle;
+pub mod proxy;
 pub mod ratelimit;
 pub mod receipt;
 pub mod recommend;

@@ -1,9 +1,13 @@
 //! Failed-login throttling: a sliding window of failures per key.
 //!
-//! A key (a username, a client address) that failed `max_failures` times
-//! within `window_ms` is refused until the oldest of those failures leaves
-//! the window. A success forgets the key's failures. Pure: the caller passes
-//! the time and keeps the state.
+//! A key (a username, a client address, the pair of both) that failed
+//! `max_failures` times within `window_ms` is refused until the oldest of
+//! those failures leaves the window. An attempt counts as a failure from
+//! the moment it is let through ([`FailureWindows::attempt`]), before the
+//! password is checked, so parallel guesses cannot all pass the check
+//! before any failure is counted; a success takes its own count back.
+//! Keys whose failures have all left the window are swept once a window.
+//! Pure: the caller passes the time and keeps the state.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -20,6 +24,8 @@ pub struct Limit {
 #[derive(Debug, Default)]
 pub struct FailureWindows {
     failures: HashMap<String, VecDeque<i64>>,
+    /// When expired keys are next swept.
+    next_sweep: i64,
 }
 
 impl FailureWindows {
@@ -43,8 +49,54 @@ impl FailureWindows {
         })
     }
 
+    /// Lets an attempt through when none of `keys` is blocked, counting it
+    /// as a failure of each at once; otherwise the longest wait.
+    pub fn attempt(&mut self, keys: &[(&str, Limit)], now: i64) -> Result<(), i64> {
+        let wait = keys
+            .iter()
+            .filter_map(|(key, limit)| self.blocked(key, *limit, now))
+            .max();
+        if let Some(wait_ms) = wait {
+            return Err(wait_ms);
+        }
+        for (key, limit) in keys {
+            self.fail(key, *limit, now);
+        }
+        Ok(())
+    }
+
+    /// Takes back the failure an attempt at `at` counted for `key` (it
+    /// succeeded).
+    pub fn take_back(&mut self, key: &str, at: i64) {
+        if let Some(times) = self.failures.get_mut(key) {
+            if let Some(i) = times.iter().rposition(|&t| t == at) {
+                times.remove(i);
+            }
+            if times.is_empty() {
+                self.failures.remove(key);
+            }
+        }
+    }
+
+    /// Keys remembered now.
+    pub fn len(&self) -> usize {
+        self.failures.len()
+    }
+
+    /// Whether no key is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.failures.is_empty()
+    }
+
     /// Records a failed attempt of `key` at `now`.
     pub fn fail(&mut self, key: &str, limit: Limit, now: i64) {
+        if now >= self.next_sweep {
+            // Keys nobody asks about again would otherwise stay forever.
+            let horizon = now - limit.window_ms;
+            self.failures
+                .retain(|_, times| times.back().is_some_and(|&t| t > horizon));
+            self.next_sweep = now + limit.window_ms;
+        }
         if self.failures.len() >= Self::CAPACITY && !self.failures.contains_key(key) {
             self.failures.clear();
         }
@@ -95,6 +147,44 @@ mod tests {
         assert_eq!(w.blocked("ben", LIMIT, 5), None);
         w.succeed("ana");
         assert_eq!(w.blocked("ana", LIMIT, 6), None);
+    }
+
+    #[test]
+    fn an_attempt_counts_before_it_is_checked_and_a_success_takes_it_back() {
+        let mut w = FailureWindows::default();
+        let keys = [
+            ("pair", LIMIT),
+            (
+                "user",
+                Limit {
+                    max_failures: 5,
+                    ..LIMIT
+                },
+            ),
+        ];
+        // Three attempts in flight at once: the fourth is refused before
+        // any of them has been checked.
+        for t in 0..3 {
+            assert_eq!(w.attempt(&keys, t), Ok(()));
+        }
+        assert_eq!(w.attempt(&keys, 3), Err(60_000 - 3));
+        // One of them succeeds: its count is taken back, the others stay.
+        w.take_back("pair", 2);
+        w.take_back("user", 2);
+        assert_eq!(w.attempt(&keys, 4), Ok(()));
+        assert_eq!(w.attempt(&keys, 5), Err(60_000 - 5));
+    }
+
+    #[test]
+    fn keys_nobody_asks_about_again_are_swept() {
+        let mut w = FailureWindows::default();
+        for i in 0..1_000 {
+            w.fail(&format!("spray-{i}"), LIMIT, 10);
+        }
+        assert_eq!(w.len(), 1_000);
+        // A window later, the next failure sweeps what has expired.
+        w.fail("late", LIMIT, 60_011);
+        assert_eq!(w.len(), 1, "only the new key is left");
     }
 
     #[test]

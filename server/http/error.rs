@@ -35,13 +35,16 @@ pub fn status(code: Code) -> StatusCode {
         }
         Unauthorized | InvalidCredentials => StatusCode::UNAUTHORIZED,
         StoreKeyRequired | UserTokenRequired | RoleForbidden | CsrfFailed | Forbidden
-        | ClipForbidden | LeaseNotHeld => StatusCode::FORBIDDEN,
+        | ClipForbidden | LeaseNotHeld | UserDisabled => StatusCode::FORBIDDEN,
         NotFound | UnknownSession | UnknownStore | UnknownClip | ClipNotReady | UnknownTask
-        | UnknownGold | UnknownExport | UnknownExportFile | UnknownDispute => StatusCode::NOT_FOUND,
+        | UnknownGold | UnknownExport | UnknownExportFile | UnknownDispute | UnknownUser => {
+            StatusCode::NOT_FOUND
+        }
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         EventConflict | SessionFinalized | SessionAlreadyExited | TooManyLeases | LeaseExpired
         | VerdictConflict | TaskNotEscalated | TaskIsGold | TaskNotResolved | AlreadyGold
-        | ReceiptNotFinal | DisputeOpen | NotCorrectable => StatusCode::CONFLICT,
+        | ReceiptNotFinal | DisputeOpen | NotCorrectable | OwnAccount => StatusCode::CONFLICT,
         BodyTooLarge | UploadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,

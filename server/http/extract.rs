@@ -70,20 +70,31 @@ impl FromRequestParts<AppState> for Caller {
 
 /// The client's address, when the server was started with connection info
 /// (`recount serve` is; a test router served without it throttles logins
-/// per username only).
+/// per username only): the TCP peer, or behind a trusted proxy the address
+/// it saw (`trusted_proxies`, [`crate::domain::proxy`]).
 #[derive(Debug, Clone, Copy)]
-pub struct ConnectAddr(pub Option<std::net::IpAddr>);
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ConnectAddr {
+impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ConnectAddr(
-            parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip()),
-        ))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        let forwarded: Vec<&str> = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        Ok(ClientAddr(peer.map(|p| {
+            state.config.trusted_proxies().client(p, &forwarded)
+        })))
     }
 }
 
@@ -195,8 +206,25 @@ pub fn json_rejection(rejection: JsonRejection) -> Error {
                 "the request body is larger than the server accepts",
             )
         }
+        other if timed_out(&other) => Error::new(
+            Code::RequestTimeout,
+            "the body paused longer than the server waits",
+        ),
         other => Error::new(Code::UnreadableBody, other.body_text()),
     }
+}
+
+/// Whether a body could not be read because it paused too long
+/// (`body_idle_timeout_ms`).
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// The serde message (with the field path) without axum's generic prefix.

@@ -18,4 +18,5 @@ pub mod error;
 pub mod extract;
 pub mod pages;
 pub mod query;
+pub mod serve;
 pub mod session;

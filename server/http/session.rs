@@ -15,19 +15,57 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Code, Error};
 
-/// Name of the session cookie.
+/// Name of the session cookie over plain HTTP.
 pub const SESSION_COOKIE: &str = "recount_session";
-/// Name of the cookie that carries the login form's CSRF token.
+/// Name of the session cookie over HTTPS: the `__Host-` prefix makes the
+/// browser refuse it unless it is `Secure`, for `/` and for this host
+/// only, so neither a sibling subdomain nor a plain-HTTP page can plant
+/// or shadow it.
+pub const HOST_SESSION_COOKIE: &str = "__Host-recount_session";
+/// Name of the cookie that carries the login form's CSRF token over plain
+/// HTTP.
 pub const LOGIN_CSRF_COOKIE: &str = "recount_login_csrf";
+/// The same over HTTPS (`__Secure-`: its path is `/login`, which `__Host-`
+/// does not allow).
+pub const SECURE_LOGIN_CSRF_COOKIE: &str = "__Secure-recount_login_csrf";
+
+/// The session cookie's name for a response `secure` or not.
+pub fn session_cookie(secure: bool) -> &'static str {
+    if secure {
+        HOST_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
+}
+
+/// The login CSRF cookie's name for a response `secure` or not.
+pub fn login_csrf_cookie(secure: bool) -> &'static str {
+    if secure {
+        SECURE_LOGIN_CSRF_COOKIE
+    } else {
+        LOGIN_CSRF_COOKIE
+    }
+}
+
+/// The value of the first of `names` the request carries, not empty.
+fn first_cookie(headers: &HeaderMap, names: &[&str]) -> Option<String> {
+    let jar = CookieJar::from_headers(headers);
+    names
+        .iter()
+        .find_map(|n| jar.get(n).map(|c| c.value().to_string()))
+        .filter(|v| !v.is_empty())
+}
+
+/// The login form's CSRF token in the request's cookies.
+pub fn login_csrf(headers: &HeaderMap) -> Option<String> {
+    first_cookie(headers, &[SECURE_LOGIN_CSRF_COOKIE, LOGIN_CSRF_COOKIE])
+}
 /// Header that carries the CSRF token of script requests.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// The session token in the request's cookies.
 pub fn token(headers: &HeaderMap) -> Option<String> {
-    CookieJar::from_headers(headers)
-        .get(SESSION_COOKIE)
-        .map(|c| c.value().to_string())
-        .filter(|t| !t.is_empty())
+    first_cookie(headers, &[HOST_SESSION_COOKIE, SESSION_COOKIE])
 }
 
 /// The CSRF token of a session.
@@ -72,8 +110,10 @@ pub fn csrf_failed() -> Error {
     )
 }
 
-/// Whether cookies must be `Secure`: configured, or the request reached a
-/// TLS-terminating proxy.
+/// Whether cookies must be `Secure`: configured, or the request came over
+/// TLS to a terminating proxy (`X-Forwarded-Proto: https`; a client that
+/// sends it over plain HTTP only gets a cookie its browser will not send
+/// back there).
 pub fn secure(configured: bool, headers: &HeaderMap) -> bool {
     configured
         || headers
@@ -106,6 +146,8 @@ pub fn expired(name: &'static str, path: &'static str) -> Cookie<'static> {
         .path(path)
         .http_only(true)
         .same_site(SameSite::Lax)
+        // A prefixed cookie is only accepted, even to delete it, `Secure`.
+        .secure(name.starts_with("__"))
         .max_age(time::Duration::ZERO)
         .build()
 }
@@ -113,6 +155,28 @@ pub fn expired(name: &'static str, path: &'static str) -> Cookie<'static> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cookies_over_https_carry_the_host_prefix_and_both_names_are_read() {
+        assert_eq!(session_cookie(true), "__Host-recount_session");
+        assert_eq!(session_cookie(false), "recount_session");
+        let c = cookie(session_cookie(true), "t".into(), "/", 60, true);
+        assert_eq!((c.secure(), c.path()), (Some(true), Some("/")));
+        assert_eq!(c.domain(), None, "__Host- cookies name no domain");
+        for name in [HOST_SESSION_COOKIE, SESSION_COOKIE] {
+            let mut h = HeaderMap::new();
+            h.insert("cookie", format!("other=1; {name}=abc").parse().unwrap());
+            assert_eq!(token(&h).as_deref(), Some("abc"), "{name}");
+        }
+        let mut h = HeaderMap::new();
+        h.insert("cookie", "__Secure-recount_login_csrf=x".parse().unwrap());
+        assert_eq!(login_csrf(&h).as_deref(), Some("x"));
+        assert!(secure(false, &{
+            let mut h = HeaderMap::new();
+            h.insert("x-forwarded-proto", "https".parse().unwrap());
+            h
+        }));
+    }
 
     #[test]
     fn csrf_is_checked_on_state_changes_only() {

@@ -51,6 +51,7 @@ pub fn spawn(state: AppState) -> Vec<JoinHandle<()>> {
     let mut handles = vec![
         tokio::spawn(upload_cleanup(state.clone())),
         tokio::spawn(lease_loop(state.clone())),
+        tokio::spawn(token_purge_loop(state.clone())),
         tokio::spawn(job_loop(state.clone(), client.clone(), DELIVERY_JOBS)),
         tokio::spawn(job_loop(state.clone(), client.clone(), EXPORT_JOBS)),
     ];
@@ -105,6 +106,26 @@ pub async fn roll_up(state: &AppState) -> crate::error::Result<crate::review::ro
         );
     }
     Ok(run)
+}
+
+/// How often expired tokens are deleted.
+const TOKEN_PURGE_EVERY: Duration = Duration::from_secs(3_600);
+
+/// Deletes expired tokens once an hour, forever (the first time at once):
+/// an expired token already fails, but its row would stay forever.
+async fn token_purge_loop(state: AppState) {
+    let mut tick = tokio::time::interval(TOKEN_PURGE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match crate::db::users::purge_expired_tokens(&state.db, state.now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(tokens = n, "expired tokens purged"),
+            Err(e) => {
+                tracing::warn!(error = %e, "purging expired tokens failed; retrying next hour")
+            }
+        }
+    }
 }
 
 /// Runs [`roll_up`] every `rollup_interval_ms`, forever; the first run at

@@ -29,7 +29,7 @@ use crate::auth::{generate_secret, Role};
 use crate::db::users::{self, User};
 use crate::error::{Code, Error};
 use crate::http;
-use crate::http::extract::ConnectAddr;
+use crate::http::extract::ClientAddr;
 use crate::http::pages::{render, PageRefusal, PageUser};
 use crate::http::session;
 use crate::login;
@@ -74,10 +74,20 @@ struct NextQuery {
     next: Option<String>,
 }
 
-/// Only our own pages are valid destinations after login (no open redirect).
+/// Only our own pages are valid destinations after login (no open
+/// redirect): a path of printable ASCII, not `//host` nor `/\\host`.
+/// Browsers drop tabs and line breaks from a URL before reading it, so
+/// `/<TAB>/evil.example` would become `//evil.example`: whitespace and
+/// control characters make the whole target void.
 fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && n.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'\\') =>
+        {
+            n
+        }
         _ => "/console",
     }
 }
@@ -105,12 +115,13 @@ fn login_form(
     status: StatusCode,
 ) -> Response {
     let csrf = generate_secret("");
+    let secure = session::secure(state.config.secure_cookies, headers);
     let jar = CookieJar::new().add(session::cookie(
-        session::LOGIN_CSRF_COOKIE,
+        session::login_csrf_cookie(secure),
         csrf.clone(),
         "/login",
         3600,
-        session::secure(state.config.secure_cookies, headers),
+        secure,
     ));
     let page = render(&LoginPage {
         csrf: &csrf,
@@ -135,16 +146,12 @@ struct LoginForm {
 
 async fn login_submit(
     State(state): State<AppState>,
-    ConnectAddr(addr): ConnectAddr,
+    ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
-    jar: CookieJar,
     Form(form): Form<LoginForm>,
 ) -> Response {
     let next = safe_next(form.next.as_deref()).to_string();
-    let expected = jar
-        .get(session::LOGIN_CSRF_COOKIE)
-        .map(|c| c.value().to_string())
-        .unwrap_or_default();
+    let expected = session::login_csrf(&headers).unwrap_or_default();
     if expected.is_empty() || !session::same_secret(&form.csrf, &expected) {
         let message = "The login form expired. Please sign in again.".to_string();
         return login_form(
@@ -161,7 +168,11 @@ async fn login_submit(
         Err(e) => {
             let message = match &e {
                 Error::Throttled { message, .. } => capitalize(message),
-                Error::Client { .. } => "Unknown username or wrong password.".to_string(),
+                Error::Client {
+                    code: Code::InvalidCredentials,
+                    ..
+                } => "Unknown username or wrong password.".to_string(),
+                Error::Client { message, .. } => capitalize(message),
                 _ => return e.into_response(),
             };
             return login_form(
@@ -183,13 +194,16 @@ async fn login_submit(
     let secure = session::secure(state.config.secure_cookies, &headers);
     let jar = CookieJar::new()
         .add(session::cookie(
-            session::SESSION_COOKIE,
+            session::session_cookie(secure),
             token,
             "/",
             ttl / 1000,
             secure,
         ))
-        .add(session::expired(session::LOGIN_CSRF_COOKIE, "/login"));
+        .add(session::expired(
+            session::login_csrf_cookie(secure),
+            "/login",
+        ));
     (jar, Redirect::to(&next)).into_response()
 }
 
@@ -221,7 +235,9 @@ async fn logout(
     if let Err(e) = users::revoke_token(&state.db, &state.tokens, &token).await {
         return Error::from(e).into_response();
     }
-    let jar = CookieJar::new().add(session::expired(session::SESSION_COOKIE, "/"));
+    let jar = CookieJar::new()
+        .add(session::expired(session::SESSION_COOKIE, "/"))
+        .add(session::expired(session::HOST_SESSION_COOKIE, "/"));
     (jar, Redirect::to("/login")).into_response()
 }
 

@@ -172,8 +172,16 @@ impl TestApp {
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
+        // Served as `recount serve` serves: through its connection limits,
+        // with the peer's address (the login limits read it).
+        let limits = recount::http::serve::Limits::of(&state.config);
         let app = recount::app(state.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        tokio::spawn(recount::http::serve::serve(
+            listener,
+            app,
+            limits,
+            std::future::pending(),
+        ));
         TestApp {
             base,
             state,
