@@ -45,6 +45,34 @@ async fn text(b: &Browser, css: &str) -> String {
     b.text(css).await.unwrap().trim().to_string()
 }
 
+/// Runs `submit` (a script that fills and submits a form), waits for the
+/// table `#table_id` of the reloaded page and reads its cells, row by row.
+async fn submitted_table(b: &Browser, submit: &str, table_id: &str) -> Vec<Vec<String>> {
+    b.eval::<Value>(submit).await.unwrap();
+    b.wait_for(
+        table_id,
+        &format!("document.getElementById('{table_id}') !== null"),
+        WAIT,
+    )
+    .await
+    .unwrap();
+    b.eval(&format!(
+        "return [...document.querySelectorAll('#{table_id} tr')] \
+         .map(r => [...r.children].map(c => c.textContent.trim()))"
+    ))
+    .await
+    .unwrap()
+}
+
+/// The row of a figure table whose first cell is `label`.
+fn row(table: &[Vec<String>], label: &str) -> Vec<String> {
+    table
+        .iter()
+        .find(|r| r[0] == label)
+        .unwrap_or_else(|| panic!("no row {label}: {table:?}"))
+        .clone()
+}
+
 async fn set_policy(app: &TestApp, store_id: &str, policy: RoutingPolicy) {
     assert!(stores::set_policy(&app.state.db, store_id, &policy)
         .await
@@ -693,50 +721,30 @@ async fn the_policy_page_recommends_a_threshold_that_an_admin_applies() {
 
     // What if: the store's policy (now charge-aware at 4 cents) against
     // the threshold and the baseline on a simulated day of 300 shoppers.
-    b.eval::<Value>(
+    let table = submitted_table(
+        &b,
         "document.getElementById('whatif').value = 'threshold,threshold=0.95\\nbaseline'; \
          document.getElementById('shoppers').value = '300'; \
          document.getElementById('whatif-form').requestSubmit(); return null",
+        "whatif-table",
     )
-    .await
-    .unwrap();
-    b.wait_for(
-        "the what-if comparison",
-        "document.getElementById('whatif-table') !== null",
-        WAIT,
-    )
-    .await
-    .unwrap();
-    let table: Vec<Vec<String>> = b
-        .eval(
-            "return [...document.querySelectorAll('#whatif-table tr')] \
-             .map(r => [...r.children].map(c => c.textContent.trim()))",
-        )
-        .await
-        .unwrap();
+    .await;
     assert_eq!(
         &table[0][1..],
         ["current", "threshold,threshold=0.95", "baseline"],
         "{table:?}"
     );
     assert!(table[0][0].ends_with("events"), "{table:?}");
-    let row = |label: &str| {
-        table
-            .iter()
-            .find(|r| r[0] == label)
-            .unwrap_or_else(|| panic!("no row {label}: {table:?}"))
-            .clone()
-    };
     // A higher threshold sends more events to people than the baseline's
     // 0.90, on the same day.
     let reviewed = |cell: &str| cell.split(' ').next().unwrap().parse::<u64>().unwrap();
-    let to_people = row("events to people");
+    let to_people = row(&table, "events to people");
     assert!(
         reviewed(&to_people[2]) > reviewed(&to_people[3]),
         "{to_people:?}"
     );
     assert_eq!(
-        row("audit samples (answered)")[3],
+        row(&table, "audit samples (answered)")[3],
         "0 (0)",
         "the baseline's audits hold receipts"
     );
@@ -785,49 +793,29 @@ async fn the_policy_page_recommends_a_threshold_that_an_admin_applies() {
         ["2026-11-19", "2026-11-25"],
         "the last week by default"
     );
-    b.eval::<Value>(
+    let table = submitted_table(
+        &b,
         "document.getElementById('replay').value = 'threshold,threshold=0.5,margin=0'; \
          document.getElementById('replay-form').requestSubmit(); return null",
+        "replay-table",
     )
-    .await
-    .unwrap();
-    b.wait_for(
-        "the replay",
-        "document.getElementById('replay-table') !== null",
-        WAIT,
-    )
-    .await
-    .unwrap();
-    let table: Vec<Vec<String>> = b
-        .eval(
-            "return [...document.querySelectorAll('#replay-table tr')] \
-             .map(r => [...r.children].map(c => c.textContent.trim()))",
-        )
-        .await
-        .unwrap();
+    .await;
     assert_eq!(
         &table[0][1..],
         ["current", "threshold,threshold=0.5,margin=0"],
         "{table:?}"
     );
-    let row = |label: &str| {
-        table
-            .iter()
-            .find(|r| r[0] == label)
-            .unwrap_or_else(|| panic!("no row {label}: {table:?}"))
-            .clone()
-    };
-    assert_eq!(row("events")[1..], ["300", "300"]);
-    assert_eq!(row("to people")[2], "0 (0.0 %)", "{table:?}");
-    assert_eq!(row("auto-accepted")[2], "300");
+    assert_eq!(row(&table, "events")[1..], ["300", "300"]);
+    assert_eq!(row(&table, "to people")[2], "0 (0.0 %)", "{table:?}");
+    assert_eq!(row(&table, "auto-accepted")[2], "300");
     assert_eq!(
-        row("labelled among them")[2],
+        row(&table, "labelled among them")[2],
         "300",
         "every event of the history has a person's label"
     );
     // The 10 wrong answers at 0.75 were 129 ¢ milk labelled 149 ¢ cola,
     // 20 ¢ each, all reviewed (weight 1): $2.00 exactly.
-    assert_eq!(row("charge error $ (est.)")[2], "2.00", "{table:?}");
+    assert_eq!(row(&table, "charge error $ (est.)")[2], "2.00", "{table:?}");
     assert!(text(&b, "#replay-summary")
         .await
         .starts_with("300 events from 2026-11-19 to 2026-11-25"));

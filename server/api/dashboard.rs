@@ -19,6 +19,14 @@ use crate::review::{dashboard, staffing};
 use crate::sim::forecast::{history_days, Basis};
 use crate::AppState;
 
+/// The store a path names, or `404 unknown-store`.
+async fn store_or_404(state: &AppState, store_id: &str) -> Result<stores::Store> {
+    let mut conn = state.db.reader().acquire().await?;
+    stores::get(&mut conn, store_id)
+        .await?
+        .ok_or_else(|| Error::new(Code::UnknownStore, format!("no store {store_id:?}")))
+}
+
 /// The whole dashboard now (supervisors).
 #[utoipa::path(get, path = "/api/v1/dashboard", tag = "dashboard", security(("bearer" = [])),
     responses(
@@ -96,14 +104,7 @@ pub async fn get_confidence_bins(
                 )
             })?,
     };
-    let mut conn = state.db.reader().acquire().await?;
-    if stores::get(&mut conn, &store_id).await?.is_none() {
-        return Err(Error::new(
-            Code::UnknownStore,
-            format!("no store {store_id:?}"),
-        ));
-    }
-    drop(conn);
+    store_or_404(&state, &store_id).await?;
     let now = state.now();
     let from = dashboard::days_window_start(now, days);
     let bins = dashboard::confidence_bins(&state.db, &store_id, from, now).await?;
@@ -156,10 +157,8 @@ pub async fn get_calibration(
     Path(store_id): Path<String>,
     Query(query): Query<CalibrationQuery>,
 ) -> Result<axum::Json<StoreCalibration>> {
+    let store = store_or_404(&state, &store_id).await?;
     let mut conn = state.db.reader().acquire().await?;
-    let store = stores::get(&mut conn, &store_id)
-        .await?
-        .ok_or_else(|| Error::new(Code::UnknownStore, format!("no store {store_id:?}")))?;
     let now = state.now();
     let model = query.model_version.as_deref();
     let fitted = crate::review::ingest::calibration_of(&mut conn, &store, model, now).await?;
@@ -194,11 +193,7 @@ pub async fn get_recommendation(
 ) -> Result<axum::Json<Recommendation>> {
     let target = recommend::parse_target(query.target.as_deref())
         .map_err(|m| Error::new(Code::InvalidTarget, m))?;
-    let mut conn = state.db.reader().acquire().await?;
-    let store = stores::get(&mut conn, &store_id)
-        .await?
-        .ok_or_else(|| Error::new(Code::UnknownStore, format!("no store {store_id:?}")))?;
-    drop(conn);
+    let store = store_or_404(&state, &store_id).await?;
     Ok(axum::Json(
         dashboard::recommendation(&state.db, &store_id, state.now(), &store.policy, target).await?,
     ))
@@ -275,11 +270,7 @@ pub async fn get_staffing(
             )
         })?,
     };
-    let mut conn = state.db.reader().acquire().await?;
-    let store = stores::get(&mut conn, &store_id)
-        .await?
-        .ok_or_else(|| Error::new(Code::UnknownStore, format!("no store {store_id:?}")))?;
-    drop(conn);
+    let store = store_or_404(&state, &store_id).await?;
     let made = state.forecasts.get(&state.db, &store, day).await?;
     let (date, weekday) = date_and_weekday(day);
     let forecast = made.as_ref().as_ref();

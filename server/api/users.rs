@@ -42,6 +42,12 @@ fn unknown(username: &str) -> Error {
     Error::new(Code::UnknownUser, format!("no user {username:?}"))
 }
 
+async fn account_of(state: &AppState, username: &str) -> Result<users::Account> {
+    users::by_username(&state.db, username)
+        .await?
+        .ok_or_else(|| unknown(username))
+}
+
 fn access(user: User, disabled: bool, tokens_revoked: u64) -> axum::Json<Access> {
     axum::Json(Access {
         username: user.username,
@@ -112,9 +118,7 @@ pub async fn revoke_tokens(
     _admin: AdminCaller,
     Path(username): Path<String>,
 ) -> Result<axum::Json<Access>> {
-    let account = users::by_username(&state.db, &username)
-        .await?
-        .ok_or_else(|| unknown(&username))?;
+    let account = account_of(&state, &username).await?;
     let revoked = users::revoke_all(&state.db, &state.tokens, &account.user.id).await?;
     Ok(access(account.user, account.disabled, revoked))
 }
@@ -133,9 +137,7 @@ pub async fn reset_password(
     _admin: AdminCaller,
     Path(username): Path<String>,
 ) -> Result<axum::Json<NewPassword>> {
-    let account = users::by_username(&state.db, &username)
-        .await?
-        .ok_or_else(|| unknown(&username))?;
+    let account = account_of(&state, &username).await?;
     let password = generate_password();
     let hash = tokio::task::spawn_blocking({
         let p = password.clone();
