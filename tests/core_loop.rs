@@ -702,6 +702,34 @@ async fn exit_is_idempotent_and_a_different_exit_time_is_refused(backend: Backen
 }
 dual!(exit_is_idempotent_and_a_different_exit_time_is_refused);
 
+#[tokio::test]
+async fn a_failed_delivery_keeps_the_webhook_url_out_of_its_error() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    // Nothing listens on port 1: the request itself fails.
+    let url = "http://127.0.0.1:1/hook?token=store-secret-123";
+    let (store_id, key) = app.store("Hooked", Some(url)).await;
+    app.catalog(&key).await;
+    let admin = app.user("boss", Role::Admin).await;
+    no_audit(&app, &store_id, &admin).await;
+    app.events(&key, event("e1", "s1", "pick", 1, SURE)).await;
+    app.exit(&key, "s1", "2026-11-25T10:00:00Z").await;
+    let client = recount::jobs::webhook::client(&app.state.config);
+    assert!(
+        recount::jobs::run_next_job(&app.state, &client, recount::jobs::DELIVERY_JOBS)
+            .await
+            .unwrap()
+    );
+    let jobs = recount::db::jobs::list(&app.state.db, "receipt-webhook")
+        .await
+        .unwrap();
+    let error = jobs[0].last_error.as_deref().unwrap();
+    assert!(error.starts_with("request failed"), "{error}");
+    assert!(
+        !error.contains("store-secret-123") && !error.contains("127.0.0.1:1"),
+        "{error}"
+    );
+}
+
 async fn final_receipts_reach_the_store_by_signed_webhook_with_retries(backend: Backend) {
     let app = TestApp::start_with(backend, |c| {
         c.webhook_backoff_base_ms = 1_000;

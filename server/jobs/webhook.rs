@@ -135,7 +135,9 @@ async fn deliver(ctx: &JobContext<'_>, args: &DeliverReceipt) -> Result<(), JobE
         .body(body)
         .send()
         .await
-        .map_err(|e| JobError::Retry(format!("request failed: {e}")))?;
+        // The URL may carry a store's credentials: it stays out of the
+        // job's error and the logs.
+        .map_err(|e| JobError::Retry(format!("request failed: {}", e.without_url())))?;
     if response.status().is_success() {
         Ok(())
     } else {
