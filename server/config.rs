@@ -300,11 +300,6 @@ impl Config {
         Ok(())
     }
 
-    /// The proxies whose `X-Forwarded-For` is believed.
-    pub fn trusted_proxies(&self) -> crate::domain::proxy::TrustedProxies {
-        crate::domain::proxy::TrustedProxies::parse(&self.trusted_proxies).unwrap_or_default()
-    }
-
     /// What labeler time costs: the hourly cost and the configured time a
     /// review takes (a store's measured one replaces it once known).
     pub fn labor_cost(&self) -> crate::domain::charge::LaborCost {

@@ -150,6 +150,8 @@ pub struct AppState {
     pub audit_draw: AuditDraw,
     /// Staffing forecasts made on this instance.
     pub forecasts: review::staffing::Forecasts,
+    /// The proxies whose `X-Forwarded-For` is believed (`trusted_proxies`).
+    pub trusted_proxies: Arc<crate::domain::proxy::TrustedProxies>,
 }
 
 /// A source of audit draws.
@@ -162,6 +164,10 @@ impl AppState {
         let blobs = Blobs::from_config(&config)?;
         let scratch = storage::scratch_dir(&config.data_dir)?;
         let forecasts = review::staffing::Forecasts::new(config.labor_cost());
+        let trusted_proxies = Arc::new(
+            crate::domain::proxy::TrustedProxies::parse(&config.trusted_proxies)
+                .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))?,
+        );
         let media = Arc::new(MediaRunner::with_observer(
             media_limits(&config),
             metrics::media_operation,
@@ -177,6 +183,7 @@ impl AppState {
             logins: Arc::new(login::LoginGuard::default()),
             audit_draw: Arc::new(rand::random::<f64>),
             forecasts,
+            trusted_proxies,
         })
     }
 
@@ -243,7 +250,7 @@ async fn answer_in_time(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let upload = req.method() == axum::http::Method::POST
-        && matches!(req.uri().path(), "/api/v1/clips" | "/api/v1/footage");
+        && api::media::UPLOAD_PATHS.contains(&req.uri().path());
     if upload {
         return next.run(req).await;
     }

@@ -702,23 +702,33 @@ async fn exit_is_idempotent_and_a_different_exit_time_is_refused(backend: Backen
 }
 dual!(exit_is_idempotent_and_a_different_exit_time_is_refused);
 
+/// A store that posts its receipts to `url`, with the test catalog and no
+/// audit samples: its id and API key.
+async fn hooked_store(app: &TestApp, url: &str) -> (String, String) {
+    let (store_id, key) = app.store("Hooked", Some(url)).await;
+    app.catalog(&key).await;
+    let admin = app.user("boss", Role::Admin).await;
+    no_audit(app, &store_id, &admin).await;
+    (store_id, key)
+}
+
+/// Runs the next due webhook delivery; whether there was one.
+async fn run_delivery(app: &TestApp, client: &reqwest::Client) -> bool {
+    recount::jobs::run_next_job(&app.state, client, recount::jobs::DELIVERY_JOBS)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_failed_delivery_keeps_the_webhook_url_out_of_its_error() {
     let app = TestApp::start(Backend::Sqlite).await;
     // Nothing listens on port 1: the request itself fails.
     let url = "http://127.0.0.1:1/hook?token=store-secret-123";
-    let (store_id, key) = app.store("Hooked", Some(url)).await;
-    app.catalog(&key).await;
-    let admin = app.user("boss", Role::Admin).await;
-    no_audit(&app, &store_id, &admin).await;
+    let (_, key) = hooked_store(&app, url).await;
     app.events(&key, event("e1", "s1", "pick", 1, SURE)).await;
     app.exit(&key, "s1", "2026-11-25T10:00:00Z").await;
     let client = recount::jobs::webhook::client(&app.state.config);
-    assert!(
-        recount::jobs::run_next_job(&app.state, &client, recount::jobs::DELIVERY_JOBS)
-            .await
-            .unwrap()
-    );
+    assert!(run_delivery(&app, &client).await);
     let jobs = recount::db::jobs::list(&app.state.db, "receipt-webhook")
         .await
         .unwrap();
@@ -737,25 +747,14 @@ async fn final_receipts_reach_the_store_by_signed_webhook_with_retries(backend: 
     })
     .await;
     let (url, receiver) = start_receiver(1).await;
-    let (store_id, key) = app.store("Hooked", Some(&url)).await;
-    app.catalog(&key).await;
-    let admin = app.user("boss", Role::Admin).await;
-    no_audit(&app, &store_id, &admin).await;
+    let (store_id, key) = hooked_store(&app, &url).await;
     app.events(&key, event("e1", "s1", "pick", 1, SURE)).await;
     app.exit(&key, "s1", "2026-11-25T10:00:00Z").await;
 
     let client = recount::jobs::webhook::client(&app.state.config);
     // First attempt: the store answers 500; the job waits for its backoff.
-    assert!(
-        recount::jobs::run_next_job(&app.state, &client, recount::jobs::DELIVERY_JOBS)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !recount::jobs::run_next_job(&app.state, &client, recount::jobs::DELIVERY_JOBS)
-            .await
-            .unwrap()
-    );
+    assert!(run_delivery(&app, &client).await);
+    assert!(!run_delivery(&app, &client).await);
     let jobs = recount::db::jobs::list(&app.state.db, "receipt-webhook")
         .await
         .unwrap();
@@ -764,11 +763,7 @@ async fn final_receipts_reach_the_store_by_signed_webhook_with_retries(backend: 
     assert!(jobs[0].last_error.as_deref().unwrap().contains("500"));
 
     app.clock.advance(1_000);
-    assert!(
-        recount::jobs::run_next_job(&app.state, &client, recount::jobs::DELIVERY_JOBS)
-            .await
-            .unwrap()
-    );
+    assert!(run_delivery(&app, &client).await);
     let jobs = recount::db::jobs::list(&app.state.db, "receipt-webhook")
         .await
         .unwrap();
@@ -811,29 +806,14 @@ async fn an_unreachable_webhook_ends_dead_with_its_error_kept(backend: Backend) 
     })
     .await;
     let (url, _receiver) = start_receiver(usize::MAX).await;
-    let (store_id, key) = app.store("Hooked", Some(&url)).await;
-    app.catalog(&key).await;
-    let admin = app.user("boss", Role::Admin).await;
-    no_audit(&app, &store_id, &admin).await;
+    let (_, key) = hooked_store(&app, &url).await;
     app.exit(&key, "s1", "2026-11-25T10:00:00Z").await;
     let client = recount::jobs::webhook::client(&app.state.config);
-    assert!(
-        recount::jobs::run_next_job(&app.state, &client, recount::jobs::DELIVERY_JOBS)
-            .await
-            .unwrap()
-    );
+    assert!(run_delivery(&app, &client).await);
     app.clock.advance(10);
-    assert!(
-        recount::jobs::run_next_job(&app.state, &client, recount::jobs::DELIVERY_JOBS)
-            .await
-            .unwrap()
-    );
+    assert!(run_delivery(&app, &client).await);
     app.clock.advance(1_000_000);
-    assert!(
-        !recount::jobs::run_next_job(&app.state, &client, recount::jobs::DELIVERY_JOBS)
-            .await
-            .unwrap()
-    );
+    assert!(!run_delivery(&app, &client).await);
     let jobs = recount::db::jobs::list(&app.state.db, "receipt-webhook")
         .await
         .unwrap();
@@ -877,11 +857,7 @@ async fn metrics_count_claims_verdicts_receipts_and_webhook_failures(backend: Ba
         (StatusCode::OK, Some("resolved"))
     );
     let client = recount::jobs::webhook::client(&app.state.config);
-    assert!(
-        recount::jobs::run_next_job(&app.state, &client, recount::jobs::DELIVERY_JOBS)
-            .await
-            .unwrap()
-    );
+    assert!(run_delivery(&app, &client).await);
 
     let after = app.metrics().await;
     let delta = |series: &str| sample(&after, series) - sample(&before, series);

@@ -156,6 +156,10 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 ///
 /// The body is streamed to disk, never held in memory, and probed: what is
 /// not a readable video is refused here, before anything is stored.
+/// The upload routes (`POST`): they stream as long as their bytes keep
+/// coming, so the request deadline does not apply to them (`crate::app`).
+pub const UPLOAD_PATHS: [&str; 2] = ["/api/v1/clips", "/api/v1/footage"];
+
 #[utoipa::path(post, path = "/api/v1/clips", tag = "store", security(("bearer" = [])),
     params(
         ("X-Camera-Id" = String, Header, description = "the camera that recorded the clip"),

@@ -47,20 +47,15 @@ pub async fn upsert(
     })
 }
 
-/// Deletes every token of a user; how many there were.
-async fn delete_tokens(db: &Db, user_id: &str) -> Result<u64> {
-    Ok(sqlx::query("DELETE FROM api_tokens WHERE user_id = $1")
-        .bind(user_id)
-        .execute(db.writer())
-        .await?
-        .rows_affected())
-}
-
 /// Ends every token of a user (signs them out everywhere); how many.
 /// This instance forgets them at once, others within
 /// [`TokenCache::FRESH`].
 pub async fn revoke_all(db: &Db, cache: &TokenCache, user_id: &str) -> Result<u64> {
-    let n = delete_tokens(db, user_id).await?;
+    let n = sqlx::query("DELETE FROM api_tokens WHERE user_id = $1")
+        .bind(user_id)
+        .execute(db.writer())
+        .await?
+        .rows_affected();
     cache.forget_user(user_id);
     Ok(n)
 }

@@ -50,6 +50,18 @@ pub struct Staffing {
 /// How recently a labeler held a task to count as working.
 pub const WORKING_WINDOW_MS: i64 = 15 * 60_000;
 
+/// Where a store's staffing forecast for today stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForecastState {
+    /// Made.
+    Ready,
+    /// Being computed.
+    Making,
+    /// No shoppers on the same weekday in the last four weeks.
+    NoHistory,
+}
+
 /// One store's forecast need this hour.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StoreNeed {
@@ -57,9 +69,8 @@ pub struct StoreNeed {
     pub store_id: String,
     /// Store name.
     pub store_name: String,
-    /// `ready`, `making` (being computed) or `no-history` (no shoppers on
-    /// the same weekday in the last four weeks).
-    pub forecast: String,
+    /// Where its forecast stands.
+    pub forecast: ForecastState,
     /// Labelers needed this hour, when the forecast is ready.
     pub needed: Option<i64>,
 }

@@ -78,16 +78,6 @@ impl FailureWindows {
         }
     }
 
-    /// Keys remembered now.
-    pub fn len(&self) -> usize {
-        self.failures.len()
-    }
-
-    /// Whether no key is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.failures.is_empty()
-    }
-
     /// Records a failed attempt of `key` at `now`.
     pub fn fail(&mut self, key: &str, limit: Limit, now: i64) {
         if now >= self.next_sweep {
@@ -181,10 +171,10 @@ mod tests {
         for i in 0..1_000 {
             w.fail(&format!("spray-{i}"), LIMIT, 10);
         }
-        assert_eq!(w.len(), 1_000);
+        assert_eq!(w.failures.len(), 1_000);
         // A window later, the next failure sweeps what has expired.
         w.fail("late", LIMIT, 60_011);
-        assert_eq!(w.len(), 1, "only the new key is left");
+        assert_eq!(w.failures.len(), 1, "only the new key is left");
     }
 
     #[test]

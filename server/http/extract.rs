@@ -92,9 +92,9 @@ impl FromRequestParts<AppState> for ClientAddr {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .collect();
-        Ok(ClientAddr(peer.map(|p| {
-            state.config.trusted_proxies().client(p, &forwarded)
-        })))
+        Ok(ClientAddr(
+            peer.map(|p| state.trusted_proxies.client(p, &forwarded)),
+        ))
     }
 }
 

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use crate::db::dashboard::{pending_receipts, queue, usernames, working_labelers};
 use crate::db::rollup::{self, BucketRanges};
 use crate::db::Db;
-use crate::domain::dashboard::{ConfidenceBin, Dashboard, Disputes, StoreNeed, WORKING_WINDOW_MS};
+use crate::domain::dashboard::{
+    ConfidenceBin, Dashboard, Disputes, ForecastState, StoreNeed, WORKING_WINDOW_MS,
+};
 use crate::domain::figures::{self, GoldRule, Live, Windows};
 use crate::domain::recommend::{self, Recommendation};
 use crate::domain::rollup::{bucket, merge_confidence, Rollup, DAY};
@@ -63,11 +65,10 @@ pub async fn snapshot_with_staffing(
             store_id: store.id,
             store_name: store.name,
             forecast: match (&cached, needed) {
-                (Cached::Making, _) => "making",
-                (Cached::Made(_), Some(_)) => "ready",
-                (Cached::Made(_), None) => "no-history",
-            }
-            .into(),
+                (Cached::Making, _) => ForecastState::Making,
+                (Cached::Made(_), Some(_)) => ForecastState::Ready,
+                (Cached::Made(_), None) => ForecastState::NoHistory,
+            },
             needed: needed.map(i64::from),
         })
         .collect();

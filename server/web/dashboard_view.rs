@@ -4,7 +4,8 @@
 //! the live refresh is a plain swap of server-rendered HTML.
 
 use crate::domain::dashboard::{
-    Dashboard, Disputes, HourlySeries, Rate, Staffing, StoreNeed, Window,
+    Dashboard, Disputes, ForecastState, HourlySeries, Rate, Staffing, StoreNeed, Window,
+    WORKING_WINDOW_MS,
 };
 use crate::domain::time::{format_rfc3339_ms, parse_rfc3339_ms};
 
@@ -172,7 +173,7 @@ fn store_need(d: &Dashboard, store_id: &str) -> String {
         Some(StoreNeed {
             needed: Some(n), ..
         }) => count(*n),
-        Some(s) if s.forecast == "making" => "…".into(),
+        Some(s) if s.forecast == ForecastState::Making => "…".into(),
         _ => "–".into(),
     }
 }
@@ -183,7 +184,11 @@ fn staffing_tiles(s: &Staffing) -> Vec<Tile> {
     let hour = parse_rfc3339_ms(&s.hour).unwrap_or(0);
     let clock = |ms: i64| format_rfc3339_ms(ms).get(11..16).unwrap_or("").to_string();
     let forecast = s.stores.iter().filter(|s| s.needed.is_some()).count();
-    let making = s.stores.iter().filter(|s| s.forecast == "making").count();
+    let making = s
+        .stores
+        .iter()
+        .filter(|s| s.forecast == ForecastState::Making)
+        .count();
     let mut detail = format!(
         "{}–{} UTC · {} of {} stores forecast",
         clock(hour),
@@ -204,7 +209,7 @@ fn staffing_tiles(s: &Staffing) -> Vec<Tile> {
         "working-now",
         "Labelers working now",
         count(s.working),
-        "held a task in the last 15 min".into(),
+        format!("held a task in the last {} min", WORKING_WINDOW_MS / 60_000),
     );
     working.state = match s.needed {
         Some(n) if s.working < n => "bad",
@@ -602,13 +607,13 @@ mod tests {
                     StoreNeed {
                         store_id: "s1".into(),
                         store_name: "Main St".into(),
-                        forecast: "ready".into(),
+                        forecast: ForecastState::Ready,
                         needed: Some(4),
                     },
                     StoreNeed {
                         store_id: "s2".into(),
                         store_name: "Airport".into(),
-                        forecast: "making".into(),
+                        forecast: ForecastState::Making,
                         needed: None,
                     },
                 ],
@@ -635,7 +640,7 @@ mod tests {
         assert_eq!(view(&d).staffing[0].state, "ok", "enough at work");
         d.staffing.needed = None;
         d.staffing.stores[0] = StoreNeed {
-            forecast: "no-history".into(),
+            forecast: ForecastState::NoHistory,
             needed: None,
             ..d.staffing.stores[0].clone()
         };
