@@ -19,6 +19,17 @@ pub const STORE_KEY_PREFIX: &str = "rcs_";
 /// Prefix of user API tokens.
 pub const USER_TOKEN_PREFIX: &str = "rcu_";
 
+/// A new webhook secret in the Standard Webhooks form: `whsec_` and the
+/// standard base64 of 32 random bytes, which are the signing key.
+pub fn generate_webhook_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
+}
+
 /// A new random secret with a recognisable prefix.
 pub fn generate_secret(prefix: &str) -> String {
     let mut bytes = [0u8; 32];

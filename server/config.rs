@@ -22,6 +22,10 @@ pub struct Config {
     pub max_connections: u32,
     /// How long a claimed task stays leased without a heartbeat.
     pub lease_ttl_ms: i64,
+    /// How often a console holding an audit sample asks whether receipt
+    /// work is waiting (its heartbeat); the audit is given back at once when
+    /// it is, so this bounds what an audit can add to a receipt's wait.
+    pub audit_yield_check_ms: i64,
     /// Tasks one labeler may hold at once (the console prefetches one).
     pub max_leases_per_labeler: i64,
     /// A console left without input (or hidden) this long stops, gives its
@@ -53,6 +57,9 @@ pub struct Config {
     /// The handling time used until a store has enough verdicts of its own,
     /// in milliseconds.
     pub review_handling_ms: i64,
+    /// How long a rotated webhook secret keeps signing deliveries beside
+    /// the new one (`recount store rotate-webhook-secret`).
+    pub webhook_secret_overlap_ms: i64,
     /// Webhook deliveries tried before the job is dead.
     pub webhook_max_attempts: i64,
     /// First retry delay of a webhook; doubled on each attempt.
@@ -156,6 +163,7 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             max_connections: 16,
             lease_ttl_ms: 60_000,
+            audit_yield_check_ms: 1_000,
             max_leases_per_labeler: 2,
             console_idle_release_ms: 120_000,
             lease_sweep_interval_ms: 1_000,
@@ -166,6 +174,7 @@ impl Default for Config {
             labeler_active_window_ms: 10 * 60_000,
             labeler_hourly_cost_cents: 2_250,
             review_handling_ms: 8_000,
+            webhook_secret_overlap_ms: 24 * 3_600_000,
             webhook_max_attempts: 12,
             webhook_backoff_base_ms: 2_000,
             webhook_backoff_max_ms: 3_600_000,
@@ -295,6 +304,11 @@ impl Config {
                 "{name} must be between 0 and 1, not {value}"
             );
         }
+        anyhow::ensure!(
+            self.audit_yield_check_ms >= 100,
+            "audit_yield_check_ms must be at least 100, not {}",
+            self.audit_yield_check_ms
+        );
         crate::domain::proxy::TrustedProxies::parse(&self.trusted_proxies)
             .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))?;
         Ok(())

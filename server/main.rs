@@ -156,6 +156,12 @@ enum StoreCommand {
         /// Store id.
         store_id: String,
     },
+    /// Issues a new webhook secret; the old one keeps signing deliveries
+    /// beside it for `webhook_secret_overlap_ms` (a day by default).
+    RotateWebhookSecret {
+        /// Store id.
+        store_id: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -373,6 +379,22 @@ async fn main() -> anyhow::Result<()> {
                 .await?
                 .with_context(|| format!("no store {store_id:?}"))?;
             print(json!({"store_id": store_id, "api_key": key}));
+        }
+        Command::Store(StoreCommand::RotateWebhookSecret { store_id }) => {
+            let db = open_db(&config).await?;
+            let rotated = stores::rotate_webhook_secret(
+                &db,
+                &store_id,
+                clock.now_ms(),
+                config.webhook_secret_overlap_ms,
+            )
+            .await?
+            .with_context(|| format!("no store {store_id:?}"))?;
+            print(json!({
+                "store_id": store_id,
+                "webhook_secret": rotated.secret,
+                "previous_valid_until": recount::domain::time::format_rfc3339_ms(rotated.previous_valid_until),
+            }));
         }
         Command::User(UserCommand::Add { name, role }) => {
             let db = open_db(&config).await?;

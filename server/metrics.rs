@@ -23,6 +23,7 @@ pub struct Metrics {
     job_seconds: HistogramVec,
     webhook_failures: IntCounterVec,
     leases_expired: IntCounter,
+    audits_yielded: IntCounter,
     media_seconds: HistogramVec,
     media_failures: IntCounterVec,
     queue: IntGaugeVec,
@@ -89,6 +90,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         leases_expired: register_int_counter_with_registry!(
             "leases_expired_total",
             "Leases that ran out and returned their task to the queue",
+            r
+        )
+        .expect("metric"),
+        audits_yielded: register_int_counter_with_registry!(
+            "audits_yielded_total",
+            "Audit leases taken back because receipt work was waiting",
             r
         )
         .expect("metric"),
@@ -196,6 +203,11 @@ pub fn job_attempt(kind: &str, result: &str, seconds: f64) {
 /// `n` leases expired.
 pub fn leases_expired(n: u64) {
     METRICS.leases_expired.inc_by(n);
+}
+
+/// An audit's lease was taken back for receipt work.
+pub fn audit_yielded() {
+    METRICS.audits_yielded.inc();
 }
 
 /// A media operation finished in `seconds`, failing with `code` if any.

@@ -57,8 +57,10 @@ const POLICY: &str = "charge-aware,review-cost-cents=5,audit-rate=0.1";
 enum Step {
     Occur(usize),
     Exit(usize),
-    Beat(usize),
-    Verdict(usize),
+    /// A labeler's console renews the lease of their claim number `.1`.
+    Beat(usize, u64),
+    /// A labeler answers their claim number `.1`.
+    Verdict(usize, u64),
     Settle,
     Sweep,
 }
@@ -67,6 +69,11 @@ struct Labeler {
     token: String,
     /// Task id, its event, when the verdict is due, the product named.
     busy: Option<(String, usize, i64, u32)>,
+    /// Claims made so far: a step for an earlier claim (an audit given
+    /// back) is stale.
+    claims: u64,
+    /// How often the console heartbeats the task in hand, as its claim said.
+    heartbeat_ms: i64,
 }
 
 struct Server<'a> {
@@ -142,7 +149,10 @@ impl Server<'_> {
         assert_eq!(status, StatusCode::OK, "{out}");
     }
 
-    async fn verdict(&mut self, l: usize) {
+    async fn verdict(&mut self, l: usize, claim: u64) {
+        if claim != self.labelers[l].claims || self.labelers[l].busy.is_none() {
+            return;
+        }
         let (task, event, _, product) = self.labelers[l].busy.take().expect("busy");
         let body = self.answer(event, product);
         let (s, out) = self.app.verdict(&self.labelers[l].token, &task, body).await;
@@ -153,10 +163,15 @@ impl Server<'_> {
         }
     }
 
-    async fn beat(&mut self, l: usize) {
+    /// The console's heartbeat; true when it handed an audit back for
+    /// receipt work, so the labeler is free.
+    async fn beat(&mut self, l: usize, claim: u64) -> bool {
         let Some((task, _, due, _)) = self.labelers[l].busy.clone() else {
-            return;
+            return false;
         };
+        if claim != self.labelers[l].claims {
+            return false;
+        }
         let (s, out) = self
             .app
             .call(
@@ -166,10 +181,16 @@ impl Server<'_> {
                 None,
             )
             .await;
-        assert_eq!(s, StatusCode::OK, "{out}");
-        if due - self.now > HEARTBEAT_MS {
-            self.at(self.now + HEARTBEAT_MS, Step::Beat(l));
+        if s == StatusCode::CONFLICT && out["error"]["code"] == "lease-yielded" {
+            self.labelers[l].busy = None;
+            return true;
         }
+        assert_eq!(s, StatusCode::OK, "{out}");
+        let every = self.labelers[l].heartbeat_ms;
+        if due - self.now > every {
+            self.at(self.now + every, Step::Beat(l, claim));
+        }
+        false
     }
 
     async fn sweep(&mut self) {
@@ -224,10 +245,15 @@ impl Server<'_> {
                 let event = self.event_ids[claim["task"]["event_id"].as_str().unwrap()];
                 let turn = self.turns.get(&task).copied().unwrap_or(0);
                 let t = engine::turn(self.day, self.drawn, event, turn, Reviewer::Labeler);
-                self.labelers[l].busy = Some((task, event, self.now + t.took_ms, t.product));
-                self.at(self.now + t.took_ms, Step::Verdict(l));
-                if t.took_ms > HEARTBEAT_MS {
-                    self.at(self.now + HEARTBEAT_MS, Step::Beat(l));
+                let every = claim["heartbeat_ms"].as_i64().unwrap();
+                let lab = &mut self.labelers[l];
+                lab.busy = Some((task, event, self.now + t.took_ms, t.product));
+                lab.claims += 1;
+                lab.heartbeat_ms = every;
+                let n = lab.claims;
+                self.at(self.now + t.took_ms, Step::Verdict(l, n));
+                if t.took_ms > every {
+                    self.at(self.now + every, Step::Beat(l, n));
                 }
                 claimed = true;
             }
@@ -327,6 +353,8 @@ async fn simulator_and_server_agree(backend: Backend) {
         labelers.push(Labeler {
             token: app.user(&format!("labeler-{i}"), Role::Labeler).await,
             busy: None,
+            claims: 0,
+            heartbeat_ms: HEARTBEAT_MS,
         });
     }
     let supervisor = app.user("sue", Role::Supervisor).await;
@@ -363,12 +391,12 @@ async fn simulator_and_server_agree(backend: Backend) {
         server.set_clock(now);
         // Work becomes claimable only when an event goes to people or a
         // verdict frees a labeler (or needs another): claims are tried then.
-        let claims = matches!(step, Step::Occur(_) | Step::Verdict(_));
+        let mut claims = matches!(step, Step::Occur(_) | Step::Verdict(..));
         match step {
             Step::Occur(e) => server.occur(e).await,
             Step::Exit(s) => server.exit(s).await,
-            Step::Beat(l) => server.beat(l).await,
-            Step::Verdict(l) => server.verdict(l).await,
+            Step::Beat(l, claim) => claims = server.beat(l, claim).await,
+            Step::Verdict(l, claim) => server.verdict(l, claim).await,
             Step::Settle => server.settle().await,
             Step::Sweep => server.sweep().await,
         }

@@ -888,3 +888,89 @@ async fn audit_and_gold_tasks_show_nothing_of_the_model() {
     assert_eq!(audit_verdict.3, Some(1));
     b.assert_no_console_errors().await;
 }
+
+/// A labeler on an audit sample is moved to receipt work the moment it
+/// comes in: the console says so and shows the urgent task; the audit goes
+/// back to the queue and returns to the same labeler afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_on_screen_gives_way_to_receipt_work() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let (store_id, key) = app.store_with_catalog().await;
+    app.add_user("ana", Role::Labeler).await;
+    let boss = app.user("boss", Role::Admin).await;
+    let (s, b) = app
+        .call(
+            reqwest::Method::PUT,
+            &format!("/api/v1/stores/{store_id}/policy"),
+            &boss,
+            Some(json!({"audit_rate": 1.0, "audit_verdicts": 1})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let clip = app
+        .upload_clip(&key, "h264.mp4", "cam-front", "2026-11-25T09:59:58.500Z")
+        .await;
+    let mut audit = event("a1", "s-a", "pick", 1, &[("cola", 0.97), ("milk", 0.02)]);
+    audit["clips"] = json!([clip]);
+    let (_, out) = app.events(&key, audit).await;
+    assert_eq!(out["reason"], "audit-sample", "{out}");
+    let audit_task = out["task_id"].as_str().unwrap().to_string();
+    run_media_jobs(&app).await;
+
+    // The heartbeat that hands the audit back answers 409 `lease-yielded`,
+    // which the browser logs.
+    let b = Browser::launch(
+        BrowserOptions::default()
+            .test_name("console_audit_gives_way")
+            .ignore_console("/heartbeat - Failed to load resource"),
+    )
+    .await
+    .expect("launching Chromium");
+    sign_in(&b, &app, "ana", None).await;
+    b.press_key("Enter").await.unwrap();
+    assert_eq!(wait_for_task(&b, "the audit", None).await, audit_task);
+
+    // A shopper's event needs Ana while she watches the audit (a second
+    // later, so a prefetched claim of it is after the audit's).
+    app.clock.advance(1_000);
+    let review = tasks_with_video(&app, &key, 1).await.remove(0);
+    assert_eq!(
+        wait_for_task(&b, "the receipt work", Some(&audit_task)).await,
+        review
+    );
+    until(
+        &b,
+        "the notice",
+        "document.getElementById('toast').textContent.includes('Urgent work came in')",
+    )
+    .await;
+    b.screenshot("audit-gave-way").await.unwrap();
+    let (status, end): (String, String) = sqlx::query_as(
+        "SELECT t.status, l.end_reason FROM review_tasks t \
+         JOIN task_leases l ON l.task_id = t.id WHERE t.id = $1 ORDER BY l.claimed_at LIMIT 1",
+    )
+    .bind(&audit_task)
+    .fetch_one(app.state.db.reader())
+    .await
+    .unwrap();
+    assert_eq!(end, "yielded");
+    assert!(
+        status == "ready" || status == "leased",
+        "back in the queue (or prefetched again): {status}"
+    );
+
+    // Ana answers the receipt work; the audit comes back to her.
+    b.press_keys(&["p", "1", "Enter"]).await.unwrap();
+    assert_eq!(
+        wait_for_task(&b, "the audit again", Some(&review)).await,
+        audit_task
+    );
+    b.press_keys(&["p", "1", "Enter"]).await.unwrap();
+    until_state(&b, "the empty queue", "empty").await;
+    let mut answered: Vec<String> = verdicts(&app).await.into_iter().map(|v| v.0).collect();
+    answered.sort();
+    let mut both = vec![review, audit_task];
+    both.sort();
+    assert_eq!(answered, both, "each answered once");
+    b.assert_no_console_errors().await;
+}

@@ -759,7 +759,9 @@ async fn final_receipts_reach_the_store_by_signed_webhook_with_retries(backend: 
         .await
         .unwrap();
     assert_eq!((jobs[0].status.as_str(), jobs[0].attempts), ("queued", 1));
-    assert_eq!(jobs[0].run_at, common::T0 + 1_000);
+    // Backed off by 1 s, jittered down to no less than half of it.
+    let after = jobs[0].run_at - common::T0;
+    assert!((500..=1_000).contains(&after), "retry after {after} ms");
     assert!(jobs[0].last_error.as_deref().unwrap().contains("500"));
 
     app.clock.advance(1_000);
@@ -772,26 +774,30 @@ async fn final_receipts_reach_the_store_by_signed_webhook_with_retries(backend: 
     let seen = receiver.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 2);
     let (headers, body) = &seen[1];
-    let ts: i64 = headers["recount-timestamp"]
+    let ts: i64 = headers["webhook-timestamp"]
         .to_str()
         .unwrap()
         .parse()
         .unwrap();
     assert_eq!(ts, (common::T0 + 1_000) / 1000);
+    let id = headers["webhook-id"].to_str().unwrap();
+    let payload: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(payload["delivery_id"], id, "the body names the delivery");
     let secret: String = sqlx::query_scalar("SELECT webhook_secret FROM stores WHERE id = $1")
         .bind(&store_id)
         .fetch_one(app.state.db.reader())
         .await
         .unwrap();
+    let signature = headers["webhook-signature"].to_str().unwrap();
     assert_eq!(
-        headers["recount-signature"].to_str().unwrap(),
-        recount::jobs::webhook::sign(&secret, ts, body.as_bytes())
+        signature,
+        recount::jobs::webhook::sign(&secret, id, ts, body.as_bytes())
     );
+    assert!(signature.starts_with("v1,"), "{signature}");
     assert_eq!(
-        headers["recount-delivery"], seen[0].0["recount-delivery"],
+        headers["webhook-id"], seen[0].0["webhook-id"],
         "stable across retries"
     );
-    let payload: Value = serde_json::from_str(body).unwrap();
     assert_eq!(payload["type"], "receipt.finalized");
     assert_eq!(payload["store_id"], store_id.as_str());
     assert_eq!(payload["receipt"]["total_cents"], 129);
@@ -1049,3 +1055,116 @@ async fn queue_tables_are_vacuumed_on_postgres(backend: Backend) {
     );
 }
 dual!(queue_tables_are_vacuumed_on_postgres);
+
+/// A rotated webhook secret keeps signing beside the new one until its
+/// overlap ends: deliveries meanwhile verify under either secret, later
+/// ones only under the new. Only admins rotate, and only known stores.
+async fn a_rotated_webhook_secret_signs_beside_the_new_one_until_its_overlap_ends(
+    backend: Backend,
+) {
+    let app = TestApp::start_with(backend, |c| c.webhook_secret_overlap_ms = 60_000).await;
+    let (url, receiver) = start_receiver(0).await;
+    let (store_id, key) = hooked_store(&app, &url).await;
+    let admin = app.user("boss", Role::Admin).await;
+    let sue = app.user("sue", Role::Supervisor).await;
+    let secret_of = || async {
+        sqlx::query_scalar::<_, String>("SELECT webhook_secret FROM stores WHERE id = $1")
+            .bind(&store_id)
+            .fetch_one(app.state.db.reader())
+            .await
+            .unwrap()
+    };
+    let old = secret_of().await;
+    let rotate = format!("/api/v1/stores/{store_id}/webhook-secret/rotate");
+
+    let (s, b) = app.call(Method::POST, &rotate, &sue, None).await;
+    assert_eq!((s, code(&b)), (StatusCode::FORBIDDEN, "role-forbidden"));
+    let (s, b) = app
+        .call(
+            Method::POST,
+            "/api/v1/stores/no-such-store/webhook-secret/rotate",
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::NOT_FOUND, "unknown-store"));
+    assert_eq!(secret_of().await, old, "a refused rotation changes nothing");
+
+    let (s, rotated) = app.call(Method::POST, &rotate, &admin, None).await;
+    assert_eq!(s, StatusCode::OK, "{rotated}");
+    let new = rotated["webhook_secret"].as_str().unwrap().to_string();
+    assert!(new.starts_with("whsec_") && new != old, "{rotated}");
+    assert_eq!(new, secret_of().await);
+    assert_eq!(
+        rotated["previous_valid_until"],
+        recount::domain::time::format_rfc3339_ms(common::T0 + 60_000)
+    );
+
+    let client = recount::jobs::webhook::client(&app.state.config);
+    let deliver = |session: &'static str| {
+        let (app, key, client) = (&app, &key, &client);
+        async move {
+            app.events(
+                key,
+                event(&format!("e-{session}"), session, "pick", 1, SURE),
+            )
+            .await;
+            app.exit(key, session, "2026-11-25T10:00:00Z").await;
+            assert!(run_delivery(app, client).await);
+        }
+    };
+    let verifies = |n: usize, secret: &str| {
+        let (headers, body) = receiver.seen.lock().unwrap()[n].clone();
+        let header = |name: &str| headers[name].to_str().unwrap().to_string();
+        recount::jobs::webhook::verify(
+            secret,
+            &header("webhook-id"),
+            header("webhook-timestamp").parse().unwrap(),
+            &header("webhook-signature"),
+            body.as_bytes(),
+        )
+    };
+
+    // During the overlap: signed with both.
+    deliver("s1").await;
+    assert!(verifies(0, &new) && verifies(0, &old));
+    // After it: only the new secret.
+    app.clock.advance(60_000);
+    deliver("s2").await;
+    assert!(verifies(1, &new));
+    assert!(!verifies(1, &old), "the replaced secret signs no more");
+}
+dual!(a_rotated_webhook_secret_signs_beside_the_new_one_until_its_overlap_ends);
+
+#[test]
+fn the_cli_rotates_a_webhook_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_recount"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(args)
+            .env_remove("RECOUNT_DATABASE_URL")
+            .output()
+            .expect("runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, out, err) = cli(&["store", "add", "Corner shop"]);
+    assert!(ok, "{err}");
+    let added: Value = serde_json::from_str(&out).unwrap();
+    let store_id = added["store_id"].as_str().unwrap();
+    let (ok, out, err) = cli(&["store", "rotate-webhook-secret", store_id]);
+    assert!(ok, "{err}");
+    let rotated: Value = serde_json::from_str(&out).unwrap();
+    let secret = rotated["webhook_secret"].as_str().unwrap();
+    assert!(secret.starts_with("whsec_"), "{rotated}");
+    assert_ne!(Some(secret), added["webhook_secret"].as_str());
+    assert!(rotated["previous_valid_until"].is_string());
+    let (ok, _, err) = cli(&["store", "rotate-webhook-secret", "nope"]);
+    assert!(!ok);
+    assert!(err.contains("no store \"nope\""), "{err}");
+}

@@ -441,9 +441,9 @@ impl Delivery {
                 .to_string()
         };
         Delivery {
-            id: header("recount-delivery"),
-            timestamp: header("recount-timestamp"),
-            signature: header("recount-signature"),
+            id: header("webhook-id"),
+            timestamp: header("webhook-timestamp"),
+            signature: header("webhook-signature"),
             body: body.to_vec(),
         }
     }
@@ -888,11 +888,11 @@ async fn fifty_claimers_on_two_instances_share_one_postgres_safely() {
     let deliveries = hooks.seen.lock().unwrap().clone();
     let mut per_session: HashMap<String, HashSet<String>> = HashMap::new();
     for d in &deliveries {
-        assert!(!d.id.is_empty(), "a delivery without Recount-Delivery");
-        let ts: i64 = d.timestamp.parse().expect("Recount-Timestamp in seconds");
+        assert!(!d.id.is_empty(), "a delivery without webhook-id");
+        let ts: i64 = d.timestamp.parse().expect("webhook-timestamp in seconds");
         assert_eq!(
             d.signature,
-            recount::jobs::webhook::sign(&secret, ts, &d.body),
+            recount::jobs::webhook::sign(&secret, &d.id, ts, &d.body),
             "signature of delivery {}",
             d.id
         );

@@ -65,7 +65,7 @@ async fn deliver(app: &TestApp) -> usize {
 }
 
 /// The deliveries a receiver got, parsed, each checked against its
-/// signature and its `Recount-Delivery` header.
+/// signature and its `webhook-id` header.
 async fn deliveries(app: &TestApp, store_id: &str, receiver: &Receiver) -> Vec<Value> {
     let secret: String = sqlx::query_scalar("SELECT webhook_secret FROM stores WHERE id = $1")
         .bind(store_id)
@@ -75,20 +75,26 @@ async fn deliveries(app: &TestApp, store_id: &str, receiver: &Receiver) -> Vec<V
     let seen = receiver.seen.lock().unwrap().clone();
     seen.iter()
         .map(|(headers, body)| {
-            let ts: i64 = headers["recount-timestamp"]
+            let ts: i64 = headers["webhook-timestamp"]
                 .to_str()
                 .unwrap()
                 .parse()
                 .unwrap();
-            assert_eq!(
-                headers["recount-signature"].to_str().unwrap(),
-                recount::jobs::webhook::sign(&secret, ts, body.as_bytes()),
+            let id = headers["webhook-id"].to_str().unwrap();
+            assert!(
+                recount::jobs::webhook::verify(
+                    &secret,
+                    id,
+                    ts,
+                    headers["webhook-signature"].to_str().unwrap(),
+                    body.as_bytes()
+                ),
                 "signed"
             );
             let payload: Value = serde_json::from_str(body).unwrap();
             assert_eq!(
                 payload["delivery_id"].as_str().unwrap(),
-                headers["recount-delivery"].to_str().unwrap()
+                headers["webhook-id"].to_str().unwrap()
             );
             payload
         })
@@ -750,3 +756,187 @@ async fn an_audit_is_not_taken_while_everyone_else_is_busy(backend: Backend) {
     assert_eq!(c["task"]["task_id"], audit["task_id"]);
 }
 dual!(an_audit_is_not_taken_while_everyone_else_is_busy);
+
+/// An audit gives way to receipt work: the heartbeat of a labeler on an
+/// audit takes it back (`lease-yielded`) as soon as a task a receipt waits
+/// for is ready for that labeler, and the audit returns to the queue
+/// without counting as held, so the same labeler finishes it later.
+async fn an_audit_gives_way_to_receipt_work_and_comes_back(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (store_id, key) = app.store_with_catalog().await;
+    let ann = audit_everything(&app, &store_id, 1).await;
+    let config = &app.state.config;
+    let renew_ms = (config.lease_ttl_ms / 3).max(1_000);
+    let beat = |task: String| {
+        let ann = ann.clone();
+        let app = &app;
+        async move {
+            app.call(
+                Method::POST,
+                &format!("/api/v1/tasks/{task}/heartbeat"),
+                &ann,
+                None,
+            )
+            .await
+        }
+    };
+
+    // Receipt work Ann gave back is not hers to take again.
+    let (_, r1) = app.events(&key, event("e1", "s1", "pick", 1, UNSURE)).await;
+    let r1 = r1["task_id"].as_str().unwrap().to_string();
+    let (_, c) = app.claim(&ann).await;
+    assert_eq!(c["task"]["task_id"], r1.as_str());
+    assert_eq!(c["heartbeat_ms"], renew_ms, "a review renews at a third");
+    let (s, _) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/tasks/{r1}/release"),
+            &ann,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+
+    let (_, a) = app.events(&key, event("e2", "s2", "pick", 1, SURE)).await;
+    assert_eq!(a["reason"], "audit-sample");
+    let audit = a["task_id"].as_str().unwrap().to_string();
+    let (_, c) = app.claim(&ann).await;
+    assert_eq!(c["task"]["task_id"], audit.as_str());
+    assert_eq!(c["heartbeat_ms"], config.audit_yield_check_ms);
+    let (s, b) = beat(audit.clone()).await;
+    assert_eq!(s, StatusCode::OK, "nothing Ann may take waits: {b}");
+    assert_eq!(b["heartbeat_ms"], config.audit_yield_check_ms);
+
+    // Receipt work for Ann arrives: the next heartbeat hands the audit back.
+    let (_, r3) = app.events(&key, event("e3", "s3", "pick", 1, UNSURE)).await;
+    let r3 = r3["task_id"].as_str().unwrap().to_string();
+    let (s, b) = beat(audit.clone()).await;
+    assert_eq!((s, code(&b)), (StatusCode::CONFLICT, "lease-yielded"));
+    let (status, end): (String, String) = sqlx::query_as(
+        "SELECT t.status, l.end_reason FROM review_tasks t \
+         JOIN task_leases l ON l.task_id = t.id WHERE t.id = $1",
+    )
+    .bind(&audit)
+    .fetch_one(app.state.db.reader())
+    .await
+    .unwrap();
+    assert_eq!((status.as_str(), end.as_str()), ("ready", "yielded"));
+    let (s, b) = app
+        .verdict(
+            &ann,
+            &audit,
+            json!({"action": "pick", "sku": "milk", "quantity": 1}),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::CONFLICT, "lease-yielded"));
+    // The deadline guarantee still counts Ann for the audit; the review
+    // she gave back is the one nobody active may take.
+    recount::jobs::escalate_at_risk(&app.state).await.unwrap();
+    let escalated: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM review_tasks WHERE status = 'escalated'")
+            .fetch_all(app.state.db.reader())
+            .await
+            .unwrap();
+    assert_eq!(escalated, [r1.as_str()]);
+
+    // Ann takes the receipt work; a review's heartbeat never yields.
+    let (_, c) = app.claim(&ann).await;
+    assert_eq!(c["task"]["task_id"], r3.as_str());
+    let (_, r4) = app.events(&key, event("e4", "s4", "pick", 1, UNSURE)).await;
+    let r4 = r4["task_id"].as_str().unwrap().to_string();
+    let (s, _) = beat(r3.clone()).await;
+    assert_eq!(s, StatusCode::OK);
+    app.verdict(&ann, &r3, json!({"action": "pick", "sku": "milk"}))
+        .await;
+    // A console prefetches: the audit claimed after receipt work in hand
+    // waits behind it on screen and does not give way to it.
+    let (_, c) = app.claim(&ann).await;
+    assert_eq!(c["task"]["task_id"], r4.as_str());
+    app.clock.advance(1);
+    let (_, c) = app.claim(&ann).await;
+    assert_eq!(c["task"]["task_id"], audit.as_str(), "the audit comes back");
+    let (s, _) = beat(audit.clone()).await;
+    assert_eq!(s, StatusCode::OK, "the receipt work was claimed first");
+    app.verdict(&ann, &r4, json!({"action": "pick", "sku": "milk"}))
+        .await;
+    // Receipt work claimed after the audit (prefetched behind it) would
+    // wait for it: the audit gives way.
+    let (_, r5) = app.events(&key, event("e5", "s5", "pick", 1, UNSURE)).await;
+    let r5 = r5["task_id"].as_str().unwrap().to_string();
+    app.clock.advance(1);
+    let (_, c) = app.claim(&ann).await;
+    assert_eq!(c["task"]["task_id"], r5.as_str());
+    let (s, b) = beat(audit.clone()).await;
+    assert_eq!((s, code(&b)), (StatusCode::CONFLICT, "lease-yielded"));
+    app.verdict(&ann, &r5, json!({"action": "pick", "sku": "milk"}))
+        .await;
+
+    // With nothing else for her, the audit comes back to Ann once more.
+    let (_, c) = app.claim(&ann).await;
+    assert_eq!(c["task"]["task_id"], audit.as_str());
+    let (s, v) = app
+        .verdict(
+            &ann,
+            &audit,
+            json!({"action": "pick", "sku": "milk", "quantity": 1}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::OK, Some("resolved"))
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM task_leases WHERE end_reason = 'yielded'")
+            .await,
+        2
+    );
+}
+dual!(an_audit_gives_way_to_receipt_work_and_comes_back);
+
+/// Supervisors get escalations in queue order: receipt work before an
+/// audit handed to them earlier, so measurement never delays a receipt
+/// there either.
+async fn escalated_receipt_work_comes_before_escalated_audits(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (store_id, key) = app.store_with_catalog().await;
+    let ann = audit_everything(&app, &store_id, 2).await;
+    let sue = app.user("sue", Role::Supervisor).await;
+
+    // A lone labeler's audit needing a second verdict goes to supervisors.
+    let (_, a) = app.events(&key, event("e1", "s1", "pick", 1, SURE)).await;
+    let audit = a["task_id"].as_str().unwrap().to_string();
+    let (_, c) = app.claim(&ann).await;
+    assert_eq!(c["task"]["task_id"], audit.as_str());
+    app.verdict(
+        &ann,
+        &audit,
+        json!({"action": "pick", "sku": "milk", "quantity": 1}),
+    )
+    .await;
+    assert_eq!(
+        recount::jobs::escalate_at_risk(&app.state).await.unwrap(),
+        1
+    );
+
+    // Later, a review Ann cannot tell.
+    app.clock.advance(1_000);
+    let (_, r) = app.events(&key, event("e2", "s2", "pick", 1, UNSURE)).await;
+    let review = r["task_id"].as_str().unwrap().to_string();
+    let (_, c) = app.claim(&ann).await;
+    assert_eq!(c["task"]["task_id"], review.as_str());
+    let (_, v) = app.verdict(&ann, &review, json!({"cant_tell": true})).await;
+    assert_eq!(v["status"], "escalated");
+
+    let (s, list) = app
+        .call(Method::GET, "/api/v1/escalations", &sue, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["task"]["task_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [review.as_str(), audit.as_str()]);
+}
+dual!(escalated_receipt_work_comes_before_escalated_audits);

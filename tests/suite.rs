@@ -34,6 +34,8 @@ mod staffing;
 #[cfg(feature = "bench")]
 mod storage_s3;
 #[cfg(feature = "bench")]
+mod storeday;
+#[cfg(feature = "bench")]
 mod supervisor;
 #[cfg(feature = "demo")]
 mod synth;

@@ -9,6 +9,7 @@ pub mod gold;
 pub mod ingest;
 pub mod media;
 pub mod queue;
+pub mod stores;
 pub mod system;
 pub mod users;
 
@@ -60,6 +61,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(disputes::open))
         .routes(routes!(disputes::get))
         .routes(routes!(disputes::put_blind_review))
+        .routes(routes!(stores::rotate_webhook_secret))
         .routes(routes!(media::upload_clip))
         .routes(routes!(media::upload_footage))
         .routes(routes!(media::clip_status))

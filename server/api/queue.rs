@@ -146,6 +146,8 @@ pub struct Claim {
     pub task: TaskView,
     /// When the lease ends unless renewed by a heartbeat (RFC 3339).
     pub lease_expires_at: String,
+    /// How often to send a heartbeat, in milliseconds.
+    pub heartbeat_ms: i64,
 }
 
 impl From<Claimed> for Claim {
@@ -153,6 +155,7 @@ impl From<Claimed> for Claim {
         Claim {
             task: TaskView::for_labeler(c.card),
             lease_expires_at: format_rfc3339_ms(c.lease_expires_at),
+            heartbeat_ms: c.heartbeat_ms,
         }
     }
 }
@@ -384,6 +387,9 @@ pub struct LeaseResponse {
     pub task_id: String,
     /// New end of the lease (RFC 3339).
     pub lease_expires_at: String,
+    /// When to renew it next, in milliseconds: a third of the lease, or
+    /// `audit_yield_check_ms` on a task that gives way to receipt work.
+    pub heartbeat_ms: i64,
 }
 
 /// Keeps the caller's lease alive.
@@ -393,24 +399,25 @@ pub struct LeaseResponse {
         (status = 200, body = LeaseResponse),
         (status = 403, description = "`lease-not-held`", body = ErrorBody),
         (status = 404, description = "`unknown-task`", body = ErrorBody),
-        (status = 409, description = "`lease-expired`", body = ErrorBody),
+        (status = 409, description = "`lease-expired`, `lease-yielded`", body = ErrorBody),
     ))]
 pub async fn heartbeat(
     State(state): State<AppState>,
     UserCaller(user): UserCaller,
     Path(task_id): Path<String>,
 ) -> Result<axum::Json<LeaseResponse>> {
-    let expires = queue::heartbeat(
+    let renewed = queue::heartbeat(
         &state.db,
         &user,
         &task_id,
         state.now(),
-        state.config.lease_ttl_ms,
+        queue::ClaimRules::of(&state.config),
     )
     .await?;
     Ok(axum::Json(LeaseResponse {
         task_id,
-        lease_expires_at: format_rfc3339_ms(expires),
+        lease_expires_at: format_rfc3339_ms(renewed.expires_at),
+        heartbeat_ms: renewed.heartbeat_ms,
     }))
 }
 
@@ -421,7 +428,7 @@ pub async fn heartbeat(
         (status = 204, description = "released"),
         (status = 403, description = "`lease-not-held`", body = ErrorBody),
         (status = 404, description = "`unknown-task`", body = ErrorBody),
-        (status = 409, description = "`lease-expired`", body = ErrorBody),
+        (status = 409, description = "`lease-expired`, `lease-yielded`", body = ErrorBody),
     ))]
 pub async fn release(
     State(state): State<AppState>,
@@ -440,7 +447,7 @@ pub async fn release(
         (status = 200, body = VerdictOutcome),
         (status = 403, description = "`lease-not-held`", body = ErrorBody),
         (status = 404, description = "`unknown-task`", body = ErrorBody),
-        (status = 409, description = "`lease-expired`, `verdict-conflict`", body = ErrorBody),
+        (status = 409, description = "`lease-expired`, `lease-yielded`, `verdict-conflict`", body = ErrorBody),
         (status = 422, description = "`missing-action`, `missing-sku`, `unknown-sku`, `invalid-quantity`, `note-too-long`", body = ErrorBody),
     ))]
 pub async fn verdict(
@@ -477,7 +484,7 @@ pub async fn task_detail(
         (status = 200, body = TaskContext),
         (status = 403, description = "`lease-not-held`", body = ErrorBody),
         (status = 404, description = "`unknown-task`", body = ErrorBody),
-        (status = 409, description = "`lease-expired`", body = ErrorBody),
+        (status = 409, description = "`lease-expired`, `lease-yielded`", body = ErrorBody),
     ))]
 pub async fn task_context(
     State(state): State<AppState>,
@@ -509,7 +516,7 @@ pub struct ProductQuery {
         (status = 200, body = Vec<Product>),
         (status = 403, description = "`lease-not-held`", body = ErrorBody),
         (status = 404, description = "`unknown-task`", body = ErrorBody),
-        (status = 409, description = "`lease-expired`", body = ErrorBody),
+        (status = 409, description = "`lease-expired`, `lease-yielded`", body = ErrorBody),
     ))]
 pub async fn task_products(
     State(state): State<AppState>,
@@ -532,7 +539,13 @@ pub async fn leased(
     State(state): State<AppState>,
     UserCaller(user): UserCaller,
 ) -> Result<axum::Json<Vec<Claim>>> {
-    let held = queue::held(&state.db, &user, state.now()).await?;
+    let held = queue::held(
+        &state.db,
+        &user,
+        state.now(),
+        queue::ClaimRules::of(&state.config),
+    )
+    .await?;
     Ok(axum::Json(held.into_iter().map(Into::into).collect()))
 }
 
@@ -543,7 +556,8 @@ pub struct ListQuery {
     pub limit: Option<i64>,
 }
 
-/// Escalated tasks, most urgent first (supervisors).
+/// Escalated tasks in queue order: disputes, receipt work, audits; then by
+/// deadline (supervisors).
 #[utoipa::path(get, path = "/api/v1/escalations", tag = "queue", security(("bearer" = [])),
     params(ListQuery),
     responses((status = 200, body = Vec<TaskDetail>)))]

@@ -35,6 +35,7 @@ use crate::domain::event::{CandidateInput, EventInput};
 use crate::domain::lifecycle::{EventStatus, RouteName, TaskPurpose, TaskStatus};
 use crate::domain::routing::{self, ReviewReason, Route, RoutingPolicy};
 use crate::domain::Action;
+use crate::error::Code;
 use crate::review::ingest::{self, Incoming};
 use crate::review::queue::{self, Verdict};
 
@@ -82,8 +83,6 @@ const T0: i64 = 1_795_600_800_000; // 2026-11-25T08:00:00Z
 const SWEEP_S: i64 = 5;
 /// How often the supervisor settles escalations, in virtual seconds.
 const SUPERVISOR_S: i64 = 60;
-/// How often a console renews the lease of the task on screen.
-const HEARTBEAT_MS: i64 = 20 * SECOND;
 
 /// One planned event: when, what the model says, what happened, and its
 /// audit draw (drawn with the day, so both runs route alike).
@@ -174,6 +173,15 @@ enum Mode {
 }
 
 impl Mode {
+    /// The mode's name in the JSON line.
+    fn key(self) -> &'static str {
+        match self {
+            Mode::NoAudits => "baseline",
+            Mode::OffPath => "off-path",
+            Mode::OnPath => "on-path",
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Mode::NoAudits => "none (baseline)",
@@ -198,8 +206,18 @@ struct Measured {
     p99_s: f64,
     past_sla: usize,
     audit_tasks: i64,
+    /// Receipt work escalated because no labeler at work could take it.
     escalated_no_eligible: i64,
     escalated_deadline: i64,
+    /// Audits handed to supervisors (labelers disagreed, or nobody was left
+    /// to answer).
+    audits_escalated: i64,
+    /// Audit leases taken back for receipt work.
+    audits_yielded: i64,
+    /// Labeler time those audits had taken before they were taken back.
+    yielded_s: f64,
+    /// Each shopper's receipt latency, ms.
+    latencies: HashMap<String, i64>,
 }
 
 /// Runs the store day; prints one table and one JSON line per engine.
@@ -229,9 +247,31 @@ pub async fn run(args: &StoreDayArgs, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How a run's receipts compare with the baseline's, shopper by shopper.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+struct VsBaseline {
+    /// Receipts final later than in the baseline.
+    later: usize,
+    /// The most any receipt was later, in seconds.
+    most_added_s: f64,
+}
+
+fn vs_baseline(run: &Measured, baseline: &Measured) -> VsBaseline {
+    let mut vs = VsBaseline::default();
+    for (session, latency) in &run.latencies {
+        let before = baseline.latencies.get(session).copied().unwrap_or(0);
+        if *latency > before {
+            vs.later += 1;
+            vs.most_added_s = vs.most_added_s.max((latency - before) as f64 / 1000.0);
+        }
+    }
+    vs
+}
+
 fn print_results(backend: Backend, args: &StoreDayArgs, results: &[(Mode, Measured)]) {
+    let baseline = &results[0].1;
     println!(
-        "\n{:<8} {:<30} {:>8} {:>7} {:>7} {:>7} {:>9} {:>7} {:>12} {:>17}",
+        "\n{:<8} {:<30} {:>8} {:>7} {:>7} {:>7} {:>9} {:>7} {:>12} {:>17} {:>16} {:>15}",
         "engine",
         "audits",
         "receipts",
@@ -241,11 +281,14 @@ fn print_results(backend: Backend, args: &StoreDayArgs, results: &[(Mode, Measur
         "past SLA",
         "audits",
         "no-eligible",
-        "audited p95/max s"
+        "audited p95/max s",
+        "later/most s",
+        "yields/lost s"
     );
     for (mode, m) in results {
+        let vs = vs_baseline(m, baseline);
         println!(
-            "{:<8} {:<30} {:>8} {:>7.1} {:>7.1} {:>7.1} {:>9} {:>7} {:>12} {:>17}",
+            "{:<8} {:<30} {:>8} {:>7.1} {:>7.1} {:>7.1} {:>9} {:>7} {:>12} {:>17} {:>16} {:>15}",
             backend_name(backend),
             mode.name(),
             m.receipts,
@@ -255,13 +298,21 @@ fn print_results(backend: Backend, args: &StoreDayArgs, results: &[(Mode, Measur
             m.past_sla,
             m.audit_tasks,
             m.escalated_no_eligible,
-            format!("{:.1} / {:.1}", m.audited_p95_s, m.audited_max_s)
+            format!("{:.1} / {:.1}", m.audited_p95_s, m.audited_max_s),
+            format!("{} / {:.0}", vs.later, vs.most_added_s),
+            format!("{} / {:.0}", m.audits_yielded, m.yielded_s)
         );
     }
     let json: Vec<_> = results
         .iter()
         .map(|(mode, m)| {
+            let vs = vs_baseline(m, baseline);
             json!({
+                "mode": mode.key(),
+                "later_than_baseline": vs.later,
+                "most_added_s": vs.most_added_s,
+                "audits_yielded": m.audits_yielded,
+                "yielded_s": m.yielded_s,
                 "engine": backend_name(backend),
                 "audits": mode.name(),
                 "seed": args.seed,
@@ -273,6 +324,7 @@ fn print_results(backend: Backend, args: &StoreDayArgs, results: &[(Mode, Measur
                 "audit_tasks": m.audit_tasks,
                 "escalated_no_eligible_labeler": m.escalated_no_eligible,
                 "escalated_deadline": m.escalated_deadline,
+                "audits_escalated": m.audits_escalated,
                 "audited_sessions": m.audited_sessions,
                 "audited_p95_s": m.audited_p95_s,
                 "audited_max_s": m.audited_max_s,
@@ -287,8 +339,33 @@ struct Member {
     user: User,
     accuracy: f64,
     handling: (i64, i64),
-    /// The task in hand, when it was claimed and when the answer is ready.
-    busy: Option<(String, i64, i64)>,
+    /// The task in hand.
+    busy: Option<Busy>,
+}
+
+/// A task in a labeler's hands.
+#[derive(Debug, Clone)]
+struct Busy {
+    task_id: String,
+    claimed_at: i64,
+    /// When the answer is ready.
+    ready_at: i64,
+    /// How often the console renews the lease, as the claim said.
+    heartbeat_ms: i64,
+}
+
+/// One draw of one labeler on one event (`what`: handling time or
+/// answer): keyed by all three, so a task gets the same draws in every run
+/// whatever else the crew did before it, and the runs differ only in what
+/// the policy changes.
+fn draws(seed: u64, event_id: &str, labeler: &str, what: &str) -> StdRng {
+    // FNV-1a: stable across builds, unlike the standard library's hasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
+    let key = [event_id, labeler, what].join("\0");
+    for b in key.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    StdRng::seed_from_u64(h)
 }
 
 async fn simulate(
@@ -333,9 +410,6 @@ async fn simulate(
     }
     let supervisor = users::upsert(db, "sue", "-", Role::Supervisor, T0).await?;
 
-    // The crew's draws (answers, handling times) come from their own seed;
-    // they follow the claims, which differ between the runs.
-    let mut rng = StdRng::seed_from_u64(args.seed ^ 0x5eed);
     let truth: HashMap<String, String> = day
         .iter()
         .flat_map(|s| s.events.iter())
@@ -353,6 +427,11 @@ async fn simulate(
     let mut next = 0;
     let mut now = T0;
     let mut tasks_of: HashMap<String, String> = HashMap::new();
+    let rules = queue::ClaimRules::of(&config);
+    // Audit leases taken back for receipt work, and the labeler time they
+    // had taken (work done again later).
+    let mut yields = 0_i64;
+    let mut yielded_ms = 0_i64;
     while now <= end {
         while next < due.len() && due[next].0 <= now {
             let (_, i, event) = due[next];
@@ -386,27 +465,42 @@ async fn simulate(
             next += 1;
         }
         for m in crew.iter_mut() {
-            if let Some((task_id, claimed_at, ready_at)) = m.busy.clone() {
-                if ready_at > now {
-                    // The console heartbeats while the labeler watches.
-                    if (now - claimed_at) % HEARTBEAT_MS == 0 {
-                        let _ =
-                            queue::heartbeat(db, &m.user, &task_id, now, config.lease_ttl_ms).await;
+            if let Some(b) = m.busy.clone() {
+                if b.ready_at > now {
+                    // The console heartbeats while the labeler watches, as
+                    // often as the claim said; an audit is taken back there
+                    // when receipt work waits, and the labeler claims it.
+                    if (now - b.claimed_at) % b.heartbeat_ms != 0 {
+                        continue;
                     }
-                    continue;
+                    match queue::heartbeat(db, &m.user, &b.task_id, now, rules).await {
+                        Err(e) if e.code() == Code::LeaseYielded => {
+                            yields += 1;
+                            yielded_ms += now - b.claimed_at;
+                            m.busy = None;
+                        }
+                        _ => continue,
+                    }
+                } else {
+                    let event_id = &tasks_of[&b.task_id];
+                    let mut rng = draws(args.seed, event_id, &m.user.username, "answer");
+                    let answer = crew_answer(&mut rng, &truth[event_id], m.accuracy);
+                    // A lease lost meanwhile (expired and taken) is not an
+                    // error of the run: the labeler moves on.
+                    let _ = queue::submit_verdict(db, &m.user, &b.task_id, &answer, now).await;
+                    m.busy = None;
                 }
-                let sku = &truth[&tasks_of[&task_id]];
-                let answer = crew_answer(&mut rng, sku, m.accuracy);
-                // A lease lost meanwhile (expired and taken) is not an error
-                // of the run: the labeler moves on.
-                let _ = queue::submit_verdict(db, &m.user, &task_id, &answer, now).await;
-                m.busy = None;
             }
-            if let Some(c) =
-                queue::claim(db, &m.user, now, queue::ClaimRules::of(&config), false).await?
-            {
+            if let Some(c) = queue::claim(db, &m.user, now, rules, false).await? {
+                let event_id = &tasks_of[&c.card.task_id];
+                let mut rng = draws(args.seed, event_id, &m.user.username, "handling");
                 let handling = rng.gen_range(m.handling.0..=m.handling.1) * SECOND;
-                m.busy = Some((c.card.task_id, now, now + handling));
+                m.busy = Some(Busy {
+                    task_id: c.card.task_id,
+                    claimed_at: now,
+                    ready_at: now + handling,
+                    heartbeat_ms: c.heartbeat_ms,
+                });
             }
         }
         let tick = (now - T0) / SECOND;
@@ -438,7 +532,10 @@ async fn simulate(
         now += SECOND;
     }
     let audited = audited_sessions(day, args.audit_rate);
-    measure(db, store.policy.receipt_sla_ms, day.len(), &audited).await
+    let mut m = measure(db, store.policy.receipt_sla_ms, day.len(), &audited).await?;
+    m.audits_yielded = yields;
+    m.yielded_s = yielded_ms as f64 / 1000.0;
+    Ok(m)
 }
 
 /// What a labeler of `accuracy` answers when the shopper took `truth`.
@@ -584,8 +681,14 @@ async fn measure(
         ))
         .await?,
         escalated_no_eligible: count(format!(
-            "SELECT COUNT(*) FROM review_tasks WHERE escalation_reason = '{}'",
-            EscalationReason::NoEligibleLabeler.as_str()
+            "SELECT COUNT(*) FROM review_tasks WHERE escalation_reason = '{}' AND purpose = '{}'",
+            EscalationReason::NoEligibleLabeler.as_str(),
+            TaskPurpose::Review
+        ))
+        .await?,
+        audits_escalated: count(format!(
+            "SELECT COUNT(*) FROM review_tasks WHERE escalation_reason IS NOT NULL AND purpose = '{}'",
+            TaskPurpose::Audit
         ))
         .await?,
         escalated_deadline: count(format!(
@@ -593,5 +696,8 @@ async fn measure(
             EscalationReason::Deadline.as_str()
         ))
         .await?,
+        audits_yielded: 0,
+        yielded_s: 0.0,
+        latencies: rows.into_iter().collect(),
     })
 }

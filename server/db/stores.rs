@@ -3,7 +3,7 @@
 use sqlx::{AnyConnection, Row};
 
 use super::{flag, new_id, Db, Result};
-use crate::auth::{digest, generate_secret, STORE_KEY_PREFIX};
+use crate::auth::{digest, generate_secret, generate_webhook_secret, STORE_KEY_PREFIX};
 use crate::domain::routing::{RoutingMode, RoutingPolicy};
 
 /// A store as the service needs it.
@@ -17,6 +17,9 @@ pub struct Store {
     pub webhook_url: Option<String>,
     /// Key of the webhook signature.
     pub webhook_secret: String,
+    /// The secret a rotation replaced, and until when (epoch ms) it still
+    /// signs deliveries beside the new one.
+    pub previous_webhook_secret: Option<(String, i64)>,
     /// Routing policy.
     pub policy: RoutingPolicy,
     /// Whether the store's events may become training data.
@@ -35,7 +38,8 @@ pub struct NewStore {
     pub api_key: String,
 }
 
-const COLUMNS: &str = "id, name, webhook_url, webhook_secret, threshold, margin, audit_rate, \
+const COLUMNS: &str = "id, name, webhook_url, webhook_secret, previous_webhook_secret, \
+     previous_webhook_secret_until, threshold, margin, audit_rate, \
      audit_verdicts, high_value_cents, receipt_sla_ms, expected_exit_ms, training_allowed, blind_review, \
      routing_mode, review_cost_cents";
 
@@ -45,6 +49,9 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Store> {
         name: r.try_get("name")?,
         webhook_url: r.try_get("webhook_url")?,
         webhook_secret: r.try_get("webhook_secret")?,
+        previous_webhook_secret: r
+            .try_get::<Option<String>, _>("previous_webhook_secret")?
+            .zip(r.try_get::<Option<i64>, _>("previous_webhook_secret_until")?),
         policy: RoutingPolicy {
             mode: super::state(&r.try_get::<String, _>("routing_mode")?, RoutingMode::parse)?,
             review_cost_cents: r.try_get("review_cost_cents")?,
@@ -68,7 +75,8 @@ pub async fn create(db: &Db, name: &str, webhook_url: Option<&str>, now: i64) ->
         id: new_id(),
         name: name.to_string(),
         webhook_url: webhook_url.map(str::to_string),
-        webhook_secret: generate_secret("whsec_"),
+        webhook_secret: generate_webhook_secret(),
+        previous_webhook_secret: None,
         policy: RoutingPolicy::default(),
         training_allowed: false,
         blind_review: false,
@@ -180,6 +188,41 @@ pub async fn set_blind_review(db: &Db, id: &str, blind: bool) -> Result<bool> {
         .execute(db.writer())
         .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// A store's webhook secrets after a rotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RotatedSecret {
+    /// The new secret, which signs every delivery from now on.
+    pub secret: String,
+    /// Until when (epoch ms) the replaced one signs beside it.
+    pub previous_valid_until: i64,
+}
+
+/// Replaces a store's webhook secret with a new one; the replaced secret
+/// keeps signing deliveries beside it until `now + overlap_ms`, so the
+/// store can switch its verifier without losing one. (A secret replaced
+/// earlier, still in its overlap, ends now.) `None` for an unknown store.
+pub async fn rotate_webhook_secret(
+    db: &Db,
+    id: &str,
+    now: i64,
+    overlap_ms: i64,
+) -> Result<Option<RotatedSecret>> {
+    let rotated = RotatedSecret {
+        secret: generate_webhook_secret(),
+        previous_valid_until: now.saturating_add(overlap_ms),
+    };
+    let done = sqlx::query(
+        "UPDATE stores SET previous_webhook_secret = webhook_secret, \
+         previous_webhook_secret_until = $1, webhook_secret = $2 WHERE id = $3",
+    )
+    .bind(rotated.previous_valid_until)
+    .bind(&rotated.secret)
+    .bind(id)
+    .execute(db.writer())
+    .await?;
+    Ok((done.rows_affected() == 1).then_some(rotated))
 }
 
 /// Issues a new API key for a store, invalidating the old one.

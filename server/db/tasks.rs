@@ -82,13 +82,25 @@ fn purpose(s: &str) -> Result<TaskPurpose> {
 const TASK_COLUMNS: &str = "id, event_pk, store_id, session_id, required_verdicts, status, \
      leased_by, lease_id, lease_expires_at, gold_id, purpose";
 
-/// What a user may claim: a ready task they never held. Shared by the claim
-/// and by the check that real work is waiting before gold is served.
+/// What a user may claim: a ready task they never held (a lease taken back
+/// from an audit for receipt work does not count). Shared by the claim, the
+/// check that real work is waiting before gold is served and the check an
+/// audit's heartbeat makes.
 fn claimable() -> String {
     format!(
-        "t.status = '{}' \
-         AND NOT EXISTS (SELECT 1 FROM task_leases l WHERE l.task_id = t.id AND l.labeler_id = $1)",
-        TaskStatus::Ready
+        "t.status = '{}' AND NOT EXISTS ({})",
+        TaskStatus::Ready,
+        held_before("t.id", "$1")
+    )
+}
+
+/// A subquery finding a lease of `labeler` on `task` that counts as having
+/// held it: every ended or live lease except one yielded for receipt work.
+fn held_before(task: &str, labeler: &str) -> String {
+    format!(
+        "SELECT 1 FROM task_leases l WHERE l.task_id = {task} AND l.labeler_id = {labeler} \
+         AND (l.end_reason IS NULL OR l.end_reason <> '{}')",
+        LeaseEnd::Yielded
     )
 }
 
@@ -167,6 +179,34 @@ pub async fn claimable_exists(tx: &mut Tx, user_id: &str) -> Result<bool> {
         claimable()
     ))
     .bind(user_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(found.is_some())
+}
+
+/// Whether receipt work (a task of [`TaskPurpose::Review`]'s rank or more
+/// urgent) waits for the holder of `audit` at `now`: one they may claim is
+/// ready, or they hold a live lease on one claimed after the audit's (a
+/// console's prefetched next task, which would otherwise wait behind the
+/// audit on screen). What an audit yields to.
+pub async fn receipt_work_waiting(tx: &mut Tx, audit: &TaskRow, now: i64) -> Result<bool> {
+    let (Some(user_id), Some(lease_id)) = (&audit.leased_by, &audit.lease_id) else {
+        return Ok(false);
+    };
+    let found: Option<String> = sqlx::query_scalar(&format!(
+        "SELECT t.id FROM review_tasks t WHERE t.priority <= $2 AND t.gold_id IS NULL AND ( \
+           ({claimable}) \
+           OR (t.status = '{leased}' AND t.leased_by = $1 AND t.lease_expires_at > $3 \
+               AND (SELECT l.claimed_at FROM task_leases l WHERE l.id = t.lease_id) \
+                   > (SELECT a.claimed_at FROM task_leases a WHERE a.id = $4))) \
+         LIMIT 1",
+        claimable = claimable(),
+        leased = TaskStatus::Leased,
+    ))
+    .bind(user_id)
+    .bind(TaskPurpose::Review.priority())
+    .bind(now)
+    .bind(lease_id)
     .fetch_optional(&mut **tx)
     .await?;
     Ok(found.is_some())
@@ -748,10 +788,11 @@ pub async fn status(
     )))
 }
 
-/// Ids of escalated tasks, most urgent first.
+/// Ids of escalated tasks, most urgent first: in queue order (a dispute,
+/// then receipt work, then audits), then by deadline.
 pub async fn escalated_ids(db: &Db, limit: i64) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar(&format!(
-        "SELECT id FROM review_tasks WHERE status = '{}' ORDER BY deadline_at, created_at LIMIT $1",
+        "SELECT id FROM review_tasks WHERE status = '{}' ORDER BY priority, deadline_at, created_at LIMIT $1",
         TaskStatus::Escalated
     ))
     .bind(limit)
@@ -878,14 +919,14 @@ pub async fn at_risk_candidates(
         "WITH active AS (SELECT DISTINCT labeler_id FROM task_leases WHERE claimed_at > $1) \
          SELECT t.id, t.purpose, t.status, t.deadline_at, t.required_verdicts, t.verdict_count, \
          (SELECT COUNT(*) FROM active) AS active, \
-         (SELECT COUNT(*) FROM active a WHERE NOT EXISTS \
-           (SELECT 1 FROM task_leases l WHERE l.task_id = t.id AND l.labeler_id = a.labeler_id)) AS eligible \
+         (SELECT COUNT(*) FROM active a WHERE NOT EXISTS ({held})) AS eligible \
          FROM review_tasks t WHERE t.gold_id IS NULL AND ( \
            (t.status IN ('{ready}', '{waiting}') AND t.deadline_at < $2) \
            OR (t.status = '{ready}' AND EXISTS (SELECT 1 FROM task_leases l WHERE l.task_id = t.id)) \
            OR (t.status = '{ready}' AND t.required_verdicts - t.verdict_count > 1))",
         ready = TaskStatus::Ready,
         waiting = TaskStatus::Waiting,
+        held = held_before("t.id", "a.labeler_id"),
     );
     sqlx::query(&sql)
         .bind(active_since)

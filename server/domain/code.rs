@@ -186,6 +186,8 @@ codes! {
         "the caller already holds `max_leases_per_labeler` live leases";
     LeaseExpired = "lease-expired",
         "the caller's latest lease on this task ran out; claim the next task";
+    LeaseYielded = "lease-yielded",
+        "the caller's lease on this audit was taken back because receipt work they may take is waiting; claim the next task";
     LeaseNotHeld = "lease-not-held",
         "the caller never held a lease on this task, released it or already answered it";
     MissingAction = "missing-action",

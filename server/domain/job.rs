@@ -123,6 +123,10 @@ pub struct RetryPolicy {
     pub backoff_base_ms: i64,
     /// Longest delay between two attempts.
     pub backoff_max_ms: i64,
+    /// Whether each delay is drawn between half and all of the backoff, so
+    /// the retries of many jobs that failed together (a receiver that was
+    /// down) do not all arrive together again.
+    pub jitter: bool,
 }
 
 /// What follows a failed attempt.
@@ -148,13 +152,19 @@ impl RetryPolicy {
     }
 
     /// Decides what follows the failure, at `now`, of attempt number
-    /// `attempt` (1 for the first).
-    pub fn after_failure(&self, attempt: i64, now: i64) -> AfterFailure {
+    /// `attempt` (1 for the first); `draw` (uniform in [0, 1)) places the
+    /// delay when the policy jitters.
+    pub fn after_failure(&self, attempt: i64, now: i64, draw: f64) -> AfterFailure {
         if self.is_last(attempt) {
-            AfterFailure::GiveUp
-        } else {
-            AfterFailure::RetryAt(now.saturating_add(self.backoff_ms(attempt)))
+            return AfterFailure::GiveUp;
         }
+        let backoff = self.backoff_ms(attempt);
+        let delay = if self.jitter {
+            backoff - ((backoff / 2) as f64 * draw.clamp(0.0, 1.0)) as i64
+        } else {
+            backoff
+        };
+        AfterFailure::RetryAt(now.saturating_add(delay))
     }
 }
 
@@ -173,6 +183,7 @@ mod tests {
         max_attempts: 4,
         backoff_base_ms: 1_000,
         backoff_max_ms: 5_000,
+        jitter: false,
     };
 
     #[test]
@@ -195,16 +206,49 @@ mod tests {
     #[test]
     fn a_failed_attempt_before_the_last_is_retried_after_a_doubling_delay() {
         assert_eq!(
-            POLICY.after_failure(1, 10_000),
+            POLICY.after_failure(1, 10_000, 0.5),
             AfterFailure::RetryAt(11_000)
         );
         assert_eq!(
-            POLICY.after_failure(2, 10_000),
+            POLICY.after_failure(2, 10_000, 0.5),
             AfterFailure::RetryAt(12_000)
         );
         assert_eq!(
-            POLICY.after_failure(3, 10_000),
+            POLICY.after_failure(3, 10_000, 0.5),
             AfterFailure::RetryAt(14_000)
+        );
+    }
+
+    #[test]
+    fn a_jittered_delay_lies_between_half_and_all_of_the_backoff() {
+        let policy = RetryPolicy {
+            jitter: true,
+            ..POLICY
+        };
+        assert_eq!(
+            policy.after_failure(3, 0, 0.0),
+            AfterFailure::RetryAt(4_000)
+        );
+        assert_eq!(
+            policy.after_failure(3, 0, 0.5),
+            AfterFailure::RetryAt(3_000)
+        );
+        assert_eq!(
+            policy.after_failure(3, 0, 0.999_999),
+            AfterFailure::RetryAt(2_001)
+        );
+        // The draws spread retries that failed together.
+        let at: std::collections::BTreeSet<i64> = (0..10)
+            .map(|i| match policy.after_failure(2, 0, f64::from(i) / 10.0) {
+                AfterFailure::RetryAt(at) => at,
+                AfterFailure::GiveUp => unreachable!("attempt 2 of 4"),
+            })
+            .collect();
+        assert_eq!(at.len(), 10);
+        assert_eq!(
+            POLICY.after_failure(3, 0, 0.9),
+            AfterFailure::RetryAt(4_000),
+            "no jitter"
         );
     }
 
@@ -214,18 +258,27 @@ mod tests {
             max_attempts: 10,
             ..POLICY
         };
-        assert_eq!(policy.after_failure(3, 0), AfterFailure::RetryAt(4_000));
-        assert_eq!(policy.after_failure(4, 0), AfterFailure::RetryAt(5_000));
-        assert_eq!(policy.after_failure(9, 0), AfterFailure::RetryAt(5_000));
+        assert_eq!(
+            policy.after_failure(3, 0, 0.5),
+            AfterFailure::RetryAt(4_000)
+        );
+        assert_eq!(
+            policy.after_failure(4, 0, 0.5),
+            AfterFailure::RetryAt(5_000)
+        );
+        assert_eq!(
+            policy.after_failure(9, 0, 0.5),
+            AfterFailure::RetryAt(5_000)
+        );
     }
 
     #[test]
     fn the_last_attempt_and_any_after_it_give_up() {
         assert!(!POLICY.is_last(3));
         assert!(POLICY.is_last(4));
-        assert_eq!(POLICY.after_failure(4, 10_000), AfterFailure::GiveUp);
+        assert_eq!(POLICY.after_failure(4, 10_000, 0.5), AfterFailure::GiveUp);
         // Taken over from crashed workers past its last attempt.
-        assert_eq!(POLICY.after_failure(7, 10_000), AfterFailure::GiveUp);
+        assert_eq!(POLICY.after_failure(7, 10_000, 0.5), AfterFailure::GiveUp);
     }
 
     #[test]
@@ -236,7 +289,7 @@ mod tests {
                 ..POLICY
             };
             assert!(policy.is_last(1));
-            assert_eq!(policy.after_failure(1, 0), AfterFailure::GiveUp);
+            assert_eq!(policy.after_failure(1, 0, 0.5), AfterFailure::GiveUp);
         }
     }
 
@@ -246,8 +299,12 @@ mod tests {
             max_attempts: 100,
             backoff_base_ms: i64::MAX / 2,
             backoff_max_ms: i64::MAX,
+            jitter: true,
         };
-        assert_eq!(policy.after_failure(60, 1), AfterFailure::RetryAt(i64::MAX));
+        assert_eq!(
+            policy.after_failure(60, 1, 0.0),
+            AfterFailure::RetryAt(i64::MAX)
+        );
     }
 
     #[test]

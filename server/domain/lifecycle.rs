@@ -122,6 +122,15 @@ impl TaskPurpose {
         self == TaskPurpose::Review
     }
 
+    /// Whether a labeler holding it gives it back as soon as receipt work
+    /// they may take is waiting (see [`heartbeat`]): only an audit, which
+    /// nothing waits for, so audits use idle time and never a labeler a
+    /// receipt needs. A gold copy stays: it is served as a share of real
+    /// work on purpose, and a dispute is more urgent than receipt work.
+    pub fn yields_to_receipt_work(self) -> bool {
+        self == TaskPurpose::Audit
+    }
+
     /// Whether its deadline is one somebody waits for (a receipt, a store
     /// waiting on a dispute): only such tasks are escalated near it and
     /// counted late. An audit measures; nothing waits for it.
@@ -254,6 +263,11 @@ states! {
         Expired = "expired",
         /// The labeler answered.
         Verdict = "verdict",
+        /// Taken back from an audit for receipt work (see
+        /// [`TaskPurpose::yields_to_receipt_work`]); unlike the others it
+        /// does not count as having held the task, so the labeler may take
+        /// the audit again later.
+        Yielded = "yielded",
     }
 }
 
@@ -336,6 +350,9 @@ pub enum Refused {
     },
     /// The labeler's own lease on the task ran out.
     LeaseExpired,
+    /// The labeler's lease on an audit was taken back because receipt work
+    /// they may take is waiting.
+    LeaseYielded,
     /// The labeler holds no lease on the task (never had, released, or
     /// someone else's).
     LeaseNotHeld,
@@ -400,6 +417,49 @@ pub fn heartbeat(task: &Task, labeler: &str, now: i64, ttl_ms: i64) -> Result<Le
     }
 }
 
+/// What a heartbeat on a held task does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Beat {
+    /// The lease runs on.
+    Renewed(Lease),
+    /// The task goes back to the queue (`ready`), its lease ended
+    /// [`LeaseEnd::Yielded`], so the labeler takes the receipt work.
+    Yield,
+}
+
+/// A heartbeat on a task of `purpose`, knowing whether receipt work the
+/// labeler may take is waiting: an audit yields to it at once, anything
+/// else is renewed. This is what keeps audits from adding to receipt
+/// latency: an audit only ever fills time no receipt needs.
+pub fn beat(
+    task: &Task,
+    purpose: TaskPurpose,
+    labeler: &str,
+    now: i64,
+    ttl_ms: i64,
+    receipt_work_waiting: bool,
+) -> Result<Beat, NotHolding> {
+    let lease = heartbeat(task, labeler, now, ttl_ms)?;
+    if purpose.yields_to_receipt_work() && receipt_work_waiting && !task.gold {
+        Ok(Beat::Yield)
+    } else {
+        Ok(Beat::Renewed(lease))
+    }
+}
+
+/// How often the console renews a lease on a task of `purpose`: a third of
+/// the lease (two beats may fail before it ends), but every
+/// `yield_check_ms` on a task that yields, since the heartbeat is how it
+/// learns that receipt work waits.
+pub fn heartbeat_every_ms(purpose: TaskPurpose, ttl_ms: i64, yield_check_ms: i64) -> i64 {
+    let renew = (ttl_ms / 3).max(1_000);
+    if purpose.yields_to_receipt_work() {
+        yield_check_ms.min(renew)
+    } else {
+        renew
+    }
+}
+
 /// Giving a task back: a real task returns to the queue, a gold copy is
 /// dropped.
 pub fn release(task: &Task, labeler: &str, now: i64) -> Result<TaskStatus, NotHolding> {
@@ -444,8 +504,12 @@ pub struct PastLease {
 
 /// Which error a labeler acting without a live lease gets: `LeaseExpired`
 /// when their own latest lease on the task ran out (so the console can say
-/// "too slow, take the next one"), `LeaseNotHeld` otherwise.
+/// "too slow, take the next one"), `LeaseYielded` when it was an audit
+/// taken back for receipt work, `LeaseNotHeld` otherwise.
 pub fn lease_refusal(latest: Option<&PastLease>, now: i64) -> Refused {
+    if latest.is_some_and(|l| l.end == Some(LeaseEnd::Yielded)) {
+        return Refused::LeaseYielded;
+    }
     let expired = latest.is_some_and(|l| {
         l.end == Some(LeaseEnd::Expired) || (l.ended_at.is_none() && l.expires_at <= now)
     });
@@ -673,9 +737,11 @@ pub fn queue_rank(purpose: TaskPurpose, deadline_at: i64, created_at: i64) -> (i
 
 /// Whether a labeler may take an audit sample now (no receipt work being
 /// ready for them): only while another labeler at work is free to take
-/// receipt work that arrives meanwhile, since a person finishes the task in
-/// hand first; or when nobody else is at work, or the audits would never be
-/// done. `others_active` are the other labelers at work, `others_idle` those
+/// receipt work that arrives meanwhile; or when nobody else is at work, or
+/// the audits would never be done. An audit gives way to receipt work
+/// anyway ([`beat`]), so this does not protect receipts; it keeps audits
+/// from being started and given back over and over on a busy crew, which
+/// would waste the time spent on them. `others_active` are the other labelers at work, `others_idle` those
 /// of them holding no lease.
 pub fn may_take_audit(others_active: i64, others_idle: i64) -> bool {
     others_active == 0 || others_idle > 0
@@ -1022,6 +1088,63 @@ mod tests {
         assert_eq!(heartbeat(&task, "ben", 9_000, TTL), Err(NotHolding));
         assert_eq!(heartbeat(&task, "ana", 10_000, TTL), Err(NotHolding));
         assert_eq!(heartbeat(&ready(1), "ana", 0, TTL), Err(NotHolding));
+    }
+
+    #[test]
+    fn only_an_audit_gives_way_to_waiting_receipt_work() {
+        let task = leased("ana", 10_000);
+        let renewed = Ok(Beat::Renewed(Lease::new("ana", 9_000, TTL)));
+        assert_eq!(
+            beat(&task, TaskPurpose::Audit, "ana", 9_000, TTL, true),
+            Ok(Beat::Yield)
+        );
+        assert_eq!(
+            beat(&task, TaskPurpose::Audit, "ana", 9_000, TTL, false),
+            renewed,
+            "nothing waits: the audit goes on"
+        );
+        for purpose in [TaskPurpose::Review, TaskPurpose::Dispute, TaskPurpose::Gold] {
+            assert_eq!(
+                beat(&task, purpose, "ana", 9_000, TTL, true),
+                renewed,
+                "{purpose:?}"
+            );
+        }
+        assert_eq!(
+            beat(&task, TaskPurpose::Audit, "ben", 9_000, TTL, true),
+            Err(NotHolding),
+            "only the holder's heartbeat counts"
+        );
+        assert_eq!(
+            beat(&task, TaskPurpose::Audit, "ana", 10_000, TTL, true),
+            Err(NotHolding),
+            "an expired lease is not yielded, it is lost"
+        );
+    }
+
+    #[test]
+    fn an_audit_beats_often_enough_to_give_way_in_time() {
+        assert_eq!(
+            heartbeat_every_ms(TaskPurpose::Review, 60_000, 1_000),
+            20_000
+        );
+        assert_eq!(heartbeat_every_ms(TaskPurpose::Audit, 60_000, 1_000), 1_000);
+        assert_eq!(
+            heartbeat_every_ms(TaskPurpose::Audit, 60_000, 90_000),
+            20_000,
+            "never slower than the lease needs"
+        );
+        assert_eq!(heartbeat_every_ms(TaskPurpose::Gold, 1_500, 1_000), 1_000);
+    }
+
+    #[test]
+    fn a_yielded_lease_is_refused_as_such() {
+        let yielded = PastLease {
+            expires_at: 100,
+            ended_at: Some(50),
+            end: Some(LeaseEnd::Yielded),
+        };
+        assert_eq!(lease_refusal(Some(&yielded), 200), Refused::LeaseYielded);
     }
 
     #[test]

@@ -43,8 +43,10 @@ pub fn status(code: Code) -> StatusCode {
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         EventConflict | SessionFinalized | SessionAlreadyExited | TooManyLeases | LeaseExpired
-        | VerdictConflict | TaskNotEscalated | TaskIsGold | TaskNotResolved | AlreadyGold
-        | ReceiptNotFinal | DisputeOpen | NotCorrectable | OwnAccount => StatusCode::CONFLICT,
+        | LeaseYielded | VerdictConflict | TaskNotEscalated | TaskIsGold | TaskNotResolved
+        | AlreadyGold | ReceiptNotFinal | DisputeOpen | NotCorrectable | OwnAccount => {
+            StatusCode::CONFLICT
+        }
         BodyTooLarge | UploadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,

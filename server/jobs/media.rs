@@ -54,6 +54,9 @@ pub fn retry_policy(config: &Config) -> RetryPolicy {
         max_attempts: config.media_max_attempts,
         backoff_base_ms: config.webhook_backoff_base_ms,
         backoff_max_ms: config.webhook_backoff_max_ms,
+        // Media retries are per clip and few: exact delays keep them
+        // predictable for the uploader.
+        jitter: false,
     }
 }
 

@@ -386,7 +386,10 @@ async fn attempt<K: BackgroundJob>(
         Ok(Err(JobError::Retry(e))) => e,
         Err(_) => "the job panicked".to_string(),
     };
-    match ctx.policy.after_failure(ctx.attempt(), state.now()) {
+    match ctx
+        .policy
+        .after_failure(ctx.attempt(), state.now(), rand::random::<f64>())
+    {
         AfterFailure::RetryAt(at) => Outcome::Retry { at, error },
         AfterFailure::GiveUp => {
             let given_up = AssertUnwindSafe(payload.give_up(&ctx, &error))

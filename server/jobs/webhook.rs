@@ -5,15 +5,19 @@
 //! version and the delivery id, and carries the receipt as it was at that
 //! version (so a late or retried delivery never shows a newer one).
 //!
-//! Each delivery carries `Recount-Timestamp` (Unix seconds) and
-//! `Recount-Signature: v1=<hex>`, the HMAC-SHA256 of `"{timestamp}.{body}"`
-//! under the store's webhook secret; the body holds the delivery id, so the
-//! signature covers it. Stores recompute it and reject stale timestamps,
-//! which stops both forgery and replay. `Recount-Delivery` (the same id) is
-//! stable across retries so a store can drop duplicates.
+//! Deliveries follow the Standard Webhooks format, so a store can verify
+//! them with any of its libraries: `webhook-id` (the delivery id, stable
+//! across retries, so a store can drop duplicates), `webhook-timestamp`
+//! (Unix seconds) and `webhook-signature`: `v1,` and the base64 HMAC-SHA256
+//! of `"{id}.{timestamp}.{body}"` under the key the store's `whsec_` secret
+//! encodes. Stores recompute it and reject stale timestamps, which stops
+//! forgery and replay. During a secret's rotation the header holds one
+//! signature per valid secret, space-separated, so a verifier holding
+//! either accepts the delivery.
 
 use std::time::Duration;
 
+use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
@@ -31,7 +35,7 @@ pub struct ReceiptWebhook<'a> {
     /// `receipt.finalized` (version 1) or `receipt.adjusted`.
     #[serde(rename = "type")]
     pub kind: &'static str,
-    /// Stable across retries; also in the `Recount-Delivery` header.
+    /// Stable across retries; also the `webhook-id` header.
     pub delivery_id: &'a str,
     /// The receipt version announced.
     pub version: i64,
@@ -62,14 +66,68 @@ pub fn client(config: &Config) -> reqwest::Client {
         .expect("a client with only a timeout and redirect policy always builds")
 }
 
-/// The signature header value for a body sent at `timestamp`.
-pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
+/// The signing key a secret stands for: the base64 after `whsec_`
+/// (standard, or the URL-safe form of secrets made before the Standard
+/// Webhooks format); a secret that is not base64 signs with its own bytes.
+pub fn key_of(secret: &str) -> Vec<u8> {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
+    STANDARD
+        .decode(encoded)
+        .or_else(|_| URL_SAFE_NO_PAD.decode(encoded))
+        .unwrap_or_else(|_| secret.as_bytes().to_vec())
+}
+
+/// One signature: `v1,` and the base64 HMAC-SHA256 of
+/// `"{id}.{timestamp}.{body}"` under `secret`'s key.
+pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> String {
     let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+        Hmac::<Sha256>::new_from_slice(&key_of(secret)).expect("HMAC takes any key length");
+    mac.update(id.as_bytes());
+    mac.update(b".");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    format!("v1={}", hex::encode(mac.finalize().into_bytes()))
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    )
+}
+
+/// The secrets that sign a store's deliveries at `now`: its secret, and
+/// the one a rotation replaced while that one's overlap runs.
+pub fn secrets_at(store: &stores::Store, now: i64) -> Vec<&str> {
+    let mut secrets = vec![store.webhook_secret.as_str()];
+    if let Some((previous, until)) = &store.previous_webhook_secret {
+        if now < *until {
+            secrets.push(previous);
+        }
+    }
+    secrets
+}
+
+/// The `webhook-signature` header: one signature per secret, space-separated.
+pub fn signature_header(secrets: &[&str], id: &str, timestamp: i64, body: &[u8]) -> String {
+    secrets
+        .iter()
+        .map(|s| sign(s, id, timestamp, body))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Whether a delivery's headers verify under `secret`, as a store checks
+/// them: any of the header's signatures matching, compared in constant
+/// time. (Checking the timestamp's age is the receiver's.)
+pub fn verify(secret: &str, id: &str, timestamp: i64, header: &str, body: &[u8]) -> bool {
+    let expected = sign(secret, id, timestamp, body);
+    header.split(' ').any(|candidate| {
+        candidate.len() == expected.len()
+            && candidate
+                .bytes()
+                .zip(expected.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    })
 }
 
 /// The webhook settings: `webhook_max_attempts` deliveries, backed off
@@ -79,6 +137,7 @@ pub fn retry_policy(config: &Config) -> RetryPolicy {
         max_attempts: config.webhook_max_attempts,
         backoff_base_ms: config.webhook_backoff_base_ms,
         backoff_max_ms: config.webhook_backoff_max_ms,
+        jitter: true,
     }
 }
 
@@ -122,16 +181,15 @@ async fn deliver(ctx: &JobContext<'_>, args: &DeliverReceipt) -> Result<(), JobE
         adjustment: receipt.adjustments.iter().find(|a| a.version == version),
     })
     .map_err(|e| JobError::Dead(e.to_string()))?;
-    let timestamp = state.now() / 1000;
+    let now = state.now();
+    let timestamp = now / 1000;
+    let signature = signature_header(&secrets_at(&store, now), &job.id, timestamp, &body);
     let response = client
         .post(url)
         .header("content-type", "application/json")
-        .header("recount-timestamp", timestamp.to_string())
-        .header(
-            "recount-signature",
-            sign(&store.webhook_secret, timestamp, &body),
-        )
-        .header("recount-delivery", &job.id)
+        .header("webhook-id", &job.id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
         .body(body)
         .send()
         .await
@@ -153,11 +211,56 @@ mod tests {
     use super::*;
 
     #[test]
-    fn signature_matches_an_independent_hmac() {
-        // echo -n '1700000000.{"a":1}' | openssl dgst -sha256 -hmac whsec_test
-        assert_eq!(
-            sign("whsec_test", 1_700_000_000, br#"{"a":1}"#),
-            "v1=38877139021993b830af32feea6e18a8da83eb2f6e49ee50bd9e4cf4ca4d3789"
+    fn signature_matches_the_standard_webhooks_example() {
+        // The Standard Webhooks specification's example delivery.
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let (id, ts, body) = (
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1_614_265_330,
+            br#"{"test": 2432232314}"#,
         );
+        let expected = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+        assert_eq!(sign(secret, id, ts, body), expected);
+        assert!(verify(secret, id, ts, expected, body));
+        assert!(
+            !verify(secret, "msg_other", ts, expected, body),
+            "the id is signed"
+        );
+        assert!(
+            !verify(secret, id, ts + 1, expected, body),
+            "the time is signed"
+        );
+    }
+
+    #[test]
+    fn a_rotation_signs_with_both_secrets_until_the_overlap_ends() {
+        let store = stores::Store {
+            id: "s".into(),
+            name: "S".into(),
+            webhook_url: None,
+            webhook_secret: crate::auth::generate_webhook_secret(),
+            previous_webhook_secret: Some(("whsec_b2xkIHNlY3JldA==".into(), 1_000)),
+            policy: Default::default(),
+            training_allowed: false,
+            blind_review: false,
+        };
+        assert_eq!(secrets_at(&store, 999).len(), 2);
+        assert_eq!(secrets_at(&store, 1_000), [store.webhook_secret.as_str()]);
+        let header = signature_header(&secrets_at(&store, 999), "d1", 7, b"{}");
+        for secret in secrets_at(&store, 999) {
+            assert!(verify(secret, "d1", 7, &header, b"{}"), "{header}");
+        }
+        assert!(!verify("whsec_c3RyYW5nZXI=", "d1", 7, &header, b"{}"));
+    }
+
+    #[test]
+    fn older_url_safe_secrets_keep_their_key() {
+        let key = [0xfbu8; 32];
+        let url_safe = format!(
+            "whsec_{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
+        );
+        assert_eq!(key_of(&url_safe), key);
+        assert_eq!(key_of("whsec_not base64!"), b"whsec_not base64!");
     }
 }

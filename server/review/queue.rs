@@ -48,6 +48,9 @@ pub struct ClaimRules {
     pub max_leases: i64,
     /// Who counts as at work: claimed within this (`labeler_active_window_ms`).
     pub active_window_ms: i64,
+    /// How often a console holding an audit checks for receipt work
+    /// (`audit_yield_check_ms`).
+    pub yield_check_ms: i64,
 }
 
 impl ClaimRules {
@@ -57,6 +60,7 @@ impl ClaimRules {
             ttl_ms: config.lease_ttl_ms,
             max_leases: config.max_leases_per_labeler,
             active_window_ms: config.labeler_active_window_ms,
+            yield_check_ms: config.audit_yield_check_ms,
         }
     }
 }
@@ -68,6 +72,9 @@ pub struct Claimed {
     pub card: TaskCard,
     /// When the lease ends unless renewed, epoch ms.
     pub lease_expires_at: i64,
+    /// How often the console should renew it (see
+    /// [`lifecycle::heartbeat_every_ms`]).
+    pub heartbeat_ms: i64,
 }
 
 /// Takes the next ready task for `user`: earliest receipt deadline first, then
@@ -89,6 +96,7 @@ pub async fn claim(
         ttl_ms,
         max_leases,
         active_window_ms,
+        yield_check_ms,
     } = rules;
     let mut tx = db.begin().await?;
     // Serializes one user's concurrent claims so the lease limit holds.
@@ -134,6 +142,7 @@ pub async fn claim(
         .await?
         .ok_or_else(|| unknown_task(&task_id))?;
     Ok(Some(Claimed {
+        heartbeat_ms: lifecycle::heartbeat_every_ms(card.purpose, ttl_ms, yield_check_ms),
         card,
         lease_expires_at: lease.expires_at,
     }))
@@ -180,6 +189,12 @@ fn refused(r: Refused, task_id: &str) -> Error {
             Code::LeaseExpired,
             format!("your lease on task {task_id:?} expired; claim the next task"),
         ),
+        Refused::LeaseYielded => Error::new(
+            Code::LeaseYielded,
+            format!(
+                "task {task_id:?} went back to the queue for receipt work; claim the next task"
+            ),
+        ),
         Refused::LeaseNotHeld => Error::new(
             Code::LeaseNotHeld,
             format!("you do not hold the lease on task {task_id:?}"),
@@ -199,16 +214,63 @@ fn refused(r: Refused, task_id: &str) -> Error {
     }
 }
 
-/// Extends the user's lease by the lease TTL; the new end, epoch ms.
-pub async fn heartbeat(db: &Db, user: &User, task_id: &str, now: i64, ttl_ms: i64) -> Result<i64> {
+/// A lease renewed by a heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Renewed {
+    /// The lease's new end, epoch ms.
+    pub expires_at: i64,
+    /// When to renew it next, ms from now.
+    pub heartbeat_ms: i64,
+}
+
+/// Extends the user's lease by the lease TTL. A lease on an audit is
+/// instead taken back when receipt work waits for the user
+/// ([`tasks::receipt_work_waiting`], [`lifecycle::beat`]): the task is `ready` again, the lease ends
+/// `yielded` and the answer is `lease-yielded`, so the console claims the
+/// receipt work next.
+pub async fn heartbeat(
+    db: &Db,
+    user: &User,
+    task_id: &str,
+    now: i64,
+    rules: ClaimRules,
+) -> Result<Renewed> {
     let mut tx = db.begin().await?;
     let task = locks::task(&mut tx, task_id).await?;
-    let Ok(lease) = lifecycle::heartbeat(&task.state(), &user.id, now, ttl_ms) else {
+    let waiting = task.purpose.yields_to_receipt_work()
+        && task.state().is_leased_to(&user.id, now)
+        && tasks::receipt_work_waiting(&mut tx, &task, now).await?;
+    let Ok(beat) = lifecycle::beat(
+        &task.state(),
+        task.purpose,
+        &user.id,
+        now,
+        rules.ttl_ms,
+        waiting,
+    ) else {
         return Err(lease_error(&mut tx, &task, user, now).await?);
     };
-    tasks::renew_lease(&mut tx, &task, lease.expires_at, now).await?;
-    tx.commit().await?;
-    Ok(lease.expires_at)
+    match beat {
+        lifecycle::Beat::Renewed(lease) => {
+            tasks::renew_lease(&mut tx, &task, lease.expires_at, now).await?;
+            tx.commit().await?;
+            Ok(Renewed {
+                expires_at: lease.expires_at,
+                heartbeat_ms: lifecycle::heartbeat_every_ms(
+                    task.purpose,
+                    rules.ttl_ms,
+                    rules.yield_check_ms,
+                ),
+            })
+        }
+        lifecycle::Beat::Yield => {
+            tasks::end_lease(&mut tx, &task, now, LeaseEnd::Yielded).await?;
+            tasks::set_ready(&mut tx, &task.id, now).await?;
+            tx.commit().await?;
+            crate::metrics::audit_yielded();
+            Err(refused(Refused::LeaseYielded, &task.id))
+        }
+    }
 }
 
 /// Gives the task back to the queue.
@@ -692,7 +754,7 @@ pub async fn context(db: &Db, task_id: &str, store_id: &str, session_id: &str) -
 
 /// The tasks whose live leases the user holds, oldest claim first: a console
 /// that reloads picks up where it was instead of waiting for them to expire.
-pub async fn held(db: &Db, user: &User, now: i64) -> Result<Vec<Claimed>> {
+pub async fn held(db: &Db, user: &User, now: i64, rules: ClaimRules) -> Result<Vec<Claimed>> {
     let mut conn = db.reader().acquire().await?;
     let leases = tasks::held(&mut conn, &user.id, now).await?;
     let mut claims = Vec::with_capacity(leases.len());
@@ -701,6 +763,11 @@ pub async fn held(db: &Db, user: &User, now: i64) -> Result<Vec<Claimed>> {
             .await?
             .ok_or_else(|| unknown_task(&id))?;
         claims.push(Claimed {
+            heartbeat_ms: lifecycle::heartbeat_every_ms(
+                card.purpose,
+                rules.ttl_ms,
+                rules.yield_check_ms,
+            ),
             card,
             lease_expires_at,
         });

@@ -3,7 +3,8 @@
 //! what its task is for, [`lifecycle::queue_rank`] the queue order,
 //! [`lifecycle::claim`], [`lifecycle::heartbeat`] and [`lifecycle::verdict`]
 //! (with [`crate::domain::consensus`]) the labelers' work,
-//! [`lifecycle::may_take_audit`] when an audit may be taken,
+//! [`lifecycle::may_take_audit`] when an audit may be taken and
+//! [`lifecycle::beat`] when it gives way to receipt work,
 //! [`lifecycle::at_risk`] the deadline guarantee,
 //! [`lifecycle::supervisor_resolve`] the supervisors' settlements,
 //! [`lifecycle::receipt_deadline`] / [`lifecycle::deadline_after_exit`] the
@@ -33,6 +34,9 @@ use crate::domain::{Action, Label};
 pub const LEASE_TTL_MS: i64 = 60_000;
 /// How often the console renews a lease while the labeler works.
 pub const HEARTBEAT_MS: i64 = 20_000;
+/// How often a console on an audit asks whether receipt work waits, as the
+/// server's default `audit_yield_check_ms`.
+pub const YIELD_CHECK_MS: i64 = 1_000;
 /// How long before a deadline a task goes to supervisors, as the server's
 /// default `deadline_lead_ms`.
 pub const DEADLINE_LEAD_MS: i64 = 60_000;
@@ -168,6 +172,7 @@ enum Happening {
     Exit(u32),
     Beat(u32, u32),
     Verdict(u32, u32),
+    Yield(u32, u32),
     Check(u32, u32),
     Settle(u32, u32),
 }
@@ -207,6 +212,8 @@ struct Busy {
     started: i64,
     due: i64,
     product: u32,
+    /// An audit whose next heartbeat will find receipt work waiting.
+    yielding: bool,
 }
 
 /// A run of one policy over one drawn day with one staffing.
@@ -308,6 +315,7 @@ impl<'a> Run<'a> {
             Happening::Exit(s) => self.exit(now, s),
             Happening::Beat(l, t) => self.beat(now, l, t),
             Happening::Verdict(l, t) => self.verdict(now, l, t),
+            Happening::Yield(l, t) => self.give_way(now, l, t),
             Happening::Check(t, generation) => {
                 if self.tasks[t as usize].generation == generation {
                     self.check(now, t);
@@ -470,8 +478,11 @@ impl<'a> Run<'a> {
             ..task.state.clone()
         };
         self.tally.escalated(reason);
-        let key = (task.deadline, task.created, 0, t);
-        self.escalated.insert(key);
+        // Supervisors take escalations in queue order too, as the
+        // escalation list does: a receipt's before an audit's.
+        let (rank, deadline, created) =
+            lifecycle::queue_rank(task.purpose, task.deadline, task.created);
+        self.escalated.insert((rank, deadline, created, t));
         self.dispatch_supervisors(now);
     }
 
@@ -491,7 +502,85 @@ impl<'a> Run<'a> {
                 }
             }
             if !claimed || self.ready.is_empty() {
-                return;
+                break;
+            }
+        }
+        self.audits_give_way(now);
+    }
+
+    /// Labelers on an audit for whom receipt work is now waiting learn it
+    /// at their console's next heartbeat, where the audit is taken back.
+    fn audits_give_way(&mut self, now: i64) {
+        if self.policy.order != Order::Deadline {
+            return;
+        }
+        for l in 0..self.labelers.len() {
+            let Some(busy) = self.labelers[l].busy else {
+                continue;
+            };
+            let purpose = self.tasks[busy.task as usize].purpose;
+            if busy.yielding
+                || !purpose.yields_to_receipt_work()
+                || !self.receipt_work_for(l as u32)
+            {
+                continue;
+            }
+            let checks = (now - busy.started + YIELD_CHECK_MS - 1) / YIELD_CHECK_MS;
+            let when = busy.started + checks.max(1) * YIELD_CHECK_MS;
+            if when < busy.due {
+                self.labelers[l].busy = Some(Busy {
+                    yielding: true,
+                    ..busy
+                });
+                self.at(when, Happening::Yield(l as u32, busy.task));
+            }
+        }
+    }
+
+    /// Whether receipt work (ranked before audits) that `l` may take is ready.
+    fn receipt_work_for(&self, l: u32) -> bool {
+        let rank = TaskPurpose::Review.priority();
+        self.ready
+            .iter()
+            .take_while(|key| key.0 <= rank)
+            .any(|key| !self.tasks[key.3 as usize].answered_by.contains(&l))
+    }
+
+    /// The heartbeat of labeler `l` on audit `t`, with receipt work for them
+    /// waiting: the audit goes back to the queue and they are free for it.
+    fn give_way(&mut self, now: i64, l: u32, t: u32) {
+        let Some(busy) = self.labelers[l as usize].busy else {
+            return;
+        };
+        if busy.task != t || !busy.yielding {
+            return;
+        }
+        let waiting = self.receipt_work_for(l);
+        let name = &self.names[l as usize];
+        let task = &mut self.tasks[t as usize];
+        let beat = lifecycle::beat(&task.state, task.purpose, name, now, LEASE_TTL_MS, waiting)
+            .expect("the console renews the lease before it runs out");
+        match beat {
+            lifecycle::Beat::Renewed(lease) => {
+                // Someone else took the receipt work first: go on.
+                task.state.lease = Some(lease);
+                self.labelers[l as usize].busy = Some(Busy {
+                    yielding: false,
+                    ..busy
+                });
+            }
+            lifecycle::Beat::Yield => {
+                task.state = Task {
+                    status: TaskStatus::Ready,
+                    lease: None,
+                    ..task.state.clone()
+                };
+                self.enqueue(t);
+                self.labelers[l as usize].busy = None;
+                if self.labelers[l as usize].on {
+                    self.idle_on += 1;
+                }
+                self.tally.yielded(now - busy.started);
             }
         }
     }
@@ -539,6 +628,7 @@ impl<'a> Run<'a> {
             started: now,
             due: now + took,
             product,
+            yielding: false,
         });
         self.idle_on -= 1;
         self.at(now + took, Happening::Verdict(l, t));
@@ -549,12 +639,17 @@ impl<'a> Run<'a> {
 
     fn beat(&mut self, now: i64, l: u32, t: u32) {
         let Some(Busy {
-            task: held, due, ..
+            task: held,
+            due,
+            started,
+            ..
         }) = self.labelers[l as usize].busy
         else {
             return;
         };
-        if held != t {
+        // A beat of an earlier lease on the same task (an audit given back
+        // and taken again) is not this lease's.
+        if held != t || (now - started) % HEARTBEAT_MS != 0 {
             return;
         }
         let name = &self.names[l as usize];
@@ -576,6 +671,11 @@ impl<'a> Run<'a> {
     }
 
     fn verdict(&mut self, now: i64, l: u32, t: u32) {
+        match self.labelers[l as usize].busy {
+            Some(b) if b.task == t && b.due == now => {}
+            // The audit was given back before its answer was ready.
+            _ => return,
+        }
         let busy = self.labelers[l as usize].busy.take().expect("busy with it");
         if self.labelers[l as usize].on {
             self.idle_on += 1;
@@ -622,6 +722,7 @@ impl<'a> Run<'a> {
                 started: now,
                 due: now + took_ms,
                 product,
+                yielding: false,
             });
             self.at(now + took_ms, Happening::Settle(s as u32, t));
         }

@@ -28,6 +28,9 @@ pub struct Figures {
     pub audits: u64,
     /// Of them, the ones people answered by the end of the day.
     pub audits_answered: u64,
+    /// Times a labeler's audit was taken back for receipt work (the time
+    /// spent on it counts as busy).
+    pub audits_yielded: u64,
     /// Labelers' verdicts.
     pub verdicts: u64,
     /// Tasks escalated to supervisors, by reason.
@@ -91,6 +94,7 @@ pub struct Tally {
     pub(super) events_to_people: u64,
     pub(super) audits: u64,
     pub(super) audits_answered: u64,
+    audits_yielded: u64,
     pub(super) adjustments: u64,
     verdicts: u64,
     busy_ms: i64,
@@ -124,6 +128,11 @@ impl Tally {
 
     pub(super) fn verdict(&mut self, took_ms: i64) {
         self.verdicts += 1;
+        self.busy_ms += took_ms;
+    }
+
+    pub(super) fn yielded(&mut self, took_ms: i64) {
+        self.audits_yielded += 1;
         self.busy_ms += took_ms;
     }
 
@@ -162,6 +171,7 @@ impl Tally {
             receipts_to_people: share(self.receipts_to_people, receipts),
             audits: self.audits,
             audits_answered: self.audits_answered,
+            audits_yielded: self.audits_yielded,
             verdicts: self.verdicts,
             escalated: self.escalated,
             labeler_hours,

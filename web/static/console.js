@@ -28,6 +28,7 @@ class Entry {
     this.lease = new Lease(claim.task.task_id, {
       sentAt,
       ttlMs: leaseTtlMs,
+      heartbeatMs: claim.heartbeat_ms,
       onLost: (err) => leaseLost(this, err),
       onTick: (ms) => this === current && showLease(ms),
     });
@@ -400,6 +401,13 @@ function leaseLost(entry, err) {
   if (entry !== current) return;
   entry.players.destroy();
   current = null;
+  if (err.code === 'lease-yielded') {
+    // Work a receipt waits for came in: this task is done later, by
+    // someone, and the console moves on to the urgent one at once.
+    toast('Urgent work came in; this task went back to the queue.');
+    advance();
+    return;
+  }
   $('lost-title').textContent = err.code === 'lease-expired'
     ? 'Your time on this task ran out'
     : 'This task is no longer yours';

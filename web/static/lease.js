@@ -1,6 +1,7 @@
 // A task's lease: renewed by heartbeats while the page holds the task, and
 // a countdown the labeler can see. When the server says the lease is gone
-// (it expired, or the task was taken back), `onLost` is told once.
+// (it expired, the task was taken back, or an audit gave way to receipt
+// work), `onLost` is told once.
 
 import { call, ApiError } from './api.js';
 
@@ -11,11 +12,14 @@ export class Lease {
    * skew between the two clocks.
    *
    * @param {string} taskId
-   * @param {{sentAt:?number, ttlMs:number, onLost:(err:ApiError)=>void, onTick?:(msLeft:number)=>void}} opts
+   * @param {{sentAt:?number, ttlMs:number, heartbeatMs?:number, onLost:(err:ApiError)=>void, onTick?:(msLeft:number)=>void}} opts
    *   sentAt: local time the claim was sent; null for a lease taken over from
    *   elsewhere, which is renewed at once to learn its end.
+   *   heartbeatMs: how often the server asked to be told (the claim's
+   *   `heartbeat_ms`); by default a third of the lease, so two heartbeats can
+   *   fail before it ends.
    */
-  constructor(taskId, { sentAt, ttlMs, onLost, onTick }) {
+  constructor(taskId, { sentAt, ttlMs, heartbeatMs, onLost, onTick }) {
     this.taskId = taskId;
     this.ttlMs = ttlMs;
     this.expiresAt = sentAt == null ? Date.now() : sentAt + ttlMs;
@@ -23,11 +27,18 @@ export class Lease {
     this.onTick = onTick;
     this.lost = false;
     this.ended = false;
-    // Renew at a third of the lease, so two heartbeats can fail before it ends.
-    this.beat = setInterval(() => this.heartbeat(), Math.max(1000, ttlMs / 3));
+    this.every(heartbeatMs ?? Math.max(1000, ttlMs / 3));
     this.tick = setInterval(() => this.report(), 250);
     if (sentAt == null) this.heartbeat();
     this.report();
+  }
+
+  /** Heartbeats every `ms` from now on. */
+  every(ms) {
+    if (ms === this.beatMs) return;
+    clearInterval(this.beat);
+    this.beatMs = ms;
+    this.beat = setInterval(() => this.heartbeat(), ms);
   }
 
   msLeft() {
@@ -48,8 +59,9 @@ export class Lease {
     this.inFlight = true;
     const sent = Date.now();
     try {
-      await call('POST', `/api/v1/tasks/${this.taskId}/heartbeat`, undefined, { retries: 2 });
+      const renewed = await call('POST', `/api/v1/tasks/${this.taskId}/heartbeat`, undefined, { retries: 2 });
       this.expiresAt = sent + this.ttlMs;
+      if (!this.ended && renewed?.heartbeat_ms > 0) this.every(renewed.heartbeat_ms);
     } catch (err) {
       if (err instanceof ApiError && err.status < 500 && err.status !== 429) this.lose(err);
       // Network trouble: the next beat tries again; the countdown shows the risk.
