@@ -775,6 +775,43 @@ async fn model_shown(b: &Browser) -> (String, String, bool, bool, usize, usize) 
     )
 }
 
+/// Makes every confident event of the store an audit sample (one verdict)
+/// and ingests one, filmed by `camera`, with the model's `quantity`; its
+/// task id once its clip is processed.
+async fn audit_with_video(
+    app: &TestApp,
+    store_id: &str,
+    key: &str,
+    camera: &str,
+    quantity: i64,
+) -> String {
+    let boss = app.user("boss", Role::Admin).await;
+    let (s, b) = app
+        .call(
+            reqwest::Method::PUT,
+            &format!("/api/v1/stores/{store_id}/policy"),
+            &boss,
+            Some(json!({"audit_rate": 1.0, "audit_verdicts": 1})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let clip = app
+        .upload_clip(key, "h264.mp4", camera, "2026-11-25T09:59:58.500Z")
+        .await;
+    let mut audit = event(
+        "a1",
+        "s-a",
+        "pick",
+        quantity,
+        &[("cola", 0.97), ("milk", 0.02)],
+    );
+    audit["clips"] = json!([clip]);
+    let (_, out) = app.events(key, audit).await;
+    assert_eq!(out["reason"], "audit-sample", "{out}");
+    run_media_jobs(app).await;
+    out["task_id"].as_str().unwrap().to_string()
+}
+
 /// A gold copy and an audit sample reach the labeler without the model's
 /// answer, confidences or reason, in the same console as an ordinary review
 /// (which shows them).
@@ -785,7 +822,6 @@ async fn audit_and_gold_tasks_show_nothing_of_the_model() {
     app.add_user("ana", Role::Labeler).await;
     let bob = app.user("bob", Role::Labeler).await;
     let sue = app.user("sue", Role::Supervisor).await;
-    let boss = app.user("boss", Role::Admin).await;
 
     // Bob settles a review that a supervisor makes gold.
     let gold_source = tasks_with_video(&app, &key, 1).await.remove(0);
@@ -810,24 +846,7 @@ async fn audit_and_gold_tasks_show_nothing_of_the_model() {
     let mut review = event("r1", "s-r", "pick", 1, UNSURE);
     review["clips"] = json!([front]);
     app.events(&key, review).await;
-    let (s, b) = app
-        .call(
-            reqwest::Method::PUT,
-            &format!("/api/v1/stores/{store_id}/policy"),
-            &boss,
-            Some(json!({"audit_rate": 1.0, "audit_verdicts": 1})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
-    let side = app
-        .upload_clip(&key, "h264.mp4", "cam-side", "2026-11-25T09:59:58.500Z")
-        .await;
-    let mut audit = event("a1", "s-a", "pick", 2, &[("cola", 0.97), ("milk", 0.02)]);
-    audit["clips"] = json!([side]);
-    let (_, out) = app.events(&key, audit).await;
-    assert_eq!(out["reason"], "audit-sample", "{out}");
-    let audit_task = out["task_id"].as_str().unwrap().to_string();
-    run_media_jobs(&app).await;
+    let audit_task = audit_with_video(&app, &store_id, &key, "cam-side", 2).await;
 
     let b = launch("console_blind").await;
     sign_in(&b, &app, "ana", None).await;
@@ -897,25 +916,7 @@ async fn an_audit_on_screen_gives_way_to_receipt_work() {
     let app = TestApp::start(Backend::Sqlite).await;
     let (store_id, key) = app.store_with_catalog().await;
     app.add_user("ana", Role::Labeler).await;
-    let boss = app.user("boss", Role::Admin).await;
-    let (s, b) = app
-        .call(
-            reqwest::Method::PUT,
-            &format!("/api/v1/stores/{store_id}/policy"),
-            &boss,
-            Some(json!({"audit_rate": 1.0, "audit_verdicts": 1})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
-    let clip = app
-        .upload_clip(&key, "h264.mp4", "cam-front", "2026-11-25T09:59:58.500Z")
-        .await;
-    let mut audit = event("a1", "s-a", "pick", 1, &[("cola", 0.97), ("milk", 0.02)]);
-    audit["clips"] = json!([clip]);
-    let (_, out) = app.events(&key, audit).await;
-    assert_eq!(out["reason"], "audit-sample", "{out}");
-    let audit_task = out["task_id"].as_str().unwrap().to_string();
-    run_media_jobs(&app).await;
+    let audit_task = audit_with_video(&app, &store_id, &key, "cam-front", 1).await;
 
     // The heartbeat that hands the audit back answers 409 `lease-yielded`,
     // which the browser logs.

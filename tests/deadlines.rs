@@ -9,7 +9,6 @@ use reqwest::{Method, StatusCode};
 
 use common::{event, Backend, TestApp};
 use recount::auth::Role;
-use recount::db::jobs;
 
 /// Confident: auto-accepted unless drawn for audit.
 const SURE: &[(&str, f64)] = &[("milk", 0.98), ("cola", 0.01)];
@@ -157,19 +156,19 @@ async fn a_job_of_a_dead_instance_is_taken_over_within_one_lease(backend: Backen
     let kinds = recount::jobs::DELIVERY_JOBS;
 
     // Instance A takes it and dies without a word.
-    let taken = jobs::take_due(&app.state.db, kinds, app.state.now(), lease)
+    let taken = recount::jobs::take_due(&app.state.db, kinds, app.state.now(), lease)
         .await
         .unwrap()
         .expect("the delivery is due");
     // Until its lease runs out nobody else may take it…
     app.clock.advance(lease - 1);
-    let none = jobs::take_due(&app.state.db, kinds, app.state.now(), lease)
+    let none = recount::jobs::take_due(&app.state.db, kinds, app.state.now(), lease)
         .await
         .unwrap();
     assert!(none.is_none(), "taken over while its lease runs");
     // …and then anyone may, with the dead attempt counted.
     app.clock.advance(1);
-    let again = jobs::take_due(&app.state.db, kinds, app.state.now(), lease)
+    let again = recount::jobs::take_due(&app.state.db, kinds, app.state.now(), lease)
         .await
         .unwrap()
         .expect("taken over after one lease");
@@ -186,7 +185,7 @@ async fn a_running_job_renews_its_lease(backend: Backend) {
     app.events(&key, event("e1", "s1", "pick", 1, SURE)).await;
     app.exit(&key, "s1", "2026-11-25T10:00:00Z").await;
     let db = &app.state.db;
-    let taken = jobs::take_due(db, recount::jobs::DELIVERY_JOBS, app.state.now(), 300)
+    let taken = recount::jobs::take_due(db, recount::jobs::DELIVERY_JOBS, app.state.now(), 300)
         .await
         .unwrap()
         .unwrap();
@@ -216,7 +215,7 @@ async fn a_running_job_renews_its_lease(backend: Backend) {
     .expect("the lease is renewed while the job runs");
     assert!(done > first, "renewed from {first} to {done}");
     // Meanwhile no other worker could take it.
-    let other = jobs::take_due(db, recount::jobs::DELIVERY_JOBS, app.state.now(), 300)
+    let other = recount::jobs::take_due(db, recount::jobs::DELIVERY_JOBS, app.state.now(), 300)
         .await
         .unwrap();
     assert!(other.is_none());

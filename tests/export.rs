@@ -1097,7 +1097,7 @@ where
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     let state = &app.state;
-    let job = recount::db::jobs::take_due(
+    let job = recount::jobs::take_due(
         &state.db,
         recount::jobs::EXPORT_JOBS,
         state.now(),

@@ -988,3 +988,68 @@ async fn each_kind_of_job_retries_under_its_own_limit(backend: Backend) {
     assert_eq!(status["error"]["code"], "processing-failed", "{status}");
 }
 dual!(each_kind_of_job_retries_under_its_own_limit);
+
+/// One store's backlog does not hold another store's media back: with
+/// 2,000 of store A's clips queued before store B's one, B's job is the
+/// second taken (after one job of A's per worker), then A's go on in order.
+async fn a_stores_backlog_delays_another_stores_clip_by_at_most_one_job(backend: Backend) {
+    use recount::clock::Clock;
+    use recount::db::jobs;
+    use recount::domain::job::{JobKind, ProcessClip};
+    let app = TestApp::start(backend).await;
+    let db = &app.state.db;
+    let now = app.clock.now_ms();
+    let mut tx = db.begin().await.unwrap();
+    let mut a_jobs = Vec::new();
+    for i in 0..2_000 {
+        let job = ProcessClip {
+            clip_id: format!("a-{i}"),
+        };
+        a_jobs.push(
+            jobs::enqueue(&mut tx, &job, Some("store-a"), now, now)
+                .await
+                .unwrap(),
+        );
+    }
+    let b = ProcessClip {
+        clip_id: "b-0".into(),
+    };
+    let b_job = jobs::enqueue(&mut tx, &b, Some("store-b"), now + 1, now + 1)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    app.clock.advance(1_000);
+
+    // Each take a moment after the one before, as workers take jobs.
+    let take = || async {
+        app.clock.advance(1);
+        recount::jobs::take_due(db, &[ProcessClip::KIND], app.clock.now_ms(), 60_000)
+            .await
+            .unwrap()
+            .expect("a due job")
+            .id
+    };
+    assert_eq!(take().await, a_jobs[0], "the oldest job first");
+    assert_eq!(take().await, b_job, "then the store not yet served");
+    assert_eq!(take().await, a_jobs[1]);
+    assert_eq!(take().await, a_jobs[2]);
+    // A store served again after a while waits for its turn once more.
+    let b = ProcessClip {
+        clip_id: "b-1".into(),
+    };
+    let mut tx = db.begin().await.unwrap();
+    let b_next = jobs::enqueue(
+        &mut tx,
+        &b,
+        Some("store-b"),
+        app.clock.now_ms(),
+        app.clock.now_ms(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    app.clock.advance(1_000);
+    assert_eq!(take().await, b_next, "B was served before A's last turn");
+    assert_eq!(take().await, a_jobs[3]);
+}
+dual!(a_stores_backlog_delays_another_stores_clip_by_at_most_one_job);

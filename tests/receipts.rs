@@ -10,7 +10,6 @@ use serde_json::{json, Value};
 
 use common::{code, event, start_receiver, Backend, Receiver, TestApp};
 use recount::auth::Role;
-use recount::db::jobs;
 
 /// Confident: auto-accepted unless drawn for audit.
 const SURE: &[(&str, f64)] = &[("milk", 0.98), ("cola", 0.01)];
@@ -651,7 +650,7 @@ async fn a_crash_between_adjustment_and_webhook_loses_and_doubles_nothing(backen
     // The adjustment and its delivery were committed together.
     let lease = app.state.config.job_lease_ms;
     let kinds = recount::jobs::DELIVERY_JOBS;
-    let taken = jobs::take_due(&app.state.db, kinds, app.state.now(), lease)
+    let taken = recount::jobs::take_due(&app.state.db, kinds, app.state.now(), lease)
         .await
         .unwrap()
         .expect("the adjustment's delivery is queued");
@@ -727,8 +726,9 @@ async fn a_store_can_make_every_task_blind(backend: Backend) {
 }
 dual!(a_store_can_make_every_task_blind);
 
-/// A person finishes the task in hand first: an audit is handed out only
-/// while someone else at work is free for receipt work arriving meanwhile.
+/// An audit is handed out only while someone else at work is free for
+/// receipt work arriving meanwhile, so audits are not started and given
+/// back over and over on a busy crew.
 async fn an_audit_is_not_taken_while_everyone_else_is_busy(backend: Backend) {
     let app = TestApp::start(backend).await;
     let (store_id, key) = app.store_with_catalog().await;

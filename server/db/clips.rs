@@ -605,6 +605,16 @@ pub async fn mark_failed(
 }
 
 /// The tasks that show a clip.
+/// The store a clip belongs to (`None` for an unknown clip).
+pub async fn store_of(conn: &mut AnyConnection, clip_id: &str) -> Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT store_id FROM clips WHERE id = $1")
+            .bind(clip_id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
 pub async fn tasks_showing(conn: &mut AnyConnection, clip_id: &str) -> Result<Vec<String>> {
     Ok(
         sqlx::query_scalar("SELECT task_id FROM task_clips WHERE clip_id = $1")

@@ -22,22 +22,26 @@ pub struct Job {
     pub payload: String,
     /// Attempts before this one.
     pub attempts: i64,
+    /// The store whose work it is, if any.
+    pub store_id: Option<String>,
 }
 
 /// Adds a job of kind `K` to run at `run_at`, inside the caller's
 /// transaction, so the job exists exactly when the change that needs it
-/// does.
+/// does. `store_id` is the store whose work it is, which [`take_due`]
+/// serves in turn with the others.
 pub async fn enqueue<K: JobKind>(
     tx: &mut Tx,
     payload: &K,
+    store_id: Option<&str>,
     run_at: i64,
     now: i64,
 ) -> Result<String> {
     let payload = serde_json::to_string(payload)?;
     let id = new_id();
     sqlx::query(
-        "INSERT INTO jobs (id, kind, payload, status, attempts, run_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, 0, $5, $6, $6)",
+        "INSERT INTO jobs (id, kind, payload, status, attempts, run_at, created_at, updated_at, store_id) \
+         VALUES ($1, $2, $3, $4, 0, $5, $6, $6, $7)",
     )
     .bind(&id)
     .bind(K::KIND)
@@ -45,39 +49,61 @@ pub async fn enqueue<K: JobKind>(
     .bind(JobStatus::Queued.as_str())
     .bind(run_at)
     .bind(now)
+    .bind(store_id)
     .execute(&mut **tx)
     .await?;
     Ok(id)
 }
 
 /// Takes the next due job of one of `kinds` (or one whose worker's lease
-/// ran out; the attempt that worker made counts).
-pub async fn take_due(db: &Db, kinds: &[&str], now: i64, lease_ms: i64) -> Result<Option<Job>> {
+/// ran out; the attempt that worker made counts), fairly across stores:
+/// among the due jobs, those of the store served longest ago first (a job
+/// of no store, or of a store never served, first of all), then by
+/// `run_at`. The caller records the store's turn ([`record_turn`]) in the
+/// same transaction.
+pub async fn take_due(tx: &mut Tx, kinds: &[&str], now: i64, lease_ms: i64) -> Result<Option<Job>> {
     let sql = format!(
         "UPDATE jobs SET attempts = CASE WHEN status = '{running}' THEN attempts + 1 ELSE attempts END, \
          status = '{running}', lease_expires_at = $1, updated_at = $2 \
-         WHERE id = (SELECT id FROM jobs WHERE ((status = '{queued}' AND run_at <= $2) \
-         OR (status = '{running}' AND lease_expires_at <= $2)) AND kind IN ({kinds}) \
-         ORDER BY run_at LIMIT 1{skip_locked}) RETURNING id, kind, payload, attempts",
+         WHERE id = (SELECT j.id FROM jobs j WHERE ((j.status = '{queued}' AND j.run_at <= $2) \
+         OR (j.status = '{running}' AND j.lease_expires_at <= $2)) AND j.kind IN ({kinds}) \
+         ORDER BY COALESCE((SELECT t.last_taken_at FROM job_turns t WHERE t.store_id = j.store_id), 0), \
+         j.run_at, j.created_at, j.id LIMIT 1{skip_locked}) \
+         RETURNING id, kind, payload, attempts, store_id",
         running = JobStatus::Running,
         queued = JobStatus::Queued,
         kinds = super::placeholders(3, kinds.len()),
-        skip_locked = db.backend.skip_locked()
+        skip_locked = tx.backend().skip_locked()
     );
     let mut query = sqlx::query(&sql).bind(now + lease_ms).bind(now);
     for kind in kinds {
         query = query.bind(*kind);
     }
-    let row = query.fetch_optional(db.writer()).await?;
+    let row = query.fetch_optional(&mut **tx).await?;
     row.map(|r| {
         Ok(Job {
             id: r.try_get("id")?,
             kind: r.try_get("kind")?,
             payload: r.try_get("payload")?,
             attempts: r.try_get("attempts")?,
+            store_id: r.try_get("store_id")?,
         })
     })
     .transpose()
+}
+
+/// Records that a job of `store_id` was taken at `now`: the store goes to
+/// the back of the turn order.
+pub async fn record_turn(tx: &mut Tx, store_id: &str, now: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO job_turns (store_id, last_taken_at) VALUES ($1, $2) \
+         ON CONFLICT (store_id) DO UPDATE SET last_taken_at = excluded.last_taken_at",
+    )
+    .bind(store_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Extends the lease of a running job whose worker is still at it.

@@ -428,14 +428,32 @@ pub async fn renewing_lease<F: Future>(state: &AppState, job_id: &str, work: F) 
     }
 }
 
+/// Takes the next due job of one of `kinds`, fairly across stores
+/// ([`jobs::take_due`]), and records the store's turn in the same
+/// transaction: a store with thousands of due jobs delays another store's
+/// next job by at most one job per worker.
+pub async fn take_due(
+    db: &crate::db::Db,
+    kinds: &[&str],
+    now: i64,
+    lease_ms: i64,
+) -> crate::db::Result<Option<jobs::Job>> {
+    let mut tx = db.begin().await?;
+    let job = jobs::take_due(&mut tx, kinds, now, lease_ms).await?;
+    if let Some(store_id) = job.as_ref().and_then(|j| j.store_id.as_deref()) {
+        jobs::record_turn(&mut tx, store_id, now).await?;
+    }
+    tx.commit().await?;
+    Ok(job)
+}
+
 /// Takes and runs one due job of the given kinds; false when none was due.
 pub async fn run_next_job(
     state: &AppState,
     client: &reqwest::Client,
     kinds: &[&str],
 ) -> crate::db::Result<bool> {
-    let Some(job) =
-        jobs::take_due(&state.db, kinds, state.now(), state.config.job_lease_ms).await?
+    let Some(job) = take_due(&state.db, kinds, state.now(), state.config.job_lease_ms).await?
     else {
         return Ok(false);
     };

@@ -39,6 +39,7 @@ pub async fn create(db: &Db, spec: &ExportSpec, user_id: &str, now: i64) -> Resu
         &RunExport {
             export_id: id.clone(),
         },
+        None,
         now,
         now,
     )

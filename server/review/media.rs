@@ -40,7 +40,7 @@ pub async fn create(
     let job = ProcessClip {
         clip_id: clip_id.to_string(),
     };
-    jobs::enqueue(&mut tx, &job, now, now).await?;
+    jobs::enqueue(&mut tx, &job, Some(store_id), now, now).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -120,7 +120,7 @@ pub async fn store_clips(
         .await?;
     }
     tx.commit().await?;
-    store_reserved(db, blobs, Owner::Clip, &reserved, now).await
+    store_reserved(db, blobs, Owner::Clip, store_id, &reserved, now).await
 }
 
 /// Stores a probed recording the way [`store_clips`] stores clips: the row
@@ -149,7 +149,7 @@ pub async fn store_footage(
         key,
         path: footage.path,
     }];
-    store_reserved(db, blobs, Owner::Footage, &reserved, now).await
+    store_reserved(db, blobs, Owner::Footage, store_id, &reserved, now).await
 }
 
 /// Writes the blobs of reserved rows and commits the rows; on any failure
@@ -158,6 +158,7 @@ async fn store_reserved(
     db: &Db,
     blobs: &Blobs,
     owner: Owner,
+    store_id: &str,
     reserved: &[Reserved<'_>],
     now: i64,
 ) -> Result<()> {
@@ -171,7 +172,7 @@ async fn store_reserved(
             }
         }
     }
-    if let Err(e) = commit(db, owner, reserved, &sizes, now).await {
+    if let Err(e) = commit(db, owner, store_id, reserved, &sizes, now).await {
         abandon(db, blobs, owner, reserved).await;
         return Err(e);
     }
@@ -185,6 +186,7 @@ async fn store_reserved(
 async fn commit(
     db: &Db,
     owner: Owner,
+    store_id: &str,
     reserved: &[Reserved<'_>],
     sizes: &[u64],
     now: i64,
@@ -203,7 +205,7 @@ async fn commit(
             let job = ProcessClip {
                 clip_id: r.id.to_string(),
             };
-            jobs::enqueue(&mut tx, &job, now, now).await?;
+            jobs::enqueue(&mut tx, &job, Some(store_id), now, now).await?;
         }
     }
     tx.commit().await?;
@@ -312,7 +314,7 @@ pub async fn cut_window(
             let job = ProcessClip {
                 clip_id: clip_id.clone(),
             };
-            jobs::enqueue(tx, &job, now, now).await?;
+            jobs::enqueue(tx, &job, Some(store_id), now, now).await?;
         }
         None => clips::insert_gap(tx, &clip_id, store_id, window, now).await?,
     }
@@ -347,7 +349,7 @@ pub async fn attach_to_task(
         let job = MakePosters {
             task_id: task_id.to_string(),
         };
-        jobs::enqueue(tx, &job, now, now).await?;
+        jobs::enqueue(tx, &job, Some(store_id), now, now).await?;
     }
     Ok(posters)
 }
@@ -383,12 +385,13 @@ pub async fn settle(
         Err((code, message)) => clips::mark_failed(&mut tx, clip_id, code, message, now).await?,
     }
     let tasks = clips::tasks_showing(&mut tx, clip_id).await?;
+    let store_id = clips::store_of(&mut tx, clip_id).await?;
     for task_id in &tasks {
         if outcome.is_ok() {
             let job = MakePosters {
                 task_id: task_id.clone(),
             };
-            jobs::enqueue(&mut tx, &job, now, now).await?;
+            jobs::enqueue(&mut tx, &job, store_id.as_deref(), now, now).await?;
         } else {
             clips::release_if_settled(&mut tx, task_id, now).await?;
         }

@@ -107,7 +107,7 @@ async fn announce(
             session_id: session_id.to_string(),
             version: Some(version),
         };
-        jobs::enqueue(tx, &job, now, now).await?;
+        jobs::enqueue(tx, &job, Some(&store.id), now, now).await?;
     }
     Ok(())
 }
