@@ -57,6 +57,14 @@ pub struct Config {
     /// The handling time used until a store has enough verdicts of its own,
     /// in milliseconds.
     pub review_handling_ms: i64,
+    /// Uploads one store may send to one instance at once; more are refused
+    /// with `429 too-many-uploads`, so one store cannot take every upload
+    /// slot of an instance.
+    pub store_max_concurrent_uploads: usize,
+    /// Bytes of uploaded video (clips and footage as sent) one store may
+    /// keep; an upload past it is refused with `507 storage-full`. 0: no
+    /// limit.
+    pub store_max_stored_bytes: u64,
     /// How long a rotated webhook secret keeps signing deliveries beside
     /// the new one (`recount store rotate-webhook-secret`).
     pub webhook_secret_overlap_ms: i64,
@@ -175,6 +183,8 @@ impl Default for Config {
             labeler_hourly_cost_cents: 2_250,
             review_handling_ms: 8_000,
             webhook_secret_overlap_ms: 24 * 3_600_000,
+            store_max_concurrent_uploads: 4,
+            store_max_stored_bytes: 0,
             webhook_max_attempts: 12,
             webhook_backoff_base_ms: 2_000,
             webhook_backoff_max_ms: 3_600_000,
@@ -304,6 +314,10 @@ impl Config {
                 "{name} must be between 0 and 1, not {value}"
             );
         }
+        anyhow::ensure!(
+            self.store_max_concurrent_uploads >= 1,
+            "store_max_concurrent_uploads must be at least 1"
+        );
         anyhow::ensure!(
             self.audit_yield_check_ms >= 100,
             "audit_yield_check_ms must be at least 100, not {}",

@@ -152,6 +152,8 @@ pub struct AppState {
     pub forecasts: review::staffing::Forecasts,
     /// The proxies whose `X-Forwarded-For` is believed (`trusted_proxies`).
     pub trusted_proxies: Arc<crate::domain::proxy::TrustedProxies>,
+    /// Each store's uploads in progress here (`store_max_concurrent_uploads`).
+    pub upload_slots: Arc<api::media::UploadSlots>,
 }
 
 /// A source of audit draws.
@@ -184,6 +186,7 @@ impl AppState {
             audit_draw: Arc::new(rand::random::<f64>),
             forecasts,
             trusted_proxies,
+            upload_slots: Arc::default(),
         })
     }
 

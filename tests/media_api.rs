@@ -1053,3 +1053,82 @@ async fn a_stores_backlog_delays_another_stores_clip_by_at_most_one_job(backend:
     assert_eq!(take().await, a_jobs[3]);
 }
 dual!(a_stores_backlog_delays_another_stores_clip_by_at_most_one_job);
+
+/// A store's stored video has a limit: an upload past it is refused with
+/// `507 storage-full` and stores nothing; other stores are not affected.
+async fn an_upload_past_the_stores_storage_limit_is_refused(backend: Backend) {
+    let size = fixture("h264.mp4").len() as u64;
+    let app = TestApp::start_with(backend, |c| c.store_max_stored_bytes = size + size / 2).await;
+    let (_, key) = app.store("Full", None).await;
+    let (_, other) = app.store("Other", None).await;
+    let (s, b) = upload(&app, &key, "h264.mp4", None).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    let (s, b) = upload(&app, &key, "h264.mp4", None).await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::INSUFFICIENT_STORAGE, "storage-full")
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM clips").await, 1);
+    let (s, b) = upload(&app, &other, "h264.mp4", None).await;
+    assert_eq!(
+        s,
+        StatusCode::ACCEPTED,
+        "another store has its own room: {b}"
+    );
+}
+dual!(an_upload_past_the_stores_storage_limit_is_refused);
+
+/// A store sends at most `store_max_concurrent_uploads` uploads to an
+/// instance at once: one more is refused with `429 too-many-uploads` and a
+/// `Retry-After`, and goes through once a slot is free.
+async fn a_store_past_its_concurrent_uploads_waits_its_turn(backend: Backend) {
+    use tokio::io::AsyncWriteExt;
+    let app = TestApp::start_with(backend, |c| c.store_max_concurrent_uploads = 1).await;
+    let (store_id, key) = app.store("Busy", None).await;
+    // An upload that has sent its headers and a few bytes of a large body.
+    let mut slow = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /api/v1/clips HTTP/1.1\r\nHost: recount\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: video/mp4\r\nX-Camera-Id: cam-1\r\nContent-Length: 1000000\r\n\r\n"
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    slow.write_all(&[0u8; 1000]).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while app.state.upload_slots.held(&store_id) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the upload started");
+        tokio::task::yield_now().await;
+    }
+
+    let resp = app
+        .http
+        .post(format!("{}/api/v1/clips", app.base))
+        .bearer_auth(&key)
+        .header("content-type", "video/mp4")
+        .header("x-camera-id", "cam-2")
+        .body(fixture("h264.mp4"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let (s, b) = common::read(resp).await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::TOO_MANY_REQUESTS, "too-many-uploads")
+    );
+
+    // The slow upload goes away: its slot is free again.
+    drop(slow);
+    while app.state.upload_slots.held(&store_id) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot is given back"
+        );
+        tokio::task::yield_now().await;
+    }
+    let (s, b) = upload(&app, &key, "h264.mp4", None).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM clips").await, 1);
+}
+dual!(a_store_past_its_concurrent_uploads_waits_its_turn);

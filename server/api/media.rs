@@ -171,6 +171,8 @@ pub const UPLOAD_PATHS: [&str; 2] = ["/api/v1/clips", "/api/v1/footage"];
         (status = 400, description = "`upload-incomplete`", body = ErrorBody),
         (status = 413, description = "`upload-too-large`", body = ErrorBody),
         (status = 415, description = "`unsupported-media-type`", body = ErrorBody),
+        (status = 429, description = "`too-many-uploads`", body = ErrorBody),
+        (status = 507, description = "`storage-full`", body = ErrorBody),
         (status = 422, description = "`missing-camera-id`, `invalid-timestamp`, `empty-file`, `not-video`, `truncated`, `no-video-stream`, `unsupported-codec`, `dimensions-too-large`, `duration-too-long`", body = ErrorBody),
     ))]
 pub async fn upload_clip(
@@ -180,7 +182,16 @@ pub async fn upload_clip(
     body: Body,
 ) -> Result<Response> {
     let max_ms = state.config.media_max_clip_ms;
-    let upload = accept_upload(&state, &headers, body, "x-clip-start", false, max_ms).await?;
+    let upload = accept_upload(
+        &state,
+        &store.id,
+        &headers,
+        body,
+        "x-clip-start",
+        false,
+        max_ms,
+    )
+    .await?;
     let clip = NewClip {
         id: &upload.id,
         camera_id: &upload.camera_id,
@@ -206,6 +217,8 @@ pub async fn upload_clip(
     responses(
         (status = 201, body = Footage),
         (status = 413, description = "`upload-too-large`", body = ErrorBody),
+        (status = 429, description = "`too-many-uploads`", body = ErrorBody),
+        (status = 507, description = "`storage-full`", body = ErrorBody),
         (status = 422, description = "`missing-footage-start`, the clip upload's codes", body = ErrorBody),
     ))]
 pub async fn upload_footage(
@@ -215,7 +228,16 @@ pub async fn upload_footage(
     body: Body,
 ) -> Result<Response> {
     let max_ms = state.config.media_max_footage_ms;
-    let upload = accept_upload(&state, &headers, body, "x-footage-start", true, max_ms).await?;
+    let upload = accept_upload(
+        &state,
+        &store.id,
+        &headers,
+        body,
+        "x-footage-start",
+        true,
+        max_ms,
+    )
+    .await?;
     let started_at = upload.started_at.unwrap_or_default();
     let ended_at = started_at + upload.info.duration_ms;
     let recording = NewFootage {
@@ -258,6 +280,8 @@ struct Upload {
     camera_id: String,
     started_at: Option<i64>,
     info: crate::media::ProbeInfo,
+    /// Held until the upload is stored or refused.
+    _slot: UploadSlot,
 }
 
 /// Receives an upload: checks its headers, streams it to disk within the
@@ -265,26 +289,33 @@ struct Upload {
 /// before anything is stored.
 async fn accept_upload(
     state: &AppState,
+    store_id: &str,
     headers: &HeaderMap,
     body: Body,
     start_header: &str,
     start_required: bool,
     max_ms: i64,
 ) -> Result<Upload> {
-    let (camera_id, started_at) =
-        match check_upload_headers(state, headers, start_header, start_required) {
-            Ok(checked) => checked,
-            Err(e) => {
-                drain(body).await;
-                return Err(e);
-            }
-        };
+    let admitted = match admit(state, store_id, headers, start_header, start_required).await {
+        Ok(admitted) => admitted,
+        Err(e) => {
+            drain(body).await;
+            return Err(e);
+        }
+    };
     let id = new_id();
     let temp = TempFile(state.scratch.join(format!("{id}.upload")));
     let size = receive(body, &temp.0, state.config.max_upload_bytes).await?;
     if size == 0 {
         return Err(Error::new(Code::EmptyFile, "the upload is empty"));
     }
+    check_room(state, admitted.stored, size)?;
+    let Admitted {
+        camera_id,
+        started_at,
+        slot,
+        ..
+    } = admitted;
     let info = state
         .media
         .probe(temp.0.clone())
@@ -305,7 +336,116 @@ async fn accept_upload(
         camera_id,
         started_at,
         info,
+        _slot: slot,
     })
+}
+
+/// An upload let in: its checked headers, its store's upload slot, and the
+/// bytes the store keeps already.
+struct Admitted {
+    camera_id: String,
+    started_at: Option<i64>,
+    slot: UploadSlot,
+    stored: u64,
+}
+
+/// Lets an upload in before its body is read: a free upload slot of its
+/// store on this instance, valid headers, and room for its declared size.
+async fn admit(
+    state: &AppState,
+    store_id: &str,
+    headers: &HeaderMap,
+    start_header: &str,
+    start_required: bool,
+) -> Result<Admitted> {
+    let slot = state
+        .upload_slots
+        .take(store_id, state.config.store_max_concurrent_uploads)
+        .ok_or_else(|| Error::Throttled {
+            code: Code::TooManyUploads,
+            message: format!(
+                "this store already sends {} uploads at once; send this one when one of them ends",
+                state.config.store_max_concurrent_uploads
+            ),
+            retry_after_s: 1,
+        })?;
+    let (camera_id, started_at) =
+        check_upload_headers(state, headers, start_header, start_required)?;
+    let stored = if state.config.store_max_stored_bytes == 0 {
+        0
+    } else {
+        let mut conn = state.db.reader().acquire().await?;
+        clips::stored_bytes(&mut conn, store_id).await?.max(0) as u64
+    };
+    let declared = header_text(headers, "content-length")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    check_room(state, stored, declared)?;
+    Ok(Admitted {
+        camera_id,
+        started_at,
+        slot,
+        stored,
+    })
+}
+
+/// Refuses an upload of `size` bytes that would take the store past
+/// `store_max_stored_bytes` (0: no limit).
+fn check_room(state: &AppState, stored: u64, size: u64) -> Result<()> {
+    let limit = state.config.store_max_stored_bytes;
+    if limit > 0 && stored.saturating_add(size) > limit {
+        return Err(Error::new(
+            Code::StorageFull,
+            format!(
+                "the store keeps {stored} bytes of video; {size} more would pass its limit of {limit}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Each store's uploads in progress on this instance.
+#[derive(Debug, Default)]
+pub struct UploadSlots(std::sync::Mutex<std::collections::HashMap<String, usize>>);
+
+/// One upload's place among its store's; given back when dropped.
+pub struct UploadSlot {
+    slots: std::sync::Arc<UploadSlots>,
+    store_id: String,
+}
+
+impl UploadSlots {
+    /// Uploads of `store_id` in progress.
+    pub fn held(&self, store_id: &str) -> usize {
+        let held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        held.get(store_id).copied().unwrap_or(0)
+    }
+
+    /// A slot for one more upload of `store_id`, unless it has `max` already.
+    pub fn take(self: &std::sync::Arc<Self>, store_id: &str, max: usize) -> Option<UploadSlot> {
+        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = held.entry(store_id.to_string()).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(UploadSlot {
+            slots: self.clone(),
+            store_id: store_id.to_string(),
+        })
+    }
+}
+
+impl Drop for UploadSlot {
+    fn drop(&mut self) {
+        let mut held = self.slots.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = held.get_mut(&self.store_id) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.store_id);
+            }
+        }
+    }
 }
 
 /// Reads and drops what the client is still sending (up to a bound), so it

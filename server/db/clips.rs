@@ -605,6 +605,18 @@ pub async fn mark_failed(
 }
 
 /// The tasks that show a clip.
+/// Bytes of video a store uploaded and keeps: its clips and footage as
+/// sent (cuts of footage add nothing; derived files are not counted).
+pub async fn stored_bytes(conn: &mut AnyConnection, store_id: &str) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT CAST(COALESCE((SELECT SUM(size_bytes) FROM clips WHERE store_id = $1), 0) \
+         + COALESCE((SELECT SUM(size_bytes) FROM footage WHERE store_id = $1), 0) AS BIGINT)",
+    )
+    .bind(store_id)
+    .fetch_one(conn)
+    .await?)
+}
+
 /// The store a clip belongs to (`None` for an unknown clip).
 pub async fn store_of(conn: &mut AnyConnection, clip_id: &str) -> Result<Option<String>> {
     Ok(

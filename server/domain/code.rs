@@ -148,6 +148,10 @@ codes! {
     // Uploads and media.
     UploadTooLarge = "upload-too-large",
         "the declared or received size of an upload exceeds `max_upload_bytes`";
+    TooManyUploads = "too-many-uploads",
+        "the store already sends `store_max_concurrent_uploads` uploads to this instance; `Retry-After` gives the seconds to wait";
+    StorageFull = "storage-full",
+        "the store's uploaded video would exceed `store_max_stored_bytes`";
     UploadIncomplete = "upload-incomplete",
         "the upload ended before its declared length";
     MissingCameraId = "missing-camera-id",

@@ -61,7 +61,8 @@ pub fn status(code: Code) -> StatusCode {
         | InvalidDate | InvalidExport | TrainingNotAllowed | SkuNotOnReceipt | ReasonTooLong => {
             StatusCode::UNPROCESSABLE_ENTITY
         }
-        TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+        TooManyAttempts | TooManyUploads => StatusCode::TOO_MANY_REQUESTS,
+        StorageFull => StatusCode::INSUFFICIENT_STORAGE,
         InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     }
@@ -181,12 +182,16 @@ mod tests {
 
     #[test]
     fn server_faults_are_exactly_the_internal_and_busy_codes() {
+        // `storage-full` is the one 5xx a client causes: 507 says the
+        // store's quota is used up (retrying the same upload cannot help,
+        // unlike a fault of ours).
         let server: Vec<Code> = Code::ALL
             .iter()
             .copied()
-            .filter(|c| status(*c).is_server_error())
+            .filter(|c| status(*c).is_server_error() && *c != Code::StorageFull)
             .collect();
         assert_eq!(server, [Code::InternalError, Code::Unavailable]);
+        assert_eq!(status(Code::StorageFull), StatusCode::INSUFFICIENT_STORAGE);
     }
 
     #[test]
