@@ -51,6 +51,11 @@ impl Error {
         }
     }
 
+    /// The refusal for a store id that names no store.
+    pub fn unknown_store(store_id: &str) -> Error {
+        Error::new(Code::UnknownStore, format!("no store {store_id:?}"))
+    }
+
     /// The code the caller gets: the refusal's own, `unavailable` for a busy
     /// database, `internal-error` for anything else.
     pub fn code(&self) -> Code {

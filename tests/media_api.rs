@@ -17,6 +17,16 @@ const UNSURE: &[(&str, f64)] = &[("milk", 0.55), ("cola", 0.30)];
 
 /// Posts a fixture as camera `cam-1`'s video to `/api/v1/{route}`, with
 /// its start time as `(header, value)` when given.
+/// A video upload of fixture `name` to `route`, from camera `cam-1`.
+fn video_request(app: &TestApp, key: &str, route: &str, name: &str) -> reqwest::RequestBuilder {
+    app.http
+        .post(format!("{}/api/v1/{route}", app.base))
+        .bearer_auth(key)
+        .header("content-type", "video/mp4")
+        .header("x-camera-id", "cam-1")
+        .body(fixture(name))
+}
+
 async fn post_video(
     app: &TestApp,
     key: &str,
@@ -24,13 +34,7 @@ async fn post_video(
     name: &str,
     start: Option<(&str, &str)>,
 ) -> (StatusCode, Value) {
-    let mut req = app
-        .http
-        .post(format!("{}/api/v1/{route}", app.base))
-        .bearer_auth(key)
-        .header("content-type", "video/mp4")
-        .header("x-camera-id", "cam-1")
-        .body(fixture(name));
+    let mut req = video_request(app, key, route, name);
     if let Some((header, value)) = start {
         req = req.header(header, value);
     }
@@ -1101,13 +1105,7 @@ async fn a_store_past_its_concurrent_uploads_waits_its_turn(backend: Backend) {
         tokio::task::yield_now().await;
     }
 
-    let resp = app
-        .http
-        .post(format!("{}/api/v1/clips", app.base))
-        .bearer_auth(&key)
-        .header("content-type", "video/mp4")
-        .header("x-camera-id", "cam-2")
-        .body(fixture("h264.mp4"))
+    let resp = video_request(&app, &key, "clips", "h264.mp4")
         .send()
         .await
         .unwrap();

@@ -24,7 +24,7 @@ async fn store_or_404(state: &AppState, store_id: &str) -> Result<stores::Store>
     let mut conn = state.db.reader().acquire().await?;
     stores::get(&mut conn, store_id)
         .await?
-        .ok_or_else(|| Error::new(Code::UnknownStore, format!("no store {store_id:?}")))
+        .ok_or_else(|| Error::unknown_store(store_id))
 }
 
 /// The whole dashboard now (supervisors).

@@ -9,7 +9,7 @@ use crate::db::disputes::DisputeRow;
 use crate::db::stores;
 use crate::domain::event::check_id;
 use crate::domain::time::format_rfc3339_ms;
-use crate::error::{Code, Error, Result};
+use crate::error::{Error, Result};
 use crate::http::error::ErrorBody;
 use crate::http::extract::{AdminCaller, Json, Path, StoreCaller};
 use crate::review::disputes;
@@ -160,10 +160,7 @@ pub async fn put_blind_review(
     Json(body): Json<BlindReview>,
 ) -> Result<axum::Json<BlindReview>> {
     if !stores::set_blind_review(&state.db, &store_id, body.blind).await? {
-        return Err(Error::new(
-            Code::UnknownStore,
-            format!("no store {store_id:?}"),
-        ));
+        return Err(Error::unknown_store(&store_id));
     }
     Ok(axum::Json(body))
 }

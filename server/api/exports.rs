@@ -299,10 +299,7 @@ pub async fn put_training(
     Json(body): Json<TrainingConsent>,
 ) -> Result<axum::Json<TrainingConsent>> {
     if !stores::set_training_allowed(&state.db, &store_id, body.allowed).await? {
-        return Err(Error::new(
-            Code::UnknownStore,
-            format!("no store {store_id:?}"),
-        ));
+        return Err(Error::unknown_store(&store_id));
     }
     Ok(axum::Json(body))
 }

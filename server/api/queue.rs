@@ -686,7 +686,7 @@ async fn load_policy(state: &AppState, store_id: &str) -> Result<RoutingPolicy> 
     stores::get(&mut conn, store_id)
         .await?
         .map(|s| s.policy)
-        .ok_or_else(|| Error::new(Code::UnknownStore, format!("no store {store_id:?}")))
+        .ok_or_else(|| Error::unknown_store(store_id))
 }
 
 /// A store's routing policy (supervisors).

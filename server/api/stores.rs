@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use crate::db::stores;
 use crate::domain::time::format_rfc3339_ms;
-use crate::error::{Code, Error, Result};
+use crate::error::{Error, Result};
 use crate::http::error::ErrorBody;
 use crate::http::extract::{AdminCaller, Path};
 use crate::AppState;
@@ -45,7 +45,7 @@ pub async fn rotate_webhook_secret(
         state.config.webhook_secret_overlap_ms,
     )
     .await?
-    .ok_or_else(|| Error::new(Code::UnknownStore, format!("no store {store_id:?}")))?;
+    .ok_or_else(|| Error::unknown_store(&store_id))?;
     Ok(axum::Json(RotatedWebhookSecret {
         store_id,
         webhook_secret: rotated.secret,

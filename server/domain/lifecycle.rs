@@ -440,7 +440,7 @@ pub fn beat(
     receipt_work_waiting: bool,
 ) -> Result<Beat, NotHolding> {
     let lease = heartbeat(task, labeler, now, ttl_ms)?;
-    if purpose.yields_to_receipt_work() && receipt_work_waiting && !task.gold {
+    if purpose.yields_to_receipt_work() && receipt_work_waiting {
         Ok(Beat::Yield)
     } else {
         Ok(Beat::Renewed(lease))

@@ -63,6 +63,12 @@ impl ClaimRules {
             yield_check_ms: config.audit_yield_check_ms,
         }
     }
+
+    /// How often a console renews a lease on a task of `purpose`
+    /// ([`lifecycle::heartbeat_every_ms`]).
+    pub fn heartbeat_ms(&self, purpose: TaskPurpose) -> i64 {
+        lifecycle::heartbeat_every_ms(purpose, self.ttl_ms, self.yield_check_ms)
+    }
 }
 
 /// A task leased to the claimant.
@@ -96,7 +102,7 @@ pub async fn claim(
         ttl_ms,
         max_leases,
         active_window_ms,
-        yield_check_ms,
+        ..
     } = rules;
     let mut tx = db.begin().await?;
     // Serializes one user's concurrent claims so the lease limit holds.
@@ -142,7 +148,7 @@ pub async fn claim(
         .await?
         .ok_or_else(|| unknown_task(&task_id))?;
     Ok(Some(Claimed {
-        heartbeat_ms: lifecycle::heartbeat_every_ms(card.purpose, ttl_ms, yield_check_ms),
+        heartbeat_ms: rules.heartbeat_ms(card.purpose),
         card,
         lease_expires_at: lease.expires_at,
     }))
@@ -237,17 +243,12 @@ pub async fn heartbeat(
 ) -> Result<Renewed> {
     let mut tx = db.begin().await?;
     let task = locks::task(&mut tx, task_id).await?;
+    let state = task.state();
     let waiting = task.purpose.yields_to_receipt_work()
-        && task.state().is_leased_to(&user.id, now)
+        && state.is_leased_to(&user.id, now)
         && tasks::receipt_work_waiting(&mut tx, &task, now).await?;
-    let Ok(beat) = lifecycle::beat(
-        &task.state(),
-        task.purpose,
-        &user.id,
-        now,
-        rules.ttl_ms,
-        waiting,
-    ) else {
+    let Ok(beat) = lifecycle::beat(&state, task.purpose, &user.id, now, rules.ttl_ms, waiting)
+    else {
         return Err(lease_error(&mut tx, &task, user, now).await?);
     };
     match beat {
@@ -256,11 +257,7 @@ pub async fn heartbeat(
             tx.commit().await?;
             Ok(Renewed {
                 expires_at: lease.expires_at,
-                heartbeat_ms: lifecycle::heartbeat_every_ms(
-                    task.purpose,
-                    rules.ttl_ms,
-                    rules.yield_check_ms,
-                ),
+                heartbeat_ms: rules.heartbeat_ms(task.purpose),
             })
         }
         lifecycle::Beat::Yield => {
@@ -763,11 +760,7 @@ pub async fn held(db: &Db, user: &User, now: i64, rules: ClaimRules) -> Result<V
             .await?
             .ok_or_else(|| unknown_task(&id))?;
         claims.push(Claimed {
-            heartbeat_ms: lifecycle::heartbeat_every_ms(
-                card.purpose,
-                rules.ttl_ms,
-                rules.yield_check_ms,
-            ),
+            heartbeat_ms: rules.heartbeat_ms(card.purpose),
             card,
             lease_expires_at,
         });

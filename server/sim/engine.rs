@@ -576,10 +576,7 @@ impl<'a> Run<'a> {
                     ..task.state.clone()
                 };
                 self.enqueue(t);
-                self.labelers[l as usize].busy = None;
-                if self.labelers[l as usize].on {
-                    self.idle_on += 1;
-                }
+                self.free(l);
                 self.tally.yielded(now - busy.started);
             }
         }
@@ -670,16 +667,24 @@ impl<'a> Run<'a> {
         )
     }
 
+    /// Labeler `l` puts down the task in hand (answered or given back);
+    /// what they held.
+    fn free(&mut self, l: u32) -> Option<Busy> {
+        let w = &mut self.labelers[l as usize];
+        let busy = w.busy.take();
+        if busy.is_some() && w.on {
+            self.idle_on += 1;
+        }
+        busy
+    }
+
     fn verdict(&mut self, now: i64, l: u32, t: u32) {
         match self.labelers[l as usize].busy {
             Some(b) if b.task == t && b.due == now => {}
             // The audit was given back before its answer was ready.
             _ => return,
         }
-        let busy = self.labelers[l as usize].busy.take().expect("busy with it");
-        if self.labelers[l as usize].on {
-            self.idle_on += 1;
-        }
+        let busy = self.free(l).expect("busy with it");
         self.tally.verdict(now - busy.started);
         let product = busy.product;
         let event = &self.drawn.events[self.tasks[t as usize].event as usize];

@@ -375,9 +375,7 @@ async fn policy_page(
     };
     let store = match store {
         Ok(Some(s)) => s,
-        Ok(None) => {
-            return Error::new(Code::UnknownStore, format!("no store {store_id:?}")).into_response()
-        }
+        Ok(None) => return Error::unknown_store(&store_id).into_response(),
         Err(e) => return Error::from(e).into_response(),
     };
     let rec =
