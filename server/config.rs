@@ -110,6 +110,17 @@ pub struct Config {
     pub filmstrip_frames: u32,
     /// Media job attempts before the clip is marked failed.
     pub media_max_attempts: i64,
+    /// The program (and its first arguments) that starts a media worker;
+    /// `media-worker` and its settings are added after them. Empty: this
+    /// very program.
+    pub media_worker_command: Vec<String>,
+    /// Memory a media worker may map beyond the program itself, in MiB (0:
+    /// no limit). Past it, allocations fail and the operation with them.
+    pub media_worker_memory_mb: u64,
+    /// CPU seconds one media operation may use in its worker, all threads
+    /// together (0: no limit beyond `media_timeout_ms`). Past them the
+    /// kernel ends the worker, even one whose server has gone.
+    pub media_worker_cpu_s: u64,
     /// On PostgreSQL, how often the queue tables are vacuumed by Recount
     /// itself (0 turns it off). Every claim and verdict leaves a dead row
     /// version at the head of the queue; autovacuum removes them when it
@@ -206,6 +217,9 @@ impl Default for Config {
             media_max_footage_ms: 4 * 3_600_000,
             filmstrip_frames: 10,
             media_max_attempts: 3,
+            media_worker_command: Vec::new(),
+            media_worker_memory_mb: 4_096,
+            media_worker_cpu_s: 300,
             queue_vacuum_interval_ms: 60_000,
             rollup_interval_ms: 10_000,
             header_read_timeout_ms: 10_000,

@@ -110,6 +110,7 @@ fn media_code(code: MediaCode) -> Option<Code> {
         | MediaCode::InvalidOptions
         | MediaCode::IoError
         | MediaCode::EncodeFailed
+        | MediaCode::Crashed
         | MediaCode::Internal => return None,
     })
 }

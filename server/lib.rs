@@ -46,9 +46,9 @@
 //!   review lifecycle, routing, consensus, receipts, error codes, job
 //!   retries, the dashboard's arithmetic.
 //!
-//! * [`media`]: crate `recount-media`, in-process FFmpeg: probe, browser
-//!   MP4, poster, filmstrip, under the limits and timeouts of a
-//!   `MediaRunner`.
+//! * [`media`]: crate `recount-media`, FFmpeg through `ffmpeg-next`: probe,
+//!   browser MP4, poster, filmstrip, run in `recount media-worker`
+//!   processes under the limits and timeouts of a `MediaRunner`.
 //!
 //! * [`storage`]: blobs (clips, posters, filmstrips, exports) in a local
 //!   directory or S3, and per-process scratch directories.
@@ -170,10 +170,10 @@ impl AppState {
             crate::domain::proxy::TrustedProxies::parse(&config.trusted_proxies)
                 .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))?,
         );
-        let media = Arc::new(MediaRunner::with_observer(
-            media_limits(&config),
-            metrics::media_operation,
-        ));
+        let media = Arc::new(
+            MediaRunner::with_observer(media_limits(&config), metrics::media_operation)
+                .with_workers(media_worker_command(&config)?),
+        );
         Ok(AppState {
             db,
             config: Arc::new(config),
@@ -194,6 +194,29 @@ impl AppState {
     pub fn now(&self) -> i64 {
         self.clock.now_ms()
     }
+}
+
+/// How the media runner starts a worker process: `media_worker_command`, or
+/// this program, with `media-worker` and the worker's limits.
+pub fn media_worker_command(config: &Config) -> anyhow::Result<crate::media::WorkerCommand> {
+    let (program, mut args): (std::path::PathBuf, Vec<std::ffi::OsString>) =
+        match config.media_worker_command.split_first() {
+            Some((program, args)) => (program.into(), args.iter().map(Into::into).collect()),
+            None => (
+                std::env::current_exe().map_err(|e| {
+                    anyhow::anyhow!("finding this program to run media workers: {e}")
+                })?,
+                Vec::new(),
+            ),
+        };
+    args.push("media-worker".into());
+    args.push("--memory-mb".into());
+    args.push(config.media_worker_memory_mb.to_string().into());
+    Ok(crate::media::WorkerCommand {
+        program,
+        args,
+        cpu_seconds: config.media_worker_cpu_s,
+    })
 }
 
 /// Media limits from the settings.

@@ -72,6 +72,14 @@ enum Command {
     /// Runs store days through the review rules on a virtual clock and
     /// compares routing policies (see docs/economics.md).
     Simulate(recount::sim::cli::SimulateArgs),
+    /// Runs media operations for a server, which starts it (one request per
+    /// line on stdin, one answer per line on stdout).
+    #[command(hide = true)]
+    MediaWorker {
+        /// Memory it may map beyond the program itself, in MiB (0: no limit).
+        #[arg(long, default_value_t = 0)]
+        memory_mb: u64,
+    },
     /// Measures throughput and latency (see docs/benchmarks.md).
     #[cfg(feature = "bench")]
     #[command(subcommand)]
@@ -226,9 +234,23 @@ fn not_built(command: &str, feature: &str) -> anyhow::Error {
     )
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // A media worker is a plain loop over its stdin: no runtime, no log on
+    // stdout (which carries its answers), nothing of the configuration.
+    if let Command::MediaWorker { memory_mb } = cli.command {
+        let settings = recount::media::worker::WorkerSettings {
+            memory_bytes: memory_mb.saturating_mul(1024 * 1024),
+        };
+        return Ok(recount::media::worker::serve(settings)?);
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     // A bench overloads the pools on purpose; sqlx would warn about every
     // slow acquire and drown the results.
     let default_filter = match cli.command {
@@ -369,6 +391,7 @@ async fn main() -> anyhow::Result<()> {
             replay_history(&db, &config, &args, clock.now_ms()).await?;
         }
         Command::Simulate(args) => recount::sim::cli::run(&args)?,
+        Command::MediaWorker { .. } => unreachable!("a media worker runs before the runtime"),
         Command::Export(args) => {
             let db = open_db(&config).await?;
             recount::export::cli::export(&args, &config, &db).await?;

@@ -24,6 +24,7 @@ mod gold;
 mod limits;
 mod media;
 mod media_api;
+mod media_worker;
 mod multi_process;
 mod people;
 mod receipts;

@@ -23,6 +23,7 @@ use crate::domain::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use crate::error::{Code, Error, Result};
 use crate::http::error::ErrorBody;
 use crate::http::extract::{Caller, Path, StoreCaller};
+use crate::media::MediaError;
 use crate::review::media::{self as review, NewClip, NewFootage};
 use crate::AppState;
 
@@ -173,7 +174,7 @@ pub const UPLOAD_PATHS: [&str; 2] = ["/api/v1/clips", "/api/v1/footage"];
         (status = 415, description = "`unsupported-media-type`", body = ErrorBody),
         (status = 429, description = "`too-many-uploads`", body = ErrorBody),
         (status = 507, description = "`storage-full`", body = ErrorBody),
-        (status = 422, description = "`missing-camera-id`, `invalid-timestamp`, `empty-file`, `not-video`, `truncated`, `no-video-stream`, `unsupported-codec`, `dimensions-too-large`, `duration-too-long`", body = ErrorBody),
+        (status = 422, description = "`missing-camera-id`, `invalid-timestamp`, `empty-file`, `not-video`, `truncated`, `no-video-stream`, `unsupported-codec`, `dimensions-too-large`, `duration-too-long`, `media-crashed`", body = ErrorBody),
     ))]
 pub async fn upload_clip(
     State(state): State<AppState>,
@@ -216,7 +217,9 @@ pub async fn upload_clip(
     request_body(content = Vec<u8>, content_type = "video/*"),
     responses(
         (status = 201, body = Footage),
+        (status = 400, description = "`upload-incomplete`", body = ErrorBody),
         (status = 413, description = "`upload-too-large`", body = ErrorBody),
+        (status = 415, description = "`unsupported-media-type`", body = ErrorBody),
         (status = 429, description = "`too-many-uploads`", body = ErrorBody),
         (status = 507, description = "`storage-full`", body = ErrorBody),
         (status = 422, description = "`missing-footage-start`, the clip upload's codes", body = ErrorBody),
@@ -316,11 +319,7 @@ async fn accept_upload(
         slot,
         ..
     } = admitted;
-    let info = state
-        .media
-        .probe(temp.0.clone())
-        .await
-        .map_err(Error::from)?;
+    let info = probe_upload(state, &temp.0).await?;
     if info.duration_ms > max_ms {
         return Err(Error::new(
             Code::DurationTooLong,
@@ -338,6 +337,24 @@ async fn accept_upload(
         info,
         _slot: slot,
     })
+}
+
+/// Probes an upload in a media worker. A worker that dies on it gets one
+/// more try in a fresh worker (the first death may have had another cause):
+/// a file that ends both is refused with `media-crashed`, as it most likely
+/// crashes the decoder and sending it again would too.
+async fn probe_upload(state: &AppState, path: &std::path::Path) -> Result<crate::media::ProbeInfo> {
+    let crashed = |e: &MediaError| e.code == MediaError::CRASHED;
+    match state.media.probe(path).await {
+        Err(first) if crashed(&first) => match state.media.probe(path).await {
+            Err(again) if crashed(&again) => Err(Error::new(
+                Code::MediaCrashed,
+                format!("the file ended the media worker twice: {}", again.message),
+            )),
+            other => other.map_err(Error::from),
+        },
+        other => other.map_err(Error::from),
+    }
 }
 
 /// An upload let in: its checked headers, its store's upload slot, and the

@@ -2,6 +2,7 @@
 //! from their own types. Who is calling and how errors are answered is the
 //! HTTP edge's part ([`crate::http`]).
 
+pub mod contract;
 pub mod dashboard;
 pub mod disputes;
 pub mod exports;
@@ -101,5 +102,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(system::metrics));
     // The error schema exists once a route has used it.
     ErrorCodes.modify(router.get_openapi_mut());
+    contract::SharedAnswers.modify(router.get_openapi_mut());
     router
 }

@@ -1,6 +1,7 @@
-//! `recount bench media`: our in-process media work (FFmpeg 5.1 through
-//! `ffmpeg-next`) next to the `ffmpeg` CLI doing the same work on the same
-//! file, in one run on one machine, and 1 MiB range requests for a clip's
+//! `recount bench media`: our media work (FFmpeg 5.1 through `ffmpeg-next`,
+//! run in a `recount media-worker` process as the server runs it, or with
+//! `--in-process` on the bench's own thread) next to the `ffmpeg` CLI doing
+//! the same work on the same file, in one run on one machine, and 1 MiB range requests for a clip's
 //! video over loopback HTTP against the real app, measured with `wrk`.
 //!
 //! Inputs are generated at run time with the CLI (lavfi `testsrc2`) in a
@@ -27,7 +28,8 @@ use crate::config::Config;
 use crate::db::clips::{self, Processed};
 use crate::db::{new_id, stores, Backend};
 use crate::media::{
-    self, Cancel, CutAccuracy, Decode, MediaLimits, Method, Window, X264_CRF, X264_PRESET,
+    self, Cancel, CutAccuracy, Decode, Made, MediaLimits, MediaResult, MediaRunner, Method,
+    Operation, Window, X264_CRF, X264_PRESET,
 };
 use crate::review::media as review;
 
@@ -84,6 +86,10 @@ pub struct MediaArgs {
     /// Least size of the served MP4, in MiB (the source looped, stream copy).
     #[arg(long, default_value_t = 64)]
     pub range_file_mib: u64,
+    /// Runs our side on the bench's own thread instead of in a media worker
+    /// process (the work alone, without the hop to the worker).
+    #[arg(long)]
+    pub in_process: bool,
     /// Runs only these measurements (keys as in the JSON line, comma
     /// separated, e.g. `poster,poster_gop_end`; `range_serving` for the HTTP
     /// part). All when not given.
@@ -119,8 +125,13 @@ pub async fn run(args: &MediaArgs, config: &Config) -> anyhow::Result<()> {
     let wrk_version = tool_version("wrk", &["-v"]).context("wrk is needed (Debian package wrk)")?;
     let start = Snapshot::take();
     println!(
-        "recount bench media: ours (in-process FFmpeg via ffmpeg-next) vs the ffmpeg CLI on the \
-         same files; medians of {} run(s) after a warm-up",
+        "recount bench media: ours (FFmpeg via ffmpeg-next, {}) vs the ffmpeg CLI on the same \
+         files; medians of {} run(s) after a warm-up",
+        if args.in_process {
+            "in process"
+        } else {
+            "in a media worker process"
+        },
         args.repeat
     );
     println!("ffmpeg CLI: {cli_version}; wrk: {wrk_version}");
@@ -132,11 +143,23 @@ pub async fn run(args: &MediaArgs, config: &Config) -> anyhow::Result<()> {
         let (dir, args) = (dir.0.clone(), args.clone());
         tokio::task::spawn_blocking(move || Inputs::generate(&dir, &args)).await??
     };
+    let side = OurSide {
+        runner: (!args.in_process)
+            .then(|| -> anyhow::Result<MediaRunner> {
+                let runner = MediaRunner::new(limits.clone())
+                    .with_workers(crate::media_worker_command(config)?);
+                runner.warm()?;
+                Ok(runner)
+            })
+            .transpose()?,
+        handle: tokio::runtime::Handle::current(),
+        limits: limits.clone(),
+        cancel: Cancel::new(),
+    };
     let cases = {
-        let (dir, args, inputs, limits) =
-            (dir.0.clone(), args.clone(), inputs.clone(), limits.clone());
+        let (dir, args, inputs) = (dir.0.clone(), args.clone(), inputs.clone());
         let tiles = config.filmstrip_frames;
-        tokio::task::spawn_blocking(move || measure_all(&dir, &args, &inputs, &limits, tiles))
+        tokio::task::spawn_blocking(move || measure_all(&dir, &args, &inputs, &side, tiles))
             .await??
     };
     let ranges = if args.runs("range_serving") {
@@ -433,14 +456,41 @@ fn x264_settings(limits: &MediaLimits) -> String {
     )
 }
 
+/// Where our side runs: in a media worker process from a pool like the
+/// server's (warm, as a running server's is), or with `--in-process` on
+/// the bench's thread.
+struct OurSide {
+    runner: Option<MediaRunner>,
+    handle: tokio::runtime::Handle,
+    limits: MediaLimits,
+    cancel: Cancel,
+}
+
+impl OurSide {
+    fn run(&self, operation: Operation) -> MediaResult<Made> {
+        match &self.runner {
+            Some(runner) => self.handle.block_on(runner.perform(operation)),
+            None => operation.run(&self.limits, &self.cancel),
+        }
+    }
+
+    /// The processes whose CPU time is ours: this one and the workers.
+    fn pids(&self) -> Vec<String> {
+        let workers = self.runner.iter().flat_map(|r| r.worker_pids());
+        std::iter::once("self".to_string())
+            .chain(workers.map(|p| p.to_string()))
+            .collect()
+    }
+}
+
 fn measure_all(
     dir: &Path,
     args: &MediaArgs,
     inputs: &Inputs,
-    limits: &MediaLimits,
+    side: &OurSide,
     filmstrip_frames: u32,
 ) -> anyhow::Result<Vec<Measured>> {
-    let cancel = Cancel::new();
+    let limits = &side.limits;
     let h264 = inputs.h264.as_path();
     let h264_arg = path_arg(h264)?;
     let out = |name: &str| -> anyhow::Result<String> { path_arg(&dir.join(name)) };
@@ -457,13 +507,19 @@ fn measure_all(
 
     let poster_case = |key, title, at_ms: i64, target, with_cli: bool| -> anyhow::Result<Case> {
         let ours_poster = ours_poster.clone();
-        let cancel = cancel.clone();
         Ok(Case {
             key,
             title,
             ours_what: format!("poster(at {at_ms} ms, max width {POSTER_WIDTH})"),
             ours: Some(Box::new(move || {
-                let p = media::poster(h264, at_ms, &ours_poster, POSTER_WIDTH, limits, &cancel)?;
+                let p = side
+                    .run(Operation::Poster {
+                        input: h264.into(),
+                        at_ms,
+                        output: ours_poster.clone(),
+                        max_width: POSTER_WIDTH,
+                    })?
+                    .into_poster()?;
                 Ok(format!(
                     "frame at {} ms, {}x{}",
                     p.pts_ms, p.width, p.height
@@ -528,7 +584,9 @@ fn measure_all(
             title: "probe (ours)",
             ours_what: "probe(20 s 1080p H.264): headers + one packet pass, no decode".into(),
             ours: Some(Box::new(|| {
-                let info = media::probe(h264, limits, &cancel)?;
+                let info = side
+                    .run(Operation::Probe { input: h264.into() })?
+                    .into_probe()?;
                 Ok(format!(
                     "{} {}x{} {} ms",
                     info.codec, info.width, info.height, info.duration_ms
@@ -544,14 +602,14 @@ fn measure_all(
                 "make_browser_mp4(Window {cut_from}..{cut_to} ms, CutAccuracy::Keyframe)"
             ),
             ours: Some(Box::new(|| {
-                let o = media::make_browser_mp4(
-                    h264,
-                    &ours_cut,
-                    Some(Window::new(cut_from, cut_to)),
-                    CutAccuracy::Keyframe,
-                    limits,
-                    &cancel,
-                )?;
+                let o = side
+                    .run(Operation::MakeBrowserMp4 {
+                        input: h264.into(),
+                        output: ours_cut.clone(),
+                        window: Some(Window::new(cut_from, cut_to)),
+                        accuracy: CutAccuracy::Keyframe,
+                    })?
+                    .into_browser_mp4()?;
                 anyhow::ensure!(
                     o.method == Method::Remux,
                     "the keyframe cut of an H.264 yuv420p source was not a remux"
@@ -606,28 +664,28 @@ fn measure_all(
                  after a remux)"
             ),
             ours: Some(Box::new(|| {
-                let o = media::make_browser_mp4(
-                    h264,
-                    &ours_job_cut,
-                    Some(Window::new(cut_from, cut_to)),
-                    CutAccuracy::Keyframe,
-                    limits,
-                    &cancel,
-                )?;
+                let o = side
+                    .run(Operation::MakeBrowserMp4 {
+                        input: h264.into(),
+                        output: ours_job_cut.clone(),
+                        window: Some(Window::new(cut_from, cut_to)),
+                        accuracy: CutAccuracy::Keyframe,
+                    })?
+                    .into_browser_mp4()?;
                 let decode = if o.frames_checked {
                     Decode::TilesOnly
                 } else {
                     Decode::EveryFrame
                 };
-                let f = media::filmstrip(
-                    &ours_job_cut,
-                    filmstrip_frames,
-                    TILE_WIDTH,
-                    decode,
-                    &ours_job_strip,
-                    limits,
-                    &cancel,
-                )?;
+                let f = side
+                    .run(Operation::Filmstrip {
+                        input: ours_job_cut.clone(),
+                        count: filmstrip_frames,
+                        tile_width: TILE_WIDTH,
+                        decode,
+                        output: ours_job_strip.clone(),
+                    })?
+                    .into_filmstrip()?;
                 Ok(format!(
                     "{} frames checked by {decode:?}, {} tiles",
                     o.frame_count,
@@ -665,15 +723,15 @@ fn measure_all(
             title: "filmstrip",
             ours_what: format!("filmstrip(10 tiles, {TILE_WIDTH} px wide)"),
             ours: Some(Box::new(|| {
-                let f = media::filmstrip(
-                    h264,
-                    10,
-                    TILE_WIDTH,
-                    Decode::TilesOnly,
-                    &ours_strip,
-                    limits,
-                    &cancel,
-                )?;
+                let f = side
+                    .run(Operation::Filmstrip {
+                        input: h264.into(),
+                        count: 10,
+                        tile_width: TILE_WIDTH,
+                        decode: Decode::TilesOnly,
+                        output: ours_strip.clone(),
+                    })?
+                    .into_filmstrip()?;
                 Ok(format!(
                     "{} tiles {}x{}, keyframes only: {}",
                     f.timestamps_ms.len(),
@@ -693,14 +751,14 @@ fn measure_all(
                 inputs.transcode_seconds
             ),
             ours: Some(Box::new(|| {
-                let o = media::make_browser_mp4(
-                    &inputs.mjpeg,
-                    &ours_transcode,
-                    None,
-                    CutAccuracy::Keyframe,
-                    limits,
-                    &cancel,
-                )?;
+                let o = side
+                    .run(Operation::MakeBrowserMp4 {
+                        input: inputs.mjpeg.clone(),
+                        output: ours_transcode.clone(),
+                        window: None,
+                        accuracy: CutAccuracy::Keyframe,
+                    })?
+                    .into_browser_mp4()?;
                 anyhow::ensure!(
                     o.method == Method::Transcode,
                     "the MJPEG source was not transcoded"
@@ -739,7 +797,7 @@ fn measure_all(
     let mut measured = Vec::new();
     for case in cases.iter().filter(|c| args.runs(c.key)) {
         eprintln!("{}…", case.title);
-        measured.push(measure(case, args.repeat)?);
+        measured.push(measure(case, args.repeat, side)?);
     }
     if let Some(m) = measured.iter_mut().find(|m| m.key == "transcode") {
         let ours = x264_options(&ours_transcode);
@@ -763,7 +821,7 @@ fn x264_options(mp4: &Path) -> Option<String> {
 
 /// Runs a case once to warm up, then `reps` times each side, alternating
 /// which side goes first.
-fn measure(case: &Case, reps: usize) -> anyhow::Result<Measured> {
+fn measure(case: &Case, reps: usize, our_side: &OurSide) -> anyhow::Result<Measured> {
     let note = match &case.ours {
         Some(ours) => ours().with_context(|| format!("{}: our run failed", case.title))?,
         None => String::new(),
@@ -779,12 +837,15 @@ fn measure(case: &Case, reps: usize) -> anyhow::Result<Measured> {
         for side in if rep % 2 == 0 { [0, 1] } else { [1, 0] } {
             match (side, &case.ours, &case.cli) {
                 (0, Some(f), _) => {
-                    let (own0, wait0, t0) =
-                        (ProcCpu::read(), run_queue_wait_ns("self"), Instant::now());
+                    // Ours is this process and its media workers.
+                    let pids = our_side.pids();
+                    let cpu = || pids.iter().map(|p| ProcCpu::of(p).own).sum::<u64>();
+                    let wait = || pids.iter().map(|p| run_queue_wait_ns(p)).sum::<u64>();
+                    let (cpu0, wait0, t0) = (cpu(), wait(), Instant::now());
                     f()?;
                     let wall_ms = t0.elapsed().as_secs_f64() * 1000.0;
-                    let cpu_ms = ProcCpu::read().own_since(&own0) * 1000.0;
-                    let wait_ms = run_queue_wait_ns("self").saturating_sub(wait0) as f64 / 1e6;
+                    let cpu_ms = cpu().saturating_sub(cpu0) as f64 / clock_ticks() * 1000.0;
+                    let wait_ms = wait().saturating_sub(wait0) as f64 / 1e6;
                     ours.push(Timed {
                         wall_ms,
                         cpu_ms,
@@ -1496,7 +1557,12 @@ struct ProcCpu {
 
 impl ProcCpu {
     fn read() -> ProcCpu {
-        let text = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        ProcCpu::of("self")
+    }
+
+    /// The CPU of process `pid` (`self` for this one).
+    fn of(pid: &str) -> ProcCpu {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         // Fields after the command name (which may hold spaces): state is
         // field 3; utime, stime, cutime, cstime are fields 14 to 17.
         let rest = text.rsplit_once(')').map_or("", |(_, r)| r);

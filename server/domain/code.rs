@@ -174,6 +174,8 @@ codes! {
         "width, height or pixel count over the configured limits";
     DurationTooLong = "duration-too-long",
         "the video lasts longer than the configured limit";
+    MediaCrashed = "media-crashed",
+        "the upload ended the media worker each time it was read: it most likely crashes the decoder";
     UnknownClip = "unknown-clip",
         "no such clip, or (for a store) a clip of another store";
     ClipNotReady = "clip-not-ready",

@@ -56,11 +56,10 @@ pub fn status(code: Code) -> StatusCode {
         | DuplicateClip | InvalidWindow | InvalidAccuracy | UnknownSku | UnknownClipInEvent
         | MissingStoreId | MissingCameraId | MissingFootageStart | EmptyFile | NotVideo
         | Truncated | NoVideoStream | UnsupportedCodec | CorruptVideo | DimensionsTooLarge
-        | DurationTooLong | MissingAction | MissingSku | MissingQuantity | NoteTooLong
-        | CantTellNotAllowed | InvalidPolicy | InvalidDays | InvalidTarget | InvalidSimulation
-        | InvalidDate | InvalidExport | TrainingNotAllowed | SkuNotOnReceipt | ReasonTooLong => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        | DurationTooLong | MediaCrashed | MissingAction | MissingSku | MissingQuantity
+        | NoteTooLong | CantTellNotAllowed | InvalidPolicy | InvalidDays | InvalidTarget
+        | InvalidSimulation | InvalidDate | InvalidExport | TrainingNotAllowed
+        | SkuNotOnReceipt | ReasonTooLong => StatusCode::UNPROCESSABLE_ENTITY,
         TooManyAttempts | TooManyUploads => StatusCode::TOO_MANY_REQUESTS,
         StorageFull => StatusCode::INSUFFICIENT_STORAGE,
         InternalError => StatusCode::INTERNAL_SERVER_ERROR,

@@ -5,9 +5,11 @@
 //! by the transcode, or, for a remuxed video, by its filmstrip.
 //!
 //! A bad file (the uploader's fault) marks the clip failed with its code at
-//! once; our own failures (timeouts, storage) are retried up to
-//! `media_max_attempts` times, and the clip is marked failed only when the
-//! attempts run out, so a task never waits forever for video.
+//! once; our own failures (timeouts, storage, a media worker that died) are
+//! retried up to `media_max_attempts` times, and the clip is marked failed
+//! only when the attempts run out, so a task never waits forever for video:
+//! with `media-crashed` when the last attempt ended its worker too,
+//! `processing-failed` otherwise.
 
 use std::path::PathBuf;
 
@@ -70,7 +72,7 @@ impl BackgroundJob for ProcessClip {
     }
 
     async fn run(&self, ctx: &JobContext<'_>) -> Result<(), JobError> {
-        process_clip(ctx.state, ctx.job, self).await
+        process_clip(ctx, self).await
     }
 
     async fn give_up(&self, ctx: &JobContext<'_>, error: &str) -> anyhow::Result<()> {
@@ -97,7 +99,8 @@ impl BackgroundJob for ProcessClip {
     }
 }
 
-async fn process_clip(state: &AppState, job: &Job, args: &ProcessClip) -> Result<(), JobError> {
+async fn process_clip(ctx: &JobContext<'_>, args: &ProcessClip) -> Result<(), JobError> {
+    let (state, job) = (ctx.state, ctx.job);
     let mut conn = state.db.reader().acquire().await.map_err(retry)?;
     let clip = clips::get(&mut conn, &args.clip_id)
         .await
@@ -198,6 +201,21 @@ async fn process_clip(state: &AppState, job: &Job, args: &ProcessClip) -> Result
             )
             .await
             .map_err(retry)?;
+            Ok(())
+        }
+        // A clip that ended its worker on every attempt is most likely a
+        // file that crashes the decoder: it fails as such, not as our
+        // failure.
+        Err(e) if e.code == MediaError::CRASHED && ctx.is_last_attempt() => {
+            tracing::warn!(clip = %clip.id, attempts = ctx.attempt(), "clip crashed the media worker on its last attempt");
+            let message = format!(
+                "the clip ended the media worker on the last of {} attempts: {}",
+                ctx.attempt(),
+                e.message
+            );
+            review::settle(&state.db, &clip.id, Err((e.code.to_string(), message)), now)
+                .await
+                .map_err(retry)?;
             Ok(())
         }
         Err(e) => Err(JobError::Retry(e.to_string())),

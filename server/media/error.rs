@@ -9,8 +9,10 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
 /// Why a media operation failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MediaError {
     /// Stable machine code.
     pub code: MediaCode,
@@ -49,6 +51,11 @@ macro_rules! codes {
                 }
             }
 
+            /// The code spelled `name`, if there is one.
+            pub fn parse(name: &str) -> Option<MediaCode> {
+                MediaCode::ALL.iter().copied().find(|c| c.as_str() == name)
+            }
+
             /// Whether the uploader is at fault (retrying cannot help).
             pub fn client_fault(self) -> bool {
                 match self {
@@ -69,6 +76,21 @@ macro_rules! codes {
 impl fmt::Display for MediaCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// A code crosses the worker boundary as its spelling.
+impl Serialize for MediaCode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for MediaCode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<MediaCode, D::Error> {
+        let name = String::deserialize(d)?;
+        MediaCode::parse(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown media code {name:?}")))
     }
 }
 
@@ -125,6 +147,10 @@ codes! {
     IoError / IO_ERROR = "io-error", client: false;
     /// The encoder or muxer failed on a clip that decoded fine.
     EncodeFailed / ENCODE_FAILED = "encode-failed", client: false;
+    /// The worker process running the operation died (a crash, a kill, its
+    /// memory or CPU limit). Retried; a clip whose every attempt ends so
+    /// keeps this code.
+    Crashed / CRASHED = "media-crashed", client: false;
     /// A bug: a panic in media code or an FFmpeg state we did not expect.
     Internal / INTERNAL = "internal", client: false;
 }
@@ -156,6 +182,14 @@ mod tests {
             assert!(!code.starts_with('-') && !code.ends_with('-'), "{code}");
             assert!(seen.insert(code), "{code} twice");
         }
+    }
+
+    #[test]
+    fn every_code_parses_back_from_its_spelling() {
+        for &code in MediaCode::ALL {
+            assert_eq!(MediaCode::parse(code.as_str()), Some(code));
+        }
+        assert_eq!(MediaCode::parse("no-such-code"), None);
     }
 
     #[test]

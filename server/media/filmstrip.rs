@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use ffmpeg_next as ff;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::cancel::Cancel;
 use super::error::{MediaError, MediaResult};
@@ -22,7 +22,7 @@ pub const MAX_TILE_WIDTH: u32 = 1280;
 
 /// What [`filmstrip`] wrote: tile `i` sits at column `i % columns`, row
 /// `i / columns`, and shows the frame at `timestamps_ms[i]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Filmstrip {
     /// Tiles per row.
     pub columns: u32,
@@ -41,7 +41,8 @@ pub struct Filmstrip {
 }
 
 /// Which frames [`filmstrip`] decodes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Decode {
     /// Only those the tiles need: the chosen keyframes when there are enough,
     /// otherwise the clip up to the last tile.

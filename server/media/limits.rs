@@ -2,10 +2,12 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use super::error::{MediaError, MediaResult};
 
 /// Limits on accepted clips and on the media work itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MediaLimits {
     /// Widest stored picture accepted, in pixels.
     pub max_width: u32,

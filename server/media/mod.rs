@@ -19,9 +19,11 @@
 //!
 //! These functions block; each takes the [`MediaLimits`] and a [`Cancel`]
 //! flag it checks between packets and frames. Async code calls them through
-//! a [`MediaRunner`], which runs them on tokio's blocking pool under a
-//! concurrency permit and a timeout, and tells its [`Observer`] (the
-//! server's metrics) how each went. Times are milliseconds from the start
+//! a [`MediaRunner`], under a concurrency permit and a timeout, and the
+//! runner tells its [`Observer`] (the server's metrics) how each went. The
+//! server's runner sends each [`Operation`] to a [`worker`] process from its
+//! [`WorkerPool`], so FFmpeg never parses an upload inside the server; a
+//! plain runner uses tokio's blocking pool. Times are milliseconds from the start
 //! of the clip's video stream. Outputs appear only when complete.
 //!
 //! Every failure is a [`MediaError`] with a stable code and `client_fault()`:
@@ -35,7 +37,9 @@ mod filmstrip;
 mod h264;
 mod input;
 mod limits;
+mod operation;
 mod picture;
+mod pool;
 mod poster;
 mod probe;
 mod runner;
@@ -43,6 +47,7 @@ mod sniff;
 #[cfg(feature = "synth")]
 pub mod synth;
 mod transcode;
+pub mod worker;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -53,7 +58,9 @@ pub use error::{MediaCode, MediaError, MediaResult};
 pub use filmstrip::{filmstrip, Decode, Filmstrip, MAX_COLUMNS, MAX_TILES, MAX_TILE_WIDTH};
 pub use input::{ACCEPTED_CODECS, ACCEPTED_FORMATS};
 pub use limits::MediaLimits;
+pub use operation::{Made, Operation, Outcome};
 pub use picture::JPEG_QUALITY;
+pub use pool::{BusyWorker, WorkerCommand, WorkerPool};
 pub use poster::{poster, PosterInfo};
 pub use probe::{probe, ProbeInfo};
 pub use runner::{MediaRunner, Observer};

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use ffmpeg_next as ff;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::cancel::Cancel;
 use super::error::{MediaError, MediaResult};
@@ -14,7 +14,7 @@ use super::picture::{fit_width, write_frame_jpeg, Pipeline};
 use super::probe;
 
 /// What [`poster`] wrote.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PosterInfo {
     /// Presentation time of the frame shown, in ms from the start of the clip.
     pub pts_ms: i64,

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use ff::Rational;
 use ffmpeg_next as ff;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::cancel::Cancel;
 use super::error::{MediaError, MediaResult};
@@ -17,7 +17,7 @@ use super::input::{self, ticks_to_ms, Header, Source};
 use super::limits::MediaLimits;
 
 /// What a clip is.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProbeInfo {
     /// Demuxer that read it, e.g. `mov,mp4,m4a,3gp,3g2,mj2` or `matroska,webm`.
     pub container: String,

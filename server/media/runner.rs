@@ -1,5 +1,6 @@
-//! Running blocking FFmpeg work from async code: one permit per operation,
-//! a time limit, and a stop flag that really stops the work.
+//! Running media work from async code: one permit per operation, a time
+//! limit, and a stop that really stops the work, whether the work runs in a
+//! worker process or on this process's blocking pool.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,24 +13,35 @@ use super::cut::{CutAccuracy, Window};
 use super::error::{MediaError, MediaResult};
 use super::filmstrip::{Decode, Filmstrip};
 use super::limits::MediaLimits;
+use super::operation::{Operation, Outcome};
+use super::pool::{BusyWorker, WorkerCommand, WorkerPool};
 use super::poster::PosterInfo;
 use super::probe::ProbeInfo;
 use super::transcode::OutputInfo;
 
-/// Runs media operations on tokio's blocking pool, at most
-/// `limits.max_concurrent` at once, each within `limits.timeout`.
+/// Runs media operations, at most `limits.max_concurrent` at once, each
+/// within `limits.timeout`.
+///
+/// The server's runner sends them to worker processes
+/// ([`MediaRunner::with_workers`]): a crash or a hang of FFmpeg on a hostile
+/// file ends a worker, never the server. [`MediaRunner::new`] runs them on
+/// this process's blocking pool instead (tests of the media code itself,
+/// and the benchmark's in-process column).
 ///
 /// The time limit starts once the operation holds its permit: waiting in
-/// line is not the clip's fault. When it runs out, the stop flag is set and
-/// the runner waits for the blocking work to notice (it checks between
-/// packets and frames, so within one frame's work) before it answers
-/// `timeout`; the permit is released only then. A partly written output is
-/// removed by the operation itself.
+/// line is not the clip's fault. In process, when it runs out, the stop flag
+/// is set and the runner waits for the blocking work to notice (it checks
+/// between packets and frames, so within one frame's work) before it
+/// answers `timeout`; in a worker, the worker is killed. The permit is
+/// released only then. A partly written output is removed by the operation
+/// itself, or left as a `.partial` file in the job's scratch directory,
+/// which the job removes.
 #[derive(Clone)]
 pub struct MediaRunner {
     limits: Arc<MediaLimits>,
     permits: Arc<Semaphore>,
     observer: Option<Arc<Observer>>,
+    workers: Option<Arc<WorkerPool>>,
 }
 
 /// Told of every finished operation: its name, its error code if it failed,
@@ -45,7 +57,41 @@ impl MediaRunner {
             limits: Arc::new(limits),
             permits,
             observer: None,
+            workers: None,
         }
+    }
+
+    /// A runner that sends operations to worker processes started with
+    /// `command`.
+    pub fn with_workers(self, command: WorkerCommand) -> MediaRunner {
+        MediaRunner {
+            workers: Some(Arc::new(WorkerPool::new(command))),
+            ..self
+        }
+    }
+
+    /// Starts as many workers as operations may run at once, so the first
+    /// clips do not wait for processes to start (nothing in process).
+    pub fn warm(&self) -> MediaResult<()> {
+        match &self.workers {
+            Some(pool) => pool.warm(self.limits.max_concurrent.max(1)),
+            None => Ok(()),
+        }
+    }
+
+    /// Worker processes running an operation now (none in process).
+    pub fn busy_workers(&self) -> Vec<BusyWorker> {
+        self.workers.as_ref().map(|p| p.busy()).unwrap_or_default()
+    }
+
+    /// Process ids of the live workers, idle or busy (none in process).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.workers.as_ref().map(|p| p.pids()).unwrap_or_default()
+    }
+
+    /// Worker processes started so far (0 in process).
+    pub fn workers_started(&self) -> u64 {
+        self.workers.as_ref().map_or(0, |p| p.started())
     }
 
     /// A runner enforcing `limits` that tells `observer` of every operation.
@@ -69,19 +115,41 @@ impl MediaRunner {
         self.permits.available_permits()
     }
 
-    /// Runs `work` on the blocking pool under a permit and the time limit.
-    /// `work` gets the limits and the stop flag it must check.
+    /// Runs `operation` under a permit and the time limit: in a worker
+    /// process, or on the blocking pool.
+    pub async fn perform(&self, operation: Operation) -> Outcome {
+        let Some(pool) = self.workers.clone() else {
+            return self
+                .run(operation.name(), move |limits, cancel| {
+                    operation.run(limits, cancel)
+                })
+                .await;
+        };
+        let _permit = self.permit().await?;
+        let started = Instant::now();
+        let outcome = pool.call(&operation, &self.limits).await;
+        self.report(operation.name(), started, &outcome);
+        outcome
+    }
+
+    async fn permit(&self) -> MediaResult<tokio::sync::OwnedSemaphorePermit> {
+        self.permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| MediaError::new(MediaError::INTERNAL, "the media runner is closed"))
+    }
+
+    /// Runs `work` on this process's blocking pool under a permit and the
+    /// time limit, whatever the runner's mode: for work on trusted input
+    /// (the demo's own footage). `work` gets the limits and the stop flag
+    /// it must check.
     pub async fn run<T, F>(&self, operation: &'static str, work: F) -> MediaResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&MediaLimits, &Cancel) -> MediaResult<T> + Send + 'static,
     {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| MediaError::new(MediaError::INTERNAL, "the media runner is closed"))?;
+        let permit = self.permit().await?;
         let cancel = Cancel::new();
         // Dropping this future (a job aborted) stops the work too.
         let _stop_on_drop = StopOnDrop(cancel.clone());
@@ -108,6 +176,12 @@ impl MediaRunner {
                 ))
             }
         };
+        self.report(operation, started, &outcome);
+        outcome
+    }
+
+    /// Tells the observer and the log how an operation went.
+    fn report<T>(&self, operation: &str, started: Instant, outcome: &MediaResult<T>) {
         let elapsed = started.elapsed();
         let elapsed_ms = elapsed.as_millis() as u64;
         if let Some(observe) = &self.observer {
@@ -117,7 +191,7 @@ impl MediaRunner {
                 elapsed.as_secs_f64(),
             );
         }
-        match &outcome {
+        match outcome {
             Ok(_) => tracing::debug!(operation, elapsed_ms, "media operation done"),
             Err(e) if e.client_fault() => {
                 tracing::info!(operation, elapsed_ms, code = e.code.as_str(), message = %e.message, "clip refused")
@@ -126,19 +200,18 @@ impl MediaRunner {
                 tracing::warn!(operation, elapsed_ms, code = e.code.as_str(), message = %e.message, "media operation failed")
             }
         }
-        outcome
     }
 
-    /// [`probe`](super::probe()) on the blocking pool.
+    /// [`probe`](super::probe()).
     pub async fn probe(&self, input: impl Into<PathBuf>) -> MediaResult<ProbeInfo> {
-        let input = input.into();
-        self.run("probe", move |limits, cancel| {
-            super::probe(&input, limits, cancel)
+        self.perform(Operation::Probe {
+            input: input.into(),
         })
-        .await
+        .await?
+        .into_probe()
     }
 
-    /// [`make_browser_mp4`](super::make_browser_mp4()) on the blocking pool.
+    /// [`make_browser_mp4`](super::make_browser_mp4()).
     pub async fn make_browser_mp4(
         &self,
         input: impl Into<PathBuf>,
@@ -146,14 +219,17 @@ impl MediaRunner {
         window: Option<Window>,
         accuracy: CutAccuracy,
     ) -> MediaResult<OutputInfo> {
-        let (input, output) = (input.into(), output.into());
-        self.run("make_browser_mp4", move |limits, cancel| {
-            super::make_browser_mp4(&input, &output, window, accuracy, limits, cancel)
+        self.perform(Operation::MakeBrowserMp4 {
+            input: input.into(),
+            output: output.into(),
+            window,
+            accuracy,
         })
-        .await
+        .await?
+        .into_browser_mp4()
     }
 
-    /// [`poster`](super::poster()) on the blocking pool.
+    /// [`poster`](super::poster()).
     pub async fn poster(
         &self,
         input: impl Into<PathBuf>,
@@ -161,14 +237,17 @@ impl MediaRunner {
         output: impl Into<PathBuf>,
         max_width: u32,
     ) -> MediaResult<PosterInfo> {
-        let (input, output) = (input.into(), output.into());
-        self.run("poster", move |limits, cancel| {
-            super::poster(&input, at_ms, &output, max_width, limits, cancel)
+        self.perform(Operation::Poster {
+            input: input.into(),
+            at_ms,
+            output: output.into(),
+            max_width,
         })
-        .await
+        .await?
+        .into_poster()
     }
 
-    /// [`filmstrip`](super::filmstrip()) on the blocking pool.
+    /// [`filmstrip`](super::filmstrip()).
     pub async fn filmstrip(
         &self,
         input: impl Into<PathBuf>,
@@ -177,11 +256,15 @@ impl MediaRunner {
         decode: Decode,
         output: impl Into<PathBuf>,
     ) -> MediaResult<Filmstrip> {
-        let (input, output) = (input.into(), output.into());
-        self.run("filmstrip", move |limits, cancel| {
-            super::filmstrip(&input, count, tile_width, decode, &output, limits, cancel)
+        self.perform(Operation::Filmstrip {
+            input: input.into(),
+            count,
+            tile_width,
+            decode,
+            output: output.into(),
         })
-        .await
+        .await?
+        .into_filmstrip()
     }
 }
 

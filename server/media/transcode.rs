@@ -21,7 +21,7 @@ use ff::codec::Id;
 use ff::format::Pixel;
 use ff::{Dictionary, Packet, Rational};
 use ffmpeg_next as ff;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::cancel::Cancel;
 use super::cut::{CutAccuracy, FrameSelector, Window};
@@ -38,7 +38,7 @@ pub const X264_PRESET: &str = "veryfast";
 pub const X264_CRF: &str = "23";
 
 /// How the output was made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
     /// Packets copied from the source.
@@ -48,7 +48,7 @@ pub enum Method {
 }
 
 /// What [`make_browser_mp4`] wrote, read back from the output file.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutputInfo {
     /// Remux or transcode.
     pub method: Method,

@@ -162,6 +162,8 @@ impl TestApp {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config {
             data_dir: data_dir.path().to_path_buf(),
+            // This test binary is not `recount`: media workers are.
+            media_worker_command: vec![env!("CARGO_BIN_EXE_recount").to_string()],
             ..Config::default()
         };
         tweak(&mut config);
