@@ -3,7 +3,8 @@
 # the C libraries FFmpeg bindings build against, the ffmpeg CLI (fixtures and
 # benchmark baselines), Chromium (browser tests), wrk (range-serving bench),
 # PostgreSQL (tests), cargo-nextest (test runner), moto's S3 server (S3 blob
-# storage tests, tests/storage_s3.rs), webdataset (export tests). Safe to run
+# storage tests, tests/storage_s3.rs), webdataset (export tests), schemathesis
+# (the API contract run). Safe to run
 # repeatedly.
 set -euo pipefail
 
@@ -29,6 +30,13 @@ fi
 if ! python3 -c "import moto.server" >/dev/null 2>&1; then
   echo "setup: installing moto[server]" >&2
   python3 -m pip install --quiet 'moto[server]'
+fi
+
+# The contract run fuzzes the API against its OpenAPI document
+# (scripts/schemathesis.sh, called by scripts/test.sh).
+if ! command -v st >/dev/null 2>&1; then
+  echo "setup: installing schemathesis" >&2
+  python3 -m pip install --quiet schemathesis
 fi
 
 # The training-data export's shards must read with the webdataset package

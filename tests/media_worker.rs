@@ -113,6 +113,16 @@ async fn busy_with(app: &TestApp, operation: &str) -> u32 {
     }
 }
 
+/// Runs the next media job in the background, so the test can watch its
+/// worker meanwhile; the handle answers whether a job ran.
+fn next_media_job(app: &TestApp) -> tokio::task::JoinHandle<recount::db::Result<bool>> {
+    let state = app.state.clone();
+    tokio::spawn(async move {
+        let client = recount::jobs::webhook::client(&state.config);
+        recount::jobs::run_next_job(&state, &client, recount::jobs::MEDIA_JOBS).await
+    })
+}
+
 fn process_exists(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
@@ -135,13 +145,7 @@ async fn a_worker_killed_mid_transcode_is_retried_and_the_clip_becomes_ready(bac
     assert_eq!(s, StatusCode::ACCEPTED, "{clip}");
     let clip_id = clip["clip_id"].as_str().unwrap().to_string();
 
-    let job = {
-        let state = app.state.clone();
-        tokio::spawn(async move {
-            let client = recount::jobs::webhook::client(&state.config);
-            recount::jobs::run_next_job(&state, &client, recount::jobs::MEDIA_JOBS).await
-        })
-    };
+    let job = next_media_job(&app);
     let pid = busy_with(&app, "make_browser_mp4").await;
     let started = app.state.media.workers_started();
     assert!(
@@ -257,13 +261,7 @@ async fn a_hung_worker_is_killed_at_the_time_limit(backend: Backend) {
     assert_eq!(s, StatusCode::ACCEPTED, "{clip}");
     let clip_id = clip["clip_id"].as_str().unwrap().to_string();
 
-    let job = {
-        let state = app.state.clone();
-        tokio::spawn(async move {
-            let client = recount::jobs::webhook::client(&state.config);
-            recount::jobs::run_next_job(&state, &client, recount::jobs::MEDIA_JOBS).await
-        })
-    };
+    let job = next_media_job(&app);
     let pid = busy_with(&app, "make_browser_mp4").await;
     assert!(
         healthy(&app).await,

@@ -7,8 +7,42 @@
 //! status an operation can answer.
 
 use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
-use utoipa::Modify;
+use utoipa::{Modify, PartialSchema, ToSchema};
+
+/// Bytes of a file (a video upload, a clip, a JPEG, an export file), as the
+/// OpenAPI document describes a body that is not JSON.
+pub struct Binary;
+
+impl PartialSchema for Binary {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .into()
+    }
+}
+
+impl ToSchema for Binary {}
+
+/// Adds `T` and the schemas it refers to, for a schema written by hand
+/// whose body names `T` by reference.
+pub fn register<T: ToSchema>(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+    schemas.push((T::name().into(), T::schema()));
+    T::schemas(schemas);
+}
+
+/// A JSON document served as a file (an export's `dataset-card.json`).
+pub struct JsonDocument;
+
+impl PartialSchema for JsonDocument {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new().schema_type(Type::Object).into()
+    }
+}
+
+impl ToSchema for JsonDocument {}
 
 /// Adds the shared answers to every operation of the document.
 pub struct SharedAnswers;
@@ -240,6 +274,86 @@ mod tests {
             panic!("no 400");
         };
         assert!(malformed.description.contains("`malformed-json`"));
+    }
+
+    /// The document's constraint at `pointer` in component `schema`.
+    fn constraint(schema: &str, pointer: &str) -> serde_json::Value {
+        let doc = serde_json::to_value(crate::api::router().split_for_parts().1).unwrap();
+        let at = format!("/components/schemas/{schema}{pointer}");
+        doc.pointer(&at)
+            .unwrap_or_else(|| panic!("no {at}"))
+            .clone()
+    }
+
+    #[test]
+    fn the_documents_limits_are_the_servers() {
+        use crate::domain::event::{MAX_CANDIDATES, MAX_CLIPS, MAX_ID_LEN, MAX_QUANTITY};
+        use crate::domain::export::{MAX_SHARD_BYTES, MIN_SHARD_BYTES};
+        let n = |v: serde_json::Value| v.as_f64().unwrap();
+        assert_eq!(n(constraint("ClientId", "/maxLength")), MAX_ID_LEN as f64);
+        let event = "/properties";
+        assert_eq!(
+            n(constraint(
+                "EventInput",
+                &format!("{event}/quantity/maximum")
+            )),
+            MAX_QUANTITY as f64
+        );
+        assert_eq!(
+            n(constraint(
+                "EventInput",
+                &format!("{event}/candidates/maxItems")
+            )),
+            MAX_CANDIDATES as f64
+        );
+        assert_eq!(
+            n(constraint("EventInput", &format!("{event}/clips/maxItems"))),
+            MAX_CLIPS as f64
+        );
+        assert_eq!(
+            n(constraint(
+                "EventInput",
+                &format!("{event}/cameras/maxItems")
+            )),
+            MAX_CLIPS as f64
+        );
+        assert_eq!(
+            n(constraint("VerdictInput", "/properties/quantity/maximum")),
+            MAX_QUANTITY as f64
+        );
+        assert_eq!(
+            n(constraint("VerdictInput", "/properties/note/maxLength")),
+            crate::review::queue::MAX_NOTE_LEN as f64
+        );
+        assert_eq!(
+            n(constraint("DisputeInput", "/properties/reason/maxLength")),
+            crate::review::disputes::MAX_REASON_LEN as f64
+        );
+        assert_eq!(
+            n(constraint("ExportSpec", "/properties/shard_bytes/minimum")),
+            MIN_SHARD_BYTES as f64
+        );
+        assert_eq!(
+            n(constraint("ExportSpec", "/properties/shard_bytes/maximum")),
+            MAX_SHARD_BYTES as f64
+        );
+        assert_eq!(
+            n(constraint("CatalogUpload", "/maxItems")),
+            crate::api::ingest::MAX_PRODUCTS as f64
+        );
+        assert_eq!(
+            n(constraint("EventsBody", "/oneOf/1/maxItems")),
+            crate::config::Config::default().max_batch_events as f64
+        );
+    }
+
+    #[test]
+    fn the_id_pattern_refuses_exactly_what_check_id_refuses() {
+        // The pattern's class is Unicode's Cc, which char::is_control tests.
+        let class = |c: char| matches!(c as u32, 0..=0x1f | 0x7f..=0x9f);
+        for c in (0..0x3000u32).filter_map(char::from_u32) {
+            assert_eq!(class(c), c.is_control(), "{:?}", c);
+        }
     }
 
     #[test]

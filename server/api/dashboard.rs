@@ -54,7 +54,7 @@ pub async fn get_dashboard(
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct BinsQuery {
     /// UTC days to cover, today included (1 to 365, default 30).
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 365)]
     pub days: Option<String>,
 }
 
@@ -203,6 +203,7 @@ pub async fn get_recommendation(
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct StaffingQuery {
     /// The UTC day, `YYYY-MM-DD` (default: today).
+    #[param(format = Date)]
     pub date: Option<String>,
 }
 

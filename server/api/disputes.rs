@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use crate::db::disputes::DisputeRow;
 use crate::db::stores;
-use crate::domain::event::check_id;
+use crate::domain::event::{check_id, ClientId};
 use crate::domain::time::format_rfc3339_ms;
 use crate::error::{Error, Result};
 use crate::http::error::ErrorBody;
@@ -20,10 +20,12 @@ use crate::AppState;
 #[serde(deny_unknown_fields)]
 pub struct DisputeInput {
     /// The sku of the contested line.
+    #[schema(value_type = ClientId)]
     pub sku: String,
     /// The shopper's words (at most 2,000 characters); reviewers never see
     /// it, so it cannot steer their answer.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub reason: Option<String>,
 }
 
@@ -83,7 +85,7 @@ impl From<DisputeRow> for Dispute {
 /// events behind the line, ahead of ordinary work and shown blind. It ends
 /// as a receipt adjustment (`receipt.adjusted` webhook) or a confirmation.
 #[utoipa::path(post, path = "/api/v1/sessions/{session_id}/disputes", tag = "store", security(("bearer" = [])),
-    params(("session_id" = String, Path, description = "the store's session id")),
+    params(("session_id" = ClientId, Path, description = "the store's session id")),
     request_body = DisputeInput,
     responses(
         (status = 201, body = DisputeOpened),

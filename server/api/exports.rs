@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::queue::ListQuery;
+use crate::api::contract::{Binary, JsonDocument};
 use crate::db::export::{self as exports, ExportRow, WrittenFile};
 use crate::db::stores;
 use crate::domain::export::ExportSpec;
@@ -221,8 +222,20 @@ fn unknown(id: &str) -> Error {
 #[utoipa::path(get, path = "/api/v1/exports/{export_id}/files/{name}", tag = "exports", security(("bearer" = [])),
     params(("export_id" = String, Path), ("name" = String, Path), ("Range" = Option<String>, Header)),
     responses(
-        (status = 200, content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 206, content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "the file: a shard, the manifest or the dataset card", content(
+            (Binary = "application/x-tar"),
+            (Binary = "application/x-ndjson"),
+            (Binary = "text/markdown; charset=utf-8"),
+            (JsonDocument = "application/json"),
+            (Binary = "application/octet-stream"),
+        )),
+        (status = 206, description = "the requested range of the file", content(
+            (Binary = "application/x-tar"),
+            (Binary = "application/x-ndjson"),
+            (Binary = "text/markdown; charset=utf-8"),
+            (JsonDocument = "application/json"),
+            (Binary = "application/octet-stream"),
+        )),
         (status = 404, description = "`unknown-export`, `unknown-export-file` (also while the export runs)", body = ErrorBody),
         (status = 416, description = "`range-not-satisfiable`", body = ErrorBody),
     ))]

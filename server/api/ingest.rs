@@ -5,10 +5,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::openapi::schema::Schema;
+use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::db::{products, receipts};
-use crate::domain::event::{check_id, EventInput};
+use crate::domain::event::{check_id, ClientId, EventInput};
 use crate::domain::receipt::Receipt;
 use crate::domain::time::parse_rfc3339_ms;
 use crate::error::{Code, Error, Result};
@@ -22,10 +24,14 @@ use crate::AppState;
 #[serde(deny_unknown_fields)]
 pub struct Product {
     /// Stock-keeping unit, unique per store.
+    #[schema(value_type = ClientId)]
     pub sku: String,
-    /// Display name.
+    /// Display name: 1 to 200 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
-    /// Unit price in cents.
+    /// Unit price in cents (0 or more).
+    #[serde(deserialize_with = "crate::domain::whole::number")]
+    #[schema(minimum = 0)]
     pub price_cents: i64,
     /// Optional product image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -83,6 +89,25 @@ impl From<Outcome> for IngestOutcome {
 /// Most products in one catalog upload.
 pub const MAX_PRODUCTS: usize = 10_000;
 
+/// A catalog upload as the OpenAPI document describes it: at most
+/// [`MAX_PRODUCTS`] products, each sku once.
+pub struct CatalogUpload;
+
+impl utoipa::PartialSchema for CatalogUpload {
+    fn schema() -> RefOr<Schema> {
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(utoipa::openapi::Ref::from_schema_name("Product"))
+            .max_items(Some(MAX_PRODUCTS))
+            .into()
+    }
+}
+
+impl ToSchema for CatalogUpload {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        crate::api::contract::register::<Product>(schemas);
+    }
+}
+
 /// Answer to a catalog upload.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct UpsertedProducts {
@@ -92,7 +117,7 @@ pub struct UpsertedProducts {
 
 /// Inserts or updates products of the caller's catalog.
 #[utoipa::path(put, path = "/api/v1/products", tag = "store", security(("bearer" = [])),
-    request_body = Vec<Product>,
+    request_body = CatalogUpload,
     responses(
         (status = 200, body = UpsertedProducts),
         (status = 422, description = "invalid product (`invalid-id`, `invalid-name`, `invalid-price`, `duplicate-sku`)", body = ErrorBody),
@@ -146,13 +171,50 @@ pub async fn list_products(
     Ok(axum::Json(list.into_iter().map(Into::into).collect()))
 }
 
-/// One event or an array of events.
-#[derive(Deserialize, ToSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-enum EventsBody {
-    One(EventInput),
-    Many(Vec<EventInput>),
+/// One event, or an array of 1 to `max_batch_events` events (the default,
+/// 1000, is what the OpenAPI document states).
+struct EventsBody;
+
+impl utoipa::PartialSchema for EventsBody {
+    fn schema() -> RefOr<Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, OneOfBuilder};
+        use utoipa::openapi::Ref;
+        let batch = ArrayBuilder::new()
+            .items(Ref::from_schema_name("EventInput"))
+            .min_items(Some(1))
+            .max_items(Some(crate::config::Config::default().max_batch_events));
+        OneOfBuilder::new()
+            .item(Ref::from_schema_name("EventInput"))
+            .item(batch)
+            .into()
+    }
+}
+
+impl ToSchema for EventsBody {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        crate::api::contract::register::<EventInput>(schemas);
+    }
+}
+
+/// The answer to `POST /api/v1/events`: one outcome for one event, an array
+/// of outcomes (in request order) for an array of events.
+struct IngestAnswer;
+
+impl utoipa::PartialSchema for IngestAnswer {
+    fn schema() -> RefOr<Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, OneOfBuilder};
+        use utoipa::openapi::Ref;
+        OneOfBuilder::new()
+            .item(Ref::from_schema_name("IngestOutcome"))
+            .item(ArrayBuilder::new().items(Ref::from_schema_name("IngestOutcome")))
+            .into()
+    }
+}
+
+impl ToSchema for IngestAnswer {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        crate::api::contract::register::<IngestOutcome>(schemas);
+    }
 }
 
 /// Routes events; replays of a stored event id return the stored answer.
@@ -162,7 +224,7 @@ enum EventsBody {
 #[utoipa::path(post, path = "/api/v1/events", tag = "store", security(("bearer" = [])),
     request_body(content = EventsBody, description = "one event, or an array of events"),
     responses(
-        (status = 200, description = "the outcome, or an array of outcomes in request order", body = IngestOutcome),
+        (status = 200, description = "the outcome, or an array of outcomes in request order", body = IngestAnswer),
         (status = 409, description = "`event-conflict`, `session-finalized`", body = ErrorBody),
         (status = 422, description = "`invalid-body`, `invalid-kind`, `invalid-quantity`, `invalid-confidence`, `invalid-timestamp`, `unknown-sku`, …", body = ErrorBody),
     ))]
@@ -242,13 +304,14 @@ fn at_index(e: Error, i: usize) -> Error {
 #[serde(deny_unknown_fields)]
 pub struct ExitInput {
     /// When the shopper left, RFC 3339.
+    #[schema(format = DateTime)]
     pub exited_at: String,
 }
 
 /// Records that the shopper left; the receipt is final at once when nothing
 /// of the session is in review.
 #[utoipa::path(post, path = "/api/v1/sessions/{session_id}/exit", tag = "store", security(("bearer" = [])),
-    params(("session_id" = String, Path, description = "the store's session id")),
+    params(("session_id" = ClientId, Path, description = "the store's session id")),
     request_body = ExitInput,
     responses(
         (status = 200, body = Receipt),
@@ -285,10 +348,11 @@ pub struct ReceiptQuery {
 
 /// A session's receipt: final, or pending with what is settled so far.
 #[utoipa::path(get, path = "/api/v1/sessions/{session_id}/receipt", tag = "store", security(("bearer" = [])),
-    params(("session_id" = String, Path, description = "the store's session id"), ReceiptQuery),
+    params(("session_id" = ClientId, Path, description = "the store's session id"), ReceiptQuery),
     responses(
         (status = 200, body = Receipt),
-        (status = 404, description = "`unknown-session`", body = ErrorBody),
+        (status = 404, description = "`unknown-session`, `unknown-store`", body = ErrorBody),
+        (status = 422, description = "`missing-store-id`: a supervisor did not name the store", body = ErrorBody),
     ))]
 pub async fn get_receipt(
     State(state): State<AppState>,

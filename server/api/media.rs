@@ -15,9 +15,10 @@ use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use utoipa::ToSchema;
 
+use crate::api::contract::Binary;
 use crate::db::clips::{self, ClipFailure, ClipRow, TaskClipRow};
 use crate::db::new_id;
-use crate::domain::event::check_id;
+use crate::domain::event::{check_id, ClientId};
 use crate::domain::lifecycle::ClipStatus as ClipState;
 use crate::domain::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use crate::error::{Code, Error, Result};
@@ -163,10 +164,10 @@ pub const UPLOAD_PATHS: [&str; 2] = ["/api/v1/clips", "/api/v1/footage"];
 
 #[utoipa::path(post, path = "/api/v1/clips", tag = "store", security(("bearer" = [])),
     params(
-        ("X-Camera-Id" = String, Header, description = "the camera that recorded the clip"),
-        ("X-Clip-Start" = Option<String>, Header, description = "RFC 3339 time of the first frame; places the event in the clip"),
+        ("X-Camera-Id" = ClientId, Header, description = "the camera that recorded the clip"),
+        ("X-Clip-Start" = Option<String>, Header, format = DateTime, description = "RFC 3339 time of the first frame; places the event in the clip"),
     ),
-    request_body(content = Vec<u8>, content_type = "video/*"),
+    request_body(content = Binary, content_type = "video/*"),
     responses(
         (status = 202, description = "stored; processing", body = ClipStatus),
         (status = 400, description = "`upload-incomplete`", body = ErrorBody),
@@ -211,10 +212,10 @@ pub async fn upload_clip(
 /// of it (`"cameras"`) instead of clip ids.
 #[utoipa::path(post, path = "/api/v1/footage", tag = "store", security(("bearer" = [])),
     params(
-        ("X-Camera-Id" = String, Header, description = "the camera that recorded it"),
-        ("X-Footage-Start" = String, Header, description = "RFC 3339 time of the first frame"),
+        ("X-Camera-Id" = ClientId, Header, description = "the camera that recorded it"),
+        ("X-Footage-Start" = String, Header, format = DateTime, description = "RFC 3339 time of the first frame"),
     ),
-    request_body(content = Vec<u8>, content_type = "video/*"),
+    request_body(content = Binary, content_type = "video/*"),
     responses(
         (status = 201, body = Footage),
         (status = 400, description = "`upload-incomplete`", body = ErrorBody),
@@ -646,8 +647,8 @@ pub async fn clip_status(
 #[utoipa::path(get, path = "/api/v1/clips/{clip_id}/video", tag = "store", security(("bearer" = [])),
     params(("clip_id" = String, Path), ("Range" = Option<String>, Header)),
     responses(
-        (status = 200, content_type = "video/mp4", body = Vec<u8>),
-        (status = 206, content_type = "video/mp4", body = Vec<u8>),
+        (status = 200, content_type = "video/mp4", body = Binary),
+        (status = 206, content_type = "video/mp4", body = Binary),
         (status = 403, description = "`clip-forbidden`", body = ErrorBody),
         (status = 404, description = "`unknown-clip`, `clip-not-ready`", body = ErrorBody),
         (status = 416, description = "`range-not-satisfiable`", body = ErrorBody),
@@ -666,7 +667,7 @@ pub async fn clip_video(
 #[utoipa::path(get, path = "/api/v1/clips/{clip_id}/filmstrip", tag = "store", security(("bearer" = [])),
     params(("clip_id" = String, Path)),
     responses(
-        (status = 200, content_type = "image/jpeg", body = Vec<u8>),
+        (status = 200, content_type = "image/jpeg", body = Binary),
         (status = 403, description = "`clip-forbidden`", body = ErrorBody),
         (status = 404, description = "`unknown-clip`, `clip-not-ready`", body = ErrorBody),
     ))]
@@ -685,7 +686,7 @@ pub async fn clip_filmstrip(
 #[utoipa::path(get, path = "/api/v1/tasks/{task_id}/clips/{clip_id}/poster", tag = "queue", security(("bearer" = [])),
     params(("task_id" = String, Path), ("clip_id" = String, Path)),
     responses(
-        (status = 200, content_type = "image/jpeg", body = Vec<u8>),
+        (status = 200, content_type = "image/jpeg", body = Binary),
         (status = 403, description = "`clip-forbidden`", body = ErrorBody),
         (status = 404, description = "`unknown-clip`, `clip-not-ready`", body = ErrorBody),
     ))]

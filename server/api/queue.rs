@@ -13,6 +13,7 @@ use super::media::TaskClip;
 use crate::auth::Role;
 use crate::db::tasks::{CandidateRow, TaskCard, VerdictRow};
 use crate::db::{products, stores, users};
+use crate::domain::event::ClientId;
 use crate::domain::gold;
 use crate::domain::lifecycle::TaskStatus;
 use crate::domain::receipt::ReceiptLine;
@@ -169,16 +170,19 @@ pub struct VerdictInput {
     pub action: Option<Action>,
     /// The product; needed for pick and return.
     #[serde(default)]
+    #[schema(value_type = Option<ClientId>)]
     pub sku: Option<String>,
-    /// Units; defaults to the event's quantity, except on a blind task
-    /// (`missing-quantity`).
-    #[serde(default)]
+    /// Units (1 to 1000); defaults to the event's quantity, except on a
+    /// blind task (`missing-quantity`).
+    #[serde(default, deserialize_with = "crate::domain::whole::optional")]
+    #[schema(minimum = 1, maximum = 1000)]
     pub quantity: Option<i64>,
     /// The video does not show what happened.
     #[serde(default)]
     pub cant_tell: bool,
-    /// Free text for supervisors.
+    /// Free text for supervisors, at most 2,000 characters.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub note: Option<String>,
 }
 
@@ -633,35 +637,44 @@ pub async fn correct(
 #[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyPatch {
-    /// Review below this top confidence.
+    /// Review below this top confidence (0 to 1).
+    #[schema(minimum = 0, maximum = 1)]
     pub threshold: Option<f64>,
-    /// Review when the top two are closer than this.
+    /// Review when the top two are closer than this (0 to 1).
+    #[schema(minimum = 0, maximum = 1)]
     pub margin: Option<f64>,
-    /// Share of confident events audited.
+    /// Share of confident events audited (0 to 1).
+    #[schema(minimum = 0, maximum = 1)]
     pub audit_rate: Option<f64>,
-    /// Agreeing verdicts an audit sample needs.
+    /// Agreeing verdicts an audit sample needs (1 to 10).
+    #[serde(default, deserialize_with = "crate::domain::whole::optional")]
+    #[schema(minimum = 1, maximum = 10)]
     pub audit_verdicts: Option<i64>,
-    /// High-value rule in cents: a number sets it, `null` turns it off,
-    /// absent keeps it.
+    /// High-value rule in cents (0 or more): a number sets it, `null`
+    /// turns it off, absent keeps it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<i64>, minimum = 0)]
     pub high_value_cents: Option<Option<i64>>,
-    /// Receipt deadline after exit.
+    /// Receipt deadline after exit (at least 1 ms).
+    #[serde(default, deserialize_with = "crate::domain::whole::optional")]
+    #[schema(minimum = 1)]
     pub receipt_sla_ms: Option<i64>,
-    /// Expected exit after an event of an open session.
+    /// Expected exit after an event of an open session (0 or more).
+    #[serde(default, deserialize_with = "crate::domain::whole::optional")]
+    #[schema(minimum = 0)]
     pub expected_exit_ms: Option<i64>,
     /// `threshold` or `charge-aware`.
     pub mode: Option<RoutingMode>,
-    /// What a review costs, in cents: a number sets it, `null` takes it
-    /// from the labeler hourly cost, absent keeps it.
+    /// What a review costs, in cents (0 or more): a number sets it, `null`
+    /// takes it from the labeler hourly cost, absent keeps it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<i64>, minimum = 0)]
     pub review_cost_cents: Option<Option<i64>>,
 }
 
 /// Tells a field sent as `null` (`Some(None)`) from one not sent (`None`).
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
-    Option::<i64>::deserialize(d).map(Some)
+    crate::domain::whole::optional(d).map(Some)
 }
 
 impl PolicyPatch {

@@ -15,32 +15,90 @@ pub const MAX_CLIPS: usize = 16;
 /// Longest identifier (event, session, sku, camera) accepted.
 pub const MAX_ID_LEN: usize = 128;
 
+/// An identifier a store chooses (`event_id`, `session_id`, `sku`,
+/// `camera_id`, `model_version`), as the OpenAPI document describes it: 1 to
+/// [`MAX_ID_LEN`] characters, none of them a control character. A schema
+/// only: the fields stay `String`, and [`check_id`] is the check.
+pub struct ClientId;
+
+/// What [`check_id`] refuses, as a JSON Schema pattern: any control
+/// character (Unicode category Cc, which `char::is_control` tests).
+pub const ID_PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F]+$";
+
+impl utoipa::PartialSchema for ClientId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(MAX_ID_LEN))
+            .pattern(Some(ID_PATTERN))
+            .description(Some(
+                "An identifier the store chooses: 1 to 128 characters, no control characters",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for ClientId {}
+
+/// An event's kind, as the OpenAPI document describes it.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum EventKind {
+    /// The shopper took products.
+    Pick,
+    /// The shopper put products back.
+    Return,
+}
+
+/// How exactly a camera window is cut, as the OpenAPI document describes it.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum WindowAccuracy {
+    /// From the keyframe at or before the window (the default).
+    Keyframe,
+    /// From the frame at the window's start.
+    Frame,
+}
+
 /// One event as a store sends it to `POST /api/v1/events`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventInput {
     /// The store's id for the event; replays with the same id are idempotent.
+    #[schema(value_type = ClientId)]
     pub event_id: String,
     /// The store's id for the shopper's session.
+    #[schema(value_type = ClientId)]
     pub session_id: String,
     /// `pick` or `return`.
+    #[schema(value_type = EventKind)]
     pub kind: String,
-    /// Units the model believes moved (at least 1).
+    /// Units the model believes moved (1 to 1000).
+    #[serde(deserialize_with = "super::whole::number")]
+    #[schema(minimum = 1, maximum = 1000)]
     pub quantity: i64,
     /// When it happened, RFC 3339.
+    #[schema(format = DateTime)]
     pub occurred_at: String,
-    /// Ranked guesses of the model.
+    /// Ranked guesses of the model, at most 50, each sku once.
     #[serde(default)]
+    #[schema(max_items = 50)]
     pub candidates: Vec<CandidateInput>,
-    /// Clip ids (from `POST /api/v1/clips`) that show the event.
+    /// Clip ids (from `POST /api/v1/clips`) that show the event, each once;
+    /// at most 16 clips and camera windows together.
     #[serde(default)]
+    #[schema(max_items = 16)]
     pub clips: Vec<String>,
     /// The model that produced the candidates.
     #[serde(default)]
+    #[schema(value_type = Option<ClientId>)]
     pub model_version: Option<String>,
     /// Windows of camera footage (from `POST /api/v1/footage`) that show
     /// the event; Recount cuts a clip out of each.
     #[serde(default)]
+    #[schema(max_items = 16)]
     pub cameras: Vec<CameraWindowInput>,
 }
 
@@ -49,15 +107,19 @@ pub struct EventInput {
 #[serde(deny_unknown_fields)]
 pub struct CameraWindowInput {
     /// The camera.
+    #[schema(value_type = ClientId)]
     pub camera_id: String,
     /// Start of the window, RFC 3339.
+    #[schema(format = DateTime)]
     pub from: String,
-    /// End of the window, RFC 3339.
+    /// End of the window, RFC 3339: after `from`, at most 5 minutes later.
+    #[schema(format = DateTime)]
     pub to: String,
     /// `keyframe` (default): a stream copy from the keyframe before `from`,
     /// fast and lossless; `frame`: re-encoded to start and end within one
     /// frame of the window.
     #[serde(default)]
+    #[schema(value_type = Option<WindowAccuracy>)]
     pub accuracy: Option<String>,
 }
 
@@ -82,8 +144,10 @@ pub const MAX_WINDOW_MS: i64 = 5 * 60 * 1000;
 #[serde(deny_unknown_fields)]
 pub struct CandidateInput {
     /// Product sku from the store's catalog.
+    #[schema(value_type = ClientId)]
     pub sku: String,
     /// Confidence in `[0, 1]`.
+    #[schema(minimum = 0, maximum = 1)]
     pub confidence: f64,
 }
 
@@ -129,7 +193,9 @@ fn fail<T>(code: Code, message: impl Into<String>) -> Result<T, EventError> {
 
 /// Checks an identifier sent by a store: non-empty, bounded, printable.
 pub fn check_id(field: &str, value: &str) -> Result<(), EventError> {
-    if value.is_empty() || value.len() > MAX_ID_LEN || value.chars().any(|c| c.is_control()) {
+    // Characters, not bytes: the length the OpenAPI document states.
+    let chars = value.chars().count();
+    if chars == 0 || chars > MAX_ID_LEN || value.chars().any(|c| c.is_control()) {
         return fail(
             Code::InvalidId,
             format!("{field} must be 1 to {MAX_ID_LEN} printable characters"),

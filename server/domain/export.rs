@@ -20,6 +20,9 @@ pub const DEFAULT_SHARD_BYTES: u64 = 256 * 1024 * 1024;
 /// Smallest shard size accepted (a shard still holds at least one sample
 /// whatever its size).
 pub const MIN_SHARD_BYTES: u64 = 64 * 1024;
+/// Largest shard size a spec may ask for (1 TiB): anything larger is no
+/// limit at all, and beyond `i64` it could not be stored.
+pub const MAX_SHARD_BYTES: u64 = 1 << 40;
 /// Default split seed.
 pub const DEFAULT_SEED: &str = "recount";
 
@@ -86,12 +89,17 @@ impl Split {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SplitPlan {
-    /// Share of sessions in `train` (default 0.8).
+    /// Share of sessions in `train` (default 0.8); with `validation`, at
+    /// most 1.
+    #[schema(minimum = 0, maximum = 1)]
     pub train: f64,
     /// Share of sessions in `validation` (default 0.1); `test` gets the rest.
+    #[schema(minimum = 0, maximum = 1)]
     pub validation: f64,
-    /// Any text: the same seed always puts a session in the same split;
-    /// another seed draws a new, independent split.
+    /// Any text of at most 200 characters: the same seed always puts a
+    /// session in the same split; another seed draws a new, independent
+    /// split.
+    #[schema(max_length = 200)]
     pub seed: String,
 }
 
@@ -114,8 +122,8 @@ impl SplitPlan {
                 "split shares must be between 0 and 1 and train + validation at most 1".into(),
             );
         }
-        if self.seed.len() > 200 {
-            return Err("the split seed is longer than 200 bytes".into());
+        if self.seed.chars().count() > 200 {
+            return Err("the split seed is longer than 200 characters".into());
         }
         Ok(())
     }
@@ -151,18 +159,23 @@ impl SplitPlan {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Filter {
-    /// Store ids (each must allow training use).
+    /// Store ids (each must allow training use), at most 1000.
+    #[schema(max_items = 1000)]
     pub stores: Vec<String>,
     /// Events that occurred at or after this time (epoch ms).
+    #[serde(deserialize_with = "super::whole::optional")]
     pub from_ms: Option<i64>,
-    /// Events that occurred before this time (epoch ms).
+    /// Events that occurred before this time (epoch ms); after `from_ms`.
+    #[serde(deserialize_with = "super::whole::optional")]
     pub to_ms: Option<i64>,
-    /// Model versions that made the prediction.
+    /// Model versions that made the prediction, at most 1000.
+    #[schema(max_items = 1000)]
     pub model_versions: Vec<String>,
     /// How the final label was reached.
     pub resolutions: Vec<Resolution>,
     /// Only events with at least one verdict whose share of verdicts
-    /// agreeing with the final label is at least this.
+    /// agreeing with the final label is at least this (0 to 1).
+    #[schema(minimum = 0, maximum = 1)]
     pub min_agreement: Option<f64>,
     /// Only events whose final label differs from the model's top guess.
     pub hard_only: bool,
@@ -209,7 +222,9 @@ pub struct ExportSpec {
     /// How sessions are split.
     pub split: SplitPlan,
     /// Largest tar shard in bytes (a single larger sample gets a shard of
-    /// its own). Default 256 MiB.
+    /// its own): 64 KiB to 1 TiB, default 256 MiB.
+    #[serde(deserialize_with = "super::whole::number")]
+    #[schema(minimum = 65_536, maximum = 1_099_511_627_776_u64)]
     pub shard_bytes: u64,
     /// Whether the shards carry the clips (true) or only the samples' JSON.
     pub include_video: bool,
@@ -231,8 +246,10 @@ impl ExportSpec {
     pub fn validate(&self) -> Result<(), String> {
         self.filter.validate()?;
         self.split.validate()?;
-        if self.shard_bytes < MIN_SHARD_BYTES {
-            return Err(format!("shard_bytes must be at least {MIN_SHARD_BYTES}"));
+        if !(MIN_SHARD_BYTES..=MAX_SHARD_BYTES).contains(&self.shard_bytes) {
+            return Err(format!(
+                "shard_bytes must be between {MIN_SHARD_BYTES} and {MAX_SHARD_BYTES}"
+            ));
         }
         Ok(())
     }

@@ -26,5 +26,6 @@ pub mod rollup;
 pub mod routing;
 pub mod stats;
 pub mod time;
+pub mod whole;
 
 pub use label::{Action, Label};

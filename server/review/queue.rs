@@ -314,6 +314,14 @@ async fn answer_from_input(
             ));
         }
     }
+    // Every field sent is checked, whatever the answer: a value out of its
+    // range is refused even where the answer would not use it.
+    if let Some(sku) = &input.sku {
+        crate::domain::event::check_id("sku", sku).map_err(Error::from)?;
+    }
+    if let Some(q) = input.quantity {
+        check_quantity(q)?;
+    }
     if input.cant_tell {
         return Ok(Answer::CantTell);
     }
@@ -351,17 +359,22 @@ async fn answer_from_input(
         }
         None => tasks::event_quantity(tx, &task.event_pk).await?,
     };
+    check_quantity(quantity)?;
+    Ok(Answer::Label(Label::new(
+        action,
+        Some(sku.clone()),
+        quantity,
+    )))
+}
+
+fn check_quantity(quantity: i64) -> Result<()> {
     if !(1..=MAX_QUANTITY).contains(&quantity) {
         return Err(Error::new(
             Code::InvalidQuantity,
             format!("quantity must be between 1 and {MAX_QUANTITY}, not {quantity}"),
         ));
     }
-    Ok(Answer::Label(Label::new(
-        action,
-        Some(sku.clone()),
-        quantity,
-    )))
+    Ok(())
 }
 
 /// Records a labeler's verdict and applies consensus; the task's status as
