@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-bin=${RECOUNT_BIN:-target/debug/recount}
+bin=${RECOUNT_BIN:-${CARGO_TARGET_DIR:-target}/debug/recount}
 max_examples=${ST_MAX_EXAMPLES:-25}
 max_time=${ST_MAX_TIME:-300}
 if [ ! -x "$bin" ]; then
