@@ -39,7 +39,7 @@ base="http://127.0.0.1:$port"
 RECOUNT_DATA_DIR="$work/data" RECOUNT_LOG=warn "$bin" serve --demo --addr "127.0.0.1:$port" \
   >"$work/credentials.json" 2>"$work/server.log" &
 server=$!
-for _ in $(seq 1 100); do
+for _ in $(seq 1 300); do
   curl -sf "$base/healthz" >/dev/null 2>&1 && break
   sleep 0.2
 done
