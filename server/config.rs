@@ -337,9 +337,15 @@ impl Config {
             "audit_yield_check_ms must be at least 100, not {}",
             self.audit_yield_check_ms
         );
-        crate::domain::proxy::TrustedProxies::parse(&self.trusted_proxies)
-            .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))?;
+        self.trusted_proxies()?;
         Ok(())
+    }
+
+    /// The proxies whose `X-Forwarded-For` is believed, parsed from
+    /// `trusted_proxies`.
+    pub fn trusted_proxies(&self) -> anyhow::Result<crate::domain::proxy::TrustedProxies> {
+        crate::domain::proxy::TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))
     }
 
     /// What labeler time costs: the hourly cost and the configured time a

@@ -166,10 +166,7 @@ impl AppState {
         let blobs = Blobs::from_config(&config)?;
         let scratch = storage::scratch_dir(&config.data_dir)?;
         let forecasts = review::staffing::Forecasts::new(config.labor_cost());
-        let trusted_proxies = Arc::new(
-            crate::domain::proxy::TrustedProxies::parse(&config.trusted_proxies)
-                .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))?,
-        );
+        let trusted_proxies = Arc::new(config.trusted_proxies()?);
         let media = Arc::new(
             MediaRunner::with_observer(media_limits(&config), metrics::media_operation)
                 .with_workers(media_worker_command(&config)?),
