@@ -191,35 +191,41 @@ async fn process_clip(ctx: &JobContext<'_>, args: &ProcessClip) -> Result<(), Jo
                 .map_err(retry)?;
             Ok(())
         }
-        Err(e) if e.client_fault() => {
-            tracing::info!(clip = %clip.id, code = e.code.as_str(), "clip cannot be processed");
-            review::settle(
-                &state.db,
-                &clip.id,
-                Err((e.code.to_string(), e.message)),
-                now,
-            )
-            .await
-            .map_err(retry)?;
-            Ok(())
-        }
-        // A clip that ended its worker on every attempt is most likely a
-        // file that crashes the decoder: it fails as such, not as our
-        // failure.
-        Err(e) if e.code == MediaError::CRASHED && ctx.is_last_attempt() => {
-            tracing::warn!(clip = %clip.id, attempts = ctx.attempt(), "clip crashed the media worker on its last attempt");
-            let message = format!(
-                "the clip ended the media worker on the last of {} attempts: {}",
-                ctx.attempt(),
-                e.message
-            );
-            review::settle(&state.db, &clip.id, Err((e.code.to_string(), message)), now)
+        Err(e) => {
+            let failure = settled_failure(e, ctx, &clip.id)?;
+            review::settle(&state.db, &clip.id, Err(failure), now)
                 .await
                 .map_err(retry)?;
             Ok(())
         }
-        Err(e) => Err(JobError::Retry(e.to_string())),
     }
+}
+
+/// What a media error makes of the clip: its final `(code, message)` when
+/// the clip fails for good, the retry when the job should try again.
+///
+/// The uploader's fault fails it at once. A clip that ended its worker on
+/// the last attempt too is most likely a file that crashes the decoder: it
+/// fails as `media-crashed`, not as our failure. Anything else is retried.
+fn settled_failure(
+    e: MediaError,
+    ctx: &JobContext<'_>,
+    clip_id: &str,
+) -> Result<(String, String), JobError> {
+    if e.client_fault() {
+        tracing::info!(clip = %clip_id, code = e.code.as_str(), "clip cannot be processed");
+        return Ok((e.code.to_string(), e.message));
+    }
+    if e.code == MediaError::CRASHED && ctx.is_last_attempt() {
+        tracing::warn!(clip = %clip_id, attempts = ctx.attempt(), "clip crashed the media worker on its last attempt");
+        let message = format!(
+            "the clip ended the media worker on the last of {} attempts: {}",
+            ctx.attempt(),
+            e.message
+        );
+        return Ok((e.code.to_string(), message));
+    }
+    Err(JobError::Retry(e.to_string()))
 }
 
 /// Making the posters of a task's processed clips at the event instant; on
