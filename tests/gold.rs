@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use common::{code, event, fixture, run_media_jobs, Backend, TestApp};
+use common::{code, event, run_media_jobs, Backend, TestApp};
 use recount::auth::Role;
 use recount::config::Config;
 use recount::db::users;
@@ -521,20 +521,8 @@ dual!(the_share_of_gold_follows_the_rate);
 
 /// Uploads `h264.mp4` as camera `cam-1`, starting 2 s before the events.
 async fn upload_clip(app: &TestApp, key: &str) -> String {
-    let resp = app
-        .http
-        .post(format!("{}/api/v1/clips", app.base))
-        .bearer_auth(key)
-        .header("content-type", "video/mp4")
-        .header("x-camera-id", "cam-1")
-        .header("x-clip-start", "2026-11-25T09:59:58Z")
-        .body(fixture("h264.mp4"))
-        .send()
+    app.upload_clip(key, "h264.mp4", "cam-1", "2026-11-25T09:59:58Z")
         .await
-        .unwrap();
-    let (st, clip) = common::read(resp).await;
-    assert_eq!(st, StatusCode::ACCEPTED, "{clip}");
-    clip["clip_id"].as_str().unwrap().to_string()
 }
 
 async fn fetch(app: &TestApp, url: &str, token: &str) -> StatusCode {

@@ -15,7 +15,7 @@ use recount::media::{MediaLimits, MediaRunner, WorkerCommand};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::common::{self, fixture_path, read, run_media_jobs, Backend, TestApp};
+use crate::common::{self, fixture_path, run_media_jobs, Backend, TestApp};
 
 /// The real worker program.
 const RECOUNT: &str = env!("CARGO_BIN_EXE_recount");
@@ -71,17 +71,8 @@ async fn start(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
 
 /// Uploads the file at `path` as a clip; answers status and body.
 async fn upload(app: &TestApp, key: &str, path: &Path) -> (StatusCode, Value) {
-    let resp = app
-        .http
-        .post(format!("{}/api/v1/clips", app.base))
-        .bearer_auth(key)
-        .header("content-type", "video/mp4")
-        .header("x-camera-id", "cam-1")
-        .body(std::fs::read(path).unwrap())
-        .send()
+    app.post_clip(key, std::fs::read(path).unwrap(), "cam-1", None)
         .await
-        .unwrap();
-    read(resp).await
 }
 
 async fn clip_state(app: &TestApp, key: &str, clip_id: &str) -> Value {

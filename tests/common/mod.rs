@@ -263,20 +263,32 @@ impl TestApp {
     /// Uploads a media fixture as a camera clip starting at `start`
     /// (RFC 3339); returns the clip id.
     pub async fn upload_clip(&self, key: &str, name: &str, camera: &str, start: &str) -> String {
-        let resp = self
+        let (status, body) = self
+            .post_clip(key, fixture(name), camera, Some(start))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        body["clip_id"].as_str().unwrap().to_string()
+    }
+
+    /// Sends `bytes` as a camera's clip (starting at `start`, if given);
+    /// returns status and JSON body.
+    pub async fn post_clip(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        camera: &str,
+        start: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
             .http
             .post(format!("{}/api/v1/clips", self.base))
             .bearer_auth(key)
             .header("content-type", "video/mp4")
-            .header("x-camera-id", camera)
-            .header("x-clip-start", start)
-            .body(fixture(name))
-            .send()
-            .await
-            .unwrap();
-        let (status, body) = read(resp).await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-        body["clip_id"].as_str().unwrap().to_string()
+            .header("x-camera-id", camera);
+        if let Some(start) = start {
+            req = req.header("x-clip-start", start);
+        }
+        read(req.body(bytes).send().await.unwrap()).await
     }
 
     /// Sends a request with a bearer secret; returns status and JSON body
