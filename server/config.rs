@@ -172,6 +172,14 @@ pub struct Config {
     pub gold_min_accuracy: f64,
     /// Gold answers (last 7 days) a labeler needs before being flagged.
     pub gold_min_answers: u64,
+    /// Gold accuracy (0 to 1) under which a labeler is paused from the
+    /// queue until a supervisor lets them back in, judged over the last 7
+    /// days once they have `gold_min_answers` answers (0: never paused
+    /// automatically).
+    pub gold_pause_floor: f64,
+    /// Days the audit trail keeps a row (0: forever); the daily retention
+    /// job deletes older ones.
+    pub audit_retention_days: i64,
 }
 
 impl Default for Config {
@@ -235,6 +243,8 @@ impl Default for Config {
             gold_rate: 0.05,
             gold_min_accuracy: 0.8,
             gold_min_answers: 10,
+            gold_pause_floor: 0.0,
+            audit_retention_days: 730,
         }
     }
 }
@@ -322,12 +332,18 @@ impl Config {
         for (name, value) in [
             ("gold_rate", self.gold_rate),
             ("gold_min_accuracy", self.gold_min_accuracy),
+            ("gold_pause_floor", self.gold_pause_floor),
         ] {
             anyhow::ensure!(
                 (0.0..=1.0).contains(&value),
                 "{name} must be between 0 and 1, not {value}"
             );
         }
+        anyhow::ensure!(
+            self.audit_retention_days >= 0,
+            "audit_retention_days must be 0 (forever) or more, not {}",
+            self.audit_retention_days
+        );
         anyhow::ensure!(
             self.store_max_concurrent_uploads >= 1,
             "store_max_concurrent_uploads must be at least 1"

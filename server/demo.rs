@@ -13,10 +13,13 @@ use crate::db::products::Product;
 use crate::db::stores::{self, Store};
 use crate::db::tasks::TaskCard;
 use crate::db::{new_id, users};
+use crate::domain::audit::Actor;
 use crate::domain::event::{CandidateInput, EventInput};
 use crate::domain::lifecycle::TaskStatus;
+use crate::domain::scope::Scope;
 use crate::domain::time::format_rfc3339_ms;
 use crate::media::synth::{self, ShelfAction, ShelfCamera, ShelfScene};
+use crate::review::admin;
 use crate::review::ingest::{self, Incoming};
 use crate::review::media::{store_clips, NewClip};
 use crate::review::queue::{self, Verdict};
@@ -84,20 +87,26 @@ pub const CATALOG: &[(&str, &str, i64)] = &[
     ("crisps-paprika", "Paprika crisps 150 g", 199),
 ];
 
+/// The demo, as the audit trail names it.
+fn demo_actor() -> Actor {
+    Actor::system("demo")
+}
+
 /// Creates (or refreshes) the demo store, catalog and users.
 pub async fn setup(state: &AppState) -> anyhow::Result<DemoCredentials> {
     let now = state.now();
     let (store, api_key) = match stores::by_name(&state.db, DEMO_STORE).await? {
         Some(store) => {
-            let key = stores::rotate_api_key(&state.db, &store.id)
+            let key = admin::rotate_api_key(&state.db, &demo_actor(), &store.id, now)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("demo store vanished"))?;
             (store, key)
         }
         None => {
-            let created = stores::create(&state.db, DEMO_STORE, None, now).await?;
+            let created =
+                admin::create_store(&state.db, &demo_actor(), DEMO_STORE, None, now).await?;
             // What the demo films is synthetic: a newcomer may export it.
-            stores::set_training_allowed(&state.db, &created.store.id, true).await?;
+            admin::set_training(&state.db, &demo_actor(), &created.store.id, true, now).await?;
             (created.store, created.api_key)
         }
     };
@@ -124,7 +133,18 @@ pub async fn setup(state: &AppState) -> anyhow::Result<DemoCredentials> {
             move || hash_password(&p)
         })
         .await??;
-        users::upsert(&state.db, name, &hash, role, now).await?;
+        let demo = demo_actor();
+        admin::add_user(
+            &state.db,
+            &state.tokens,
+            &demo,
+            name,
+            &hash,
+            role,
+            &Scope::All,
+            now,
+        )
+        .await?;
         created_users.push((name.to_string(), password, role));
     }
     Ok(DemoCredentials {
@@ -445,7 +465,18 @@ pub async fn setup_crew(state: &AppState) -> anyhow::Result<()> {
     for (name, _) in CREW {
         let password = generate_password();
         let hash = tokio::task::spawn_blocking(move || hash_password(&password)).await??;
-        users::upsert(&state.db, name, &hash, Role::Labeler, now).await?;
+        let demo = demo_actor();
+        admin::add_user(
+            &state.db,
+            &state.tokens,
+            &demo,
+            name,
+            &hash,
+            Role::Labeler,
+            &Scope::All,
+            now,
+        )
+        .await?;
     }
     Ok(())
 }

@@ -16,7 +16,10 @@ use recount::config::Config;
 use recount::db::{stores, users, Db};
 #[cfg(feature = "demo")]
 use recount::demo;
+use recount::domain::audit::Actor;
 use recount::domain::routing::RoutingMode;
+use recount::domain::scope::Scope;
+use recount::review::admin;
 use recount::{jobs, AppState};
 
 /// Recount: human-in-the-loop video review for checkout-free stores.
@@ -159,6 +162,15 @@ enum StoreCommand {
         #[arg(long)]
         off: bool,
     },
+    /// Sets how many days the store keeps shopper video after the receipt
+    /// is final (1 to 3650; a new store keeps it 30).
+    Retention {
+        /// Store id.
+        store_id: String,
+        /// Days.
+        #[arg(long)]
+        days: i64,
+    },
     /// Issues a new API key; the old one stops working.
     RotateKey {
         /// Store id.
@@ -181,6 +193,26 @@ enum UserCommand {
         /// What the user may do.
         #[arg(long, value_enum)]
         role: Role,
+        /// A store the user covers (repeat for several); without any, the
+        /// user covers every store.
+        #[arg(long = "store", value_name = "STORE_ID")]
+        stores: Vec<String>,
+    },
+    /// Sets the stores a user covers: a supervisor sees only these, a
+    /// labeler's queue hands them only these stores' tasks.
+    Stores {
+        /// Login name.
+        name: String,
+        /// A store the user covers (repeat for several).
+        #[arg(
+            long = "store",
+            value_name = "STORE_ID",
+            required_unless_present = "all"
+        )]
+        stores: Vec<String>,
+        /// Every store, including stores created later.
+        #[arg(long, conflicts_with = "stores")]
+        all: bool,
     },
     /// Disables a user: their tokens end and they can no longer sign in.
     Disable {
@@ -315,8 +347,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Store(StoreCommand::Add { name, webhook_url }) => {
             let db = open_db(&config).await?;
-            let created =
-                stores::create(&db, &name, webhook_url.as_deref(), clock.now_ms()).await?;
+            let created = admin::create_store(
+                &db,
+                &Actor::operator(),
+                &name,
+                webhook_url.as_deref(),
+                clock.now_ms(),
+            )
+            .await?;
             print(json!({
                 "store_id": created.store.id,
                 "api_key": created.api_key,
@@ -343,11 +381,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 })
                 .transpose()?;
             let db = open_db(&config).await?;
-            let mut conn = db.reader().acquire().await?;
-            let store = stores::get(&mut conn, &store_id)
-                .await?
-                .with_context(|| format!("no store {store_id:?}"))?;
-            drop(conn);
             let patch = PolicyPatch {
                 threshold,
                 margin,
@@ -363,9 +396,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 mode,
                 review_cost_cents: review_cost_cents.map(Some),
             };
-            let policy = patch.apply(&store.policy);
-            policy.validate()?;
-            stores::set_policy(&db, &store_id, &policy).await?;
+            let policy = admin::change_policy(
+                &db,
+                &Actor::operator(),
+                &store_id,
+                |p| patch.apply(p),
+                clock.now_ms(),
+            )
+            .await?;
             print(json!({"store_id": store_id, "policy": policy}));
         }
         Command::Store(StoreCommand::Training {
@@ -373,15 +411,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }) => {
             let db = open_db(&config).await?;
             anyhow::ensure!(
-                stores::set_training_allowed(&db, &store_id, allow).await?,
+                admin::set_training(&db, &Actor::operator(), &store_id, allow, clock.now_ms())
+                    .await?,
                 "no store {store_id:?}"
             );
             print(json!({"store_id": store_id, "training_allowed": allow}));
         }
+        Command::Store(StoreCommand::Retention { store_id, days }) => {
+            let db = open_db(&config).await?;
+            anyhow::ensure!(
+                admin::set_retention(&db, &Actor::operator(), &store_id, days, clock.now_ms())
+                    .await?,
+                "no store {store_id:?}"
+            );
+            print(json!({"store_id": store_id, "media_retention_days": days}));
+        }
         Command::Store(StoreCommand::Blind { store_id, on, .. }) => {
             let db = open_db(&config).await?;
             anyhow::ensure!(
-                stores::set_blind_review(&db, &store_id, on).await?,
+                admin::set_blind_review(&db, &Actor::operator(), &store_id, on, clock.now_ms())
+                    .await?,
                 "no store {store_id:?}"
             );
             print(json!({"store_id": store_id, "blind_review": on}));
@@ -398,15 +447,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Store(StoreCommand::RotateKey { store_id }) => {
             let db = open_db(&config).await?;
-            let key = stores::rotate_api_key(&db, &store_id)
+            let key = admin::rotate_api_key(&db, &Actor::operator(), &store_id, clock.now_ms())
                 .await?
                 .with_context(|| format!("no store {store_id:?}"))?;
             print(json!({"store_id": store_id, "api_key": key}));
         }
         Command::Store(StoreCommand::RotateWebhookSecret { store_id }) => {
             let db = open_db(&config).await?;
-            let rotated = stores::rotate_webhook_secret(
+            let rotated = admin::rotate_webhook_secret(
                 &db,
+                &Actor::operator(),
                 &store_id,
                 clock.now_ms(),
                 config.webhook_secret_overlap_ms,
@@ -419,31 +469,64 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "previous_valid_until": recount::domain::time::format_rfc3339_ms(rotated.previous_valid_until),
             }));
         }
-        Command::User(UserCommand::Add { name, role }) => {
+        Command::User(UserCommand::Add { name, role, stores }) => {
             let db = open_db(&config).await?;
+            let scope = scope_of(&db, stores, false).await?;
             let password = generate_password();
             let hash = hash_password(&password)?;
-            let user = users::upsert(&db, &name, &hash, role, clock.now_ms()).await?;
             // A reset password ends the sessions the old one opened.
-            let revoked = users::revoke_all(&db, &Default::default(), &user.id).await?;
-            print(
-                json!({"username": name, "password": password, "role": role, "tokens_revoked": revoked}),
-            );
+            let (user, revoked) = admin::add_user(
+                &db,
+                &Default::default(),
+                &Actor::operator(),
+                &name,
+                &hash,
+                role,
+                &scope,
+                clock.now_ms(),
+            )
+            .await?;
+            print(json!({
+                "username": name, "password": password, "role": role,
+                "stores": scope_json(&user.scope), "tokens_revoked": revoked,
+            }));
+        }
+        Command::User(UserCommand::Stores { name, stores, all }) => {
+            let db = open_db(&config).await?;
+            let scope = scope_of(&db, stores, all).await?;
+            let user = admin::assign_stores(
+                &db,
+                &Default::default(),
+                &Actor::operator(),
+                &name,
+                &scope,
+                clock.now_ms(),
+            )
+            .await?
+            .with_context(|| format!("no user {name:?}"))?;
+            print(json!({"username": name, "role": user.role, "stores": scope_json(&user.scope)}));
         }
         Command::User(UserCommand::Disable { name }) => {
             let db = open_db(&config).await?;
-            print(set_disabled(&db, &name, Some(clock.now_ms())).await?);
+            print(set_disabled(&db, &name, true, clock.now_ms()).await?);
         }
         Command::User(UserCommand::Enable { name }) => {
             let db = open_db(&config).await?;
-            print(set_disabled(&db, &name, None).await?);
+            print(set_disabled(&db, &name, false, clock.now_ms()).await?);
         }
         Command::User(UserCommand::RevokeTokens { name }) => {
             let db = open_db(&config).await?;
             let account = users::by_username(&db, &name)
                 .await?
                 .with_context(|| format!("no user {name:?}"))?;
-            let revoked = users::revoke_all(&db, &Default::default(), &account.user.id).await?;
+            let revoked = admin::sign_out_everywhere(
+                &db,
+                &Default::default(),
+                &Actor::operator(),
+                &account.user,
+                clock.now_ms(),
+            )
+            .await?;
             print(json!({"username": name, "tokens_revoked": revoked}));
         }
         #[cfg(feature = "bench")]
@@ -454,14 +537,48 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The scope `--store` options (or `--all`, or no option at all) name;
+/// every named store must exist.
+async fn scope_of(db: &Db, ids: Vec<String>, all: bool) -> anyhow::Result<Scope> {
+    if all || ids.is_empty() {
+        return Ok(Scope::All);
+    }
+    let known: std::collections::HashSet<String> =
+        stores::list(db).await?.into_iter().map(|s| s.id).collect();
+    if let Some(unknown) = ids.iter().find(|id| !known.contains(*id)) {
+        anyhow::bail!("no store {unknown:?}");
+    }
+    Ok(Scope::of(ids))
+}
+
+/// A scope as the CLI prints it: `"all"` or the list of store ids.
+fn scope_json(scope: &Scope) -> serde_json::Value {
+    match scope.stores() {
+        None => json!("all"),
+        Some(ids) => json!(ids),
+    }
+}
+
 /// `recount user disable|enable`: what changed, as JSON.
-async fn set_disabled(db: &Db, name: &str, at: Option<i64>) -> anyhow::Result<serde_json::Value> {
+async fn set_disabled(
+    db: &Db,
+    name: &str,
+    disabled: bool,
+    now: i64,
+) -> anyhow::Result<serde_json::Value> {
     // This process caches no token: other instances stop accepting the
     // user's tokens within their cache's freshness.
-    let (user, revoked) = users::set_disabled(db, &Default::default(), name, at)
-        .await?
-        .with_context(|| format!("no user {name:?}"))?;
-    Ok(json!({"username": user.username, "disabled": at.is_some(), "tokens_revoked": revoked}))
+    let (user, revoked) = admin::set_disabled(
+        db,
+        &Default::default(),
+        &Actor::operator(),
+        name,
+        disabled,
+        now,
+    )
+    .await?
+    .with_context(|| format!("no user {name:?}"))?;
+    Ok(json!({"username": user.username, "disabled": disabled, "tokens_revoked": revoked}))
 }
 
 /// `recount simulate --replay`: the store's past events through the

@@ -31,6 +31,7 @@ pub struct Metrics {
     escalations: IntCounterVec,
     adjustments: IntCounterVec,
     gold_answers: IntCounterVec,
+    media_erased: IntCounterVec,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -137,6 +138,14 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             r
         )
         .expect("metric"),
+        media_erased: register_int_counter_vec_with_registry!(
+            "media_erased_total",
+            "Clips and camera recordings whose video was deleted, by reason \
+             (`retention`, `request`) and kind (`clip`, `footage`)",
+            &["reason", "kind"],
+            r
+        )
+        .expect("metric"),
         adjustments: register_int_counter_vec_with_registry!(
             "receipt_adjustments_total",
             "New versions of final receipts, by cause (`audit`, `correction`, `dispute`)",
@@ -227,6 +236,14 @@ pub fn media_operation(operation: &str, code: Option<&str>, seconds: f64) {
 /// The deadline guarantee handed a task to supervisors for `reason`.
 pub fn task_escalated(reason: &str) {
     METRICS.escalations.with_label_values(&[reason]).inc();
+}
+
+/// Video was deleted: `clips` clips and `footage` recordings, for `reason`
+/// (`retention` or `request`).
+pub fn media_erased(reason: &str, clips: u64, footage: u64) {
+    let m = &METRICS.media_erased;
+    m.with_label_values(&[reason, "clip"]).inc_by(clips);
+    m.with_label_values(&[reason, "footage"]).inc_by(footage);
 }
 
 /// What is late or about to be, read when `/metrics` is scraped.

@@ -10,8 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use common::{code, event, Backend, TestApp};
-use recount::auth::{hash_password, Role};
-use recount::db::users;
+use recount::auth::Role;
 
 const PASSWORD: &str = "pw-for-tests";
 const UNSURE: &[(&str, f64)] = &[("milk", 0.55), ("cola", 0.30)];
@@ -23,13 +22,6 @@ fn client() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
-}
-
-async fn add_user(app: &TestApp, name: &str, role: Role) {
-    let hash = hash_password(PASSWORD).unwrap();
-    users::upsert(&app.state.db, name, &hash, role, app.state.now())
-        .await
-        .unwrap();
 }
 
 /// `name=value` of a `Set-Cookie` header, and the whole header.
@@ -126,7 +118,7 @@ async fn cookie_call(
 
 async fn login_sets_an_http_only_session_cookie_that_the_api_accepts(backend: Backend) {
     let app = TestApp::start(backend).await;
-    add_user(&app, "ana", Role::Labeler).await;
+    app.add_user("ana", Role::Labeler).await;
     let tokens_before = app.count("SELECT COUNT(*) FROM api_tokens").await;
 
     let resp = login_response(&app, "ana", PASSWORD).await;
@@ -158,7 +150,7 @@ async fn login_sets_an_http_only_session_cookie_that_the_api_accepts(backend: Ba
 
 async fn login_over_tls_proxy_marks_the_cookie_secure(backend: Backend) {
     let app = TestApp::start(backend).await;
-    add_user(&app, "ana", Role::Labeler).await;
+    app.add_user("ana", Role::Labeler).await;
     let http = client();
     let form = http
         .get(format!("{}/login", app.base))
@@ -200,7 +192,7 @@ async fn login_over_tls_proxy_marks_the_cookie_secure(backend: Backend) {
 
 async fn login_without_the_form_token_is_refused_and_creates_no_session(backend: Backend) {
     let app = TestApp::start(backend).await;
-    add_user(&app, "ana", Role::Labeler).await;
+    app.add_user("ana", Role::Labeler).await;
     let tokens_before = app.count("SELECT COUNT(*) FROM api_tokens").await;
     let http = client();
     for (cookie, field) in [
@@ -234,8 +226,8 @@ async fn failed_logins_are_throttled_per_username_for_page_and_api(backend: Back
         c.login_window_ms = 60_000;
     })
     .await;
-    add_user(&app, "ana", Role::Labeler).await;
-    add_user(&app, "ben", Role::Labeler).await;
+    app.add_user("ana", Role::Labeler).await;
+    app.add_user("ben", Role::Labeler).await;
     for _ in 0..3 {
         let resp = login_response(&app, "ana", "wrong").await;
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
@@ -286,7 +278,7 @@ async fn failed_logins_are_throttled_per_username_for_page_and_api(backend: Back
 async fn cookie_requests_that_change_state_need_the_csrf_token(backend: Backend) {
     let app = TestApp::start(backend).await;
     let (_, key) = app.store_with_catalog().await;
-    add_user(&app, "ana", Role::Labeler).await;
+    app.add_user("ana", Role::Labeler).await;
     let (s, b) = app.events(&key, event("e1", "s1", "pick", 1, UNSURE)).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     let session = login(&app, "ana").await;
@@ -324,7 +316,7 @@ async fn cookie_requests_that_change_state_need_the_csrf_token(backend: Backend)
 
 async fn logout_ends_the_session(backend: Backend) {
     let app = TestApp::start(backend).await;
-    add_user(&app, "ana", Role::Labeler).await;
+    app.add_user("ana", Role::Labeler).await;
     let session = login(&app, "ana").await;
     let http = client();
 
@@ -382,7 +374,7 @@ async fn logout_ends_the_session(backend: Backend) {
 #[tokio::test]
 async fn pages_redirect_only_to_our_own_paths() {
     let app = TestApp::start(Backend::Sqlite).await;
-    add_user(&app, "ana", Role::Labeler).await;
+    app.add_user("ana", Role::Labeler).await;
     let http = client();
     // The page keeps no foreign target in its form either.
     let page = http
@@ -449,7 +441,7 @@ async fn a_stranger_cannot_lock_out_the_owner_but_many_addresses_can_not_guess(b
         c.trusted_proxies = "127.0.0.1, ::1".into();
     })
     .await;
-    add_user(&app, "ana", Role::Labeler).await;
+    app.add_user("ana", Role::Labeler).await;
     let stranger = "203.0.113.5";
     for _ in 0..3 {
         assert_eq!(
@@ -493,7 +485,7 @@ async fn parallel_guesses_are_counted_before_the_password_is_checked(backend: Ba
         c.login_window_ms = 60_000;
     })
     .await;
-    add_user(&app, "ben", Role::Labeler).await;
+    app.add_user("ben", Role::Labeler).await;
     // Ten guesses at once from one client: three are checked, the others
     // refused before any check ends.
     let guesses = (0..10).map(|i| {

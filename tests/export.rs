@@ -677,9 +677,7 @@ async fn each_filter_keeps_what_it_says(backend: Backend) {
     }
 
     // With both stores allowed, the store filter picks one or the other.
-    recount::db::stores::set_training_allowed(&f.app.state.db, &f.b, true)
-        .await
-        .unwrap();
+    f.app.set_training(&f.b, true).await;
     let cases: Vec<(&str, Vec<String>, Vec<&str>)> = vec![
         ("both", vec![], vec!["b1", "e1", "e2", "e3", "e4", "e7"]),
         (
@@ -748,7 +746,8 @@ async fn the_training_switch_is_honoured(backend: Backend) {
         },
         ..ExportSpec::default()
     };
-    let refused = recount::review::exports::check(&app.state.db, &only_b)
+    let all = recount::domain::scope::Scope::All;
+    let refused = recount::review::exports::check(&app.state.db, &all, only_b)
         .await
         .unwrap_err();
     assert_eq!(refused.code(), "training-not-allowed");
@@ -1013,9 +1012,7 @@ async fn a_run_that_was_taken_over_can_neither_report_nor_finish(backend: Backen
         .await
         .unwrap();
     // Consent withdrawn at the last moment: not done, the store named.
-    recount::db::stores::set_training_allowed(db, &f.a, false)
-        .await
-        .unwrap();
+    app.set_training(&f.a, false).await;
     assert_eq!(
         review::finish(db, id, &second.run_id, &stores, &[], 5, now)
             .await
@@ -1023,9 +1020,7 @@ async fn a_run_that_was_taken_over_can_neither_report_nor_finish(backend: Backen
         review::Finish::Refused(vec![f.a.clone()])
     );
     assert_eq!(export_of(app, &f.sue, id).await["status"], "running");
-    recount::db::stores::set_training_allowed(db, &f.a, true)
-        .await
-        .unwrap();
+    app.set_training(&f.a, true).await;
     assert_eq!(
         review::finish(db, id, &second.run_id, &stores, &[], 5, now)
             .await

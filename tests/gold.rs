@@ -14,6 +14,7 @@ use common::{code, event, run_media_jobs, Backend, TestApp};
 use recount::auth::Role;
 use recount::config::Config;
 use recount::db::users;
+use recount::domain::scope::Scope;
 
 const UNSURE: &[(&str, f64)] = &[("milk", 0.55), ("cola", 0.30)];
 
@@ -67,9 +68,20 @@ async fn setup_with_webhook(
 /// A labeler without the cost of a password hash: for tests needing many.
 async fn quick_labeler(app: &TestApp, name: &str) -> String {
     let now = app.state.now();
-    let user = users::upsert(&app.state.db, name, "no-login", Role::Labeler, now)
-        .await
-        .unwrap();
+    let tokens = &app.state.tokens;
+    let operator = recount::domain::audit::Actor::operator();
+    let (user, _) = recount::review::admin::add_user(
+        &app.state.db,
+        tokens,
+        &operator,
+        name,
+        "no-login",
+        Role::Labeler,
+        &Scope::All,
+        now,
+    )
+    .await
+    .unwrap();
     users::issue_token(&app.state.db, &user.id, now, app.state.config.token_ttl_ms)
         .await
         .unwrap()
@@ -1109,3 +1121,66 @@ async fn released_or_expired_gold_copies_never_return_to_the_queue(backend: Back
     );
 }
 dual!(released_or_expired_gold_copies_never_return_to_the_queue);
+
+async fn a_labeler_under_the_gold_floor_is_paused_until_a_supervisor_resumes(backend: Backend) {
+    let s = setup(backend, |c| {
+        c.gold_rate = 1.0;
+        c.gold_min_answers = 2;
+        c.gold_pause_floor = 0.5;
+    })
+    .await;
+    let app = &s.app;
+    let sources = resolved_tasks(&s, "g", "s-src", &[milk(), milk()]).await;
+    mark_all(&s, &sources).await;
+    for i in 0..4 {
+        unsure(&s, &format!("r{i}"), "s-real").await;
+    }
+    let carl = app.user("carl", Role::Labeler).await;
+    let wrong = json!({"action": "return", "sku": "cola", "quantity": 2});
+    // The first wrong answer is too few to judge; the second pauses him.
+    for _ in 0..2 {
+        let copy = claim_id(app, &carl).await;
+        let (st, v) = app.verdict(&carl, &copy, wrong.clone()).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
+    let (st, body) = app.claim(&carl).await;
+    assert_eq!(
+        (st, code(&body)),
+        (StatusCode::FORBIDDEN, "labeler-paused"),
+        "{body}"
+    );
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'user.paused' \
+             AND actor_name = 'gold-floor' AND subject = 'carl'"
+        )
+        .await,
+        1
+    );
+    let (_, people) = app.call(Method::GET, "/api/v1/users", &s.sue, None).await;
+    let row = people
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["username"] == "carl")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (&row["paused"], &row["gold"]["flagged"]),
+        (&json!(true), &json!(true)),
+        "{row}"
+    );
+    assert!(
+        row["paused_reason"].as_str().unwrap().contains("0 of 2"),
+        "{row}"
+    );
+
+    // A supervisor lets him back in; his next claim is served.
+    let (st, r) = app
+        .call(Method::POST, "/api/v1/users/carl/resume", &s.sue, None)
+        .await;
+    assert_eq!((st, &r["paused"]), (StatusCode::OK, &json!(false)), "{r}");
+    let (st, c) = app.claim(&carl).await;
+    assert_eq!(st, StatusCode::OK, "{c}");
+}
+dual!(a_labeler_under_the_gold_floor_is_paused_until_a_supervisor_resumes);

@@ -869,7 +869,11 @@ async fn fifty_claimers_on_two_instances_share_one_postgres_safely() {
             .iter()
             .map(|d| d.id.clone())
             .collect();
-        let pending = scalar(&pool, "SELECT COUNT(*) FROM jobs WHERE status <> 'done'").await;
+        let pending = scalar(
+            &pool,
+            "SELECT COUNT(*) FROM jobs WHERE kind = 'receipt-webhook' AND status <> 'done'",
+        )
+        .await;
         if ids.len() >= SESSIONS && pending == 0 {
             break;
         }
@@ -881,7 +885,11 @@ async fn fifty_claimers_on_two_instances_share_one_postgres_safely() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(
-        scalar(&pool, "SELECT COUNT(*) FROM jobs").await,
+        scalar(
+            &pool,
+            "SELECT COUNT(*) FROM jobs WHERE kind = 'receipt-webhook'"
+        )
+        .await,
         SESSIONS as i64,
         "one webhook job per receipt"
     );
@@ -1767,7 +1775,13 @@ async fn a_webhook_of_a_killed_instance_goes_out_within_one_job_lease(backend: B
     // B records the delivery done; the attempt A died in is counted.
     let pool = pool(&db.url).await;
     let done_by = Instant::now() + Duration::from_secs(30);
-    while scalar(&pool, "SELECT COUNT(*) FROM jobs WHERE status = 'done'").await != 1 {
+    while scalar(
+        &pool,
+        "SELECT COUNT(*) FROM jobs WHERE kind = 'receipt-webhook' AND status = 'done'",
+    )
+    .await
+        != 1
+    {
         assert!(
             Instant::now() < done_by,
             "the job never completed:\n{}",
@@ -1775,7 +1789,14 @@ async fn a_webhook_of_a_killed_instance_goes_out_within_one_job_lease(backend: B
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(scalar(&pool, "SELECT attempts FROM jobs").await, 2);
+    assert_eq!(
+        scalar(
+            &pool,
+            "SELECT attempts FROM jobs WHERE kind = 'receipt-webhook'"
+        )
+        .await,
+        2
+    );
     assert_eq!(
         hooks.later.lock().unwrap().len(),
         1,

@@ -420,3 +420,83 @@ async fn a_training_export_reads_and_writes_the_bucket() {
     let local = files_under(&app.data_dir.path().join("tmp"));
     assert!(local.is_empty(), "left on local disk: {local:?}");
 }
+
+/// Erasure and retention on an S3 blob store: a shopper's clip (source, MP4,
+/// filmstrip, poster) leaves the bucket at once on the store's request,
+/// another shopper's when its retention runs out, and nothing else does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erased_and_expired_video_leaves_the_bucket() {
+    let moto = Moto::start().await;
+    moto.bucket("bucket").await;
+    let app = TestApp::start_with(Backend::Sqlite, |c| moto.configure(c, "bucket")).await;
+    let (store_id, key) = app.store_with_catalog().await;
+    let s = &app.state;
+    let operator = recount::domain::audit::Actor::operator();
+    recount::review::admin::set_retention(&s.db, &operator, &store_id, 1, s.now())
+        .await
+        .unwrap();
+    let start = "2026-11-25T09:59:58Z";
+    let erased = app.upload_clip(&key, "h264.mp4", "cam-1", start).await;
+    let expired = app.upload_clip(&key, "h264.mp4", "cam-1", start).await;
+    let kept = app.upload_clip(&key, "h264.mp4", "cam-1", start).await;
+    for (event_id, session, clip) in [
+        ("e1", "s1", &erased),
+        ("e2", "s2", &expired),
+        ("e3", "s3", &kept),
+    ] {
+        let mut ev = common::event(
+            event_id,
+            session,
+            "pick",
+            1,
+            &[("milk", 0.55), ("cola", 0.3)],
+        );
+        ev["clips"] = serde_json::json!([clip]);
+        let (st, out) = app.events(&key, ev).await;
+        assert_eq!(st, StatusCode::OK, "{out}");
+    }
+    run_media_jobs(&app).await;
+    let in_bucket = |id: &str| {
+        let id = id.to_string();
+        let moto = &moto;
+        async move {
+            moto.keys("bucket")
+                .await
+                .into_iter()
+                .filter(|k| k.contains(&id))
+                .count()
+        }
+    };
+    assert!(in_bucket(&erased).await >= 3);
+    assert!(in_bucket(&expired).await >= 3);
+
+    let (st, done) = app
+        .call(Method::DELETE, "/api/v1/sessions/s1/media", &key, None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{done}");
+    assert_eq!(done["blobs_pending"], 0);
+    assert_eq!(in_bucket(&erased).await, 0, "erased at once");
+    assert!(in_bucket(&expired).await >= 3);
+
+    // s2's receipt is final once its task is resolved and the shopper left;
+    // a day later its video expires. s3's shopper has not left.
+    let ann = app.user("ann", recount::auth::Role::Labeler).await;
+    loop {
+        let (st, c) = app.claim(&ann).await;
+        if st == StatusCode::NO_CONTENT {
+            break;
+        }
+        let task = c["task"]["task_id"].as_str().unwrap().to_string();
+        let answer = serde_json::json!({"action": "pick", "sku": "milk", "quantity": 1});
+        app.verdict(&ann, &task, answer).await;
+    }
+    let (_, r) = app.exit(&key, "s2", "2026-11-25T10:05:00Z").await;
+    assert_eq!(r["status"], "final", "{r}");
+    app.clock.advance(recount::domain::retention::DAY_MS + 1);
+    let report = recount::review::retention::run(&s.db, &s.blobs, s.now(), 730)
+        .await
+        .unwrap();
+    assert_eq!(report.stores[0].clips, 1, "{report:?}");
+    assert_eq!(in_bucket(&expired).await, 0, "expired");
+    assert!(in_bucket(&kept).await >= 3, "kept");
+}

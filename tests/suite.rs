@@ -9,6 +9,7 @@ mod common;
 mod browser;
 
 mod agreement;
+mod audit;
 mod bad_input;
 mod browser_harness;
 #[cfg(feature = "demo")]
@@ -29,6 +30,7 @@ mod multi_process;
 mod people;
 mod receipts;
 mod replay;
+mod retention;
 mod schema_parity;
 mod simulate;
 mod staffing;
@@ -40,3 +42,4 @@ mod storeday;
 mod supervisor;
 #[cfg(feature = "demo")]
 mod synth;
+mod tenancy;

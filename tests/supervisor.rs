@@ -73,12 +73,6 @@ fn row(table: &[Vec<String>], label: &str) -> Vec<String> {
         .clone()
 }
 
-async fn set_policy(app: &TestApp, store_id: &str, policy: RoutingPolicy) {
-    assert!(stores::set_policy(&app.state.db, store_id, &policy)
-        .await
-        .unwrap());
-}
-
 /// A page request with a session cookie holding `token` (or none).
 async fn page_status(app: &TestApp, path: &str, token: Option<&str>) -> (StatusCode, String) {
     let client = reqwest::Client::builder()
@@ -222,8 +216,7 @@ async fn the_dashboard_shows_the_queue_and_flow_and_updates_without_a_reload() {
     let (store_id, key) = app.store_with_catalog().await;
     // No audit draw: which events need a human is then decided by
     // confidence alone, so the expected numbers are exact.
-    set_policy(
-        &app,
+    app.set_policy(
         &store_id,
         RoutingPolicy {
             audit_rate: 0.0,
@@ -334,8 +327,7 @@ async fn the_dashboard_shows_the_queue_and_flow_and_updates_without_a_reload() {
 /// A high-value event two labelers disagree on, filmed by two cameras whose
 /// clips the media jobs processed; the session has exited. Returns the task.
 async fn disputed_task(app: &TestApp, key: &str, store_id: &str) -> String {
-    set_policy(
-        app,
+    app.set_policy(
         store_id,
         RoutingPolicy {
             audit_rate: 0.0,
@@ -533,11 +525,11 @@ async fn the_policy_page_recommends_a_threshold_that_an_admin_applies() {
         audit_verdicts: 1,
         ..RoutingPolicy::default()
     };
-    set_policy(&app, &store_id, audited(1.0)).await;
+    app.set_policy(&store_id, audited(1.0)).await;
     labelled_events(&app, &key, &ana, "a", 0.95, 200, 0).await;
     labelled_events(&app, &key, &ana, "b", 0.85, 50, 0).await;
     labelled_events(&app, &key, &ana, "c", 0.75, 50, 10).await;
-    set_policy(&app, &store_id, audited(0.02)).await;
+    app.set_policy(&store_id, audited(0.02)).await;
 
     let b = launch_with(
         BrowserOptions::default()

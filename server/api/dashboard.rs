@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::db::stores;
+use crate::db::users::User;
 use crate::domain::calibration::{CalibrationBin, WINDOW_MS};
 use crate::domain::dashboard::{ConfidenceBin, Dashboard};
 use crate::domain::recommend::{self, Recommendation};
@@ -19,11 +20,13 @@ use crate::review::{dashboard, staffing};
 use crate::sim::forecast::{history_days, Basis};
 use crate::AppState;
 
-/// The store a path names, or `404 unknown-store`.
-async fn store_or_404(state: &AppState, store_id: &str) -> Result<stores::Store> {
+/// The store a path names, or `404 unknown-store` when there is none or
+/// the caller does not cover it.
+async fn store_or_404(state: &AppState, user: &User, store_id: &str) -> Result<stores::Store> {
     let mut conn = state.db.reader().acquire().await?;
     stores::get(&mut conn, store_id)
         .await?
+        .filter(|s| user.scope.sees(&s.id))
         .ok_or_else(|| Error::unknown_store(store_id))
 }
 
@@ -36,12 +39,13 @@ async fn store_or_404(state: &AppState, store_id: &str) -> Result<stores::Store>
     ))]
 pub async fn get_dashboard(
     State(state): State<AppState>,
-    _supervisor: SupervisorCaller,
+    SupervisorCaller(user): SupervisorCaller,
 ) -> Result<axum::Json<Dashboard>> {
     let c = &state.config;
     Ok(axum::Json(
         dashboard::snapshot_with_staffing(
             &state.db,
+            &user.scope,
             state.now(),
             dashboard::Rules::of(c),
             &state.forecasts,
@@ -86,7 +90,7 @@ const MAX_DAYS: i64 = 365;
     ))]
 pub async fn get_confidence_bins(
     State(state): State<AppState>,
-    _supervisor: SupervisorCaller,
+    SupervisorCaller(user): SupervisorCaller,
     Path(store_id): Path<String>,
     Query(query): Query<BinsQuery>,
 ) -> Result<axum::Json<ConfidenceBins>> {
@@ -104,7 +108,7 @@ pub async fn get_confidence_bins(
                 )
             })?,
     };
-    store_or_404(&state, &store_id).await?;
+    store_or_404(&state, &user, &store_id).await?;
     let now = state.now();
     let from = dashboard::days_window_start(now, days);
     let bins = dashboard::confidence_bins(&state.db, &store_id, from, now).await?;
@@ -153,11 +157,11 @@ pub struct StoreCalibration {
     ))]
 pub async fn get_calibration(
     State(state): State<AppState>,
-    _supervisor: SupervisorCaller,
+    SupervisorCaller(user): SupervisorCaller,
     Path(store_id): Path<String>,
     Query(query): Query<CalibrationQuery>,
 ) -> Result<axum::Json<StoreCalibration>> {
-    let store = store_or_404(&state, &store_id).await?;
+    let store = store_or_404(&state, &user, &store_id).await?;
     let mut conn = state.db.reader().acquire().await?;
     let now = state.now();
     let model = query.model_version.as_deref();
@@ -187,13 +191,13 @@ pub async fn get_calibration(
     ))]
 pub async fn get_recommendation(
     State(state): State<AppState>,
-    _supervisor: SupervisorCaller,
+    SupervisorCaller(user): SupervisorCaller,
     Path(store_id): Path<String>,
     Query(query): Query<RecommendationQuery>,
 ) -> Result<axum::Json<Recommendation>> {
     let target = recommend::parse_target(query.target.as_deref())
         .map_err(|m| Error::new(Code::InvalidTarget, m))?;
-    let store = store_or_404(&state, &store_id).await?;
+    let store = store_or_404(&state, &user, &store_id).await?;
     Ok(axum::Json(
         dashboard::recommendation(&state.db, &store_id, state.now(), &store.policy, target).await?,
     ))
@@ -258,7 +262,7 @@ pub struct StaffingForecast {
     ))]
 pub async fn get_staffing(
     State(state): State<AppState>,
-    _supervisor: SupervisorCaller,
+    SupervisorCaller(user): SupervisorCaller,
     Path(store_id): Path<String>,
     Query(query): Query<StaffingQuery>,
 ) -> Result<axum::Json<StaffingForecast>> {
@@ -271,7 +275,7 @@ pub async fn get_staffing(
             )
         })?,
     };
-    let store = store_or_404(&state, &store_id).await?;
+    let store = store_or_404(&state, &user, &store_id).await?;
     let made = state.forecasts.get(&state.db, &store, day).await?;
     let (date, weekday) = date_and_weekday(day);
     let forecast = made.as_ref().as_ref();

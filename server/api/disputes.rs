@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::db::disputes::DisputeRow;
-use crate::db::stores;
 use crate::domain::event::{check_id, ClientId};
 use crate::domain::time::format_rfc3339_ms;
 use crate::error::{Error, Result};
@@ -157,11 +156,19 @@ pub struct BlindReview {
     ))]
 pub async fn put_blind_review(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(store_id): Path<String>,
     Json(body): Json<BlindReview>,
 ) -> Result<axum::Json<BlindReview>> {
-    if !stores::set_blind_review(&state.db, &store_id, body.blind).await? {
+    let changed = crate::review::admin::set_blind_review(
+        &state.db,
+        &admin.actor(),
+        &store_id,
+        body.blind,
+        state.now(),
+    )
+    .await?;
+    if !changed {
         return Err(Error::unknown_store(&store_id));
     }
     Ok(axum::Json(body))

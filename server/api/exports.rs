@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::queue::ListQuery;
 use crate::api::contract::{Binary, JsonDocument};
 use crate::db::export::{self as exports, ExportRow, WrittenFile};
-use crate::db::stores;
+use crate::db::users::User;
 use crate::domain::export::ExportSpec;
 use crate::domain::time::format_rfc3339_ms;
 use crate::error::{Code, Error, Result};
@@ -117,9 +117,12 @@ impl From<ExportRow> for Export {
     }
 }
 
-/// The export of this id as clients see it, if there is one.
-async fn export_of(state: &AppState, id: &str) -> Result<Option<Export>> {
-    Ok(exports::get(&state.db, id).await?.map(Export::from))
+/// The export of this id as `user` sees it, if there is one they may see.
+async fn export_of(state: &AppState, user: &User, id: &str) -> Result<Option<Export>> {
+    Ok(exports::get(&state.db, id)
+        .await?
+        .filter(|e| e.spec.visible_to(&user.scope))
+        .map(Export::from))
 }
 
 /// Starts an export of resolved events as a background job (supervisors).
@@ -135,9 +138,9 @@ pub async fn create(
     SupervisorCaller(user): SupervisorCaller,
     Json(spec): Json<ExportSpec>,
 ) -> Result<Response> {
-    review::check(&state.db, &spec).await?;
-    let id = review::create(&state.db, &spec, &user.id, state.now()).await?;
-    let export = export_of(&state, &id)
+    let spec = review::check(&state.db, &user.scope, spec).await?;
+    let id = review::create(&state.db, &spec, &user, state.now()).await?;
+    let export = export_of(&state, &user, &id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("export {id} vanished after it was created"))?;
     let mut resp = (StatusCode::ACCEPTED, axum::Json(export)).into_response();
@@ -154,11 +157,11 @@ pub async fn create(
     responses((status = 200, body = Vec<Export>)))]
 pub async fn list(
     State(state): State<AppState>,
-    _supervisor: SupervisorCaller,
+    SupervisorCaller(user): SupervisorCaller,
     Query(q): Query<ListQuery>,
 ) -> Result<axum::Json<Vec<Export>>> {
     let limit = q.limit.unwrap_or(20).clamp(1, 200);
-    let rows = exports::list(&state.db, limit).await?;
+    let rows = exports::list(&state.db, &user.scope, limit).await?;
     Ok(axum::Json(rows.into_iter().map(Export::from).collect()))
 }
 
@@ -171,11 +174,11 @@ pub async fn list(
     ))]
 pub async fn get(
     State(state): State<AppState>,
-    _supervisor: SupervisorCaller,
+    SupervisorCaller(user): SupervisorCaller,
     Path(export_id): Path<String>,
 ) -> Result<axum::Json<Export>> {
     Ok(axum::Json(
-        export_of(&state, &export_id)
+        export_of(&state, &user, &export_id)
             .await?
             .ok_or_else(|| unknown(&export_id))?,
     ))
@@ -196,7 +199,10 @@ pub async fn delete(
     SupervisorCaller(user): SupervisorCaller,
     Path(export_id): Path<String>,
 ) -> Result<axum::Json<Export>> {
-    match review::delete(&state.db, &export_id, &user.id, state.now()).await? {
+    if export_of(&state, &user, &export_id).await?.is_none() {
+        return Err(unknown(&export_id));
+    }
+    match review::delete(&state.db, &export_id, &user, state.now()).await? {
         Deleted::Unknown => return Err(unknown(&export_id)),
         Deleted::Now => {
             tracing::info!(export = %export_id, by = %user.id, "export deleted");
@@ -206,7 +212,7 @@ pub async fn delete(
     // Also on a repeat: a removal that failed halfway is finished now.
     crate::jobs::export::remove_files(&state, &export_id).await;
     Ok(axum::Json(
-        export_of(&state, &export_id)
+        export_of(&state, &user, &export_id)
             .await?
             .ok_or_else(|| unknown(&export_id))?,
     ))
@@ -241,11 +247,16 @@ fn unknown(id: &str) -> Error {
     ))]
 pub async fn file(
     State(state): State<AppState>,
-    _supervisor: SupervisorCaller,
+    SupervisorCaller(user): SupervisorCaller,
     method: Method,
     headers: HeaderMap,
     Path((export_id, name)): Path<(String, String)>,
 ) -> Result<Response> {
+    // Someone who covers every store sees every export: only a scoped
+    // caller's download reads the export's row first.
+    if !user.scope.is_all() && export_of(&state, &user, &export_id).await?.is_none() {
+        return Err(unknown(&export_id));
+    }
     if !exports::has_file(&state.db, &export_id, &name).await? {
         // Only the name lookup runs on the way to a download; which error
         // it is needs the export.
@@ -307,11 +318,19 @@ pub struct TrainingConsent {
     ))]
 pub async fn put_training(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(store_id): Path<String>,
     Json(body): Json<TrainingConsent>,
 ) -> Result<axum::Json<TrainingConsent>> {
-    if !stores::set_training_allowed(&state.db, &store_id, body.allowed).await? {
+    let changed = crate::review::admin::set_training(
+        &state.db,
+        &admin.actor(),
+        &store_id,
+        body.allowed,
+        state.now(),
+    )
+    .await?;
+    if !changed {
         return Err(Error::unknown_store(&store_id));
     }
     Ok(axum::Json(body))

@@ -169,11 +169,11 @@ pub async fn mark(
     responses((status = 200, body = Vec<GoldTask>)))]
 pub async fn list(
     State(state): State<AppState>,
-    _supervisor: SupervisorCaller,
+    SupervisorCaller(user): SupervisorCaller,
     Query(q): Query<ListQuery>,
 ) -> Result<axum::Json<Vec<GoldTask>>> {
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let rows = crate::db::gold::list(&state.db, limit).await?;
+    let rows = crate::db::gold::list(&state.db, &user.scope, limit).await?;
     Ok(axum::Json(rows.into_iter().map(GoldTask::from).collect()))
 }
 
@@ -187,11 +187,11 @@ pub async fn list(
     ))]
 pub async fn retire(
     State(state): State<AppState>,
-    _supervisor: SupervisorCaller,
+    SupervisorCaller(user): SupervisorCaller,
     Path(gold_id): Path<String>,
 ) -> Result<axum::Json<GoldTask>> {
     Ok(axum::Json(
-        crate::review::gold::retire(&state.db, &gold_id, state.now())
+        crate::review::gold::retire(&state.db, &user, &gold_id, state.now())
             .await?
             .into(),
     ))
@@ -204,11 +204,13 @@ pub async fn retire(
     responses((status = 200, body = QualityReport)))]
 pub async fn quality(
     State(state): State<AppState>,
-    _supervisor: SupervisorCaller,
+    SupervisorCaller(user): SupervisorCaller,
 ) -> Result<axum::Json<QualityReport>> {
     let config = &state.config;
     let since = gold::quality_window_start(state.now());
-    let rows = crate::db::gold::answers_since(&state.db, since).await?;
+    let mut rows = crate::db::gold::answers_since(&state.db, since).await?;
+    // A supervisor sees the labelers whose pools lie within their stores.
+    rows.retain(|r| user.scope.covers(&r.scope));
     Ok(axum::Json(quality_report(
         rows,
         since,

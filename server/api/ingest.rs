@@ -362,12 +362,18 @@ pub async fn get_receipt(
 ) -> Result<axum::Json<Receipt>> {
     let store_id = match caller {
         Caller::Store(store) => store.id,
-        Caller::User(user) if user.role.is_supervisor() => q.store_id.ok_or_else(|| {
-            Error::new(
-                Code::MissingStoreId,
-                "supervisors must name the store: ?store_id=",
-            )
-        })?,
+        Caller::User(user) if user.role.is_supervisor() => {
+            let store_id = q.store_id.ok_or_else(|| {
+                Error::new(
+                    Code::MissingStoreId,
+                    "supervisors must name the store: ?store_id=",
+                )
+            })?;
+            if !user.scope.sees(&store_id) {
+                return Err(Error::unknown_store(&store_id));
+            }
+            store_id
+        }
         Caller::User(_) => {
             return Err(Error::new(
                 Code::RoleForbidden,

@@ -12,18 +12,20 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
+use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::api::contract::Binary;
 use crate::db::clips::{self, ClipFailure, ClipRow, TaskClipRow};
-use crate::db::new_id;
+use crate::db::{audit, new_id};
+use crate::domain::audit::{Action, Actor};
 use crate::domain::event::{check_id, ClientId};
 use crate::domain::lifecycle::ClipStatus as ClipState;
 use crate::domain::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use crate::error::{Code, Error, Result};
 use crate::http::error::ErrorBody;
-use crate::http::extract::{Caller, Path, StoreCaller};
+use crate::http::extract::{Caller, Path, Query, StoreCaller};
 use crate::media::MediaError;
 use crate::review::media::{self as review, NewClip, NewFootage};
 use crate::AppState;
@@ -122,8 +124,8 @@ impl TaskClip {
         let id = &r.clip_id;
         let ready = r.status == ClipState::Ready;
         TaskClip {
-            video_url: ready.then(|| format!("/api/v1/clips/{id}/video")),
-            filmstrip_url: ready.then(|| format!("/api/v1/clips/{id}/filmstrip")),
+            video_url: ready.then(|| format!("/api/v1/clips/{id}/video?task_id={task_id}")),
+            filmstrip_url: ready.then(|| format!("/api/v1/clips/{id}/filmstrip?task_id={task_id}")),
             poster_url: r
                 .has_poster
                 .then(|| format!("/api/v1/tasks/{task_id}/clips/{id}/poster")),
@@ -563,10 +565,36 @@ async fn receive(body: Body, path: &std::path::Path, limit: u64) -> Result<u64> 
 /// What a media request reads of a clip.
 #[derive(Debug, Clone, Copy)]
 enum Scope<'a> {
-    /// The clip's own status, video and filmstrip.
-    Clip,
+    /// The clip's own status, video and filmstrip, watched for a task when
+    /// the request names one (`?task_id=`, as the URLs of a task's clips
+    /// do): a labeler then needs a lease on that very task.
+    Clip(Option<&'a str>),
     /// What one task shows of the clip: its poster for that task.
     Task(&'a str),
+}
+
+impl<'a> Scope<'a> {
+    fn task(self) -> Option<&'a str> {
+        match self {
+            Scope::Clip(task) => task,
+            Scope::Task(task) => Some(task),
+        }
+    }
+}
+
+/// A clip the caller may see, and the task they watch it for, when known
+/// (recorded with the view).
+struct Seen {
+    clip: ClipRow,
+    task_id: Option<String>,
+}
+
+/// The task a media request names (`?task_id=`): which task the clip is
+/// watched for.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ViewQuery {
+    /// The task the clip is watched for; a labeler must hold its lease.
+    pub task_id: Option<String>,
 }
 
 /// The one access decision of every media route: loads the clip and checks
@@ -575,7 +603,8 @@ enum Scope<'a> {
 /// - A store sees its own clips; another store's clip answers `404
 ///   unknown-clip`, as if it did not exist (the tasks showing a clip are
 ///   always of the clip's store).
-/// - Supervisors and admins see every clip.
+/// - Supervisors and admins see every clip of the stores they cover; any
+///   other clip answers `404 unknown-clip`.
 /// - A labeler sees a clip only while holding a live lease on a task that
 ///   shows it; for [`Scope::Task`], on that very task. Otherwise `403
 ///   clip-forbidden`.
@@ -584,45 +613,64 @@ async fn authorize(
     caller: &Caller,
     clip_id: &str,
     scope: Scope<'_>,
-) -> Result<ClipRow> {
+) -> Result<Seen> {
     let mut conn = state.db.reader().acquire().await?;
     let clip = clips::get(&mut conn, clip_id).await?;
     drop(conn);
     let unknown = || Error::new(Code::UnknownClip, format!("no clip {clip_id:?}"));
     let clip = clip.ok_or_else(unknown)?;
-    let allowed = match caller {
+    let task_id = match caller {
         Caller::Store(store) => {
             // Another store's clip does not exist, as far as this caller knows.
             if store.id != clip.store_id {
                 return Err(unknown());
             }
-            true
+            None
         }
-        Caller::User(user) if user.role.is_supervisor() => true,
+        Caller::User(user) if user.role.is_supervisor() => {
+            if !user.scope.sees(&clip.store_id) {
+                return Err(unknown());
+            }
+            match scope.task() {
+                Some(t) if clips::task_shows(&state.db, t, clip_id).await? => Some(t.to_string()),
+                _ => None,
+            }
+        }
         Caller::User(user) => {
-            let task_id = match scope {
-                Scope::Clip => None,
-                Scope::Task(task_id) => Some(task_id),
-            };
-            clips::leased_to(&state.db, clip_id, &user.id, task_id, state.now()).await?
+            let held =
+                clips::leased_to(&state.db, clip_id, &user.id, scope.task(), state.now()).await?;
+            if held.is_none() {
+                return Err(Error::new(
+                    Code::ClipForbidden,
+                    match scope {
+                        Scope::Clip(_) => {
+                            "only the labeler holding a task that shows this clip may fetch it"
+                        }
+                        Scope::Task(_) => "only the labeler holding this task may fetch its poster",
+                    },
+                ));
+            }
+            held
         }
     };
-    if !allowed {
-        return Err(Error::new(
-            Code::ClipForbidden,
-            match scope {
-                Scope::Clip => "only the labeler holding a task that shows this clip may fetch it",
-                Scope::Task(_) => "only the labeler holding this task may fetch its poster",
-            },
-        ));
-    }
-    Ok(clip)
+    Ok(Seen { clip, task_id })
 }
 
-fn caller_identity(caller: &Caller) -> (&'static str, String) {
+/// `410 clip-erased` for a clip whose video was deleted, else its key.
+fn artifact(clip: &ClipRow, key: &Option<String>) -> Result<String> {
+    if clip.status == ClipState::Erased {
+        return Err(Error::new(
+            Code::ClipErased,
+            "this clip's video was deleted (its store's retention, or the shopper's request)",
+        ));
+    }
+    key.clone().ok_or_else(not_ready)
+}
+
+fn caller_actor(caller: &Caller) -> Actor {
     match caller {
-        Caller::Store(s) => ("store", s.id.clone()),
-        Caller::User(u) => ("user", u.id.clone()),
+        Caller::Store(s) => s.actor(),
+        Caller::User(u) => u.actor(),
     }
 }
 
@@ -639,46 +687,64 @@ pub async fn clip_status(
     caller: Caller,
     Path(clip_id): Path<String>,
 ) -> Result<axum::Json<ClipStatus>> {
-    let clip = authorize(&state, &caller, &clip_id, Scope::Clip).await?;
+    let clip = authorize(&state, &caller, &clip_id, Scope::Clip(None))
+        .await?
+        .clip;
     Ok(axum::Json(ClipStatus::from(&clip)))
 }
 
 /// The browser-playable MP4 of a clip (byte ranges supported).
 #[utoipa::path(get, path = "/api/v1/clips/{clip_id}/video", tag = "store", security(("bearer" = [])),
-    params(("clip_id" = String, Path), ("Range" = Option<String>, Header)),
+    params(("clip_id" = String, Path), ("Range" = Option<String>, Header), ViewQuery),
     responses(
         (status = 200, content_type = "video/mp4", body = Binary),
         (status = 206, content_type = "video/mp4", body = Binary),
         (status = 403, description = "`clip-forbidden`", body = ErrorBody),
         (status = 404, description = "`unknown-clip`, `clip-not-ready`", body = ErrorBody),
+        (status = 410, description = "`clip-erased`", body = ErrorBody),
         (status = 416, description = "`range-not-satisfiable`", body = ErrorBody),
     ))]
 pub async fn clip_video(
     State(state): State<AppState>,
     fetch: Fetch,
     Path(clip_id): Path<String>,
+    Query(q): Query<ViewQuery>,
 ) -> Result<Response> {
-    let clip = authorize(&state, &fetch.caller, &clip_id, Scope::Clip).await?;
-    let key = clip.video_key.ok_or_else(not_ready)?;
-    serve(&state, &fetch, &clip_id, "video", &key, "video/mp4").await
+    let seen = authorize(
+        &state,
+        &fetch.caller,
+        &clip_id,
+        Scope::Clip(q.task_id.as_deref()),
+    )
+    .await?;
+    let key = artifact(&seen.clip, &seen.clip.video_key)?;
+    serve(&state, &fetch, &seen, "video", &key, "video/mp4").await
 }
 
 /// The filmstrip sprite of a clip (JPEG).
 #[utoipa::path(get, path = "/api/v1/clips/{clip_id}/filmstrip", tag = "store", security(("bearer" = [])),
-    params(("clip_id" = String, Path)),
+    params(("clip_id" = String, Path), ViewQuery),
     responses(
         (status = 200, content_type = "image/jpeg", body = Binary),
         (status = 403, description = "`clip-forbidden`", body = ErrorBody),
         (status = 404, description = "`unknown-clip`, `clip-not-ready`", body = ErrorBody),
+        (status = 410, description = "`clip-erased`", body = ErrorBody),
     ))]
 pub async fn clip_filmstrip(
     State(state): State<AppState>,
     fetch: Fetch,
     Path(clip_id): Path<String>,
+    Query(q): Query<ViewQuery>,
 ) -> Result<Response> {
-    let clip = authorize(&state, &fetch.caller, &clip_id, Scope::Clip).await?;
-    let key = clip.filmstrip_key.ok_or_else(not_ready)?;
-    serve(&state, &fetch, &clip_id, "filmstrip", &key, "image/jpeg").await
+    let seen = authorize(
+        &state,
+        &fetch.caller,
+        &clip_id,
+        Scope::Clip(q.task_id.as_deref()),
+    )
+    .await?;
+    let key = artifact(&seen.clip, &seen.clip.filmstrip_key)?;
+    serve(&state, &fetch, &seen, "filmstrip", &key, "image/jpeg").await
 }
 
 /// The poster of a task's clip: the frame at the event instant (JPEG). A
@@ -689,17 +755,19 @@ pub async fn clip_filmstrip(
         (status = 200, content_type = "image/jpeg", body = Binary),
         (status = 403, description = "`clip-forbidden`", body = ErrorBody),
         (status = 404, description = "`unknown-clip`, `clip-not-ready`", body = ErrorBody),
+        (status = 410, description = "`clip-erased`", body = ErrorBody),
     ))]
 pub async fn task_clip_poster(
     State(state): State<AppState>,
     fetch: Fetch,
     Path((task_id, clip_id)): Path<(String, String)>,
 ) -> Result<Response> {
-    authorize(&state, &fetch.caller, &clip_id, Scope::Task(&task_id)).await?;
-    let key = clips::poster_key(&state.db, &task_id, &clip_id)
-        .await?
-        .ok_or_else(not_ready)?;
-    serve(&state, &fetch, &clip_id, "poster", &key, "image/jpeg").await
+    let seen = authorize(&state, &fetch.caller, &clip_id, Scope::Task(&task_id)).await?;
+    let key = artifact(
+        &seen.clip,
+        &clips::poster_key(&state.db, &task_id, &clip_id).await?,
+    )?;
+    serve(&state, &fetch, &seen, "poster", &key, "image/jpeg").await
 }
 
 fn not_ready() -> Error {
@@ -739,8 +807,8 @@ const PROBE_BYTES: u64 = 16;
 /// Whether an answer shows the artifact to its caller: a `GET` that sends
 /// bytes, anywhere in the blob, unless it is a probe of the first bytes.
 /// `HEAD` sends none. The many ranges of one playback are one view:
-/// [`clips::record_view`] keeps one per viewer and artifact within
-/// [`clips::VIEW_WINDOW_MS`].
+/// [`audit::record_view`] keeps one per viewer, artifact and task within
+/// [`VIEW_WINDOW_MS`].
 fn is_view(method: &Method, status: StatusCode, sent: &Range<u64>) -> bool {
     let probe = status == StatusCode::PARTIAL_CONTENT && sent.start == 0 && sent.end < PROBE_BYTES;
     *method == Method::GET && !sent.is_empty() && !probe
@@ -751,11 +819,18 @@ fn is_view(method: &Method, status: StatusCode, sent: &Range<u64>) -> bool {
 /// that shopper video does not stay on a labeler's disk.
 pub const MEDIA_CACHE_CONTROL: &str = "private, max-age=300";
 
-/// Sends a clip's artifact (see [`send_blob`]) and records the view.
+/// One viewing: the ranges a player fetches, and fetches again after a
+/// reload, within this long of the viewer's last recorded view of the same
+/// artifact are part of it.
+pub const VIEW_WINDOW_MS: i64 = 10 * 60_000;
+
+/// Sends a clip's artifact (see [`send_blob`]) and records the view in
+/// the audit trail: who watched which artifact of which clip, for which
+/// task.
 async fn serve(
     state: &AppState,
     fetch: &Fetch,
-    clip_id: &str,
+    seen: &Seen,
     artifact: &str,
     key: &str,
     content_type: &'static str,
@@ -771,8 +846,15 @@ async fn serve(
     .await?;
     if let Some(sent) = sent {
         if is_view(&fetch.method, resp.status(), &sent) {
-            let (kind, id) = caller_identity(&fetch.caller);
-            clips::record_view(&state.db, clip_id, artifact, kind, &id, state.now()).await?;
+            let actor = caller_actor(&fetch.caller);
+            let entry = audit::Entry {
+                actor: &actor,
+                action: Action::ClipViewed,
+                store_id: Some(&seen.clip.store_id),
+                subject: Some(&seen.clip.id),
+                detail: serde_json::json!({"artifact": artifact, "task_id": seen.task_id}),
+            };
+            audit::record_view(&state.db, &entry, state.now(), VIEW_WINDOW_MS).await?;
         }
     }
     Ok(resp)

@@ -2,9 +2,11 @@
 //! from their own types. Who is calling and how errors are answered is the
 //! HTTP edge's part ([`crate::http`]).
 
+pub mod audit;
 pub mod contract;
 pub mod dashboard;
 pub mod disputes;
+pub mod erasure;
 pub mod exports;
 pub mod gold;
 pub mod ingest;
@@ -59,6 +61,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(ingest::post_events))
         .routes(routes!(ingest::exit_session))
         .routes(routes!(ingest::get_receipt))
+        .routes(routes!(erasure::erase_session_media))
         .routes(routes!(disputes::open))
         .routes(routes!(disputes::get))
         .routes(routes!(disputes::put_blind_review))
@@ -90,10 +93,16 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(dashboard::get_calibration))
         .routes(routes!(dashboard::get_recommendation))
         .routes(routes!(dashboard::get_staffing))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::pause))
+        .routes(routes!(users::resume))
         .routes(routes!(users::disable))
         .routes(routes!(users::enable))
         .routes(routes!(users::revoke_tokens))
         .routes(routes!(users::reset_password))
+        .routes(routes!(users::put_stores))
+        .routes(routes!(audit::list))
+        .routes(routes!(audit::csv))
         .routes(routes!(exports::create, exports::list))
         .routes(routes!(exports::get, exports::delete))
         .routes(routes!(exports::file))

@@ -12,7 +12,8 @@ use super::ingest::{no_content, Product};
 use super::media::TaskClip;
 use crate::auth::Role;
 use crate::db::tasks::{CandidateRow, TaskCard, VerdictRow};
-use crate::db::{products, stores, users};
+use crate::db::users::{self, User};
+use crate::db::{products, stores};
 use crate::domain::event::ClientId;
 use crate::domain::gold;
 use crate::domain::lifecycle::TaskStatus;
@@ -20,7 +21,7 @@ use crate::domain::receipt::ReceiptLine;
 use crate::domain::routing::{RoutingMode, RoutingPolicy};
 use crate::domain::time::format_rfc3339_ms;
 use crate::domain::Action;
-use crate::error::{Code, Error, Result};
+use crate::error::{Error, Result};
 use crate::http::error::ErrorBody;
 use crate::http::extract::{
     AdminCaller, ClientAddr, Json, Path, Query, SupervisorCaller, UserCaller,
@@ -462,6 +463,23 @@ pub async fn verdict(
 ) -> Result<axum::Json<VerdictOutcome>> {
     let status =
         queue::submit_verdict(&state.db, &user, &task_id, &input.into(), state.now()).await?;
+    // A gold answer may take the labeler under the floor; the answer's
+    // reported status does not tell a gold copy, so with a floor set every
+    // verdict asks (one indexed count).
+    if state.config.gold_pause_floor > 0.0 {
+        let floor = crate::review::admin::GoldFloor {
+            floor: state.config.gold_pause_floor,
+            min_answers: state.config.gold_min_answers,
+        };
+        crate::review::admin::pause_below_floor(
+            &state.db,
+            &state.tokens,
+            &user,
+            floor,
+            state.now(),
+        )
+        .await?;
+    }
     Ok(axum::Json(VerdictOutcome::new(task_id, status)))
 }
 
@@ -474,10 +492,14 @@ pub async fn verdict(
     ))]
 pub async fn task_detail(
     State(state): State<AppState>,
-    _supervisor: SupervisorCaller,
+    SupervisorCaller(user): SupervisorCaller,
     Path(task_id): Path<String>,
 ) -> Result<axum::Json<TaskDetail>> {
-    Ok(axum::Json(queue::detail(&state.db, &task_id).await?.into()))
+    Ok(axum::Json(
+        queue::detail(&state.db, &user.scope, &task_id)
+            .await?
+            .into(),
+    ))
 }
 
 /// The shopper context of a task: the cart so far (lease holder or
@@ -567,11 +589,11 @@ pub struct ListQuery {
     responses((status = 200, body = Vec<TaskDetail>)))]
 pub async fn escalations(
     State(state): State<AppState>,
-    _supervisor: SupervisorCaller,
+    SupervisorCaller(user): SupervisorCaller,
     Query(q): Query<ListQuery>,
 ) -> Result<axum::Json<Vec<TaskDetail>>> {
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let escalated = queue::escalated(&state.db, limit).await?;
+    let escalated = queue::escalated(&state.db, &user.scope, limit).await?;
     Ok(axum::Json(escalated.into_iter().map(Into::into).collect()))
 }
 
@@ -694,10 +716,12 @@ impl PolicyPatch {
     }
 }
 
-async fn load_policy(state: &AppState, store_id: &str) -> Result<RoutingPolicy> {
+/// The policy of a store `user` covers (`unknown-store` for any other).
+async fn load_policy(state: &AppState, user: &User, store_id: &str) -> Result<RoutingPolicy> {
     let mut conn = state.db.reader().acquire().await?;
     stores::get(&mut conn, store_id)
         .await?
+        .filter(|s| user.scope.sees(&s.id))
         .map(|s| s.policy)
         .ok_or_else(|| Error::unknown_store(store_id))
 }
@@ -711,10 +735,10 @@ async fn load_policy(state: &AppState, store_id: &str) -> Result<RoutingPolicy> 
     ))]
 pub async fn get_policy(
     State(state): State<AppState>,
-    _supervisor: SupervisorCaller,
+    SupervisorCaller(user): SupervisorCaller,
     Path(store_id): Path<String>,
 ) -> Result<axum::Json<RoutingPolicy>> {
-    Ok(axum::Json(load_policy(&state, &store_id).await?))
+    Ok(axum::Json(load_policy(&state, &user, &store_id).await?))
 }
 
 /// Changes a store's routing policy (admins).
@@ -728,14 +752,17 @@ pub async fn get_policy(
     ))]
 pub async fn put_policy(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(user): AdminCaller,
     Path(store_id): Path<String>,
     Json(patch): Json<PolicyPatch>,
 ) -> Result<axum::Json<RoutingPolicy>> {
-    let policy = patch.apply(&load_policy(&state, &store_id).await?);
-    policy
-        .validate()
-        .map_err(|e| Error::new(Code::InvalidPolicy, e.to_string()))?;
-    stores::set_policy(&state.db, &store_id, &policy).await?;
+    let policy = crate::review::admin::change_policy(
+        &state.db,
+        &user.actor(),
+        &store_id,
+        |p| patch.apply(p),
+        state.now(),
+    )
+    .await?;
     Ok(axum::Json(policy))
 }

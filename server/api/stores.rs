@@ -4,7 +4,6 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::db::stores;
 use crate::domain::time::format_rfc3339_ms;
 use crate::error::{Error, Result};
 use crate::http::error::ErrorBody;
@@ -35,11 +34,12 @@ pub struct RotatedWebhookSecret {
     ))]
 pub async fn rotate_webhook_secret(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(store_id): Path<String>,
 ) -> Result<axum::Json<RotatedWebhookSecret>> {
-    let rotated = stores::rotate_webhook_secret(
+    let rotated = crate::review::admin::rotate_webhook_secret(
         &state.db,
+        &admin.actor(),
         &store_id,
         state.now(),
         state.config.webhook_secret_overlap_ms,

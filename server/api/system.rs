@@ -7,6 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::db::{dashboard, tasks};
+use crate::domain::scope::Scope;
 use crate::error::Result;
 use crate::AppState;
 
@@ -38,8 +39,9 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse>
     let now = state.now();
     let mut conn = state.db.reader().acquire().await?;
     // The dashboard's per-store queue already counts both, by the same rule.
-    let queue = dashboard::queue(&mut conn, now, state.config.deadline_lead_ms).await?;
-    let (_, receipts_past) = dashboard::pending_receipts(&mut conn, now).await?;
+    let queue =
+        dashboard::queue(&mut conn, &Scope::All, now, state.config.deadline_lead_ms).await?;
+    let (_, receipts_past) = dashboard::pending_receipts(&mut conn, &Scope::All, now).await?;
     let deadlines = crate::metrics::Deadlines {
         tasks_past: queue.iter().map(|q| q.past_deadline).sum(),
         tasks_at_risk: queue.iter().map(|q| q.at_risk).sum(),

@@ -12,6 +12,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use sqlx::{AnyConnection, Connection, Row};
 
+use super::bench_actor;
 use super::fresh::{engine_version, with_fresh_db, Fresh};
 use super::report::{median, round2, verdict, Latency, Machine};
 use super::seed::{bulk_connection, insert_labelers, sku, CATALOG_SIZE};
@@ -19,13 +20,15 @@ use super::{backend_name, backends, BackendChoice};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::db::bulk::{insert_rows, Val};
-use crate::db::{new_id, stores, Backend, Db};
+use crate::db::{new_id, Backend, Db};
 use crate::domain::dashboard::Dashboard;
 use crate::domain::figures::Windows;
 use crate::domain::lifecycle::{EventStatus, RouteName, SessionStatus, TaskStatus};
 use crate::domain::rollup::{label_key, HOUR};
+use crate::domain::scope::Scope;
 use crate::domain::stats::{percentile, AlphaSums};
 use crate::domain::{Action, Label};
+use crate::review::admin;
 use crate::review::dashboard;
 
 /// Snapshot p95 the dashboard must stay under, in milliseconds.
@@ -185,7 +188,7 @@ async fn phase(
     // The first snapshot reads every bucket; later ones only those still
     // filling (db::rollup_cache).
     let t = Instant::now();
-    let snap = dashboard::snapshot(db, at, RULES).await?;
+    let snap = dashboard::snapshot(db, &Scope::All, at, RULES).await?;
     let cold_ms = t.elapsed().as_secs_f64() * 1000.0;
     let plain = plain_figures(db, at).await?;
     let checks = compare(&snap, &plain);
@@ -194,7 +197,7 @@ async fn phase(
     let mut steps: Vec<(&'static str, Vec<f64>)> = Vec::new();
     for _ in 0..args.runs {
         let t = Instant::now();
-        dashboard::snapshot_timed(db, at, RULES, &mut |name, took| {
+        dashboard::snapshot_timed(db, &Scope::All, at, RULES, &mut |name, took| {
             let ms = took.as_secs_f64() * 1000.0;
             match steps.iter_mut().find(|(n, _)| *n == name) {
                 Some((_, v)) => v.push(ms),
@@ -337,7 +340,7 @@ async fn seed(
     let mut store_ids = Vec::new();
     for s in 0..args.stores {
         store_ids.push(
-            stores::create(db, &format!("Bench store {s}"), None, now)
+            admin::create_store(db, &bench_actor(), &format!("Bench store {s}"), None, now)
                 .await?
                 .store
                 .id,
@@ -943,9 +946,9 @@ async fn plain_figures(db: &Db, now: i64) -> anyhow::Result<Figures> {
     }
     out.alpha = sums.alpha();
 
-    let queue = crate::db::dashboard::queue(conn, now, RULES.deadline_lead_ms).await?;
+    let queue = crate::db::dashboard::queue(conn, &Scope::All, now, RULES.deadline_lead_ms).await?;
     out.open_tasks = queue.iter().map(|q| q.ready + q.leased + q.escalated).sum();
-    crate::db::dashboard::pending_receipts(conn, now).await?;
+    crate::db::dashboard::pending_receipts(conn, &Scope::All, now).await?;
     Ok(out)
 }
 

@@ -12,6 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
+use super::bench_actor;
 use super::fresh::{engine_version, with_fresh_db, Fresh};
 use super::report::{median, round2, Machine};
 use super::seed::{bulk_connection, insert_labelers, sku, CATALOG_SIZE};
@@ -19,10 +20,11 @@ use super::{backend_name, backends, BackendChoice};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::db::bulk::{insert_rows, Val};
-use crate::db::{new_id, stores, Backend, Db};
+use crate::db::{new_id, Backend, Db};
 use crate::domain::export::ExportSpec;
 use crate::domain::lifecycle::{ClipStatus, EventStatus, RouteName, TaskStatus};
 use crate::export::{run as run_export, Destination};
+use crate::review::admin;
 use crate::storage::Blobs;
 
 /// Events of one shopper session.
@@ -68,12 +70,12 @@ pub async fn seed(
     spec: &SeedSpec,
     now: i64,
 ) -> anyhow::Result<Seeded> {
-    let allowed = stores::create(db, "Export store", None, now)
+    let allowed = admin::create_store(db, &bench_actor(), "Export store", None, now)
         .await?
         .store
         .id;
-    stores::set_training_allowed(db, &allowed, true).await?;
-    let forbidden = stores::create(db, "Private store", None, now)
+    admin::set_training(db, &bench_actor(), &allowed, true, now).await?;
+    let forbidden = admin::create_store(db, &bench_actor(), "Private store", None, now)
         .await?
         .store
         .id;

@@ -9,6 +9,7 @@ use std::time::Instant;
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
+use super::bench_actor;
 use super::fresh::{engine_version, with_fresh_db, Fresh};
 use super::report::{median, round2, verdict, Latency, Machine};
 use super::seed::{catalog, sku, CATALOG_SIZE};
@@ -16,8 +17,9 @@ use super::server::{self, Server};
 use super::{backend_name, IngestArgs};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::db::{stores, Backend};
+use crate::db::Backend;
 use crate::domain::time::format_rfc3339_ms;
+use crate::review::admin;
 
 /// Least speed-up batches should bring over single events.
 const TARGET_RATIO: f64 = 5.0;
@@ -191,7 +193,14 @@ async fn phase(
     concurrency: usize,
 ) -> anyhow::Result<Sample> {
     let Fresh { db, dir, .. } = fresh;
-    let created = stores::create(&db, "Bench store", None, SystemClock.now_ms()).await?;
+    let created = admin::create_store(
+        &db,
+        &bench_actor(),
+        "Bench store",
+        None,
+        SystemClock.now_ms(),
+    )
+    .await?;
     let server = Server::start(server::state(db.clone(), config, &dir)?).await?;
     let client = server::client(concurrency)?;
     put_catalog(&client, &server.base, &created.api_key).await?;

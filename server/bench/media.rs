@@ -20,17 +20,19 @@ use clap::Args;
 use rand::Rng as _;
 use serde_json::{json, Value};
 
+use super::bench_actor;
 use super::fresh::{with_fresh_db, Fresh};
 use super::report::{median, round2, verdict};
 use super::server::{self, Server};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::db::clips::{self, Processed};
-use crate::db::{new_id, stores, Backend};
+use crate::db::{new_id, Backend};
 use crate::media::{
     self, Cancel, CutAccuracy, Decode, Made, MediaLimits, MediaResult, MediaRunner, Method,
     Operation, Window, X264_CRF, X264_PRESET,
 };
+use crate::review::admin;
 use crate::review::media as review;
 
 /// Most our keyframe cut may take, as a share of the CLI's stream copy.
@@ -974,7 +976,7 @@ async fn range_phase(
 ) -> anyhow::Result<Ranges> {
     let Fresh { db, dir, .. } = fresh;
     let now = SystemClock.now_ms();
-    let created = stores::create(&db, "Bench store", None, now).await?;
+    let created = admin::create_store(&db, &bench_actor(), "Bench store", None, now).await?;
     let state = server::state(db.clone(), config, &dir)?;
     let clip_id = new_id();
     let video_key = clips::blob_key(&created.store.id, &clip_id, "video.mp4");

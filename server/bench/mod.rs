@@ -23,6 +23,13 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use crate::config::Config;
 use crate::db::Backend;
+use crate::domain::audit::Actor;
+
+/// The benches, as the audit trail of their throw-away databases names
+/// them.
+fn bench_actor() -> Actor {
+    Actor::system("bench")
+}
 
 /// The benchmarks.
 #[derive(Subcommand, Debug, Clone)]

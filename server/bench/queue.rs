@@ -205,7 +205,7 @@ async fn ceiling_phase(fresh: Fresh, args: &QueueArgs, config: &Config) -> anyho
         .into_iter()
         .map(|l| Driver::Direct {
             state: state.clone(),
-            user: l.user,
+            user: Box::new(l.user),
         })
         .collect();
     let vacuum = queue_vacuum(&state);
@@ -298,7 +298,7 @@ enum Driver {
         token: String,
     },
     /// Straight into the query layer: no HTTP, no token lookup, no JSON.
-    Direct { state: AppState, user: User },
+    Direct { state: AppState, user: Box<User> },
 }
 
 /// A claimed task and the sku the labeler answers with (the top candidate).

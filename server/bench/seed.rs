@@ -7,12 +7,14 @@ use std::str::FromStr;
 use sqlx::any::AnyConnectOptions;
 use sqlx::{AnyConnection, ConnectOptions, Connection};
 
+use super::bench_actor;
 use crate::auth::{hash_password, Role};
 use crate::db::bulk::{insert_rows, Val};
 use crate::db::products::{self, Product};
 use crate::db::users::{self, User};
-use crate::db::{new_id, stores, Db};
+use crate::db::{new_id, Db};
 use crate::domain::lifecycle::{EventStatus, RouteName, SessionStatus, TaskStatus};
+use crate::review::admin;
 
 /// Products in the bench catalog.
 pub const CATALOG_SIZE: usize = 50;
@@ -60,7 +62,7 @@ pub async fn queue(
     token_ttl_ms: i64,
     now: i64,
 ) -> anyhow::Result<Vec<Labeler>> {
-    let store = stores::create(db, "Bench store", None, now).await?;
+    let store = admin::create_store(db, &bench_actor(), "Bench store", None, now).await?;
     let store_id = store.store.id;
     let mut tx = db.begin().await?;
     products::upsert(&mut tx, &store_id, &catalog(), now).await?;
@@ -226,6 +228,8 @@ pub(super) async fn insert_labelers(
             id: new_id(),
             username: format!("bench-labeler-{k}"),
             role: Role::Labeler,
+            scope: crate::domain::scope::Scope::All,
+            paused: false,
         })
         .collect();
     let rows: Vec<Vec<Val>> = users

@@ -23,19 +23,22 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
+use super::bench_actor;
 use super::fresh::with_fresh_db;
 use super::{backend_name, backends, BackendChoice};
 use crate::auth::Role;
 use crate::config::Config;
-use crate::db::stores::{self, Store};
-use crate::db::users::{self, User};
+use crate::db::stores::Store;
+use crate::db::users::User;
 use crate::db::{Backend, Db};
 use crate::domain::consensus::EscalationReason;
 use crate::domain::event::{CandidateInput, EventInput};
 use crate::domain::lifecycle::{EventStatus, RouteName, TaskPurpose, TaskStatus};
 use crate::domain::routing::{self, ReviewReason, Route, RoutingPolicy};
+use crate::domain::scope::Scope;
 use crate::domain::Action;
 use crate::error::Code;
+use crate::review::admin;
 use crate::review::ingest::{self, Incoming};
 use crate::review::queue::{self, Verdict};
 
@@ -375,7 +378,7 @@ async fn simulate(
     mode: Mode,
 ) -> anyhow::Result<Measured> {
     let config = Config::default();
-    let created = stores::create(db, "Store day", None, T0).await?;
+    let created = admin::create_store(db, &bench_actor(), "Store day", None, T0).await?;
     let policy = RoutingPolicy {
         audit_rate: if mode == Mode::NoAudits {
             0.0
@@ -384,7 +387,14 @@ async fn simulate(
         },
         ..RoutingPolicy::default()
     };
-    stores::set_policy(db, &created.store.id, &policy).await?;
+    admin::change_policy(
+        db,
+        &bench_actor(),
+        &created.store.id,
+        |_| policy.clone(),
+        T0,
+    )
+    .await?;
     let store = Store {
         policy,
         ..created.store
@@ -399,16 +409,39 @@ async fn simulate(
         })
         .collect();
     ingest::upsert_products(db, &store.id, &products, T0).await?;
+    let tokens = crate::db::users::TokenCache::default();
     let mut crew = Vec::new();
     for (name, accuracy, handling) in CREW {
         crew.push(Member {
-            user: users::upsert(db, name, "-", Role::Labeler, T0).await?,
+            user: admin::add_user(
+                db,
+                &tokens,
+                &bench_actor(),
+                name,
+                "-",
+                Role::Labeler,
+                &Scope::All,
+                T0,
+            )
+            .await?
+            .0,
             accuracy: *accuracy,
             handling: *handling,
             busy: None,
         });
     }
-    let supervisor = users::upsert(db, "sue", "-", Role::Supervisor, T0).await?;
+    let supervisor = admin::add_user(
+        db,
+        &tokens,
+        &bench_actor(),
+        "sue",
+        "-",
+        Role::Supervisor,
+        &Scope::All,
+        T0,
+    )
+    .await?
+    .0;
 
     let truth: HashMap<String, String> = day
         .iter()
@@ -515,7 +548,7 @@ async fn simulate(
             queue::expire_leases(db, now).await?;
         }
         if tick % SUPERVISOR_S == 0 {
-            for d in queue::escalated(db, 500).await? {
+            for d in queue::escalated(db, &Scope::All, 500).await? {
                 let sku = &truth[&tasks_of[&d.card.task_id]];
                 let answer = Verdict {
                     action: Some(Action::Pick),

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use sqlx::{AnyConnection, Row};
 
-use super::{new_id, placeholders, Db, Result, Tx};
+use super::{placeholders, Db, Result, Tx};
 use crate::domain::event::CameraWindow;
 use crate::domain::lifecycle::{
     self, ClipStatus as ClipState, FootageStatus, PosterStatus, TaskStatus,
@@ -606,11 +606,12 @@ pub async fn mark_failed(
 
 /// The tasks that show a clip.
 /// Bytes of video a store uploaded and keeps: its clips and footage as
-/// sent (cuts of footage add nothing; derived files are not counted).
+/// sent, erased ones aside (cuts of footage add nothing; derived files are
+/// not counted).
 pub async fn stored_bytes(conn: &mut AnyConnection, store_id: &str) -> Result<i64> {
     Ok(sqlx::query_scalar(
-        "SELECT CAST(COALESCE((SELECT SUM(size_bytes) FROM clips WHERE store_id = $1), 0) \
-         + COALESCE((SELECT SUM(size_bytes) FROM footage WHERE store_id = $1), 0) AS BIGINT)",
+        "SELECT CAST(COALESCE((SELECT SUM(size_bytes) FROM clips WHERE store_id = $1 AND erased_at IS NULL), 0) \
+         + COALESCE((SELECT SUM(size_bytes) FROM footage WHERE store_id = $1 AND erased_at IS NULL), 0) AS BIGINT)",
     )
     .bind(store_id)
     .fetch_one(conn)
@@ -777,15 +778,15 @@ pub async fn for_task(conn: &mut AnyConnection, task_id: &str) -> Result<Vec<Tas
     Ok(out)
 }
 
-/// Whether a user holds a live lease on a task that shows the clip: on any
-/// such task, or on `task_id` when given.
+/// The task showing the clip that a user holds a live lease on: any such
+/// task, or `task_id` when given; `None` when they hold none.
 pub async fn leased_to(
     db: &Db,
     clip_id: &str,
     user_id: &str,
     task_id: Option<&str>,
     now: i64,
-) -> Result<bool> {
+) -> Result<Option<String>> {
     let sql = format!(
         "SELECT t.id FROM task_clips tc JOIN review_tasks t ON t.id = tc.task_id WHERE tc.clip_id = $1 \
          AND t.status = '{}' AND t.leased_by = $2 AND t.lease_expires_at > $3{} LIMIT 1",
@@ -799,8 +800,7 @@ pub async fn leased_to(
     if let Some(task_id) = task_id {
         query = query.bind(task_id);
     }
-    let found: Option<String> = query.fetch_optional(db.reader()).await?;
-    Ok(found.is_some())
+    Ok(query.fetch_optional(db.reader()).await?)
 }
 
 /// The poster key of a task's clip.
@@ -815,34 +815,13 @@ pub async fn poster_key(db: &Db, task_id: &str, clip_id: &str) -> Result<Option<
     )
 }
 
-/// Records that someone looked at a clip's artifact.
-pub async fn record_view(
-    db: &Db,
-    clip_id: &str,
-    artifact: &str,
-    viewer_kind: &str,
-    viewer_id: &str,
-    now: i64,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO clip_views (id, clip_id, artifact, viewer_kind, viewer_id, viewed_at) \
-         SELECT $1, $2, $3, $4, $5, $6 WHERE NOT EXISTS (SELECT 1 FROM clip_views \
-         WHERE clip_id = $2 AND artifact = $3 AND viewer_kind = $4 AND viewer_id = $5 \
-         AND viewed_at > $7)",
-    )
-    .bind(new_id())
-    .bind(clip_id)
-    .bind(artifact)
-    .bind(viewer_kind)
-    .bind(viewer_id)
-    .bind(now)
-    .bind(now - VIEW_WINDOW_MS)
-    .execute(db.writer())
-    .await?;
-    Ok(())
+/// Whether task `task_id` shows clip `clip_id`.
+pub async fn task_shows(db: &Db, task_id: &str, clip_id: &str) -> Result<bool> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM task_clips WHERE task_id = $1 AND clip_id = $2")
+            .bind(task_id)
+            .bind(clip_id)
+            .fetch_optional(db.reader())
+            .await?;
+    Ok(found.is_some())
 }
-
-/// One viewing: the ranges a player fetches, and fetches again after a
-/// reload, within this long of the viewer's last recorded view of the same
-/// artifact are part of it.
-pub const VIEW_WINDOW_MS: i64 = 10 * 60_000;

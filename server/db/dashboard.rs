@@ -3,18 +3,24 @@
 //! that combines them with the rollup buckets in one consistent read is
 //! `review::dashboard`'s.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::{AnyConnection, Row};
 
-use super::Result;
+use super::{in_scope, Result};
 use crate::domain::dashboard::StoreQueue;
 use crate::domain::lifecycle::{SessionStatus, TaskPurpose, TaskStatus};
+use crate::domain::scope::Scope;
 
 /// Open tasks per store (every store is listed, busy or not), with those
 /// past their deadline and those due within `lead_ms`. Gold tasks are
 /// labelers' tests, not a store's work, and are left out.
-pub async fn queue(conn: &mut AnyConnection, now: i64, lead_ms: i64) -> Result<Vec<StoreQueue>> {
+pub async fn queue(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    now: i64,
+    lead_ms: i64,
+) -> Result<Vec<StoreQueue>> {
     let stores = sqlx::query("SELECT id, name FROM stores ORDER BY name, id")
         .fetch_all(&mut *conn)
         .await?;
@@ -22,6 +28,11 @@ pub async fn queue(conn: &mut AnyConnection, now: i64, lead_ms: i64) -> Result<V
     let mut order = Vec::with_capacity(stores.len());
     for s in stores {
         let store_id: String = s.try_get("id")?;
+        // Other stores' counts are read below and skipped: one grouped
+        // scan serves every scope.
+        if !scope.sees(&store_id) {
+            continue;
+        }
         order.push(store_id.clone());
         queue.insert(
             store_id.clone(),
@@ -82,15 +93,22 @@ pub async fn queue(conn: &mut AnyConnection, now: i64, lead_ms: i64) -> Result<V
 
 /// Sessions that exited and wait for their receipt, and those of them past
 /// their store's receipt deadline (exit + `receipt_sla_ms`).
-pub async fn pending_receipts(conn: &mut AnyConnection, now: i64) -> Result<(i64, i64)> {
-    let r = sqlx::query(&format!(
+pub async fn pending_receipts(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    now: i64,
+) -> Result<(i64, i64)> {
+    let stores = in_scope("s.store_id", scope, 2);
+    let sql = format!(
         "SELECT COUNT(*) AS n, SUM(CASE WHEN s.exited_at + st.receipt_sla_ms < $1 THEN 1 ELSE 0 END) AS late \
-         FROM sessions s JOIN stores st ON st.id = s.store_id WHERE s.status = '{}'",
-        SessionStatus::Exited
-    ))
-    .bind(now)
-    .fetch_one(conn)
-    .await?;
+         FROM sessions s JOIN stores st ON st.id = s.store_id WHERE s.status = '{}'{}",
+        SessionStatus::Exited,
+        stores.sql
+    );
+    let r = stores
+        .bind_rows(sqlx::query(&sql).bind(now))
+        .fetch_one(conn)
+        .await?;
     Ok((
         r.try_get("n")?,
         r.try_get::<Option<i64>, _>("late")?.unwrap_or(0),
@@ -106,16 +124,51 @@ pub async fn usernames(conn: &mut AnyConnection) -> Result<BTreeMap<String, Stri
         .collect::<Result<_>>()
 }
 
-/// Labelers who hold a task now or gave a verdict at or after `since`.
-pub async fn working_labelers(conn: &mut AnyConnection, now: i64, since: i64) -> Result<i64> {
-    let r = sqlx::query(
+/// Labelers who hold a task of a store of `scope` now or gave a verdict on
+/// one at or after `since`.
+pub async fn working_labelers(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    now: i64,
+    since: i64,
+) -> Result<i64> {
+    let sql = if scope.is_all() {
         "SELECT COUNT(*) AS n FROM (SELECT labeler_id FROM task_leases \
          WHERE ended_at IS NULL AND expires_at > $1 \
-         UNION SELECT labeler_id FROM verdicts WHERE created_at >= $2) w",
-    )
-    .bind(now)
-    .bind(since)
-    .fetch_one(conn)
-    .await?;
+         UNION SELECT labeler_id FROM verdicts WHERE created_at >= $2) w"
+            .to_string()
+    } else {
+        let stores = in_scope("t.store_id", scope, 3);
+        format!(
+            "SELECT COUNT(*) AS n FROM (SELECT l.labeler_id FROM task_leases l \
+             JOIN review_tasks t ON t.id = l.task_id \
+             WHERE l.ended_at IS NULL AND l.expires_at > $1{s} \
+             UNION SELECT v.labeler_id FROM verdicts v JOIN review_tasks t ON t.id = v.task_id \
+             WHERE v.created_at >= $2{s}) w",
+            s = stores.sql
+        )
+    };
+    let mut query = sqlx::query(&sql).bind(now).bind(since);
+    // The list is written twice in the text but bound once: both refer to
+    // the same `$3…` parameters.
+    for id in scope.stores().into_iter().flatten() {
+        query = query.bind(id.as_str());
+    }
+    let r = query.fetch_one(conn).await?;
     Ok(r.try_get("n")?)
+}
+
+/// The users whose scope `scope` covers: the labelers a supervisor of
+/// those stores sees on the dashboard.
+pub async fn covered_users(conn: &mut AnyConnection, scope: &Scope) -> Result<BTreeSet<String>> {
+    let rows = sqlx::query("SELECT id, role, stores FROM users")
+        .fetch_all(conn)
+        .await?;
+    let mut ids = BTreeSet::new();
+    for r in &rows {
+        if scope.covers(&super::users::scope_of_row(r)?) {
+            ids.insert(r.try_get("id")?);
+        }
+    }
+    Ok(ids)
 }

@@ -5,6 +5,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::{Result, Tx};
 use crate::domain::lifecycle::DisputeStatus;
+use crate::domain::scope::Scope;
 
 /// A dispute row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,19 +138,26 @@ pub async fn close(
 
 /// Disputes opened since `since` and how they ended, and the receipts
 /// finalized since then (all stores).
-pub async fn counts_since(conn: &mut AnyConnection, since: i64) -> Result<DisputeCounts> {
-    let r = sqlx::query(&format!(
-        "SELECT (SELECT COUNT(*) FROM receipts WHERE finalized_at >= $1) AS receipts, \
+pub async fn counts_since(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    since: i64,
+) -> Result<DisputeCounts> {
+    let stores = super::in_scope("store_id", scope, 2);
+    let sql = format!(
+        "SELECT (SELECT COUNT(*) FROM receipts WHERE finalized_at >= $1{s}) AS receipts, \
          COUNT(*) AS opened, \
          SUM(CASE WHEN status = '{upheld}' THEN 1 ELSE 0 END) AS upheld, \
          SUM(CASE WHEN status = '{confirmed}' THEN 1 ELSE 0 END) AS confirmed \
-         FROM disputes WHERE opened_at >= $1",
+         FROM disputes WHERE opened_at >= $1{s}",
+        s = stores.sql,
         upheld = DisputeStatus::Upheld,
         confirmed = DisputeStatus::Confirmed,
-    ))
-    .bind(since)
-    .fetch_one(conn)
-    .await?;
+    );
+    let r = stores
+        .bind_rows(sqlx::query(&sql).bind(since))
+        .fetch_one(conn)
+        .await?;
     Ok(DisputeCounts {
         receipts: r.try_get("receipts")?,
         opened: r.try_get("opened")?,

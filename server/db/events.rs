@@ -1,7 +1,7 @@
 //! Rows of events and sessions: stored events (and the answers a replay
 //! gets), new events, the session row and its lock.
 
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 use super::{Result, Tx};
 use crate::domain::event::ValidEvent;
@@ -121,7 +121,53 @@ pub async fn insert(tx: &mut Tx, e: &NewEvent<'_>) -> Result<bool> {
     .bind((auto && !e.audit).then_some(e.now))
     .execute(&mut **tx)
     .await?;
-    Ok(inserted.rows_affected() == 1)
+    if inserted.rows_affected() != 1 {
+        return Ok(false);
+    }
+    record_clip_sessions(tx, e.store_id, &ev.session_id, e.clip_ids).await?;
+    Ok(true)
+}
+
+/// Records that `clip_ids` show the shopper of `session_id`: retention keeps
+/// a clip until every such receipt is past it, and an erasure finds them.
+async fn record_clip_sessions(
+    tx: &mut Tx,
+    store_id: &str,
+    session_id: &str,
+    clip_ids: &[String],
+) -> Result<()> {
+    for chunk in clip_ids.chunks(super::IN_LIST_MAX / 3) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("(${}, $1, $2)", i + 3))
+            .collect();
+        let sql = format!(
+            "INSERT INTO clip_sessions (clip_id, store_id, session_id) VALUES {} \
+             ON CONFLICT (clip_id, session_id) DO NOTHING",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(store_id).bind(session_id);
+        for id in chunk {
+            q = q.bind(id);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Whether a store has a session of this id (a shopper it sent events or
+/// an exit for).
+pub async fn session_exists(
+    conn: &mut AnyConnection,
+    store_id: &str,
+    session_id: &str,
+) -> Result<bool> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM sessions WHERE store_id = $1 AND session_id = $2")
+            .bind(store_id)
+            .bind(session_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(found.is_some())
 }
 
 /// A session's state, read under its lock.

@@ -18,6 +18,7 @@ use super::rollup::{label, verdict_answer};
 use super::{new_id, placeholders, Db, Error, Result, Tx};
 use crate::domain::export::{Candidate, EventFacts, ExportSpec, Filter, Resolution, SampleClip};
 use crate::domain::lifecycle::{ClipStatus, EventStatus, ExportStatus, RouteName};
+use crate::domain::scope::Scope;
 use crate::domain::Label;
 
 /// A bind value of a built query.
@@ -373,16 +374,20 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<ExportRow>> {
     Ok(Some(export))
 }
 
-/// The latest exports, newest first.
-pub async fn list(db: &Db, limit: i64) -> Result<Vec<ExportRow>> {
+/// The latest exports `scope` may see, newest first.
+pub async fn list(db: &Db, scope: &Scope, limit: i64) -> Result<Vec<ExportRow>> {
+    // Which stores an export reads is in its spec's JSON: a scoped caller's
+    // exports are picked out here, from every export (they are few).
     let rows = sqlx::query(
         "SELECT id, status, spec, created_by, created_at, as_of, started_at, finished_at, progress, \
          total, samples, bytes, error_code, error, deleted_by, deleted_at FROM exports ORDER BY created_at DESC, id DESC LIMIT $1",
     )
-    .bind(limit)
+    .bind(if scope.is_all() { limit } else { i64::MAX })
     .fetch_all(db.reader())
     .await?;
     let mut out = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+    out.retain(|e| e.spec.visible_to(scope));
+    out.truncate(usize::try_from(limit).unwrap_or(0));
     // The files of all the done ones in one query.
     let done: Vec<&str> = out
         .iter()
@@ -661,13 +666,23 @@ pub async fn exists(conn: &mut AnyConnection, id: &str) -> Result<bool> {
     Ok(exists.is_some())
 }
 
-/// Forgets an export's files (their rows; the blobs are the caller's).
-pub async fn delete_files(tx: &mut Tx, id: &str) -> Result<()> {
-    sqlx::query("DELETE FROM export_files WHERE export_id = $1")
+/// Forgets an export's files (their rows; the blobs are the caller's);
+/// how many there were.
+pub async fn delete_files(tx: &mut Tx, id: &str) -> Result<u64> {
+    Ok(sqlx::query("DELETE FROM export_files WHERE export_id = $1")
         .bind(id)
         .execute(&mut **tx)
+        .await?
+        .rows_affected())
+}
+
+/// What an export was asked for.
+pub async fn spec_by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<ExportSpec>> {
+    let spec: Option<String> = sqlx::query_scalar("SELECT spec FROM exports WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
         .await?;
-    Ok(())
+    spec.as_deref().map(spec_of).transpose()
 }
 
 /// Whether an export was deleted (a run that stops checks it to clean up).

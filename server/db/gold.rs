@@ -15,10 +15,11 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::{flag, new_id, stores, Db, Error, Result, Tx};
+use super::{flag, in_scope, new_id, stores, Db, Error, Result, Tx};
 use crate::domain::consensus::Answer;
 use crate::domain::gold;
 use crate::domain::lifecycle::{EventStatus, RouteName, TaskPurpose, TaskStatus};
+use crate::domain::scope::Scope;
 use crate::domain::{Action, Label};
 
 /// A gold task's row, with the answers to its copies.
@@ -92,14 +93,18 @@ pub async fn get(conn: &mut AnyConnection, gold_id: &str) -> Result<Option<GoldR
     row.as_ref().map(gold_from_row).transpose()
 }
 
-/// Gold tasks, newest first, retired ones included.
-pub async fn list(db: &Db, limit: i64) -> Result<Vec<GoldRow>> {
-    let rows = sqlx::query(&format!(
-        "{GOLD_SELECT} ORDER BY g.created_at DESC, g.id DESC LIMIT $1"
-    ))
-    .bind(limit)
-    .fetch_all(db.reader())
-    .await?;
+/// Gold tasks of the stores of `scope`, newest first, retired ones
+/// included.
+pub async fn list(db: &Db, scope: &Scope, limit: i64) -> Result<Vec<GoldRow>> {
+    let stores = in_scope("g.store_id", scope, 2);
+    let sql = format!(
+        "{GOLD_SELECT} WHERE 1 = 1{} ORDER BY g.created_at DESC, g.id DESC LIMIT $1",
+        stores.sql
+    );
+    let rows = stores
+        .bind_rows(sqlx::query(&sql).bind(limit))
+        .fetch_all(db.reader())
+        .await?;
     rows.iter().map(gold_from_row).collect()
 }
 
@@ -207,19 +212,23 @@ pub async fn retire(tx: &mut Tx, gold_id: &str, now: i64) -> Result<()> {
 
 /// The active gold task to serve `user_id` next, if any: one they were
 /// never served, whose source task they never held (so never answered), did
-/// not resolve as a supervisor and did not mark themselves. Newest first, so
+/// not resolve as a supervisor and did not mark themselves, of a store of
+/// their pool. Newest first, so
 /// a labeler who has seen the old ones finds a new one without walking far.
-pub async fn pick(tx: &mut Tx, user_id: &str) -> Result<Option<String>> {
-    Ok(sqlx::query_scalar(
+pub async fn pick(tx: &mut Tx, user_id: &str, pool: &Scope) -> Result<Option<String>> {
+    let pool = in_scope("s.store_id", pool, 2);
+    let sql = format!(
         "SELECT g.id FROM gold_tasks g JOIN review_tasks s ON s.id = g.source_task_id \
          WHERE g.active = 1 AND g.created_by <> $1 AND COALESCE(s.resolved_by, '') <> $1 \
          AND NOT EXISTS (SELECT 1 FROM gold_served v WHERE v.gold_id = g.id AND v.labeler_id = $1) \
-         AND NOT EXISTS (SELECT 1 FROM task_leases l WHERE l.task_id = s.id AND l.labeler_id = $1) \
+         AND NOT EXISTS (SELECT 1 FROM task_leases l WHERE l.task_id = s.id AND l.labeler_id = $1){} \
          ORDER BY g.created_at DESC, g.id DESC LIMIT 1",
-    )
-    .bind(user_id)
-    .fetch_optional(&mut **tx)
-    .await?)
+        pool.sql
+    );
+    Ok(pool
+        .bind(sqlx::query_scalar(&sql).bind(user_id))
+        .fetch_optional(&mut **tx)
+        .await?)
 }
 
 /// A lease to put on a new gold copy.
@@ -415,6 +424,26 @@ pub struct LabelerAnswers {
     pub answers: i64,
     /// Of them, correct ones.
     pub correct: i64,
+    /// The stores the labeler covers.
+    pub scope: Scope,
+}
+
+/// One labeler's gold answers since `since` (epoch ms), and how many were
+/// correct.
+pub async fn answers_of(
+    conn: &mut AnyConnection,
+    labeler_id: &str,
+    since: i64,
+) -> Result<(i64, i64)> {
+    let r = sqlx::query(
+        "SELECT COUNT(*) AS answers, COUNT(CASE WHEN correct = 1 THEN 1 END) AS correct \
+         FROM gold_answers WHERE labeler_id = $1 AND answered_at >= $2",
+    )
+    .bind(labeler_id)
+    .bind(since)
+    .fetch_one(conn)
+    .await?;
+    Ok((r.try_get("answers")?, r.try_get("correct")?))
 }
 
 /// Every labeler's gold answers since `since` (epoch ms), in no order.
@@ -422,10 +451,10 @@ pub async fn answers_since(db: &Db, since: i64) -> Result<Vec<LabelerAnswers>> {
     // COUNT, not SUM: PostgreSQL sums BIGINT to NUMERIC, which the Any
     // driver does not decode.
     let rows = sqlx::query(
-        "SELECT a.labeler_id, u.username, COUNT(*) AS answers, \
+        "SELECT a.labeler_id, u.username, u.role, u.stores, COUNT(*) AS answers, \
          COUNT(CASE WHEN a.correct = 1 THEN 1 END) AS correct \
          FROM gold_answers a JOIN users u ON u.id = a.labeler_id \
-         WHERE a.answered_at >= $1 GROUP BY a.labeler_id, u.username",
+         WHERE a.answered_at >= $1 GROUP BY a.labeler_id, u.username, u.role, u.stores",
     )
     .bind(since)
     .fetch_all(db.reader())
@@ -437,8 +466,8 @@ pub async fn answers_since(db: &Db, since: i64) -> Result<Vec<LabelerAnswers>> {
                 username: r.try_get("username")?,
                 answers: r.try_get("answers")?,
                 correct: r.try_get("correct")?,
+                scope: super::users::scope_of_row(r)?,
             })
         })
-        .collect::<Result<Vec<_>, sqlx::Error>>()
-        .map_err(Into::into)
+        .collect()
 }

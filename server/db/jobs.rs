@@ -55,6 +55,32 @@ pub async fn enqueue<K: JobKind>(
     Ok(id)
 }
 
+/// Adds a job of kind `K` under the id `id` unless a job of that id exists
+/// (whatever its state): every instance can ask for the day's run, and
+/// exactly one job is made. Whether this call made it.
+pub async fn enqueue_once<K: JobKind>(
+    db: &Db,
+    id: &str,
+    payload: &K,
+    run_at: i64,
+    now: i64,
+) -> Result<bool> {
+    let payload = serde_json::to_string(payload)?;
+    let made = sqlx::query(
+        "INSERT INTO jobs (id, kind, payload, status, attempts, run_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 0, $5, $6, $6) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(K::KIND)
+    .bind(payload)
+    .bind(JobStatus::Queued.as_str())
+    .bind(run_at)
+    .bind(now)
+    .execute(db.writer())
+    .await?;
+    Ok(made.rows_affected() == 1)
+}
+
 /// Takes the next due job of one of `kinds` (or one whose worker's lease
 /// ran out; the attempt that worker made counts), fairly across stores:
 /// among the due jobs, those of the store served longest ago first (a job

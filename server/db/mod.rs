@@ -16,6 +16,7 @@
 //! SQLite runs with `synchronous = FULL`: a commit is on disk before the
 //! client hears "accepted", even across a power loss.
 
+pub mod audit;
 pub mod bulk;
 pub mod calibration;
 pub mod clips;
@@ -29,6 +30,7 @@ pub mod history;
 pub mod jobs;
 pub mod products;
 pub mod receipts;
+pub mod retention;
 pub mod rollup;
 pub mod rollup_cache;
 pub mod stores;
@@ -42,6 +44,8 @@ use std::time::Duration;
 use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor, Transaction};
+
+use crate::domain::scope::Scope;
 
 pub use error::{Error, Result};
 
@@ -286,6 +290,64 @@ pub fn placeholders(first: usize, n: usize) -> String {
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A condition keeping the rows of a scope's stores, for a query's `WHERE`.
+#[derive(Debug, Clone)]
+pub struct InScope<'a> {
+    /// ` AND column IN ($first, …)`; empty for every store; a condition
+    /// nothing meets for a scope of no store.
+    pub sql: String,
+    /// The store ids to bind, in order, from `$first`.
+    pub ids: Vec<&'a str>,
+}
+
+/// The condition on `column` keeping the stores of `scope`.
+pub fn in_scope<'a>(column: &str, scope: &'a Scope, first: usize) -> InScope<'a> {
+    match scope.stores() {
+        None => InScope {
+            sql: String::new(),
+            ids: Vec::new(),
+        },
+        Some(s) if s.is_empty() => InScope {
+            sql: " AND 1 = 0".to_string(),
+            ids: Vec::new(),
+        },
+        Some(s) => InScope {
+            sql: format!(" AND {column} IN ({})", placeholders(first, s.len())),
+            ids: s.iter().map(String::as_str).collect(),
+        },
+    }
+}
+
+impl<'a> InScope<'a> {
+    /// `query` with the scope's store ids bound.
+    pub fn bind<'q, O>(
+        &self,
+        mut query: sqlx::query::QueryScalar<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::QueryScalar<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>
+    where
+        'a: 'q,
+    {
+        for id in &self.ids {
+            query = query.bind(*id);
+        }
+        query
+    }
+
+    /// `query` with the scope's store ids bound.
+    pub fn bind_rows<'q>(
+        &self,
+        mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>
+    where
+        'a: 'q,
+    {
+        for id in &self.ids {
+            query = query.bind(*id);
+        }
+        query
+    }
 }
 
 /// `'a', 'b', …` for an `IN (…)` list of lifecycle states: their column

@@ -27,6 +27,8 @@ pub struct Store {
     /// Whether every task of the store is shown blind (audits, gold copies
     /// and disputes always are).
     pub blind_review: bool,
+    /// Days shopper video is kept after the receipt is final.
+    pub media_retention_days: i64,
 }
 
 /// A newly created store with its one-time secrets.
@@ -41,7 +43,7 @@ pub struct NewStore {
 const COLUMNS: &str = "id, name, webhook_url, webhook_secret, previous_webhook_secret, \
      previous_webhook_secret_until, threshold, margin, audit_rate, \
      audit_verdicts, high_value_cents, receipt_sla_ms, expected_exit_ms, training_allowed, blind_review, \
-     routing_mode, review_cost_cents";
+     routing_mode, review_cost_cents, media_retention_days";
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<Store> {
     Ok(Store {
@@ -65,11 +67,17 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Store> {
         },
         training_allowed: r.try_get::<i64, _>("training_allowed")? != 0,
         blind_review: r.try_get::<i64, _>("blind_review")? != 0,
+        media_retention_days: r.try_get("media_retention_days")?,
     })
 }
 
 /// Creates a store with the default policy and fresh secrets.
-pub async fn create(db: &Db, name: &str, webhook_url: Option<&str>, now: i64) -> Result<NewStore> {
+pub async fn create(
+    conn: &mut AnyConnection,
+    name: &str,
+    webhook_url: Option<&str>,
+    now: i64,
+) -> Result<NewStore> {
     let api_key = generate_secret(STORE_KEY_PREFIX);
     let store = Store {
         id: new_id(),
@@ -80,6 +88,7 @@ pub async fn create(db: &Db, name: &str, webhook_url: Option<&str>, now: i64) ->
         policy: RoutingPolicy::default(),
         training_allowed: false,
         blind_review: false,
+        media_retention_days: crate::domain::retention::DEFAULT_RETENTION_DAYS,
     };
     let p = &store.policy;
     sqlx::query(
@@ -102,7 +111,7 @@ pub async fn create(db: &Db, name: &str, webhook_url: Option<&str>, now: i64) ->
     .bind(p.expected_exit_ms)
     .bind(flag(store.training_allowed))
     .bind(now)
-    .execute(db.writer())
+    .execute(conn)
     .await?;
     Ok(NewStore { store, api_key })
 }
@@ -127,6 +136,30 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<Store>> {
     row.as_ref().map(from_row).transpose()
 }
 
+/// A store by id, its row locked for the rest of the transaction (on
+/// PostgreSQL; SQLite's one writer serializes anyway).
+pub async fn lock(tx: &mut super::Tx, id: &str) -> Result<Option<Store>> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM stores WHERE id = $1{}",
+        tx.backend().for_update()
+    ))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+impl Store {
+    /// The store as the audit trail names an actor.
+    pub fn actor(&self) -> crate::domain::audit::Actor {
+        crate::domain::audit::Actor {
+            kind: crate::domain::audit::ActorKind::Store,
+            id: Some(self.id.clone()),
+            name: self.name.clone(),
+        }
+    }
+}
+
 /// Every store, by name (supervisor pages list them).
 pub async fn list(db: &Db) -> Result<Vec<Store>> {
     let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM stores ORDER BY name, id"))
@@ -147,7 +180,7 @@ pub async fn by_name(db: &Db, name: &str) -> Result<Option<Store>> {
 }
 
 /// Replaces a store's routing policy; false when the store does not exist.
-pub async fn set_policy(db: &Db, id: &str, p: &RoutingPolicy) -> Result<bool> {
+pub async fn set_policy(conn: &mut AnyConnection, id: &str, p: &RoutingPolicy) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE stores SET threshold = $1, margin = $2, audit_rate = $3, audit_verdicts = $4, \
          high_value_cents = $5, receipt_sla_ms = $6, expected_exit_ms = $7, routing_mode = $9, \
@@ -163,29 +196,44 @@ pub async fn set_policy(db: &Db, id: &str, p: &RoutingPolicy) -> Result<bool> {
     .bind(id)
     .bind(p.mode.as_str())
     .bind(p.review_cost_cents)
-    .execute(db.writer())
+    .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Allows or forbids the use of a store's data for training exports; false
 /// when there is no such store.
-pub async fn set_training_allowed(db: &Db, id: &str, allowed: bool) -> Result<bool> {
+pub async fn set_training_allowed(
+    conn: &mut AnyConnection,
+    id: &str,
+    allowed: bool,
+) -> Result<bool> {
     let done = sqlx::query("UPDATE stores SET training_allowed = $1 WHERE id = $2")
         .bind(flag(allowed))
         .bind(id)
-        .execute(db.writer())
+        .execute(conn)
         .await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Turns blind review of every task of a store on or off; false when there
 /// is no such store.
-pub async fn set_blind_review(db: &Db, id: &str, blind: bool) -> Result<bool> {
+pub async fn set_blind_review(conn: &mut AnyConnection, id: &str, blind: bool) -> Result<bool> {
     let done = sqlx::query("UPDATE stores SET blind_review = $1 WHERE id = $2")
         .bind(flag(blind))
         .bind(id)
-        .execute(db.writer())
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Sets how many days a store keeps shopper video after the receipt is
+/// final; false when there is no such store.
+pub async fn set_retention(conn: &mut AnyConnection, id: &str, days: i64) -> Result<bool> {
+    let done = sqlx::query("UPDATE stores SET media_retention_days = $1 WHERE id = $2")
+        .bind(days)
+        .bind(id)
+        .execute(conn)
         .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -204,7 +252,7 @@ pub struct RotatedSecret {
 /// store can switch its verifier without losing one. (A secret replaced
 /// earlier, still in its overlap, ends now.) `None` for an unknown store.
 pub async fn rotate_webhook_secret(
-    db: &Db,
+    conn: &mut AnyConnection,
     id: &str,
     now: i64,
     overlap_ms: i64,
@@ -220,18 +268,18 @@ pub async fn rotate_webhook_secret(
     .bind(rotated.previous_valid_until)
     .bind(&rotated.secret)
     .bind(id)
-    .execute(db.writer())
+    .execute(conn)
     .await?;
     Ok((done.rows_affected() == 1).then_some(rotated))
 }
 
 /// Issues a new API key for a store, invalidating the old one.
-pub async fn rotate_api_key(db: &Db, id: &str) -> Result<Option<String>> {
+pub async fn rotate_api_key(conn: &mut AnyConnection, id: &str) -> Result<Option<String>> {
     let key = generate_secret(STORE_KEY_PREFIX);
     let done = sqlx::query("UPDATE stores SET api_key_hash = $1 WHERE id = $2")
         .bind(digest(&key))
         .bind(id)
-        .execute(db.writer())
+        .execute(conn)
         .await?;
     Ok((done.rows_affected() == 1).then_some(key))
 }

@@ -7,12 +7,13 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::{clips, flag, products, Db, Result, Tx};
+use super::{clips, flag, in_scope, products, Db, InScope, Result, Tx};
 use crate::domain::consensus::Answer;
 use crate::domain::event::CandidateInput;
 use crate::domain::lifecycle::{
     Crew, Lease, LeaseEnd, PastLease, Pending, Task, TaskPurpose, TaskStatus,
 };
+use crate::domain::scope::Scope;
 use crate::domain::{Action, Label};
 
 /// A review task row.
@@ -82,15 +83,17 @@ fn purpose(s: &str) -> Result<TaskPurpose> {
 const TASK_COLUMNS: &str = "id, event_pk, store_id, session_id, required_verdicts, status, \
      leased_by, lease_id, lease_expires_at, gold_id, purpose";
 
-/// What a user may claim: a ready task they never held (a lease taken back
-/// from an audit for receipt work does not count). Shared by the claim, the
-/// check that real work is waiting before gold is served and the check an
-/// audit's heartbeat makes.
-fn claimable() -> String {
+/// What a user may claim: a ready task of their pool's stores (`pool`,
+/// bound from its own `$n`) they never held (a lease taken back from an
+/// audit for receipt work does not count). Shared by the claim, the check
+/// that real work is waiting before gold is served and the check an audit's
+/// heartbeat makes.
+fn claimable(pool: &InScope<'_>) -> String {
     format!(
-        "t.status = '{}' AND NOT EXISTS ({})",
+        "t.status = '{}' AND NOT EXISTS ({}){}",
         TaskStatus::Ready,
-        held_before("t.id", "$1")
+        held_before("t.id", "$1"),
+        pool.sql
     )
 }
 
@@ -172,15 +175,17 @@ pub async fn live_leases(tx: &mut Tx, user_id: &str, now: i64) -> Result<i64> {
     .await?)
 }
 
-/// Whether a task `user_id` may claim is ready.
-pub async fn claimable_exists(tx: &mut Tx, user_id: &str) -> Result<bool> {
-    let found: Option<String> = sqlx::query_scalar(&format!(
+/// Whether a task `user_id` may claim from the stores of `pool` is ready.
+pub async fn claimable_exists(tx: &mut Tx, user_id: &str, pool: &Scope) -> Result<bool> {
+    let pool = in_scope("t.store_id", pool, 2);
+    let sql = format!(
         "SELECT t.id FROM review_tasks t WHERE {} LIMIT 1",
-        claimable()
-    ))
-    .bind(user_id)
-    .fetch_optional(&mut **tx)
-    .await?;
+        claimable(&pool)
+    );
+    let found: Option<String> = pool
+        .bind(sqlx::query_scalar(&sql).bind(user_id))
+        .fetch_optional(&mut **tx)
+        .await?;
     Ok(found.is_some())
 }
 
@@ -189,26 +194,32 @@ pub async fn claimable_exists(tx: &mut Tx, user_id: &str) -> Result<bool> {
 /// ready, or they hold a live lease on one claimed after the audit's (a
 /// console's prefetched next task, which would otherwise wait behind the
 /// audit on screen). What an audit yields to.
-pub async fn receipt_work_waiting(tx: &mut Tx, audit: &TaskRow, now: i64) -> Result<bool> {
+pub async fn receipt_work_waiting(
+    tx: &mut Tx,
+    audit: &TaskRow,
+    pool: &Scope,
+    now: i64,
+) -> Result<bool> {
     let (Some(user_id), Some(lease_id)) = (&audit.leased_by, &audit.lease_id) else {
         return Ok(false);
     };
-    let found: Option<String> = sqlx::query_scalar(&format!(
+    let pool = in_scope("t.store_id", pool, 5);
+    let sql = format!(
         "SELECT t.id FROM review_tasks t WHERE t.priority <= $2 AND t.gold_id IS NULL AND ( \
            ({claimable}) \
            OR (t.status = '{leased}' AND t.leased_by = $1 AND t.lease_expires_at > $3 \
                AND (SELECT l.claimed_at FROM task_leases l WHERE l.id = t.lease_id) \
                    > (SELECT a.claimed_at FROM task_leases a WHERE a.id = $4))) \
          LIMIT 1",
-        claimable = claimable(),
+        claimable = claimable(&pool),
         leased = TaskStatus::Leased,
-    ))
-    .bind(user_id)
-    .bind(TaskPurpose::Review.priority())
-    .bind(now)
-    .bind(lease_id)
-    .fetch_optional(&mut **tx)
-    .await?;
+    );
+    let query = sqlx::query_scalar(&sql)
+        .bind(user_id)
+        .bind(TaskPurpose::Review.priority())
+        .bind(now)
+        .bind(lease_id);
+    let found: Option<String> = pool.bind(query).fetch_optional(&mut **tx).await?;
     Ok(found.is_some())
 }
 
@@ -225,15 +236,18 @@ pub struct NewLease<'a> {
     pub expires_at: i64,
 }
 
-/// Leases the next task `lease.user_id` may claim among those of priority
-/// `max_priority` or more urgent (by priority, then earliest deadline, then
-/// oldest) as [`crate::domain::lifecycle::claim`] says, in one `UPDATE`;
-/// its id, or `None` when nothing is ready for them.
+/// Leases the next task `lease.user_id` may claim from the stores of
+/// `pool` among those of priority `max_priority` or more urgent (by
+/// priority, then earliest deadline, then oldest) as
+/// [`crate::domain::lifecycle::claim`] says, in one `UPDATE`; its id, or
+/// `None` when nothing is ready for them.
 pub async fn lease_next(
     tx: &mut Tx,
     lease: &NewLease<'_>,
+    pool: &Scope,
     max_priority: i64,
 ) -> Result<Option<String>> {
+    let pool = in_scope("t.store_id", pool, 6);
     let sql = format!(
         "UPDATE review_tasks SET status = '{leased}', leased_by = $1, lease_id = $2, \
          lease_expires_at = $3, updated_at = $4 \
@@ -242,17 +256,16 @@ pub async fn lease_next(
          ORDER BY t.priority, t.deadline_at, t.created_at LIMIT 1{skip_locked}) RETURNING id",
         leased = TaskStatus::Leased,
         ready = TaskStatus::Ready,
-        claimable = claimable(),
+        claimable = claimable(&pool),
         skip_locked = tx.backend().skip_locked()
     );
-    Ok(sqlx::query_scalar(&sql)
+    let query = sqlx::query_scalar(&sql)
         .bind(lease.user_id)
         .bind(lease.id)
         .bind(lease.expires_at)
         .bind(lease.claimed_at)
-        .bind(max_priority)
-        .fetch_optional(&mut **tx)
-        .await?)
+        .bind(max_priority);
+    Ok(pool.bind(query).fetch_optional(&mut **tx).await?)
 }
 
 /// The other labelers at work (who claimed anything since `active_since`)
@@ -790,14 +803,17 @@ pub async fn status(
 
 /// Ids of escalated tasks, most urgent first: in queue order (a dispute,
 /// then receipt work, then audits), then by deadline.
-pub async fn escalated_ids(db: &Db, limit: i64) -> Result<Vec<String>> {
-    Ok(sqlx::query_scalar(&format!(
-        "SELECT id FROM review_tasks WHERE status = '{}' ORDER BY priority, deadline_at, created_at LIMIT $1",
-        TaskStatus::Escalated
-    ))
-    .bind(limit)
-    .fetch_all(db.reader())
-    .await?)
+pub async fn escalated_ids(db: &Db, scope: &Scope, limit: i64) -> Result<Vec<String>> {
+    let stores = in_scope("store_id", scope, 2);
+    let sql = format!(
+        "SELECT id FROM review_tasks WHERE status = '{}'{} ORDER BY priority, deadline_at, created_at LIMIT $1",
+        TaskStatus::Escalated,
+        stores.sql
+    );
+    Ok(stores
+        .bind(sqlx::query_scalar(&sql).bind(limit))
+        .fetch_all(db.reader())
+        .await?)
 }
 
 /// Real tasks (not gold copies) per status, for `/metrics` and operators.

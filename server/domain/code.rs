@@ -58,6 +58,16 @@ codes! {
         "no user has this login name";
     OwnAccount = "own-account",
         "an admin may not disable their own account";
+    InvalidRetention = "invalid-retention",
+        "a store's `media_retention_days` outside 1 to 3650";
+    UserExists = "user-exists",
+        "a person with this login name exists already";
+    InvalidUsername = "invalid-username",
+        "a login name must be 1 to 64 letters, digits, `.`, `_` or `-`, starting with a letter or digit";
+    LabelerPaused = "labeler-paused",
+        "a supervisor (or the gold-accuracy floor) paused the caller from the queue";
+    InvalidStores = "invalid-stores",
+        "a store assignment names a store that does not exist or that the caller does not cover, or both `all_stores` and stores";
     TooManyAttempts = "too-many-attempts",
         "too many failed sign-ins for this username or address; `Retry-After` gives the seconds to wait";
     StoreKeyRequired = "store-key-required",
@@ -182,6 +192,8 @@ codes! {
         "the clip's video, filmstrip or poster does not exist (yet)";
     ClipForbidden = "clip-forbidden",
         "a labeler without a live lease on a task that shows the clip";
+    ClipErased = "clip-erased",
+        "the clip's video was deleted: past its store's retention, or on the shopper's request";
     RangeNotSatisfiable = "range-not-satisfiable",
         "a byte `Range` that lies past the end of the file";
 

@@ -242,6 +242,14 @@ impl Default for ExportSpec {
 }
 
 impl ExportSpec {
+    /// Whether a person covering `scope` may see an export of this spec:
+    /// one that names no store reads every store, so only those who cover
+    /// every store see it.
+    pub fn visible_to(&self, scope: &super::scope::Scope) -> bool {
+        scope.is_all()
+            || (!self.filter.stores.is_empty() && self.filter.stores.iter().all(|s| scope.sees(s)))
+    }
+
     /// Why the spec cannot be used, if it cannot.
     pub fn validate(&self) -> Result<(), String> {
         self.filter.validate()?;

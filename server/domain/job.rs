@@ -69,6 +69,18 @@ impl JobKind for RunExport {
     const KIND: &'static str = "export";
 }
 
+/// The day's retention run: deletes shopper video past each store's
+/// retention, finishes erasures cut short, and purges old audit rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyRetention {
+    /// The UTC day it runs for (its midnight, epoch ms).
+    pub day: i64,
+}
+
+impl JobKind for ApplyRetention {
+    const KIND: &'static str = "retention";
+}
+
 /// Where a job is in its life (`jobs.status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JobStatus {

@@ -229,6 +229,9 @@ states! {
         Ready = "ready",
         /// Could not be made playable; the error is kept on the clip.
         Failed = "failed",
+        /// Its video was deleted (past its store's retention, or on the
+        /// shopper's request); what it showed stays described.
+        Erased = "erased",
     }
 }
 
@@ -239,6 +242,9 @@ states! {
         Uploading = "uploading",
         /// Stored; windows may be cut from it.
         Ready = "ready",
+        /// Deleted (retention or a shopper's request); nothing is cut from
+        /// it any more.
+        Erased = "erased",
     }
 }
 
@@ -251,6 +257,8 @@ states! {
         Ready = "ready",
         /// Cannot be made (the clip failed): the task does not wait for it.
         Failed = "failed",
+        /// Deleted with its clip's video.
+        Erased = "erased",
     }
 }
 

@@ -4,6 +4,7 @@
 //! exhaustively with plain unit tests and the database layer only stores what
 //! these functions decide.
 
+pub mod audit;
 pub mod calibration;
 pub mod charge;
 pub mod code;
@@ -18,12 +19,15 @@ pub mod histogram;
 pub mod job;
 pub mod label;
 pub mod lifecycle;
+pub mod person;
 pub mod proxy;
 pub mod ratelimit;
 pub mod receipt;
 pub mod recommend;
+pub mod retention;
 pub mod rollup;
 pub mod routing;
+pub mod scope;
 pub mod stats;
 pub mod time;
 pub mod whole;

@@ -16,6 +16,7 @@ use crate::db::Db;
 use crate::domain::export::{
     ExportSpec, Filter, Resolution, SplitPlan, DEFAULT_SEED, DEFAULT_SHARD_BYTES,
 };
+use crate::domain::scope::Scope;
 use crate::domain::time::parse_rfc3339_ms;
 use crate::review::exports;
 use crate::storage::Blobs;
@@ -150,8 +151,9 @@ impl ExportArgs {
 
 /// Runs `recount export`; prints a JSON summary on stdout.
 pub async fn export(args: &ExportArgs, config: &Config, db: &Db) -> anyhow::Result<()> {
-    let spec = args.spec()?;
-    exports::check(db, &spec).await?;
+    let spec = exports::check(db, &Scope::All, args.spec()?).await?;
+    let out = args.out.display().to_string();
+    exports::record_cli_export(db, &spec, &out, SystemClock.now_ms()).await?;
     if args.out.exists() {
         let mut entries = std::fs::read_dir(&args.out)
             .with_context(|| format!("reading {}", args.out.display()))?;

@@ -35,18 +35,18 @@ pub fn status(code: Code) -> StatusCode {
         }
         Unauthorized | InvalidCredentials => StatusCode::UNAUTHORIZED,
         StoreKeyRequired | UserTokenRequired | RoleForbidden | CsrfFailed | Forbidden
-        | ClipForbidden | LeaseNotHeld | UserDisabled => StatusCode::FORBIDDEN,
+        | ClipForbidden | LeaseNotHeld | UserDisabled | LabelerPaused => StatusCode::FORBIDDEN,
         NotFound | UnknownSession | UnknownStore | UnknownClip | ClipNotReady | UnknownTask
         | UnknownGold | UnknownExport | UnknownExportFile | UnknownDispute | UnknownUser => {
             StatusCode::NOT_FOUND
         }
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ClipErased => StatusCode::GONE,
         RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         EventConflict | SessionFinalized | SessionAlreadyExited | TooManyLeases | LeaseExpired
         | LeaseYielded | VerdictConflict | TaskNotEscalated | TaskIsGold | TaskNotResolved
-        | AlreadyGold | ReceiptNotFinal | DisputeOpen | NotCorrectable | OwnAccount => {
-            StatusCode::CONFLICT
-        }
+        | AlreadyGold | ReceiptNotFinal | DisputeOpen | NotCorrectable | OwnAccount
+        | UserExists => StatusCode::CONFLICT,
         BodyTooLarge | UploadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
@@ -59,7 +59,9 @@ pub fn status(code: Code) -> StatusCode {
         | DurationTooLong | MediaCrashed | MissingAction | MissingSku | MissingQuantity
         | NoteTooLong | CantTellNotAllowed | InvalidPolicy | InvalidDays | InvalidTarget
         | InvalidSimulation | InvalidDate | InvalidExport | TrainingNotAllowed
-        | SkuNotOnReceipt | ReasonTooLong => StatusCode::UNPROCESSABLE_ENTITY,
+        | SkuNotOnReceipt | ReasonTooLong | InvalidStores | InvalidRetention | InvalidUsername => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
         TooManyAttempts | TooManyUploads => StatusCode::TOO_MANY_REQUESTS,
         StorageFull => StatusCode::INSUFFICIENT_STORAGE,
         InternalError => StatusCode::INTERNAL_SERVER_ERROR,

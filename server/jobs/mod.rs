@@ -18,6 +18,7 @@
 
 pub mod export;
 pub mod media;
+pub mod retention;
 pub mod webhook;
 
 use std::future::Future;
@@ -32,7 +33,8 @@ use crate::config::Config;
 use crate::db::jobs;
 use crate::db::jobs::Job;
 use crate::domain::job::{
-    AfterFailure, DeliverReceipt, JobKind, MakePosters, ProcessClip, RetryPolicy, RunExport,
+    AfterFailure, ApplyRetention, DeliverReceipt, JobKind, MakePosters, ProcessClip, RetryPolicy,
+    RunExport,
 };
 use crate::AppState;
 
@@ -40,6 +42,8 @@ use crate::AppState;
 pub const DELIVERY_JOBS: &[&str] = &[DeliverReceipt::KIND];
 /// Training-data exports: long, so they have a worker of their own.
 pub const EXPORT_JOBS: &[&str] = &[RunExport::KIND];
+/// Housekeeping: the daily retention run.
+pub const MAINTENANCE_JOBS: &[&str] = &[ApplyRetention::KIND];
 /// Jobs that run FFmpeg.
 pub const MEDIA_JOBS: &[&str] = &[ProcessClip::KIND, MakePosters::KIND];
 
@@ -54,6 +58,8 @@ pub fn spawn(state: AppState) -> Vec<JoinHandle<()>> {
         tokio::spawn(token_purge_loop(state.clone())),
         tokio::spawn(job_loop(state.clone(), client.clone(), DELIVERY_JOBS)),
         tokio::spawn(job_loop(state.clone(), client.clone(), EXPORT_JOBS)),
+        tokio::spawn(job_loop(state.clone(), client.clone(), MAINTENANCE_JOBS)),
+        tokio::spawn(retention::schedule_loop(state.clone())),
     ];
     if state.config.rollup_interval_ms > 0 {
         handles.push(tokio::spawn(rollup_loop(state.clone())));
@@ -336,6 +342,7 @@ pub const REGISTRY: &[Registration] = &[
     Registration::of::<ProcessClip>(),
     Registration::of::<MakePosters>(),
     Registration::of::<RunExport>(),
+    Registration::of::<ApplyRetention>(),
 ];
 
 /// How one attempt at a job ended.

@@ -249,6 +249,7 @@ mod tests {
             policy: Default::default(),
             training_allowed: false,
             blind_review: false,
+            media_retention_days: 30,
         };
         assert_eq!(secrets_at(&store, 999).len(), 2);
         assert_eq!(secrets_at(&store, 1_000), [store.webhook_secret.as_str()]);

@@ -4,10 +4,10 @@
 //! consistent snapshot of the database; and the confidence bins and the
 //! routing-threshold recommendation of one store.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use crate::db::dashboard::{pending_receipts, queue, usernames, working_labelers};
+use crate::db::dashboard::{covered_users, pending_receipts, queue, usernames, working_labelers};
 use crate::db::rollup::{self, BucketRanges};
 use crate::db::Db;
 use crate::domain::dashboard::{
@@ -17,6 +17,7 @@ use crate::domain::figures::{self, GoldRule, Live, Windows};
 use crate::domain::recommend::{self, Recommendation};
 use crate::domain::rollup::{bucket, merge_confidence, Rollup, DAY};
 use crate::domain::routing::RoutingPolicy;
+use crate::domain::scope::Scope;
 use crate::error::Result;
 use crate::review::staffing::{self, Cached, Forecasts};
 
@@ -43,9 +44,9 @@ impl Rules {
     }
 }
 
-/// The dashboard at `now`.
-pub async fn snapshot(db: &Db, now: i64, rules: Rules) -> Result<Dashboard> {
-    snapshot_timed(db, now, rules, &mut |_, _| {}).await
+/// The dashboard at `now`, of the stores of `scope`.
+pub async fn snapshot(db: &Db, scope: &Scope, now: i64, rules: Rules) -> Result<Dashboard> {
+    snapshot_timed(db, scope, now, rules, &mut |_, _| {}).await
 }
 
 /// [`snapshot`] with each store's labelers needed this hour, from the
@@ -53,14 +54,16 @@ pub async fn snapshot(db: &Db, now: i64, rules: Rules) -> Result<Dashboard> {
 /// background and show as `making`).
 pub async fn snapshot_with_staffing(
     db: &Db,
+    scope: &Scope,
     now: i64,
     rules: Rules,
     forecasts: &Forecasts,
 ) -> Result<Dashboard> {
-    let mut d = snapshot(db, now, rules).await?;
+    let mut d = snapshot(db, scope, now, rules).await?;
     let needs = staffing::needed_now(db, forecasts, now).await?;
     d.staffing.stores = needs
         .into_iter()
+        .filter(|(store, _, _)| scope.sees(&store.id))
         .map(|(store, cached, needed)| StoreNeed {
             store_id: store.id,
             store_name: store.name,
@@ -81,6 +84,7 @@ pub async fn snapshot_with_staffing(
 /// bench dashboard` prints where the time goes).
 pub async fn snapshot_timed(
     db: &Db,
+    scope: &Scope,
     now: i64,
     rules: Rules,
     step: &mut (dyn FnMut(&'static str, Duration) + Send),
@@ -110,13 +114,17 @@ pub async fn snapshot_timed(
         counted.merge(&rollup::collect(&mut tx, tail_from, now + 1).await?);
     }
     lap("live tail");
-    let queue = queue(&mut tx, now, rules.deadline_lead_ms).await?;
+    if !scope.is_all() {
+        let labelers = covered_users(&mut tx, scope).await?;
+        keep_scope(&mut counted, scope, &labelers);
+    }
+    let queue = queue(&mut tx, scope, now, rules.deadline_lead_ms).await?;
     lap("queue");
-    let (pending, pending_past_deadline) = pending_receipts(&mut tx, now).await?;
+    let (pending, pending_past_deadline) = pending_receipts(&mut tx, scope, now).await?;
     lap("pending receipts");
     let usernames = usernames(&mut tx).await?;
-    let d = crate::db::disputes::counts_since(&mut tx, w.week_from).await?;
-    let working = working_labelers(&mut tx, now, now - WORKING_WINDOW_MS).await?;
+    let d = crate::db::disputes::counts_since(&mut tx, scope, w.week_from).await?;
+    let working = working_labelers(&mut tx, scope, now, now - WORKING_WINDOW_MS).await?;
     tx.commit().await?;
     lap("usernames");
     let live = Live {
@@ -139,6 +147,21 @@ pub async fn snapshot_timed(
     );
     lap("figures");
     Ok(dashboard)
+}
+
+/// Keeps of `counted` what a supervisor of `scope` may see: their stores'
+/// buckets, and the labelers whose pools lie within their stores (a
+/// labeler who also works for other stores shows to whoever covers those
+/// too). Model calibration is counted across stores, so it shows only to
+/// those who cover every store; each store's own calibration is on its
+/// policy page.
+fn keep_scope(counted: &mut Rollup, scope: &Scope, labelers: &BTreeSet<String>) {
+    counted.stores.retain(|k, _| scope.sees(&k.store_id));
+    counted.confidence.retain(|k, _| scope.sees(&k.store_id));
+    counted
+        .labelers
+        .retain(|k, _| labelers.contains(&k.labeler_id));
+    counted.models.clear();
 }
 
 /// Days of audit samples and labels a threshold recommendation looks at.

@@ -7,17 +7,44 @@
 //! the export writer's (`crate::export`).
 
 use crate::db::export::{self as store, WrittenFile};
-use crate::db::{jobs, Db};
+use crate::db::users::User;
+use crate::db::{audit, jobs, Db};
+use crate::domain::audit::Action;
 use crate::domain::export::ExportSpec;
 use crate::domain::job::RunExport;
+use crate::domain::scope::Scope;
 use crate::error::{Code, Error, Result};
 
 /// Validates a spec against the stores it names (422 `invalid-export`,
 /// 422 `training-not-allowed`).
-pub async fn check(db: &Db, spec: &ExportSpec) -> Result<()> {
+/// A supervisor who does not cover every store exports from their own
+/// stores only: a spec naming none names theirs that allow training; a
+/// store outside their scope is refused as if it did not exist. The spec
+/// to record.
+pub async fn check(db: &Db, scope: &Scope, spec: ExportSpec) -> Result<ExportSpec> {
     spec.validate()
         .map_err(|m| Error::new(Code::InvalidExport, m))?;
-    let refused = store::refused_stores(db, &spec.filter.stores).await?;
+    let mut spec = spec;
+    if let Some(own) = scope.stores() {
+        if spec.filter.stores.is_empty() {
+            let own: Vec<String> = own.iter().cloned().collect();
+            let refused = store::refused_stores(db, &own).await?;
+            spec.filter.stores = own.into_iter().filter(|s| !refused.contains(s)).collect();
+            if spec.filter.stores.is_empty() {
+                return Err(Error::new(
+                    Code::TrainingNotAllowed,
+                    "none of the stores you cover allows its data to be used for training",
+                ));
+            }
+            return Ok(spec);
+        }
+    }
+    let mut refused = store::refused_stores(db, &spec.filter.stores).await?;
+    for s in &spec.filter.stores {
+        if !scope.sees(s) && !refused.contains(s) {
+            refused.push(s.clone());
+        }
+    }
     if !refused.is_empty() {
         return Err(Error::new(
             Code::TrainingNotAllowed,
@@ -27,13 +54,32 @@ pub async fn check(db: &Db, spec: &ExportSpec) -> Result<()> {
             ),
         ));
     }
-    Ok(())
+    Ok(spec)
 }
 
-/// Records an export and the job that runs it, in one transaction; its id.
-pub async fn create(db: &Db, spec: &ExportSpec, user_id: &str, now: i64) -> Result<String> {
+/// The store an export's audit row is filed under: its one store, if it
+/// names exactly one; a row about several (or every) store is seen by
+/// those who cover every store.
+fn audited_store(spec: &ExportSpec) -> Option<&str> {
+    match spec.filter.stores.as_slice() {
+        [one] => Some(one),
+        _ => None,
+    }
+}
+
+/// Records an export, the job that runs it and its audit row, in one
+/// transaction; its id.
+pub async fn create(db: &Db, spec: &ExportSpec, user: &User, now: i64) -> Result<String> {
     let mut tx = db.begin().await?;
-    let id = store::insert(&mut tx, spec, user_id, now).await?;
+    let id = store::insert(&mut tx, spec, &user.id, now).await?;
+    let entry = audit::Entry {
+        actor: &user.actor(),
+        action: Action::ExportCreated,
+        store_id: audited_store(spec),
+        subject: Some(&id),
+        detail: serde_json::json!({"spec": spec}),
+    };
+    audit::record(&mut tx, now, &entry).await?;
     jobs::enqueue(
         &mut tx,
         &RunExport {
@@ -46,6 +92,23 @@ pub async fn create(db: &Db, spec: &ExportSpec, user_id: &str, now: i64) -> Resu
     .await?;
     tx.commit().await?;
     Ok(id)
+}
+
+/// Records in the audit trail an export written by `recount export` into
+/// the directory `out` (it makes no export row: its files are the
+/// operator's).
+pub async fn record_cli_export(db: &Db, spec: &ExportSpec, out: &str, now: i64) -> Result<()> {
+    let mut tx = db.begin().await?;
+    let entry = audit::Entry {
+        actor: &crate::domain::audit::Actor::operator(),
+        action: Action::ExportCreated,
+        store_id: audited_store(spec),
+        subject: Some(out),
+        detail: serde_json::json!({"spec": spec}),
+    };
+    audit::record(&mut tx, now, &entry).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Error of a run that another worker took over.
@@ -125,16 +188,25 @@ pub enum Deleted {
 /// Marks an export deleted and forgets its files, in one transaction; the
 /// caller removes the blobs. Taking the run token away stops a running run
 /// at its next progress report (it cannot finish either).
-pub async fn delete(db: &Db, id: &str, user_id: &str, now: i64) -> Result<Deleted> {
+pub async fn delete(db: &Db, id: &str, user: &User, now: i64) -> Result<Deleted> {
     let mut tx = db.begin().await?;
-    if !store::mark_deleted(&mut tx, id, user_id, now).await? {
+    if !store::mark_deleted(&mut tx, id, &user.id, now).await? {
         return Ok(if store::exists(&mut tx, id).await? {
             Deleted::Already
         } else {
             Deleted::Unknown
         });
     }
-    store::delete_files(&mut tx, id).await?;
+    let files = store::delete_files(&mut tx, id).await?;
+    let spec = store::spec_by_id(&mut tx, id).await?;
+    let entry = audit::Entry {
+        actor: &user.actor(),
+        action: Action::ExportDeleted,
+        store_id: spec.as_ref().and_then(audited_store),
+        subject: Some(id),
+        detail: serde_json::json!({"files": files}),
+    };
+    audit::record(&mut tx, now, &entry).await?;
     tx.commit().await?;
     Ok(Deleted::Now)
 }

@@ -24,6 +24,7 @@ pub async fn mark(db: &Db, supervisor: &User, task_id: &str, now: i64) -> Result
     let mut tx = db.begin().await?;
     let source = gold::source_task(&mut tx, task_id)
         .await?
+        .filter(|s| supervisor.scope.sees(&s.store_id))
         .ok_or_else(|| unknown_task(task_id))?;
     if source.gold_id.is_some() {
         return Err(Error::new(
@@ -54,10 +55,14 @@ pub async fn mark(db: &Db, supervisor: &User, task_id: &str, now: i64) -> Result
     Ok(gold)
 }
 
-/// Retires a gold task: it is served no more; its answers still count.
-/// Retiring a retired task changes nothing.
-pub async fn retire(db: &Db, gold_id: &str, now: i64) -> Result<GoldRow> {
+/// Retires a gold task of a store `supervisor` covers: it is served no
+/// more; its answers still count. Retiring a retired task changes nothing.
+pub async fn retire(db: &Db, supervisor: &User, gold_id: &str, now: i64) -> Result<GoldRow> {
     let mut tx = db.begin().await?;
+    gold::get(&mut tx, gold_id)
+        .await?
+        .filter(|g| supervisor.scope.sees(&g.store_id))
+        .ok_or_else(|| unknown_gold(gold_id))?;
     gold::retire(&mut tx, gold_id, now).await?;
     let gold = gold::get(&mut tx, gold_id)
         .await?

@@ -16,6 +16,7 @@
 //!
 //! `db/` below it reads and writes rows and knows none of this.
 
+pub mod admin;
 pub mod dashboard;
 pub mod disputes;
 pub mod exports;
@@ -26,5 +27,6 @@ pub mod media;
 pub mod queue;
 pub mod receipts;
 pub mod replay;
+pub mod retention;
 pub mod rollup;
 pub mod staffing;

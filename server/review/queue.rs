@@ -9,13 +9,15 @@
 
 use crate::db::tasks::{self, NewLease, NewVerdict, Resolution, TaskCard, TaskRow, VerdictRow};
 use crate::db::users::User;
-use crate::db::{disputes, events, gold, new_id, products, receipts, stores, Db, Tx};
+use crate::db::{audit, disputes, events, gold, new_id, products, receipts, stores, Db, Tx};
+use crate::domain::audit::Action as AuditAction;
 use crate::domain::consensus::{Answer, EscalationReason};
 use crate::domain::event::MAX_QUANTITY;
 use crate::domain::lifecycle::{
     self, AfterVerdict, Lease, LeaseEnd, Refused, TaskPurpose, TaskStatus,
 };
 use crate::domain::receipt::{Cause, ReceiptLine};
+use crate::domain::scope::Scope;
 use crate::domain::{Action, Label};
 use crate::error::{Code, Error, Result};
 use crate::review::locks::{self, unknown_task};
@@ -104,6 +106,12 @@ pub async fn claim(
         active_window_ms,
         ..
     } = rules;
+    if user.paused {
+        return Err(Error::new(
+            Code::LabelerPaused,
+            "a supervisor paused you from the queue; ask them to let you back in",
+        ));
+    }
     let mut tx = db.begin().await?;
     // Serializes one user's concurrent claims so the lease limit holds.
     crate::db::users::lock(&mut tx, &user.id).await?;
@@ -116,8 +124,8 @@ pub async fn claim(
         claimed_at: now,
         expires_at: Lease::new(&user.id, now, ttl_ms).expires_at,
     };
-    let gold_copy = if try_gold && tasks::claimable_exists(&mut tx, &user.id).await? {
-        match gold::pick(&mut tx, &user.id).await? {
+    let gold_copy = if try_gold && tasks::claimable_exists(&mut tx, &user.id, &user.scope).await? {
+        match gold::pick(&mut tx, &user.id, &user.scope).await? {
             Some(gold_id) => {
                 let copy = gold::CopyLease {
                     user_id: &user.id,
@@ -164,14 +172,16 @@ async fn next_task(
     now: i64,
     active_window_ms: i64,
 ) -> Result<Option<String>> {
-    if let Some(id) = tasks::lease_next(tx, lease, TaskPurpose::Review.priority()).await? {
+    if let Some(id) =
+        tasks::lease_next(tx, lease, &user.scope, TaskPurpose::Review.priority()).await?
+    {
         return Ok(Some(id));
     }
     let (active, idle) = tasks::others_at_work(tx, &user.id, now - active_window_ms, now).await?;
     if !lifecycle::may_take_audit(active, idle) {
         return Ok(None);
     }
-    Ok(tasks::lease_next(tx, lease, TaskPurpose::Audit.priority()).await?)
+    Ok(tasks::lease_next(tx, lease, &user.scope, TaskPurpose::Audit.priority()).await?)
 }
 
 /// The precise error for a user acting on a task without a live lease
@@ -246,7 +256,7 @@ pub async fn heartbeat(
     let state = task.state();
     let waiting = task.purpose.yields_to_receipt_work()
         && state.is_leased_to(&user.id, now)
-        && tasks::receipt_work_waiting(&mut tx, &task, now).await?;
+        && tasks::receipt_work_waiting(&mut tx, &task, &user.scope, now).await?;
     let Ok(beat) = lifecycle::beat(&state, task.purpose, &user.id, now, rules.ttl_ms, waiting)
     else {
         return Err(lease_error(&mut tx, &task, user, now).await?);
@@ -473,6 +483,9 @@ pub async fn resolve_escalation(
 ) -> Result<TaskStatus> {
     let mut tx = db.begin().await?;
     let task = locks::session_then_task(&mut tx, task_id, now).await?;
+    if !supervisor.scope.sees(&task.store_id) {
+        return Err(unknown_task(task_id));
+    }
     if task.status != TaskStatus::Escalated {
         return Err(refused(
             Refused::NotEscalated {
@@ -581,6 +594,9 @@ pub async fn correct(
 ) -> Result<Option<i64>> {
     let mut tx = db.begin().await?;
     let task = locks::session_then_task(&mut tx, task_id, now).await?;
+    if !supervisor.scope.sees(&task.store_id) {
+        return Err(unknown_task(task_id));
+    }
     let correctable = matches!(task.purpose, TaskPurpose::Review | TaskPurpose::Audit);
     if !correctable || task.status != TaskStatus::Resolved {
         return Err(Error::new(
@@ -619,6 +635,18 @@ pub async fn correct(
             .await?
             .map(|(v, _)| v),
     };
+    let entry = audit::Entry {
+        actor: &supervisor.actor(),
+        action: AuditAction::LabelCorrected,
+        store_id: Some(&task.store_id),
+        subject: Some(&task.id),
+        detail: serde_json::json!({
+            "session_id": task.session_id,
+            "label": label,
+            "receipt_version": version,
+        }),
+    };
+    audit::record(&mut tx, now, &entry).await?;
     tx.commit().await?;
     adjusted.record();
     Ok(version)
@@ -637,11 +665,12 @@ pub struct Detail {
     pub verdicts: Vec<VerdictRow>,
 }
 
-/// A task with its verdicts.
-pub async fn detail(db: &Db, task_id: &str) -> Result<Detail> {
+/// A task with its verdicts, when it is of a store of `scope`.
+pub async fn detail(db: &Db, scope: &Scope, task_id: &str) -> Result<Detail> {
     let mut conn = db.reader().acquire().await?;
     let card = tasks::card(&mut conn, task_id)
         .await?
+        .filter(|c| scope.sees(&c.store_id))
         .ok_or_else(|| unknown_task(task_id))?;
     let (status, escalation_reason) = tasks::status(&mut conn, task_id)
         .await?
@@ -655,24 +684,28 @@ pub async fn detail(db: &Db, task_id: &str) -> Result<Detail> {
     })
 }
 
-/// Escalated tasks, most urgent first.
-pub async fn escalated(db: &Db, limit: i64) -> Result<Vec<Detail>> {
-    let ids = tasks::escalated_ids(db, limit).await?;
+/// Escalated tasks of the stores of `scope`, most urgent first.
+pub async fn escalated(db: &Db, scope: &Scope, limit: i64) -> Result<Vec<Detail>> {
+    let ids = tasks::escalated_ids(db, scope, limit).await?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        out.push(detail(db, &id).await?);
+        out.push(detail(db, scope, &id).await?);
     }
     Ok(out)
 }
 
 /// The store and session of a task the user may look at: a supervisor any
-/// task, a labeler only one whose lease they hold (`lease-expired` or
-/// `lease-not-held` otherwise, as for a verdict).
+/// task of their stores (`unknown-task` for another store's), a labeler
+/// only one whose lease they hold (`lease-expired` or `lease-not-held`
+/// otherwise, as for a verdict).
 pub async fn viewable(db: &Db, user: &User, task_id: &str, now: i64) -> Result<(String, String)> {
     let mut tx = db.begin().await?;
     let task = tasks::get(&mut tx, task_id)
         .await?
         .ok_or_else(|| unknown_task(task_id))?;
+    if user.role.is_supervisor() && !user.scope.sees(&task.store_id) {
+        return Err(unknown_task(task_id));
+    }
     if !user.role.is_supervisor() && !task.state().is_leased_to(&user.id, now) {
         return Err(lease_error(&mut tx, &task, user, now).await?);
     }

@@ -10,6 +10,7 @@
 //! are SVG drawn on the server ([`charts`]), so they need no script either.
 
 pub mod assets;
+pub mod audit_view;
 pub mod charts;
 pub mod dashboard_view;
 pub mod format;

@@ -41,19 +41,20 @@ pub fn router() -> Router<AppState> {
         .route("/policy", get(policy_index))
         .route("/policy/{store_id}", get(policy_page))
         .route("/exports", get(exports_page))
+        .route("/audit", get(super::audit_view::page))
 }
 
 /// What every supervisor page's frame needs.
-struct Frame<'a> {
-    user: &'a User,
-    csrf: String,
+pub(super) struct Frame<'a> {
+    pub(super) user: &'a User,
+    pub(super) csrf: String,
     /// Which nav item is current.
-    section: &'static str,
-    is_admin: bool,
+    pub(super) section: &'static str,
+    pub(super) is_admin: bool,
 }
 
 impl<'a> Frame<'a> {
-    fn new(user: &'a User, token: &str, section: &'static str) -> Frame<'a> {
+    pub(super) fn new(user: &'a User, token: &str, section: &'static str) -> Frame<'a> {
         Frame {
             user,
             csrf: session::csrf_token(token),
@@ -82,10 +83,11 @@ pub(crate) struct DashboardBody<'a> {
 /// How often the open dashboard fetches a fresh body.
 const REFRESH_MS: i64 = 5_000;
 
-async fn dashboard_body(state: &AppState) -> Result<String, Error> {
+async fn dashboard_body(state: &AppState, user: &User) -> Result<String, Error> {
     let c = &state.config;
     let snapshot = dashboard::snapshot_with_staffing(
         &state.db,
+        &user.scope,
         state.now(),
         dashboard::Rules::of(c),
         &state.forecasts,
@@ -101,7 +103,7 @@ async fn dashboard_page(
     State(state): State<AppState>,
     SupervisorPage { user, token }: SupervisorPage,
 ) -> Response {
-    let body = match dashboard_body(&state).await {
+    let body = match dashboard_body(&state, &user).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
@@ -118,16 +120,17 @@ async fn dashboard_live(
     State(state): State<AppState>,
     supervisor: Result<SupervisorPage, PageRefusal>,
 ) -> Response {
-    if let Err(refusal) = supervisor {
-        let e = match refusal {
-            PageRefusal::SignIn { .. } => {
-                Error::new(Code::Unauthorized, "the session ended; sign in again")
-            }
-            PageRefusal::NotSupervisor(_) => Error::new(Code::Forbidden, "supervisors only"),
-        };
-        return e.into_response();
-    }
-    match dashboard_body(&state).await {
+    let user = match supervisor {
+        Ok(SupervisorPage { user, .. }) => user,
+        Err(PageRefusal::SignIn { .. }) => {
+            return Error::new(Code::Unauthorized, "the session ended; sign in again")
+                .into_response()
+        }
+        Err(PageRefusal::NotSupervisor(_)) => {
+            return Error::new(Code::Forbidden, "supervisors only").into_response()
+        }
+    };
+    match dashboard_body(&state, &user).await {
         Ok(b) => page(b),
         Err(e) => e.into_response(),
     }
@@ -189,6 +192,7 @@ async fn exports_page(
             frame: Frame::new(&user, &token, "exports"),
             stores: list
                 .into_iter()
+                .filter(|s| user.scope.sees(&s.id))
                 .map(|s| ExportStore {
                     id: s.id,
                     name: s.name,
@@ -229,6 +233,7 @@ async fn policy_index(
         frame: Frame::new(&user, &token, "policy"),
         stores: stores
             .into_iter()
+            .filter(|s| user.scope.sees(&s.id))
             .map(|s| StoreRow {
                 threshold: format!("{:.2}", s.policy.threshold),
                 margin: format!("{:.2}", s.policy.margin),
@@ -374,8 +379,8 @@ async fn policy_page(
         Err(e) => Err(e.into()),
     };
     let store = match store {
-        Ok(Some(s)) => s,
-        Ok(None) => return Error::unknown_store(&store_id).into_response(),
+        Ok(Some(s)) if user.scope.sees(&s.id) => s,
+        Ok(_) => return Error::unknown_store(&store_id).into_response(),
         Err(e) => return Error::from(e).into_response(),
     };
     let rec =

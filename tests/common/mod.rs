@@ -13,7 +13,10 @@ use serde_json::{json, Value};
 use recount::auth::{hash_password, Role};
 use recount::clock::ManualClock;
 use recount::config::Config;
-use recount::db::{stores, users, Db};
+use recount::db::Db;
+use recount::domain::audit::Actor;
+use recount::domain::scope::Scope;
+use recount::review::admin;
 use recount::AppState;
 
 /// The two engines every database test runs on.
@@ -194,23 +197,71 @@ impl TestApp {
         }
     }
 
+    /// Another instance of the service on the same database, data directory
+    /// and clock, as a second `recount serve` would be (its own pools and
+    /// caches; not serving HTTP).
+    pub async fn second_instance(&self) -> AppState {
+        let db = self.db_handle.connect().await;
+        AppState::new(db, (*self.state.config).clone(), self.clock.clone()).expect("app state")
+    }
+
     /// Creates a store; returns (store id, API key).
     ///
     /// Its policy is the default one without random audit samples (the
     /// default samples 2% of confident events): a test's routing is decided
     /// by the test, never by a draw. Tests of auditing set a rate.
     pub async fn store(&self, name: &str, webhook: Option<&str>) -> (String, String) {
-        let s = stores::create(&self.state.db, name, webhook, self.state.now())
-            .await
-            .unwrap();
-        let policy = recount::domain::routing::RoutingPolicy {
-            audit_rate: 0.0,
-            ..s.store.policy.clone()
-        };
-        assert!(stores::set_policy(&self.state.db, &s.store.id, &policy)
-            .await
-            .unwrap());
+        let s = admin::create_store(
+            &self.state.db,
+            &Actor::operator(),
+            name,
+            webhook,
+            self.state.now(),
+        )
+        .await
+        .unwrap();
+        let no_audits =
+            |p: &recount::domain::routing::RoutingPolicy| recount::domain::routing::RoutingPolicy {
+                audit_rate: 0.0,
+                ..p.clone()
+            };
+        admin::change_policy(
+            &self.state.db,
+            &Actor::operator(),
+            &s.store.id,
+            no_audits,
+            self.state.now(),
+        )
+        .await
+        .unwrap();
         (s.store.id, s.api_key)
+    }
+
+    /// Sets a store's routing policy, as an operator at the command line.
+    pub async fn set_policy(
+        &self,
+        store_id: &str,
+        policy: recount::domain::routing::RoutingPolicy,
+    ) {
+        admin::change_policy(
+            &self.state.db,
+            &Actor::operator(),
+            store_id,
+            |_| policy,
+            self.state.now(),
+        )
+        .await
+        .unwrap();
+    }
+
+    /// Allows or forbids training use of a store's data, as an operator.
+    pub async fn set_training(&self, store_id: &str, allowed: bool) {
+        let s = &self.state;
+        assert!(
+            admin::set_training(&s.db, &Actor::operator(), store_id, allowed, s.now())
+                .await
+                .unwrap()
+        );
     }
 
     /// Creates a store with a small catalog; returns (store id, API key).
@@ -240,7 +291,12 @@ impl TestApp {
 
     /// Creates a user and signs in; returns the API token.
     pub async fn user(&self, name: &str, role: Role) -> String {
-        self.add_user(name, role).await;
+        self.user_in(name, role, Scope::All).await
+    }
+
+    /// Creates a user covering `scope` and signs in; returns the API token.
+    pub async fn user_in(&self, name: &str, role: Role, scope: Scope) -> String {
+        self.add_user_in(name, role, scope).await;
         let (status, body) = self
             .call_anon(
                 Method::POST,
@@ -254,10 +310,25 @@ impl TestApp {
 
     /// Creates (or updates) a user with the tests' password, without signing in.
     pub async fn add_user(&self, name: &str, role: Role) {
+        self.add_user_in(name, role, Scope::All).await;
+    }
+
+    /// Creates (or updates) a user covering `scope`, without signing in.
+    pub async fn add_user_in(&self, name: &str, role: Role, scope: Scope) {
         let hash = hash_password(PASSWORD).unwrap();
-        users::upsert(&self.state.db, name, &hash, role, self.state.now())
-            .await
-            .unwrap();
+        let s = &self.state;
+        admin::add_user(
+            &s.db,
+            &s.tokens,
+            &Actor::operator(),
+            name,
+            &hash,
+            role,
+            &scope,
+            s.now(),
+        )
+        .await
+        .unwrap();
     }
 
     /// Uploads a media fixture as a camera clip starting at `start`
