@@ -214,6 +214,22 @@ enum UserCommand {
         #[arg(long, conflicts_with = "stores")]
         all: bool,
     },
+    /// Lists everyone: role, stores, whether disabled or paused, last
+    /// activity.
+    List,
+    /// Pauses a labeler from the queue until resumed.
+    Pause {
+        /// Login name.
+        name: String,
+        /// Why (shown on the people page).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lets a paused labeler claim again.
+    Resume {
+        /// Login name.
+        name: String,
+    },
     /// Disables a user: their tokens end and they can no longer sign in.
     Disable {
         /// Login name.
@@ -505,6 +521,55 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await?
             .with_context(|| format!("no user {name:?}"))?;
             print(json!({"username": name, "role": user.role, "stores": scope_json(&user.scope)}));
+        }
+        Command::User(UserCommand::List) => {
+            let db = open_db(&config).await?;
+            let mut conn = db.reader().acquire().await?;
+            let people: Vec<serde_json::Value> = users::list(&mut conn)
+                .await?
+                .into_iter()
+                .map(|p| {
+                    json!({
+                        "username": p.user.username,
+                        "role": p.user.role,
+                        "stores": scope_json(&p.user.scope),
+                        "disabled": p.disabled,
+                        "paused": p.user.paused,
+                        "paused_reason": p.paused_reason,
+                        "last_active_at": p.last_active_at.map(recount::domain::time::format_rfc3339_ms),
+                    })
+                })
+                .collect();
+            print(json!({"users": people}));
+        }
+        Command::User(UserCommand::Pause { name, reason }) => {
+            let db = open_db(&config).await?;
+            let why = reason.unwrap_or_else(|| "paused at the command line".into());
+            let user = admin::set_paused(
+                &db,
+                &Default::default(),
+                &Actor::operator(),
+                &name,
+                Some(&why),
+                clock.now_ms(),
+            )
+            .await?
+            .with_context(|| format!("no user {name:?}"))?;
+            print(json!({"username": user.username, "paused": true, "reason": why}));
+        }
+        Command::User(UserCommand::Resume { name }) => {
+            let db = open_db(&config).await?;
+            let user = admin::set_paused(
+                &db,
+                &Default::default(),
+                &Actor::operator(),
+                &name,
+                None,
+                clock.now_ms(),
+            )
+            .await?
+            .with_context(|| format!("no user {name:?}"))?;
+            print(json!({"username": user.username, "paused": false}));
         }
         Command::User(UserCommand::Disable { name }) => {
             let db = open_db(&config).await?;

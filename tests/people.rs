@@ -215,3 +215,337 @@ fn the_cli_disables_enables_and_signs_out_a_user() {
         assert!(err.contains("no user \"nobody\""), "{action}: {err}");
     }
 }
+
+async fn a_supervisor_manages_the_labelers_of_their_stores_and_no_one_else(backend: Backend) {
+    use recount::domain::scope::Scope;
+    let app = TestApp::start(backend).await;
+    let (a, _) = app.store("Alpha", None).await;
+    let (b, _) = app.store("Beta", None).await;
+    let root = app.user("root", Role::Admin).await;
+    let sue = app.user_in("sue", Role::Supervisor, Scope::of([&a])).await;
+    let la = app.user_in("la", Role::Labeler, Scope::of([&a])).await;
+    app.add_user_in("lb", Role::Labeler, Scope::of([&b])).await;
+    app.add_user("shared", Role::Labeler).await;
+
+    let names = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["username"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (s, people) = app.call(Method::GET, "/api/v1/users", &sue, None).await;
+    assert_eq!(s, StatusCode::OK, "{people}");
+    assert_eq!(names(&people), vec!["la"]);
+    let (_, everyone) = app.call(Method::GET, "/api/v1/users", &root, None).await;
+    assert_eq!(names(&everyone), vec!["la", "lb", "root", "shared", "sue"]);
+
+    // Adding: a labeler of her store, once; nothing else.
+    let add = |who: &str, body: Value| {
+        let app = &app;
+        let who = who.to_string();
+        async move {
+            app.call(Method::POST, "/api/v1/users", &who, Some(body))
+                .await
+        }
+    };
+    let (s, added) = add(
+        &sue,
+        json!({"username": "lc", "role": "labeler", "stores": [a]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{added}");
+    assert_eq!(
+        (&added["all_stores"], &added["stores"]),
+        (&json!(false), &json!([a]))
+    );
+    let (s, _) = sign_in(&app, "lc", added["password"].as_str().unwrap()).await;
+    assert_eq!(s, StatusCode::OK, "the password shown signs in");
+    for (body, status, want) in [
+        (
+            json!({"username": "lc", "role": "labeler", "stores": [a]}),
+            StatusCode::CONFLICT,
+            "user-exists",
+        ),
+        (
+            json!({"username": "ld", "role": "supervisor", "stores": [a]}),
+            StatusCode::FORBIDDEN,
+            "role-forbidden",
+        ),
+        (
+            json!({"username": "ld", "role": "labeler", "stores": [b]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-stores",
+        ),
+        (
+            json!({"username": "ld", "role": "labeler", "all_stores": true}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-stores",
+        ),
+        (
+            json!({"username": "l d", "role": "labeler", "stores": [a]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-username",
+        ),
+        (
+            json!({"username": "ld", "role": "labeler", "stores": [a], "extra": 1}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-body",
+        ),
+    ] {
+        let (s, body_out) = add(&sue, body.clone()).await;
+        assert_eq!((s, code(&body_out)), (status, want), "{body}: {body_out}");
+    }
+    let (s, _) = add(
+        &root,
+        json!({"username": "boss2", "role": "admin", "all_stores": true}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+
+    // Pausing: at once, for her labeler only.
+    let (s, p) = app
+        .call(
+            Method::POST,
+            "/api/v1/users/la/pause",
+            &sue,
+            Some(json!({"reason": "checking the gold answers"})),
+        )
+        .await;
+    assert_eq!((s, &p["paused"]), (StatusCode::OK, &json!(true)), "{p}");
+    let (s, body) = app.claim(&la).await;
+    assert_eq!((s, code(&body)), (StatusCode::FORBIDDEN, "labeler-paused"));
+    let (_, people) = app.call(Method::GET, "/api/v1/users", &sue, None).await;
+    assert_eq!(people[0]["paused_reason"], "checking the gold answers");
+    for name in ["lb", "shared", "root", "nobody"] {
+        for action in [
+            "pause",
+            "resume",
+            "disable",
+            "enable",
+            "revoke-tokens",
+            "password",
+        ] {
+            let (s, body) = app
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/users/{name}/{action}"),
+                    &sue,
+                    Some(json!({})),
+                )
+                .await;
+            assert_eq!(
+                (s, code(&body)),
+                (StatusCode::NOT_FOUND, "unknown-user"),
+                "{name} {action}"
+            );
+        }
+    }
+    let (s, _) = app
+        .call(Method::POST, "/api/v1/users/la/resume", &sue, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(app.claim(&la).await.0, StatusCode::NO_CONTENT);
+    // Disabling her labeler ends his token at once.
+    let (s, _) = app
+        .call(Method::POST, "/api/v1/users/la/disable", &sue, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(!works(&app, &la).await);
+    let (s, body) = app
+        .call(Method::POST, "/api/v1/users/sue/disable", &sue, None)
+        .await;
+    assert_eq!((s, code(&body)), (StatusCode::CONFLICT, "own-account"));
+    // A labeler manages nobody.
+    let lc = sign_in(&app, "lc", added["password"].as_str().unwrap())
+        .await
+        .1["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, body) = app.call(Method::GET, "/api/v1/users", &lc, None).await;
+    assert_eq!((s, code(&body)), (StatusCode::FORBIDDEN, "role-forbidden"));
+}
+dual!(a_supervisor_manages_the_labelers_of_their_stores_and_no_one_else);
+
+async fn an_admin_changes_a_stores_settings_and_its_deliveries(backend: Backend) {
+    let app = TestApp::start_with(backend, |c| c.webhook_max_attempts = 1).await;
+    let (store, key) = app.store_with_catalog().await;
+    let root = app.user("root", Role::Admin).await;
+    let sue = app.user("sue", Role::Supervisor).await;
+    let path = format!("/api/v1/stores/{store}");
+    for (body, want) in [
+        (
+            json!({"webhook_url": "https://u:p@x.example/h"}),
+            "invalid-webhook-url",
+        ),
+        (
+            json!({"webhook_url": "ftp://x.example/h"}),
+            "invalid-webhook-url",
+        ),
+        (json!({"media_retention_days": 0}), "invalid-retention"),
+        (json!({"name": "  "}), "invalid-name"),
+        (json!({"colour": "red"}), "invalid-body"),
+    ] {
+        let (s, out) = app
+            .call(Method::PATCH, &path, &root, Some(body.clone()))
+            .await;
+        assert_eq!(
+            (s, code(&out)),
+            (StatusCode::UNPROCESSABLE_ENTITY, want),
+            "{body}: {out}"
+        );
+    }
+    let (s, out) = app
+        .call(Method::PATCH, &path, &sue, Some(json!({"name": "x"})))
+        .await;
+    assert_eq!((s, code(&out)), (StatusCode::FORBIDDEN, "role-forbidden"));
+    let (_, settings) = app.call(Method::GET, &path, &sue, None).await;
+    assert_eq!(
+        (
+            &settings["name"],
+            &settings["webhook_url"],
+            &settings["media_retention_days"]
+        ),
+        (&json!("Test store"), &Value::Null, &json!(30)),
+        "the refusals changed nothing: {settings}"
+    );
+
+    let (hook, receiver) = crate::common::start_receiver(1).await;
+    let (s, out) = app
+        .call(
+            Method::PATCH,
+            &path,
+            &root,
+            Some(json!({"name": "Corner shop", "webhook_url": hook, "media_retention_days": 7})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    assert_eq!(
+        (&out["name"], &out["media_retention_days"]),
+        (&json!("Corner shop"), &json!(7))
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_log WHERE action = 'store.changed'")
+            .await,
+        1
+    );
+
+    // A receipt whose one attempt fails: dead; listed; sent again.
+    let (_, out) = app
+        .events(
+            &key,
+            crate::common::event("e1", "s1", "pick", 1, &[("milk", 0.99), ("cola", 0.005)]),
+        )
+        .await;
+    assert_eq!(out["route"], "auto_accepted");
+    app.exit(&key, "s1", "2026-11-25T10:05:00Z").await;
+    let client = recount::jobs::webhook::client(&app.state.config);
+    recount::jobs::run_next_job(&app.state, &client, recount::jobs::DELIVERY_JOBS)
+        .await
+        .unwrap();
+    let (s, dead) = app
+        .call(
+            Method::GET,
+            &format!("{path}/deliveries?status=dead"),
+            &sue,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{dead}");
+    assert_eq!(dead.as_array().unwrap().len(), 1, "{dead}");
+    assert_eq!(
+        (&dead[0]["session_id"], &dead[0]["attempts"]),
+        (&json!("s1"), &json!(1))
+    );
+    let id = dead[0]["delivery_id"].as_str().unwrap().to_string();
+    let (s, body) = app
+        .call(
+            Method::GET,
+            &format!("{path}/deliveries?status=lost"),
+            &sue,
+            None,
+        )
+        .await;
+    assert_eq!((s, code(&body)), (StatusCode::BAD_REQUEST, "invalid-query"));
+    let redeliver = format!("{path}/deliveries/{id}/redeliver");
+    let (s, _) = app.call(Method::POST, &redeliver, &root, None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, body) = app.call(Method::POST, &redeliver, &root, None).await;
+    assert_eq!(
+        (s, code(&body)),
+        (StatusCode::CONFLICT, "delivery-not-dead")
+    );
+    let (s, body) = app
+        .call(
+            Method::POST,
+            &format!("{path}/deliveries/nope/redeliver"),
+            &root,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, code(&body)),
+        (StatusCode::NOT_FOUND, "unknown-delivery")
+    );
+    recount::jobs::run_next_job(&app.state, &client, recount::jobs::DELIVERY_JOBS)
+        .await
+        .unwrap();
+    assert_eq!(
+        receiver.seen.lock().unwrap().len(),
+        2,
+        "the failed attempt and the redelivery"
+    );
+    let (_, done) = app
+        .call(Method::GET, &format!("{path}/deliveries"), &sue, None)
+        .await;
+    assert_eq!(done[0]["status"], "done");
+
+    // The test delivery; a store without a URL cannot be tested.
+    let (s, t) = app
+        .call(Method::POST, &format!("{path}/webhook-test"), &root, None)
+        .await;
+    assert_eq!(
+        (s, &t["delivered"], &t["status"]),
+        (StatusCode::OK, &json!(true), &json!(204)),
+        "{t}"
+    );
+    let (s, _) = app
+        .call(
+            Method::PATCH,
+            &path,
+            &root,
+            Some(json!({"webhook_url": null})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, body) = app
+        .call(Method::POST, &format!("{path}/webhook-test"), &root, None)
+        .await;
+    assert_eq!(
+        (s, code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "no-webhook-url")
+    );
+
+    // A new API key works at once and the old one no longer.
+    let (s, k) = app
+        .call(Method::POST, &format!("{path}/api-key/rotate"), &root, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{k}");
+    let new_key = k["api_key"].as_str().unwrap();
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/products", &key, None)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/products", new_key, None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (_, stores) = app.call(Method::GET, "/api/v1/stores", &sue, None).await;
+    assert_eq!(stores[0]["name"], "Corner shop");
+}
+dual!(an_admin_changes_a_stores_settings_and_its_deliveries);

@@ -8,6 +8,7 @@
 mod common;
 mod browser;
 
+mod admin_pages;
 mod agreement;
 mod audit;
 mod bad_input;

@@ -124,6 +124,7 @@ const NOT_PROBED: &[&str] = &[
     "get /api/v1/audit",
     "get /api/v1/audit.csv",
     "get /api/v1/users",
+    "get /api/v1/stores",
     // Store keys only.
     "post /api/v1/clips",
     "post /api/v1/footage",
@@ -139,6 +140,10 @@ const NOT_PROBED: &[&str] = &[
     "put /api/v1/stores/{store_id}/policy",
     "put /api/v1/stores/{store_id}/training",
     "put /api/v1/stores/{store_id}/blind-review",
+    "patch /api/v1/stores/{store_id}",
+    "post /api/v1/stores/{store_id}/api-key/rotate",
+    "post /api/v1/stores/{store_id}/webhook-test",
+    "post /api/v1/stores/{store_id}/deliveries/{delivery_id}/redeliver",
     // Open to all.
     "get /healthz",
     "get /metrics",
@@ -429,6 +434,22 @@ async fn a_supervisor_of_one_store_finds_nothing_of_another(backend: Backend) {
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid-stores",
         ),
+        probe(
+            Method::GET,
+            "get /api/v1/stores/{store_id}",
+            format!("/api/v1/stores/{b}"),
+            None,
+            nf,
+            "unknown-store",
+        ),
+        probe(
+            Method::GET,
+            "get /api/v1/stores/{store_id}/deliveries",
+            format!("/api/v1/stores/{b}/deliveries"),
+            None,
+            nf,
+            "unknown-store",
+        ),
     ];
     for p in &probes {
         let (s, body) = app
@@ -520,6 +541,8 @@ async fn a_supervisor_of_one_store_finds_nothing_of_another(backend: Backend) {
         )
         .await;
     assert!(!trail["entries"].as_array().unwrap().is_empty());
+    let (_, listed) = app.call(Method::GET, "/api/v1/stores", &sa, None).await;
+    assert_eq!(ids(&listed, "/store_id"), vec![t.a.clone()]);
     let (_, dash) = app.call(Method::GET, "/api/v1/dashboard", &sa, None).await;
     let queue_stores: Vec<String> = ids(&dash["queue"], "/store_id");
     assert_eq!(queue_stores, vec![t.a.clone()]);

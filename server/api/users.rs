@@ -440,7 +440,7 @@ pub async fn pause(
     let reason = body
         .reason
         .filter(|r| !r.trim().is_empty())
-        .unwrap_or_else(|| format!("paused by {}", caller.username));
+        .unwrap_or_else(|| format!("by {}", caller.username));
     if reason.chars().count() > 500 {
         return Err(Error::new(
             Code::NoteTooLong,

@@ -212,3 +212,99 @@ pub async fn list(db: &Db, kind: &str) -> Result<Vec<JobState>> {
         })
         .collect()
 }
+
+/// A delivery to a store: one receipt webhook job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The job's id, which is the delivery's `webhook-id`.
+    pub id: String,
+    /// What it delivers (the job's payload).
+    pub payload: String,
+    /// Where it is in its life.
+    pub status: JobStatus,
+    /// Attempts made.
+    pub attempts: i64,
+    /// Last error, if any.
+    pub last_error: Option<String>,
+    /// When it was queued.
+    pub created_at: i64,
+    /// Its next attempt (queued), or when it last changed.
+    pub run_at: i64,
+    /// When it last changed.
+    pub updated_at: i64,
+}
+
+/// A store's jobs of `kind`, newest first, at most `limit`; only those of
+/// `status` when given.
+pub async fn of_store(
+    db: &Db,
+    store_id: &str,
+    kind: &str,
+    status: Option<JobStatus>,
+    limit: i64,
+) -> Result<Vec<Delivery>> {
+    let sql = format!(
+        "SELECT id, payload, status, attempts, last_error, created_at, run_at, updated_at FROM jobs \
+         WHERE store_id = $1 AND kind = $2{} ORDER BY created_at DESC, id DESC LIMIT $3",
+        if status.is_some() { " AND status = $4" } else { "" }
+    );
+    let rows = sqlx::query(&sql).bind(store_id).bind(kind).bind(limit);
+    let rows = match status {
+        Some(s) => rows.bind(s.as_str()),
+        None => rows,
+    }
+    .fetch_all(db.reader())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let status: String = r.try_get("status")?;
+            Ok(Delivery {
+                id: r.try_get("id")?,
+                payload: r.try_get("payload")?,
+                status: super::state(&status, JobStatus::parse)?,
+                attempts: r.try_get("attempts")?,
+                last_error: r.try_get("last_error")?,
+                created_at: r.try_get("created_at")?,
+                run_at: r.try_get("run_at")?,
+                updated_at: r.try_get("updated_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Queues a dead job of a store again, its attempts counted afresh; false
+/// when it is not a dead job of that store and kind.
+pub async fn revive(tx: &mut Tx, id: &str, store_id: &str, kind: &str, now: i64) -> Result<bool> {
+    let done = sqlx::query(&format!(
+        "UPDATE jobs SET status = '{queued}', attempts = 0, run_at = $1, lease_expires_at = NULL, \
+         updated_at = $1 WHERE id = $2 AND store_id = $3 AND kind = $4 AND status = '{dead}'",
+        queued = JobStatus::Queued,
+        dead = JobStatus::Dead,
+    ))
+    .bind(now)
+    .bind(id)
+    .bind(store_id)
+    .bind(kind)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The status of a store's job of `kind`, if it exists.
+pub async fn status_of(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    store_id: &str,
+    kind: &str,
+) -> Result<Option<JobStatus>> {
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1 AND store_id = $2 AND kind = $3")
+            .bind(id)
+            .bind(store_id)
+            .bind(kind)
+            .fetch_optional(conn)
+            .await?;
+    status
+        .map(|s| super::state(&s, JobStatus::parse))
+        .transpose()
+}

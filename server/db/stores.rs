@@ -238,6 +238,20 @@ pub async fn set_retention(conn: &mut AnyConnection, id: &str, days: i64) -> Res
     Ok(done.rows_affected() == 1)
 }
 
+/// Writes a store's name, webhook URL and retention.
+pub async fn set_settings(conn: &mut AnyConnection, store: &Store) -> Result<()> {
+    sqlx::query(
+        "UPDATE stores SET name = $1, webhook_url = $2, media_retention_days = $3 WHERE id = $4",
+    )
+    .bind(&store.name)
+    .bind(&store.webhook_url)
+    .bind(store.media_retention_days)
+    .bind(&store.id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// A store's webhook secrets after a rotation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RotatedSecret {

@@ -66,6 +66,14 @@ codes! {
         "a login name must be 1 to 64 letters, digits, `.`, `_` or `-`, starting with a letter or digit";
     LabelerPaused = "labeler-paused",
         "a supervisor (or the gold-accuracy floor) paused the caller from the queue";
+    InvalidWebhookUrl = "invalid-webhook-url",
+        "a webhook URL that is not http(s) with a host, or carries a user name or password";
+    NoWebhookUrl = "no-webhook-url",
+        "a test delivery to a store that has no webhook URL";
+    UnknownDelivery = "unknown-delivery",
+        "no receipt delivery of this id for this store";
+    DeliveryNotDead = "delivery-not-dead",
+        "only a delivery that gave up (dead) is sent again";
     InvalidStores = "invalid-stores",
         "a store assignment names a store that does not exist or that the caller does not cover, or both `all_stores` and stores";
     TooManyAttempts = "too-many-attempts",

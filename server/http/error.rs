@@ -37,16 +37,15 @@ pub fn status(code: Code) -> StatusCode {
         StoreKeyRequired | UserTokenRequired | RoleForbidden | CsrfFailed | Forbidden
         | ClipForbidden | LeaseNotHeld | UserDisabled | LabelerPaused => StatusCode::FORBIDDEN,
         NotFound | UnknownSession | UnknownStore | UnknownClip | ClipNotReady | UnknownTask
-        | UnknownGold | UnknownExport | UnknownExportFile | UnknownDispute | UnknownUser => {
-            StatusCode::NOT_FOUND
-        }
+        | UnknownGold | UnknownExport | UnknownExportFile | UnknownDispute | UnknownUser
+        | UnknownDelivery => StatusCode::NOT_FOUND,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ClipErased => StatusCode::GONE,
         RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         EventConflict | SessionFinalized | SessionAlreadyExited | TooManyLeases | LeaseExpired
         | LeaseYielded | VerdictConflict | TaskNotEscalated | TaskIsGold | TaskNotResolved
         | AlreadyGold | ReceiptNotFinal | DisputeOpen | NotCorrectable | OwnAccount
-        | UserExists => StatusCode::CONFLICT,
+        | UserExists | DeliveryNotDead => StatusCode::CONFLICT,
         BodyTooLarge | UploadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
@@ -59,9 +58,8 @@ pub fn status(code: Code) -> StatusCode {
         | DurationTooLong | MediaCrashed | MissingAction | MissingSku | MissingQuantity
         | NoteTooLong | CantTellNotAllowed | InvalidPolicy | InvalidDays | InvalidTarget
         | InvalidSimulation | InvalidDate | InvalidExport | TrainingNotAllowed
-        | SkuNotOnReceipt | ReasonTooLong | InvalidStores | InvalidRetention | InvalidUsername => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        | SkuNotOnReceipt | ReasonTooLong | InvalidStores | InvalidRetention | InvalidUsername
+        | InvalidWebhookUrl | NoWebhookUrl => StatusCode::UNPROCESSABLE_ENTITY,
         TooManyAttempts | TooManyUploads => StatusCode::TOO_MANY_REQUESTS,
         StorageFull => StatusCode::INSUFFICIENT_STORAGE,
         InternalError => StatusCode::INTERNAL_SERVER_ERROR,

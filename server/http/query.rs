@@ -71,7 +71,7 @@ impl AuditQuery {
 
 /// A time as people type it into a filter: RFC 3339, a browser's
 /// `datetime-local` value (UTC) or a date (its midnight, UTC).
-fn parse_time(t: &str) -> Option<i64> {
+pub fn parse_time(t: &str) -> Option<i64> {
     use crate::domain::time::{parse_date_ms, parse_rfc3339_ms};
     parse_rfc3339_ms(t)
         .or_else(|| parse_rfc3339_ms(&format!("{t}:00Z")))

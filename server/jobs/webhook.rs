@@ -212,6 +212,71 @@ async fn deliver(ctx: &JobContext<'_>, args: &DeliverReceipt) -> Result<(), JobE
     }
 }
 
+/// How a test delivery went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestDelivery {
+    /// The delivery's `webhook-id`.
+    pub delivery_id: String,
+    /// The store's answer, if it answered.
+    pub status: Option<u16>,
+    /// Why it failed, if it did (never the URL: it may hold credentials).
+    pub error: Option<String>,
+    /// How long it took, in milliseconds.
+    pub took_ms: u64,
+}
+
+/// Sends a signed `webhook.test` delivery to the store's URL now, as a
+/// receipt is sent: the store checks its endpoint and its verifier.
+pub async fn send_test(
+    client: &reqwest::Client,
+    store: &stores::Store,
+    url: &str,
+    now: i64,
+) -> TestDelivery {
+    let delivery_id = crate::db::new_id();
+    let body = serde_json::json!({
+        "type": "webhook.test",
+        "delivery_id": delivery_id,
+        "store_id": store.id,
+        "sent_at": crate::domain::time::format_rfc3339_ms(now),
+    })
+    .to_string()
+    .into_bytes();
+    let timestamp = now / 1000;
+    let signature = signature_header(&secrets_at(store, now), &delivery_id, timestamp, &body);
+    let started = std::time::Instant::now();
+    let sent = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", &delivery_id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(body)
+        .send()
+        .await;
+    let took_ms = started.elapsed().as_millis() as u64;
+    match sent {
+        Ok(r) if r.status().is_success() => TestDelivery {
+            delivery_id,
+            status: Some(r.status().as_u16()),
+            error: None,
+            took_ms,
+        },
+        Ok(r) => TestDelivery {
+            delivery_id,
+            status: Some(r.status().as_u16()),
+            error: Some(format!("the store answered {}", r.status())),
+            took_ms,
+        },
+        Err(e) => TestDelivery {
+            delivery_id,
+            status: None,
+            error: Some(format!("request failed: {}", e.without_url())),
+            took_ms,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

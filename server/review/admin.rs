@@ -42,6 +42,9 @@ pub async fn create_store(
     webhook_url: Option<&str>,
     now: i64,
 ) -> Result<NewStore> {
+    if let Some(url) = webhook_url {
+        check_webhook_url(url).map_err(|m| Error::new(Code::InvalidWebhookUrl, m))?;
+    }
     let mut tx = db.begin().await?;
     let created = stores::create(&mut tx, name, webhook_url, now).await?;
     let id = created.store.id.as_str();
@@ -492,4 +495,192 @@ pub async fn pause_below_floor(
     let floor = Actor::system("gold-floor");
     set_paused(db, cache, &floor, &user.username, Some(&why), now).await?;
     Ok(true)
+}
+
+/// Why a webhook URL cannot be used, if it cannot: an absolute `http` or
+/// `https` URL with a host, and no user name or password in it (a
+/// credential in a URL ends up in logs and screens; the signature
+/// authenticates deliveries).
+pub fn check_webhook_url(url: &str) -> std::result::Result<(), String> {
+    if url.len() > 2048 {
+        return Err("a webhook URL has at most 2048 characters".into());
+    }
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!(
+            "a webhook URL is http or https, not {}",
+            parsed.scheme()
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("a webhook URL names a host".into());
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(
+            "a webhook URL carries no user name or password: deliveries are signed instead".into(),
+        );
+    }
+    Ok(())
+}
+
+/// Changes to a store's settings; absent fields keep their value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreChange {
+    /// Its display name.
+    pub name: Option<String>,
+    /// Where receipts are posted: `Some(None)` turns deliveries off.
+    pub webhook_url: Option<Option<String>>,
+    /// Days shopper video is kept after the receipt is final.
+    pub media_retention_days: Option<i64>,
+}
+
+/// Most characters of a store's name.
+pub const MAX_STORE_NAME: usize = 200;
+
+/// Changes a store's name, webhook URL and retention (`unknown-store`,
+/// `invalid-name`, `invalid-webhook-url`, `invalid-retention`); the store
+/// after. Before and after of what changed are recorded.
+pub async fn change_store(
+    db: &Db,
+    actor: &Actor,
+    store_id: &str,
+    change: &StoreChange,
+    now: i64,
+) -> Result<stores::Store> {
+    if let Some(name) = &change.name {
+        let n = name.trim().chars().count();
+        if n == 0 || n > MAX_STORE_NAME {
+            return Err(Error::new(
+                Code::InvalidName,
+                format!("a store's name has 1 to {MAX_STORE_NAME} characters"),
+            ));
+        }
+    }
+    if let Some(Some(url)) = &change.webhook_url {
+        check_webhook_url(url).map_err(|m| Error::new(Code::InvalidWebhookUrl, m))?;
+    }
+    if let Some(days) = change.media_retention_days {
+        crate::domain::retention::check_days(days)
+            .map_err(|m| Error::new(Code::InvalidRetention, m))?;
+    }
+    let mut tx = db.begin().await?;
+    let before = stores::lock(&mut tx, store_id)
+        .await?
+        .ok_or_else(|| Error::unknown_store(store_id))?;
+    let after = stores::Store {
+        name: change
+            .name
+            .as_ref()
+            .map_or(before.name.clone(), |n| n.trim().to_string()),
+        webhook_url: change
+            .webhook_url
+            .clone()
+            .unwrap_or_else(|| before.webhook_url.clone()),
+        media_retention_days: change
+            .media_retention_days
+            .unwrap_or(before.media_retention_days),
+        ..before.clone()
+    };
+    stores::set_settings(&mut tx, &after).await?;
+    let mut old = serde_json::Map::new();
+    let mut new = serde_json::Map::new();
+    if before.name != after.name {
+        old.insert("name".into(), json!(before.name));
+        new.insert("name".into(), json!(after.name));
+    }
+    if before.webhook_url != after.webhook_url {
+        old.insert("webhook_url".into(), json!(before.webhook_url));
+        new.insert("webhook_url".into(), json!(after.webhook_url));
+    }
+    if before.media_retention_days != after.media_retention_days {
+        old.insert(
+            "media_retention_days".into(),
+            json!(before.media_retention_days),
+        );
+        new.insert(
+            "media_retention_days".into(),
+            json!(after.media_retention_days),
+        );
+    }
+    if !new.is_empty() {
+        let detail = json!({"before": old, "after": new});
+        record(
+            &mut tx,
+            actor,
+            Action::StoreSettingsChanged,
+            Some(store_id),
+            Some(store_id),
+            detail,
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// Sends a dead receipt delivery of a store again, its attempts counted
+/// afresh (`unknown-delivery`, `delivery-not-dead`).
+pub async fn redeliver(
+    db: &Db,
+    actor: &Actor,
+    store_id: &str,
+    delivery_id: &str,
+    now: i64,
+) -> Result<()> {
+    use crate::domain::job::{DeliverReceipt, JobKind};
+    let mut tx = db.begin().await?;
+    if !crate::db::jobs::revive(&mut tx, delivery_id, store_id, DeliverReceipt::KIND, now).await? {
+        let status =
+            crate::db::jobs::status_of(&mut tx, delivery_id, store_id, DeliverReceipt::KIND)
+                .await?;
+        return Err(match status {
+            None => Error::new(
+                Code::UnknownDelivery,
+                format!("no delivery {delivery_id:?} of this store"),
+            ),
+            Some(s) => Error::new(
+                Code::DeliveryNotDead,
+                format!("delivery {delivery_id:?} is {s}: only a dead delivery is sent again"),
+            ),
+        });
+    }
+    record(
+        &mut tx,
+        actor,
+        Action::WebhookRedelivered,
+        Some(store_id),
+        Some(delivery_id),
+        json!({}),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_webhook_url;
+
+    #[test]
+    fn webhook_urls_are_http_with_a_host_and_no_credentials() {
+        for good in [
+            "https://store.example/hooks/recount",
+            "http://10.0.0.5:8080/receipts?x=1",
+        ] {
+            assert!(check_webhook_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "ftp://store.example/x",
+            "https://user:pass@store.example/x",
+            "https://token@store.example/x",
+            "not a url",
+            "https://",
+            "javascript:alert(1)",
+        ] {
+            assert!(check_webhook_url(bad).is_err(), "{bad}");
+        }
+        assert!(check_webhook_url(&format!("https://a.example/{}", "x".repeat(2100))).is_err());
+    }
 }

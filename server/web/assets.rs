@@ -46,6 +46,8 @@ static ASSETS: &[Asset] = &[
     asset!("exports.js", JS),
     asset!("gold.js", JS),
     asset!("policy.js", JS),
+    asset!("people.js", JS),
+    asset!("stores.js", JS),
 ];
 
 fn etags() -> &'static [String] {

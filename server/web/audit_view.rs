@@ -122,11 +122,19 @@ pub async fn page(
     let selected_action = filter.as_ref().ok().and_then(|f| f.action);
     let selected_store = q.store_id.clone().unwrap_or_default();
     let shown = |v: &Option<String>| v.clone().unwrap_or_default();
+    // A datetime-local input takes `YYYY-MM-DDTHH:MM` only: a time it
+    // cannot show is left out (the error above says what was wrong).
+    let local = |v: &Option<String>| {
+        v.as_deref()
+            .and_then(crate::http::query::parse_time)
+            .map(|ms| crate::domain::time::format_rfc3339_ms(ms)[..16].to_string())
+            .unwrap_or_default()
+    };
     let view = AuditPage {
         frame: Frame::new(&user, &token, "audit"),
         q: Shown {
-            from: shown(&q.from),
-            to: shown(&q.to),
+            from: local(&q.from),
+            to: local(&q.to),
             actor: shown(&q.actor),
             subject: shown(&q.subject),
         },
@@ -159,12 +167,35 @@ pub async fn page(
     resp
 }
 
+/// A detail as people read it: for a change, only what changed (`key:
+/// before → after`); anything else as compact JSON.
+fn detail_text(detail: &serde_json::Value) -> String {
+    let (Some(before), Some(after)) = (
+        detail.get("before").and_then(|v| v.as_object()),
+        detail.get("after").and_then(|v| v.as_object()),
+    ) else {
+        return detail.to_string();
+    };
+    let changed: Vec<String> = after
+        .iter()
+        .filter(|(k, v)| before.get(*k) != Some(v))
+        .map(|(k, v)| {
+            let was = before.get(k).unwrap_or(&serde_json::Value::Null);
+            format!("{k}: {was} → {v}")
+        })
+        .collect();
+    if changed.is_empty() {
+        "no change".into()
+    } else {
+        changed.join("; ")
+    }
+}
+
 fn row(r: AuditRow, names: &std::collections::HashMap<String, String>) -> Row {
     Row {
-        at: crate::domain::time::format_rfc3339_ms(r.at)
-            .replace('T', " ")
-            .trim_end_matches('Z')
-            .to_string(),
+        // To the second: the page is read by people; the CSV and the API
+        // keep the milliseconds.
+        at: crate::domain::time::format_rfc3339_ms(r.at)[..19].replace('T', " "),
         actor_kind: r.actor_kind.as_str(),
         actor: r.actor_name,
         action: r.action.as_str(),
@@ -173,6 +204,25 @@ fn row(r: AuditRow, names: &std::collections::HashMap<String, String>) -> Row {
             .map(|id| names.get(&id).cloned().unwrap_or(id))
             .unwrap_or_else(|| "–".into()),
         subject: r.subject.unwrap_or_default(),
-        detail: r.detail.to_string(),
+        detail: detail_text(&r.detail),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::detail_text;
+    use serde_json::json;
+
+    #[test]
+    fn a_change_shows_only_what_changed() {
+        let d = json!({"before": {"threshold": 0.9, "margin": 0.1}, "after": {"threshold": 0.85, "margin": 0.1}});
+        assert_eq!(detail_text(&d), "threshold: 0.9 → 0.85");
+        let same = json!({"before": {"a": 1}, "after": {"a": 1}});
+        assert_eq!(detail_text(&same), "no change");
+        let other = json!({"artifact": "video", "task_id": null});
+        assert_eq!(
+            detail_text(&other),
+            r#"{"artifact":"video","task_id":null}"#
+        );
     }
 }

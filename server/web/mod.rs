@@ -14,6 +14,7 @@ pub mod audit_view;
 pub mod charts;
 pub mod dashboard_view;
 pub mod format;
+pub mod people_view;
 pub mod simulation_view;
 pub mod supervisor;
 

@@ -42,6 +42,9 @@ pub fn router() -> Router<AppState> {
         .route("/policy/{store_id}", get(policy_page))
         .route("/exports", get(exports_page))
         .route("/audit", get(super::audit_view::page))
+        .route("/people", get(super::people_view::people))
+        .route("/stores", get(super::people_view::stores_page))
+        .route("/stores/{store_id}", get(super::people_view::store_page))
 }
 
 /// What every supervisor page's frame needs.
