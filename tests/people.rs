@@ -63,6 +63,21 @@ async fn an_admin_ends_a_users_access_at_once(backend: Backend) {
         !works(&app, &ana_again).await,
         "refused at once, not in 10 s"
     );
+    // Her console session (the same token in the cookie) ends too.
+    let console = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/console", app.base))
+        .header("cookie", format!("recount_session={ana_again}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(console.status().is_redirection(), "{}", console.status());
+    assert!(console.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/login"));
     let (s, b) = sign_in(&app, "ana", crate::common::PASSWORD).await;
     assert_eq!(
         (s, code(&b)),
@@ -549,3 +564,54 @@ async fn an_admin_changes_a_stores_settings_and_its_deliveries(backend: Backend)
     assert_eq!(stores[0]["name"], "Corner shop");
 }
 dual!(an_admin_changes_a_stores_settings_and_its_deliveries);
+
+/// On PostgreSQL an access change holds at once on every instance: the
+/// instance that made it announces it and the others forget the cached
+/// tokens (instead of trusting them for up to 10 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_disabled_users_token_fails_at_once_on_every_instance() {
+    use std::time::{Duration, Instant};
+    let app = TestApp::start(Backend::Postgres).await;
+    let root = app.user("root", Role::Admin).await;
+    let ana = app.user("ana", Role::Labeler).await;
+    let other = app.second_instance().await;
+    let listening = tokio::spawn(recount::jobs::access_listener(other.clone()));
+    // Until the other instance listens (its LISTEN is its last statement).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app
+        .count(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND query LIKE 'LISTEN%'",
+        )
+        .await
+        == 0
+    {
+        assert!(Instant::now() < deadline, "the listener never connected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The other instance has looked ana's token up: cached for 10 s.
+    let cached = other
+        .tokens
+        .user(&other.db, &ana, other.now())
+        .await
+        .unwrap();
+    assert_eq!(cached.map(|u| u.username), Some("ana".to_string()));
+
+    let (s, _) = admin_call(&app, &root, "ana", "disable").await;
+    assert_eq!(s, StatusCode::OK);
+    let refused_by = Instant::now() + Duration::from_secs(3);
+    while other
+        .tokens
+        .user(&other.db, &ana, other.now())
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(
+            Instant::now() < refused_by,
+            "the other instance still accepts the token (it would for 10 s without the announcement)"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    listening.abort();
+}

@@ -24,7 +24,7 @@ use crate::domain::Action;
 use crate::error::{Error, Result};
 use crate::http::error::ErrorBody;
 use crate::http::extract::{
-    AdminCaller, ClientAddr, Json, Path, Query, SupervisorCaller, UserCaller,
+    AdminCaller, ClientAddr, Json, JsonObject, Path, Query, SupervisorCaller, UserCaller,
 };
 use crate::login;
 use crate::review::queue::{self, Claimed, Context, Detail, Verdict};
@@ -754,7 +754,7 @@ pub async fn put_policy(
     State(state): State<AppState>,
     AdminCaller(user): AdminCaller,
     Path(store_id): Path<String>,
-    Json(patch): Json<PolicyPatch>,
+    JsonObject(patch): JsonObject<PolicyPatch>,
 ) -> Result<axum::Json<RoutingPolicy>> {
     let policy = crate::review::admin::change_policy(
         &state.db,

@@ -20,7 +20,7 @@ use crate::domain::scope::{Manager, Scope};
 use crate::domain::time::format_rfc3339_ms;
 use crate::error::{Code, Error, Result};
 use crate::http::error::ErrorBody;
-use crate::http::extract::{Json, Path, SupervisorCaller};
+use crate::http::extract::{JsonObject, Path, SupervisorCaller};
 use crate::review::admin;
 use crate::AppState;
 
@@ -237,7 +237,7 @@ pub struct AddedPerson {
 pub async fn create(
     State(state): State<AppState>,
     SupervisorCaller(caller): SupervisorCaller,
-    Json(body): Json<NewPerson>,
+    JsonObject(body): JsonObject<NewPerson>,
 ) -> Result<Response> {
     let m = manager(&caller);
     if !m.is_admin && body.role != Role::Labeler {
@@ -435,7 +435,7 @@ pub async fn pause(
     State(state): State<AppState>,
     SupervisorCaller(caller): SupervisorCaller,
     Path(username): Path<String>,
-    Json(body): Json<PauseReason>,
+    JsonObject(body): JsonObject<PauseReason>,
 ) -> Result<axum::Json<QueueAccess>> {
     let reason = body
         .reason
@@ -552,7 +552,7 @@ pub async fn put_stores(
     State(state): State<AppState>,
     SupervisorCaller(caller): SupervisorCaller,
     Path(username): Path<String>,
-    Json(body): Json<StoreAssignment>,
+    JsonObject(body): JsonObject<StoreAssignment>,
 ) -> Result<axum::Json<Assignment>> {
     managed(&state, &caller, &username).await?;
     let scope = assigned_scope(&state, &body).await?;

@@ -134,6 +134,19 @@ pub struct Db {
     /// The dashboard's settled rollup buckets, read once
     /// ([`rollup_cache`]).
     pub settled: rollup_cache::Settled,
+    /// Where a PostgreSQL database is, for a connection of its own that
+    /// listens for notifications ([`users::access_listener`]).
+    listen_url: Option<ListenUrl>,
+}
+
+/// A database URL kept for listening: its password never printed.
+#[derive(Clone)]
+struct ListenUrl(std::sync::Arc<str>);
+
+impl std::fmt::Debug for ListenUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::config::redact_url(&self.0))
+    }
 }
 
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
@@ -188,6 +201,7 @@ impl Db {
                     read,
                     write,
                     settled: rollup_cache::Settled::default(),
+                    listen_url: None,
                 })
             }
             Backend::Postgres => {
@@ -202,6 +216,7 @@ impl Db {
                     read: pool.clone(),
                     write: pool,
                     settled: rollup_cache::Settled::default(),
+                    listen_url: Some(ListenUrl(url.into())),
                 })
             }
         }
@@ -214,6 +229,12 @@ impl Db {
             Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&self.write).await,
         }
         .context("applying database migrations")
+    }
+
+    /// The URL a listening connection opens: PostgreSQL only (SQLite has
+    /// no notifications).
+    pub fn listen_url(&self) -> Option<&str> {
+        self.listen_url.as_ref().map(|u| &*u.0)
     }
 
     /// Pool for reads that need no write lock.

@@ -414,14 +414,94 @@ impl TokenCache {
     }
 }
 
-/// Ends a token (console logout). This instance forgets it at once; other
-/// instances may accept it for up to [`TokenCache::FRESH`] from their cache.
+/// The channel on which instances tell each other of access changes.
+pub const ACCESS_CHANNEL: &str = "recount_access";
+
+/// What changed: every token of a user (disabled, signed out, new
+/// password, other stores, paused) or one token (a sign-out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessChange {
+    /// A user's cached tokens are stale.
+    User(String),
+    /// One token (by digest) ended.
+    Token(String),
+}
+
+impl AccessChange {
+    fn payload(&self) -> String {
+        match self {
+            AccessChange::User(id) => format!("user:{id}"),
+            AccessChange::Token(hash) => format!("token:{hash}"),
+        }
+    }
+
+    /// Reads a notification's payload.
+    pub fn parse(payload: &str) -> Option<AccessChange> {
+        if let Some(id) = payload.strip_prefix("user:") {
+            return Some(AccessChange::User(id.into()));
+        }
+        payload
+            .strip_prefix("token:")
+            .map(|h| AccessChange::Token(h.into()))
+    }
+}
+
+/// Tells every instance of `change` when the caller's transaction commits
+/// (PostgreSQL delivers a notification only then, and never one of a
+/// transaction rolled back); nothing on SQLite.
+pub async fn announce(
+    conn: &mut AnyConnection,
+    backend: super::Backend,
+    change: &AccessChange,
+) -> Result<()> {
+    if backend == super::Backend::Postgres {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(ACCESS_CHANNEL)
+            .bind(change.payload())
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A connection listening for access changes, on PostgreSQL.
+pub async fn access_listener(db: &Db) -> Result<Option<sqlx::postgres::PgListener>> {
+    let Some(url) = db.listen_url() else {
+        return Ok(None);
+    };
+    let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+    listener.listen(ACCESS_CHANNEL).await?;
+    Ok(Some(listener))
+}
+
+impl TokenCache {
+    /// Applies an access change another instance announced.
+    pub fn apply(&self, change: &AccessChange) {
+        match change {
+            AccessChange::User(id) => self.forget_user(id),
+            AccessChange::Token(hash) => {
+                self.entries.lock().expect("token cache").remove(hash);
+            }
+        }
+    }
+
+    /// Forgets every token (after missing announcements).
+    pub fn clear(&self) {
+        self.entries.lock().expect("token cache").clear();
+    }
+}
+
+/// Ends a token (console logout). This instance forgets it at once; on
+/// PostgreSQL every other instance too (announced), on SQLite others
+/// within [`TokenCache::FRESH`].
 pub async fn revoke_token(db: &Db, cache: &TokenCache, token: &str) -> Result<()> {
     let hash = digest(token);
+    let mut conn = db.writer().acquire().await?;
     sqlx::query("DELETE FROM api_tokens WHERE token_hash = $1")
         .bind(&hash)
-        .execute(db.writer())
+        .execute(&mut *conn)
         .await?;
+    announce(&mut conn, db.backend, &AccessChange::Token(hash.clone())).await?;
     cache.entries.lock().expect("token cache").remove(&hash);
     Ok(())
 }

@@ -57,7 +57,7 @@ codes! {
     UnknownUser = "unknown-user",
         "no user has this login name";
     OwnAccount = "own-account",
-        "an admin may not disable their own account";
+        "nobody disables their own account";
     InvalidRetention = "invalid-retention",
         "a store's `media_retention_days` outside 1 to 3650";
     UserExists = "user-exists",

@@ -188,6 +188,28 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     }
 }
 
+/// A JSON body that must be an object: a struct whose fields are all
+/// optional would otherwise also read from an array (`[]`, by position).
+#[derive(Debug, Clone)]
+pub struct JsonObject<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonObject<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
+        let Json(value) = Json::<serde_json::Value>::from_request(req, state).await?;
+        if !value.is_object() {
+            return Err(Error::new(
+                Code::InvalidBody,
+                "the body must be a JSON object",
+            ));
+        }
+        serde_json::from_value(value)
+            .map(JsonObject)
+            .map_err(|e| Error::new(Code::InvalidBody, e.to_string()))
+    }
+}
+
 /// Maps axum's JSON rejections to stable codes.
 pub fn json_rejection(rejection: JsonRejection) -> Error {
     match rejection {

@@ -22,6 +22,7 @@ pub struct AuditQuery {
     /// Before this time, in the same forms.
     pub to: Option<String>,
     /// Only this action, e.g. `policy.changed` or `clip.viewed`.
+    #[param(value_type = Option<crate::domain::audit::Action>, inline)]
     pub action: Option<String>,
     /// Only this actor: a username, store name, `cli` or job name.
     pub actor: Option<String>,

@@ -61,6 +61,9 @@ pub fn spawn(state: AppState) -> Vec<JoinHandle<()>> {
         tokio::spawn(job_loop(state.clone(), client.clone(), MAINTENANCE_JOBS)),
         tokio::spawn(retention::schedule_loop(state.clone())),
     ];
+    if state.db.listen_url().is_some() {
+        handles.push(tokio::spawn(access_listener(state.clone())));
+    }
     if state.config.rollup_interval_ms > 0 {
         handles.push(tokio::spawn(rollup_loop(state.clone())));
     }
@@ -131,6 +134,42 @@ async fn token_purge_loop(state: AppState) {
                 tracing::warn!(error = %e, "purging expired tokens failed; retrying next hour")
             }
         }
+    }
+}
+
+/// Listens, on PostgreSQL, for the access changes other instances announce
+/// (a user disabled, signed out, paused, given other stores; a token
+/// ended) and forgets the cached tokens at once, so such a change holds on
+/// every instance at once, not within the cache's freshness. After a lost
+/// connection the whole cache is forgotten: announcements may have been
+/// missed meanwhile.
+pub async fn access_listener(state: AppState) {
+    use crate::db::users::{access_listener, AccessChange};
+    loop {
+        match access_listener(&state.db).await {
+            Ok(Some(mut listener)) => {
+                state.tokens.clear();
+                loop {
+                    match listener.try_recv().await {
+                        Ok(Some(n)) => {
+                            if let Some(change) = AccessChange::parse(n.payload()) {
+                                state.tokens.apply(&change);
+                            }
+                        }
+                        // The connection dropped (the next call reconnects):
+                        // what was announced meanwhile is lost.
+                        Ok(None) => state.tokens.clear(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "access notifications lost; reconnecting");
+                            break;
+                        }
+                    }
+                }
+            }
+            Ok(None) => return,
+            Err(e) => tracing::warn!(error = %e, "listening for access changes failed; retrying"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

@@ -13,6 +13,15 @@ use crate::domain::routing::RoutingPolicy;
 use crate::domain::scope::Scope;
 use crate::error::{Code, Error, Result};
 
+/// Tells the other instances, when `tx` commits, that `user_id`'s cached
+/// tokens are stale: on PostgreSQL they forget them at once; on SQLite
+/// (one database file, usually one instance) within the cache's freshness.
+async fn announce(tx: &mut Tx, user_id: &str) -> Result<()> {
+    let backend = tx.backend();
+    users::announce(tx, backend, &users::AccessChange::User(user_id.to_string())).await?;
+    Ok(())
+}
+
 /// Appends the audit row of a change to `tx`.
 async fn record(
     tx: &mut Tx,
@@ -32,6 +41,27 @@ async fn record(
     };
     audit::record(tx, now, &entry).await?;
     Ok(())
+}
+
+/// Appends the audit row of a change to a store, about that store.
+async fn record_store(
+    tx: &mut Tx,
+    actor: &Actor,
+    action: Action,
+    store_id: &str,
+    detail: serde_json::Value,
+    now: i64,
+) -> Result<()> {
+    record(
+        tx,
+        actor,
+        action,
+        Some(store_id),
+        Some(store_id),
+        detail,
+        now,
+    )
+    .await
 }
 
 /// Creates a store with the default policy and fresh secrets.
@@ -83,16 +113,7 @@ pub async fn change_policy(
         .map_err(|e| Error::new(Code::InvalidPolicy, e.to_string()))?;
     stores::set_policy(&mut tx, store_id, &policy).await?;
     let detail = json!({"before": store.policy, "after": policy});
-    record(
-        &mut tx,
-        actor,
-        Action::PolicyChanged,
-        Some(store_id),
-        Some(store_id),
-        detail,
-        now,
-    )
-    .await?;
+    record_store(&mut tx, actor, Action::PolicyChanged, store_id, detail, now).await?;
     tx.commit().await?;
     Ok(policy)
 }
@@ -111,12 +132,11 @@ pub async fn set_training(
         return Ok(false);
     }
     let detail = json!({"allowed": allowed});
-    record(
+    record_store(
         &mut tx,
         actor,
         Action::TrainingConsentChanged,
-        Some(store_id),
-        Some(store_id),
+        store_id,
         detail,
         now,
     )
@@ -138,12 +158,11 @@ pub async fn set_blind_review(
         return Ok(false);
     }
     let detail = json!({"blind": blind});
-    record(
+    record_store(
         &mut tx,
         actor,
         Action::BlindReviewChanged,
-        Some(store_id),
-        Some(store_id),
+        store_id,
         detail,
         now,
     )
@@ -173,12 +192,11 @@ pub async fn set_retention(
         "before": {"media_retention_days": store.media_retention_days},
         "after": {"media_retention_days": days},
     });
-    record(
+    record_store(
         &mut tx,
         actor,
         Action::StoreSettingsChanged,
-        Some(store_id),
-        Some(store_id),
+        store_id,
         detail,
         now,
     )
@@ -199,16 +217,7 @@ pub async fn rotate_api_key(
     let Some(key) = stores::rotate_api_key(&mut tx, store_id).await? else {
         return Ok(None);
     };
-    record(
-        &mut tx,
-        actor,
-        Action::KeyRotated,
-        Some(store_id),
-        Some(store_id),
-        json!({}),
-        now,
-    )
-    .await?;
+    record_store(&mut tx, actor, Action::KeyRotated, store_id, json!({}), now).await?;
     tx.commit().await?;
     Ok(Some(key))
 }
@@ -228,12 +237,11 @@ pub async fn rotate_webhook_secret(
         return Ok(None);
     };
     let detail = json!({"previous_valid_until": rotated.previous_valid_until});
-    record(
+    record_store(
         &mut tx,
         actor,
         Action::WebhookSecretRotated,
-        Some(store_id),
-        Some(store_id),
+        store_id,
         detail,
         now,
     )
@@ -278,6 +286,7 @@ pub async fn add_user(
         now,
     )
     .await?;
+    announce(&mut tx, &user.id).await?;
     tx.commit().await?;
     cache.forget_user(&user.id);
     Ok((user, revoked))
@@ -306,6 +315,7 @@ pub async fn set_disabled(
     };
     let detail = json!({"tokens_revoked": revoked});
     record(&mut tx, actor, action, None, Some(username), detail, now).await?;
+    announce(&mut tx, &user.id).await?;
     tx.commit().await?;
     cache.forget_user(&user.id);
     Ok(Some((user, revoked)))
@@ -332,6 +342,7 @@ pub async fn sign_out_everywhere(
         now,
     )
     .await?;
+    announce(&mut tx, &user.id).await?;
     tx.commit().await?;
     cache.forget_user(&user.id);
     Ok(revoked)
@@ -359,6 +370,7 @@ pub async fn reset_password(
         now,
     )
     .await?;
+    announce(&mut tx, &user.id).await?;
     tx.commit().await?;
     cache.forget_user(&user.id);
     Ok(revoked)
@@ -389,6 +401,7 @@ pub async fn assign_stores(
         now,
     )
     .await?;
+    announce(&mut tx, &user.id).await?;
     tx.commit().await?;
     cache.forget_user(&user.id);
     Ok(Some(user))
@@ -451,6 +464,7 @@ pub async fn set_paused(
         None => (Action::UserResumed, json!({})),
     };
     record(&mut tx, actor, action, None, Some(username), detail, now).await?;
+    announce(&mut tx, &user.id).await?;
     tx.commit().await?;
     cache.forget_user(&user.id);
     Ok(Some(user))
@@ -604,12 +618,11 @@ pub async fn change_store(
     }
     if !new.is_empty() {
         let detail = json!({"before": old, "after": new});
-        record(
+        record_store(
             &mut tx,
             actor,
             Action::StoreSettingsChanged,
-            Some(store_id),
-            Some(store_id),
+            store_id,
             detail,
             now,
         )

@@ -137,14 +137,9 @@ pub async fn store_page(
     SupervisorPage { user, token }: SupervisorPage,
     Path(store_id): Path<String>,
 ) -> Response {
-    let store = match state.db.reader().acquire().await {
-        Ok(mut conn) => stores::get(&mut conn, &store_id).await,
-        Err(e) => Err(e.into()),
-    };
-    let store = match store {
-        Ok(Some(s)) if user.scope.sees(&s.id) => s,
-        Ok(_) => return Error::unknown_store(&store_id).into_response(),
-        Err(e) => return Error::from(e).into_response(),
+    let store = match super::supervisor::covered_store(&state, &user, &store_id).await {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
     };
     render(&StorePage {
         webhook_url: store.webhook_url.clone().unwrap_or_default(),
