@@ -23,23 +23,32 @@ pub struct Entry<'a> {
     pub detail: serde_json::Value,
 }
 
+/// The row's columns, in the order of `INSERT INTO audit_log (…)`.
+const COLUMNS: &str = "id, at, actor_kind, actor_id, actor_name, action, store_id, subject, detail";
+
+/// `query` with a new row of `entry` at `at` bound as `$1` to `$9`.
+fn bind_row<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    at: i64,
+    entry: &'q Entry<'_>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(new_id())
+        .bind(at)
+        .bind(entry.actor.kind.as_str())
+        .bind(entry.actor.id.as_deref())
+        .bind(&entry.actor.name)
+        .bind(entry.action.as_str())
+        .bind(entry.store_id)
+        .bind(entry.subject)
+        .bind(entry.detail.to_string())
+}
+
 /// Appends `entry` at `at` on `conn` (the transaction of the change).
 pub async fn record(conn: &mut AnyConnection, at: i64, entry: &Entry<'_>) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO audit_log (id, at, actor_kind, actor_id, actor_name, action, store_id, subject, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(new_id())
-    .bind(at)
-    .bind(entry.actor.kind.as_str())
-    .bind(entry.actor.id.as_deref())
-    .bind(&entry.actor.name)
-    .bind(entry.action.as_str())
-    .bind(entry.store_id)
-    .bind(entry.subject)
-    .bind(entry.detail.to_string())
-    .execute(conn)
-    .await?;
+    let sql =
+        format!("INSERT INTO audit_log ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)");
+    bind_row(sqlx::query(&sql), at, entry).execute(conn).await?;
     Ok(())
 }
 
@@ -48,24 +57,16 @@ pub async fn record(conn: &mut AnyConnection, at: i64, entry: &Entry<'_>) -> Res
 /// the many byte ranges of one playback, and a page's reloads, are one
 /// view.
 pub async fn record_view(db: &Db, entry: &Entry<'_>, now: i64, window_ms: i64) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO audit_log (id, at, actor_kind, actor_id, actor_name, action, store_id, subject, detail) \
+    let sql = format!(
+        "INSERT INTO audit_log ({COLUMNS}) \
          SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 WHERE NOT EXISTS (SELECT 1 FROM audit_log \
          WHERE subject = $8 AND at > $10 AND action = $6 AND actor_kind = $3 AND actor_id = $4 \
-         AND detail = $9)",
-    )
-    .bind(new_id())
-    .bind(now)
-    .bind(entry.actor.kind.as_str())
-    .bind(entry.actor.id.as_deref())
-    .bind(&entry.actor.name)
-    .bind(entry.action.as_str())
-    .bind(entry.store_id)
-    .bind(entry.subject)
-    .bind(entry.detail.to_string())
-    .bind(now - window_ms)
-    .execute(db.writer())
-    .await?;
+         AND detail = $9)"
+    );
+    bind_row(sqlx::query(&sql), now, entry)
+        .bind(now - window_ms)
+        .execute(db.writer())
+        .await?;
     Ok(())
 }
 

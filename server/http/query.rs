@@ -21,8 +21,8 @@ pub struct AuditQuery {
     pub from: Option<String>,
     /// Before this time, in the same forms.
     pub to: Option<String>,
-    /// Only this action, e.g. `policy.changed` or `clip.viewed`.
-    #[param(value_type = Option<crate::domain::audit::Action>, inline)]
+    /// Only this action, e.g. `policy.changed` or `clip.viewed`; empty: any.
+    #[param(value_type = Option<ActionFilter>, inline)]
     pub action: Option<String>,
     /// Only this actor: a username, store name, `cli` or job name.
     pub actor: Option<String>,
@@ -35,6 +35,23 @@ pub struct AuditQuery {
     /// Rows per page (default 100, at most 500).
     pub limit: Option<i64>,
 }
+
+/// The schema of the audit's `action` filter: an action's stored spelling,
+/// or empty (a form's "any").
+pub struct ActionFilter;
+
+impl utoipa::PartialSchema for ActionFilter {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let names =
+            std::iter::once("").chain(crate::domain::audit::Action::ALL.iter().map(|a| a.as_str()));
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(names))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ActionFilter {}
 
 impl AuditQuery {
     /// The database filter, or why a field cannot be read. Empty fields (a
