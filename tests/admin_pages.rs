@@ -3,7 +3,8 @@
 //! labeler (the password shown once) and pausing them; a store's webhook,
 //! retention and consent changed, a test delivery sent and a dead delivery
 //! sent again; the audit trail filtered and downloaded. Screenshots go to
-//! `target/browser-artifacts/` (and the docs' copies to docs/images/).
+//! `target/browser-artifacts/`; with `RECOUNT_DOCS_SCREENSHOTS=1` the
+//! docs' copies in docs/images/ are refreshed too.
 
 use crate::browser;
 use crate::common;
@@ -65,10 +66,14 @@ async fn people_rows(b: &Browser) -> Vec<Vec<String>> {
     .unwrap()
 }
 
-/// Copies a screenshot into docs/images, where the docs show it.
+/// Copies a screenshot into docs/images, where the docs show it, when
+/// `RECOUNT_DOCS_SCREENSHOTS` is set (a test run leaves the tracked files
+/// alone otherwise).
 fn keep_for_docs(shot: std::path::PathBuf, name: &str) {
-    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/images");
-    std::fs::copy(shot, docs.join(name)).unwrap();
+    if std::env::var_os("RECOUNT_DOCS_SCREENSHOTS").is_some() {
+        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/images");
+        std::fs::copy(shot, docs.join(name)).unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
