@@ -6,8 +6,6 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::db::stores;
-use crate::db::users::User;
 use crate::domain::calibration::{CalibrationBin, WINDOW_MS};
 use crate::domain::dashboard::{ConfidenceBin, Dashboard};
 use crate::domain::recommend::{self, Recommendation};
@@ -16,19 +14,10 @@ use crate::error::{Code, Error, Result};
 use crate::http::error::ErrorBody;
 use crate::http::extract::{Path, Query, SupervisorCaller};
 use crate::http::query::RecommendationQuery;
+use crate::review::admin::covered_store;
 use crate::review::{dashboard, staffing};
 use crate::sim::forecast::{history_days, Basis};
 use crate::AppState;
-
-/// The store a path names, or `404 unknown-store` when there is none or
-/// the caller does not cover it.
-async fn store_or_404(state: &AppState, user: &User, store_id: &str) -> Result<stores::Store> {
-    let mut conn = state.db.reader().acquire().await?;
-    stores::get(&mut conn, store_id)
-        .await?
-        .filter(|s| user.scope.sees(&s.id))
-        .ok_or_else(|| Error::unknown_store(store_id))
-}
 
 /// The whole dashboard now (supervisors).
 #[utoipa::path(get, path = "/api/v1/dashboard", tag = "dashboard", security(("bearer" = [])),
@@ -108,7 +97,7 @@ pub async fn get_confidence_bins(
                 )
             })?,
     };
-    store_or_404(&state, &user, &store_id).await?;
+    covered_store(&state.db, &user, &store_id).await?;
     let now = state.now();
     let from = dashboard::days_window_start(now, days);
     let bins = dashboard::confidence_bins(&state.db, &store_id, from, now).await?;
@@ -161,7 +150,7 @@ pub async fn get_calibration(
     Path(store_id): Path<String>,
     Query(query): Query<CalibrationQuery>,
 ) -> Result<axum::Json<StoreCalibration>> {
-    let store = store_or_404(&state, &user, &store_id).await?;
+    let store = covered_store(&state.db, &user, &store_id).await?;
     let mut conn = state.db.reader().acquire().await?;
     let now = state.now();
     let model = query.model_version.as_deref();
@@ -197,7 +186,7 @@ pub async fn get_recommendation(
 ) -> Result<axum::Json<Recommendation>> {
     let target = recommend::parse_target(query.target.as_deref())
         .map_err(|m| Error::new(Code::InvalidTarget, m))?;
-    let store = store_or_404(&state, &user, &store_id).await?;
+    let store = covered_store(&state.db, &user, &store_id).await?;
     Ok(axum::Json(
         dashboard::recommendation(&state.db, &store_id, state.now(), &store.policy, target).await?,
     ))
@@ -275,7 +264,7 @@ pub async fn get_staffing(
             )
         })?,
     };
-    let store = store_or_404(&state, &user, &store_id).await?;
+    let store = covered_store(&state.db, &user, &store_id).await?;
     let made = state.forecasts.get(&state.db, &store, day).await?;
     let (date, weekday) = date_and_weekday(day);
     let forecast = made.as_ref().as_ref();

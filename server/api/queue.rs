@@ -11,9 +11,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::ingest::{no_content, Product};
 use super::media::TaskClip;
 use crate::auth::Role;
+use crate::db::products;
 use crate::db::tasks::{CandidateRow, TaskCard, VerdictRow};
-use crate::db::users::{self, User};
-use crate::db::{products, stores};
+use crate::db::users;
 use crate::domain::event::ClientId;
 use crate::domain::gold;
 use crate::domain::lifecycle::TaskStatus;
@@ -21,7 +21,7 @@ use crate::domain::receipt::ReceiptLine;
 use crate::domain::routing::{RoutingMode, RoutingPolicy};
 use crate::domain::time::format_rfc3339_ms;
 use crate::domain::Action;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::http::error::ErrorBody;
 use crate::http::extract::{
     AdminCaller, ClientAddr, Json, JsonObject, Path, Query, SupervisorCaller, UserCaller,
@@ -716,16 +716,6 @@ impl PolicyPatch {
     }
 }
 
-/// The policy of a store `user` covers (`unknown-store` for any other).
-async fn load_policy(state: &AppState, user: &User, store_id: &str) -> Result<RoutingPolicy> {
-    let mut conn = state.db.reader().acquire().await?;
-    stores::get(&mut conn, store_id)
-        .await?
-        .filter(|s| user.scope.sees(&s.id))
-        .map(|s| s.policy)
-        .ok_or_else(|| Error::unknown_store(store_id))
-}
-
 /// A store's routing policy (supervisors).
 #[utoipa::path(get, path = "/api/v1/stores/{store_id}/policy", tag = "queue", security(("bearer" = [])),
     params(("store_id" = String, Path)),
@@ -738,7 +728,8 @@ pub async fn get_policy(
     SupervisorCaller(user): SupervisorCaller,
     Path(store_id): Path<String>,
 ) -> Result<axum::Json<RoutingPolicy>> {
-    Ok(axum::Json(load_policy(&state, &user, &store_id).await?))
+    let store = crate::review::admin::covered_store(&state.db, &user, &store_id).await?;
+    Ok(axum::Json(store.policy))
 }
 
 /// Changes a store's routing policy (admins).

@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::db::stores;
-use crate::db::users::User;
 use crate::domain::time::format_rfc3339_ms;
 use crate::error::{Code, Error, Result};
 use crate::http::error::ErrorBody;
@@ -97,15 +96,6 @@ impl StoreSettings {
     }
 }
 
-/// The store a path names if the caller covers it, or `404 unknown-store`.
-async fn covered(state: &AppState, user: &User, store_id: &str) -> Result<stores::Store> {
-    let mut conn = state.db.reader().acquire().await?;
-    stores::get(&mut conn, store_id)
-        .await?
-        .filter(|s| user.scope.sees(&s.id))
-        .ok_or_else(|| Error::unknown_store(store_id))
-}
-
 /// The stores the caller covers, by name (supervisors).
 #[utoipa::path(get, path = "/api/v1/stores", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = Vec<StoreSettings>)))]
@@ -136,7 +126,7 @@ pub async fn get(
     SupervisorCaller(user): SupervisorCaller,
     Path(store_id): Path<String>,
 ) -> Result<axum::Json<StoreSettings>> {
-    let store = covered(&state, &user, &store_id).await?;
+    let store = review::covered_store(&state.db, &user, &store_id).await?;
     Ok(axum::Json(StoreSettings::of(&store, state.now())))
 }
 
@@ -252,7 +242,7 @@ pub async fn test_delivery(
     AdminCaller(admin): AdminCaller,
     Path(store_id): Path<String>,
 ) -> Result<axum::Json<TestDeliveryResult>> {
-    let store = covered(&state, &admin, &store_id).await?;
+    let store = review::covered_store(&state.db, &admin, &store_id).await?;
     let url = store.webhook_url.clone().ok_or_else(|| {
         Error::new(
             Code::NoWebhookUrl,
@@ -363,7 +353,7 @@ pub async fn deliveries(
     Path(store_id): Path<String>,
     Query(q): Query<DeliveryQuery>,
 ) -> Result<axum::Json<Vec<DeliveryView>>> {
-    let store = covered(&state, &user, &store_id).await?;
+    let store = review::covered_store(&state.db, &user, &store_id).await?;
     let status = q.status.map(DeliveryStatus::job_status);
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let rows = crate::db::jobs::of_store(
@@ -393,7 +383,7 @@ pub async fn redeliver(
     AdminCaller(admin): AdminCaller,
     Path((store_id, delivery_id)): Path<(String, String)>,
 ) -> Result<axum::response::Response> {
-    covered(&state, &admin, &store_id).await?;
+    review::covered_store(&state.db, &admin, &store_id).await?;
     review::redeliver(
         &state.db,
         &admin.actor(),

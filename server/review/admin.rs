@@ -43,6 +43,17 @@ async fn record(
     Ok(())
 }
 
+/// The store `store_id` if `user` covers it; `unknown-store` for any
+/// other, as if it did not exist. The one scope check of every route and
+/// page that names a store in its path.
+pub async fn covered_store(db: &Db, user: &User, store_id: &str) -> Result<stores::Store> {
+    let mut conn = db.reader().acquire().await?;
+    stores::get(&mut conn, store_id)
+        .await?
+        .filter(|s| user.scope.sees(&s.id))
+        .ok_or_else(|| Error::unknown_store(store_id))
+}
+
 /// Appends the audit row of a change to a store, about that store.
 async fn record_store(
     tx: &mut Tx,

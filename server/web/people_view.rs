@@ -137,7 +137,7 @@ pub async fn store_page(
     SupervisorPage { user, token }: SupervisorPage,
     Path(store_id): Path<String>,
 ) -> Response {
-    let store = match super::supervisor::covered_store(&state, &user, &store_id).await {
+    let store = match crate::review::admin::covered_store(&state.db, &user, &store_id).await {
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };

@@ -47,20 +47,6 @@ pub fn router() -> Router<AppState> {
         .route("/stores/{store_id}", get(super::people_view::store_page))
 }
 
-/// The store a page's path names, if the signed-in person covers it;
-/// `unknown-store` otherwise, as if it did not exist.
-pub(super) async fn covered_store(
-    state: &AppState,
-    user: &User,
-    store_id: &str,
-) -> Result<stores::Store, Error> {
-    let mut conn = state.db.reader().acquire().await?;
-    stores::get(&mut conn, store_id)
-        .await?
-        .filter(|s| user.scope.sees(&s.id))
-        .ok_or_else(|| Error::unknown_store(store_id))
-}
-
 /// What every supervisor page's frame needs.
 pub(super) struct Frame<'a> {
     pub(super) user: &'a User,
@@ -391,7 +377,7 @@ async fn policy_page(
         Ok(t) => t,
         Err(m) => return Error::new(Code::InvalidTarget, m).into_response(),
     };
-    let store = match covered_store(&state, &user, &store_id).await {
+    let store = match crate::review::admin::covered_store(&state.db, &user, &store_id).await {
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
