@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 use recount::api::queue::PolicyPatch;
 use recount::auth::{generate_password, hash_password, Role};
@@ -305,13 +307,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { .. } => "warn,sqlx=error",
         _ => "info,sqlx=warn",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
+    let logs = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(
             EnvFilter::try_from_env("RECOUNT_LOG")
                 .unwrap_or_else(|_| EnvFilter::new(default_filter)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+        );
+    let registry = tracing_subscriber::registry().with(logs);
+    // `recount bench queue` counts the statements a pair sends.
+    #[cfg(feature = "bench")]
+    let counting = matches!(cli.command, Command::Bench { .. });
+    #[cfg(feature = "bench")]
+    let registry = registry.with(counting.then(recount::bench::count::layer));
+    registry.init();
+    // The counting layer raised the maximum level the `log` bridge forwards;
+    // the bench's own filter needs no more than warnings (sqlx's statement
+    // log reaches the layer through tracing, not through `log`).
+    #[cfg(feature = "bench")]
+    if counting && std::env::var_os("RECOUNT_LOG").is_none() {
+        log::set_max_level(log::LevelFilter::Warn);
+    }
     let mut config = load_config(&cli.global)?;
     let clock = SystemClock;
     match cli.command {

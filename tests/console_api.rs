@@ -671,18 +671,14 @@ async fn task_context_shows_the_cart_to_the_lease_holder_only(backend: Backend) 
 async fn catalog_search_finds_products_by_words_of_name_or_sku(backend: Backend) {
     let app = TestApp::start(backend).await;
     let (_, key) = app.store_with_catalog().await;
-    let (s, b) = app
-        .call(
-            Method::PUT,
-            "/api/v1/products",
-            &key,
-            Some(json!([
-                {"sku": "milk-oat", "name": "Oat milk 1 l", "price_cents": 219},
-                {"sku": "pct", "name": "100% juice", "price_cents": 250},
-            ])),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
+    app.products(
+        &key,
+        json!([
+            {"sku": "milk-oat", "name": "Oat milk 1 l", "price_cents": 219},
+            {"sku": "pct", "name": "100% juice", "price_cents": 250},
+        ]),
+    )
+    .await;
     // Another store's products never show.
     let (_, other) = app.store("Other", None).await;
     app.catalog(&other).await;
@@ -779,6 +775,74 @@ async fn held_leases_are_listed_for_a_reloaded_console(backend: Backend) {
     assert_eq!(held, json!([]), "expired leases are not offered");
 }
 
+/// The task card and the verdict's sku check keep catalog rows in memory
+/// (db::catalog_cache); a catalog upload shows at once, on this instance and
+/// on another one that read the old catalog.
+async fn a_catalog_upload_shows_on_cards_and_verdicts_at_once(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, key) = app.store_with_catalog().await;
+    for (e, session) in [("e1", "s1"), ("e2", "s2")] {
+        let (s, b) = app.events(&key, event(e, session, "pick", 1, UNSURE)).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    let ana = app.user("ana", Role::Labeler).await;
+    let (_, claim) = app.claim(&ana).await;
+    let task = claim["task"]["task_id"].as_str().unwrap().to_string();
+    let milk = |card: &Value| card["candidates"][0].clone();
+    assert_eq!(milk(&claim["task"])["price_cents"], 129, "{claim}");
+    // The other instance reads the other task's card: the old catalog.
+    let other = app.second_instance().await;
+    let other_task: String = {
+        let mut conn = other.db.reader().acquire().await.unwrap();
+        sqlx::query_scalar("SELECT id FROM review_tasks WHERE id <> $1")
+            .bind(&task)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap()
+    };
+    let other_card = || async {
+        let mut conn = other.db.reader().acquire().await.unwrap();
+        recount::db::tasks::card(&mut conn, &other.db.catalogs, &other_task)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(other_card().await.candidates[0].price_cents, 129);
+    // A sku the catalog lacks is refused (and known as absent)…
+    let kefir = json!({"action": "pick", "sku": "kefir", "quantity": 1});
+    let (s, b) = app.verdict(&ana, &task, kefir.clone()).await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "unknown-sku"),
+        "{b}"
+    );
+
+    app.products(
+        &key,
+        json!([
+            {"sku": "milk", "name": "Whole milk 1 l", "price_cents": 139},
+            {"sku": "kefir", "name": "Kefir 500 ml", "price_cents": 189},
+        ]),
+    )
+    .await;
+    // …until the upload adds it.
+    let (s, b) = app.verdict(&ana, &task, kefir).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let card = other_card().await;
+    assert_eq!(
+        (
+            card.candidates[0].name.as_str(),
+            card.candidates[0].price_cents
+        ),
+        ("Whole milk 1 l", 139)
+    );
+    let ben = app.user("ben", Role::Labeler).await;
+    let (_, claim) = app.claim(&ben).await;
+    assert_eq!(claim["task"]["task_id"], json!(other_task), "{claim}");
+    assert_eq!(milk(&claim["task"])["name"], "Whole milk 1 l", "{claim}");
+    assert_eq!(milk(&claim["task"])["price_cents"], 139, "{claim}");
+}
+
 dual!(
     login_sets_an_http_only_session_cookie_that_the_api_accepts,
     login_over_tls_proxy_marks_the_cookie_secure,
@@ -789,4 +853,5 @@ dual!(
     task_context_shows_the_cart_to_the_lease_holder_only,
     catalog_search_finds_products_by_words_of_name_or_sku,
     held_leases_are_listed_for_a_reloaded_console,
+    a_catalog_upload_shows_on_cards_and_verdicts_at_once,
 );

@@ -392,8 +392,11 @@ async fn leases(pool: &sqlx::AnyPool) -> Vec<LeaseRow> {
 }
 
 /// Panics when two leases of one task overlap in time. A lease lasts from
-/// its claim until it ended (verdict, release, expiry sweep) or, if it never
-/// ended, until it expires.
+/// its claim until it ended (verdict, release) or expired, whichever came
+/// first: the expiry sweep records an expired lease's end when it runs,
+/// which may be after another instance claimed the task, but the lease
+/// stopped counting at its expiry (every heartbeat moved that time on the
+/// lease row too).
 fn assert_no_overlapping_leases(rows: &[LeaseRow]) {
     let mut by_task: BTreeMap<&str, Vec<&LeaseRow>> = BTreeMap::new();
     for r in rows {
@@ -402,7 +405,7 @@ fn assert_no_overlapping_leases(rows: &[LeaseRow]) {
     for (task, list) in by_task {
         for pair in list.windows(2) {
             let (a, b) = (pair[0], pair[1]);
-            let a_end = a.ended_at.unwrap_or(a.expires_at);
+            let a_end = a.ended_at.map_or(a.expires_at, |e| e.min(a.expires_at));
             assert!(
                 b.claimed_at >= a_end,
                 "task {task} was leased to {} at {} while {}'s lease (claimed {}, ended {:?}, \

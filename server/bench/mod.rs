@@ -7,12 +7,14 @@
 //! afterwards, so a bench never reads or writes real data. See
 //! docs/benchmarks.md for what each figure means and the figures measured.
 
+pub mod count;
 mod dashboard;
 pub mod export;
 mod fresh;
 mod ingest;
 mod media;
 mod queue;
+mod raw;
 mod report;
 mod seed;
 pub mod server;

@@ -1,6 +1,7 @@
 //! `recount bench queue`: labelers claiming and answering tasks over real
 //! HTTP, against the same claim/verdict work done by calling the query layer
-//! directly (the ceiling HTTP could reach).
+//! directly (the ceiling HTTP could reach), and against the least SQL a
+//! claim and a verdict take on the same engine (the raw baseline).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,7 +9,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
+use super::count::{Counting, Counts};
 use super::fresh::{engine_version, with_fresh_db, Fresh};
+use super::raw;
 use super::report::{decay, round2, verdict, Latency, Machine, Windows};
 use super::seed::{self, Labeler};
 use super::server::{self, Server};
@@ -24,6 +27,13 @@ use crate::AppState;
 const TARGET_CLAIM_P99_MS: f64 = 5.0;
 /// Least share of the ceiling's throughput HTTP should keep.
 const TARGET_RATIO: f64 = 0.7;
+/// Least share of the raw-SQL baseline's throughput HTTP should keep.
+const TARGET_RAW_RATIO: f64 = 0.5;
+/// Least pairs per second over HTTP, labelers back to back.
+const TARGET_PAIRS_PER_S: f64 = 1_600.0;
+/// Pairs the counting pass after each timed run aims at, spread over the
+/// labelers.
+const COUNTED_PAIRS: usize = 400;
 /// Most throughput a long PostgreSQL run may lose from first to last window.
 const TARGET_DECAY: f64 = 0.10;
 /// Width of the throughput windows.
@@ -65,13 +75,20 @@ pub async fn run(args: &QueueArgs, backends: &[Backend], config: &Config) -> any
         let ceiling =
             with_fresh_db(backend, config, |fresh| ceiling_phase(fresh, args, config)).await?;
         progress("ceiling", &ceiling);
+        eprintln!(
+            "{}: re-seeding and running the raw-SQL baseline…",
+            backend_name(backend)
+        );
+        let raw = with_fresh_db(backend, config, |fresh| raw_phase(fresh, args, config)).await?;
+        progress("raw", &raw);
         results.push(BackendResult {
             backend,
             http,
             ceiling,
+            raw,
         });
     }
-    print_table(&results, &machine);
+    print_table(&results, &machine, args.think_ms == 0);
     println!("{}", to_json(args, &results, &machine));
     Ok(())
 }
@@ -81,13 +98,15 @@ pub async fn run(args: &QueueArgs, backends: &[Backend], config: &Config) -> any
 fn progress(label: &str, p: &Phase) {
     eprintln!(
         "  {label}: {:.1} pairs/s, claim p50 {:.2} ms p99 {:.2} ms, {} pairs, {} errors; \
-         window pairs/s {:?}",
+         window pairs/s {:?}; per pair {:.1} statements, {:.2} commits",
         p.rate(),
         p.tally.claim.ms(0.5),
         p.tally.claim.ms(0.99),
         p.tally.pairs,
         p.tally.errors,
-        p.windows.iter().map(|r| r.round()).collect::<Vec<_>>()
+        p.windows.iter().map(|r| r.round()).collect::<Vec<_>>(),
+        p.counted.statements_per_pair(),
+        p.counted.commits_per_pair(),
     );
 }
 
@@ -95,20 +114,56 @@ fn ceiling_secs(args: &QueueArgs) -> u64 {
     args.ceiling_duration.unwrap_or(args.duration)
 }
 
-/// The two phases on one backend.
+/// The three phases on one backend.
 struct BackendResult {
     backend: Backend,
     http: Phase,
     ceiling: Phase,
+    raw: Phase,
 }
 
 impl BackendResult {
     fn ratio(&self) -> f64 {
-        if self.ceiling.rate() > 0.0 {
-            self.http.rate() / self.ceiling.rate()
-        } else {
-            0.0
-        }
+        share(self.http.rate(), self.ceiling.rate())
+    }
+
+    fn raw_ratio(&self) -> f64 {
+        share(self.http.rate(), self.raw.rate())
+    }
+
+    fn phases(&self) -> [(&'static str, &Phase); 3] {
+        [
+            ("http", &self.http),
+            ("ceiling", &self.ceiling),
+            ("raw", &self.raw),
+        ]
+    }
+}
+
+fn share(part: f64, whole: f64) -> f64 {
+    if whole > 0.0 {
+        part / whole
+    } else {
+        0.0
+    }
+}
+
+/// What the counting pass after a timed run saw: the statements and
+/// commits of a known number of pairs, labelers back to back at the same
+/// concurrency.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counted {
+    pairs: u64,
+    counts: Counts,
+}
+
+impl Counted {
+    fn statements_per_pair(&self) -> f64 {
+        share(self.counts.statements as f64, self.pairs as f64)
+    }
+
+    fn commits_per_pair(&self) -> f64 {
+        share(self.counts.commits as f64, self.pairs as f64)
     }
 }
 
@@ -129,8 +184,11 @@ struct Phase {
     windows: Vec<f64>,
     /// The 1-minute load average at the end of each of those windows.
     window_loads: Vec<f64>,
-    /// Verdicts the database holds afterwards: must equal the pairs counted.
+    /// Verdicts the database holds afterwards: must equal the pairs counted
+    /// (the timed run's and the counting pass's).
     stored_verdicts: i64,
+    /// Statements and commits per pair.
+    counted: Counted,
     /// PostgreSQL's view of review_tasks afterwards.
     table_stats: Option<TableStats>,
 }
@@ -167,7 +225,7 @@ async fn http_phase(fresh: Fresh, args: &QueueArgs, config: &Config) -> anyhow::
     let server = Server::start(state).await?;
     let client = server::client(args.labelers)?;
     let claim_url = format!("{}/api/v1/tasks/claim", server.base);
-    let drivers = labelers
+    let drivers: Vec<Driver> = labelers
         .into_iter()
         .map(|l| Driver::Http {
             client: client.clone(),
@@ -177,10 +235,11 @@ async fn http_phase(fresh: Fresh, args: &QueueArgs, config: &Config) -> anyhow::
         })
         .collect();
     drop(client);
-    let run = drive(drivers, Duration::from_secs(args.duration), args).await;
+    let run = drive(drivers.clone(), Duration::from_secs(args.duration), args).await;
+    let counted = count(drivers).await;
     server.stop().await;
     stop(vacuum);
-    finish(db, &url, run).await
+    finish(db, &url, run, counted).await
 }
 
 /// On PostgreSQL, the queue vacuum loop every `recount serve` runs
@@ -201,18 +260,71 @@ async fn ceiling_phase(fresh: Fresh, args: &QueueArgs, config: &Config) -> anyho
     let Fresh { db, url, dir } = fresh;
     let labelers = seed_phase(&db, &url, args, config).await?;
     let state = server::state(db.clone(), config, &dir)?;
-    let drivers = labelers
+    let drivers: Vec<Driver> = labelers
         .into_iter()
         .map(|l| Driver::Direct {
             state: state.clone(),
             user: Box::new(l.user),
         })
         .collect();
-    let vacuum = queue_vacuum(&state);
+    without_http(db, &url, &state, drivers, args).await
+}
+
+/// The least SQL a claim and a verdict take, on the same engine with the
+/// same durability, pools and concurrency: the claim is one `UPDATE` of the
+/// next ready task (`FOR UPDATE SKIP LOCKED` on PostgreSQL) in its own
+/// transaction; the verdict one transaction that inserts the verdict and
+/// resolves the task. No lease row, no lease limit, no consensus, no
+/// receipt: what any queue on this database would pay at the least.
+async fn raw_phase(fresh: Fresh, args: &QueueArgs, config: &Config) -> anyhow::Result<Phase> {
+    let Fresh { db, url, dir } = fresh;
+    let labelers = seed_phase(&db, &url, args, config).await?;
+    let state = server::state(db.clone(), config, &dir)?;
+    let drivers: Vec<Driver> = labelers
+        .into_iter()
+        .map(|l| Driver::Raw {
+            db: db.clone(),
+            user_id: l.user.id,
+            ttl_ms: config.lease_ttl_ms,
+        })
+        .collect();
+    without_http(db, &url, &state, drivers, args).await
+}
+
+/// A phase of labelers calling in without HTTP (the ceiling, the raw
+/// baseline): the timed run for the ceiling's duration, then the counting
+/// pass, with the queue vacuum loop beside them.
+async fn without_http(
+    db: Db,
+    url: &str,
+    state: &AppState,
+    drivers: Vec<Driver>,
+    args: &QueueArgs,
+) -> anyhow::Result<Phase> {
+    let vacuum = queue_vacuum(state);
     let secs = Duration::from_secs(ceiling_secs(args));
-    let run = drive(drivers, secs, args).await;
+    let run = drive(drivers.clone(), secs, args).await;
+    let counted = count(drivers).await;
     stop(vacuum);
-    finish(db, &url, run).await
+    finish(db, url, run, counted).await
+}
+
+/// Runs about [`COUNTED_PAIRS`] pairs with the same labelers, back to back,
+/// counting statements and commits.
+async fn count(drivers: Vec<Driver>) -> Counted {
+    let per_labeler = (COUNTED_PAIRS / drivers.len().max(1)).max(1) as u64;
+    let limits = Limits {
+        stop: Instant::now() + Duration::from_secs(60),
+        max_pairs: per_labeler,
+        think: Duration::ZERO,
+    };
+    let counting = Counting::start();
+    let run = run_labelers(drivers, limits, Duration::from_secs(60)).await;
+    let counts = counting.stop();
+    Counted {
+        pairs: run.tally.pairs,
+        counts,
+    }
 }
 
 async fn seed_phase(
@@ -236,7 +348,7 @@ async fn seed_phase(
 
 /// Checks what the database holds after a run, closes the pools and, on
 /// PostgreSQL, reads the table statistics (flushed when the connections end).
-async fn finish(db: Db, url: &str, run: Run) -> anyhow::Result<Phase> {
+async fn finish(db: Db, url: &str, run: Run, counted: Counted) -> anyhow::Result<Phase> {
     let stored_verdicts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM verdicts")
         .fetch_one(db.reader())
         .await?;
@@ -257,6 +369,7 @@ async fn finish(db: Db, url: &str, run: Run) -> anyhow::Result<Phase> {
         measured_secs: until,
         ran_dry_at: run.ran_dry_at,
         stored_verdicts,
+        counted,
         table_stats,
     })
 }
@@ -289,6 +402,7 @@ async fn autovacuum_setting(conn: &mut sqlx::AnyConnection) -> anyhow::Result<St
 }
 
 /// How a simulated labeler reaches the queue.
+#[derive(Clone)]
 enum Driver {
     /// Over HTTP with its API token, as the console and tools do.
     Http {
@@ -299,6 +413,12 @@ enum Driver {
     },
     /// Straight into the query layer: no HTTP, no token lookup, no JSON.
     Direct { state: AppState, user: Box<User> },
+    /// The least SQL on the same database ([`raw_phase`]).
+    Raw {
+        db: Db,
+        user_id: String,
+        ttl_ms: i64,
+    },
 }
 
 /// A claimed task and the sku the labeler answers with (the top candidate).
@@ -352,6 +472,17 @@ impl Driver {
                     task_id: c.card.task_id,
                 }))
             }
+            Driver::Raw {
+                db,
+                user_id,
+                ttl_ms,
+            } => Ok(raw::claim(db, user_id, *ttl_ms)
+                .await
+                .map_err(|e| format!("claim: {e}"))?
+                .map(|task_id| Claimed {
+                    task_id,
+                    sku: super::seed::sku(0),
+                })),
         }
     }
 
@@ -389,6 +520,11 @@ impl Driver {
                 queue::submit_verdict(&state.db, user, &claimed.task_id, &input, state.now())
                     .await
                     .map(|_| ())
+                    .map_err(|e| format!("verdict: {e}"))
+            }
+            Driver::Raw { db, user_id, .. } => {
+                raw::verdict(db, user_id, &claimed.task_id, &claimed.sku)
+                    .await
                     .map_err(|e| format!("verdict: {e}"))
             }
         }
@@ -467,6 +603,12 @@ async fn drive(drivers: Vec<Driver>, duration: Duration, args: &QueueArgs) -> Ru
         max_pairs: args.tasks as u64,
         think: Duration::from_millis(args.think_ms),
     };
+    run_labelers(drivers, limits, duration).await
+}
+
+/// Runs every labeler within `limits`; `duration` is the time the windows
+/// cover.
+async fn run_labelers(drivers: Vec<Driver>, limits: Limits, duration: Duration) -> Run {
     let start = Instant::now();
     let windows = Arc::new(Windows::new(start, WINDOW, duration));
     let sampler = tokio::spawn(sample_loads(windows.clone()));
@@ -568,10 +710,10 @@ async fn labeler(
     (t, None)
 }
 
-fn print_table(results: &[BackendResult], machine: &Machine) {
+fn print_table(results: &[BackendResult], machine: &Machine, saturated: bool) {
     println!("{}", machine.describe());
     println!(
-        "{:<9} {:<8} {:<18} {:>9} {:>10} {:>10} {:>12} {:>12} {:>8} {:>7}",
+        "{:<9} {:<8} {:<18} {:>9} {:>10} {:>10} {:>12} {:>12} {:>8} {:>7} {:>10} {:>9}",
         "backend",
         "run",
         "engine",
@@ -581,12 +723,14 @@ fn print_table(results: &[BackendResult], machine: &Machine) {
         "verdict p50",
         "verdict p99",
         "pairs",
-        "errors"
+        "errors",
+        "stmts/pair",
+        "commits/pair"
     );
     for r in results {
-        for (label, p) in [("http", &r.http), ("ceiling", &r.ceiling)] {
+        for (label, p) in r.phases() {
             println!(
-                "{:<9} {:<8} {:<18} {:>9.1} {:>8.2}ms {:>8.2}ms {:>10.2}ms {:>10.2}ms {:>8} {:>7}",
+                "{:<9} {:<8} {:<18} {:>9.1} {:>8.2}ms {:>8.2}ms {:>10.2}ms {:>10.2}ms {:>8} {:>7} {:>10.1} {:>9.2}",
                 backend_name(r.backend),
                 label,
                 p.engine,
@@ -596,16 +740,18 @@ fn print_table(results: &[BackendResult], machine: &Machine) {
                 p.tally.verdict.ms(0.5),
                 p.tally.verdict.ms(0.99),
                 p.tally.pairs,
-                p.tally.errors
+                p.tally.errors,
+                p.counted.statements_per_pair(),
+                p.counted.commits_per_pair()
             );
         }
     }
     for r in results {
-        print_findings(r);
+        print_findings(r, saturated);
     }
 }
 
-fn print_findings(r: &BackendResult) {
+fn print_findings(r: &BackendResult, saturated: bool) {
     let name = backend_name(r.backend);
     let ratio = r.ratio();
     let p99 = r.http.tally.claim.ms(0.99);
@@ -615,16 +761,34 @@ fn print_findings(r: &BackendResult) {
         verdict(ratio >= TARGET_RATIO),
         verdict(p99 <= TARGET_CLAIM_P99_MS)
     );
-    for (label, p) in [("http", &r.http), ("ceiling", &r.ceiling)] {
+    let raw_ratio = r.raw_ratio();
+    let rate = r.http.rate();
+    // The throughput target is for labelers back to back; at a human pace
+    // the offered load, not the server, sets the rate.
+    let rate_target = if saturated {
+        format!(
+            " (target ≥ {TARGET_PAIRS_PER_S:.0}: {})",
+            verdict(rate >= TARGET_PAIRS_PER_S)
+        )
+    } else {
+        String::new()
+    };
+    println!(
+        "{name}: http/raw-SQL {raw_ratio:.2} (target ≥ {TARGET_RAW_RATIO}: {}); {rate:.1} pairs/s \
+         over HTTP{rate_target}",
+        verdict(raw_ratio >= TARGET_RAW_RATIO),
+    );
+    for (label, p) in r.phases() {
         print_phase_notes(name, label, p);
     }
 }
 
 fn print_phase_notes(name: &str, label: &str, p: &Phase) {
-    if p.stored_verdicts != p.tally.pairs as i64 {
+    let pairs = p.tally.pairs + p.counted.pairs;
+    if p.stored_verdicts != pairs as i64 {
         println!(
-            "{name} {label}: WARNING {} verdicts stored but {} pairs counted",
-            p.stored_verdicts, p.tally.pairs
+            "{name} {label}: WARNING {} verdicts stored but {pairs} pairs counted",
+            p.stored_verdicts
         );
     }
     if let Some(e) = &p.tally.first_error {
@@ -684,6 +848,9 @@ fn phase_json(p: &Phase) -> Value {
         "claim": p.tally.claim.to_json(),
         "verdict": p.tally.verdict.to_json(),
         "stored_verdicts": p.stored_verdicts,
+        "counted_pairs": p.counted.pairs,
+        "statements_per_pair": round2(p.counted.statements_per_pair()),
+        "commits_per_pair": round2(p.counted.commits_per_pair()),
         "ran_dry_at_s": p.ran_dry_at.map(round2),
         "window_s": WINDOW.as_secs(),
         "window_pairs_per_s": p.windows.iter().map(|r| round2(*r)).collect::<Vec<_>>(),
@@ -705,8 +872,13 @@ fn to_json(args: &QueueArgs, results: &[BackendResult], machine: &Machine) -> Va
                 "backend": backend_name(r.backend),
                 "http": phase_json(&r.http),
                 "ceiling": phase_json(&r.ceiling),
+                "raw": phase_json(&r.raw),
                 "ratio_http_to_ceiling": (r.ratio() * 1000.0).round() / 1000.0,
+                "ratio_http_to_raw": (r.raw_ratio() * 1000.0).round() / 1000.0,
                 "ratio_target_met": r.ratio() >= TARGET_RATIO,
+                "raw_ratio_target_met": r.raw_ratio() >= TARGET_RAW_RATIO,
+                "pairs_per_s_target_met": (args.think_ms == 0)
+                    .then(|| r.http.rate() >= TARGET_PAIRS_PER_S),
                 "claim_p99_target_met": p99 <= TARGET_CLAIM_P99_MS,
                 "decay_target_met": decay(&r.http.windows).map(|d| d <= TARGET_DECAY),
             })
@@ -721,6 +893,8 @@ fn to_json(args: &QueueArgs, results: &[BackendResult], machine: &Machine) -> Va
         "ceiling_duration_s": ceiling_secs(args),
         "targets": {
             "ratio_http_to_ceiling_min": TARGET_RATIO,
+            "ratio_http_to_raw_min": TARGET_RAW_RATIO,
+            "pairs_per_s_min": TARGET_PAIRS_PER_S,
             "claim_p99_ms_max": TARGET_CLAIM_P99_MS,
             "decay_max": TARGET_DECAY,
         },

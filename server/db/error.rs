@@ -13,6 +13,10 @@ pub enum Error {
     /// does not parse), or a value that could not be encoded for storage.
     #[error("stored data: {0}")]
     Data(String),
+    /// A shared SQLite commit ([`super::group`]) that did not happen; the
+    /// transaction's writes are not stored.
+    #[error("commit: {0}")]
+    Commit(String),
 }
 
 /// Result of a database call.
@@ -29,6 +33,7 @@ impl Error {
                         .is_some_and(|d| d.message().contains("database is locked"))
             }
             Error::Data(_) => false,
+            Error::Commit(why) => why.contains("database is locked"),
         }
     }
 }

@@ -209,11 +209,12 @@ pub async fn lock_existing_session(
     store_id: &str,
     session_id: &str,
 ) -> Result<Option<SessionLock>> {
-    // A no-op update takes the row lock on PostgreSQL and is portable.
-    let row = sqlx::query(
-        "UPDATE sessions SET open_reviews = open_reviews WHERE store_id = $1 AND session_id = $2 \
-         RETURNING status, exited_at",
-    )
+    // A plain read on SQLite, whose writer is alone; a row lock on
+    // PostgreSQL. (A no-op UPDATE would lock too, but writes a row version.)
+    let row = sqlx::query(&format!(
+        "SELECT status, exited_at FROM sessions WHERE store_id = $1 AND session_id = $2{}",
+        tx.backend().for_update()
+    ))
     .bind(store_id)
     .bind(session_id)
     .fetch_optional(&mut **tx)
@@ -223,6 +224,22 @@ pub async fn lock_existing_session(
         status: super::state(&row.try_get::<String, _>("status")?, SessionStatus::parse)?,
         exited_at: row.try_get("exited_at")?,
     }))
+}
+
+/// Locks the session of real task `task_id` for the rest of the transaction
+/// (the task itself is read, not locked); false when there is no such task
+/// with a session row, or the task is a gold copy.
+pub async fn lock_session_of_task(tx: &mut Tx, task_id: &str) -> Result<bool> {
+    let found: Option<String> = sqlx::query_scalar(&format!(
+        "SELECT s.status FROM sessions s JOIN review_tasks t \
+         ON t.store_id = s.store_id AND t.session_id = s.session_id \
+         WHERE t.id = $1 AND t.gold_id IS NULL{}",
+        tx.backend().for_update_of("s")
+    ))
+    .bind(task_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(found.is_some())
 }
 
 /// Counts one more open review on a session (its receipt waits for it).

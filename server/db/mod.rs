@@ -14,11 +14,14 @@
 //! upgrade), every write goes through a pool of exactly one connection, and
 //! reads use a separate read-only pool. PostgreSQL uses one pool for both.
 //! SQLite runs with `synchronous = FULL`: a commit is on disk before the
-//! client hears "accepted", even across a power loss.
+//! client hears "accepted", even across a power loss. Write transactions
+//! that arrive together share one SQLite commit ([`group`]), so the disk's
+//! flush rate is not the writer's ceiling.
 
 pub mod audit;
 pub mod bulk;
 pub mod calibration;
+pub mod catalog_cache;
 pub mod clips;
 pub mod dashboard;
 pub mod disputes;
@@ -26,6 +29,7 @@ mod error;
 pub mod events;
 pub mod export;
 pub mod gold;
+mod group;
 pub mod history;
 pub mod jobs;
 pub mod products;
@@ -34,6 +38,7 @@ pub mod retention;
 pub mod rollup;
 pub mod rollup_cache;
 pub mod stores;
+pub mod tally;
 pub mod tasks;
 pub mod users;
 
@@ -79,6 +84,15 @@ impl Backend {
         }
     }
 
+    /// [`Backend::for_update`] for the rows of one table of a join,
+    /// `alias`: PostgreSQL would otherwise lock the joined rows too.
+    pub fn for_update_of(self, alias: &str) -> String {
+        match self {
+            Backend::Postgres => format!(" FOR UPDATE OF {alias}"),
+            Backend::Sqlite => String::new(),
+        }
+    }
+
     /// Keeps the rows a transaction reads from being changed until it ends
     /// (PostgreSQL), without blocking inserts that reference them; SQLite's
     /// single writer already excludes every other writer.
@@ -94,8 +108,18 @@ impl Backend {
 /// connection, so queries run on `&mut *tx` (or `&mut **tx` through a
 /// `&mut Tx`).
 pub struct Tx {
-    conn: Transaction<'static, Any>,
+    conn: TxConn,
     backend: Backend,
+}
+
+/// Where a transaction runs.
+enum TxConn {
+    /// A transaction of its own on a pooled connection: PostgreSQL, and
+    /// SQLite's snapshot reads.
+    Own(Transaction<'static, Any>),
+    /// A member of a group of SQLite write transactions that commit
+    /// together ([`group`]).
+    Grouped(group::Member),
 }
 
 impl Tx {
@@ -104,9 +128,17 @@ impl Tx {
         self.backend
     }
 
-    /// Commits.
+    /// Commits; returns once the writes are durable.
     pub async fn commit(self) -> Result<()> {
-        Ok(self.conn.commit().await?)
+        match self.conn {
+            TxConn::Own(conn) => {
+                conn.commit().await?;
+                tally::committed();
+            }
+            // The group counts its one commit.
+            TxConn::Grouped(member) => member.commit().await?,
+        }
+        Ok(())
     }
 }
 
@@ -114,13 +146,19 @@ impl std::ops::Deref for Tx {
     type Target = sqlx::AnyConnection;
 
     fn deref(&self) -> &sqlx::AnyConnection {
-        &self.conn
+        match &self.conn {
+            TxConn::Own(conn) => conn,
+            TxConn::Grouped(member) => member,
+        }
     }
 }
 
 impl std::ops::DerefMut for Tx {
     fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
-        &mut self.conn
+        match &mut self.conn {
+            TxConn::Own(conn) => conn,
+            TxConn::Grouped(member) => member,
+        }
     }
 }
 
@@ -131,9 +169,14 @@ pub struct Db {
     pub backend: Backend,
     read: AnyPool,
     write: AnyPool,
+    /// SQLite's group-committing writer over `write`.
+    grouped: Option<group::Writer>,
     /// The dashboard's settled rollup buckets, read once
     /// ([`rollup_cache`]).
     pub settled: rollup_cache::Settled,
+    /// Catalog rows already read, per store and catalog version
+    /// ([`catalog_cache`]).
+    pub catalogs: catalog_cache::Catalogs,
     /// Where a PostgreSQL database is, for a connection of its own that
     /// listens for notifications ([`users::access_listener`]).
     listen_url: Option<ListenUrl>,
@@ -199,8 +242,10 @@ impl Db {
                 Ok(Db {
                     backend,
                     read,
+                    grouped: Some(group::Writer::new(write.clone())),
                     write,
                     settled: rollup_cache::Settled::default(),
+                    catalogs: catalog_cache::Catalogs::default(),
                     listen_url: None,
                 })
             }
@@ -215,7 +260,9 @@ impl Db {
                     backend,
                     read: pool.clone(),
                     write: pool,
+                    grouped: None,
                     settled: rollup_cache::Settled::default(),
+                    catalogs: catalog_cache::Catalogs::default(),
                     listen_url: Some(ListenUrl(url.into())),
                 })
             }
@@ -247,10 +294,15 @@ impl Db {
         &self.write
     }
 
-    /// Starts a write transaction.
+    /// Starts a write transaction. On SQLite it joins the writer's open
+    /// group, if there is one ([`group`]): its commit is shared.
     pub async fn begin(&self) -> Result<Tx> {
+        let conn = match &self.grouped {
+            Some(writer) => TxConn::Grouped(writer.begin().await?),
+            None => TxConn::Own(self.write.begin().await?),
+        };
         Ok(Tx {
-            conn: self.write.begin().await?,
+            conn,
             backend: self.backend,
         })
     }
@@ -270,7 +322,7 @@ impl Db {
                 .await?;
         }
         Ok(Tx {
-            conn,
+            conn: TxConn::Own(conn),
             backend: self.backend,
         })
     }

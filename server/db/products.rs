@@ -62,6 +62,12 @@ pub async fn upsert(tx: &mut Tx, store_id: &str, products: &[Product], now: i64)
             .await?;
         }
     }
+    // A new version, never an old one again (see `catalog_cache`).
+    sqlx::query("UPDATE stores SET catalog_version = $1 WHERE id = $2")
+        .bind(super::new_id())
+        .bind(store_id)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 

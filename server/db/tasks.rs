@@ -7,7 +7,8 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::{clips, flag, in_scope, products, Db, InScope, Result, Tx};
+use super::catalog_cache::Catalogs;
+use super::{clips, flag, in_scope, Backend, Db, InScope, Result, Tx};
 use crate::domain::consensus::Answer;
 use crate::domain::event::CandidateInput;
 use crate::domain::lifecycle::{
@@ -41,6 +42,13 @@ pub struct TaskRow {
     pub gold_id: Option<String>,
     /// What it is for.
     pub purpose: TaskPurpose,
+    /// The units the model saw in the task's event.
+    pub event_quantity: i64,
+    /// Whether labelers see it blind ([`TaskPurpose::blind`] with the
+    /// store's setting).
+    pub blind: bool,
+    /// The store's catalog version ([`super::catalog_cache`]).
+    pub catalog_version: String,
 }
 
 impl TaskRow {
@@ -60,6 +68,7 @@ impl TaskRow {
     }
 
     fn from_row(r: &sqlx::any::AnyRow) -> Result<TaskRow> {
+        let purpose = purpose(&r.try_get::<String, _>("purpose")?)?;
         Ok(TaskRow {
             id: r.try_get("id")?,
             event_pk: r.try_get("event_pk")?,
@@ -71,7 +80,10 @@ impl TaskRow {
             lease_id: r.try_get("lease_id")?,
             lease_expires_at: r.try_get("lease_expires_at")?,
             gold_id: r.try_get("gold_id")?,
-            purpose: purpose(&r.try_get::<String, _>("purpose")?)?,
+            purpose,
+            event_quantity: r.try_get("event_quantity")?,
+            blind: purpose.blind(r.try_get::<i64, _>("blind_review")? != 0),
+            catalog_version: r.try_get("catalog_version")?,
         })
     }
 }
@@ -80,8 +92,18 @@ fn purpose(s: &str) -> Result<TaskPurpose> {
     super::state(s, TaskPurpose::parse)
 }
 
-const TASK_COLUMNS: &str = "id, event_pk, store_id, session_id, required_verdicts, status, \
-     leased_by, lease_id, lease_expires_at, gold_id, purpose";
+/// A task row by id, with what a verdict needs of its event and store,
+/// so that a verdict reads them in the same statement; `lock` locks the
+/// task row alone.
+fn task_query(lock: &str) -> String {
+    format!(
+        "SELECT t.id, t.event_pk, t.store_id, t.session_id, t.required_verdicts, t.status, \
+         t.leased_by, t.lease_id, t.lease_expires_at, t.gold_id, t.purpose, \
+         e.quantity AS event_quantity, s.blind_review, s.catalog_version \
+         FROM review_tasks t JOIN events e ON e.id = t.event_pk JOIN stores s ON s.id = t.store_id \
+         WHERE t.id = $1{lock}"
+    )
+}
 
 /// What a user may claim: a ready task of their pool's stores (`pool`,
 /// bound from its own `$n`) they never held (a lease taken back from an
@@ -109,29 +131,24 @@ fn held_before(task: &str, labeler: &str) -> String {
 
 /// A task row.
 pub async fn get(conn: &mut AnyConnection, task_id: &str) -> Result<Option<TaskRow>> {
-    sqlx::query(&format!(
-        "SELECT {TASK_COLUMNS} FROM review_tasks WHERE id = $1"
-    ))
-    .bind(task_id)
-    .fetch_optional(conn)
-    .await?
-    .as_ref()
-    .map(TaskRow::from_row)
-    .transpose()
+    sqlx::query(&task_query(""))
+        .bind(task_id)
+        .fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(TaskRow::from_row)
+        .transpose()
 }
 
 /// A task row, locked for the rest of the transaction.
 pub async fn lock(tx: &mut Tx, task_id: &str) -> Result<Option<TaskRow>> {
-    sqlx::query(&format!(
-        "SELECT {TASK_COLUMNS} FROM review_tasks WHERE id = $1{}",
-        tx.backend().for_update()
-    ))
-    .bind(task_id)
-    .fetch_optional(&mut **tx)
-    .await?
-    .as_ref()
-    .map(TaskRow::from_row)
-    .transpose()
+    sqlx::query(&task_query(&tx.backend().for_update_of("t")))
+        .bind(task_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .as_ref()
+        .map(TaskRow::from_row)
+        .transpose()
 }
 
 /// Where a task belongs, read without a lock: its store and session, and
@@ -239,8 +256,11 @@ pub struct NewLease<'a> {
 /// Leases the next task `lease.user_id` may claim from the stores of
 /// `pool` among those of priority `max_priority` or more urgent (by
 /// priority, then earliest deadline, then oldest) as
-/// [`crate::domain::lifecycle::claim`] says, in one `UPDATE`; its id, or
-/// `None` when nothing is ready for them.
+/// [`crate::domain::lifecycle::claim`] says, and writes its lease row; its
+/// id, or `None` when nothing is ready for them. One statement on
+/// PostgreSQL (the lease row is written by the same statement); an
+/// `UPDATE … RETURNING` and an `INSERT` on SQLite, whose statements cost no
+/// round trip.
 pub async fn lease_next(
     tx: &mut Tx,
     lease: &NewLease<'_>,
@@ -259,13 +279,25 @@ pub async fn lease_next(
         claimable = claimable(&pool),
         skip_locked = tx.backend().skip_locked()
     );
+    let sql = match tx.backend() {
+        Backend::Postgres => format!(
+            "WITH picked AS ({sql}) INSERT INTO task_leases \
+             (id, task_id, labeler_id, claimed_at, expires_at) \
+             SELECT $2, id, $1, $4, $3 FROM picked RETURNING task_id"
+        ),
+        Backend::Sqlite => sql,
+    };
     let query = sqlx::query_scalar(&sql)
         .bind(lease.user_id)
         .bind(lease.id)
         .bind(lease.expires_at)
         .bind(lease.claimed_at)
         .bind(max_priority);
-    Ok(pool.bind(query).fetch_optional(&mut **tx).await?)
+    let leased: Option<String> = pool.bind(query).fetch_optional(&mut **tx).await?;
+    if let (Some(task_id), Backend::Sqlite) = (&leased, tx.backend()) {
+        insert_lease(tx, task_id, lease).await?;
+    }
+    Ok(leased)
 }
 
 /// The other labelers at work (who claimed anything since `active_since`)
@@ -398,29 +430,6 @@ pub async fn expire_lapsed(tx: &mut Tx, now: i64) -> Result<u64> {
     Ok(returned.rows_affected())
 }
 
-/// The units the model saw in the task's event.
-pub async fn event_quantity(tx: &mut Tx, event_pk: &str) -> Result<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT quantity FROM events WHERE id = $1")
-            .bind(event_pk)
-            .fetch_one(&mut **tx)
-            .await?,
-    )
-}
-
-/// Whether labelers see a task blind ([`TaskPurpose::blind`]).
-pub async fn blind(tx: &mut Tx, task_id: &str) -> Result<bool> {
-    let r = sqlx::query(
-        "SELECT t.purpose, s.blind_review FROM review_tasks t JOIN stores s ON s.id = t.store_id \
-         WHERE t.id = $1",
-    )
-    .bind(task_id)
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok(purpose(&r.try_get::<String, _>("purpose")?)?
-        .blind(r.try_get::<i64, _>("blind_review")? != 0))
-}
-
 /// How long a store's latest `limit` verdicts took, claim to answer, in ms.
 pub async fn recent_handling_ms(
     conn: &mut AnyConnection,
@@ -475,18 +484,20 @@ fn answer_from_row(r: &sqlx::any::AnyRow) -> Result<Answer> {
     )))
 }
 
-/// The answer `user_id` gave on a task, if any.
-pub async fn answer_of(tx: &mut Tx, task_id: &str, user_id: &str) -> Result<Option<Answer>> {
+/// Every answer on a task with who gave it, in the order they were given:
+/// what a verdict needs for consensus and for telling a repeated answer,
+/// in one read.
+pub async fn answers_by(tx: &mut Tx, task_id: &str) -> Result<Vec<(String, Answer)>> {
     sqlx::query(
-        "SELECT action, sku, quantity, cant_tell FROM verdicts WHERE task_id = $1 AND labeler_id = $2",
+        "SELECT labeler_id, action, sku, quantity, cant_tell FROM verdicts WHERE task_id = $1 \
+         ORDER BY created_at, id",
     )
     .bind(task_id)
-    .bind(user_id)
-    .fetch_optional(&mut **tx)
+    .fetch_all(&mut **tx)
     .await?
-    .as_ref()
-    .map(answer_from_row)
-    .transpose()
+    .iter()
+    .map(|r| Ok((r.try_get("labeler_id")?, answer_from_row(r)?)))
+    .collect()
 }
 
 /// Every answer on a task, in the order they were given.
@@ -530,14 +541,13 @@ pub struct NewVerdict<'a> {
 /// Records a verdict given under the task's live lease, with its handling
 /// time (from the lease's claim).
 pub async fn insert_verdict(tx: &mut Tx, task: &TaskRow, v: &NewVerdict<'_>) -> Result<()> {
-    let claimed_at: i64 = sqlx::query_scalar("SELECT claimed_at FROM task_leases WHERE id = $1")
-        .bind(&task.lease_id)
-        .fetch_one(&mut **tx)
-        .await?;
     let (action, sku, quantity, cant_tell) = answer_columns(v.answer);
-    sqlx::query(
+    // The handling time comes from the lease row in the same statement.
+    let inserted = sqlx::query(
         "INSERT INTO verdicts (id, task_id, labeler_id, lease_id, action, sku, quantity, cant_tell, \
-         note, created_at, handling_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         note, created_at, handling_ms) \
+         SELECT $1, $2, $3, l.id, $5, $6, $7, $8, $9, $10, $10 - l.claimed_at \
+         FROM task_leases l WHERE l.id = $4",
     )
     .bind(v.id)
     .bind(&task.id)
@@ -549,19 +559,30 @@ pub async fn insert_verdict(tx: &mut Tx, task: &TaskRow, v: &NewVerdict<'_>) -> 
     .bind(flag(cant_tell))
     .bind(v.note)
     .bind(v.created_at)
-    .bind(v.created_at - claimed_at)
     .execute(&mut **tx)
     .await?;
+    if inserted.rows_affected() != 1 {
+        return Err(super::Error::Data(format!(
+            "task {} has no lease row {:?}",
+            task.id, task.lease_id
+        )));
+    }
     Ok(())
 }
 
-/// Records how many verdicts a task has.
-pub async fn set_verdict_count(tx: &mut Tx, task_id: &str, count: i64) -> Result<()> {
-    sqlx::query("UPDATE review_tasks SET verdict_count = $1 WHERE id = $2")
-        .bind(count)
-        .bind(task_id)
-        .execute(&mut **tx)
-        .await?;
+/// Puts a task that needs more verdicts back in the queue with its count
+/// of verdicts so far, in one statement.
+pub async fn ready_for_more(tx: &mut Tx, task_id: &str, count: i64, now: i64) -> Result<()> {
+    sqlx::query(&format!(
+        "UPDATE review_tasks SET status = '{}', leased_by = NULL, lease_id = NULL, \
+         lease_expires_at = NULL, verdict_count = $1, updated_at = $2 WHERE id = $3",
+        TaskStatus::Ready
+    ))
+    .bind(count)
+    .bind(now)
+    .bind(task_id)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -679,13 +700,17 @@ pub struct TaskCard {
 }
 
 /// What a labeler is shown of a task; `None` for an unknown task.
-pub async fn card(conn: &mut AnyConnection, task_id: &str) -> Result<Option<TaskCard>> {
+pub async fn card(
+    conn: &mut AnyConnection,
+    catalogs: &Catalogs,
+    task_id: &str,
+) -> Result<Option<TaskCard>> {
     // A gold copy shows its source's event id: its own `gold:…` id (unique
     // per store, as event ids must be) would give it away.
     let Some(r) = sqlx::query(
         "SELECT t.id, t.store_id, t.session_id, t.reason, t.required_verdicts, t.deadline_at, \
          COALESCE(se.event_id, e.event_id) AS event_id, e.kind, e.quantity, e.occurred_at, \
-         e.candidates, e.model_version, t.purpose, st.blind_review \
+         e.candidates, e.model_version, t.purpose, st.blind_review, st.catalog_version \
          FROM review_tasks t JOIN events e ON e.id = t.event_pk JOIN stores st ON st.id = t.store_id \
          LEFT JOIN gold_tasks g ON g.id = t.gold_id \
          LEFT JOIN review_tasks s ON s.id = g.source_task_id \
@@ -702,7 +727,8 @@ pub async fn card(conn: &mut AnyConnection, task_id: &str) -> Result<Option<Task
         serde_json::from_str(&r.try_get::<String, _>("candidates")?)?;
     candidates.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
     let skus: Vec<&str> = candidates.iter().map(|c| c.sku.as_str()).collect();
-    let catalog = products::find(conn, &store_id, &skus).await?;
+    let version: String = r.try_get("catalog_version")?;
+    let catalog = catalogs.find(conn, &store_id, &version, &skus).await?;
     let task_id: String = r.try_get("id")?;
     let clips = clips::for_task(conn, &task_id).await?;
     let purpose = purpose(&r.try_get::<String, _>("purpose")?)?;

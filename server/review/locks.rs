@@ -8,7 +8,7 @@
 
 use crate::db::events::{self, SessionLock};
 use crate::db::tasks::{self, TaskRow};
-use crate::db::Tx;
+use crate::db::{Backend, Tx};
 use crate::error::{Code, Error, Result};
 
 /// The error for a task id no row has.
@@ -56,11 +56,20 @@ pub async fn task(tx: &mut Tx, task_id: &str) -> Result<TaskRow> {
 /// Locks the task's session, then the task. A gold copy never changes its
 /// session, so only the task is locked.
 pub async fn session_then_task(tx: &mut Tx, task_id: &str, now: i64) -> Result<TaskRow> {
-    let key = tasks::key(tx, task_id)
-        .await?
-        .ok_or_else(|| unknown_task(task_id))?;
-    if !key.gold {
-        session(tx, &key.store_id, &key.session_id, now).await?;
+    if tx.backend() == Backend::Sqlite {
+        // SQLite's writer is alone: there is no lock to take, in any order.
+        return task(tx, task_id).await;
+    }
+    // A task's session exists (ingest made it with the task): one statement
+    // finds and locks it. Only when it does not (an unknown task, a gold
+    // copy, a session somehow missing) is the task's key read to tell why.
+    if !events::lock_session_of_task(tx, task_id).await? {
+        let key = tasks::key(tx, task_id)
+            .await?
+            .ok_or_else(|| unknown_task(task_id))?;
+        if !key.gold {
+            session(tx, &key.store_id, &key.session_id, now).await?;
+        }
     }
     task(tx, task_id).await
 }

@@ -7,9 +7,10 @@
 //! stores the decision through [`crate::db::tasks`], answers refusals with
 //! their codes and records metrics once the change is committed.
 
+use crate::db::catalog_cache::Catalogs;
 use crate::db::tasks::{self, NewLease, NewVerdict, Resolution, TaskCard, TaskRow, VerdictRow};
 use crate::db::users::User;
-use crate::db::{audit, disputes, events, gold, new_id, products, receipts, stores, Db, Tx};
+use crate::db::{audit, disputes, events, gold, new_id, receipts, stores, Db, Tx};
 use crate::domain::audit::Action as AuditAction;
 use crate::domain::consensus::{Answer, EscalationReason};
 use crate::domain::event::MAX_QUANTITY;
@@ -140,7 +141,11 @@ pub async fn claim(
         None
     };
     let task_id = match gold_copy {
-        Some(copy_id) => copy_id,
+        Some(copy_id) => {
+            tasks::insert_lease(&mut tx, &copy_id, &lease).await?;
+            copy_id
+        }
+        // Leases the task and writes its lease row.
         None => match next_task(&mut tx, user, &lease, now, active_window_ms).await? {
             Some(id) => id,
             None => {
@@ -149,10 +154,9 @@ pub async fn claim(
             }
         },
     };
-    tasks::insert_lease(&mut tx, &task_id, &lease).await?;
     tx.commit().await?;
     let mut conn = db.reader().acquire().await?;
-    let card = tasks::card(&mut conn, &task_id)
+    let card = tasks::card(&mut conn, &db.catalogs, &task_id)
         .await?
         .ok_or_else(|| unknown_task(&task_id))?;
     Ok(Some(Claimed {
@@ -312,6 +316,7 @@ pub async fn expire_leases(db: &Db, now: i64) -> Result<u64> {
 /// quantity; a supervisor, who sees everything, may leave it to the event's.
 async fn answer_from_input(
     tx: &mut Tx,
+    catalogs: &Catalogs,
     task: &TaskRow,
     input: &Verdict,
     by_labeler: bool,
@@ -350,7 +355,9 @@ async fn answer_from_input(
             "sku is required for pick and return",
         ));
     };
-    let found = products::find(tx, &task.store_id, &[sku.as_str()]).await?;
+    let found = catalogs
+        .find(tx, &task.store_id, &task.catalog_version, &[sku.as_str()])
+        .await?;
     if found.is_empty() {
         return Err(Error::new(
             Code::UnknownSku,
@@ -361,13 +368,13 @@ async fn answer_from_input(
         Some(q) => q,
         // A blind task never showed the event's quantity: assuming it would
         // put the model's answer back into the measurement.
-        None if by_labeler && tasks::blind(tx, &task.id).await? => {
+        None if by_labeler && task.blind => {
             return Err(Error::new(
                 Code::MissingQuantity,
                 "quantity is required for pick and return on this task",
             ))
         }
-        None => tasks::event_quantity(tx, &task.event_pk).await?,
+        None => task.event_quantity,
     };
     check_quantity(quantity)?;
     Ok(Answer::Label(Label::new(
@@ -399,20 +406,21 @@ pub async fn submit_verdict(
 ) -> Result<TaskStatus> {
     let mut tx = db.begin().await?;
     let task = locks::session_then_task(&mut tx, task_id, now).await?;
-    let answer = answer_from_input(&mut tx, &task, input, true).await?;
+    let answer = answer_from_input(&mut tx, &db.catalogs, &task, input, true).await?;
 
     let state = task.state();
-    if let Some(previous) = tasks::answer_of(&mut tx, &task.id, &user.id).await? {
-        return lifecycle::repeat_verdict(&state, &previous, &answer)
+    let given = tasks::answers_by(&mut tx, &task.id).await?;
+    if let Some((_, previous)) = given.iter().find(|(by, _)| *by == user.id) {
+        return lifecycle::repeat_verdict(&state, previous, &answer)
             .map_err(|r| refused(r, task_id));
     }
 
     // Consensus weighs every verdict so far with this one last; a gold copy
     // is scored on this one alone.
-    let mut answers = if state.gold {
+    let mut answers: Vec<Answer> = if state.gold {
         Vec::new()
     } else {
-        tasks::answers(&mut tx, &task.id).await?
+        given.into_iter().map(|(_, a)| a).collect()
     };
     answers.push(answer);
     let Ok(after) = lifecycle::verdict(&state, &user.id, now, &answers) else {
@@ -445,8 +453,7 @@ pub async fn submit_verdict(
                 Some(gold::record_answer(&mut tx, &task.id, gold_id, &user.id, answer, now).await?);
         }
         AfterVerdict::NeedMore => {
-            tasks::set_ready(&mut tx, &task.id, now).await?;
-            tasks::set_verdict_count(&mut tx, &task.id, verdict_count).await?;
+            tasks::ready_for_more(&mut tx, &task.id, verdict_count, now).await?;
         }
         AfterVerdict::Escalate(reason) => {
             tasks::escalate(&mut tx, &task.id, reason.as_str(), verdict_count, now).await?;
@@ -494,7 +501,7 @@ pub async fn resolve_escalation(
             task_id,
         ));
     }
-    let answer = answer_from_input(&mut tx, &task, input, false).await?;
+    let answer = answer_from_input(&mut tx, &db.catalogs, &task, input, false).await?;
     let label =
         lifecycle::supervisor_resolve(&task.state(), answer).map_err(|r| refused(r, task_id))?;
     let resolution = Resolution {
@@ -607,7 +614,7 @@ pub async fn correct(
             ),
         ));
     }
-    let answer = answer_from_input(&mut tx, &task, input, false).await?;
+    let answer = answer_from_input(&mut tx, &db.catalogs, &task, input, false).await?;
     let Answer::Label(label) = answer else {
         return Err(refused(Refused::CantTellNotAllowed, task_id));
     };
@@ -668,7 +675,7 @@ pub struct Detail {
 /// A task with its verdicts, when it is of a store of `scope`.
 pub async fn detail(db: &Db, scope: &Scope, task_id: &str) -> Result<Detail> {
     let mut conn = db.reader().acquire().await?;
-    let card = tasks::card(&mut conn, task_id)
+    let card = tasks::card(&mut conn, &db.catalogs, task_id)
         .await?
         .filter(|c| scope.sees(&c.store_id))
         .ok_or_else(|| unknown_task(task_id))?;
@@ -802,7 +809,7 @@ pub async fn held(db: &Db, user: &User, now: i64, rules: ClaimRules) -> Result<V
     let leases = tasks::held(&mut conn, &user.id, now).await?;
     let mut claims = Vec::with_capacity(leases.len());
     for (id, lease_expires_at) in leases {
-        let card = tasks::card(&mut conn, &id)
+        let card = tasks::card(&mut conn, &db.catalogs, &id)
             .await?
             .ok_or_else(|| unknown_task(&id))?;
         claims.push(Claimed {

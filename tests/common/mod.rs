@@ -273,18 +273,22 @@ impl TestApp {
 
     /// Uploads the test catalog: milk 129, bread 399, cola 149, tv 49900.
     pub async fn catalog(&self, key: &str) {
+        self.products(
+            key,
+            json!([
+                {"sku": "milk", "name": "Milk 1 l", "price_cents": 129},
+                {"sku": "bread", "name": "Bread", "price_cents": 399},
+                {"sku": "cola", "name": "Cola 330 ml", "price_cents": 149},
+                {"sku": "tv", "name": "Television", "price_cents": 49900},
+            ]),
+        )
+        .await;
+    }
+
+    /// Uploads `list` to the store's catalog (added or updated by sku).
+    pub async fn products(&self, key: &str, list: Value) {
         let (status, body) = self
-            .call(
-                Method::PUT,
-                "/api/v1/products",
-                key,
-                Some(json!([
-                    {"sku": "milk", "name": "Milk 1 l", "price_cents": 129},
-                    {"sku": "bread", "name": "Bread", "price_cents": 399},
-                    {"sku": "cola", "name": "Cola 330 ml", "price_cents": 149},
-                    {"sku": "tv", "name": "Television", "price_cents": 49900},
-                ])),
-            )
+            .call(Method::PUT, "/api/v1/products", key, Some(list))
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
