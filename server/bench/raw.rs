@@ -11,10 +11,7 @@ use crate::domain::lifecycle::TaskStatus;
 /// transaction; its id, or `None` when the queue is empty.
 pub async fn claim(db: &Db, user_id: &str, ttl_ms: i64) -> anyhow::Result<Option<String>> {
     let now = now_ms();
-    let skip_locked = match db.backend {
-        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-        Backend::Sqlite => "",
-    };
+    let skip_locked = db.backend.skip_locked();
     let sql = format!(
         "UPDATE review_tasks SET status = '{leased}', leased_by = $1, lease_expires_at = $2, \
          updated_at = $3 WHERE id = (SELECT id FROM review_tasks WHERE status = '{ready}' \

@@ -74,6 +74,13 @@ impl Backend {
         }
     }
 
+    /// Whether the engine has row locks to take: PostgreSQL runs
+    /// transactions side by side; SQLite's writer is alone, so a statement
+    /// sent only to lock a row is not sent there at all.
+    pub fn locks_rows(self) -> bool {
+        self == Backend::Postgres
+    }
+
     /// Locks the rows a transaction reads before it changes them
     /// (PostgreSQL); SQLite's single writer already excludes every other
     /// writer.

@@ -500,19 +500,6 @@ pub async fn answers_by(tx: &mut Tx, task_id: &str) -> Result<Vec<(String, Answe
     .collect()
 }
 
-/// Every answer on a task, in the order they were given.
-pub async fn answers(tx: &mut Tx, task_id: &str) -> Result<Vec<Answer>> {
-    sqlx::query(
-        "SELECT action, sku, quantity, cant_tell FROM verdicts WHERE task_id = $1 ORDER BY created_at, id",
-    )
-    .bind(task_id)
-    .fetch_all(&mut **tx)
-    .await?
-    .iter()
-    .map(answer_from_row)
-    .collect()
-}
-
 /// How many verdicts a task has.
 pub async fn verdict_count(tx: &mut Tx, task_id: &str) -> Result<i64> {
     Ok(

@@ -287,8 +287,7 @@ pub async fn purge_expired_tokens(db: &Db, now: i64) -> Result<u64> {
 /// Locks a user's row for the rest of the transaction: one user's
 /// concurrent claims queue behind each other, so the lease limit holds.
 pub async fn lock(tx: &mut Tx, user_id: &str) -> Result<()> {
-    if tx.backend() == super::Backend::Sqlite {
-        // The writer is alone: nothing else can change the user meanwhile.
+    if !tx.backend().locks_rows() {
         return Ok(());
     }
     sqlx::query(&format!(

@@ -8,7 +8,7 @@
 
 use crate::db::events::{self, SessionLock};
 use crate::db::tasks::{self, TaskRow};
-use crate::db::{Backend, Tx};
+use crate::db::Tx;
 use crate::error::{Code, Error, Result};
 
 /// The error for a task id no row has.
@@ -56,7 +56,7 @@ pub async fn task(tx: &mut Tx, task_id: &str) -> Result<TaskRow> {
 /// Locks the task's session, then the task. A gold copy never changes its
 /// session, so only the task is locked.
 pub async fn session_then_task(tx: &mut Tx, task_id: &str, now: i64) -> Result<TaskRow> {
-    if tx.backend() == Backend::Sqlite {
+    if !tx.backend().locks_rows() {
         // SQLite's writer is alone: there is no lock to take, in any order.
         return task(tx, task_id).await;
     }
