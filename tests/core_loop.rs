@@ -653,6 +653,208 @@ async fn a_batch_is_stored_whole_or_not_at_all(backend: Backend) {
 }
 dual!(a_batch_is_stored_whole_or_not_at_all);
 
+/// A batch as large as the server takes (1000 events, over 500 sessions):
+/// its rows go in multi-row statements, several of each kind, and every row
+/// must come out as sent.
+async fn a_full_batch_lands_whole_with_every_row_as_sent(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, key) = app.store_with_catalog().await;
+    let max = app.state.config.max_batch_events;
+    assert_eq!(max, 1000, "the default batch limit");
+    // One session exists before the batch, and its event is replayed in it.
+    let early = event("ev-5", "s-5", "pick", 1, UNSURE);
+    let (s, first) = app.events(&key, early.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{first}");
+    let sessions = 600;
+    let batch: Vec<Value> = (0..max)
+        .map(|i| {
+            let candidates: &[(&str, f64)] = if i % 7 == 0 {
+                &[]
+            } else if i % 3 == 0 {
+                UNSURE
+            } else {
+                SURE
+            };
+            let mut e = event(
+                &format!("ev-{i}"),
+                &format!("s-{}", i % sessions),
+                "pick",
+                1 + (i % 2) as i64,
+                candidates,
+            );
+            if i == 5 {
+                e = early.clone();
+            }
+            e
+        })
+        .collect();
+    let (s, out) = app.events(&key, Value::Array(batch.clone())).await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    let out = out.as_array().unwrap();
+    assert_eq!(out.len(), max);
+    for (i, o) in out.iter().enumerate() {
+        assert_eq!(
+            o["event_id"], batch[i]["event_id"],
+            "outcome {i} in request order"
+        );
+    }
+    assert_eq!(out[5], first, "the earlier event is replayed");
+
+    assert_eq!(app.count("SELECT COUNT(*) FROM events").await, max as i64);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM sessions").await,
+        sessions as i64
+    );
+    // Every task the answers name is the task of that event.
+    let tasks: Vec<(&str, &str)> = out
+        .iter()
+        .filter_map(|o| Some((o["task_id"].as_str()?, o["event_id"].as_str()?)))
+        .collect();
+    assert!(tasks.len() > max / 4, "{} tasks", tasks.len());
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM review_tasks").await,
+        tasks.len() as i64
+    );
+    let mut conn = app.state.db.reader().acquire().await.unwrap();
+    for (task_id, event_id) in &tasks {
+        let stored: String = sqlx::query_scalar(
+            "SELECT e.event_id FROM review_tasks t JOIN events e ON e.id = t.event_pk WHERE t.id = $1",
+        )
+        .bind(*task_id)
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        assert_eq!(&stored, event_id);
+    }
+    drop(conn);
+    // Each session counts exactly the reviews its receipt waits for.
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM sessions s WHERE open_reviews <> (SELECT COUNT(*) FROM \
+             review_tasks t WHERE t.store_id = s.store_id AND t.session_id = s.session_id)"
+        )
+        .await,
+        0
+    );
+    // Rows as sent: no top candidate stays NULL, quantities and
+    // confidences are kept, confident events are settled at once.
+    let without = (0..max).filter(|i| i % 7 == 0).count() as i64;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM events WHERE top_confidence IS NULL AND top_sku IS NULL")
+            .await,
+        without
+    );
+    let doubles = batch.iter().filter(|e| e["quantity"] == 2).count() as i64;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM events WHERE quantity = 2")
+            .await,
+        doubles
+    );
+    let settled = out.iter().filter(|o| o["route"] == "auto_accepted").count() as i64;
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM events WHERE status = 'resolved' AND final_sku = 'milk' \
+             AND final_quantity = quantity AND top_confidence > 0.9"
+        )
+        .await,
+        settled
+    );
+    assert!(settled > max as i64 / 3, "{settled} settled");
+}
+dual!(a_full_batch_lands_whole_with_every_row_as_sent);
+
+/// Concurrent requests naming the same event ids: with different content
+/// in different sessions (nothing but the event id makes them wait for each
+/// other), one request stores its batch and every other one is refused as a
+/// conflict, changing nothing; with the same content, all get the same
+/// answers and the events are stored once.
+async fn racing_requests_store_each_event_id_once(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, key) = app.store_with_catalog().await;
+    let clients = 12;
+    let ids = 10;
+    let batch = |prefix: &str, session: &str| {
+        Value::Array(
+            (0..ids)
+                .map(|i| event(&format!("{prefix}-{i}"), session, "pick", 1, UNSURE))
+                .collect(),
+        )
+    };
+
+    let answers = futures::future::join_all(
+        (0..clients).map(|c| app.events(&key, batch("e", &format!("s-{c}")))),
+    )
+    .await;
+    let won: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::OK)
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(won.len(), 1, "{answers:?}");
+    for (s, b) in answers.iter().filter(|(s, _)| *s != StatusCode::OK) {
+        assert_eq!(
+            (*s, code(b)),
+            (StatusCode::CONFLICT, "event-conflict"),
+            "{b}"
+        );
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM events").await, ids as i64);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM review_tasks").await,
+        ids as i64
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, 1);
+    assert_eq!(
+        app.count("SELECT CAST(SUM(open_reviews) AS BIGINT) FROM sessions")
+            .await,
+        ids as i64
+    );
+
+    let answers =
+        futures::future::join_all((0..clients).map(|_| app.events(&key, batch("f", "t")))).await;
+    for (s, b) in &answers {
+        assert_eq!(*s, StatusCode::OK, "{b}");
+        assert_eq!(b, &answers[0].1, "every client gets the same answers");
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM events").await,
+        2 * ids as i64
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM review_tasks").await,
+        2 * ids as i64
+    );
+    assert_eq!(
+        app.count("SELECT open_reviews FROM sessions WHERE session_id = 't'")
+            .await,
+        ids as i64
+    );
+}
+dual!(racing_requests_store_each_event_id_once);
+
+/// Ingest checks skus against the catalog kept in memory: an upload reaches
+/// the next event at once, also for a sku the cache had learned is absent.
+async fn a_catalog_upload_reaches_the_next_event_at_once(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, key) = app.store_with_catalog().await;
+    let kefir = event("k1", "s1", "pick", 1, &[("kefir", 0.99)]);
+    let (s, b) = app.events(&key, kefir.clone()).await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "unknown-sku"),
+        "{b}"
+    );
+    app.products(
+        &key,
+        json!([{"sku": "kefir", "name": "Kefir 500 ml", "price_cents": 189}]),
+    )
+    .await;
+    let (s, b) = app.events(&key, kefir).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["route"], "auto_accepted", "{b}");
+}
+dual!(a_catalog_upload_reaches_the_next_event_at_once);
+
 async fn receipts_charge_the_price_valid_when_the_event_happened(backend: Backend) {
     let app = TestApp::start(backend).await;
     let (store_id, key) = app.store_with_catalog().await;
@@ -1047,6 +1249,15 @@ async fn queue_tables_are_vacuumed_on_postgres(backend: Backend) {
         .await
         .unwrap();
         assert_eq!(vacuums, 1);
+        // The growing tables get statistics, so ingest's plans follow them.
+        let analyzed: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_user_tables \
+             WHERE relname IN ('events', 'sessions') AND analyze_count = 1",
+        )
+        .fetch_one(app.state.db.reader())
+        .await
+        .unwrap();
+        assert_eq!(analyzed, 2);
     }
     assert_eq!(
         app.count("SELECT COUNT(*) FROM review_tasks WHERE status = 'resolved'")

@@ -1,6 +1,6 @@
 //! `recount bench ingest`: events per second over real HTTP, posted one per
 //! request against posted as arrays, the same events into a fresh store with
-//! a catalog each time.
+//! a catalog and a history of [`HISTORY_EVENTS`] events each time.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -25,6 +25,11 @@ use crate::review::admin;
 const TARGET_RATIO: f64 = 5.0;
 /// Events of one shopper session, sent in order.
 const EVENTS_PER_SESSION: usize = 10;
+/// Events the store has received before the clock starts (in batches of
+/// the run's size), so that the timed events meet tables with a history and
+/// current statistics, as on a live database, rather than a new one's
+/// first minute.
+const HISTORY_EVENTS: usize = 10_000;
 /// A worker stops after this many failed requests.
 const MAX_ERRORS_PER_WORKER: u64 = 20;
 
@@ -93,7 +98,8 @@ pub async fn run(args: &IngestArgs, backends: &[Backend], config: &Config) -> an
         "recount bench ingest: {} events, single vs batches of {}, {} requests in flight, {} run(s) each",
         args.events, args.batch_size, args.concurrency, args.repeat.max(1)
     );
-    let events = make_events(args.events);
+    let events = make_events("ev", args.events);
+    let history = make_events("h", HISTORY_EVENTS);
     let mut results = Vec::new();
     for &backend in backends {
         let mut result = BackendResult {
@@ -116,7 +122,7 @@ pub async fn run(args: &IngestArgs, backends: &[Backend], config: &Config) -> an
                     round + 1
                 );
                 let sample = with_fresh_db(backend, config, |fresh| {
-                    phase(fresh, config, &events, mode, args.concurrency)
+                    phase(fresh, config, &history, &events, mode, args.concurrency)
                 })
                 .await?;
                 match mode {
@@ -133,8 +139,9 @@ pub async fn run(args: &IngestArgs, backends: &[Backend], config: &Config) -> an
 }
 
 /// Events as a store's system would send them: many shoppers at once, each
-/// with ten events, all in the order they happened.
-fn make_events(n: usize) -> Vec<Value> {
+/// with ten events, all in the order they happened. `prefix` starts their
+/// event and session ids.
+fn make_events(prefix: &str, n: usize) -> Vec<Value> {
     let base = SystemClock.now_ms() - 3_600_000;
     let sessions = n.div_ceil(EVENTS_PER_SESSION);
     (0..n)
@@ -146,8 +153,8 @@ fn make_events(n: usize) -> Vec<Value> {
                 (0.97, 0.02)
             };
             json!({
-                "event_id": format!("ev-{i}"),
-                "session_id": format!("s-{}", i % sessions),
+                "event_id": format!("{prefix}-{i}"),
+                "session_id": format!("{prefix}-s-{}", i % sessions),
                 "kind": "pick",
                 "quantity": 1,
                 "occurred_at": format_rfc3339_ms(base + i as i64 * 10),
@@ -188,6 +195,7 @@ fn by_session(events: &[Value]) -> Vec<Value> {
 async fn phase(
     fresh: Fresh,
     config: &Config,
+    history: &[Value],
     events: &[Value],
     mode: Mode,
     concurrency: usize,
@@ -204,19 +212,39 @@ async fn phase(
     let server = Server::start(server::state(db.clone(), config, &dir)?).await?;
     let client = server::client(concurrency)?;
     put_catalog(&client, &server.base, &created.api_key).await?;
-    let bodies = Arc::new(bodies(events, mode));
     let url = format!("{}/api/v1/events", server.base);
+    let batch = match mode {
+        Mode::Batch(size) => size,
+        Mode::Single => 100,
+    };
+    let warm = Arc::new(bodies(history, Mode::Batch(batch)));
+    let warmed = post_all(&client, &url, &created.api_key, warm, concurrency).await;
+    anyhow::ensure!(
+        warmed.errors == 0,
+        "storing the history failed: {}",
+        warmed.first_error.unwrap_or_default()
+    );
+    if db.backend == Backend::Postgres {
+        // What autovacuum does for a live database once its tables have
+        // grown: statistics, and with them new plans for every cached
+        // statement (those planned on the empty tables scan them whole).
+        sqlx::raw_sql("ANALYZE").execute(db.writer()).await?;
+    }
+    let bodies = Arc::new(bodies(events, mode));
     let started = Instant::now();
     let tally = post_all(&client, &url, &created.api_key, bodies, concurrency).await;
     let secs = started.elapsed().as_secs_f64();
     drop(client);
     server.stop().await;
-    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE event_id LIKE 'ev-%'")
         .fetch_one(db.reader())
         .await?;
-    let in_review: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM review_tasks")
-        .fetch_one(db.reader())
-        .await?;
+    let in_review: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM review_tasks t JOIN events e ON e.id = t.event_pk \
+         WHERE e.event_id LIKE 'ev-%'",
+    )
+    .fetch_one(db.reader())
+    .await?;
     let engine = engine_version(&db).await?;
     db.close().await;
     Ok(Sample {

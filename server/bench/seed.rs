@@ -144,7 +144,8 @@ async fn insert_sessions(
         &rows,
         "",
     )
-    .await
+    .await?;
+    Ok(())
 }
 
 /// Events routed to review for low confidence, each with a ready task whose
@@ -213,7 +214,8 @@ async fn insert_tasks(
         &tasks,
         "",
     )
-    .await
+    .await?;
+    Ok(())
 }
 
 /// Labelers sharing one password hash (argon2 is slow by design).

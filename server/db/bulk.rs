@@ -1,6 +1,7 @@
 //! Multi-row `INSERT`s: many rows per statement, in statements of at most
 //! [`MAX_PARAMS`] bind parameters (under SQLite's 32766 and PostgreSQL's
-//! 65535). Used where rows come by the thousand: rollups and bench seeding.
+//! 65535). Used where rows come by the hundred or thousand: ingest batches,
+//! rollups and bench seeding.
 
 use sqlx::AnyConnection;
 
@@ -9,8 +10,10 @@ use super::{placeholders, Result};
 /// Bind parameters per statement.
 pub const MAX_PARAMS: usize = 16_000;
 
-/// One column value. NULL columns are left out of the INSERTs instead: an
-/// untyped NULL bind is refused by PostgreSQL.
+/// One column value. Optional text and integers bind as typed NULLs; a
+/// missing double has no typed NULL on PostgreSQL (see
+/// [`super::NULL_F64`]), so such a column binds a sentinel and its shape
+/// turns it back into NULL.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Val {
     /// Text.
@@ -19,35 +22,97 @@ pub enum Val {
     Int(i64),
     /// A double.
     Real(f64),
+    /// Text or NULL.
+    MaybeText(Option<String>),
+    /// An integer or NULL.
+    MaybeInt(Option<i64>),
 }
 
 /// Runs `head VALUES (…), (…), … tail` over `rows` (all of the same width)
 /// in as few statements as the parameter limit allows; `tail` is e.g. an
-/// `ON CONFLICT` clause.
+/// `ON CONFLICT` clause. Returns the rows the statements affected.
 pub async fn insert_rows(
     conn: &mut AnyConnection,
     head: &str,
     rows: &[Vec<Val>],
     tail: &str,
-) -> Result<()> {
+) -> Result<u64> {
     let Some(width) = rows.first().map(Vec::len) else {
-        return Ok(());
+        return Ok(0);
     };
+    insert_shaped(conn, head, &vec!["?"; width], rows, tail).await
+}
+
+/// [`insert_rows`] with an expression per column: `shape[i]` is the SQL of
+/// column `i` with `?` where its parameter goes (`"?"`, or
+/// `"NULLIF(?, -1.0)"` for an optional double).
+pub async fn insert_shaped(
+    conn: &mut AnyConnection,
+    head: &str,
+    shape: &[&str],
+    rows: &[Vec<Val>],
+    tail: &str,
+) -> Result<u64> {
+    let width = shape.len();
+    // SQLite's driver finds each parameter's place by its name, a search
+    // through every name before it: thousands of `$n` cost a quadratic
+    // bind, so SQLite gets bare `?`s (bound in order, no names).
+    let numbered = conn.backend_name() != "SQLite";
+    let mut affected = 0;
     for chunk in rows.chunks(MAX_PARAMS / width.max(1)) {
         let values = (0..chunk.len())
-            .map(|r| format!("({})", placeholders(r * width + 1, width)))
+            .map(|r| row_sql(shape, numbered.then_some(r * width + 1)))
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!("{head} VALUES {values} {tail}");
         let mut query = sqlx::query(&sql);
-        for value in chunk.iter().flatten() {
-            query = match value {
-                Val::Text(s) => query.bind(s.as_str()),
-                Val::Int(n) => query.bind(*n),
-                Val::Real(x) => query.bind(*x),
-            };
+        for row in chunk {
+            debug_assert_eq!(row.len(), width, "every row has the shape's width");
+            for value in row {
+                query = match value {
+                    Val::Text(s) => query.bind(s.as_str()),
+                    Val::Int(n) => query.bind(*n),
+                    Val::Real(x) => query.bind(*x),
+                    Val::MaybeText(s) => query.bind(s.as_deref()),
+                    Val::MaybeInt(n) => query.bind(*n),
+                };
+            }
         }
-        query.execute(&mut *conn).await?;
+        affected += query.execute(&mut *conn).await?.rows_affected();
     }
-    Ok(())
+    Ok(affected)
+}
+
+/// `(…)` of one row whose first parameter is `$first`, or of bare `?`s.
+fn row_sql(shape: &[&str], first: Option<usize>) -> String {
+    let Some(first) = first else {
+        return format!("({})", shape.join(", "));
+    };
+    if shape.iter().all(|c| *c == "?") {
+        return format!("({})", placeholders(first, shape.len()));
+    }
+    let columns: Vec<String> = shape
+        .iter()
+        .enumerate()
+        .map(|(i, c)| c.replacen('?', &format!("${}", first + i), 1))
+        .collect();
+    format!("({})", columns.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::row_sql;
+
+    #[test]
+    fn a_row_numbers_its_parameters_from_first_and_keeps_each_columns_shape() {
+        assert_eq!(row_sql(&["?", "?", "?"], Some(4)), "($4, $5, $6)");
+        assert_eq!(
+            row_sql(&["?", "NULLIF(?, -1.0)", "?"], Some(1)),
+            "($1, NULLIF($2, -1.0), $3)"
+        );
+        assert_eq!(
+            row_sql(&["?", "NULLIF(?, -1.0)"], None),
+            "(?, NULLIF(?, -1.0))"
+        );
+    }
 }

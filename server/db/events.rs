@@ -1,7 +1,11 @@
 //! Rows of events and sessions: stored events (and the answers a replay
 //! gets), new events, the session row and its lock.
 
+use std::collections::{BTreeSet, HashMap};
+
 use sqlx::{AnyConnection, Row};
+
+use super::bulk::Val;
 
 use super::{Result, Tx};
 use crate::domain::event::ValidEvent;
@@ -42,7 +46,12 @@ pub async fn stored(tx: &mut Tx, store_id: &str, event_ids: &[&str]) -> Result<V
              LEFT JOIN review_tasks t ON t.event_pk = e.id WHERE e.store_id = $1 AND e.event_id IN ({})",
             super::placeholders(2, chunk.len())
         );
-        let mut q = sqlx::query(&sql).bind(store_id);
+        // Planned on every run, never from a cached generic plan: a plan
+        // made while the tables were small (a new database's first
+        // requests) scans every event of the store instead of the
+        // (store_id, event_id) index, and would be kept until the next
+        // ANALYZE. One plan costs far less than one such scan.
+        let mut q = sqlx::query(&sql).persistent(false).bind(store_id);
         for id in chunk {
             q = q.bind(*id);
         }
@@ -82,75 +91,104 @@ pub struct NewEvent<'a> {
     pub now: i64,
 }
 
-/// Stores a new event; false when another request stored the same event id
-/// first (nothing is written then).
-pub async fn insert(tx: &mut Tx, e: &NewEvent<'_>) -> Result<bool> {
+/// Stores new events, in as few statements as the parameter limit allows
+/// (rows in event id order, so two requests storing the same ids wait for
+/// each other instead of deadlocking on PostgreSQL), and records which
+/// sessions their clips show. Returns how many were stored: fewer than
+/// `rows` when another request stored one of the event ids first (nothing
+/// is written for that one).
+pub async fn insert_many(tx: &mut Tx, rows: &[NewEvent<'_>]) -> Result<u64> {
+    let mut sorted: Vec<&NewEvent<'_>> = rows.iter().collect();
+    sorted.sort_by(|a, b| a.event.event_id.cmp(&b.event.event_id));
+    let mut values = Vec::with_capacity(sorted.len());
+    for e in &sorted {
+        values.push(event_values(e)?);
+    }
+    let mut shape = vec!["?"; EVENT_COLUMNS];
+    shape[TOP_CONFIDENCE] = "NULLIF(?, -1.0)";
+    let inserted = super::bulk::insert_shaped(
+        tx,
+        "INSERT INTO events (id, store_id, event_id, session_id, kind, quantity, occurred_at, \
+         candidates, clips, model_version, top_sku, top_confidence, route, route_reason, status, \
+         final_action, final_sku, final_quantity, resolution, request_hash, created_at, resolved_at)",
+        &shape,
+        &values,
+        "ON CONFLICT (store_id, event_id) DO NOTHING",
+    )
+    .await?;
+    if inserted == rows.len() as u64 {
+        record_clip_sessions(tx, rows).await?;
+    }
+    Ok(inserted)
+}
+
+/// Columns of an event row, and the place of its optional double.
+const EVENT_COLUMNS: usize = 22;
+const TOP_CONFIDENCE: usize = 11;
+
+fn event_values(e: &NewEvent<'_>) -> Result<Vec<Val>> {
     let ev = e.event;
     // Accepted as the model saw it: the event is settled with its top
     // candidate at once.
     let auto = e.status == EventStatus::Resolved;
     let top_sku = e.top.map(|(sku, _)| sku.to_string());
-    let inserted = sqlx::query(
-        "INSERT INTO events (id, store_id, event_id, session_id, kind, quantity, occurred_at, \
-         candidates, clips, model_version, top_sku, top_confidence, route, route_reason, status, \
-         final_action, final_sku, final_quantity, resolution, request_hash, created_at, resolved_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULLIF($12, -1.0), $13, $14, $15, $16, $17, $18, \
-         $19, $20, $21, $22) ON CONFLICT (store_id, event_id) DO NOTHING",
-    )
-    .bind(e.pk)
-    .bind(e.store_id)
-    .bind(&ev.event_id)
-    .bind(&ev.session_id)
-    .bind(ev.kind.as_str())
-    .bind(ev.quantity)
-    .bind(ev.occurred_at)
-    .bind(serde_json::to_string(&ev.candidates)?)
-    .bind(serde_json::to_string(e.clip_ids)?)
-    .bind(&ev.model_version)
-    .bind(top_sku.clone())
-    .bind(super::non_negative_or_null(e.top.map(|(_, c)| c)))
-    .bind(e.route.as_str())
-    .bind(e.reason)
-    .bind(e.status.as_str())
-    .bind(auto.then(|| ev.kind.as_str()))
-    .bind(if auto { top_sku } else { None })
-    .bind(auto.then_some(ev.quantity))
-    .bind(auto.then_some("auto"))
-    .bind(e.request_hash)
-    .bind(e.now)
-    .bind((auto && !e.audit).then_some(e.now))
-    .execute(&mut **tx)
-    .await?;
-    if inserted.rows_affected() != 1 {
-        return Ok(false);
-    }
-    record_clip_sessions(tx, e.store_id, &ev.session_id, e.clip_ids).await?;
-    Ok(true)
+    let values = vec![
+        Val::Text(e.pk.to_string()),
+        Val::Text(e.store_id.to_string()),
+        Val::Text(ev.event_id.clone()),
+        Val::Text(ev.session_id.clone()),
+        Val::Text(ev.kind.as_str().into()),
+        Val::Int(ev.quantity),
+        Val::Int(ev.occurred_at),
+        Val::Text(serde_json::to_string(&ev.candidates)?),
+        Val::Text(serde_json::to_string(e.clip_ids)?),
+        Val::MaybeText(ev.model_version.clone()),
+        Val::MaybeText(top_sku.clone()),
+        Val::Real(super::non_negative_or_null(e.top.map(|(_, c)| c))),
+        Val::Text(e.route.as_str().into()),
+        Val::MaybeText(e.reason.map(str::to_string)),
+        Val::Text(e.status.as_str().into()),
+        Val::MaybeText(auto.then(|| ev.kind.as_str().to_string())),
+        Val::MaybeText(if auto { top_sku } else { None }),
+        Val::MaybeInt(auto.then_some(ev.quantity)),
+        Val::MaybeText(auto.then(|| "auto".to_string())),
+        Val::Text(e.request_hash.to_string()),
+        Val::Int(e.now),
+        Val::MaybeInt((auto && !e.audit).then_some(e.now)),
+    ];
+    debug_assert_eq!(values.len(), EVENT_COLUMNS);
+    Ok(values)
 }
 
-/// Records that `clip_ids` show the shopper of `session_id`: retention keeps
-/// a clip until every such receipt is past it, and an erasure finds them.
-async fn record_clip_sessions(
-    tx: &mut Tx,
-    store_id: &str,
-    session_id: &str,
-    clip_ids: &[String],
-) -> Result<()> {
-    for chunk in clip_ids.chunks(super::IN_LIST_MAX / 3) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| format!("(${}, $1, $2)", i + 3))
-            .collect();
-        let sql = format!(
-            "INSERT INTO clip_sessions (clip_id, store_id, session_id) VALUES {} \
-             ON CONFLICT (clip_id, session_id) DO NOTHING",
-            values.join(", ")
-        );
-        let mut q = sqlx::query(&sql).bind(store_id).bind(session_id);
-        for id in chunk {
-            q = q.bind(id);
-        }
-        q.execute(&mut **tx).await?;
-    }
+/// Records that the events' clips show the shoppers of their sessions:
+/// retention keeps a clip until every such receipt is past it, and an
+/// erasure finds them.
+async fn record_clip_sessions(tx: &mut Tx, rows: &[NewEvent<'_>]) -> Result<()> {
+    let pairs: BTreeSet<(&str, &str, &str)> = rows
+        .iter()
+        .flat_map(|e| {
+            e.clip_ids
+                .iter()
+                .map(|c| (c.as_str(), e.store_id, e.event.session_id.as_str()))
+        })
+        .collect();
+    let values: Vec<Vec<Val>> = pairs
+        .into_iter()
+        .map(|(clip, store, session)| {
+            vec![
+                Val::Text(clip.into()),
+                Val::Text(store.into()),
+                Val::Text(session.into()),
+            ]
+        })
+        .collect();
+    super::bulk::insert_rows(
+        tx,
+        "INSERT INTO clip_sessions (clip_id, store_id, session_id)",
+        &values,
+        "ON CONFLICT (clip_id, session_id) DO NOTHING",
+    )
+    .await?;
     Ok(())
 }
 
@@ -187,19 +225,85 @@ pub async fn lock_session(
     session_id: &str,
     now: i64,
 ) -> Result<SessionLock> {
-    sqlx::query(&format!(
-        "INSERT INTO sessions (store_id, session_id, status, open_reviews, created_at) \
-         VALUES ($1, $2, '{}', 0, $3) ON CONFLICT (store_id, session_id) DO NOTHING",
-        SessionStatus::Open
-    ))
-    .bind(store_id)
-    .bind(session_id)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    lock_existing_session(tx, store_id, session_id)
+    lock_sessions(tx, store_id, &[session_id], now)
         .await?
+        .remove(session_id)
         .ok_or_else(|| super::Error::Data(format!("session {session_id} vanished")))
+}
+
+/// Creates the sessions that do not exist yet and locks every one of them
+/// for the rest of the transaction, in session id order (so requests
+/// naming the same sessions wait for each other instead of deadlocking);
+/// their states by session id.
+///
+/// One statement per [`super::IN_LIST_MAX`] sessions both inserts the new
+/// rows and reads (on PostgreSQL: locks) the old ones. On PostgreSQL its
+/// snapshot predates a session another request created while this one
+/// waited for it, so such a session is locked again by a statement of its
+/// own.
+pub async fn lock_sessions(
+    tx: &mut Tx,
+    store_id: &str,
+    session_ids: &[&str],
+    now: i64,
+) -> Result<HashMap<String, SessionLock>> {
+    let sorted: BTreeSet<&str> = session_ids.iter().copied().collect();
+    let sorted: Vec<&str> = sorted.into_iter().collect();
+    let mut locked = HashMap::with_capacity(sorted.len());
+    let backend = tx.backend();
+    for chunk in sorted.chunks(super::IN_LIST_MAX) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("($1, ${}, '{}', 0, $2)", i + 3, SessionStatus::Open))
+            .collect();
+        let insert = format!(
+            "INSERT INTO sessions (store_id, session_id, status, open_reviews, created_at) \
+             VALUES {} ON CONFLICT (store_id, session_id)",
+            values.join(", ")
+        );
+        let sql = if backend.locks_rows() {
+            format!(
+                "WITH ins AS ({insert} DO NOTHING RETURNING session_id, status, exited_at), \
+                 old AS (SELECT session_id, status, exited_at FROM sessions WHERE store_id = $1 \
+                 AND session_id IN ({}) ORDER BY session_id{}) \
+                 SELECT session_id, status, exited_at FROM ins \
+                 UNION ALL SELECT session_id, status, exited_at FROM old",
+                super::placeholders(3, chunk.len()),
+                backend.for_update()
+            )
+        } else {
+            // SQLite's writer is alone: nothing to lock, and an upsert that
+            // rewrites an existing row as it was returns every row.
+            format!(
+                "{insert} DO UPDATE SET status = sessions.status \
+                 RETURNING session_id, status, exited_at"
+            )
+        };
+        let mut q = sqlx::query(&sql).bind(store_id).bind(now);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        let rows = q.fetch_all(&mut **tx).await?;
+        for row in rows {
+            let id: String = row.try_get("session_id")?;
+            locked.insert(id, session_from_row(&row)?);
+        }
+    }
+    for id in sorted {
+        if !locked.contains_key(id) {
+            let state = lock_existing_session(tx, store_id, id)
+                .await?
+                .ok_or_else(|| super::Error::Data(format!("session {id} vanished")))?;
+            locked.insert(id.to_string(), state);
+        }
+    }
+    Ok(locked)
+}
+
+fn session_from_row(row: &sqlx::any::AnyRow) -> Result<SessionLock> {
+    Ok(SessionLock {
+        status: super::state(&row.try_get::<String, _>("status")?, SessionStatus::parse)?,
+        exited_at: row.try_get("exited_at")?,
+    })
 }
 
 /// Locks a session row for the rest of the transaction if it exists; its
@@ -219,11 +323,7 @@ pub async fn lock_existing_session(
     .bind(session_id)
     .fetch_optional(&mut **tx)
     .await?;
-    let Some(row) = row else { return Ok(None) };
-    Ok(Some(SessionLock {
-        status: super::state(&row.try_get::<String, _>("status")?, SessionStatus::parse)?,
-        exited_at: row.try_get("exited_at")?,
-    }))
+    row.as_ref().map(session_from_row).transpose()
 }
 
 /// Locks the session of real task `task_id` for the rest of the transaction
@@ -242,15 +342,29 @@ pub async fn lock_session_of_task(tx: &mut Tx, task_id: &str) -> Result<bool> {
     Ok(found.is_some())
 }
 
-/// Counts one more open review on a session (its receipt waits for it).
-pub async fn add_open_review(tx: &mut Tx, store_id: &str, session_id: &str) -> Result<()> {
-    sqlx::query(
-        "UPDATE sessions SET open_reviews = open_reviews + 1 WHERE store_id = $1 AND session_id = $2",
-    )
-    .bind(store_id)
-    .bind(session_id)
-    .execute(&mut **tx)
-    .await?;
+/// Counts more open reviews on sessions (their receipts wait for them):
+/// `(session id, reviews)` pairs, in one statement per
+/// [`super::IN_LIST_MAX`] sessions.
+pub async fn add_open_reviews(tx: &mut Tx, store_id: &str, added: &[(&str, i64)]) -> Result<()> {
+    for chunk in added.chunks(super::IN_LIST_MAX) {
+        let cases: Vec<String> = (0..chunk.len())
+            .map(|i| format!("WHEN ${} THEN ${}", 2 * i + 2, 2 * i + 3))
+            .collect();
+        let ids: Vec<String> = (0..chunk.len())
+            .map(|i| format!("${}", 2 * i + 2))
+            .collect();
+        let sql = format!(
+            "UPDATE sessions SET open_reviews = open_reviews + CASE session_id {} END \
+             WHERE store_id = $1 AND session_id IN ({})",
+            cases.join(" "),
+            ids.join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(store_id);
+        for (id, n) in chunk {
+            q = q.bind(*id).bind(*n);
+        }
+        q.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 

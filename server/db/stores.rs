@@ -29,6 +29,9 @@ pub struct Store {
     pub blind_review: bool,
     /// Days shopper video is kept after the receipt is final.
     pub media_retention_days: i64,
+    /// Its catalog's version when the row was read: a new value on every
+    /// catalog upload (`db::catalog_cache`).
+    pub catalog_version: String,
 }
 
 /// A newly created store with its one-time secrets.
@@ -43,7 +46,7 @@ pub struct NewStore {
 const COLUMNS: &str = "id, name, webhook_url, webhook_secret, previous_webhook_secret, \
      previous_webhook_secret_until, threshold, margin, audit_rate, \
      audit_verdicts, high_value_cents, receipt_sla_ms, expected_exit_ms, training_allowed, blind_review, \
-     routing_mode, review_cost_cents, media_retention_days";
+     routing_mode, review_cost_cents, media_retention_days, catalog_version";
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<Store> {
     Ok(Store {
@@ -68,6 +71,7 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Store> {
         training_allowed: r.try_get::<i64, _>("training_allowed")? != 0,
         blind_review: r.try_get::<i64, _>("blind_review")? != 0,
         media_retention_days: r.try_get("media_retention_days")?,
+        catalog_version: r.try_get("catalog_version")?,
     })
 }
 
@@ -89,6 +93,7 @@ pub async fn create(
         training_allowed: false,
         blind_review: false,
         media_retention_days: crate::domain::retention::DEFAULT_RETENTION_DAYS,
+        catalog_version: String::new(),
     };
     let p = &store.policy;
     sqlx::query(

@@ -7,6 +7,7 @@
 
 use sqlx::{AnyConnection, Row};
 
+use super::bulk::Val;
 use super::catalog_cache::Catalogs;
 use super::{clips, flag, in_scope, Backend, Db, InScope, Result, Tx};
 use crate::domain::consensus::Answer;
@@ -891,23 +892,37 @@ pub struct NewTask<'a> {
 
 /// Opens a review task.
 pub async fn insert(tx: &mut Tx, t: &NewTask<'_>) -> Result<()> {
-    sqlx::query(
+    insert_many(tx, std::slice::from_ref(t)).await
+}
+
+/// Opens review tasks, in as few statements as the parameter limit allows.
+pub async fn insert_many(tx: &mut Tx, list: &[NewTask<'_>]) -> Result<()> {
+    let rows: Vec<Vec<Val>> = list
+        .iter()
+        .map(|t| {
+            vec![
+                Val::Text(t.id.into()),
+                Val::Text(t.event_pk.into()),
+                Val::Text(t.store_id.into()),
+                Val::Text(t.session_id.into()),
+                Val::Text(t.reason.into()),
+                Val::Int(t.required_verdicts),
+                Val::Text(t.status.as_str().into()),
+                Val::Int(t.deadline_at),
+                Val::Int(t.now),
+                Val::Int(t.now),
+                Val::Text(t.purpose.as_str().into()),
+                Val::Int(t.purpose.priority()),
+            ]
+        })
+        .collect();
+    super::bulk::insert_rows(
+        tx,
         "INSERT INTO review_tasks (id, event_pk, store_id, session_id, reason, required_verdicts, \
-         status, deadline_at, created_at, updated_at, purpose, priority) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11)",
+         status, deadline_at, created_at, updated_at, purpose, priority)",
+        &rows,
+        "",
     )
-    .bind(t.id)
-    .bind(t.event_pk)
-    .bind(t.store_id)
-    .bind(t.session_id)
-    .bind(t.reason)
-    .bind(t.required_verdicts)
-    .bind(t.status.as_str())
-    .bind(t.deadline_at)
-    .bind(t.now)
-    .bind(t.purpose.as_str())
-    .bind(t.purpose.priority())
-    .execute(&mut **tx)
     .await?;
     Ok(())
 }

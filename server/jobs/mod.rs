@@ -220,12 +220,23 @@ async fn upload_cleanup(state: AppState) {
 /// Tables whose rows change state on every claim, verdict or job.
 const QUEUE_TABLES: &str = "review_tasks, task_leases, jobs";
 
+/// Tables that grow with every event, whose statistics steer ingest's plans.
+const GROWING_TABLES: &str = "events, sessions";
+
 /// Vacuums the queue tables on PostgreSQL (SQLite reuses freed pages itself
-/// and has no dead row versions to walk over).
+/// and has no dead row versions to walk over), and refreshes the statistics
+/// of the growing tables: a statement planned while they were small (a new
+/// database's first requests) scans them whole until new statistics make
+/// PostgreSQL plan it again, which autovacuum, when it is on, does only once
+/// enough rows have changed.
 pub async fn vacuum_queue(state: &AppState) -> Result<(), sqlx::Error> {
     if state.db.backend == crate::db::Backend::Postgres {
-        // VACUUM cannot run in a transaction: a plain statement on the pool.
+        // VACUUM cannot run in a transaction (nor in a string of several
+        // statements, which is one): plain statements on the pool.
         sqlx::raw_sql(&format!("VACUUM (ANALYZE) {QUEUE_TABLES}"))
+            .execute(state.db.writer())
+            .await?;
+        sqlx::raw_sql(&format!("ANALYZE {GROWING_TABLES}"))
             .execute(state.db.writer())
             .await?;
     }

@@ -315,6 +315,7 @@ mod tests {
             training_allowed: false,
             blind_review: false,
             media_retention_days: 30,
+            catalog_version: String::new(),
         };
         assert_eq!(secrets_at(&store, 999).len(), 2);
         assert_eq!(secrets_at(&store, 1_000), [store.webhook_secret.as_str()]);

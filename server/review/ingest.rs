@@ -1,7 +1,7 @@
 //! What stores send: their catalog, and events, each stored once, routed,
 //! and opened as a review task when a human must look.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::auth::digest;
 use crate::db::calibration;
@@ -149,12 +149,24 @@ pub async fn calibration_of(
     Ok(Calibration::fit(&seen))
 }
 
+/// Times a request of events is tried: first without reading which of its
+/// event ids are stored already (the common case: none), then reading them
+/// when the first attempt found one stored (a store's retry) or refused an
+/// event (which a stored event's replay must not be), and once more when
+/// another request stored one of the ids between this one's read and write.
+const ATTEMPTS: usize = 3;
+
 /// Ingests events in one transaction, all or none, in order; their outcomes
 /// in request order. `audit_draw` gives each new event its uniform draw for
 /// the audit sample; `labor` is what labeler time costs, for a store in
 /// charge-aware mode that does not set its own review cost (its measured
 /// median handling time replaces the configured one once it has
 /// [`charge::MIN_MEASURED`] verdicts).
+///
+/// Every event is decided in memory first, from what the request reads in a
+/// few set statements ([`Batch::prepare`]); then its rows are written in
+/// multi-row statements ([`write`]): a request of a hundred events costs
+/// about as many round trips as one of a single event.
 pub async fn ingest(
     db: &Db,
     store: &Store,
@@ -163,29 +175,54 @@ pub async fn ingest(
     labor: LaborCost,
     mut audit_draw: impl FnMut() -> f64,
 ) -> Result<Vec<Outcome>, Refusal> {
-    let mut tx = db.begin().await?;
     let events: Vec<&ValidEvent> = incoming.iter().map(|i| i.event).collect();
-    let mut batch = Batch::prepare(&mut tx, store, &events, now, labor).await?;
-    let mut outcomes = Vec::with_capacity(incoming.len());
-    for (i, inc) in incoming.iter().enumerate() {
-        let outcome = one(&mut tx, &mut batch, store, inc, now, audit_draw())
-            .await
-            .map_err(|error| Refusal {
-                index: Some(i),
-                error,
-            })?;
-        outcomes.push(outcome);
+    // Drawn once: an event's audit sample does not depend on retries.
+    let draws: Vec<f64> = incoming.iter().map(|_| audit_draw()).collect();
+    let mut read_stored = false;
+    'attempts: for attempt in 1..=ATTEMPTS {
+        let mut tx = db.begin().await?;
+        let mut batch =
+            Batch::prepare(&mut tx, db, store, &events, now, labor, read_stored).await?;
+        let mut plans = Vec::with_capacity(incoming.len());
+        for (i, inc) in incoming.iter().enumerate() {
+            match plan(&mut tx, &mut batch, store, inc, now, draws[i]).await {
+                Ok(planned) => plans.push(planned),
+                Err(_) if !read_stored && attempt < ATTEMPTS => {
+                    read_stored = true;
+                    continue 'attempts;
+                }
+                Err(error) => {
+                    return Err(Refusal {
+                        index: Some(i),
+                        error,
+                    })
+                }
+            }
+        }
+        if !write(&mut tx, store, &plans, now).await? {
+            // Dropping `tx` rolls it back; the next attempt reads the stored
+            // event and replays or refuses it.
+            read_stored = true;
+            continue;
+        }
+        tx.commit().await?;
+        let outcomes: Vec<Outcome> = plans.into_iter().map(|p| p.outcome).collect();
+        for o in outcomes.iter().filter(|o| !o.replayed) {
+            crate::metrics::event_ingested(&o.route);
+        }
+        return Ok(outcomes);
     }
-    tx.commit().await?;
-    for o in outcomes.iter().filter(|o| !o.replayed) {
-        crate::metrics::event_ingested(&o.route);
-    }
-    Ok(outcomes)
+    Err(Error::new(
+        Code::Unavailable,
+        "other requests kept storing the same event ids; retry",
+    )
+    .into())
 }
 
 /// What a request of events needs from the database, read once for all of
 /// them instead of once per event: the catalog entries its candidates name,
-/// the events already stored under its event ids, and its sessions — locked
+/// the events already stored under its event ids (on a second attempt,
+/// see [`ATTEMPTS`]), and its sessions — locked
 /// in sorted order, so two requests naming the same sessions can never
 /// deadlock on PostgreSQL.
 #[derive(Debug, Default)]
@@ -201,13 +238,16 @@ struct Batch {
 }
 
 impl Batch {
-    /// Reads and locks what `events` need, inside `tx`.
+    /// Reads and locks what `events` need, inside `tx`; which of their ids
+    /// are stored already only when `read_stored`.
     async fn prepare(
         tx: &mut Tx,
+        db: &Db,
         store: &Store,
         events: &[&ValidEvent],
         now: i64,
         labor: LaborCost,
+        read_stored: bool,
     ) -> Result<Batch> {
         let mut batch = Batch::default();
         let skus: BTreeSet<&str> = events
@@ -215,20 +255,22 @@ impl Batch {
             .flat_map(|e| e.candidates.iter().map(|c| c.sku.as_str()))
             .collect();
         let skus: Vec<&str> = skus.into_iter().collect();
-        batch.catalog = products::find(tx, &store.id, &skus).await?;
-        let ids: BTreeSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
-        let ids: Vec<&str> = ids.into_iter().collect();
-        for stored in events::stored(tx, &store.id, &ids).await? {
-            let outcome = Outcome::replay_of(&stored);
-            batch
-                .stored
-                .insert(stored.event_id, (stored.request_hash, outcome));
+        batch.catalog = db
+            .catalogs
+            .find(tx, &store.id, &store.catalog_version, &skus)
+            .await?;
+        if read_stored {
+            let ids: BTreeSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+            let ids: Vec<&str> = ids.into_iter().collect();
+            for stored in events::stored(tx, &store.id, &ids).await? {
+                let outcome = Outcome::replay_of(&stored);
+                batch
+                    .stored
+                    .insert(stored.event_id, (stored.request_hash, outcome));
+            }
         }
-        let sessions: BTreeSet<&str> = events.iter().map(|e| e.session_id.as_str()).collect();
-        for session_id in sessions {
-            let state = locks::session(tx, &store.id, session_id, now).await?;
-            batch.sessions.insert(session_id.to_string(), state);
-        }
+        let sessions: Vec<&str> = events.iter().map(|e| e.session_id.as_str()).collect();
+        batch.sessions = locks::sessions(tx, &store.id, &sessions, now).await?;
         if store.policy.mode == RoutingMode::ChargeAware {
             batch.review_cost_cents = review_cost_of(tx, store, labor).await?;
             let models: BTreeSet<Option<&str>> =
@@ -252,7 +294,7 @@ impl Batch {
 
     /// Records a new event's answer, so a repeat of its id later in the same
     /// request replays it.
-    fn remember(&mut self, request_hash: &str, outcome: Outcome) -> Outcome {
+    fn remember(&mut self, request_hash: &str, outcome: &Outcome) {
         self.stored.insert(
             outcome.event_id.clone(),
             (
@@ -263,7 +305,6 @@ impl Batch {
                 },
             ),
         );
-        outcome
     }
 }
 
@@ -274,18 +315,72 @@ fn conflict(event_id: &str) -> Error {
     )
 }
 
-/// Ingests one event inside `tx`, with `batch` prepared for it.
-async fn one(
+/// One event of a request, decided: its answer, and for a new event the
+/// rows to write.
+struct Plan<'a> {
+    outcome: Outcome,
+    /// `None` for a replay.
+    new: Option<NewRows<'a>>,
+}
+
+/// The rows of a new event.
+struct NewRows<'a> {
+    event: &'a ValidEvent,
+    request_hash: &'a str,
+    pk: String,
+    clip_ids: Vec<String>,
+    route: Route,
+    purpose: Option<TaskPurpose>,
+    /// The receipt deadline of its task, when it has one.
+    deadline_at: i64,
+}
+
+impl NewRows<'_> {
+    fn event_row<'r>(&'r self, store_id: &'r str, now: i64) -> NewEvent<'r> {
+        let ev = self.event;
+        let (route, status) = match self.purpose {
+            Some(TaskPurpose::Review) => (RouteName::Review, EventStatus::Review),
+            _ => (RouteName::AutoAccepted, EventStatus::Resolved),
+        };
+        let confidences: Vec<f64> = ev.candidates.iter().map(|c| c.confidence).collect();
+        let top = routing::top_index(&confidences).map(|i| &ev.candidates[i]);
+        NewEvent {
+            pk: &self.pk,
+            store_id,
+            event: ev,
+            clip_ids: &self.clip_ids,
+            top: top.map(|c| (c.sku.as_str(), c.confidence)),
+            route,
+            reason: match self.route {
+                Route::Review { reason, .. } => Some(reason.as_str()),
+                Route::AutoAccepted => None,
+            },
+            status,
+            audit: self.purpose == Some(TaskPurpose::Audit),
+            request_hash: self.request_hash,
+            now,
+        }
+    }
+}
+
+/// Decides one event inside `tx`, with `batch` prepared for it: a replay's
+/// stored answer, a refusal, or the rows of a new event. Only clips touch
+/// the database here (the ids it names are checked, its camera windows are
+/// cut); everything else is decided in memory.
+async fn plan<'a>(
     tx: &mut Tx,
     batch: &mut Batch,
     store: &Store,
-    inc: &Incoming<'_>,
+    inc: &Incoming<'a>,
     now: i64,
     audit_draw: f64,
-) -> Result<Outcome> {
-    let ev = inc.event;
+) -> Result<Plan<'a>> {
+    let ev: &'a ValidEvent = inc.event;
     if let Some(previous) = batch.replay(&ev.event_id, inc.request_hash)? {
-        return Ok(previous);
+        return Ok(Plan {
+            outcome: previous,
+            new: None,
+        });
     }
 
     let catalog = &batch.catalog;
@@ -308,8 +403,6 @@ async fn one(
     lifecycle::accepts_events(session.status).map_err(|r| session_refused(r, &ev.session_id))?;
     let exited_at = session.exited_at;
 
-    let confidences: Vec<f64> = ev.candidates.iter().map(|c| c.confidence).collect();
-    let top = routing::top_index(&confidences).map(|i| &ev.candidates[i]);
     let priced: Vec<charge::Priced> = ev
         .candidates
         .iter()
@@ -335,92 +428,108 @@ async fn one(
         batch.review_cost_cents,
         audit_draw,
     );
-
-    let event_pk = new_id();
     let purpose = lifecycle::purpose_of(route);
-    let (route_name, status) = match purpose {
-        Some(TaskPurpose::Review) => (RouteName::Review, EventStatus::Review),
-        _ => (RouteName::AutoAccepted, EventStatus::Resolved),
-    };
-    let reason = match route {
-        Route::Review { reason, .. } => Some(reason.as_str()),
-        Route::AutoAccepted => None,
-    };
-    let row = NewEvent {
-        pk: &event_pk,
-        store_id: &store.id,
-        event: ev,
-        clip_ids: &clip_ids,
-        top: top.map(|c| (c.sku.as_str(), c.confidence)),
-        route: route_name,
-        reason,
-        status,
-        audit: purpose == Some(TaskPurpose::Audit),
-        request_hash: inc.request_hash,
-        now,
-    };
-    if !events::insert(tx, &row).await? {
-        // Another request stored the same event id between our read and insert.
-        let stored = events::stored(tx, &store.id, &[ev.event_id.as_str()])
-            .await?
-            .pop()
-            .ok_or_else(|| anyhow::anyhow!("event {} vanished after a conflict", ev.event_id))?;
-        if stored.request_hash != inc.request_hash {
-            return Err(conflict(&ev.event_id));
+    let outcome = Outcome {
+        event_id: ev.event_id.clone(),
+        route: match purpose {
+            Some(TaskPurpose::Review) => RouteName::Review,
+            _ => RouteName::AutoAccepted,
         }
-        return Ok(Outcome::replay_of(&stored));
-    }
-
-    let Route::Review {
-        reason,
-        required_verdicts,
-    } = route
-    else {
-        return Ok(batch.remember(
-            inc.request_hash,
-            Outcome {
-                event_id: ev.event_id.clone(),
-                route: route_name.as_str().into(),
-                reason: None,
-                task_id: None,
-                replayed: false,
-            },
-        ));
-    };
-
-    let purpose = purpose.unwrap_or(TaskPurpose::Review);
-    let task_id = new_id();
-    let task = NewTask {
-        id: &task_id,
-        event_pk: &event_pk,
-        store_id: &store.id,
-        session_id: &ev.session_id,
-        reason: reason.as_str(),
-        purpose,
-        required_verdicts,
-        status: TaskStatus::Ready,
-        deadline_at: lifecycle::receipt_deadline(&store.policy, exited_at, ev.occurred_at),
-        now,
-    };
-    tasks::insert(tx, &task).await?;
-    // A task is claimable once its clips are processed (or have failed).
-    let posters =
-        media::attach_to_task(tx, &store.id, &task_id, &clip_ids, ev.occurred_at, now).await?;
-    let status = lifecycle::new_task_status(&posters);
-    if status != TaskStatus::Ready {
-        tasks::set_status(tx, &task_id, status).await?;
-    }
-    if purpose.holds_receipt() {
-        events::add_open_review(tx, &store.id, &ev.session_id).await?;
-    }
-    Ok(batch.remember(
-        inc.request_hash,
-        Outcome {
-            event_id: ev.event_id.clone(),
-            route: route_name.as_str().into(),
-            reason: Some(reason.as_str().into()),
-            task_id: Some(task_id),
-            replayed: false,
+        .as_str()
+        .into(),
+        reason: match route {
+            Route::Review { reason, .. } => Some(reason.as_str().into()),
+            Route::AutoAccepted => None,
         },
-    ))
+        task_id: matches!(route, Route::Review { .. }).then(new_id),
+        replayed: false,
+    };
+    batch.remember(inc.request_hash, &outcome);
+    Ok(Plan {
+        outcome,
+        new: Some(NewRows {
+            event: ev,
+            request_hash: inc.request_hash,
+            pk: new_id(),
+            clip_ids,
+            route,
+            purpose,
+            deadline_at: lifecycle::receipt_deadline(&store.policy, exited_at, ev.occurred_at),
+        }),
+    })
+}
+
+/// Writes the rows of the new events of `plans`: the events, their tasks,
+/// the tasks' clips and the sessions' open review counts, each kind in
+/// multi-row statements. False, with nothing else written, when another
+/// request stored one of the event ids first: the caller rolls back and
+/// tries again.
+async fn write(tx: &mut Tx, store: &Store, plans: &[Plan<'_>], now: i64) -> Result<bool> {
+    let new: Vec<(&Outcome, &NewRows<'_>)> = plans
+        .iter()
+        .filter_map(|p| p.new.as_ref().map(|n| (&p.outcome, n)))
+        .collect();
+    if new.is_empty() {
+        return Ok(true);
+    }
+    let rows: Vec<NewEvent<'_>> = new
+        .iter()
+        .map(|(_, n)| n.event_row(&store.id, now))
+        .collect();
+    if events::insert_many(tx, &rows).await? != rows.len() as u64 {
+        return Ok(false);
+    }
+
+    let mut opened: Vec<(NewTask<'_>, &NewRows<'_>)> = Vec::new();
+    let mut holding: BTreeMap<&str, i64> = BTreeMap::new();
+    for (outcome, n) in &new {
+        let (
+            Some(task_id),
+            Route::Review {
+                reason,
+                required_verdicts,
+            },
+        ) = (outcome.task_id.as_deref(), n.route)
+        else {
+            continue;
+        };
+        let purpose = n.purpose.unwrap_or(TaskPurpose::Review);
+        let task = NewTask {
+            id: task_id,
+            event_pk: &n.pk,
+            store_id: &store.id,
+            session_id: &n.event.session_id,
+            reason: reason.as_str(),
+            purpose,
+            required_verdicts,
+            status: TaskStatus::Ready,
+            deadline_at: n.deadline_at,
+            now,
+        };
+        opened.push((task, n));
+        if purpose.holds_receipt() {
+            *holding.entry(n.event.session_id.as_str()).or_default() += 1;
+        }
+    }
+    let tasks: Vec<NewTask<'_>> = opened.iter().map(|(t, _)| *t).collect();
+    tasks::insert_many(tx, &tasks).await?;
+    // A task is claimable once its clips are processed (or have failed).
+    for (task, n) in opened.iter().filter(|(_, n)| !n.clip_ids.is_empty()) {
+        let posters = media::attach_to_task(
+            tx,
+            &store.id,
+            task.id,
+            &n.clip_ids,
+            n.event.occurred_at,
+            now,
+        )
+        .await?;
+        let status = lifecycle::new_task_status(&posters);
+        if status != TaskStatus::Ready {
+            tasks::set_status(tx, task.id, status).await?;
+        }
+    }
+    let holding: Vec<(&str, i64)> = holding.into_iter().collect();
+    events::add_open_reviews(tx, &store.id, &holding).await?;
+    Ok(true)
 }

@@ -6,6 +6,8 @@
 //! case that changes a task and may change its session locks the session
 //! first, here.
 
+use std::collections::HashMap;
+
 use crate::db::events::{self, SessionLock};
 use crate::db::tasks::{self, TaskRow};
 use crate::db::Tx;
@@ -17,8 +19,7 @@ pub fn unknown_task(task_id: &str) -> Error {
 }
 
 /// Creates the session if needed and locks it for the rest of the
-/// transaction; its state. Ingest locks several sessions through this, in
-/// sorted order.
+/// transaction; its state.
 pub async fn session(
     tx: &mut Tx,
     store_id: &str,
@@ -26,6 +27,17 @@ pub async fn session(
     now: i64,
 ) -> Result<SessionLock> {
     Ok(events::lock_session(tx, store_id, session_id, now).await?)
+}
+
+/// [`session`] for several sessions at once, locked in session id order;
+/// their states by session id.
+pub async fn sessions(
+    tx: &mut Tx,
+    store_id: &str,
+    session_ids: &[&str],
+    now: i64,
+) -> Result<HashMap<String, SessionLock>> {
+    Ok(events::lock_sessions(tx, store_id, session_ids, now).await?)
 }
 
 /// Locks a session that must exist already (`unknown-session` otherwise):
