@@ -358,8 +358,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let _jobs = jobs::spawn(state.clone());
             tracing::info!(%addr, database = ?state.db.backend, "recount is listening");
             let limits = recount::http::serve::Limits::of(&state.config);
-            recount::http::serve::serve(listener, recount::app(state), limits, shutdown_signal())
-                .await;
+            let ready = state.db.ready.clone();
+            let stopping = async move {
+                shutdown_signal().await;
+                // Claims waiting for a task answer now instead of holding
+                // the shutdown back.
+                ready.stop();
+            };
+            recount::http::serve::serve(listener, recount::app(state), limits, stopping).await;
         }
         Command::Migrate => {
             let db = open_db(&config).await?;

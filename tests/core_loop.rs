@@ -573,6 +573,134 @@ async fn a_labeler_holds_at_most_the_configured_number_of_leases(backend: Backen
 }
 dual!(a_labeler_holds_at_most_the_configured_number_of_leases);
 
+/// Waits until `ready` has more waiters than `before` (a claim is waiting
+/// on it), or fails after 10 s.
+async fn until_waiting(ready: &recount::db::ready::Ready, before: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ready.waiting() <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the claim never waited"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// A claim that waits answers with the task an event opens meanwhile. Its
+/// wait (4.5 s) is shorter than the waiting claim's own second look (5 s),
+/// so only the announcement of the new task can have found it. Bad waits
+/// are refused with their codes.
+async fn a_waiting_claim_gets_the_task_an_event_opens(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, key) = app.store_with_catalog().await;
+    let ana = app.user("ana", Role::Labeler).await;
+    for (query, status, expected) in [
+        (
+            "wait_ms=25001",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-wait",
+        ),
+        ("wait_ms=-1", StatusCode::BAD_REQUEST, "invalid-query"),
+        ("wait_ms=soon", StatusCode::BAD_REQUEST, "invalid-query"),
+    ] {
+        let (s, b) = app
+            .call(
+                Method::POST,
+                &format!("/api/v1/tasks/claim?{query}"),
+                &ana,
+                None,
+            )
+            .await;
+        assert_eq!((s, code(&b)), (status, expected), "{query}: {b}");
+    }
+    // Nothing is ready: without a wait the answer is 204 at once.
+    let (s, _) = app.claim(&ana).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+
+    let ready = app.state.db.ready.clone();
+    let before = ready.waiting();
+    let ((claimed, body), task_id) = tokio::join!(
+        app.call(Method::POST, "/api/v1/tasks/claim?wait_ms=4500", &ana, None),
+        async {
+            until_waiting(&ready, before).await;
+            let (s, out) = app
+                .events(&key, event("late", "s1", "pick", 1, UNSURE))
+                .await;
+            assert_eq!(s, StatusCode::OK, "{out}");
+            out["task_id"].as_str().unwrap().to_string()
+        }
+    );
+    assert_eq!(claimed, StatusCode::OK, "{body}");
+    assert_eq!(body["task"]["task_id"], json!(task_id));
+    assert_eq!(ready.waiting(), before, "the waiter is gone");
+
+    // A wait with nothing announced ends with 204, the queue unchanged.
+    let bob = app.user("bob", Role::Labeler).await;
+    let (s, _) = app
+        .call(Method::POST, "/api/v1/tasks/claim?wait_ms=50", &bob, None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM task_leases").await,
+        1,
+        "only ana's lease"
+    );
+}
+dual!(a_waiting_claim_gets_the_task_an_event_opens);
+
+/// On PostgreSQL a claim waiting on one instance hears of a task another
+/// instance opened: the other's commit notifies, this one's listener wakes
+/// its waiting claims.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_claim_waiting_on_one_instance_gets_a_task_opened_on_another() {
+    use recount::review::queue::{claim_waiting, ClaimRules};
+    use std::time::Duration;
+    let app = TestApp::start(Backend::Postgres).await;
+    let (_, key) = app.store_with_catalog().await;
+    let ana = app.user("ana", Role::Labeler).await;
+    let other = app.second_instance().await;
+    // The listener moves the signal once it listens (announcements may
+    // have been missed before): from then on only a notification moves it.
+    let mut connected = other.db.ready.watch();
+    connected.borrow_and_update();
+    let listening = tokio::spawn(recount::jobs::listener(other.clone()));
+    tokio::time::timeout(Duration::from_secs(10), connected.changed())
+        .await
+        .expect("the listener never connected")
+        .unwrap();
+    drop(connected);
+    let user = other
+        .tokens
+        .user(&other.db, &ana, other.now())
+        .await
+        .unwrap()
+        .unwrap();
+    let before = other.db.ready.waiting();
+    let (claimed, task_id) = tokio::join!(
+        claim_waiting(
+            &other.db,
+            &user,
+            || other.now(),
+            ClaimRules::of(&other.config),
+            false,
+            Duration::from_millis(4500),
+        ),
+        async {
+            until_waiting(&other.db.ready, before).await;
+            let (s, out) = app
+                .events(&key, event("late", "s1", "pick", 1, UNSURE))
+                .await;
+            assert_eq!(s, StatusCode::OK, "{out}");
+            out["task_id"].as_str().unwrap().to_string()
+        }
+    );
+    let claimed = claimed
+        .unwrap()
+        .expect("the other instance's claim got the task");
+    assert_eq!(claimed.card.task_id, task_id);
+    listening.abort();
+}
+
 async fn events_are_idempotent_and_conflicting_replays_are_refused(backend: Backend) {
     let app = TestApp::start(backend).await;
     let (_, key) = app.store_with_catalog().await;

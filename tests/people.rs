@@ -575,7 +575,7 @@ async fn on_postgres_a_disabled_users_token_fails_at_once_on_every_instance() {
     let root = app.user("root", Role::Admin).await;
     let ana = app.user("ana", Role::Labeler).await;
     let other = app.second_instance().await;
-    let listening = tokio::spawn(recount::jobs::access_listener(other.clone()));
+    let listening = tokio::spawn(recount::jobs::listener(other.clone()));
     // Until the other instance listens (its LISTEN is its last statement).
     let deadline = Instant::now() + Duration::from_secs(10);
     while app

@@ -1,7 +1,7 @@
 //! Labeler and supervisor endpoints: tokens, claim, lease, verdicts,
 //! escalations, routing policy.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -21,7 +21,7 @@ use crate::domain::receipt::ReceiptLine;
 use crate::domain::routing::{RoutingMode, RoutingPolicy};
 use crate::domain::time::format_rfc3339_ms;
 use crate::domain::Action;
-use crate::error::Result;
+use crate::error::{Code, Error, Result};
 use crate::http::error::ErrorBody;
 use crate::http::extract::{
     AdminCaller, ClientAddr, Json, JsonObject, Path, Query, SupervisorCaller, UserCaller,
@@ -357,28 +357,56 @@ pub async fn issue_token(
     }))
 }
 
-/// Claims the next task: earliest receipt deadline first.
+/// Longest a claim may wait for a task, in milliseconds: well within the
+/// request timeout, and short enough that a console behind a proxy that
+/// drops idle connections hears back.
+pub const MAX_CLAIM_WAIT_MS: u64 = 25_000;
+
+/// How long a claim waits when nothing is ready.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ClaimQuery {
+    /// Wait up to this many milliseconds (0 to 25000; default 0: answer at
+    /// once) for a task to become ready, then answer `204`.
+    #[param(minimum = 0, maximum = 25000)]
+    pub wait_ms: Option<u64>,
+}
+
+/// Claims the next task: earliest receipt deadline first. With `wait_ms`
+/// and nothing ready, the answer comes when a task becomes ready (on any
+/// instance) or the wait ends.
 #[utoipa::path(post, path = "/api/v1/tasks/claim", tag = "queue", security(("bearer" = [])),
+    params(ClaimQuery),
     responses(
         (status = 200, body = Claim),
-        (status = 204, description = "nothing is ready"),
+        (status = 204, description = "nothing is ready (within `wait_ms`)"),
         (status = 409, description = "`too-many-leases`", body = ErrorBody),
+        (status = 422, description = "`invalid-wait`", body = ErrorBody),
     ))]
 pub async fn claim(
     State(state): State<AppState>,
     UserCaller(user): UserCaller,
+    Query(q): Query<ClaimQuery>,
 ) -> Result<Response> {
+    let wait_ms = q.wait_ms.unwrap_or(0);
+    if wait_ms > MAX_CLAIM_WAIT_MS {
+        return Err(Error::new(
+            Code::InvalidWait,
+            format!("wait_ms must be at most {MAX_CLAIM_WAIT_MS}, not {wait_ms}"),
+        ));
+    }
     let started = Instant::now();
     let try_gold = gold::serves_gold(state.config.gold_rate, rand::random::<f64>());
-    let claim = queue::claim(
-        &state.db,
-        &user,
-        state.now(),
-        queue::ClaimRules::of(&state.config),
-        try_gold,
-    )
-    .await?;
-    crate::metrics::claim_observed(started.elapsed().as_secs_f64());
+    let rules = queue::ClaimRules::of(&state.config);
+    let claim = if wait_ms == 0 {
+        queue::claim(&state.db, &user, state.now(), rules, try_gold).await?
+    } else {
+        let wait = Duration::from_millis(wait_ms);
+        queue::claim_waiting(&state.db, &user, || state.now(), rules, try_gold, wait).await?
+    };
+    // A claim that waited measures the wait, not the queue's speed.
+    if wait_ms == 0 {
+        crate::metrics::claim_observed(started.elapsed().as_secs_f64());
+    }
     Ok(match claim {
         Some(c) => axum::Json(Claim::from(c)).into_response(),
         None => no_content(),

@@ -640,7 +640,7 @@ pub async fn tasks_showing(conn: &mut AnyConnection, clip_id: &str) -> Result<Ve
 /// A task whose every clip has its poster (or failed) becomes claimable
 /// ([`lifecycle::clips_settled`], as the update's condition).
 pub async fn release_if_settled(tx: &mut Tx, task_id: &str, now: i64) -> Result<()> {
-    sqlx::query(&format!(
+    let released = sqlx::query(&format!(
         "UPDATE review_tasks SET status = '{ready}', updated_at = $1 WHERE id = $2 AND status = '{waiting}' \
          AND NOT EXISTS (SELECT 1 FROM task_clips WHERE task_id = $2 AND poster_status = '{pending}')",
         ready = TaskStatus::Ready,
@@ -651,6 +651,9 @@ pub async fn release_if_settled(tx: &mut Tx, task_id: &str, now: i64) -> Result<
     .bind(task_id)
     .execute(&mut **tx)
     .await?;
+    if released.rows_affected() > 0 {
+        tx.tasks_ready();
+    }
     Ok(())
 }
 

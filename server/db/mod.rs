@@ -33,6 +33,7 @@ mod group;
 pub mod history;
 pub mod jobs;
 pub mod products;
+pub mod ready;
 pub mod receipts;
 pub mod retention;
 pub mod rollup;
@@ -117,6 +118,9 @@ impl Backend {
 pub struct Tx {
     conn: TxConn,
     backend: Backend,
+    /// Told when this transaction's commit made tasks ready.
+    ready: ready::Ready,
+    made_ready: bool,
 }
 
 /// Where a transaction runs.
@@ -135,8 +139,22 @@ impl Tx {
         self.backend
     }
 
+    /// Notes that this transaction makes tasks ready: its commit wakes the
+    /// claims waiting for one, on every instance ([`ready`]).
+    pub fn tasks_ready(&mut self) {
+        self.made_ready = true;
+    }
+
     /// Commits; returns once the writes are durable.
-    pub async fn commit(self) -> Result<()> {
+    pub async fn commit(mut self) -> Result<()> {
+        if self.made_ready && self.backend == Backend::Postgres {
+            // Delivered with the commit, and only if it commits.
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(ready::READY_CHANNEL)
+                .execute(&mut *self)
+                .await?;
+        }
+        let (ready, made_ready) = (self.ready.clone(), self.made_ready);
         match self.conn {
             TxConn::Own(conn) => {
                 conn.commit().await?;
@@ -144,6 +162,9 @@ impl Tx {
             }
             // The group counts its one commit.
             TxConn::Grouped(member) => member.commit().await?,
+        }
+        if made_ready {
+            ready.bump();
         }
         Ok(())
     }
@@ -185,8 +206,10 @@ pub struct Db {
     /// ([`catalog_cache`]).
     pub catalogs: catalog_cache::Catalogs,
     /// Where a PostgreSQL database is, for a connection of its own that
-    /// listens for notifications ([`users::access_listener`]).
+    /// listens for notifications ([`ready::listener`]).
     listen_url: Option<ListenUrl>,
+    /// Moves when tasks may have become ready ([`ready`]).
+    pub ready: ready::Ready,
 }
 
 /// A database URL kept for listening: its password never printed.
@@ -254,6 +277,7 @@ impl Db {
                     settled: rollup_cache::Settled::default(),
                     catalogs: catalog_cache::Catalogs::default(),
                     listen_url: None,
+                    ready: ready::Ready::default(),
                 })
             }
             Backend::Postgres => {
@@ -271,6 +295,7 @@ impl Db {
                     settled: rollup_cache::Settled::default(),
                     catalogs: catalog_cache::Catalogs::default(),
                     listen_url: Some(ListenUrl(url.into())),
+                    ready: ready::Ready::default(),
                 })
             }
         }
@@ -311,6 +336,8 @@ impl Db {
         Ok(Tx {
             conn,
             backend: self.backend,
+            ready: self.ready.clone(),
+            made_ready: false,
         })
     }
 
@@ -331,6 +358,8 @@ impl Db {
         Ok(Tx {
             conn: TxConn::Own(conn),
             backend: self.backend,
+            ready: self.ready.clone(),
+            made_ready: false,
         })
     }
 

@@ -400,6 +400,7 @@ pub async fn set_ready(tx: &mut Tx, task_id: &str, now: i64) -> Result<()> {
     .bind(task_id)
     .execute(&mut **tx)
     .await?;
+    tx.tasks_ready();
     Ok(())
 }
 
@@ -428,6 +429,9 @@ pub async fn expire_lapsed(tx: &mut Tx, now: i64) -> Result<u64> {
     .bind(now)
     .execute(&mut **tx)
     .await?;
+    if returned.rows_affected() > 0 {
+        tx.tasks_ready();
+    }
     Ok(returned.rows_affected())
 }
 
@@ -571,6 +575,7 @@ pub async fn ready_for_more(tx: &mut Tx, task_id: &str, count: i64, now: i64) ->
     .bind(task_id)
     .execute(&mut **tx)
     .await?;
+    tx.tasks_ready();
     Ok(())
 }
 
@@ -924,6 +929,9 @@ pub async fn insert_many(tx: &mut Tx, list: &[NewTask<'_>]) -> Result<()> {
         "",
     )
     .await?;
+    if list.iter().any(|t| t.status == TaskStatus::Ready) {
+        tx.tasks_ready();
+    }
     Ok(())
 }
 

@@ -467,16 +467,6 @@ pub async fn announce(
     Ok(())
 }
 
-/// A connection listening for access changes, on PostgreSQL.
-pub async fn access_listener(db: &Db) -> Result<Option<sqlx::postgres::PgListener>> {
-    let Some(url) = db.listen_url() else {
-        return Ok(None);
-    };
-    let mut listener = sqlx::postgres::PgListener::connect(url).await?;
-    listener.listen(ACCESS_CHANNEL).await?;
-    Ok(Some(listener))
-}
-
 impl TokenCache {
     /// Applies an access change another instance announced.
     pub fn apply(&self, change: &AccessChange) {

@@ -210,6 +210,8 @@ codes! {
         "no such task";
     TooManyLeases = "too-many-leases",
         "the caller already holds `max_leases_per_labeler` live leases";
+    InvalidWait = "invalid-wait",
+        "a claim's `wait_ms` is above 25000";
     LeaseExpired = "lease-expired",
         "the caller's latest lease on this task ran out; claim the next task";
     LeaseYielded = "lease-yielded",

@@ -59,7 +59,7 @@ pub fn status(code: Code) -> StatusCode {
         | NoteTooLong | CantTellNotAllowed | InvalidPolicy | InvalidDays | InvalidTarget
         | InvalidSimulation | InvalidDate | InvalidExport | TrainingNotAllowed
         | SkuNotOnReceipt | ReasonTooLong | InvalidStores | InvalidRetention | InvalidUsername
-        | InvalidWebhookUrl | NoWebhookUrl => StatusCode::UNPROCESSABLE_ENTITY,
+        | InvalidWebhookUrl | NoWebhookUrl | InvalidWait => StatusCode::UNPROCESSABLE_ENTITY,
         TooManyAttempts | TooManyUploads => StatusCode::TOO_MANY_REQUESTS,
         StorageFull => StatusCode::INSUFFICIENT_STORAGE,
         InternalError => StatusCode::INTERNAL_SERVER_ERROR,

@@ -62,7 +62,7 @@ pub fn spawn(state: AppState) -> Vec<JoinHandle<()>> {
         tokio::spawn(retention::schedule_loop(state.clone())),
     ];
     if state.db.listen_url().is_some() {
-        handles.push(tokio::spawn(access_listener(state.clone())));
+        handles.push(tokio::spawn(listener(state.clone())));
     }
     if state.config.rollup_interval_ms > 0 {
         handles.push(tokio::spawn(rollup_loop(state.clone())));
@@ -137,37 +137,49 @@ async fn token_purge_loop(state: AppState) {
     }
 }
 
-/// Listens, on PostgreSQL, for the access changes other instances announce
-/// (a user disabled, signed out, paused, given other stores; a token
-/// ended) and forgets the cached tokens at once, so such a change holds on
-/// every instance at once, not within the cache's freshness. After a lost
-/// connection the whole cache is forgotten: announcements may have been
-/// missed meanwhile.
-pub async fn access_listener(state: AppState) {
-    use crate::db::users::{access_listener, AccessChange};
+/// Listens, on PostgreSQL, for what other instances announce:
+///
+/// - access changes (a user disabled, signed out, paused, given other
+///   stores; a token ended): the cached tokens are forgotten at once, so such
+///   a change holds on every instance at once, not within the cache's
+///   freshness;
+/// - ready tasks: this instance's waiting claims look again
+///   ([`crate::db::ready`]).
+///
+/// After a lost connection announcements may have been missed meanwhile:
+/// the whole token cache is forgotten and the waiting claims look again.
+pub async fn listener(state: AppState) {
+    use crate::db::ready::{listener, READY_CHANNEL};
+    use crate::db::users::{AccessChange, ACCESS_CHANNEL};
+    let missed = |state: &AppState| {
+        state.tokens.clear();
+        state.db.ready.bump();
+    };
     loop {
-        match access_listener(&state.db).await {
+        match listener(&state.db).await {
             Ok(Some(mut listener)) => {
-                state.tokens.clear();
+                missed(&state);
                 loop {
                     match listener.try_recv().await {
-                        Ok(Some(n)) => {
+                        Ok(Some(n)) if n.channel() == READY_CHANNEL => state.db.ready.bump(),
+                        Ok(Some(n)) if n.channel() == ACCESS_CHANNEL => {
                             if let Some(change) = AccessChange::parse(n.payload()) {
                                 state.tokens.apply(&change);
                             }
                         }
+                        Ok(Some(_)) => {}
                         // The connection dropped (the next call reconnects):
                         // what was announced meanwhile is lost.
-                        Ok(None) => state.tokens.clear(),
+                        Ok(None) => missed(&state),
                         Err(e) => {
-                            tracing::warn!(error = %e, "access notifications lost; reconnecting");
+                            tracing::warn!(error = %e, "notifications lost; reconnecting");
                             break;
                         }
                     }
                 }
             }
             Ok(None) => return,
-            Err(e) => tracing::warn!(error = %e, "listening for access changes failed; retrying"),
+            Err(e) => tracing::warn!(error = %e, "listening for notifications failed; retrying"),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

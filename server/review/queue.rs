@@ -7,6 +7,8 @@
 //! stores the decision through [`crate::db::tasks`], answers refusals with
 //! their codes and records metrics once the change is committed.
 
+use std::time::{Duration, Instant};
+
 use crate::db::catalog_cache::Catalogs;
 use crate::db::tasks::{self, NewLease, NewVerdict, Resolution, TaskCard, TaskRow, VerdictRow};
 use crate::db::users::User;
@@ -164,6 +166,48 @@ pub async fn claim(
         card,
         lease_expires_at: lease.expires_at,
     }))
+}
+
+/// How long a waiting claim goes without looking at the queue at most:
+/// whether an audit sample may be taken depends on what the others are
+/// doing, which no ready announcement tells.
+const RECHECK: Duration = Duration::from_secs(5);
+
+/// [`claim`], waiting up to `wait` for a task when none is ready: it looks
+/// again whenever this instance's [`crate::db::ready::Ready`] signal moves
+/// (a task made ready here or, on PostgreSQL, on another instance), and at
+/// least every [`RECHECK`]. `None` when no task was announced in time or the
+/// server is stopping. `now` reads the clock at each look.
+pub async fn claim_waiting(
+    db: &Db,
+    user: &User,
+    now: impl Fn() -> i64,
+    rules: ClaimRules,
+    try_gold: bool,
+    wait: Duration,
+) -> Result<Option<Claimed>> {
+    let deadline = Instant::now() + wait;
+    // Subscribed before the first look, so a task made ready between that
+    // look and the wait is not missed.
+    let mut moved = db.ready.watch();
+    loop {
+        moved.borrow_and_update();
+        if let Some(claimed) = claim(db, user, now(), rules, try_gold).await? {
+            return Ok(Some(claimed));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || db.ready.stopping() {
+            return Ok(None);
+        }
+        let step = left.min(RECHECK);
+        // `Err` from `changed` (a closed channel) cannot happen: `db` holds
+        // the sender.
+        let woken = tokio::time::timeout(step, moved.changed()).await.is_ok();
+        if db.ready.stopping() || (!woken && step == left) {
+            // Stopping, or the wait ended with no task announced.
+            return Ok(None);
+        }
+    }
 }
 
 /// Leases the next real task for the user: disputes and receipt work first;

@@ -16,7 +16,10 @@ const $ = (id) => document.getElementById(id);
 const leaseTtlMs = Number(document.querySelector('meta[name="lease-ttl-ms"]')?.content ?? 60000);
 const prefetchOn = new URLSearchParams(location.search).get('prefetch') !== '0';
 let prefetchAllowed = true;
+/** After a failed claim, the pause before the next. */
 const EMPTY_POLL_MS = 2000;
+/** How long a claim waits on the server when the queue is empty. */
+const EMPTY_WAIT_MS = 20000;
 const PREFETCH_RETRY_MS = 3000;
 
 /** Everything the page knows about one claimed task. */
@@ -93,15 +96,27 @@ function showLease(ms) {
 
 // ---- Claiming ------------------------------------------------------------
 
-/** The next task and the local time its claim was sent, or null. */
-async function claim() {
+/**
+ * The next task and the local time its claim was sent, or null. With
+ * `waitMs` the server answers when a task becomes ready or the wait ends;
+ * when the lease began is then unknown here, so the lease learns its end
+ * from a heartbeat (`sentAt` null).
+ */
+async function claim(waitMs = 0) {
   const sentAt = Date.now();
-  const got = await call('POST', '/api/v1/tasks/claim');
-  return got && { claim: got, sentAt };
+  const path = waitMs ? `/api/v1/tasks/claim?wait_ms=${waitMs}` : '/api/v1/tasks/claim';
+  const got = await call('POST', path);
+  return got && { claim: got, sentAt: waitMs ? null : sentAt };
 }
 
-/** Shows the prefetched task, or claims one; waits when the queue is empty. */
-async function advance() {
+/** Counts calls of `advance`, so a claim that waited learns it was overtaken. */
+let advancing = 0;
+
+/**
+ * Shows the prefetched task, or claims one. When the queue is empty the
+ * next claim waits on the server, which answers as soon as a task is ready.
+ */
+async function advance({ wait = false } = {}) {
   clearTimeout(emptyTimer);
   if (!reviewing) return;
   if (next) {
@@ -110,9 +125,11 @@ async function advance() {
     present(entry);
     return;
   }
+  const mine = ++advancing;
   let got;
+  let failed = false;
   try {
-    got = await claim();
+    got = await claim(wait ? EMPTY_WAIT_MS : 0);
   } catch (err) {
     if (err instanceof ApiError && err.code === 'too-many-leases') {
       // Another window of ours holds them: take them over here.
@@ -121,11 +138,16 @@ async function advance() {
       return fatal(err);
     }
     got = null;
+    failed = true;
   }
-  if (!reviewing) return;
+  if (!reviewing || mine !== advancing) {
+    // Paused, or another call took over while this claim waited.
+    if (got) await call('POST', `/api/v1/tasks/${got.claim.task.task_id}/release`).catch(() => {});
+    return;
+  }
   if (!got) {
     setView('empty');
-    emptyTimer = setTimeout(advance, EMPTY_POLL_MS);
+    emptyTimer = setTimeout(() => advance({ wait: true }), failed ? EMPTY_POLL_MS : 0);
     return;
   }
   present(new Entry(got.claim, { hidden: false, sentAt: got.sentAt }));
