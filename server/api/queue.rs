@@ -398,15 +398,14 @@ pub async fn claim(
     let try_gold = gold::serves_gold(state.config.gold_rate, rand::random::<f64>());
     let rules = queue::ClaimRules::of(&state.config);
     let claim = if wait_ms == 0 {
-        queue::claim(&state.db, &user, state.now(), rules, try_gold).await?
+        let claim = queue::claim(&state.db, &user, state.now(), rules, try_gold).await?;
+        // Only a claim that did not wait measures the queue's speed.
+        crate::metrics::claim_observed(started.elapsed().as_secs_f64());
+        claim
     } else {
         let wait = Duration::from_millis(wait_ms);
         queue::claim_waiting(&state.db, &user, || state.now(), rules, try_gold, wait).await?
     };
-    // A claim that waited measures the wait, not the queue's speed.
-    if wait_ms == 0 {
-        crate::metrics::claim_observed(started.elapsed().as_secs_f64());
-    }
     Ok(match claim {
         Some(c) => axum::Json(Claim::from(c)).into_response(),
         None => no_content(),

@@ -5,7 +5,7 @@
 
 use sqlx::AnyConnection;
 
-use super::{placeholders, Result};
+use super::{placeholders, Backend, Result};
 
 /// Bind parameters per statement.
 pub const MAX_PARAMS: usize = 16_000;
@@ -57,7 +57,7 @@ pub async fn insert_shaped(
     // SQLite's driver finds each parameter's place by its name, a search
     // through every name before it: thousands of `$n` cost a quadratic
     // bind, so SQLite gets bare `?`s (bound in order, no names).
-    let numbered = conn.backend_name() != "SQLite";
+    let numbered = Backend::of(conn) == Backend::Postgres;
     let mut affected = 0;
     for chunk in rows.chunks(MAX_PARAMS / width.max(1)) {
         let values = (0..chunk.len())

@@ -75,6 +75,14 @@ impl Backend {
         }
     }
 
+    /// The engine a connection talks to.
+    pub fn of(conn: &sqlx::AnyConnection) -> Backend {
+        match conn.backend_name() {
+            "SQLite" => Backend::Sqlite,
+            _ => Backend::Postgres,
+        }
+    }
+
     /// Whether the engine has row locks to take: PostgreSQL runs
     /// transactions side by side; SQLite's writer is alone, so a statement
     /// sent only to lock a row is not sent there at all.

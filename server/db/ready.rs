@@ -21,48 +21,52 @@ use super::{Db, Result};
 pub const READY_CHANNEL: &str = "recount_ready";
 
 /// This instance's signal: a count that moves whenever tasks may have
-/// become ready, and a flag that ends every wait at shutdown.
+/// become ready, and a flag that ends every wait at shutdown. Every
+/// transaction carries a clone (one reference count).
 #[derive(Clone, Debug)]
-pub struct Ready {
-    moved: Arc<watch::Sender<u64>>,
-    stopping: Arc<AtomicBool>,
+pub struct Ready(Arc<Signal>);
+
+#[derive(Debug)]
+struct Signal {
+    moved: watch::Sender<u64>,
+    stopping: AtomicBool,
 }
 
 impl Default for Ready {
     fn default() -> Ready {
-        Ready {
-            moved: Arc::new(watch::channel(0).0),
-            stopping: Arc::new(AtomicBool::new(false)),
-        }
+        Ready(Arc::new(Signal {
+            moved: watch::channel(0).0,
+            stopping: AtomicBool::new(false),
+        }))
     }
 }
 
 impl Ready {
     /// Tasks may have become ready: wakes every waiter.
     pub fn bump(&self) {
-        self.moved.send_modify(|n| *n = n.wrapping_add(1));
+        self.0.moved.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// A receiver to wait on; what happened before this call is seen.
+    /// A receiver to wait on: it wakes at the next move after this call.
     pub fn watch(&self) -> watch::Receiver<u64> {
-        self.moved.subscribe()
+        self.0.moved.subscribe()
     }
 
     /// How many waiters (receivers) there are now.
     pub fn waiting(&self) -> usize {
-        self.moved.receiver_count()
+        self.0.moved.receiver_count()
     }
 
     /// Ends every wait, now and from now on (the server is stopping: a
     /// request that waits would hold its shutdown back).
     pub fn stop(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
+        self.0.stopping.store(true, Ordering::SeqCst);
         self.bump();
     }
 
     /// Whether [`Ready::stop`] was called.
     pub fn stopping(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
+        self.0.stopping.load(Ordering::SeqCst)
     }
 }
 

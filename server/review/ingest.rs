@@ -331,6 +331,10 @@ struct NewRows<'a> {
     clip_ids: Vec<String>,
     route: Route,
     purpose: Option<TaskPurpose>,
+    /// How the event is stored: its route column and status.
+    stored_as: (RouteName, EventStatus),
+    /// Why it goes to review.
+    reason: Option<&'static str>,
     /// The receipt deadline of its task, when it has one.
     deadline_at: i64,
 }
@@ -338,10 +342,7 @@ struct NewRows<'a> {
 impl NewRows<'_> {
     fn event_row<'r>(&'r self, store_id: &'r str, now: i64) -> NewEvent<'r> {
         let ev = self.event;
-        let (route, status) = match self.purpose {
-            Some(TaskPurpose::Review) => (RouteName::Review, EventStatus::Review),
-            _ => (RouteName::AutoAccepted, EventStatus::Resolved),
-        };
+        let (route, status) = self.stored_as;
         let confidences: Vec<f64> = ev.candidates.iter().map(|c| c.confidence).collect();
         let top = routing::top_index(&confidences).map(|i| &ev.candidates[i]);
         NewEvent {
@@ -351,10 +352,7 @@ impl NewRows<'_> {
             clip_ids: &self.clip_ids,
             top: top.map(|c| (c.sku.as_str(), c.confidence)),
             route,
-            reason: match self.route {
-                Route::Review { reason, .. } => Some(reason.as_str()),
-                Route::AutoAccepted => None,
-            },
+            reason: self.reason,
             status,
             audit: self.purpose == Some(TaskPurpose::Audit),
             request_hash: self.request_hash,
@@ -429,19 +427,20 @@ async fn plan<'a>(
         audit_draw,
     );
     let purpose = lifecycle::purpose_of(route);
+    // An audit sample is settled with the model's answer at once.
+    let stored_as = match purpose {
+        Some(TaskPurpose::Review) => (RouteName::Review, EventStatus::Review),
+        _ => (RouteName::AutoAccepted, EventStatus::Resolved),
+    };
+    let reason = match route {
+        Route::Review { reason, .. } => Some(reason.as_str()),
+        Route::AutoAccepted => None,
+    };
     let outcome = Outcome {
         event_id: ev.event_id.clone(),
-        route: match purpose {
-            Some(TaskPurpose::Review) => RouteName::Review,
-            _ => RouteName::AutoAccepted,
-        }
-        .as_str()
-        .into(),
-        reason: match route {
-            Route::Review { reason, .. } => Some(reason.as_str().into()),
-            Route::AutoAccepted => None,
-        },
-        task_id: matches!(route, Route::Review { .. }).then(new_id),
+        route: stored_as.0.as_str().into(),
+        reason: reason.map(Into::into),
+        task_id: reason.is_some().then(new_id),
         replayed: false,
     };
     batch.remember(inc.request_hash, &outcome);
@@ -454,6 +453,8 @@ async fn plan<'a>(
             clip_ids,
             route,
             purpose,
+            stored_as,
+            reason,
             deadline_at: lifecycle::receipt_deadline(&store.policy, exited_at, ev.occurred_at),
         }),
     })
