@@ -1507,3 +1507,107 @@ fn the_cli_rotates_a_webhook_secret() {
     assert!(!ok);
     assert!(err.contains("no store \"nope\""), "{err}");
 }
+
+/// Writes sent together ([`recount::db::batch`]): each statement's own
+/// parameters, quoted text left as written, the rows each changed in
+/// order, a count that is not as expected failing the request with nothing
+/// written, and a statement that makes tasks ready telling waiting claims
+/// at the commit.
+async fn a_batch_of_writes_runs_as_one_with_each_statements_count(backend: Backend) {
+    use recount::db::batch::{Batch, Stmt};
+    let handle = common::TestDb::new(backend).await;
+    let db = handle.connect().await;
+    let mut tx = db.begin().await.unwrap();
+    sqlx::query("CREATE TABLE probe (id TEXT PRIMARY KEY, n BIGINT, note TEXT)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let insert = |id: &str, n: i64| {
+        Stmt::new("INSERT INTO probe (id, n, note) VALUES ($1, $2, 'costs $1')")
+            .bind(id)
+            .bind(n)
+    };
+    let mut waiting = db.ready.watch();
+    waiting.borrow_and_update();
+    let mut tx = db.begin().await.unwrap();
+    let mut writes = Batch::default();
+    writes.push(insert("a", 1));
+    writes.push(insert("b", 2));
+    writes.push(
+        Stmt::new("UPDATE probe SET n = n + $1 WHERE id = $2")
+            .bind(10)
+            .bind("missing"),
+    );
+    writes.push(
+        Stmt::new("UPDATE probe SET n = $1 WHERE n < $2 AND id <> $3")
+            .bind(7)
+            .bind(100)
+            .bind("zzz")
+            .makes_ready(),
+    );
+    let last = match backend {
+        Backend::Postgres => 0,
+        Backend::Sqlite => 2,
+    };
+    assert_eq!(writes.run(&mut tx).await.unwrap(), vec![1, 1, 0, last]);
+    tx.commit().await.unwrap();
+    // On PostgreSQL every part saw the table before the statement (empty):
+    // the last update found nothing. SQLite ran them in order.
+    let rows: Vec<(String, i64, String)> =
+        sqlx::query_as("SELECT id, n, note FROM probe ORDER BY id")
+            .fetch_all(db.reader())
+            .await
+            .unwrap();
+    let expected_n = match backend {
+        Backend::Postgres => (1, 2),
+        Backend::Sqlite => (7, 7),
+    };
+    assert_eq!(
+        rows,
+        vec![
+            ("a".to_string(), expected_n.0, "costs $1".to_string()),
+            ("b".to_string(), expected_n.1, "costs $1".to_string()),
+        ]
+    );
+    let moved = waiting.has_changed().unwrap();
+    assert_eq!(
+        moved,
+        backend == Backend::Sqlite,
+        "ready only if it changed a row"
+    );
+
+    // A statement changing fewer rows than it must fails the batch; the
+    // transaction is dropped and nothing of it stays.
+    let mut tx = db.begin().await.unwrap();
+    let mut writes = Batch::default();
+    writes.push(insert("c", 3));
+    writes.push(
+        Stmt::new("UPDATE probe SET n = 0 WHERE id = $1")
+            .bind("nobody")
+            .expect_rows(1, "probe nobody must exist"),
+    );
+    let err = writes.run(&mut tx).await.unwrap_err();
+    assert!(err.to_string().contains("probe nobody must exist"), "{err}");
+    drop(tx);
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM probe")
+        .fetch_one(db.reader())
+        .await
+        .unwrap();
+    assert_eq!(stored, 2);
+
+    // A repeated key fails the whole batch the same way.
+    let mut tx = db.begin().await.unwrap();
+    let mut writes = Batch::default();
+    writes.push(insert("d", 4));
+    writes.push(insert("a", 5));
+    assert!(writes.run(&mut tx).await.is_err());
+    drop(tx);
+    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM probe ORDER BY id")
+        .fetch_all(db.reader())
+        .await
+        .unwrap();
+    assert_eq!(ids, vec!["a", "b"]);
+}
+dual!(a_batch_of_writes_runs_as_one_with_each_statements_count);

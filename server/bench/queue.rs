@@ -337,6 +337,13 @@ async fn seed_phase(
     let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
     let labelers =
         seed::queue(db, url, args.tasks, args.labelers, config.token_ttl_ms, now).await?;
+    if db.backend == crate::db::Backend::Postgres {
+        // Statistics, as autovacuum would have gathered them on a live
+        // database holding this queue: plans made without them scan the
+        // queue tables in ways a live server would not (every phase,
+        // raw SQL included, starts from them).
+        sqlx::raw_sql("ANALYZE").execute(db.writer()).await?;
+    }
     eprintln!(
         "  seeded {} tasks and {} labelers in {:.1} s",
         args.tasks,

@@ -28,6 +28,75 @@ pub enum Val {
     MaybeInt(Option<i64>),
 }
 
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+impl Val {
+    /// Binds the value as `query`'s next parameter.
+    pub fn bind_to<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        match self {
+            Val::Text(s) => query.bind(s.as_str()),
+            Val::Int(n) => query.bind(*n),
+            Val::Real(x) => query.bind(*x),
+            Val::MaybeText(s) => query.bind(s.as_deref()),
+            Val::MaybeInt(n) => query.bind(*n),
+        }
+    }
+}
+
+impl From<&str> for Val {
+    fn from(s: &str) -> Val {
+        Val::Text(s.to_string())
+    }
+}
+
+impl From<String> for Val {
+    fn from(s: String) -> Val {
+        Val::Text(s)
+    }
+}
+
+impl From<&String> for Val {
+    fn from(s: &String) -> Val {
+        Val::Text(s.clone())
+    }
+}
+
+impl From<i64> for Val {
+    fn from(n: i64) -> Val {
+        Val::Int(n)
+    }
+}
+
+impl From<f64> for Val {
+    fn from(x: f64) -> Val {
+        Val::Real(x)
+    }
+}
+
+impl From<Option<&str>> for Val {
+    fn from(s: Option<&str>) -> Val {
+        Val::MaybeText(s.map(str::to_string))
+    }
+}
+
+impl From<Option<String>> for Val {
+    fn from(s: Option<String>) -> Val {
+        Val::MaybeText(s)
+    }
+}
+
+impl From<&Option<String>> for Val {
+    fn from(s: &Option<String>) -> Val {
+        Val::MaybeText(s.clone())
+    }
+}
+
+impl From<Option<i64>> for Val {
+    fn from(n: Option<i64>) -> Val {
+        Val::MaybeInt(n)
+    }
+}
+
 /// Runs `head VALUES (…), (…), … tail` over `rows` (all of the same width)
 /// in as few statements as the parameter limit allows; `tail` is e.g. an
 /// `ON CONFLICT` clause. Returns the rows the statements affected.
@@ -69,13 +138,7 @@ pub async fn insert_shaped(
         for row in chunk {
             debug_assert_eq!(row.len(), width, "every row has the shape's width");
             for value in row {
-                query = match value {
-                    Val::Text(s) => query.bind(s.as_str()),
-                    Val::Int(n) => query.bind(*n),
-                    Val::Real(x) => query.bind(*x),
-                    Val::MaybeText(s) => query.bind(s.as_deref()),
-                    Val::MaybeInt(n) => query.bind(*n),
-                };
+                query = value.bind_to(query);
             }
         }
         affected += query.execute(&mut *conn).await?.rows_affected();

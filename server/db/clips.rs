@@ -7,6 +7,7 @@
 
 use std::collections::HashSet;
 
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::{placeholders, Db, Result, Tx};
@@ -739,46 +740,43 @@ pub struct TaskClipRow {
     pub frame_rate: Option<f64>,
 }
 
-/// The clips of a task in the order the event listed them.
-pub async fn for_task(conn: &mut AnyConnection, task_id: &str) -> Result<Vec<TaskClipRow>> {
-    let rows = sqlx::query(
-        "SELECT c.id, c.camera_id, c.status, c.error_code, c.error_message, c.duration_ms, c.width, \
-         c.height, c.frame_rate, c.filmstrip, tc.event_offset_ms, tc.poster_key FROM task_clips tc \
-         JOIN clips c ON c.id = tc.clip_id WHERE tc.task_id = $1 ORDER BY tc.position",
-    )
-    .bind(task_id)
-    .fetch_all(conn)
-    .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let id: String = r.try_get("id")?;
-        let status = super::state(&r.try_get::<String, _>("status")?, ClipState::parse)?;
-        let duration_ms: Option<i64> = r.try_get("duration_ms")?;
-        let offset: Option<i64> = r.try_get("event_offset_ms")?;
-        let filmstrip: Option<String> = r.try_get("filmstrip")?;
-        let error_code: Option<String> = r.try_get("error_code")?;
-        out.push(TaskClipRow {
-            has_poster: r.try_get::<Option<String>, _>("poster_key")?.is_some(),
-            filmstrip: filmstrip.and_then(|f| serde_json::from_str(&f).ok()),
-            event_offset_ms: offset.or(duration_ms.map(|d| d / 2)),
-            error: error_code.map(|code| ClipFailure {
-                code,
-                message: r
-                    .try_get::<Option<String>, _>("error_message")
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default(),
-            }),
-            camera_id: r.try_get("camera_id")?,
-            duration_ms,
-            width: r.try_get("width")?,
-            height: r.try_get("height")?,
-            frame_rate: r.try_get("frame_rate")?,
-            clip_id: id,
-            status,
-        });
-    }
-    Ok(out)
+/// The columns [`task_clip`] reads, from `task_clips tc` joined to `clips
+/// c`; a task's card reads them with the task ([`super::tasks::card`]).
+pub const TASK_CLIP_COLUMNS: &str = "c.id AS clip_id, c.camera_id, c.status AS clip_status, \
+     c.error_code, c.error_message, c.duration_ms, c.width, c.height, c.frame_rate, c.filmstrip, \
+     tc.event_offset_ms, tc.poster_key";
+
+/// The clip of a row with [`TASK_CLIP_COLUMNS`]; `None` when the row has
+/// none (a task without clips, read with a `LEFT JOIN`).
+pub fn task_clip(r: &AnyRow) -> Result<Option<TaskClipRow>> {
+    let Some(id) = r.try_get::<Option<String>, _>("clip_id")? else {
+        return Ok(None);
+    };
+    let status = super::state(&r.try_get::<String, _>("clip_status")?, ClipState::parse)?;
+    let duration_ms: Option<i64> = r.try_get("duration_ms")?;
+    let offset: Option<i64> = r.try_get("event_offset_ms")?;
+    let filmstrip: Option<String> = r.try_get("filmstrip")?;
+    let error_code: Option<String> = r.try_get("error_code")?;
+    Ok(Some(TaskClipRow {
+        has_poster: r.try_get::<Option<String>, _>("poster_key")?.is_some(),
+        filmstrip: filmstrip.and_then(|f| serde_json::from_str(&f).ok()),
+        event_offset_ms: offset.or(duration_ms.map(|d| d / 2)),
+        error: error_code.map(|code| ClipFailure {
+            code,
+            message: r
+                .try_get::<Option<String>, _>("error_message")
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+        }),
+        camera_id: r.try_get("camera_id")?,
+        duration_ms,
+        width: r.try_get("width")?,
+        height: r.try_get("height")?,
+        frame_rate: r.try_get("frame_rate")?,
+        clip_id: id,
+        status,
+    }))
 }
 
 /// The task showing the clip that a user holds a live lease on: any such

@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use sqlx::{AnyConnection, Row};
 
+use super::batch::Stmt;
 use super::bulk::Val;
 
 use super::{Result, Tx};
@@ -368,23 +369,37 @@ pub async fn add_open_reviews(tx: &mut Tx, store_id: &str, added: &[(&str, i64)]
     Ok(())
 }
 
-/// Counts one open review fewer on a session.
-pub async fn release_open_review(tx: &mut Tx, store_id: &str, session_id: &str) -> Result<()> {
-    sqlx::query(
-        "UPDATE sessions SET open_reviews = open_reviews - 1 WHERE store_id = $1 AND session_id = $2",
-    )
+/// Counts one open review fewer on a session; with `finalize`, the session
+/// also becomes finalized (the caller read it exited with this review its
+/// last, under its lock: [`crate::domain::lifecycle::may_finalize`]).
+pub fn release_open_review(store_id: &str, session_id: &str, finalize: bool) -> Stmt {
+    if !finalize {
+        return Stmt::new(
+            "UPDATE sessions SET open_reviews = open_reviews - 1 \
+             WHERE store_id = $1 AND session_id = $2",
+        )
+        .bind(store_id)
+        .bind(session_id);
+    }
+    Stmt::new(format!(
+        "UPDATE sessions SET open_reviews = open_reviews - 1, status = '{}' \
+         WHERE store_id = $1 AND session_id = $2 AND status = '{}' AND open_reviews = 1",
+        SessionStatus::Finalized,
+        SessionStatus::Exited
+    ))
     .bind(store_id)
     .bind(session_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    .expect_rows(
+        1,
+        format!("session {session_id:?} was read exited with one review open"),
+    )
 }
 
 /// Settles an event with a human label: `by` is `human` (consensus) or
 /// `supervisor`. Its `resolved_at` is when people settled it, which is when
 /// the rollups count its label.
-pub async fn settle(tx: &mut Tx, event_pk: &str, label: &Label, by: &str, now: i64) -> Result<()> {
-    sqlx::query(&format!(
+pub fn settle(event_pk: &str, label: &Label, by: &str, now: i64) -> Stmt {
+    Stmt::new(format!(
         "UPDATE events SET status = '{}', final_action = $1, final_sku = $2, final_quantity = $3, \
          resolution = $4, resolved_at = $5 WHERE id = $6",
         EventStatus::Resolved
@@ -395,9 +410,6 @@ pub async fn settle(tx: &mut Tx, event_pk: &str, label: &Label, by: &str, now: i
     .bind(by)
     .bind(now)
     .bind(event_pk)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 /// Changes the label of an event settled earlier (a supervisor's

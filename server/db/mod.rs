@@ -19,6 +19,7 @@
 //! flush rate is not the writer's ceiling.
 
 pub mod audit;
+pub mod batch;
 pub mod bulk;
 pub mod calibration;
 pub mod catalog_cache;

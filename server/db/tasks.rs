@@ -7,13 +7,14 @@
 
 use sqlx::{AnyConnection, Row};
 
+use super::batch::Stmt;
 use super::bulk::Val;
 use super::catalog_cache::Catalogs;
 use super::{clips, flag, in_scope, Backend, Db, InScope, Result, Tx};
 use crate::domain::consensus::Answer;
 use crate::domain::event::CandidateInput;
 use crate::domain::lifecycle::{
-    Crew, Lease, LeaseEnd, PastLease, Pending, Task, TaskPurpose, TaskStatus,
+    Crew, Lease, LeaseEnd, PastLease, Pending, SessionStatus, Task, TaskPurpose, TaskStatus,
 };
 use crate::domain::scope::Scope;
 use crate::domain::{Action, Label};
@@ -50,6 +51,25 @@ pub struct TaskRow {
     pub blind: bool,
     /// The store's catalog version ([`super::catalog_cache`]).
     pub catalog_version: String,
+    /// Verdicts given so far, as the task's last change counted them
+    /// (every verdict's transaction sets it).
+    pub verdict_count: i64,
+    /// The task's session as read with it: exact only under the session's
+    /// lock ([`crate::review::locks::session_then_task`]); `None` for a gold
+    /// copy.
+    pub session: Option<SessionRow>,
+}
+
+/// What a verdict needs of its task's session: whether settling the task
+/// finalizes the receipt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionRow {
+    /// Its state.
+    pub status: SessionStatus,
+    /// Reviews its receipt waits for.
+    pub open_reviews: i64,
+    /// When the shopper left, epoch ms.
+    pub exited_at: Option<i64>,
 }
 
 impl TaskRow {
@@ -85,6 +105,15 @@ impl TaskRow {
             event_quantity: r.try_get("event_quantity")?,
             blind: purpose.blind(r.try_get::<i64, _>("blind_review")? != 0),
             catalog_version: r.try_get("catalog_version")?,
+            verdict_count: r.try_get("verdict_count")?,
+            session: match r.try_get::<Option<String>, _>("session_status")? {
+                Some(status) => Some(SessionRow {
+                    status: super::state(&status, SessionStatus::parse)?,
+                    open_reviews: r.try_get("open_reviews")?,
+                    exited_at: r.try_get("exited_at")?,
+                }),
+                None => None,
+            },
         })
     }
 }
@@ -93,15 +122,18 @@ fn purpose(s: &str) -> Result<TaskPurpose> {
     super::state(s, TaskPurpose::parse)
 }
 
-/// A task row by id, with what a verdict needs of its event and store,
-/// so that a verdict reads them in the same statement; `lock` locks the
-/// task row alone.
+/// A task row by id, with what a verdict needs of its event, store and
+/// session, so that a verdict reads them in the same statement; `lock`
+/// locks the task row alone.
 fn task_query(lock: &str) -> String {
     format!(
         "SELECT t.id, t.event_pk, t.store_id, t.session_id, t.required_verdicts, t.status, \
-         t.leased_by, t.lease_id, t.lease_expires_at, t.gold_id, t.purpose, \
-         e.quantity AS event_quantity, s.blind_review, s.catalog_version \
+         t.leased_by, t.lease_id, t.lease_expires_at, t.gold_id, t.purpose, t.verdict_count, \
+         e.quantity AS event_quantity, s.blind_review, s.catalog_version, \
+         ss.status AS session_status, ss.open_reviews, ss.exited_at \
          FROM review_tasks t JOIN events e ON e.id = t.event_pk JOIN stores s ON s.id = t.store_id \
+         LEFT JOIN sessions ss ON ss.store_id = t.store_id AND ss.session_id = t.session_id \
+         AND t.gold_id IS NULL \
          WHERE t.id = $1{lock}"
     )
 }
@@ -254,14 +286,43 @@ pub struct NewLease<'a> {
     pub expires_at: i64,
 }
 
+/// The `UPDATE` that leases the next task `$1` may claim from the stores of
+/// `pool` (bound from `$first_pool`) among those of priority `$5` or more
+/// urgent, by priority, then earliest deadline, then oldest, as
+/// [`crate::domain::lifecycle::claim`] says; `guard` is a further condition
+/// (with its own parameters). Parameters: `$1` user, `$2` lease id, `$3`
+/// lease end, `$4` now.
+fn lease_update(backend: Backend, pool: &InScope<'_>, guard: &str) -> String {
+    format!(
+        "UPDATE review_tasks SET status = '{leased}', leased_by = $1, lease_id = $2, \
+         lease_expires_at = $3, updated_at = $4 \
+         WHERE status = '{ready}'{guard} AND id = (SELECT t.id FROM review_tasks t WHERE {claimable} \
+         AND t.priority <= $5 \
+         ORDER BY t.priority, t.deadline_at, t.created_at LIMIT 1{skip_locked}) RETURNING id",
+        leased = TaskStatus::Leased,
+        ready = TaskStatus::Ready,
+        claimable = claimable(pool),
+        skip_locked = backend.skip_locked()
+    )
+}
+
+/// On PostgreSQL, the `WITH` parts that run `update` (a [`lease_update`])
+/// and write its lease row in the same statement: `claimed` returns the
+/// task id.
+fn lease_ctes(update: &str) -> String {
+    format!(
+        "picked AS ({update}), claimed AS (INSERT INTO task_leases \
+         (id, task_id, labeler_id, claimed_at, expires_at) \
+         SELECT $2, id, $1, $4, $3 FROM picked RETURNING task_id)"
+    )
+}
+
 /// Leases the next task `lease.user_id` may claim from the stores of
-/// `pool` among those of priority `max_priority` or more urgent (by
-/// priority, then earliest deadline, then oldest) as
-/// [`crate::domain::lifecycle::claim`] says, and writes its lease row; its
-/// id, or `None` when nothing is ready for them. One statement on
-/// PostgreSQL (the lease row is written by the same statement); an
-/// `UPDATE … RETURNING` and an `INSERT` on SQLite, whose statements cost no
-/// round trip.
+/// `pool` among those of priority `max_priority` or more urgent (see
+/// [`lease_update`]) and writes its lease row; its id, or `None` when
+/// nothing is ready for them. One statement on PostgreSQL (the lease row is
+/// written by the same statement); an `UPDATE … RETURNING` and an `INSERT`
+/// on SQLite.
 pub async fn lease_next(
     tx: &mut Tx,
     lease: &NewLease<'_>,
@@ -269,24 +330,10 @@ pub async fn lease_next(
     max_priority: i64,
 ) -> Result<Option<String>> {
     let pool = in_scope("t.store_id", pool, 6);
-    let sql = format!(
-        "UPDATE review_tasks SET status = '{leased}', leased_by = $1, lease_id = $2, \
-         lease_expires_at = $3, updated_at = $4 \
-         WHERE status = '{ready}' AND id = (SELECT t.id FROM review_tasks t WHERE {claimable} \
-         AND t.priority <= $5 \
-         ORDER BY t.priority, t.deadline_at, t.created_at LIMIT 1{skip_locked}) RETURNING id",
-        leased = TaskStatus::Leased,
-        ready = TaskStatus::Ready,
-        claimable = claimable(&pool),
-        skip_locked = tx.backend().skip_locked()
-    );
+    let update = lease_update(tx.backend(), &pool, "");
     let sql = match tx.backend() {
-        Backend::Postgres => format!(
-            "WITH picked AS ({sql}) INSERT INTO task_leases \
-             (id, task_id, labeler_id, claimed_at, expires_at) \
-             SELECT $2, id, $1, $4, $3 FROM picked RETURNING task_id"
-        ),
-        Backend::Sqlite => sql,
+        Backend::Postgres => format!("WITH {} SELECT task_id FROM claimed", lease_ctes(&update)),
+        Backend::Sqlite => update,
     };
     let query = sqlx::query_scalar(&sql)
         .bind(lease.user_id)
@@ -299,6 +346,96 @@ pub async fn lease_next(
         insert_lease(tx, task_id, lease).await?;
     }
     Ok(leased)
+}
+
+/// What [`lease_within`] found: the live leases the user held before, and
+/// the task it leased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leased {
+    /// Live leases the user held before this claim.
+    pub held: i64,
+    /// The task leased, if any.
+    pub task_id: Option<String>,
+}
+
+/// [`lease_next`] for a user holding fewer than `max_leases` live leases,
+/// with the count of those it read, in one round trip: one statement on
+/// PostgreSQL, one multi-statement query on SQLite
+/// ([`super::batch`]). The count is [`crate::domain::lifecycle::may_claim`]'s
+/// input; the lease is taken only when that rule allows it (`held <
+/// max_leases`). Run under the user's lock ([`super::users::lock`]), so the
+/// count is not overtaken by the user's own concurrent claim.
+pub async fn lease_within(
+    tx: &mut Tx,
+    lease: &NewLease<'_>,
+    pool: &Scope,
+    max_priority: i64,
+    max_leases: i64,
+) -> Result<Leased> {
+    let held = format!(
+        "SELECT COUNT(*) FROM review_tasks WHERE status = '{}' AND leased_by = $1 \
+         AND lease_expires_at > $4",
+        TaskStatus::Leased
+    );
+    let pool = in_scope("t.store_id", pool, 7);
+    let sql = match tx.backend() {
+        // The count once, as a `WITH` part both the guard and the answer read.
+        Backend::Postgres => format!(
+            "WITH held AS ({held}), {} SELECT (SELECT * FROM held) AS held, \
+             (SELECT task_id FROM claimed) AS task_id",
+            lease_ctes(&lease_update(
+                tx.backend(),
+                &pool,
+                " AND (SELECT * FROM held) < $6"
+            ))
+        ),
+        // In order, one hand-off: the count, the lease, its row.
+        Backend::Sqlite => format!(
+            "{held};\n{update};\n\
+             INSERT INTO task_leases (id, task_id, labeler_id, claimed_at, expires_at) \
+             SELECT $2, id, $1, $4, $3 FROM review_tasks \
+             WHERE status = '{}' AND leased_by = $1 AND lease_id = $2",
+            TaskStatus::Leased,
+            update = lease_update(tx.backend(), &pool, &format!(" AND ({held}) < $6")),
+        ),
+    };
+    let query = sqlx::query(&sql)
+        .bind(lease.user_id)
+        .bind(lease.id)
+        .bind(lease.expires_at)
+        .bind(lease.claimed_at)
+        .bind(max_priority)
+        .bind(max_leases);
+    let query = pool.bind_rows(query);
+    match tx.backend() {
+        Backend::Postgres => {
+            let r = query.fetch_one(&mut **tx).await?;
+            Ok(Leased {
+                held: r.try_get("held")?,
+                task_id: r.try_get("task_id")?,
+            })
+        }
+        Backend::Sqlite => {
+            let each = super::batch::rows_of_each(tx, query).await?;
+            let [count, leased, written] = <[_; 3]>::try_from(each)
+                .map_err(|e| super::Error::Data(format!("a claim got {} results", e.len())))?;
+            let held = match count.rows.first() {
+                Some(r) => r.try_get(0)?,
+                None => return Err(super::Error::Data("a lease count without a row".into())),
+            };
+            let task_id: Option<String> = match leased.rows.first() {
+                Some(r) => Some(r.try_get(0)?),
+                None => None,
+            };
+            if written.changed != u64::from(task_id.is_some()) {
+                return Err(super::Error::Data(format!(
+                    "lease {} of task {task_id:?} wrote {} rows",
+                    lease.id, written.changed
+                )));
+            }
+            Ok(Leased { held, task_id })
+        }
+    }
 }
 
 /// The other labelers at work (who claimed anything since `active_since`)
@@ -379,14 +516,11 @@ pub async fn renew_lease(tx: &mut Tx, task: &TaskRow, expires_at: i64, now: i64)
 }
 
 /// Records how the task's live lease ended.
-pub async fn end_lease(tx: &mut Tx, task: &TaskRow, now: i64, end: LeaseEnd) -> Result<()> {
-    sqlx::query("UPDATE task_leases SET ended_at = $1, end_reason = $2 WHERE id = $3")
+pub fn end_lease(task: &TaskRow, now: i64, end: LeaseEnd) -> Stmt {
+    Stmt::new("UPDATE task_leases SET ended_at = $1, end_reason = $2 WHERE id = $3")
         .bind(now)
         .bind(end.as_str())
         .bind(&task.lease_id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }
 
 /// Puts a task back in the queue, without a lease.
@@ -532,10 +666,10 @@ pub struct NewVerdict<'a> {
 
 /// Records a verdict given under the task's live lease, with its handling
 /// time (from the lease's claim).
-pub async fn insert_verdict(tx: &mut Tx, task: &TaskRow, v: &NewVerdict<'_>) -> Result<()> {
+pub fn insert_verdict(task: &TaskRow, v: &NewVerdict<'_>) -> Stmt {
     let (action, sku, quantity, cant_tell) = answer_columns(v.answer);
     // The handling time comes from the lease row in the same statement.
-    let inserted = sqlx::query(
+    Stmt::new(
         "INSERT INTO verdicts (id, task_id, labeler_id, lease_id, action, sku, quantity, cant_tell, \
          note, created_at, handling_ms) \
          SELECT $1, $2, $3, l.id, $5, $6, $7, $8, $9, $10, $10 - l.claimed_at \
@@ -551,21 +685,16 @@ pub async fn insert_verdict(tx: &mut Tx, task: &TaskRow, v: &NewVerdict<'_>) -> 
     .bind(flag(cant_tell))
     .bind(v.note)
     .bind(v.created_at)
-    .execute(&mut **tx)
-    .await?;
-    if inserted.rows_affected() != 1 {
-        return Err(super::Error::Data(format!(
-            "task {} has no lease row {:?}",
-            task.id, task.lease_id
-        )));
-    }
-    Ok(())
+    .expect_rows(
+        1,
+        format!("task {} has no lease row {:?}", task.id, task.lease_id),
+    )
 }
 
 /// Puts a task that needs more verdicts back in the queue with its count
 /// of verdicts so far, in one statement.
-pub async fn ready_for_more(tx: &mut Tx, task_id: &str, count: i64, now: i64) -> Result<()> {
-    sqlx::query(&format!(
+pub fn ready_for_more(task_id: &str, count: i64, now: i64) -> Stmt {
+    Stmt::new(format!(
         "UPDATE review_tasks SET status = '{}', leased_by = NULL, lease_id = NULL, \
          lease_expires_at = NULL, verdict_count = $1, updated_at = $2 WHERE id = $3",
         TaskStatus::Ready
@@ -573,21 +702,12 @@ pub async fn ready_for_more(tx: &mut Tx, task_id: &str, count: i64, now: i64) ->
     .bind(count)
     .bind(now)
     .bind(task_id)
-    .execute(&mut **tx)
-    .await?;
-    tx.tasks_ready();
-    Ok(())
+    .makes_ready()
 }
 
 /// Hands a task to supervisors, without a lease.
-pub async fn escalate(
-    tx: &mut Tx,
-    task_id: &str,
-    reason: &str,
-    verdict_count: i64,
-    now: i64,
-) -> Result<()> {
-    sqlx::query(&format!(
+pub fn escalate(task_id: &str, reason: &str, verdict_count: i64, now: i64) -> Stmt {
+    Stmt::new(format!(
         "UPDATE review_tasks SET status = '{}', escalation_reason = $1, verdict_count = $2, \
          leased_by = NULL, lease_id = NULL, lease_expires_at = NULL, updated_at = $3 WHERE id = $4",
         TaskStatus::Escalated
@@ -596,9 +716,6 @@ pub async fn escalate(
     .bind(verdict_count)
     .bind(now)
     .bind(task_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 /// How a task was resolved.
@@ -616,8 +733,8 @@ pub struct Resolution<'a> {
 
 /// Marks a task resolved (its row alone: what the label settles depends on
 /// the task's purpose, and [`crate::review::queue`] writes it).
-pub async fn resolve(tx: &mut Tx, task: &TaskRow, r: &Resolution<'_>, now: i64) -> Result<()> {
-    sqlx::query(&format!(
+pub fn resolve(task: &TaskRow, r: &Resolution<'_>, now: i64) -> Stmt {
+    Stmt::new(format!(
         "UPDATE review_tasks SET status = '{}', verdict_count = $1, resolved_by = $2, \
          resolved_at = $3, leased_by = NULL, lease_id = NULL, lease_expires_at = NULL, updated_at = $3 \
          WHERE id = $4",
@@ -627,9 +744,6 @@ pub async fn resolve(tx: &mut Tx, task: &TaskRow, r: &Resolution<'_>, now: i64) 
     .bind(r.resolved_by)
     .bind(now)
     .bind(&task.id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 /// Keeps a supervisor's note on the resolution.
@@ -700,19 +814,24 @@ pub async fn card(
 ) -> Result<Option<TaskCard>> {
     // A gold copy shows its source's event id: its own `gold:…` id (unique
     // per store, as event ids must be) would give it away.
-    let Some(r) = sqlx::query(
+    // One row per clip (one without a clip when it has none), in the order
+    // the event listed them.
+    let rows = sqlx::query(&format!(
         "SELECT t.id, t.store_id, t.session_id, t.reason, t.required_verdicts, t.deadline_at, \
          COALESCE(se.event_id, e.event_id) AS event_id, e.kind, e.quantity, e.occurred_at, \
-         e.candidates, e.model_version, t.purpose, st.blind_review, st.catalog_version \
+         e.candidates, e.model_version, t.purpose, st.blind_review, st.catalog_version, {} \
          FROM review_tasks t JOIN events e ON e.id = t.event_pk JOIN stores st ON st.id = t.store_id \
          LEFT JOIN gold_tasks g ON g.id = t.gold_id \
          LEFT JOIN review_tasks s ON s.id = g.source_task_id \
-         LEFT JOIN events se ON se.id = s.event_pk WHERE t.id = $1",
-    )
+         LEFT JOIN events se ON se.id = s.event_pk \
+         LEFT JOIN task_clips tc ON tc.task_id = t.id LEFT JOIN clips c ON c.id = tc.clip_id \
+         WHERE t.id = $1 ORDER BY tc.position",
+        clips::TASK_CLIP_COLUMNS
+    ))
     .bind(task_id)
-    .fetch_optional(&mut *conn)
-    .await?
-    else {
+    .fetch_all(&mut *conn)
+    .await?;
+    let Some(r) = rows.first() else {
         return Ok(None);
     };
     let store_id: String = r.try_get("store_id")?;
@@ -723,7 +842,10 @@ pub async fn card(
     let version: String = r.try_get("catalog_version")?;
     let catalog = catalogs.find(conn, &store_id, &version, &skus).await?;
     let task_id: String = r.try_get("id")?;
-    let clips = clips::for_task(conn, &task_id).await?;
+    let clips = rows
+        .iter()
+        .filter_map(|r| clips::task_clip(r).transpose())
+        .collect::<Result<Vec<_>>>()?;
     let purpose = purpose(&r.try_get::<String, _>("purpose")?)?;
     Ok(Some(TaskCard {
         purpose,

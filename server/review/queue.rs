@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::db::batch::Batch;
 use crate::db::catalog_cache::Catalogs;
 use crate::db::tasks::{self, NewLease, NewVerdict, Resolution, TaskCard, TaskRow, VerdictRow};
 use crate::db::users::User;
@@ -17,7 +18,7 @@ use crate::domain::audit::Action as AuditAction;
 use crate::domain::consensus::{Answer, EscalationReason};
 use crate::domain::event::MAX_QUANTITY;
 use crate::domain::lifecycle::{
-    self, AfterVerdict, Lease, LeaseEnd, Refused, TaskPurpose, TaskStatus,
+    self, may_finalize, AfterVerdict, Lease, LeaseEnd, Refused, TaskPurpose, TaskStatus,
 };
 use crate::domain::receipt::{Cause, ReceiptLine};
 use crate::domain::scope::Scope;
@@ -104,10 +105,7 @@ pub async fn claim(
     try_gold: bool,
 ) -> Result<Option<Claimed>> {
     let ClaimRules {
-        ttl_ms,
-        max_leases,
-        active_window_ms,
-        ..
+        ttl_ms, max_leases, ..
     } = rules;
     if user.paused {
         return Err(Error::new(
@@ -118,8 +116,6 @@ pub async fn claim(
     let mut tx = db.begin().await?;
     // Serializes one user's concurrent claims so the lease limit holds.
     crate::db::users::lock(&mut tx, &user.id).await?;
-    let held = tasks::live_leases(&mut tx, &user.id, now).await?;
-    lifecycle::may_claim(held, max_leases).map_err(|r| refused(r, ""))?;
     let lease_id = new_id();
     let lease = NewLease {
         id: &lease_id,
@@ -127,28 +123,17 @@ pub async fn claim(
         claimed_at: now,
         expires_at: Lease::new(&user.id, now, ttl_ms).expires_at,
     };
-    let gold_copy = if try_gold && tasks::claimable_exists(&mut tx, &user.id, &user.scope).await? {
-        match gold::pick(&mut tx, &user.id, &user.scope).await? {
-            Some(gold_id) => {
-                let copy = gold::CopyLease {
-                    user_id: &user.id,
-                    lease_id: &lease_id,
-                    expires: lease.expires_at,
-                };
-                gold::make_copy(&mut tx, &gold_id, &copy, now).await?
-            }
-            None => None,
-        }
+    let gold_copy = if try_gold {
+        let held = tasks::live_leases(&mut tx, &user.id, now).await?;
+        lifecycle::may_claim(held, max_leases).map_err(|r| refused(r, ""))?;
+        serve_gold(&mut tx, user, &lease, now).await?
     } else {
         None
     };
     let task_id = match gold_copy {
-        Some(copy_id) => {
-            tasks::insert_lease(&mut tx, &copy_id, &lease).await?;
-            copy_id
-        }
+        Some(copy_id) => copy_id,
         // Leases the task and writes its lease row.
-        None => match next_task(&mut tx, user, &lease, now, active_window_ms).await? {
+        None => match next_task(&mut tx, user, &lease, now, rules).await? {
             Some(id) => id,
             None => {
                 tx.commit().await?;
@@ -210,22 +195,58 @@ pub async fn claim_waiting(
     }
 }
 
-/// Leases the next real task for the user: disputes and receipt work first;
-/// an audit sample only when [`lifecycle::may_take_audit`] allows it, so an
-/// audit never keeps the last free labeler from receipt work.
+/// A new copy of a gold task the user has not seen, leased to them, when
+/// real work is waiting for them (gold is a share of real work, never what
+/// an idle labeler polls); `None` otherwise.
+async fn serve_gold(
+    tx: &mut Tx,
+    user: &User,
+    lease: &NewLease<'_>,
+    now: i64,
+) -> Result<Option<String>> {
+    if !tasks::claimable_exists(tx, &user.id, &user.scope).await? {
+        return Ok(None);
+    }
+    let Some(gold_id) = gold::pick(tx, &user.id, &user.scope).await? else {
+        return Ok(None);
+    };
+    let copy = gold::CopyLease {
+        user_id: &user.id,
+        lease_id: lease.id,
+        expires: lease.expires_at,
+    };
+    let Some(copy_id) = gold::make_copy(tx, &gold_id, &copy, now).await? else {
+        return Ok(None);
+    };
+    tasks::insert_lease(tx, &copy_id, lease).await?;
+    Ok(Some(copy_id))
+}
+
+/// Leases the next real task for the user, within their lease limit
+/// ([`lifecycle::may_claim`]): disputes and receipt work first; an audit
+/// sample only when [`lifecycle::may_take_audit`] allows it, so an audit
+/// never keeps the last free labeler from receipt work.
 async fn next_task(
     tx: &mut Tx,
     user: &User,
     lease: &NewLease<'_>,
     now: i64,
-    active_window_ms: i64,
+    rules: ClaimRules,
 ) -> Result<Option<String>> {
-    if let Some(id) =
-        tasks::lease_next(tx, lease, &user.scope, TaskPurpose::Review.priority()).await?
-    {
-        return Ok(Some(id));
+    let leased = tasks::lease_within(
+        tx,
+        lease,
+        &user.scope,
+        TaskPurpose::Review.priority(),
+        rules.max_leases,
+    )
+    .await?;
+    lifecycle::may_claim(leased.held, rules.max_leases).map_err(|r| refused(r, ""))?;
+    if leased.task_id.is_some() {
+        return Ok(leased.task_id);
     }
-    let (active, idle) = tasks::others_at_work(tx, &user.id, now - active_window_ms, now).await?;
+    let active_since = now - rules.active_window_ms;
+    let (active, idle) = tasks::others_at_work(tx, &user.id, active_since, now).await?;
     if !lifecycle::may_take_audit(active, idle) {
         return Ok(None);
     }
@@ -319,7 +340,9 @@ pub async fn heartbeat(
             })
         }
         lifecycle::Beat::Yield => {
-            tasks::end_lease(&mut tx, &task, now, LeaseEnd::Yielded).await?;
+            tasks::end_lease(&task, now, LeaseEnd::Yielded)
+                .run(&mut tx)
+                .await?;
             tasks::set_ready(&mut tx, &task.id, now).await?;
             tx.commit().await?;
             crate::metrics::audit_yielded();
@@ -335,7 +358,9 @@ pub async fn release(db: &Db, user: &User, task_id: &str, now: i64) -> Result<()
     let Ok(after) = lifecycle::release(&task.state(), &user.id, now) else {
         return Err(lease_error(&mut tx, &task, user, now).await?);
     };
-    tasks::end_lease(&mut tx, &task, now, LeaseEnd::Released).await?;
+    tasks::end_lease(&task, now, LeaseEnd::Released)
+        .run(&mut tx)
+        .await?;
     match after {
         TaskStatus::GoldDropped => gold::drop_copy(&mut tx, &task.id, now).await?,
         _ => tasks::set_ready(&mut tx, &task.id, now).await?,
@@ -453,7 +478,13 @@ pub async fn submit_verdict(
     let answer = answer_from_input(&mut tx, &db.catalogs, &task, input, true).await?;
 
     let state = task.state();
-    let given = tasks::answers_by(&mut tx, &task.id).await?;
+    // The task row counts its verdicts: a task's first verdict, most of
+    // them, need not look for others.
+    let given = if task.verdict_count > 0 {
+        tasks::answers_by(&mut tx, &task.id).await?
+    } else {
+        Vec::new()
+    };
     if let Some((_, previous)) = given.iter().find(|(by, _)| *by == user.id) {
         return lifecycle::repeat_verdict(&state, previous, &answer)
             .map_err(|r| refused(r, task_id));
@@ -480,8 +511,11 @@ pub async fn submit_verdict(
         note: input.note.as_deref(),
         created_at: now,
     };
-    tasks::insert_verdict(&mut tx, &task, &verdict).await?;
-    tasks::end_lease(&mut tx, &task, now, LeaseEnd::Verdict).await?;
+    // The verdict's writes go out together ([`Batch`]), with the task's
+    // change and what it settles.
+    let mut writes = Batch::default();
+    writes.push(tasks::insert_verdict(&task, &verdict));
+    writes.push(tasks::end_lease(&task, now, LeaseEnd::Verdict));
 
     let verdict_count = answers.len() as i64;
     let mut settled = Settled::default();
@@ -489,6 +523,7 @@ pub async fn submit_verdict(
     match &after {
         AfterVerdict::GoldAnswered { .. } => {
             // Scored, never applied: no consensus, no event, no receipt.
+            writes.run(&mut tx).await?;
             let gold_id = task
                 .gold_id
                 .as_deref()
@@ -497,10 +532,17 @@ pub async fn submit_verdict(
                 Some(gold::record_answer(&mut tx, &task.id, gold_id, &user.id, answer, now).await?);
         }
         AfterVerdict::NeedMore => {
-            tasks::ready_for_more(&mut tx, &task.id, verdict_count, now).await?;
+            writes.push(tasks::ready_for_more(&task.id, verdict_count, now));
+            writes.run(&mut tx).await?;
         }
         AfterVerdict::Escalate(reason) => {
-            tasks::escalate(&mut tx, &task.id, reason.as_str(), verdict_count, now).await?;
+            writes.push(tasks::escalate(
+                &task.id,
+                reason.as_str(),
+                verdict_count,
+                now,
+            ));
+            writes.run(&mut tx).await?;
         }
         AfterVerdict::Resolve(label) => {
             let resolution = Resolution {
@@ -509,7 +551,7 @@ pub async fn submit_verdict(
                 resolved_by: None,
                 verdict_count,
             };
-            settled = resolve(&mut tx, &task, &resolution, now).await?;
+            settled = resolve(&mut tx, &task, &resolution, now, writes).await?;
         }
     }
     tx.commit().await?;
@@ -554,7 +596,7 @@ pub async fn resolve_escalation(
         resolved_by: Some(&supervisor.id),
         verdict_count: tasks::verdict_count(&mut tx, &task.id).await?,
     };
-    let settled = resolve(&mut tx, &task, &resolution, now).await?;
+    let settled = resolve(&mut tx, &task, &resolution, now, Batch::default()).await?;
     if let Some(note) = &input.note {
         tasks::set_resolution_note(&mut tx, &task.id, note).await?;
     }
@@ -585,29 +627,52 @@ impl Settled {
 /// ([`TaskPurpose`]): a review settles its event and may finalize the
 /// receipt; an audit replaces the model's answer it checked (adjusting a
 /// final receipt it contradicts); a dispute ends as an adjustment or a
-/// confirmation. Runs under the session's and the task's locks.
+/// confirmation. Runs under the session's and the task's locks; `writes`
+/// are the caller's writes so far, sent with the task's own.
 async fn resolve(
     tx: &mut Tx,
     task: &TaskRow,
     resolution: &Resolution<'_>,
     now: i64,
+    mut writes: Batch,
 ) -> Result<Settled> {
-    tasks::resolve(tx, task, resolution, now).await?;
-    let store = stores::get(tx, &task.store_id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("store {} of task {} is gone", task.store_id, task.id))?;
+    if task.purpose == TaskPurpose::Gold {
+        return Err(anyhow::anyhow!("gold copy {} cannot be resolved", task.id).into());
+    }
+    writes.push(tasks::resolve(task, resolution, now));
     let label = resolution.label;
     match task.purpose {
         TaskPurpose::Review => {
-            events::settle(tx, &task.event_pk, label, resolution.by, now).await?;
-            events::release_open_review(tx, &task.store_id, &task.session_id).await?;
+            writes.push(events::settle(&task.event_pk, label, resolution.by, now));
+            // The session was read under its lock with the task: whether
+            // this review was the last its exited shopper waited for is
+            // known before the write.
+            let finalizes = task.session.and_then(|s| {
+                s.exited_at
+                    .filter(|_| may_finalize(s.status, s.open_reviews - 1))
+            });
+            writes.push(events::release_open_review(
+                &task.store_id,
+                &task.session_id,
+                finalizes.is_some(),
+            ));
+            writes.run(tx).await?;
+            let finalized = match finalizes {
+                Some(exited_at) => {
+                    let store = store_of(tx, task).await?;
+                    receipt_flow::write_final(tx, &store, &task.session_id, exited_at, now).await?
+                }
+                None => Finalized::default(),
+            };
             Ok(Settled {
-                finalized: receipt_flow::try_finalize(tx, &store, &task.session_id, now).await?,
+                finalized,
                 adjusted: Adjusted::default(),
             })
         }
         TaskPurpose::Audit => {
-            events::settle(tx, &task.event_pk, label, resolution.by, now).await?;
+            writes.push(events::settle(&task.event_pk, label, resolution.by, now));
+            writes.run(tx).await?;
+            let store = store_of(tx, task).await?;
             Ok(Settled {
                 finalized: Finalized::default(),
                 adjusted: receipt_flow::adjust(
@@ -621,14 +686,24 @@ async fn resolve(
                 .await?,
             })
         }
-        TaskPurpose::Dispute => Ok(Settled {
-            finalized: Finalized::default(),
-            adjusted: crate::review::disputes::decide(tx, &store, task, resolution, now).await?,
-        }),
-        TaskPurpose::Gold => {
-            Err(anyhow::anyhow!("gold copy {} cannot be resolved", task.id).into())
+        TaskPurpose::Dispute => {
+            writes.run(tx).await?;
+            let store = store_of(tx, task).await?;
+            Ok(Settled {
+                finalized: Finalized::default(),
+                adjusted: crate::review::disputes::decide(tx, &store, task, resolution, now)
+                    .await?,
+            })
         }
+        TaskPurpose::Gold => unreachable!("refused above"),
     }
+}
+
+/// The store of `task`.
+async fn store_of(tx: &mut Tx, task: &TaskRow) -> Result<stores::Store> {
+    Ok(stores::get(tx, &task.store_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("store {} of task {} is gone", task.store_id, task.id))?)
 }
 
 /// A supervisor's correction of a settled task's label after the fact (a
@@ -668,9 +743,7 @@ pub async fn correct(
         .clone()
         .unwrap_or_else(|| format!("corrected by {}", supervisor.username));
     tasks::set_resolution_note(&mut tx, &task.id, &note).await?;
-    let store = stores::get(&mut tx, &task.store_id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("store {} of task {} is gone", task.store_id, task.id))?;
+    let store = store_of(&mut tx, &task).await?;
     let adjusted = receipt_flow::adjust(
         &mut tx,
         &store,

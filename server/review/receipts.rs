@@ -77,6 +77,19 @@ pub async fn try_finalize(
     let Some(exited_at) = receipts::mark_finalized(tx, &store.id, session_id).await? else {
         return Ok(Finalized(None));
     };
+    write_final(tx, store, session_id, exited_at, now).await
+}
+
+/// Writes the final receipt of a session its caller has just marked
+/// finalized (exactly once: the mark is a conditional update), and queues
+/// its webhook when the store has one.
+pub async fn write_final(
+    tx: &mut Tx,
+    store: &Store,
+    session_id: &str,
+    exited_at: i64,
+    now: i64,
+) -> Result<Finalized> {
     let settled = receipts::settled_events(tx, &store.id, session_id, None).await?;
     let (lines, total_cents) = receipt::compute(&settled);
     let row = receipts::FinalReceipt {
