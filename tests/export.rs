@@ -817,6 +817,14 @@ async fn the_api_runs_an_export_in_the_background_with_range_able_files(backend:
         (s, code(&b)),
         (StatusCode::UNPROCESSABLE_ENTITY, "invalid-body")
     );
+    // Every field has a default, so an array would read as "all defaults"
+    // (serde takes a struct from a sequence by position): it is refused.
+    let (s, b) = post(f.sue.clone(), json!([])).await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid-body"),
+        "{b}"
+    );
     let resp = app
         .http
         .post(format!("{}/api/v1/exports", app.base))

@@ -16,7 +16,7 @@ use crate::domain::export::ExportSpec;
 use crate::domain::time::format_rfc3339_ms;
 use crate::error::{Code, Error, Result};
 use crate::http::error::ErrorBody;
-use crate::http::extract::{AdminCaller, Json, Path, Query, SupervisorCaller};
+use crate::http::extract::{AdminCaller, Json, JsonObject, Path, Query, SupervisorCaller};
 use crate::review::exports::{self as review, Deleted};
 use crate::AppState;
 
@@ -136,7 +136,7 @@ async fn export_of(state: &AppState, user: &User, id: &str) -> Result<Option<Exp
 pub async fn create(
     State(state): State<AppState>,
     SupervisorCaller(user): SupervisorCaller,
-    Json(spec): Json<ExportSpec>,
+    JsonObject(spec): JsonObject<ExportSpec>,
 ) -> Result<Response> {
     let spec = review::check(&state.db, &user.scope, spec).await?;
     let id = review::create(&state.db, &spec, &user, state.now()).await?;

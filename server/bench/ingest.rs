@@ -210,7 +210,7 @@ async fn phase(
     )
     .await?;
     let server = Server::start(server::state(db.clone(), config, &dir)?).await?;
-    let client = server::client(concurrency)?;
+    let client = server::client(concurrency, config)?;
     put_catalog(&client, &server.base, &created.api_key).await?;
     let url = format!("{}/api/v1/events", server.base);
     let batch = match mode {

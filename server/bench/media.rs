@@ -1096,7 +1096,7 @@ async fn range_phase(
 
 /// Fetches one range with reqwest and compares it with the file.
 async fn check_one_range(url: &str, key: &str, file: &Path, size: u64) -> anyhow::Result<()> {
-    let client = server::client(1)?;
+    let client = server::client(1, &crate::config::Config::default())?;
     let (from, to) = (MIB, 2 * MIB - 1);
     let resp = client
         .get(url)

@@ -223,7 +223,7 @@ async fn http_phase(fresh: Fresh, args: &QueueArgs, config: &Config) -> anyhow::
     let state = server::state(db.clone(), config, &dir)?;
     let vacuum = queue_vacuum(&state);
     let server = Server::start(state).await?;
-    let client = server::client(args.labelers)?;
+    let client = server::client(args.labelers, config)?;
     let claim_url = format!("{}/api/v1/tasks/claim", server.base);
     let drivers: Vec<Driver> = labelers
         .into_iter()

@@ -62,10 +62,16 @@ impl Server {
 }
 
 /// One HTTP client for all simulated callers: a pool keeps one connection per
-/// caller alive, as browsers and store systems do.
-pub fn client(callers: usize) -> anyhow::Result<reqwest::Client> {
+/// caller alive, as browsers and store systems do, but never longer than
+/// half the time the server gives an idle connection to start its next
+/// request (`header_read_timeout_ms`). A connection reused just as the
+/// server closes it fails the request sent on it; a browser sends it again
+/// on a new connection, reqwest does not, and a labeler thinking 10 s
+/// against the default 10 s limit met that race.
+pub fn client(callers: usize, config: &crate::config::Config) -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .pool_max_idle_per_host(callers)
+        .pool_idle_timeout(Duration::from_millis(config.header_read_timeout_ms / 2))
         .timeout(Duration::from_secs(60))
         .build()?)
 }
