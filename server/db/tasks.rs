@@ -213,16 +213,23 @@ pub async fn key(tx: &mut Tx, task_id: &str) -> Result<Option<TaskKey>> {
     }))
 }
 
+/// The count of the live leases the parameter `user` holds at the parameter
+/// `now` (found by holder: `review_tasks_held`).
+fn held_count(user: &str, now: &str) -> String {
+    format!(
+        "SELECT COUNT(*) FROM review_tasks WHERE status = '{}' AND leased_by = {user} \
+         AND lease_expires_at > {now}",
+        TaskStatus::Leased
+    )
+}
+
 /// How many live leases `user_id` holds.
 pub async fn live_leases(tx: &mut Tx, user_id: &str, now: i64) -> Result<i64> {
-    Ok(sqlx::query_scalar(&format!(
-        "SELECT COUNT(*) FROM review_tasks WHERE status = '{}' AND leased_by = $1 AND lease_expires_at > $2",
-        TaskStatus::Leased
-    ))
-    .bind(user_id)
-    .bind(now)
-    .fetch_one(&mut **tx)
-    .await?)
+    Ok(sqlx::query_scalar(&held_count("$1", "$2"))
+        .bind(user_id)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await?)
 }
 
 /// Whether a task `user_id` may claim from the stores of `pool` is ready.
@@ -372,11 +379,7 @@ pub async fn lease_within(
     max_priority: i64,
     max_leases: i64,
 ) -> Result<Leased> {
-    let held = format!(
-        "SELECT COUNT(*) FROM review_tasks WHERE status = '{}' AND leased_by = $1 \
-         AND lease_expires_at > $4",
-        TaskStatus::Leased
-    );
+    let held = held_count("$1", "$4");
     let pool = in_scope("t.store_id", pool, 7);
     let sql = match tx.backend() {
         // The count once, as a `WITH` part both the guard and the answer read.
