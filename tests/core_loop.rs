@@ -573,6 +573,45 @@ async fn a_labeler_holds_at_most_the_configured_number_of_leases(backend: Backen
 }
 dual!(a_labeler_holds_at_most_the_configured_number_of_leases);
 
+/// One labeler's claims sent at once (a console's prefetch, a second tab)
+/// still stop at the lease limit: the claim's count of live leases is taken
+/// under the labeler's row lock (on PostgreSQL sent with `BEGIN`), so no
+/// two claims count the same leases.
+async fn concurrent_claims_of_one_labeler_stop_at_the_lease_limit(backend: Backend) {
+    let app = TestApp::start_with(backend, |c| c.max_leases_per_labeler = 2).await;
+    let (_, key) = app.store_with_catalog().await;
+    let ann = app.user("ann", Role::Labeler).await;
+    for i in 0..12 {
+        app.events(
+            &key,
+            event(&format!("e{i}"), &format!("s{i}"), "pick", 1, UNSURE),
+        )
+        .await;
+    }
+    let claims = (0..8).map(|_| app.claim(&ann));
+    let answers = futures::future::join_all(claims).await;
+    let leased: Vec<&str> = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::OK)
+        .map(|(_, b)| b["task"]["task_id"].as_str().expect("a claimed task id"))
+        .collect();
+    let refused = answers
+        .iter()
+        .filter(|(s, b)| *s == StatusCode::CONFLICT && code(b) == "too-many-leases")
+        .count();
+    assert_eq!((leased.len(), refused), (2, 6), "{answers:?}");
+    assert_ne!(leased[0], leased[1]);
+    let held: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM review_tasks WHERE status = 'leased' AND leased_by = \
+         (SELECT id FROM users WHERE username = 'ann')",
+    )
+    .fetch_one(app.state.db.reader())
+    .await
+    .unwrap();
+    assert_eq!(held, 2);
+}
+dual!(concurrent_claims_of_one_labeler_stop_at_the_lease_limit);
+
 /// Waits until `ready` has more waiters than `before` (a claim is waiting
 /// on it), or fails after 10 s.
 async fn until_waiting(ready: &recount::db::ready::Ready, before: usize) {

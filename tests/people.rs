@@ -318,6 +318,25 @@ async fn a_supervisor_manages_the_labelers_of_their_stores_and_no_one_else(backe
     .await;
     assert_eq!(s, StatusCode::CREATED);
 
+    // A reason over 500 characters is refused, blank or not, and pauses
+    // nobody.
+    for reason in ["x".repeat(501), " ".repeat(501)] {
+        let (s, body) = app
+            .call(
+                Method::POST,
+                "/api/v1/users/la/pause",
+                &sue,
+                Some(json!({ "reason": reason })),
+            )
+            .await;
+        assert_eq!(
+            (s, code(&body)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "note-too-long"),
+            "{body}"
+        );
+    }
+    assert_eq!(app.claim(&la).await.0, StatusCode::NO_CONTENT);
+
     // Pausing: at once, for her labeler only.
     let (s, p) = app
         .call(

@@ -437,16 +437,22 @@ pub async fn pause(
     Path(username): Path<String>,
     JsonObject(body): JsonObject<PauseReason>,
 ) -> Result<axum::Json<QueueAccess>> {
-    let reason = body
+    // The limit holds for what was sent, blank or not, as the contract
+    // says; only then does a blank reason give way to the default.
+    if body
         .reason
-        .filter(|r| !r.trim().is_empty())
-        .unwrap_or_else(|| format!("by {}", caller.username));
-    if reason.chars().count() > 500 {
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > 500)
+    {
         return Err(Error::new(
             Code::NoteTooLong,
             "a reason has at most 500 characters",
         ));
     }
+    let reason = body
+        .reason
+        .filter(|r| !r.trim().is_empty())
+        .unwrap_or_else(|| format!("by {}", caller.username));
     set_paused(&state, &caller, &username, Some(&reason)).await
 }
 

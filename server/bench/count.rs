@@ -71,16 +71,18 @@ impl Visit for Summary {
     }
 }
 
+/// Whether every statement the summary shows is transaction control. A
+/// write that opens its transaction's savepoint first (`SAVEPOINT …; UPDATE
+/// …`, see `db::group`) is a statement.
 fn is_transaction_control(sql: &str) -> bool {
-    let first = sql
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .to_ascii_uppercase();
-    matches!(
-        first.as_str(),
-        "BEGIN" | "COMMIT" | "ROLLBACK" | "SAVEPOINT" | "RELEASE" | "START"
-    )
+    sql.split(';')
+        .filter_map(|part| part.split_whitespace().next())
+        .all(|first| {
+            matches!(
+                first.to_ascii_uppercase().as_str(),
+                "BEGIN" | "COMMIT" | "ROLLBACK" | "SAVEPOINT" | "RELEASE" | "START"
+            )
+        })
 }
 
 /// Statements and commits over a stretch of work.
@@ -127,6 +129,10 @@ mod tests {
         assert!(is_transaction_control("BEGIN"));
         assert!(is_transaction_control("commit"));
         assert!(is_transaction_control("SAVEPOINT recount_tx"));
+        assert!(is_transaction_control("ROLLBACK TO recount_tx; RELEASE"));
+        assert!(!is_transaction_control(
+            "SAVEPOINT recount_tx; SELECT COUNT(*)"
+        ));
         assert!(!is_transaction_control("UPDATE review_tasks SET …"));
         assert!(!is_transaction_control("SELECT 1"));
     }

@@ -4,7 +4,9 @@
 //! consensus, no receipt). Its throughput is what the engine, its
 //! durability and the machine allow; the HTTP figure is read against it.
 
-use crate::db::{new_id, Backend, Db};
+use sqlx::Row;
+
+use crate::db::{batch, new_id, Backend, Db};
 use crate::domain::lifecycle::TaskStatus;
 
 /// Leases the next ready task to `user_id` in one statement, its own
@@ -19,44 +21,68 @@ pub async fn claim(db: &Db, user_id: &str, ttl_ms: i64) -> anyhow::Result<Option
         leased = TaskStatus::Leased,
         ready = TaskStatus::Ready,
     );
-    let query = sqlx::query_scalar(&sql)
-        .bind(user_id)
-        .bind(now + ttl_ms)
-        .bind(now);
     match db.backend {
         // One statement in its own transaction: one round trip.
         Backend::Postgres => {
-            let id = query.fetch_optional(db.writer()).await?;
+            let id = sqlx::query_scalar(&sql)
+                .bind(user_id)
+                .bind(now + ttl_ms)
+                .bind(now)
+                .fetch_optional(db.writer())
+                .await?;
             crate::db::tally::committed();
             Ok(id)
         }
-        // Through the writer, whose commits are shared as Recount's are.
+        // Through the writer, whose commits are shared as Recount's are,
+        // its savepoint opened with the statement as Recount's claim does.
         Backend::Sqlite => {
-            let mut tx = db.begin().await?;
-            let id = query.fetch_optional(&mut *tx).await?;
+            let mut tx = db.begin_deferred().await?;
+            let opening = tx.opening().await?;
+            let sql = match &opening {
+                Some(open) => format!("{open};\n{sql}"),
+                None => sql,
+            };
+            let query = sqlx::query(&sql).bind(user_id).bind(now + ttl_ms).bind(now);
+            let each = batch::after_opening(batch::rows_of_each(&mut tx, query).await?, &opening)?;
+            let id = match each.first().and_then(|o| o.rows.first()) {
+                Some(row) => Some(row.try_get(0)?),
+                None => None,
+            };
             tx.commit().await?;
             Ok(id)
         }
     }
 }
 
-/// Stores the verdict and resolves the task, in one transaction.
+/// Stores the verdict and resolves the task, in one transaction: two
+/// statements, each its own round trip (on SQLite the first opens the
+/// savepoint, as a verdict's batch does).
 pub async fn verdict(db: &Db, user_id: &str, task_id: &str, sku: &str) -> anyhow::Result<()> {
     let now = now_ms();
-    let mut tx = db.begin().await?;
-    sqlx::query(
-        "INSERT INTO verdicts (id, task_id, labeler_id, lease_id, action, sku, quantity, \
+    let mut tx = db.begin_deferred().await?;
+    let opening = tx.opening().await?;
+    let insert = "INSERT INTO verdicts (id, task_id, labeler_id, lease_id, action, sku, quantity, \
          cant_tell, note, created_at, handling_ms) \
-         VALUES ($1, $2, $3, $4, 'pick', $5, 1, 0, NULL, $6, 0)",
-    )
-    .bind(new_id())
-    .bind(task_id)
-    .bind(user_id)
-    .bind(new_id())
-    .bind(sku)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
+         VALUES ($1, $2, $3, $4, 'pick', $5, 1, 0, NULL, $6, 0)";
+    let insert = match &opening {
+        Some(open) => format!("{open};\n{insert}"),
+        None => insert.to_string(),
+    };
+    let query = sqlx::query(&insert)
+        .bind(new_id())
+        .bind(task_id)
+        .bind(user_id)
+        .bind(new_id())
+        .bind(sku)
+        .bind(now);
+    match opening {
+        Some(_) => {
+            batch::rows_of_each(&mut tx, query).await?;
+        }
+        None => {
+            query.execute(&mut *tx).await?;
+        }
+    }
     sqlx::query(&format!(
         "UPDATE review_tasks SET status = '{}', leased_by = NULL, lease_expires_at = NULL, \
          verdict_count = 1, updated_at = $1 WHERE id = $2",

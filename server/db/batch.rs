@@ -105,12 +105,17 @@ impl Batch {
     }
 
     /// Runs every statement in one round trip; the rows each changed, in
-    /// order.
+    /// order. On SQLite a transaction begun deferred opens its savepoint
+    /// here, first in the same query ([`Tx::opening`]).
     pub async fn run(self, tx: &mut Tx) -> Result<Vec<u64>> {
         if self.stmts.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = self.sql(tx.backend());
+        let opening = tx.opening().await?;
+        let sql = match &opening {
+            Some(open) => format!("{open};\n{}", self.sql(tx.backend())),
+            None => self.sql(tx.backend()),
+        };
         let mut query = sqlx::query(&sql);
         for stmt in &self.stmts {
             for value in &stmt.binds {
@@ -118,15 +123,16 @@ impl Batch {
             }
         }
         let changed = match (tx.backend(), self.stmts.len()) {
-            (_, 1) => vec![query.execute(&mut **tx).await?.rows_affected()],
+            (_, 1) if opening.is_none() => {
+                vec![query.execute(&mut **tx).await?.rows_affected()]
+            }
             (Backend::Postgres, n) => {
                 let row = query.fetch_one(&mut **tx).await?;
                 (0..n)
                     .map(|i| Ok(row.try_get::<i64, _>(i)? as u64))
                     .collect::<Result<Vec<u64>>>()?
             }
-            (Backend::Sqlite, _) => rows_of_each(tx, query)
-                .await?
+            (Backend::Sqlite, _) => after_opening(rows_of_each(tx, query).await?, &opening)?
                 .iter()
                 .map(|o| o.changed)
                 .collect(),
@@ -206,6 +212,18 @@ pub async fn rows_of_each<'q>(
                 each.push(std::mem::take(&mut current));
             }
         }
+    }
+    Ok(each)
+}
+
+/// The outcomes of a multi-statement query past the savepoint statement it
+/// began with, if `opening` says it did.
+pub fn after_opening(mut each: Vec<Outcome>, opening: &Option<&str>) -> Result<Vec<Outcome>> {
+    if opening.is_some() {
+        if each.is_empty() {
+            return Err(Error::Data("a savepoint without an outcome".into()));
+        }
+        each.remove(0);
     }
     Ok(each)
 }

@@ -10,12 +10,29 @@
 //!   group (`BEGIN IMMEDIATE`). Each request's transaction is a savepoint
 //!   inside it, one at a time: the writer is still alone, so a request sees
 //!   every write before it, as it would after their commits.
-//! - A request that commits releases its savepoint and waits. It is not
-//!   answered before the group's `COMMIT` is on disk, so "accepted" still
-//!   means durable, and nothing a reader can see (the read pool sees only
-//!   committed data) was ever acknowledged ahead of its commit.
-//! - A request that fails, or is dropped, rolls back to its savepoint:
-//!   the group goes on without its writes.
+//! - A request that commits leaves its savepoint open (the next member's,
+//!   of the same name, nests inside it; the group's `COMMIT` ends them all)
+//!   and waits: a `RELEASE` would be one more hand-off to the connection's
+//!   thread while every other member waits for the writer. It is not answered before the group's
+//!   `COMMIT` is on disk, so "accepted" still means durable, and nothing a
+//!   reader can see (the read pool sees only committed data) was ever
+//!   acknowledged ahead of its commit.
+//! - A request that fails, or is dropped, rolls back to its savepoint (the
+//!   innermost of that name: its own) and releases it: the group goes on
+//!   without its writes, with every earlier member's kept.
+//! - A member begun with [`Writer::begin_deferred`] opens its savepoint with
+//!   its first write instead ([`Member::opening`]: the write's own
+//!   multi-statement query starts with it), saving the hand-off of a
+//!   `SAVEPOINT` of its own. What it reads before changes nothing, so a
+//!   member that fails before writing has nothing to roll back. Its
+//!   savepoint counts as open from the moment the statement is handed out:
+//!   sqlx sends a query to the connection's thread on its first poll, and
+//!   that thread runs the `SAVEPOINT` before anything else of it, so a
+//!   rollback never reaches past the member's own savepoint. The name is
+//!   the same for every member so that the first write's query text, and
+//!   with it the prepared statement sqlx caches, is the same every time.
+//!   Debug builds check that no write came first (`total_changes()`
+//!   unchanged).
 //! - The group commits when the first of its members to finish gets the
 //!   writer again: everyone who queued for the writer before that member
 //!   finished is in the group. A lone request commits at once, as before;
@@ -37,7 +54,11 @@ use super::{Error, Result};
 
 /// The savepoint each member's work runs in.
 const SAVEPOINT: &str = "SAVEPOINT recount_tx";
-const RELEASE: &str = "RELEASE recount_tx";
+/// A group's first statements, the first member's savepoint with them.
+const OPEN: &str = "BEGIN IMMEDIATE; SAVEPOINT recount_tx";
+/// Opens a group whose first member opens its savepoint later.
+const BEGIN: &str = "BEGIN IMMEDIATE";
+/// Undoes the innermost member's work and ends its savepoint.
 const ROLLBACK_TO: &str = "ROLLBACK TO recount_tx; RELEASE recount_tx";
 
 /// SQLite's writer: the one write connection, shared by groups of
@@ -56,8 +77,9 @@ struct Slot {
     conn: Option<PoolConnection<Any>>,
     /// The open group.
     group: Option<Arc<Group>>,
-    /// A member's savepoint is open: its work must be rolled back before the
-    /// writer does anything else (its member failed or went away).
+    /// A member's savepoint is open and it has not committed: its work
+    /// must be rolled back before the writer does anything else (its member
+    /// failed or went away).
     dirty: bool,
 }
 
@@ -87,6 +109,12 @@ pub struct Member {
     guard: Option<OwnedMutexGuard<Slot>>,
     group: Arc<Group>,
     writer: Writer,
+    /// Its savepoint is open.
+    opened: bool,
+    /// Debug builds: the connection's `total_changes()` when a deferred
+    /// member began, which must not move before its savepoint opens.
+    #[cfg(debug_assertions)]
+    changes_at_begin: Option<i64>,
 }
 
 impl Writer {
@@ -98,28 +126,55 @@ impl Writer {
         }
     }
 
-    /// Starts a transaction: joins the open group, or opens one.
+    /// Starts a transaction: joins the open group, or opens one, and opens
+    /// the member's savepoint.
     pub async fn begin(&self) -> Result<Member> {
+        self.join(true).await
+    }
+
+    /// [`Writer::begin`] whose savepoint opens with the member's first write
+    /// ([`Member::opening`]); every write of the member must come after it.
+    pub async fn begin_deferred(&self) -> Result<Member> {
+        self.join(false).await
+    }
+
+    async fn join(&self, open_now: bool) -> Result<Member> {
         let mut slot = self.slot.clone().lock_owned().await;
         slot.clean().await;
         if slot.group.is_none() {
             let mut conn = self.pool.acquire().await?;
-            conn.execute("BEGIN IMMEDIATE").await?;
+            if let Err(e) = conn.execute(if open_now { OPEN } else { BEGIN }).await {
+                close(conn).await;
+                return Err(e.into());
+            }
             slot.conn = Some(conn);
             slot.group = Some(Group::new());
+        } else if open_now {
+            let opened = slot.conn_mut().execute(SAVEPOINT).await;
+            if let Err(e) = opened {
+                let e = Error::from(e);
+                slot.abort(&e).await;
+                return Err(e);
+            }
         }
-        let opened = slot.conn_mut().execute(SAVEPOINT).await;
-        if let Err(e) = opened {
-            let e = Error::from(e);
-            slot.abort(&e).await;
-            return Err(e);
-        }
-        slot.dirty = true;
+        slot.dirty = open_now;
+        #[cfg(debug_assertions)]
+        let changes_at_begin = match open_now {
+            true => None,
+            false => Some(
+                sqlx::query_scalar("SELECT total_changes()")
+                    .fetch_one(slot.conn_mut())
+                    .await?,
+            ),
+        };
         let group = slot.group.clone().expect("a group is open");
         Ok(Member {
             guard: Some(slot),
             group,
             writer: self.clone(),
+            opened: open_now,
+            #[cfg(debug_assertions)]
+            changes_at_begin,
         })
     }
 
@@ -210,17 +265,52 @@ async fn close(mut conn: PoolConnection<Any>) {
 }
 
 impl Member {
-    /// Commits: releases the savepoint and waits for the group's commit.
+    /// For a member begun deferred whose savepoint is not open yet: the
+    /// statement that opens it, to run first in the member's first write
+    /// (a multi-statement query, sent right away), and from now on its work
+    /// is rolled back if it fails. `None` once open.
+    pub async fn opening(&mut self) -> Result<Option<&'static str>> {
+        if self.opened {
+            return Ok(None);
+        }
+        #[cfg(debug_assertions)]
+        self.check_unwritten().await?;
+        self.opened = true;
+        let slot = self
+            .guard
+            .as_mut()
+            .expect("a member holds the writer until it commits");
+        slot.dirty = true;
+        Ok(Some(SAVEPOINT))
+    }
+
+    /// Debug builds: a deferred member wrote nothing before its savepoint.
+    #[cfg(debug_assertions)]
+    async fn check_unwritten(&mut self) -> Result<()> {
+        let Some(before) = self.changes_at_begin else {
+            return Ok(());
+        };
+        let now: i64 = sqlx::query_scalar("SELECT total_changes()")
+            .fetch_one(&mut **self)
+            .await?;
+        assert_eq!(
+            now, before,
+            "a deferred member wrote before opening its savepoint"
+        );
+        Ok(())
+    }
+
+    /// Commits: keeps the savepoint's work (the savepoint stays open until
+    /// the group's `COMMIT`) and waits for the group's commit.
     pub async fn commit(mut self) -> Result<()> {
+        #[cfg(debug_assertions)]
+        if !self.opened {
+            self.check_unwritten().await?;
+        }
         let mut slot = self
             .guard
             .take()
             .expect("a member holds the writer until it commits");
-        if let Err(e) = slot.conn_mut().execute(RELEASE).await {
-            let e = Error::from(e);
-            slot.abort(&e).await;
-            return Err(e);
-        }
         slot.dirty = false;
         drop(slot);
         let finish = tokio::spawn(self.writer.clone().finish(self.group.clone()));
@@ -361,6 +451,73 @@ mod tests {
         }
         assert_eq!(failed, 1);
         assert_eq!(ids(&db).await, vec![1, 2, 3, 4, 5]);
+    }
+
+    /// What a group relies on of SQLite: a member's savepoint, left open
+    /// when it commits, nests the next member's of the same name; rolling
+    /// back to that name undoes only the innermost member; `COMMIT` keeps
+    /// every savepoint still open. The writer keeps the savepoints' journal
+    /// in memory (`temp_store = MEMORY`, 2).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn nested_savepoints_roll_back_only_the_last_member() {
+        let (db, _, _dir) = fresh().await;
+        let mut conn = db.writer().acquire().await.unwrap();
+        let temp_store: i64 = sqlx::query_scalar("PRAGMA temp_store")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(temp_store, 2);
+        conn.execute(super::OPEN).await.unwrap();
+        conn.execute("INSERT INTO t (id) VALUES (1)").await.unwrap();
+        conn.execute(super::SAVEPOINT).await.unwrap();
+        conn.execute("INSERT INTO t (id) VALUES (2)").await.unwrap();
+        conn.execute(super::ROLLBACK_TO).await.unwrap();
+        conn.execute(super::SAVEPOINT).await.unwrap();
+        conn.execute("INSERT INTO t (id) VALUES (3)").await.unwrap();
+        conn.execute("COMMIT").await.unwrap();
+        drop(conn);
+        assert_eq!(ids(&db).await, vec![1, 3]);
+    }
+
+    /// A member begun deferred opens its savepoint with its first write:
+    /// when that write fails part-way, its own rows are undone and the
+    /// earlier member's stay; one that only read leaves nothing to undo; one
+    /// that wrote commits with its group.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deferred_member_opens_its_savepoint_with_its_first_write() {
+        let (db, _, _dir) = fresh().await;
+        insert(&db, 1).await.unwrap();
+
+        let mut tx = db.begin_deferred().await.unwrap();
+        let open = tx.opening().await.unwrap().expect("not open yet");
+        assert_eq!(tx.opening().await.unwrap(), None, "opened once");
+        // Its second row repeats the first member's id: the query fails
+        // after the savepoint and the row 2 before it ran.
+        let sql =
+            format!("{open};\nINSERT INTO t (id) VALUES ($1);\nINSERT INTO t (id) VALUES ($2)");
+        let failed =
+            crate::db::batch::rows_of_each(&mut tx, sqlx::query(&sql).bind(2_i64).bind(1_i64))
+                .await;
+        assert!(failed.is_err());
+        drop(tx);
+
+        let mut reader = db.begin_deferred().await.unwrap();
+        let seen: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
+            .fetch_one(&mut *reader)
+            .await
+            .unwrap();
+        assert_eq!(seen, 1, "the failed member's row 2 was undone");
+        reader.commit().await.unwrap();
+
+        let mut tx = db.begin_deferred().await.unwrap();
+        let open = tx.opening().await.unwrap().expect("not open yet");
+        let sql = format!("{open};\nINSERT INTO t (id) VALUES ($1)");
+        let each = crate::db::batch::rows_of_each(&mut tx, sqlx::query(&sql).bind(3_i64))
+            .await
+            .unwrap();
+        assert_eq!(each.iter().map(|o| o.changed).collect::<Vec<_>>(), [0, 1]);
+        tx.commit().await.unwrap();
+        assert_eq!(ids(&db).await, vec![1, 3]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

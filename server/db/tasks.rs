@@ -5,6 +5,7 @@
 //! which order rows are locked, is decided by [`crate::review::queue`] with
 //! the rules of [`crate::domain::lifecycle`].
 
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::batch::Stmt;
@@ -357,23 +358,29 @@ pub async fn lease_next(
 
 /// What [`lease_within`] found: the live leases the user held before, and
 /// the task it leased.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Leased {
     /// Live leases the user held before this claim.
     pub held: i64,
     /// The task leased, if any.
     pub task_id: Option<String>,
+    /// Its card, where it came back with the lease (PostgreSQL).
+    pub card: Option<TaskCard>,
 }
 
 /// [`lease_next`] for a user holding fewer than `max_leases` live leases,
 /// with the count of those it read, in one round trip: one statement on
-/// PostgreSQL, one multi-statement query on SQLite
-/// ([`super::batch`]). The count is [`crate::domain::lifecycle::may_claim`]'s
-/// input; the lease is taken only when that rule allows it (`held <
-/// max_leases`). Run under the user's lock ([`super::users::lock`]), so the
-/// count is not overtaken by the user's own concurrent claim.
+/// PostgreSQL, which also returns the leased task's card (read from the
+/// statement's snapshot: the columns a card shows are not the ones a claim
+/// changes), one multi-statement query on SQLite ([`super::batch`]), whose
+/// card is read after commit from the read pool, off the single writer. The
+/// count is [`crate::domain::lifecycle::may_claim`]'s input; the lease is
+/// taken only when that rule allows it (`held < max_leases`). Run under the
+/// user's lock ([`super::Db::begin_as`]), so the count is not overtaken by
+/// the user's own concurrent claim.
 pub async fn lease_within(
     tx: &mut Tx,
+    catalogs: &Catalogs,
     lease: &NewLease<'_>,
     pool: &Scope,
     max_priority: i64,
@@ -381,23 +388,34 @@ pub async fn lease_within(
 ) -> Result<Leased> {
     let held = held_count("$1", "$4");
     let pool = in_scope("t.store_id", pool, 7);
+    // SQLite: the claim's first write, so it may open the savepoint.
+    let opening = tx.opening().await?;
     let sql = match tx.backend() {
-        // The count once, as a `WITH` part both the guard and the answer read.
+        // The count once, as a `WITH` part both the guard and the answer
+        // read; one row per clip of the leased task's card, or one row of
+        // NULLs beside the count when nothing was leased.
         Backend::Postgres => format!(
-            "WITH held AS ({held}), {} SELECT (SELECT * FROM held) AS held, \
-             (SELECT task_id FROM claimed) AS task_id",
+            "WITH held AS ({held}), {} SELECT h.held, {} \
+             FROM (SELECT * FROM held) h (held) LEFT JOIN \
+             (claimed JOIN review_tasks t ON t.id = claimed.task_id {CARD_JOINS}) ON true \
+             ORDER BY tc.position",
             lease_ctes(&lease_update(
                 tx.backend(),
                 &pool,
                 " AND (SELECT * FROM held) < $6"
-            ))
+            )),
+            card_columns(),
         ),
         // In order, one hand-off: the count, the lease, its row.
         Backend::Sqlite => format!(
-            "{held};\n{update};\n\
+            "{}{held};\n{update};\n\
              INSERT INTO task_leases (id, task_id, labeler_id, claimed_at, expires_at) \
              SELECT $2, id, $1, $4, $3 FROM review_tasks \
              WHERE status = '{}' AND leased_by = $1 AND lease_id = $2",
+            opening
+                .as_ref()
+                .map(|o| format!("{o};\n"))
+                .unwrap_or_default(),
             TaskStatus::Leased,
             update = lease_update(tx.backend(), &pool, &format!(" AND ({held}) < $6")),
         ),
@@ -412,14 +430,21 @@ pub async fn lease_within(
     let query = pool.bind_rows(query);
     match tx.backend() {
         Backend::Postgres => {
-            let r = query.fetch_one(&mut **tx).await?;
+            let rows = query.fetch_all(&mut **tx).await?;
+            let held = match rows.first() {
+                Some(r) => r.try_get("held")?,
+                None => return Err(super::Error::Data("a claim without a row".into())),
+            };
+            let card = card_of(tx, catalogs, &rows).await?;
             Ok(Leased {
-                held: r.try_get("held")?,
-                task_id: r.try_get("task_id")?,
+                held,
+                task_id: card.as_ref().map(|c| c.task_id.clone()),
+                card,
             })
         }
         Backend::Sqlite => {
             let each = super::batch::rows_of_each(tx, query).await?;
+            let each = super::batch::after_opening(each, &opening)?;
             let [count, leased, written] = <[_; 3]>::try_from(each)
                 .map_err(|e| super::Error::Data(format!("a claim got {} results", e.len())))?;
             let held = match count.rows.first() {
@@ -436,7 +461,11 @@ pub async fn lease_within(
                     lease.id, written.changed
                 )));
             }
-            Ok(Leased { held, task_id })
+            Ok(Leased {
+                held,
+                task_id,
+                card: None,
+            })
         }
     }
 }
@@ -809,34 +838,56 @@ pub struct TaskCard {
     pub blind: bool,
 }
 
+/// The columns of a card's rows ([`CARD_JOINS`]).
+fn card_columns() -> String {
+    // A gold copy shows its source's event id: its own `gold:…` id (unique
+    // per store, as event ids must be) would give it away.
+    format!(
+        "t.id, t.store_id, t.session_id, t.reason, t.required_verdicts, t.deadline_at, \
+         COALESCE(se.event_id, e.event_id) AS event_id, e.kind, e.quantity, e.occurred_at, \
+         e.candidates, e.model_version, t.purpose, st.blind_review, st.catalog_version, {}",
+        clips::TASK_CLIP_COLUMNS
+    )
+}
+
+/// What a card joins to the task `t`: one row per clip (one without a clip
+/// when it has none); ordered by `tc.position`, the order the event listed
+/// them.
+const CARD_JOINS: &str = "JOIN events e ON e.id = t.event_pk JOIN stores st ON st.id = t.store_id \
+     LEFT JOIN gold_tasks g ON g.id = t.gold_id \
+     LEFT JOIN review_tasks s ON s.id = g.source_task_id \
+     LEFT JOIN events se ON se.id = s.event_pk \
+     LEFT JOIN task_clips tc ON tc.task_id = t.id LEFT JOIN clips c ON c.id = tc.clip_id";
+
 /// What a labeler is shown of a task; `None` for an unknown task.
 pub async fn card(
     conn: &mut AnyConnection,
     catalogs: &Catalogs,
     task_id: &str,
 ) -> Result<Option<TaskCard>> {
-    // A gold copy shows its source's event id: its own `gold:…` id (unique
-    // per store, as event ids must be) would give it away.
-    // One row per clip (one without a clip when it has none), in the order
-    // the event listed them.
     let rows = sqlx::query(&format!(
-        "SELECT t.id, t.store_id, t.session_id, t.reason, t.required_verdicts, t.deadline_at, \
-         COALESCE(se.event_id, e.event_id) AS event_id, e.kind, e.quantity, e.occurred_at, \
-         e.candidates, e.model_version, t.purpose, st.blind_review, st.catalog_version, {} \
-         FROM review_tasks t JOIN events e ON e.id = t.event_pk JOIN stores st ON st.id = t.store_id \
-         LEFT JOIN gold_tasks g ON g.id = t.gold_id \
-         LEFT JOIN review_tasks s ON s.id = g.source_task_id \
-         LEFT JOIN events se ON se.id = s.event_pk \
-         LEFT JOIN task_clips tc ON tc.task_id = t.id LEFT JOIN clips c ON c.id = tc.clip_id \
-         WHERE t.id = $1 ORDER BY tc.position",
-        clips::TASK_CLIP_COLUMNS
+        "SELECT {} FROM review_tasks t {CARD_JOINS} WHERE t.id = $1 ORDER BY tc.position",
+        card_columns()
     ))
     .bind(task_id)
     .fetch_all(&mut *conn)
     .await?;
+    card_of(conn, catalogs, &rows).await
+}
+
+/// The card in `rows` (a [`card_columns`] row per clip), or `None` when
+/// they hold no task.
+async fn card_of(
+    conn: &mut AnyConnection,
+    catalogs: &Catalogs,
+    rows: &[AnyRow],
+) -> Result<Option<TaskCard>> {
     let Some(r) = rows.first() else {
         return Ok(None);
     };
+    if r.try_get::<Option<String>, _>("id")?.is_none() {
+        return Ok(None);
+    }
     let store_id: String = r.try_get("store_id")?;
     let mut candidates: Vec<CandidateInput> =
         serde_json::from_str(&r.try_get::<String, _>("candidates")?)?;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::{AnyConnection, Row};
 
-use super::{new_id, Db, Result, Tx};
+use super::{new_id, Backend, Db, Result};
 use crate::auth::{digest, generate_secret, Role, USER_TOKEN_PREFIX};
 use crate::domain::scope::Scope;
 
@@ -284,20 +284,20 @@ pub async fn purge_expired_tokens(db: &Db, now: i64) -> Result<u64> {
         .rows_affected())
 }
 
-/// Locks a user's row for the rest of the transaction: one user's
-/// concurrent claims queue behind each other, so the lease limit holds.
-pub async fn lock(tx: &mut Tx, user_id: &str) -> Result<()> {
-    if !tx.backend().locks_rows() {
-        return Ok(());
-    }
-    sqlx::query(&format!(
-        "SELECT id FROM users WHERE id = $1{}",
-        tx.backend().for_update()
-    ))
-    .bind(user_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(())
+/// The statement that locks `user`'s row (an SQL expression) for the rest
+/// of the transaction, on an engine that locks rows.
+fn lock_statement(user: &str) -> String {
+    format!(
+        "SELECT id FROM users WHERE id = {user}{}",
+        Backend::Postgres.for_update()
+    )
+}
+
+/// `BEGIN` and the lock of `user_id`'s row as one simple query: one round
+/// trip for [`super::Db::begin_as`] on an engine that locks rows. A simple
+/// query takes no parameters, so the id goes in as a quoted literal.
+pub(super) fn begin_locked(user_id: &str) -> String {
+    format!("BEGIN; {}", lock_statement(&super::literal(user_id)))
 }
 
 /// What signing in needs of a user.

@@ -113,9 +113,10 @@ pub async fn claim(
             "a supervisor paused you from the queue; ask them to let you back in",
         ));
     }
-    let mut tx = db.begin().await?;
     // Serializes one user's concurrent claims so the lease limit holds.
-    crate::db::users::lock(&mut tx, &user.id).await?;
+    // Without a gold draw the lease is the claim's first write, and opens
+    // the transaction's savepoint on SQLite (`begin_deferred`).
+    let mut tx = db.begin_as(&user.id, !try_gold).await?;
     let lease_id = new_id();
     let lease = NewLease {
         id: &lease_id,
@@ -130,11 +131,11 @@ pub async fn claim(
     } else {
         None
     };
-    let task_id = match gold_copy {
-        Some(copy_id) => copy_id,
+    let (task_id, card) = match gold_copy {
+        Some(copy_id) => (copy_id, None),
         // Leases the task and writes its lease row.
-        None => match next_task(&mut tx, user, &lease, now, rules).await? {
-            Some(id) => id,
+        None => match next_task(&mut tx, &db.catalogs, user, &lease, now, rules).await? {
+            Some(leased) => leased,
             None => {
                 tx.commit().await?;
                 return Ok(None);
@@ -142,10 +143,15 @@ pub async fn claim(
         },
     };
     tx.commit().await?;
-    let mut conn = db.reader().acquire().await?;
-    let card = tasks::card(&mut conn, &db.catalogs, &task_id)
-        .await?
-        .ok_or_else(|| unknown_task(&task_id))?;
+    let card = match card {
+        Some(card) => card,
+        None => {
+            let mut conn = db.reader().acquire().await?;
+            tasks::card(&mut conn, &db.catalogs, &task_id)
+                .await?
+                .ok_or_else(|| unknown_task(&task_id))?
+        }
+    };
     Ok(Some(Claimed {
         heartbeat_ms: rules.heartbeat_ms(card.purpose),
         card,
@@ -225,16 +231,19 @@ async fn serve_gold(
 /// Leases the next real task for the user, within their lease limit
 /// ([`lifecycle::may_claim`]): disputes and receipt work first; an audit
 /// sample only when [`lifecycle::may_take_audit`] allows it, so an audit
-/// never keeps the last free labeler from receipt work.
+/// never keeps the last free labeler from receipt work. The task's id, and
+/// its card where the lease brought it back ([`tasks::lease_within`]).
 async fn next_task(
     tx: &mut Tx,
+    catalogs: &Catalogs,
     user: &User,
     lease: &NewLease<'_>,
     now: i64,
     rules: ClaimRules,
-) -> Result<Option<String>> {
+) -> Result<Option<(String, Option<TaskCard>)>> {
     let leased = tasks::lease_within(
         tx,
+        catalogs,
         lease,
         &user.scope,
         TaskPurpose::Review.priority(),
@@ -242,15 +251,16 @@ async fn next_task(
     )
     .await?;
     lifecycle::may_claim(leased.held, rules.max_leases).map_err(|r| refused(r, ""))?;
-    if leased.task_id.is_some() {
-        return Ok(leased.task_id);
+    if let Some(task_id) = leased.task_id {
+        return Ok(Some((task_id, leased.card)));
     }
     let active_since = now - rules.active_window_ms;
     let (active, idle) = tasks::others_at_work(tx, &user.id, active_since, now).await?;
     if !lifecycle::may_take_audit(active, idle) {
         return Ok(None);
     }
-    Ok(tasks::lease_next(tx, lease, &user.scope, TaskPurpose::Audit.priority()).await?)
+    let audit = tasks::lease_next(tx, lease, &user.scope, TaskPurpose::Audit.priority()).await?;
+    Ok(audit.map(|id| (id, None)))
 }
 
 /// The precise error for a user acting on a task without a live lease
@@ -473,7 +483,8 @@ pub async fn submit_verdict(
     input: &Verdict,
     now: i64,
 ) -> Result<TaskStatus> {
-    let mut tx = db.begin().await?;
+    // Every write of a verdict starts with its batch (`writes` below).
+    let mut tx = db.begin_deferred().await?;
     let task = locks::session_then_task(&mut tx, task_id, now).await?;
     let answer = answer_from_input(&mut tx, &db.catalogs, &task, input, true).await?;
 
