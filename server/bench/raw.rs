@@ -38,12 +38,9 @@ pub async fn claim(db: &Db, user_id: &str, ttl_ms: i64) -> anyhow::Result<Option
         Backend::Sqlite => {
             let mut tx = db.begin_deferred().await?;
             let opening = tx.opening().await?;
-            let sql = match &opening {
-                Some(open) => format!("{open};\n{sql}"),
-                None => sql,
-            };
+            let sql = batch::after_open(opening, &sql);
             let query = sqlx::query(&sql).bind(user_id).bind(now + ttl_ms).bind(now);
-            let each = batch::after_opening(batch::rows_of_each(&mut tx, query).await?, &opening)?;
+            let each = batch::after_opening(batch::rows_of_each(&mut tx, query).await?, opening)?;
             let id = match each.first().and_then(|o| o.rows.first()) {
                 Some(row) => Some(row.try_get(0)?),
                 None => None,
@@ -64,10 +61,7 @@ pub async fn verdict(db: &Db, user_id: &str, task_id: &str, sku: &str) -> anyhow
     let insert = "INSERT INTO verdicts (id, task_id, labeler_id, lease_id, action, sku, quantity, \
          cant_tell, note, created_at, handling_ms) \
          VALUES ($1, $2, $3, $4, 'pick', $5, 1, 0, NULL, $6, 0)";
-    let insert = match &opening {
-        Some(open) => format!("{open};\n{insert}"),
-        None => insert.to_string(),
-    };
+    let insert = batch::after_open(opening, insert);
     let query = sqlx::query(&insert)
         .bind(new_id())
         .bind(task_id)

@@ -112,10 +112,7 @@ impl Batch {
             return Ok(Vec::new());
         }
         let opening = tx.opening().await?;
-        let sql = match &opening {
-            Some(open) => format!("{open};\n{}", self.sql(tx.backend())),
-            None => self.sql(tx.backend()),
-        };
+        let sql = after_open(opening, &self.sql(tx.backend()));
         let mut query = sqlx::query(&sql);
         for stmt in &self.stmts {
             for value in &stmt.binds {
@@ -132,7 +129,7 @@ impl Batch {
                     .map(|i| Ok(row.try_get::<i64, _>(i)? as u64))
                     .collect::<Result<Vec<u64>>>()?
             }
-            (Backend::Sqlite, _) => after_opening(rows_of_each(tx, query).await?, &opening)?
+            (Backend::Sqlite, _) => after_opening(rows_of_each(tx, query).await?, opening)?
                 .iter()
                 .map(|o| o.changed)
                 .collect(),
@@ -216,9 +213,18 @@ pub async fn rows_of_each<'q>(
     Ok(each)
 }
 
+/// `sql` run after `opening` ([`Tx::opening`]) in the same multi-statement
+/// query, when there is one.
+pub fn after_open(opening: Option<&str>, sql: &str) -> String {
+    match opening {
+        Some(open) => format!("{open};\n{sql}"),
+        None => sql.to_string(),
+    }
+}
+
 /// The outcomes of a multi-statement query past the savepoint statement it
-/// began with, if `opening` says it did.
-pub fn after_opening(mut each: Vec<Outcome>, opening: &Option<&str>) -> Result<Vec<Outcome>> {
+/// began with, if `opening` says it did ([`after_open`]).
+pub fn after_opening(mut each: Vec<Outcome>, opening: Option<&str>) -> Result<Vec<Outcome>> {
     if opening.is_some() {
         if each.is_empty() {
             return Err(Error::Data("a savepoint without an outcome".into()));

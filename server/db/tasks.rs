@@ -407,17 +407,16 @@ pub async fn lease_within(
             card_columns(),
         ),
         // In order, one hand-off: the count, the lease, its row.
-        Backend::Sqlite => format!(
-            "{}{held};\n{update};\n\
-             INSERT INTO task_leases (id, task_id, labeler_id, claimed_at, expires_at) \
-             SELECT $2, id, $1, $4, $3 FROM review_tasks \
-             WHERE status = '{}' AND leased_by = $1 AND lease_id = $2",
-            opening
-                .as_ref()
-                .map(|o| format!("{o};\n"))
-                .unwrap_or_default(),
-            TaskStatus::Leased,
-            update = lease_update(tx.backend(), &pool, &format!(" AND ({held}) < $6")),
+        Backend::Sqlite => super::batch::after_open(
+            opening,
+            &format!(
+                "{held};\n{update};\n\
+                 INSERT INTO task_leases (id, task_id, labeler_id, claimed_at, expires_at) \
+                 SELECT $2, id, $1, $4, $3 FROM review_tasks \
+                 WHERE status = '{}' AND leased_by = $1 AND lease_id = $2",
+                TaskStatus::Leased,
+                update = lease_update(tx.backend(), &pool, &format!(" AND ({held}) < $6")),
+            ),
         ),
     };
     let query = sqlx::query(&sql)
@@ -444,7 +443,7 @@ pub async fn lease_within(
         }
         Backend::Sqlite => {
             let each = super::batch::rows_of_each(tx, query).await?;
-            let each = super::batch::after_opening(each, &opening)?;
+            let each = super::batch::after_opening(each, opening)?;
             let [count, leased, written] = <[_; 3]>::try_from(each)
                 .map_err(|e| super::Error::Data(format!("a claim got {} results", e.len())))?;
             let held = match count.rows.first() {
