@@ -687,6 +687,82 @@ async fn a_waiting_claim_gets_the_task_an_event_opens(backend: Backend) {
 }
 dual!(a_waiting_claim_gets_the_task_an_event_opens);
 
+/// On PostgreSQL a verdict that waits for its session's row lock decides
+/// the receipt from the session as the lock's holder left it. Here the
+/// holder (as ingest storing one more uncertain event of the shopper would)
+/// adds an open review and commits while the verdict waits: resolving this
+/// review must leave the receipt waiting for the other one. Read from the
+/// verdict statement's snapshot instead, the session would show one open
+/// review, and the receipt would be finalized with a review still open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_verdict_waiting_for_its_session_sees_what_the_holder_wrote() {
+    let app = TestApp::start(Backend::Postgres).await;
+    let (store_id, key) = app.store_with_catalog().await;
+    let admin = app.user("boss", Role::Admin).await;
+    no_audit(&app, &store_id, &admin).await;
+    let ana = app.user("ana", Role::Labeler).await;
+    let (s, out) = app.events(&key, event("e1", "s1", "pick", 1, UNSURE)).await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    let (s, out) = app.exit(&key, "s1", "2026-11-25T10:05:00Z").await;
+    assert!(s.is_success(), "{out}");
+    let (s, claimed) = app.claim(&ana).await;
+    assert_eq!(s, StatusCode::OK, "{claimed}");
+    let task = claimed["task"]["task_id"].as_str().unwrap().to_string();
+
+    let mut holder = app.state.db.begin().await.unwrap();
+    sqlx::query(
+        "UPDATE sessions SET open_reviews = open_reviews + 1 \
+         WHERE store_id = $1 AND session_id = 's1'",
+    )
+    .bind(&store_id)
+    .execute(&mut *holder)
+    .await
+    .unwrap();
+    let app_ref = &app;
+    let ((status, body), ()) = tokio::join!(
+        app.verdict(
+            &ana,
+            &task,
+            json!({"action": "pick", "sku": "milk", "quantity": 1})
+        ),
+        async move {
+            until_a_lock_wait(app_ref).await;
+            holder.commit().await.unwrap();
+        }
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], json!("resolved"), "{body}");
+    let (state, open): (String, i64) = sqlx::query_as(
+        "SELECT status, open_reviews FROM sessions WHERE store_id = $1 AND session_id = 's1'",
+    )
+    .bind(&store_id)
+    .fetch_one(app.state.db.reader())
+    .await
+    .unwrap();
+    assert_eq!((state.as_str(), open), ("exited", 1));
+    assert_eq!(app.count("SELECT COUNT(*) FROM receipts").await, 0);
+}
+
+/// Waits until a statement of the app's database waits for a row lock, or
+/// fails after 10 s.
+async fn until_a_lock_wait(app: &TestApp) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app
+        .count(
+            "SELECT COUNT(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .await
+        == 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the verdict never waited for the session"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 /// On PostgreSQL a claim waiting on one instance hears of a task another
 /// instance opened: the other's commit notifies, this one's listener wakes
 /// its waiting claims.

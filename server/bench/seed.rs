@@ -1,6 +1,7 @@
 //! Fast seeding: a store, its catalog, sessions, review events with ready
-//! tasks, and labelers with API tokens, written with multi-row INSERTs inside
-//! transactions straight into the tables of migrations/.
+//! tasks, a history of answered ones, and labelers with API tokens, written
+//! with multi-row INSERTs inside transactions straight into the tables of
+//! migrations/.
 
 use std::str::FromStr;
 
@@ -13,7 +14,7 @@ use crate::db::bulk::{insert_rows, Val};
 use crate::db::products::{self, Product};
 use crate::db::users::{self, User};
 use crate::db::{new_id, Db};
-use crate::domain::lifecycle::{EventStatus, RouteName, SessionStatus, TaskStatus};
+use crate::domain::lifecycle::{EventStatus, LeaseEnd, RouteName, SessionStatus, TaskStatus};
 use crate::review::admin;
 
 /// Products in the bench catalog.
@@ -25,6 +26,13 @@ const TASKS_PER_SESSION: usize = 4;
 const SESSIONS_IN_FLIGHT: usize = 1_000;
 /// Tasks per seeding transaction.
 const TASKS_PER_TX: usize = 20_000;
+/// Tasks the labelers answered before the clock starts (each with its
+/// ended lease and its verdict), so that the timed claims meet lease and
+/// verdict tables with a history and statistics of it, as on a live
+/// database. Without one, PostgreSQL plans the claim's "never a task you
+/// held" probe on an empty `task_leases` as a scan of the whole table, and
+/// every claim of the run scans all the leases the run has written so far.
+pub const HISTORY_TASKS: usize = 10_000;
 
 /// A seeded labeler.
 #[derive(Debug, Clone)]
@@ -52,8 +60,9 @@ pub fn catalog() -> Vec<Product> {
         .collect()
 }
 
-/// Seeds a store with `tasks` ready review tasks and `labelers` labelers
-/// into the database at `url` (which `db` is connected to).
+/// Seeds a store with `tasks` ready review tasks, `labelers` labelers and
+/// [`HISTORY_TASKS`] tasks they answered into the database at `url` (which
+/// `db` is connected to).
 pub async fn queue(
     db: &Db,
     url: &str,
@@ -68,16 +77,21 @@ pub async fn queue(
     products::upsert(&mut tx, &store_id, &catalog(), now).await?;
     tx.commit().await?;
     let mut conn = bulk_connection(url).await?;
-    let mut tx = conn.begin().await?;
-    insert_sessions(&mut tx, &store_id, tasks, now).await?;
-    tx.commit().await?;
-    for start in (0..tasks).step_by(TASKS_PER_TX) {
-        let end = (start + TASKS_PER_TX).min(tasks);
-        let mut tx = conn.begin().await?;
-        insert_tasks(&mut tx, &store_id, start..end, now).await?;
-        tx.commit().await?;
-    }
     let users = insert_labelers(&mut conn, labelers, now).await?;
+    let ids: Vec<&str> = users.iter().map(|u| u.id.as_str()).collect();
+    let mut tx = conn.begin().await?;
+    insert_sessions(&mut tx, &store_id, Work::Ready, tasks, now).await?;
+    let done = Work::Done { by: &ids };
+    insert_sessions(&mut tx, &store_id, done, HISTORY_TASKS, now).await?;
+    tx.commit().await?;
+    for (work, n) in [(Work::Ready, tasks), (done, HISTORY_TASKS)] {
+        for start in (0..n).step_by(TASKS_PER_TX) {
+            let end = (start + TASKS_PER_TX).min(n);
+            let mut tx = conn.begin().await?;
+            insert_tasks(&mut tx, &store_id, work, start..end, now).await?;
+            tx.commit().await?;
+        }
+    }
     conn.close().await?;
     let mut seeded = Vec::with_capacity(users.len());
     for user in users {
@@ -110,12 +124,38 @@ fn session_of(i: usize) -> usize {
     (i / block) * SESSIONS_IN_FLIGHT + i % SESSIONS_IN_FLIGHT
 }
 
+/// What state seeded tasks are in.
+#[derive(Debug, Clone, Copy)]
+enum Work<'a> {
+    /// Ready in the queue, their shoppers' sessions open.
+    Ready,
+    /// Answered (one verdict each, by the labelers `by` in turn, under a
+    /// lease that ended with it) and resolved; their sessions finalized.
+    Done { by: &'a [&'a str] },
+}
+
+impl Work<'_> {
+    /// What ids of this work start with: the history's never meet the
+    /// queue's.
+    fn prefix(self) -> &'static str {
+        match self {
+            Work::Ready => "",
+            Work::Done { .. } => "h-",
+        }
+    }
+}
+
 async fn insert_sessions(
     tx: &mut AnyConnection,
     store_id: &str,
+    work: Work<'_>,
     tasks: usize,
     now: i64,
 ) -> crate::db::Result<()> {
+    let (status, open) = match work {
+        Work::Ready => (SessionStatus::Open, true),
+        Work::Done { .. } => (SessionStatus::Finalized, false),
+    };
     let mut open_reviews: Vec<i64> = Vec::new();
     for i in 0..tasks {
         let s = session_of(i);
@@ -131,9 +171,9 @@ async fn insert_sessions(
         .map(|(s, n)| {
             vec![
                 Val::Text(store_id.to_string()),
-                Val::Text(format!("s-{s}")),
-                Val::Text(SessionStatus::Open.as_str().into()),
-                Val::Int(*n),
+                Val::Text(format!("{}s-{s}", work.prefix())),
+                Val::Text(status.as_str().into()),
+                Val::Int(if open { *n } else { 0 }),
                 Val::Int(now),
             ]
         })
@@ -148,28 +188,67 @@ async fn insert_sessions(
     Ok(())
 }
 
-/// Events routed to review for low confidence, each with a ready task whose
-/// deadline orders the queue by `i`.
+/// Events routed to review for low confidence, each with a task whose
+/// deadline orders the queue by `i`: ready, or answered and resolved with
+/// its lease and verdict ([`Work`]).
 async fn insert_tasks(
     tx: &mut AnyConnection,
     store_id: &str,
+    work: Work<'_>,
     range: std::ops::Range<usize>,
     now: i64,
 ) -> crate::db::Result<()> {
+    let prefix = work.prefix();
+    let (event_status, task_status, resolved_at) = match work {
+        Work::Ready => (EventStatus::Review, TaskStatus::Ready, Val::MaybeInt(None)),
+        Work::Done { .. } => (
+            EventStatus::Resolved,
+            TaskStatus::Resolved,
+            Val::MaybeInt(Some(now)),
+        ),
+    };
     let mut events = Vec::with_capacity(range.len());
     let mut tasks = Vec::with_capacity(range.len());
+    let mut leases = Vec::new();
+    let mut verdicts = Vec::new();
     for i in range {
         let event_pk = new_id();
-        let session = format!("s-{}", session_of(i));
+        let task_id = new_id();
+        let session = format!("{prefix}s-{}", session_of(i));
         let (top, second) = (sku(i * 7), sku(i * 7 + 1));
         let candidates = format!(
             r#"[{{"sku":"{top}","confidence":0.6}},{{"sku":"{second}","confidence":0.3}}]"#
         );
         let occurred_at = now - 60_000 + i as i64;
+        if let Work::Done { by } = work {
+            let labeler = by[i % by.len()];
+            let lease_id = new_id();
+            leases.push(vec![
+                Val::Text(lease_id.clone()),
+                Val::Text(task_id.clone()),
+                Val::Text(labeler.to_string()),
+                Val::Int(now - 1_000),
+                Val::Int(now + 59_000),
+                Val::Int(now),
+                Val::Text(LeaseEnd::Verdict.as_str().into()),
+            ]);
+            verdicts.push(vec![
+                Val::Text(new_id()),
+                Val::Text(task_id.clone()),
+                Val::Text(labeler.to_string()),
+                Val::Text(lease_id),
+                Val::Text("pick".into()),
+                Val::Text(top.clone()),
+                Val::Int(1),
+                Val::Int(0),
+                Val::Int(now),
+                Val::Int(1_000),
+            ]);
+        }
         events.push(vec![
             Val::Text(event_pk.clone()),
             Val::Text(store_id.to_string()),
-            Val::Text(format!("ev-{i}")),
+            Val::Text(format!("{prefix}ev-{i}")),
             Val::Text(session.clone()),
             Val::Text("pick".into()),
             Val::Int(1),
@@ -181,18 +260,20 @@ async fn insert_tasks(
             Val::Real(0.6),
             Val::Text(RouteName::Review.as_str().into()),
             Val::Text("low-confidence".into()),
-            Val::Text(EventStatus::Review.as_str().into()),
-            Val::Text(format!("bench-{i}")),
+            Val::Text(event_status.as_str().into()),
+            Val::Text(format!("bench-{prefix}{i}")),
             Val::Int(now),
         ]);
         tasks.push(vec![
-            Val::Text(new_id()),
+            Val::Text(task_id),
             Val::Text(event_pk),
             Val::Text(store_id.to_string()),
             Val::Text(session),
             Val::Text("low-confidence".into()),
             Val::Int(1),
-            Val::Text(TaskStatus::Ready.as_str().into()),
+            Val::Text(task_status.as_str().into()),
+            Val::Int(i64::from(matches!(work, Work::Done { .. }))),
+            resolved_at.clone(),
             Val::Int(occurred_at + 900_000),
             Val::Int(now),
             Val::Int(now),
@@ -210,8 +291,24 @@ async fn insert_tasks(
     insert_rows(
         tx,
         "INSERT INTO review_tasks (id, event_pk, store_id, session_id, reason, required_verdicts, \
-         status, deadline_at, created_at, updated_at)",
+         status, verdict_count, resolved_at, deadline_at, created_at, updated_at)",
         &tasks,
+        "",
+    )
+    .await?;
+    insert_rows(
+        tx,
+        "INSERT INTO task_leases (id, task_id, labeler_id, claimed_at, expires_at, ended_at, \
+         end_reason)",
+        &leases,
+        "",
+    )
+    .await?;
+    insert_rows(
+        tx,
+        "INSERT INTO verdicts (id, task_id, labeler_id, lease_id, action, sku, quantity, \
+         cant_tell, created_at, handling_ms)",
+        &verdicts,
         "",
     )
     .await?;

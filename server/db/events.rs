@@ -327,22 +327,6 @@ pub async fn lock_existing_session(
     row.as_ref().map(session_from_row).transpose()
 }
 
-/// Locks the session of real task `task_id` for the rest of the transaction
-/// (the task itself is read, not locked); false when there is no such task
-/// with a session row, or the task is a gold copy.
-pub async fn lock_session_of_task(tx: &mut Tx, task_id: &str) -> Result<bool> {
-    let found: Option<String> = sqlx::query_scalar(&format!(
-        "SELECT s.status FROM sessions s JOIN review_tasks t \
-         ON t.store_id = s.store_id AND t.session_id = s.session_id \
-         WHERE t.id = $1 AND t.gold_id IS NULL{}",
-        tx.backend().for_update_of("s")
-    ))
-    .bind(task_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(found.is_some())
-}
-
 /// Counts more open reviews on sessions (their receipts wait for them):
 /// `(session id, reviews)` pairs, in one statement per
 /// [`super::IN_LIST_MAX`] sessions.

@@ -123,15 +123,18 @@ fn purpose(s: &str) -> Result<TaskPurpose> {
     super::state(s, TaskPurpose::parse)
 }
 
+/// A [`TaskRow`]'s columns besides its session's, from the task `t`, its
+/// event `e` and its store `s`.
+const TASK_COLUMNS: &str = "t.id, t.event_pk, t.store_id, t.session_id, t.required_verdicts, \
+     t.status, t.leased_by, t.lease_id, t.lease_expires_at, t.gold_id, t.purpose, t.verdict_count, \
+     e.quantity AS event_quantity, s.blind_review, s.catalog_version";
+
 /// A task row by id, with what a verdict needs of its event, store and
 /// session, so that a verdict reads them in the same statement; `lock`
 /// locks the task row alone.
 fn task_query(lock: &str) -> String {
     format!(
-        "SELECT t.id, t.event_pk, t.store_id, t.session_id, t.required_verdicts, t.status, \
-         t.leased_by, t.lease_id, t.lease_expires_at, t.gold_id, t.purpose, t.verdict_count, \
-         e.quantity AS event_quantity, s.blind_review, s.catalog_version, \
-         ss.status AS session_status, ss.open_reviews, ss.exited_at \
+        "SELECT {TASK_COLUMNS}, ss.status AS session_status, ss.open_reviews, ss.exited_at \
          FROM review_tasks t JOIN events e ON e.id = t.event_pk JOIN stores s ON s.id = t.store_id \
          LEFT JOIN sessions ss ON ss.store_id = t.store_id AND ss.session_id = t.session_id \
          AND t.gold_id IS NULL \
@@ -177,6 +180,37 @@ pub async fn get(conn: &mut AnyConnection, task_id: &str) -> Result<Option<TaskR
 /// A task row, locked for the rest of the transaction.
 pub async fn lock(tx: &mut Tx, task_id: &str) -> Result<Option<TaskRow>> {
     sqlx::query(&task_query(&tx.backend().for_update_of("t")))
+        .bind(task_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .as_ref()
+        .map(TaskRow::from_row)
+        .transpose()
+}
+
+/// Locks the session of a task that is no gold copy, then the task, in one
+/// statement (PostgreSQL, which locks rows): the task's row with its
+/// session's as they are once both are locked. `None`, with nothing locked,
+/// when the task is unknown, a gold copy or without its session row.
+///
+/// The session is locked first, as ingest locks it before its tasks: the
+/// task's row reaches the statement's lock only joined to the locked
+/// session. The session's columns come from that lock (the newest row, not
+/// the statement's snapshot, which a wait for the lock would leave behind),
+/// the task's from its own.
+pub async fn lock_with_session(tx: &mut Tx, task_id: &str) -> Result<Option<TaskRow>> {
+    let sql = format!(
+        "WITH ss AS MATERIALIZED (SELECT s.status, s.open_reviews, s.exited_at \
+           FROM sessions s JOIN review_tasks k \
+           ON k.store_id = s.store_id AND k.session_id = s.session_id \
+           WHERE k.id = $1 AND k.gold_id IS NULL{}) \
+         SELECT {TASK_COLUMNS}, ss.status AS session_status, ss.open_reviews, ss.exited_at \
+         FROM review_tasks t JOIN events e ON e.id = t.event_pk JOIN stores s ON s.id = t.store_id \
+         CROSS JOIN ss WHERE t.id = $1{}",
+        tx.backend().for_update_of("s"),
+        tx.backend().for_update_of("t"),
+    );
+    sqlx::query(&sql)
         .bind(task_id)
         .fetch_optional(&mut **tx)
         .await?

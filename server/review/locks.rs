@@ -73,15 +73,16 @@ pub async fn session_then_task(tx: &mut Tx, task_id: &str, now: i64) -> Result<T
         return task(tx, task_id).await;
     }
     // A task's session exists (ingest made it with the task): one statement
-    // finds and locks it. Only when it does not (an unknown task, a gold
+    // locks it and the task. Only when it does not (an unknown task, a gold
     // copy, a session somehow missing) is the task's key read to tell why.
-    if !events::lock_session_of_task(tx, task_id).await? {
-        let key = tasks::key(tx, task_id)
-            .await?
-            .ok_or_else(|| unknown_task(task_id))?;
-        if !key.gold {
-            session(tx, &key.store_id, &key.session_id, now).await?;
-        }
+    if let Some(task) = tasks::lock_with_session(tx, task_id).await? {
+        return Ok(task);
+    }
+    let key = tasks::key(tx, task_id)
+        .await?
+        .ok_or_else(|| unknown_task(task_id))?;
+    if !key.gold {
+        session(tx, &key.store_id, &key.session_id, now).await?;
     }
     task(tx, task_id).await
 }
