@@ -168,7 +168,13 @@ fn held_before(task: &str, labeler: &str) -> String {
 
 /// A task row.
 pub async fn get(conn: &mut AnyConnection, task_id: &str) -> Result<Option<TaskRow>> {
-    sqlx::query(&task_query(""))
+    row_of(conn, &task_query(""), task_id).await
+}
+
+/// The [`TaskRow`] that `sql` (a [`TASK_COLUMNS`] query taking the id as
+/// `$1`) finds for `task_id`.
+async fn row_of(conn: &mut AnyConnection, sql: &str, task_id: &str) -> Result<Option<TaskRow>> {
+    sqlx::query(sql)
         .bind(task_id)
         .fetch_optional(conn)
         .await?
@@ -179,13 +185,8 @@ pub async fn get(conn: &mut AnyConnection, task_id: &str) -> Result<Option<TaskR
 
 /// A task row, locked for the rest of the transaction.
 pub async fn lock(tx: &mut Tx, task_id: &str) -> Result<Option<TaskRow>> {
-    sqlx::query(&task_query(&tx.backend().for_update_of("t")))
-        .bind(task_id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .as_ref()
-        .map(TaskRow::from_row)
-        .transpose()
+    let sql = task_query(&tx.backend().for_update_of("t"));
+    row_of(tx, &sql, task_id).await
 }
 
 /// Locks the session of a task that is no gold copy, then the task, in one
@@ -210,13 +211,7 @@ pub async fn lock_with_session(tx: &mut Tx, task_id: &str) -> Result<Option<Task
         tx.backend().for_update_of("s"),
         tx.backend().for_update_of("t"),
     );
-    sqlx::query(&sql)
-        .bind(task_id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .as_ref()
-        .map(TaskRow::from_row)
-        .transpose()
+    row_of(tx, &sql, task_id).await
 }
 
 /// Where a task belongs, read without a lock: its store and session, and
