@@ -612,17 +612,24 @@ async fn concurrent_claims_of_one_labeler_stop_at_the_lease_limit(backend: Backe
 }
 dual!(concurrent_claims_of_one_labeler_stop_at_the_lease_limit);
 
+/// Waits until `done` says so, looking every 5 ms, or fails after 10 s
+/// saying `never`.
+async fn until<F: std::future::Future<Output = bool>>(mut done: impl FnMut() -> F, never: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done().await {
+        assert!(std::time::Instant::now() < deadline, "{never}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 /// Waits until `ready` has more waiters than `before` (a claim is waiting
 /// on it), or fails after 10 s.
 async fn until_waiting(ready: &recount::db::ready::Ready, before: usize) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while ready.waiting() <= before {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the claim never waited"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    until(
+        || async { ready.waiting() > before },
+        "the claim never waited",
+    )
+    .await;
 }
 
 /// A claim that waits answers with the task an event opens meanwhile. Its
@@ -746,21 +753,13 @@ async fn on_postgres_a_verdict_waiting_for_its_session_sees_what_the_holder_wrot
 /// Waits until a statement of the app's database waits for a row lock, or
 /// fails after 10 s.
 async fn until_a_lock_wait(app: &TestApp) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while app
-        .count(
-            "SELECT COUNT(*) FROM pg_stat_activity \
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .await
-        == 0
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the verdict never waited for the session"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    let waiting = "SELECT COUNT(*) FROM pg_stat_activity \
+                   WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    until(
+        || async { app.count(waiting).await > 0 },
+        "the verdict never waited for the session",
+    )
+    .await;
 }
 
 /// On PostgreSQL a claim waiting on one instance hears of a task another

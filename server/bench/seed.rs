@@ -152,9 +152,9 @@ async fn insert_sessions(
     tasks: usize,
     now: i64,
 ) -> crate::db::Result<()> {
-    let (status, open) = match work {
-        Work::Ready => (SessionStatus::Open, true),
-        Work::Done { .. } => (SessionStatus::Finalized, false),
+    let status = match work {
+        Work::Ready => SessionStatus::Open,
+        Work::Done { .. } => SessionStatus::Finalized,
     };
     let mut open_reviews: Vec<i64> = Vec::new();
     for i in 0..tasks {
@@ -173,7 +173,7 @@ async fn insert_sessions(
                 Val::Text(store_id.to_string()),
                 Val::Text(format!("{}s-{s}", work.prefix())),
                 Val::Text(status.as_str().into()),
-                Val::Int(if open { *n } else { 0 }),
+                Val::Int(if status == SessionStatus::Open { *n } else { 0 }),
                 Val::Int(now),
             ]
         })
@@ -199,13 +199,9 @@ async fn insert_tasks(
     now: i64,
 ) -> crate::db::Result<()> {
     let prefix = work.prefix();
-    let (event_status, task_status, resolved_at) = match work {
-        Work::Ready => (EventStatus::Review, TaskStatus::Ready, Val::MaybeInt(None)),
-        Work::Done { .. } => (
-            EventStatus::Resolved,
-            TaskStatus::Resolved,
-            Val::MaybeInt(Some(now)),
-        ),
+    let (event_status, task_status, verdict_count, resolved_at) = match work {
+        Work::Ready => (EventStatus::Review, TaskStatus::Ready, 0, None),
+        Work::Done { .. } => (EventStatus::Resolved, TaskStatus::Resolved, 1, Some(now)),
     };
     let mut events = Vec::with_capacity(range.len());
     let mut tasks = Vec::with_capacity(range.len());
@@ -272,8 +268,8 @@ async fn insert_tasks(
             Val::Text("low-confidence".into()),
             Val::Int(1),
             Val::Text(task_status.as_str().into()),
-            Val::Int(i64::from(matches!(work, Work::Done { .. }))),
-            resolved_at.clone(),
+            Val::Int(verdict_count),
+            Val::MaybeInt(resolved_at),
             Val::Int(occurred_at + 900_000),
             Val::Int(now),
             Val::Int(now),
