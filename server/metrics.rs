@@ -16,6 +16,7 @@ use crate::domain::job::{DeliverReceipt, JobKind, JobStatus};
 pub struct Metrics {
     registry: Registry,
     events: IntCounterVec,
+    ingest_paths: IntCounterVec,
     verdicts: IntCounterVec,
     claim_seconds: Histogram,
     receipt_latency_seconds: Histogram,
@@ -42,6 +43,13 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "events_ingested_total",
             "Events stored, by route",
             &["route"],
+            r
+        )
+        .expect("metric"),
+        ingest_paths: register_int_counter_vec_with_registry!(
+            "ingest_requests_total",
+            "Event requests stored, by how: one statement, or a transaction that reads first",
+            &["path"],
             r
         )
         .expect("metric"),
@@ -167,6 +175,13 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
 /// An event was stored on `route`.
 pub fn event_ingested(route: &str) {
     METRICS.events.with_label_values(&[route]).inc();
+}
+
+/// A request of events was stored by `path`: `one_statement`, or
+/// `transaction` (SQLite; clips; a replay, a refusal, a session that is not
+/// open).
+pub fn ingest_path(path: &str) {
+    METRICS.ingest_paths.with_label_values(&[path]).inc();
 }
 
 /// A verdict led the task to `outcome`.

@@ -6,7 +6,7 @@ use crate::common;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use common::{code, event, start_receiver, Backend, TestApp};
+use common::{code, event, start_receiver, until, until_a_lock_wait, Backend, TestApp};
 use recount::auth::Role;
 
 /// Confident enough for the default policy, and not drawn for audit
@@ -612,16 +612,6 @@ async fn concurrent_claims_of_one_labeler_stop_at_the_lease_limit(backend: Backe
 }
 dual!(concurrent_claims_of_one_labeler_stop_at_the_lease_limit);
 
-/// Waits until `done` says so, looking every 5 ms, or fails after 10 s
-/// saying `never`.
-async fn until<F: std::future::Future<Output = bool>>(mut done: impl FnMut() -> F, never: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !done().await {
-        assert!(std::time::Instant::now() < deadline, "{never}");
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-}
-
 /// Waits until `ready` has more waiters than `before` (a claim is waiting
 /// on it), or fails after 10 s.
 async fn until_waiting(ready: &recount::db::ready::Ready, before: usize) {
@@ -750,18 +740,6 @@ async fn on_postgres_a_verdict_waiting_for_its_session_sees_what_the_holder_wrot
     assert_eq!(app.count("SELECT COUNT(*) FROM receipts").await, 0);
 }
 
-/// Waits until a statement of the app's database waits for a row lock, or
-/// fails after 10 s.
-async fn until_a_lock_wait(app: &TestApp) {
-    let waiting = "SELECT COUNT(*) FROM pg_stat_activity \
-                   WHERE datname = current_database() AND wait_event_type = 'Lock'";
-    until(
-        || async { app.count(waiting).await > 0 },
-        "the verdict never waited for the session",
-    )
-    .await;
-}
-
 /// On PostgreSQL a claim waiting on one instance hears of a task another
 /// instance opened: the other's commit notifies, this one's listener wakes
 /// its waiting claims.
@@ -773,16 +751,7 @@ async fn on_postgres_a_claim_waiting_on_one_instance_gets_a_task_opened_on_anoth
     let (_, key) = app.store_with_catalog().await;
     let ana = app.user("ana", Role::Labeler).await;
     let other = app.second_instance().await;
-    // The listener moves the signal once it listens (announcements may
-    // have been missed before): from then on only a notification moves it.
-    let mut connected = other.db.ready.watch();
-    connected.borrow_and_update();
-    let listening = tokio::spawn(recount::jobs::listener(other.clone()));
-    tokio::time::timeout(Duration::from_secs(10), connected.changed())
-        .await
-        .expect("the listener never connected")
-        .unwrap();
-    drop(connected);
+    let listening = common::listening(&other).await;
     let user = other
         .tokens
         .user(&other.db, &ana, other.now())

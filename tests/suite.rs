@@ -23,6 +23,7 @@ mod economics;
 #[cfg(feature = "bench")]
 mod export;
 mod gold;
+mod ingest_paths;
 mod limits;
 mod media;
 mod media_api;

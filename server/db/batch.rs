@@ -16,12 +16,25 @@
 //! Each statement numbers its own parameters from `$1`; a batch renumbers
 //! them. A statement may say how many rows it must change
 //! ([`Stmt::expect_rows`]): fewer or more fails the whole request.
+//!
+//! On PostgreSQL a batch may also run alone, outside any transaction
+//! ([`Batch::run_alone`]): one statement is atomic by itself, so a request
+//! whose every write is known before it writes needs no `BEGIN` and no
+//! `COMMIT`, one round trip in all. Its expected counts are then checked
+//! by the statement itself (`recount_expect`, migration 0023), which
+//! aborts whole when one differs.
 
 use sqlx::any::AnyRow;
 use sqlx::{Either, Row};
 
+use sqlx::AnyConnection;
+
 use super::bulk::Val;
-use super::{Backend, Error, Result, Tx};
+use super::{ready, tally, Backend, Db, Error, Result, Tx};
+
+/// The SQLSTATE with which `recount_expect` (PostgreSQL migration 0023)
+/// aborts a statement whose part changed other rows than it expected.
+pub const EXPECTATION_FAILED: &str = "RC001";
 
 /// One write statement with its parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,6 +117,117 @@ impl Batch {
         self.stmts.is_empty()
     }
 
+    /// Bind parameters of all its statements.
+    pub fn params(&self) -> usize {
+        self.stmts.iter().map(|s| s.binds.len()).sum()
+    }
+
+    /// Runs every statement as one statement of its own on `conn`, outside
+    /// any transaction, on PostgreSQL: written and durable all together, or
+    /// not at all. Each statement's expected row count is checked inside
+    /// the statement; when one differs, the statement is aborted and
+    /// nothing is written: `None`, for the caller to take a path that reads
+    /// first. Otherwise the rows each changed, in order; tasks it made
+    /// ready are announced with it ([`ready`]).
+    pub async fn run_alone(self, db: &Db, conn: &mut AnyConnection) -> Result<Option<Vec<u64>>> {
+        if Backend::of(conn) != Backend::Postgres || self.stmts.is_empty() {
+            return Err(Error::Data(
+                "a batch runs alone only on PostgreSQL, with a statement".into(),
+            ));
+        }
+        let sql = self.sql_alone();
+        let mut query = sqlx::query(&sql);
+        for stmt in &self.stmts {
+            for value in &stmt.binds {
+                query = value.bind_to(query);
+            }
+        }
+        let row = match query.fetch_one(&mut *conn).await {
+            Ok(row) => row,
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(EXPECTATION_FAILED) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        tally::committed();
+        // Column 0 is the check; the counts follow.
+        let changed = (0..self.stmts.len())
+            .map(|i| Ok(row.try_get::<i64, _>(i + 1)? as u64))
+            .collect::<Result<Vec<u64>>>()?;
+        if self
+            .stmts
+            .iter()
+            .zip(&changed)
+            .any(|(s, n)| s.makes_ready && *n > 0)
+        {
+            db.ready.bump();
+        }
+        Ok(Some(changed))
+    }
+
+    /// The statement of [`Batch::run_alone`]: the parts, the check of every
+    /// expected count, the count of each part, and the announcement of
+    /// ready tasks when a part that makes them changed a row.
+    fn sql_alone(&self) -> String {
+        let with = self.with_parts();
+        let count = |i: usize| format!("(SELECT COUNT(*) FROM b{i})");
+        let checks: Vec<String> = self
+            .stmts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                s.expect
+                    .as_ref()
+                    .map(|(n, _)| format!("{} = {n}", count(i)))
+            })
+            .collect();
+        let check = if checks.is_empty() {
+            "true".to_string()
+        } else {
+            checks.join(" AND ")
+        };
+        let mut columns = vec![format!("recount_expect({check})")];
+        columns.extend((0..self.stmts.len()).map(count));
+        let readying: Vec<String> = self
+            .stmts
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.makes_ready)
+            .map(|(i, _)| format!("{} > 0", count(i)))
+            .collect();
+        if !readying.is_empty() {
+            // Delivered when the statement commits, and only then.
+            columns.push(format!(
+                "(SELECT pg_notify('{}', '') WHERE {})",
+                ready::READY_CHANNEL,
+                readying.join(" OR ")
+            ));
+        }
+        format!("WITH {with} SELECT {}", columns.join(", "))
+    }
+
+    /// Each statement as the data-modifying `WITH` part `b<i>`, its
+    /// parameters renumbered.
+    fn with_parts(&self) -> String {
+        self.shifted()
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("b{i} AS ({p} RETURNING 1)"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Each statement's SQL, its parameters numbered after the ones before.
+    fn shifted(&self) -> Vec<String> {
+        let mut offset = 0;
+        let mut parts = Vec::with_capacity(self.stmts.len());
+        for stmt in &self.stmts {
+            parts.push(shift_params(&stmt.sql, offset));
+            offset += stmt.binds.len();
+        }
+        parts
+    }
+
     /// Runs every statement in one round trip; the rows each changed, in
     /// order. On SQLite a transaction begun deferred opens its savepoint
     /// here, first in the same query ([`Tx::opening`]).
@@ -149,26 +273,16 @@ impl Batch {
 
     /// The batch's SQL on `backend`.
     fn sql(&self, backend: Backend) -> String {
-        let mut offset = 0;
-        let mut parts = Vec::with_capacity(self.stmts.len());
-        for stmt in &self.stmts {
-            parts.push(shift_params(&stmt.sql, offset));
-            offset += stmt.binds.len();
-        }
+        let mut parts = self.shifted();
         if parts.len() == 1 {
             return parts.pop().expect("one part");
         }
         match backend {
             Backend::Postgres => {
-                let with: Vec<String> = parts
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| format!("b{i} AS ({p} RETURNING 1)"))
-                    .collect();
                 let counts: Vec<String> = (0..parts.len())
                     .map(|i| format!("(SELECT COUNT(*) FROM b{i})"))
                     .collect();
-                format!("WITH {} SELECT {}", with.join(", "), counts.join(", "))
+                format!("WITH {} SELECT {}", self.with_parts(), counts.join(", "))
             }
             Backend::Sqlite => parts.join(";\n"),
         }
@@ -301,5 +415,28 @@ mod tests {
             two().sql(Backend::Sqlite),
             "UPDATE a SET x = $1 WHERE id = $2;\nDELETE FROM b WHERE id = $3"
         );
+    }
+
+    #[test]
+    fn a_batch_alone_checks_its_counts_in_the_statement_and_announces_what_it_readies() {
+        let mut b = two();
+        b.push(
+            Stmt::new("INSERT INTO t (id) VALUES ($1)")
+                .bind("x")
+                .expect_rows(1, "one task")
+                .makes_ready(),
+        );
+        assert_eq!(
+            b.sql_alone(),
+            "WITH b0 AS (UPDATE a SET x = $1 WHERE id = $2 RETURNING 1), \
+             b1 AS (DELETE FROM b WHERE id = $3 RETURNING 1), \
+             b2 AS (INSERT INTO t (id) VALUES ($4) RETURNING 1) \
+             SELECT recount_expect((SELECT COUNT(*) FROM b2) = 1), \
+             (SELECT COUNT(*) FROM b0), (SELECT COUNT(*) FROM b1), (SELECT COUNT(*) FROM b2), \
+             (SELECT pg_notify('recount_ready', '') WHERE (SELECT COUNT(*) FROM b2) > 0)"
+        );
+        assert_eq!(b.params(), 4);
+        assert!(two().sql_alone().starts_with("WITH b0 AS"));
+        assert!(two().sql_alone().contains("SELECT recount_expect(true), "));
     }
 }

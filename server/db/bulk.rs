@@ -5,6 +5,7 @@
 
 use sqlx::AnyConnection;
 
+use super::batch::Stmt;
 use super::{placeholders, Backend, Result};
 
 /// Bind parameters per statement.
@@ -144,6 +145,22 @@ pub async fn insert_shaped(
         affected += query.execute(&mut *conn).await?.rows_affected();
     }
     Ok(affected)
+}
+
+/// `head VALUES (…), (…), … tail` over `rows` as one statement of a
+/// [`Batch`](super::batch::Batch), its parameters numbered from `$1`:
+/// the caller keeps the rows within one statement's parameters.
+pub fn insert_stmt(head: &str, shape: &[&str], rows: &[Vec<Val>], tail: &str) -> Stmt {
+    let width = shape.len();
+    let values = (0..rows.len())
+        .map(|r| row_sql(shape, Some(r * width + 1)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut stmt = Stmt::new(format!("{head} VALUES {values} {tail}"));
+    for value in rows.iter().flatten() {
+        stmt = stmt.bind(value.clone());
+    }
+    stmt
 }
 
 /// `(…)` of one row whose first parameter is `$first`, or of bare `?`s.

@@ -1,7 +1,7 @@
 //! Rows of events and sessions: stored events (and the answers a replay
 //! gets), new events, the session row and its lock.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use sqlx::{AnyConnection, Row};
 
@@ -99,28 +99,58 @@ pub struct NewEvent<'a> {
 /// `rows` when another request stored one of the event ids first (nothing
 /// is written for that one).
 pub async fn insert_many(tx: &mut Tx, rows: &[NewEvent<'_>]) -> Result<u64> {
-    let mut sorted: Vec<&NewEvent<'_>> = rows.iter().collect();
-    sorted.sort_by(|a, b| a.event.event_id.cmp(&b.event.event_id));
-    let mut values = Vec::with_capacity(sorted.len());
-    for e in &sorted {
-        values.push(event_values(e)?);
-    }
-    let mut shape = vec!["?"; EVENT_COLUMNS];
-    shape[TOP_CONFIDENCE] = "NULLIF(?, -1.0)";
+    let values = sorted_values(rows)?;
     let inserted = super::bulk::insert_shaped(
         tx,
-        "INSERT INTO events (id, store_id, event_id, session_id, kind, quantity, occurred_at, \
-         candidates, clips, model_version, top_sku, top_confidence, route, route_reason, status, \
-         final_action, final_sku, final_quantity, resolution, request_hash, created_at, resolved_at)",
-        &shape,
+        INSERT_EVENTS,
+        &event_shape(),
         &values,
-        "ON CONFLICT (store_id, event_id) DO NOTHING",
+        ON_EVENT_CONFLICT,
     )
     .await?;
     if inserted == rows.len() as u64 {
         record_clip_sessions(tx, rows).await?;
     }
     Ok(inserted)
+}
+
+/// New events without clips as one statement of a [`super::batch::Batch`]
+/// that must store every one of them: rows as [`insert_many`] writes
+/// them, and nothing for an event id stored before (the statement's count
+/// falls short).
+pub fn insert_stmt(rows: &[NewEvent<'_>]) -> Result<Stmt> {
+    if rows.iter().any(|e| !e.clip_ids.is_empty()) {
+        return Err(super::Error::Data(
+            "events with clips record their clips' sessions too".into(),
+        ));
+    }
+    Ok(super::bulk::insert_stmt(
+        INSERT_EVENTS,
+        &event_shape(),
+        &sorted_values(rows)?,
+        ON_EVENT_CONFLICT,
+    )
+    .expect_rows(rows.len() as u64, "an event id was stored already"))
+}
+
+const INSERT_EVENTS: &str = "INSERT INTO events (id, store_id, event_id, session_id, kind, \
+     quantity, occurred_at, candidates, clips, model_version, top_sku, top_confidence, route, \
+     route_reason, status, final_action, final_sku, final_quantity, resolution, request_hash, \
+     created_at, resolved_at)";
+const ON_EVENT_CONFLICT: &str = "ON CONFLICT (store_id, event_id) DO NOTHING";
+
+/// The rows' values in event id order, so two requests storing the same
+/// ids wait for each other instead of deadlocking on PostgreSQL.
+fn sorted_values(rows: &[NewEvent<'_>]) -> Result<Vec<Vec<Val>>> {
+    let mut sorted: Vec<&NewEvent<'_>> = rows.iter().collect();
+    sorted.sort_by(|a, b| a.event.event_id.cmp(&b.event.event_id));
+    sorted.into_iter().map(event_values).collect()
+}
+
+fn event_shape() -> Vec<&'static str> {
+    let mut shape = vec!["?"; EVENT_COLUMNS];
+    shape[TOP_CONFIDENCE] = "NULLIF(?, -1.0)";
+    shape
 }
 
 /// Columns of an event row, and the place of its optional double.
@@ -237,11 +267,14 @@ pub async fn lock_session(
 /// naming the same sessions wait for each other instead of deadlocking);
 /// their states by session id.
 ///
-/// One statement per [`super::IN_LIST_MAX`] sessions both inserts the new
-/// rows and reads (on PostgreSQL: locks) the old ones. On PostgreSQL its
-/// snapshot predates a session another request created while this one
-/// waited for it, so such a session is locked again by a statement of its
-/// own.
+/// One upsert per [`super::IN_LIST_MAX`] sessions both inserts the new rows
+/// and locks the old ones, each in turn in the order of its `VALUES`
+/// (sorted): an existing row is rewritten as it was, which locks it and
+/// returns it as it is now, also when another request created it while
+/// this one waited. (Inserting the new rows first and then locking the old
+/// ones with `SELECT … FOR UPDATE`, as Recount once did, took the locks in
+/// two passes, and a session created meanwhile had to be locked last, out
+/// of order: concurrent batches naming the same sessions deadlocked.)
 pub async fn lock_sessions(
     tx: &mut Tx,
     store_id: &str,
@@ -251,51 +284,29 @@ pub async fn lock_sessions(
     let sorted: BTreeSet<&str> = session_ids.iter().copied().collect();
     let sorted: Vec<&str> = sorted.into_iter().collect();
     let mut locked = HashMap::with_capacity(sorted.len());
-    let backend = tx.backend();
     for chunk in sorted.chunks(super::IN_LIST_MAX) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| format!("($1, ${}, '{}', 0, $2)", i + 3, SessionStatus::Open))
             .collect();
-        let insert = format!(
+        let sql = format!(
             "INSERT INTO sessions (store_id, session_id, status, open_reviews, created_at) \
-             VALUES {} ON CONFLICT (store_id, session_id)",
+             VALUES {} ON CONFLICT (store_id, session_id) DO UPDATE SET status = sessions.status \
+             RETURNING session_id, status, exited_at",
             values.join(", ")
         );
-        let sql = if backend.locks_rows() {
-            format!(
-                "WITH ins AS ({insert} DO NOTHING RETURNING session_id, status, exited_at), \
-                 old AS (SELECT session_id, status, exited_at FROM sessions WHERE store_id = $1 \
-                 AND session_id IN ({}) ORDER BY session_id{}) \
-                 SELECT session_id, status, exited_at FROM ins \
-                 UNION ALL SELECT session_id, status, exited_at FROM old",
-                super::placeholders(3, chunk.len()),
-                backend.for_update()
-            )
-        } else {
-            // SQLite's writer is alone: nothing to lock, and an upsert that
-            // rewrites an existing row as it was returns every row.
-            format!(
-                "{insert} DO UPDATE SET status = sessions.status \
-                 RETURNING session_id, status, exited_at"
-            )
-        };
         let mut q = sqlx::query(&sql).bind(store_id).bind(now);
         for id in chunk {
             q = q.bind(*id);
         }
-        let rows = q.fetch_all(&mut **tx).await?;
-        for row in rows {
+        for row in q.fetch_all(&mut **tx).await? {
             let id: String = row.try_get("session_id")?;
             locked.insert(id, session_from_row(&row)?);
         }
     }
-    for id in sorted {
-        if !locked.contains_key(id) {
-            let state = lock_existing_session(tx, store_id, id)
-                .await?
-                .ok_or_else(|| super::Error::Data(format!("session {id} vanished")))?;
-            locked.insert(id.to_string(), state);
-        }
+    if let Some(missing) = sorted.iter().find(|id| !locked.contains_key(**id)) {
+        return Err(super::Error::Data(format!(
+            "session {missing} was not locked"
+        )));
     }
     Ok(locked)
 }
@@ -351,6 +362,40 @@ pub async fn add_open_reviews(tx: &mut Tx, store_id: &str, added: &[(&str, i64)]
         q.execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+/// Creates each session not there yet with its new open reviews, and adds
+/// them to each one there already while it is open (not exited): one row
+/// per session. A session exited or finalized changes none, so the
+/// statement's count falls short and its batch writes nothing
+/// ([`super::batch::Batch::run_alone`]); the caller then reads and locks
+/// the sessions ([`lock_sessions`]) to decide. Rows go in session id order,
+/// the order in which every request locks sessions.
+pub fn open_with_reviews(store_id: &str, added: &BTreeMap<&str, i64>, now: i64) -> Stmt {
+    let values: Vec<String> = (0..added.len())
+        .map(|i| {
+            format!(
+                "($1, ${}, '{}', ${}, $2)",
+                2 * i + 3,
+                SessionStatus::Open,
+                2 * i + 4
+            )
+        })
+        .collect();
+    let mut stmt = Stmt::new(format!(
+        "INSERT INTO sessions (store_id, session_id, status, open_reviews, created_at) \
+         VALUES {} ON CONFLICT (store_id, session_id) DO UPDATE \
+         SET open_reviews = sessions.open_reviews + excluded.open_reviews \
+         WHERE sessions.status = '{}' AND sessions.exited_at IS NULL",
+        values.join(", "),
+        SessionStatus::Open
+    ))
+    .bind(store_id)
+    .bind(now);
+    for (session_id, n) in added {
+        stmt = stmt.bind(*session_id).bind(*n);
+    }
+    stmt.expect_rows(added.len() as u64, "a session is no longer open")
 }
 
 /// Counts one open review fewer on a session; with `finalize`, the session

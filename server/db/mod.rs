@@ -39,6 +39,7 @@ pub mod receipts;
 pub mod retention;
 pub mod rollup;
 pub mod rollup_cache;
+pub mod store_keys;
 pub mod stores;
 pub mod tally;
 pub mod tasks;
@@ -50,7 +51,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyPool, Executor, Transaction};
+use sqlx::{Any, AnyPool, Connection, Executor, Transaction};
 
 use crate::domain::scope::Scope;
 
@@ -130,6 +131,9 @@ pub struct Tx {
     /// Told when this transaction's commit made tasks ready.
     ready: ready::Ready,
     made_ready: bool,
+    /// Told of the stores whose rows this transaction changed.
+    store_keys: store_keys::StoreKeys,
+    stores_changed: Vec<String>,
 }
 
 /// Where a transaction runs.
@@ -165,16 +169,32 @@ impl Tx {
         self.made_ready = true;
     }
 
+    /// Notes that this transaction changes a store's row: its commit makes
+    /// every instance forget the store's cached row ([`store_keys`]).
+    pub fn store_changed(&mut self, store_id: &str) {
+        self.stores_changed.push(store_id.to_string());
+    }
+
     /// Commits; returns once the writes are durable.
     pub async fn commit(mut self) -> Result<()> {
-        if self.made_ready && self.backend == Backend::Postgres {
+        if self.backend == Backend::Postgres {
             // Delivered with the commit, and only if it commits.
-            sqlx::query("SELECT pg_notify($1, '')")
-                .bind(ready::READY_CHANNEL)
-                .execute(&mut *self)
-                .await?;
+            if self.made_ready {
+                sqlx::query("SELECT pg_notify($1, '')")
+                    .bind(ready::READY_CHANNEL)
+                    .execute(&mut *self)
+                    .await?;
+            }
+            for id in self.stores_changed.clone() {
+                let change = users::AccessChange::Store(id);
+                users::announce(&mut self, Backend::Postgres, &change).await?;
+            }
         }
         let (ready, made_ready) = (self.ready.clone(), self.made_ready);
+        let (store_keys, stores_changed) = (
+            self.store_keys.clone(),
+            std::mem::take(&mut self.stores_changed),
+        );
         match self.conn {
             TxConn::Own(conn) => {
                 conn.commit().await?;
@@ -185,6 +205,9 @@ impl Tx {
         }
         if made_ready {
             ready.bump();
+        }
+        for id in &stores_changed {
+            store_keys.forget(id);
         }
         Ok(())
     }
@@ -230,6 +253,8 @@ pub struct Db {
     listen_url: Option<ListenUrl>,
     /// Moves when tasks may have become ready ([`ready`]).
     pub ready: ready::Ready,
+    /// Stores by API key ([`store_keys`]).
+    pub store_keys: store_keys::StoreKeys,
 }
 
 /// A database URL kept for listening: its password never printed.
@@ -249,6 +274,35 @@ impl std::fmt::Debug for ListenUrl {
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
      PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;";
 
+/// How long a pooled connection may sit idle and still be handed out
+/// without a ping. sqlx pings every connection it hands out by default: on
+/// PostgreSQL a round trip, on SQLite a hand-off to the connection's
+/// thread, before every request's first statement (a quarter of a claim's
+/// round trips, half of a plain event's). A connection in steady use is
+/// handed out again within milliseconds, and one that broke since is
+/// found by the statement itself (the request fails, the connection is
+/// dropped); one idle for longer, which a restarted database or a dropped
+/// network path may have closed meanwhile, is still pinged first and
+/// replaced if it does not answer.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
+/// Pool settings shared by every pool: `max` connections, each pinged
+/// before use only after [`PING_WHEN_IDLE_FOR`] idle.
+fn pool_options(max: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(30))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 impl Db {
     /// Connects to `url` (`sqlite://…` or `postgres://…`).
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
@@ -267,10 +321,8 @@ impl Db {
                     std::fs::create_dir_all(&dir)
                         .with_context(|| format!("creating {}", dir.display()))?;
                 }
-                let write = AnyPoolOptions::new()
-                    .max_connections(1)
+                let write = pool_options(1)
                     .min_connections(1)
-                    .acquire_timeout(Duration::from_secs(30))
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute(SQLITE_PRAGMAS).await?;
@@ -280,9 +332,7 @@ impl Db {
                     .connect_with(options.clone())
                     .await
                     .context("opening the SQLite database")?;
-                let read = AnyPoolOptions::new()
-                    .max_connections(max_connections.max(2))
-                    .acquire_timeout(Duration::from_secs(30))
+                let read = pool_options(max_connections.max(2))
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute("PRAGMA busy_timeout = 10000; PRAGMA query_only = ON;")
@@ -302,12 +352,11 @@ impl Db {
                     catalogs: catalog_cache::Catalogs::default(),
                     listen_url: None,
                     ready: ready::Ready::default(),
+                    store_keys: store_keys::StoreKeys::default(),
                 })
             }
             Backend::Postgres => {
-                let pool = AnyPoolOptions::new()
-                    .max_connections(max_connections)
-                    .acquire_timeout(Duration::from_secs(30))
+                let pool = pool_options(max_connections)
                     .connect_with(options)
                     .await
                     .context("connecting to PostgreSQL")?;
@@ -320,6 +369,7 @@ impl Db {
                     catalogs: catalog_cache::Catalogs::default(),
                     listen_url: Some(ListenUrl(url.into())),
                     ready: ready::Ready::default(),
+                    store_keys: store_keys::StoreKeys::default(),
                 })
             }
         }
@@ -383,6 +433,8 @@ impl Db {
             backend: self.backend,
             ready: self.ready.clone(),
             made_ready: false,
+            store_keys: self.store_keys.clone(),
+            stores_changed: Vec::new(),
         }
     }
 

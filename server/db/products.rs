@@ -63,6 +63,7 @@ pub async fn upsert(tx: &mut Tx, store_id: &str, products: &[Product], now: i64)
         }
     }
     // A new version, never an old one again (see `catalog_cache`).
+    tx.store_changed(store_id);
     sqlx::query("UPDATE stores SET catalog_version = $1 WHERE id = $2")
         .bind(super::new_id())
         .bind(store_id)

@@ -2,7 +2,7 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::{flag, new_id, Db, Result};
+use super::{flag, new_id, Db, Result, Tx};
 use crate::auth::{digest, generate_secret, generate_webhook_secret, STORE_KEY_PREFIX};
 use crate::domain::routing::{RoutingMode, RoutingPolicy};
 
@@ -121,12 +121,13 @@ pub async fn create(
     Ok(NewStore { store, api_key })
 }
 
-/// The store an API key belongs to.
-pub async fn by_api_key(db: &Db, api_key: &str) -> Result<Option<Store>> {
+/// The store an API key belongs to, by the key's digest (callers go
+/// through the cache, [`super::store_keys`]).
+pub(super) async fn by_key_hash(db: &Db, key_hash: &str) -> Result<Option<Store>> {
     let row = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM stores WHERE api_key_hash = $1"
     ))
-    .bind(digest(api_key))
+    .bind(key_hash)
     .fetch_optional(db.reader())
     .await?;
     row.as_ref().map(from_row).transpose()
@@ -185,7 +186,8 @@ pub async fn by_name(db: &Db, name: &str) -> Result<Option<Store>> {
 }
 
 /// Replaces a store's routing policy; false when the store does not exist.
-pub async fn set_policy(conn: &mut AnyConnection, id: &str, p: &RoutingPolicy) -> Result<bool> {
+pub async fn set_policy(tx: &mut Tx, id: &str, p: &RoutingPolicy) -> Result<bool> {
+    tx.store_changed(id);
     let done = sqlx::query(
         "UPDATE stores SET threshold = $1, margin = $2, audit_rate = $3, audit_verdicts = $4, \
          high_value_cents = $5, receipt_sla_ms = $6, expected_exit_ms = $7, routing_mode = $9, \
@@ -201,50 +203,50 @@ pub async fn set_policy(conn: &mut AnyConnection, id: &str, p: &RoutingPolicy) -
     .bind(id)
     .bind(p.mode.as_str())
     .bind(p.review_cost_cents)
-    .execute(conn)
+    .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Allows or forbids the use of a store's data for training exports; false
 /// when there is no such store.
-pub async fn set_training_allowed(
-    conn: &mut AnyConnection,
-    id: &str,
-    allowed: bool,
-) -> Result<bool> {
+pub async fn set_training_allowed(tx: &mut Tx, id: &str, allowed: bool) -> Result<bool> {
+    tx.store_changed(id);
     let done = sqlx::query("UPDATE stores SET training_allowed = $1 WHERE id = $2")
         .bind(flag(allowed))
         .bind(id)
-        .execute(conn)
+        .execute(&mut **tx)
         .await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Turns blind review of every task of a store on or off; false when there
 /// is no such store.
-pub async fn set_blind_review(conn: &mut AnyConnection, id: &str, blind: bool) -> Result<bool> {
+pub async fn set_blind_review(tx: &mut Tx, id: &str, blind: bool) -> Result<bool> {
+    tx.store_changed(id);
     let done = sqlx::query("UPDATE stores SET blind_review = $1 WHERE id = $2")
         .bind(flag(blind))
         .bind(id)
-        .execute(conn)
+        .execute(&mut **tx)
         .await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Sets how many days a store keeps shopper video after the receipt is
 /// final; false when there is no such store.
-pub async fn set_retention(conn: &mut AnyConnection, id: &str, days: i64) -> Result<bool> {
+pub async fn set_retention(tx: &mut Tx, id: &str, days: i64) -> Result<bool> {
+    tx.store_changed(id);
     let done = sqlx::query("UPDATE stores SET media_retention_days = $1 WHERE id = $2")
         .bind(days)
         .bind(id)
-        .execute(conn)
+        .execute(&mut **tx)
         .await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Writes a store's name, webhook URL and retention.
-pub async fn set_settings(conn: &mut AnyConnection, store: &Store) -> Result<()> {
+pub async fn set_settings(tx: &mut Tx, store: &Store) -> Result<()> {
+    tx.store_changed(&store.id);
     sqlx::query(
         "UPDATE stores SET name = $1, webhook_url = $2, media_retention_days = $3 WHERE id = $4",
     )
@@ -252,7 +254,7 @@ pub async fn set_settings(conn: &mut AnyConnection, store: &Store) -> Result<()>
     .bind(&store.webhook_url)
     .bind(store.media_retention_days)
     .bind(&store.id)
-    .execute(conn)
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }
@@ -271,11 +273,12 @@ pub struct RotatedSecret {
 /// store can switch its verifier without losing one. (A secret replaced
 /// earlier, still in its overlap, ends now.) `None` for an unknown store.
 pub async fn rotate_webhook_secret(
-    conn: &mut AnyConnection,
+    tx: &mut Tx,
     id: &str,
     now: i64,
     overlap_ms: i64,
 ) -> Result<Option<RotatedSecret>> {
+    tx.store_changed(id);
     let rotated = RotatedSecret {
         secret: generate_webhook_secret(),
         previous_valid_until: now.saturating_add(overlap_ms),
@@ -287,18 +290,19 @@ pub async fn rotate_webhook_secret(
     .bind(rotated.previous_valid_until)
     .bind(&rotated.secret)
     .bind(id)
-    .execute(conn)
+    .execute(&mut **tx)
     .await?;
     Ok((done.rows_affected() == 1).then_some(rotated))
 }
 
 /// Issues a new API key for a store, invalidating the old one.
-pub async fn rotate_api_key(conn: &mut AnyConnection, id: &str) -> Result<Option<String>> {
+pub async fn rotate_api_key(tx: &mut Tx, id: &str) -> Result<Option<String>> {
+    tx.store_changed(id);
     let key = generate_secret(STORE_KEY_PREFIX);
     let done = sqlx::query("UPDATE stores SET api_key_hash = $1 WHERE id = $2")
         .bind(digest(&key))
         .bind(id)
-        .execute(conn)
+        .execute(&mut **tx)
         .await?;
     Ok((done.rows_affected() == 1).then_some(key))
 }

@@ -1106,10 +1106,34 @@ pub async fn insert(tx: &mut Tx, t: &NewTask<'_>) -> Result<()> {
 
 /// Opens review tasks, in as few statements as the parameter limit allows.
 pub async fn insert_many(tx: &mut Tx, list: &[NewTask<'_>]) -> Result<()> {
-    let rows: Vec<Vec<Val>> = list
-        .iter()
+    super::bulk::insert_rows(tx, INSERT_TASKS, &task_rows(list), "").await?;
+    if list.iter().any(|t| t.status == TaskStatus::Ready) {
+        tx.tasks_ready();
+    }
+    Ok(())
+}
+
+/// New tasks as one statement of a [`super::batch::Batch`], which must
+/// store every one; a ready one makes the batch announce it.
+pub fn insert_stmt(list: &[NewTask<'_>]) -> Stmt {
+    let stmt =
+        super::bulk::insert_stmt(INSERT_TASKS, &["?"; NEW_TASK_COLUMNS], &task_rows(list), "")
+            .expect_rows(list.len() as u64, "a task was not stored");
+    if list.iter().any(|t| t.status == TaskStatus::Ready) {
+        stmt.makes_ready()
+    } else {
+        stmt
+    }
+}
+
+const INSERT_TASKS: &str = "INSERT INTO review_tasks (id, event_pk, store_id, session_id, \
+     reason, required_verdicts, status, deadline_at, created_at, updated_at, purpose, priority)";
+const NEW_TASK_COLUMNS: usize = 12;
+
+fn task_rows(list: &[NewTask<'_>]) -> Vec<Vec<Val>> {
+    list.iter()
         .map(|t| {
-            vec![
+            let row = vec![
                 Val::Text(t.id.into()),
                 Val::Text(t.event_pk.into()),
                 Val::Text(t.store_id.into()),
@@ -1122,21 +1146,11 @@ pub async fn insert_many(tx: &mut Tx, list: &[NewTask<'_>]) -> Result<()> {
                 Val::Int(t.now),
                 Val::Text(t.purpose.as_str().into()),
                 Val::Int(t.purpose.priority()),
-            ]
+            ];
+            debug_assert_eq!(row.len(), NEW_TASK_COLUMNS);
+            row
         })
-        .collect();
-    super::bulk::insert_rows(
-        tx,
-        "INSERT INTO review_tasks (id, event_pk, store_id, session_id, reason, required_verdicts, \
-         status, deadline_at, created_at, updated_at, purpose, priority)",
-        &rows,
-        "",
-    )
-    .await?;
-    if list.iter().any(|t| t.status == TaskStatus::Ready) {
-        tx.tasks_ready();
-    }
-    Ok(())
+        .collect()
 }
 
 /// Sets a task's status (a task opened before its clips were attached).

@@ -421,20 +421,24 @@ impl TokenCache {
 pub const ACCESS_CHANNEL: &str = "recount_access";
 
 /// What changed: every token of a user (disabled, signed out, new
-/// password, other stores, paused) or one token (a sign-out).
+/// password, other stores, paused), one token (a sign-out), or a store's
+/// row (its key, policy, catalog version, settings: [`super::store_keys`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccessChange {
     /// A user's cached tokens are stale.
     User(String),
     /// One token (by digest) ended.
     Token(String),
+    /// A store's cached row is stale.
+    Store(String),
 }
 
 impl AccessChange {
-    fn payload(&self) -> String {
+    pub(super) fn payload(&self) -> String {
         match self {
             AccessChange::User(id) => format!("user:{id}"),
             AccessChange::Token(hash) => format!("token:{hash}"),
+            AccessChange::Store(id) => format!("store:{id}"),
         }
     }
 
@@ -442,6 +446,9 @@ impl AccessChange {
     pub fn parse(payload: &str) -> Option<AccessChange> {
         if let Some(id) = payload.strip_prefix("user:") {
             return Some(AccessChange::User(id.into()));
+        }
+        if let Some(id) = payload.strip_prefix("store:") {
+            return Some(AccessChange::Store(id.into()));
         }
         payload
             .strip_prefix("token:")
@@ -475,6 +482,8 @@ impl TokenCache {
             AccessChange::Token(hash) => {
                 self.entries.lock().expect("token cache").remove(hash);
             }
+            // No token changes with a store.
+            AccessChange::Store(_) => {}
         }
     }
 

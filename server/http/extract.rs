@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use super::session;
 use crate::auth::{Role, STORE_KEY_PREFIX, USER_TOKEN_PREFIX};
-use crate::db::stores::{self, Store};
+use crate::db::stores::Store;
 use crate::db::users::User;
 use crate::error::{Code, Error};
 use crate::AppState;
@@ -56,7 +56,7 @@ impl FromRequestParts<AppState> for Caller {
             },
         };
         if secret.starts_with(STORE_KEY_PREFIX) {
-            if let Some(store) = stores::by_api_key(&state.db, &secret).await? {
+            if let Some(store) = state.db.store_keys.store(&state.db, &secret).await? {
                 return Ok(Caller::Store(store));
             }
         } else if secret.starts_with(USER_TOKEN_PREFIX) {

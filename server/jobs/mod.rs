@@ -140,19 +140,21 @@ async fn token_purge_loop(state: AppState) {
 /// Listens, on PostgreSQL, for what other instances announce:
 ///
 /// - access changes (a user disabled, signed out, paused, given other
-///   stores; a token ended): the cached tokens are forgotten at once, so such
-///   a change holds on every instance at once, not within the cache's
-///   freshness;
+///   stores; a token ended; a store's row changed): the cached tokens or
+///   store are forgotten at once, so such a change holds on every instance
+///   at once, not within the cache's freshness;
 /// - ready tasks: this instance's waiting claims look again
 ///   ([`crate::db::ready`]).
 ///
 /// After a lost connection announcements may have been missed meanwhile:
-/// the whole token cache is forgotten and the waiting claims look again.
+/// the whole token and store caches are forgotten and the waiting claims
+/// look again.
 pub async fn listener(state: AppState) {
     use crate::db::ready::{listener, READY_CHANNEL};
     use crate::db::users::{AccessChange, ACCESS_CHANNEL};
     let missed = |state: &AppState| {
         state.tokens.clear();
+        state.db.store_keys.clear();
         state.db.ready.bump();
     };
     loop {
@@ -163,8 +165,10 @@ pub async fn listener(state: AppState) {
                     match listener.try_recv().await {
                         Ok(Some(n)) if n.channel() == READY_CHANNEL => state.db.ready.bump(),
                         Ok(Some(n)) if n.channel() == ACCESS_CHANNEL => {
-                            if let Some(change) = AccessChange::parse(n.payload()) {
-                                state.tokens.apply(&change);
+                            match AccessChange::parse(n.payload()) {
+                                Some(AccessChange::Store(id)) => state.db.store_keys.forget(&id),
+                                Some(change) => state.tokens.apply(&change),
+                                None => {}
                             }
                         }
                         Ok(Some(_)) => {}

@@ -742,3 +742,44 @@ macro_rules! dual {
         }
     )+};
 }
+
+/// Waits until `done` says so, looking every 5 ms, or fails after 10 s
+/// saying `never`.
+pub async fn until<F: std::future::Future<Output = bool>>(
+    mut done: impl FnMut() -> F,
+    never: &str,
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done().await {
+        assert!(std::time::Instant::now() < deadline, "{never}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits until a statement of the app's database (PostgreSQL) waits for a
+/// row lock, or fails after 10 s.
+pub async fn until_a_lock_wait(app: &TestApp) {
+    let waiting = "SELECT COUNT(*) FROM pg_stat_activity \
+                   WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    until(
+        || async { app.count(waiting).await > 0 },
+        "no statement ever waited for a row lock",
+    )
+    .await;
+}
+
+/// Starts `instance`'s listener for other instances' announcements
+/// (PostgreSQL) and waits until it listens: the listener moves the ready
+/// signal once it is connected (announcements may have been missed
+/// before), and from then on only a notification moves it. The listener's
+/// task, to abort at the end.
+pub async fn listening(instance: &recount::AppState) -> tokio::task::JoinHandle<()> {
+    let mut connected = instance.db.ready.watch();
+    connected.borrow_and_update();
+    let listener = tokio::spawn(recount::jobs::listener(instance.clone()));
+    tokio::time::timeout(std::time::Duration::from_secs(10), connected.changed())
+        .await
+        .expect("the listener never connected")
+        .unwrap();
+    listener
+}

@@ -19,6 +19,8 @@ use crate::error::{Code, Error, Result};
 use crate::review::receipts::session_refused;
 use crate::review::{locks, media};
 
+mod at_once;
+
 /// Inserts or updates products of a store's catalog, in one transaction.
 pub async fn upsert_products(db: &Db, store_id: &str, list: &[Product], now: i64) -> Result<()> {
     let mut tx = db.begin().await?;
@@ -156,17 +158,18 @@ pub async fn calibration_of(
 /// another request stored one of the ids between this one's read and write.
 const ATTEMPTS: usize = 3;
 
-/// Ingests events in one transaction, all or none, in order; their outcomes
-/// in request order. `audit_draw` gives each new event its uniform draw for
+/// Ingests events all or none, in order; their outcomes in request order. `audit_draw` gives each new event its uniform draw for
 /// the audit sample; `labor` is what labeler time costs, for a store in
 /// charge-aware mode that does not set its own review cost (its measured
 /// median handling time replaces the configured one once it has
 /// [`charge::MIN_MEASURED`] verdicts).
 ///
 /// Every event is decided in memory first, from what the request reads in a
-/// few set statements ([`Batch::prepare`]); then its rows are written in
-/// multi-row statements ([`write`]): a request of a hundred events costs
-/// about as many round trips as one of a single event.
+/// few set statements ([`Batch::read`], [`Batch::lock`]); then its rows are
+/// written in multi-row statements ([`write`]): a request of a hundred
+/// events costs about as many round trips as one of a single event. On
+/// PostgreSQL a request of events without clips is first tried as one
+/// statement that reads nothing under lock ([`at_once`]).
 pub async fn ingest(
     db: &Db,
     store: &Store,
@@ -178,11 +181,21 @@ pub async fn ingest(
     let events: Vec<&ValidEvent> = incoming.iter().map(|i| i.event).collect();
     // Drawn once: an event's audit sample does not depend on retries.
     let draws: Vec<f64> = incoming.iter().map(|_| audit_draw()).collect();
-    let mut read_stored = false;
+    let mut read_stored = match at_once::ingest(db, store, incoming, &draws, now, labor).await? {
+        at_once::Tried::Written(outcomes) => {
+            crate::metrics::ingest_path("one_statement");
+            return Ok(counted(outcomes));
+        }
+        at_once::Tried::NotApplicable => false,
+        // Something it assumed was not so: read everything, stored events too.
+        at_once::Tried::Deferred => true,
+    };
     'attempts: for attempt in 1..=ATTEMPTS {
         let mut tx = db.begin().await?;
-        let mut batch =
-            Batch::prepare(&mut tx, db, store, &events, now, labor, read_stored).await?;
+        let mut batch = Batch::read(&mut tx, db, store, &events, now, labor).await?;
+        batch
+            .lock(&mut tx, store, &events, now, read_stored)
+            .await?;
         let mut plans = Vec::with_capacity(incoming.len());
         for (i, inc) in incoming.iter().enumerate() {
             match plan(&mut tx, &mut batch, store, inc, now, draws[i]).await {
@@ -206,17 +219,22 @@ pub async fn ingest(
             continue;
         }
         tx.commit().await?;
-        let outcomes: Vec<Outcome> = plans.into_iter().map(|p| p.outcome).collect();
-        for o in outcomes.iter().filter(|o| !o.replayed) {
-            crate::metrics::event_ingested(&o.route);
-        }
-        return Ok(outcomes);
+        crate::metrics::ingest_path("transaction");
+        return Ok(counted(plans.into_iter().map(|p| p.outcome).collect()));
     }
     Err(Error::new(
         Code::Unavailable,
         "other requests kept storing the same event ids; retry",
     )
     .into())
+}
+
+/// Counts the new events of stored outcomes.
+fn counted(outcomes: Vec<Outcome>) -> Vec<Outcome> {
+    for o in outcomes.iter().filter(|o| !o.replayed) {
+        crate::metrics::event_ingested(&o.route);
+    }
+    outcomes
 }
 
 /// What a request of events needs from the database, read once for all of
@@ -238,16 +256,15 @@ struct Batch {
 }
 
 impl Batch {
-    /// Reads and locks what `events` need, inside `tx`; which of their ids
-    /// are stored already only when `read_stored`.
-    async fn prepare(
-        tx: &mut Tx,
+    /// Reads what `events` need that no lock guards: their catalog entries
+    /// and, for a charge-aware store, its review cost and calibrations.
+    async fn read(
+        conn: &mut sqlx::AnyConnection,
         db: &Db,
         store: &Store,
         events: &[&ValidEvent],
         now: i64,
         labor: LaborCost,
-        read_stored: bool,
     ) -> Result<Batch> {
         let mut batch = Batch::default();
         let skus: BTreeSet<&str> = events
@@ -257,30 +274,69 @@ impl Batch {
         let skus: Vec<&str> = skus.into_iter().collect();
         batch.catalog = db
             .catalogs
-            .find(tx, &store.id, &store.catalog_version, &skus)
+            .find(conn, &store.id, &store.catalog_version, &skus)
             .await?;
+        if store.policy.mode == RoutingMode::ChargeAware {
+            batch.review_cost_cents = review_cost_of(conn, store, labor).await?;
+            let models: BTreeSet<Option<&str>> =
+                events.iter().map(|e| e.model_version.as_deref()).collect();
+            for model in models {
+                let fitted = calibration_of(conn, store, model, now).await?;
+                batch.calibrations.insert(model.map(str::to_string), fitted);
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Locks the sessions of `events` inside `tx` (creating the new ones)
+    /// and reads their states; which of their ids are stored already only
+    /// when `read_stored`.
+    async fn lock(
+        &mut self,
+        tx: &mut Tx,
+        store: &Store,
+        events: &[&ValidEvent],
+        now: i64,
+        read_stored: bool,
+    ) -> Result<()> {
         if read_stored {
             let ids: BTreeSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
             let ids: Vec<&str> = ids.into_iter().collect();
             for stored in events::stored(tx, &store.id, &ids).await? {
                 let outcome = Outcome::replay_of(&stored);
-                batch
-                    .stored
+                self.stored
                     .insert(stored.event_id, (stored.request_hash, outcome));
             }
         }
         let sessions: Vec<&str> = events.iter().map(|e| e.session_id.as_str()).collect();
-        batch.sessions = locks::sessions(tx, &store.id, &sessions, now).await?;
-        if store.policy.mode == RoutingMode::ChargeAware {
-            batch.review_cost_cents = review_cost_of(tx, store, labor).await?;
-            let models: BTreeSet<Option<&str>> =
-                events.iter().map(|e| e.model_version.as_deref()).collect();
-            for model in models {
-                let fitted = calibration_of(tx, store, model, now).await?;
-                batch.calibrations.insert(model.map(str::to_string), fitted);
-            }
+        self.sessions = locks::sessions(tx, &store.id, &sessions, now).await?;
+        Ok(())
+    }
+
+    /// For an event that is not new: its stored answer (a replay), or a
+    /// conflict when the content differs.
+    fn replayed<'a>(&self, inc: &Incoming<'a>) -> Result<Option<Plan<'a>>> {
+        Ok(self
+            .replay(&inc.event.event_id, inc.request_hash)?
+            .map(|previous| Plan {
+                outcome: previous,
+                new: None,
+            }))
+    }
+
+    /// Refuses an event naming a sku the catalog does not have.
+    fn check_catalog(&self, ev: &ValidEvent) -> Result<()> {
+        match ev
+            .candidates
+            .iter()
+            .find(|c| !self.catalog.contains_key(&c.sku))
+        {
+            Some(unknown) => Err(Error::new(
+                Code::UnknownSku,
+                format!("sku {:?} is not in the store's catalog", unknown.sku),
+            )),
+            None => Ok(()),
         }
-        Ok(batch)
     }
 
     /// The stored answer for an event id, or a conflict when the content differs.
@@ -374,27 +430,29 @@ async fn plan<'a>(
     audit_draw: f64,
 ) -> Result<Plan<'a>> {
     let ev: &'a ValidEvent = inc.event;
-    if let Some(previous) = batch.replay(&ev.event_id, inc.request_hash)? {
-        return Ok(Plan {
-            outcome: previous,
-            new: None,
-        });
+    if let Some(replay) = batch.replayed(inc)? {
+        return Ok(replay);
     }
-
-    let catalog = &batch.catalog;
-    if let Some(unknown) = ev.candidates.iter().find(|c| !catalog.contains_key(&c.sku)) {
-        return Err(Error::new(
-            Code::UnknownSku,
-            format!("sku {:?} is not in the store's catalog", unknown.sku),
-        ));
-    }
-
+    batch.check_catalog(ev)?;
     media::check_owned(tx, &store.id, &ev.clips).await?;
     let mut clip_ids = ev.clips.clone();
     for window in &ev.cameras {
         clip_ids.push(media::cut_window(tx, &store.id, window, now).await?);
     }
+    decide(batch, store, inc, clip_ids, audit_draw)
+}
 
+/// Routes a new event whose skus are in the catalog, with its clips:
+/// its answer and its rows.
+fn decide<'a>(
+    batch: &mut Batch,
+    store: &Store,
+    inc: &Incoming<'a>,
+    clip_ids: Vec<String>,
+    audit_draw: f64,
+) -> Result<Plan<'a>> {
+    let ev: &'a ValidEvent = inc.event;
+    let catalog = &batch.catalog;
     let Some(session) = batch.sessions.get(&ev.session_id) else {
         return Err(anyhow::anyhow!("session {} was not prepared", ev.session_id).into());
     };
@@ -481,9 +539,41 @@ async fn write(tx: &mut Tx, store: &Store, plans: &[Plan<'_>], now: i64) -> Resu
         return Ok(false);
     }
 
-    let mut opened: Vec<(NewTask<'_>, &NewRows<'_>)> = Vec::new();
+    let (opened, holding) = tasks_of(store, &new, now);
+    let tasks: Vec<NewTask<'_>> = opened.iter().map(|(t, _)| *t).collect();
+    tasks::insert_many(tx, &tasks).await?;
+    // A task is claimable once its clips are processed (or have failed).
+    for (task, n) in opened.iter().filter(|(_, n)| !n.clip_ids.is_empty()) {
+        let posters = media::attach_to_task(
+            tx,
+            &store.id,
+            task.id,
+            &n.clip_ids,
+            n.event.occurred_at,
+            now,
+        )
+        .await?;
+        let status = lifecycle::new_task_status(&posters);
+        if status != TaskStatus::Ready {
+            tasks::set_status(tx, task.id, status).await?;
+        }
+    }
+    let holding: Vec<(&str, i64)> = holding.into_iter().filter(|(_, n)| *n > 0).collect();
+    events::add_open_reviews(tx, &store.id, &holding).await?;
+    Ok(true)
+}
+
+/// The tasks new events open, and the open reviews they add per session
+/// (every session of `new`, zero where none holds its receipt).
+fn tasks_of<'p>(
+    store: &'p Store,
+    new: &[(&'p Outcome, &'p NewRows<'p>)],
+    now: i64,
+) -> (Vec<(NewTask<'p>, &'p NewRows<'p>)>, BTreeMap<&'p str, i64>) {
+    let mut opened = Vec::new();
     let mut holding: BTreeMap<&str, i64> = BTreeMap::new();
-    for (outcome, n) in &new {
+    for (outcome, n) in new {
+        let held = holding.entry(n.event.session_id.as_str()).or_default();
         let (
             Some(task_id),
             Route::Review {
@@ -507,30 +597,10 @@ async fn write(tx: &mut Tx, store: &Store, plans: &[Plan<'_>], now: i64) -> Resu
             deadline_at: n.deadline_at,
             now,
         };
-        opened.push((task, n));
+        opened.push((task, *n));
         if purpose.holds_receipt() {
-            *holding.entry(n.event.session_id.as_str()).or_default() += 1;
+            *held += 1;
         }
     }
-    let tasks: Vec<NewTask<'_>> = opened.iter().map(|(t, _)| *t).collect();
-    tasks::insert_many(tx, &tasks).await?;
-    // A task is claimable once its clips are processed (or have failed).
-    for (task, n) in opened.iter().filter(|(_, n)| !n.clip_ids.is_empty()) {
-        let posters = media::attach_to_task(
-            tx,
-            &store.id,
-            task.id,
-            &n.clip_ids,
-            n.event.occurred_at,
-            now,
-        )
-        .await?;
-        let status = lifecycle::new_task_status(&posters);
-        if status != TaskStatus::Ready {
-            tasks::set_status(tx, task.id, status).await?;
-        }
-    }
-    let holding: Vec<(&str, i64)> = holding.into_iter().collect();
-    events::add_open_reviews(tx, &store.id, &holding).await?;
-    Ok(true)
+    (opened, holding)
 }
