@@ -1694,3 +1694,51 @@ async fn a_batch_of_writes_runs_as_one_with_each_statements_count(backend: Backe
     assert_eq!(ids, vec!["a", "b"]);
 }
 dual!(a_batch_of_writes_runs_as_one_with_each_statements_count);
+
+/// A batch run alone on PostgreSQL commits when the server has already
+/// sent its row of counts; an error at that commit (here a deferred
+/// foreign key; in production a full notification queue) must still reach
+/// the caller, and nothing of it stays. sqlx's `Any` driver answers
+/// `fetch_one` at the first row and would report the write done. In a
+/// transaction the same error comes with `COMMIT`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_an_error_at_a_lone_batchs_commit_fails_it() {
+    use recount::db::batch::{Batch, Stmt};
+    let handle = common::TestDb::new(Backend::Postgres).await;
+    let db = handle.connect().await;
+    for table in [
+        "CREATE TABLE parent (id TEXT PRIMARY KEY)",
+        "CREATE TABLE child (id TEXT PRIMARY KEY, parent_id TEXT NOT NULL \
+         REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED)",
+    ] {
+        sqlx::query(table).execute(db.writer()).await.unwrap();
+    }
+    let orphan = || {
+        let mut writes = Batch::default();
+        writes.push(Stmt::new("INSERT INTO parent (id) VALUES ($1)").bind("p1"));
+        writes.push(
+            Stmt::new("INSERT INTO child (id, parent_id) VALUES ($1, $2)")
+                .bind("c1")
+                .bind("nobody")
+                .expect_rows(1, "one child"),
+        );
+        writes
+    };
+
+    let mut conn = db.writer().acquire().await.unwrap();
+    let err = orphan().run_alone(&db, &mut conn).await.unwrap_err();
+    assert!(err.to_string().contains("foreign key"), "{err}");
+    drop(conn);
+
+    let mut tx = db.begin().await.unwrap();
+    assert_eq!(orphan().run(&mut tx).await.unwrap(), vec![1, 1]);
+    let err = tx.commit().await.unwrap_err();
+    assert!(err.to_string().contains("foreign key"), "{err}");
+
+    let stored: i64 =
+        sqlx::query_scalar("SELECT (SELECT COUNT(*) FROM parent) + (SELECT COUNT(*) FROM child)")
+            .fetch_one(db.reader())
+            .await
+            .unwrap();
+    assert_eq!(stored, 0);
+}

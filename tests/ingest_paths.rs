@@ -248,15 +248,16 @@ async fn on_postgres_an_event_waiting_for_an_exit_takes_the_exit_into_account() 
 }
 
 /// Concurrent batches naming the same sessions, some stored before and
-/// some new, each with a store's retry of a stored event among its new
-/// ones (so that on PostgreSQL they go through the transaction, which
-/// locks every session first): every request is stored, and none is
-/// refused for a deadlock. Each transaction must lock its sessions in one
-/// order, also a session another request created while it waited.
+/// some new: every request is stored, and none is refused for a deadlock.
+/// In every other round each batch also carries a store's retry of a
+/// stored event, so that on PostgreSQL those rounds go through the
+/// transaction (which locks every session first) and the others through
+/// the one statement. Each must lock its sessions in one order, also a
+/// session another request created while it waited.
 async fn concurrent_batches_over_the_same_sessions_all_land(backend: Backend) {
     let app = TestApp::start(backend).await;
     let (_, key) = app.store_with_catalog().await;
-    const ROUNDS: usize = 12;
+    const ROUNDS: usize = 16;
     const SESSIONS: usize = 40;
     const BATCHES: usize = 8;
     for round in 0..ROUNDS {
@@ -289,14 +290,17 @@ async fn concurrent_batches_over_the_same_sessions_all_land(backend: Backend) {
                 })
                 .collect();
             events.rotate_left(b * 5 % SESSIONS);
-            events.push(stored(0));
+            if round % 2 == 0 {
+                events.push(stored(0));
+            }
             let key = key.clone();
             let app = &app;
             async move { app.events(&key, Value::Array(events)).await }
         });
         for (s, out) in futures::future::join_all(requests).await {
             assert_eq!(s, StatusCode::OK, "{out}");
-            assert_eq!(out.as_array().map(Vec::len), Some(SESSIONS + 1));
+            let retried = usize::from(round % 2 == 0);
+            assert_eq!(out.as_array().map(Vec::len), Some(SESSIONS + retried));
         }
     }
     assert_eq!(

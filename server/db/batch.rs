@@ -142,12 +142,14 @@ impl Batch {
                 query = value.bind_to(query);
             }
         }
-        let row = match query.fetch_one(&mut *conn).await {
+        let row = match whole_answer(query, conn).await {
             Ok(row) => row,
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(EXPECTATION_FAILED) => {
+            Err(Error::Query(sqlx::Error::Database(e)))
+                if e.code().as_deref() == Some(EXPECTATION_FAILED) =>
+            {
                 return Ok(None);
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
         tally::committed();
         // Column 0 is the check; the counts follow.
@@ -248,7 +250,7 @@ impl Batch {
                 vec![query.execute(&mut **tx).await?.rows_affected()]
             }
             (Backend::Postgres, n) => {
-                let row = query.fetch_one(&mut **tx).await?;
+                let row = whole_answer(query, tx).await?;
                 (0..n)
                     .map(|i| Ok(row.try_get::<i64, _>(i)? as u64))
                     .collect::<Result<Vec<u64>>>()?
@@ -287,6 +289,26 @@ impl Batch {
             Backend::Sqlite => parts.join(";\n"),
         }
     }
+}
+
+/// The one row of a batch's statement on PostgreSQL, read with everything
+/// the server answers after it. sqlx's `Any` driver answers `fetch_one` at
+/// the first row and leaves the rest unread; PostgreSQL runs a statement
+/// with data-modifying `WITH` parts to its end before it sends a row, but
+/// commits an autocommitted one ([`Batch::run_alone`]) after: an error of
+/// that commit (a deferred constraint, a full notification queue) would be
+/// left unread and the write reported done though it was undone
+/// (`core_loop::on_postgres_an_error_at_a_lone_batchs_commit_fails_it`).
+async fn whole_answer<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    conn: &mut AnyConnection,
+) -> Result<AnyRow> {
+    query
+        .fetch_all(conn)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Data("a batch's statement returned no row".into()))
 }
 
 /// What one statement of a multi-statement query returned.

@@ -278,12 +278,12 @@ const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FU
 /// without a ping. sqlx pings every connection it hands out by default: on
 /// PostgreSQL a round trip, on SQLite a hand-off to the connection's
 /// thread, before every request's first statement (a quarter of a claim's
-/// round trips, half of a plain event's). A connection in steady use is
-/// handed out again within milliseconds, and one that broke since is
-/// found by the statement itself (the request fails, the connection is
-/// dropped); one idle for longer, which a restarted database or a dropped
-/// network path may have closed meanwhile, is still pinged first and
-/// replaced if it does not answer.
+/// round trips, half of a plain event's). It also pings every connection
+/// given back to the pool (sqlx 0.8 always does), after the request has
+/// its answer, and drops one that does not answer: a connection in steady
+/// use was checked moments ago. One idle for longer, which a restarted
+/// database or a dropped network path may have closed meanwhile, is still
+/// pinged before use and replaced if it does not answer.
 const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// Pool settings shared by every pool: `max` connections, each pinged
